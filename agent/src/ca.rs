@@ -1,0 +1,1 @@
+//! placeholder: cluster CA (being written)

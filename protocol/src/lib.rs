@@ -1,0 +1,36 @@
+//! quorate's wire protocol: every type that crosses a socket, and nothing else.
+//!
+//! What is on the wire:
+//! - **Datagrams** ([`Datagram`]): QUIC DATAGRAM frames between agents — heartbeats and
+//!   goodbyes (and, later, election messages). At most [`MAX_DATAGRAM`] bytes each.
+//! - **Stream frames** ([`Frame`]): length-prefixed messages on QUIC streams — the hello
+//!   exchange that binds a connection to a node id, and full [`NodeState`] fetches.
+//!   At most [`MAX_FRAME`] bytes each.
+//!
+//! Every datagram and every frame body begins with [`PROTOCOL_VERSION`]. The bytes after
+//! it are postcard 1.x (a published, stable format). A change to any type here changes the
+//! golden vectors in `tests/golden/` and is a protocol bump.
+//!
+//! This crate owns the size limits and checks them *before* allocating. Decoders return
+//! [`DecodeError`] on any byte string; they never panic. It must never depend on tokio,
+//! quinn or anything that does IO.
+
+mod codec;
+mod ids;
+mod messages;
+mod state;
+pub mod status;
+mod version;
+
+pub use codec::{
+    DecodeError, EncodeError, FRAME_HEADER_LEN, decode_datagram, decode_frame_body,
+    encode_datagram, encode_frame, frame_body_len,
+};
+pub use ids::{ClusterName, IdError, Incarnation, NodeId, Seq, Term, WallMicros};
+pub use messages::{
+    Datagram, Echo, Frame, Goodbye, HealthBits, Heartbeat, Hello, LoadFigures, StateDigest,
+};
+pub use state::{Mode, NodeState};
+pub use version::{
+    ALPN_CTL, ALPN_PEER, CloseCode, MAX_DATAGRAM, MAX_FRAME, PEER_SERVER_NAME, PROTOCOL_VERSION,
+};

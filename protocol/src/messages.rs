@@ -1,0 +1,130 @@
+//! Datagrams and stream frames exchanged between agents.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ClusterName, Incarnation, NodeId, Seq, Term, WallMicros};
+use crate::state::{Mode, NodeState};
+
+/// Everything sent as a QUIC DATAGRAM between agents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Datagram {
+    Heartbeat(Heartbeat),
+    Goodbye(Goodbye),
+}
+
+/// Everything sent as a length-prefixed frame on a QUIC stream between agents.
+///
+/// A connection starts with the dialer opening a bidirectional stream and sending
+/// [`Frame::Hello`]; the listener answers with its own. Later, either side may open a
+/// bidirectional stream with [`Frame::StateRequest`] and read one [`Frame::State`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Frame {
+    Hello(Hello),
+    StateRequest,
+    State(NodeState),
+}
+
+/// Binds a connection to a node: checked against the peer's certificate, the cluster
+/// name and the configured peer list before anything else is accepted on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub cluster: ClusterName,
+    pub node: NodeId,
+    pub incarnation: Incarnation,
+    /// The address this node's peers have in their `peers` lists.
+    pub advertise: String,
+    pub mode: Mode,
+}
+
+/// A node leaving cleanly: its peers mark it `left` at once instead of suspecting it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Goodbye {
+    pub node: NodeId,
+    pub incarnation: Incarnation,
+}
+
+/// NTP-style echo of the last heartbeat received from the peer this one is sent to.
+///
+/// With the echoing heartbeat's own send time `t3` and its arrival time `t4`:
+/// RTT = `(t4 - t1) - held`, offset = `((t2 - t1) + (t3 - t4)) / 2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Echo {
+    /// `t1`: the echoed heartbeat's send time, on the peer's wall clock.
+    pub peer_sent: WallMicros,
+    /// `t2`: when it arrived here, on this node's wall clock.
+    pub received: WallMicros,
+    /// Microseconds between that arrival and this send, on this node's monotonic clock.
+    #[serde(with = "postcard::fixint::le")]
+    pub held_us: u32,
+}
+
+/// Health summary carried in every heartbeat: which reasons hold right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HealthBits(#[serde(with = "postcard::fixint::le")] pub u32);
+
+impl HealthBits {
+    /// Joined and first round of checks done.
+    pub const READY: u32 = 1 << 0;
+    /// Fit for traffic.
+    pub const HEALTHY: u32 = 1 << 1;
+    /// Drained by an operator.
+    pub const DRAINING: u32 = 1 << 2;
+    /// Load above its thresholds.
+    pub const OVERLOADED: u32 = 1 << 3;
+    /// The application check fails.
+    pub const APP_FAIL: u32 = 1 << 4;
+    /// A required mount fails.
+    pub const MOUNT_FAIL: u32 = 1 << 5;
+
+    pub fn has(self, bit: u32) -> bool {
+        self.0 & bit != 0
+    }
+
+    pub fn with(self, bit: u32, on: bool) -> Self {
+        if on {
+            Self(self.0 | bit)
+        } else {
+            Self(self.0 & !bit)
+        }
+    }
+}
+
+/// Load figures in fixed-point so a heartbeat keeps a constant size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LoadFigures {
+    /// CPU use, 0–1000 (‰ of all cores).
+    #[serde(with = "postcard::fixint::le")]
+    pub cpu_permille: u16,
+    /// Memory use, 0–1000 (‰).
+    #[serde(with = "postcard::fixint::le")]
+    pub mem_permille: u16,
+    /// 1-minute load average × 100.
+    #[serde(with = "postcard::fixint::le")]
+    pub load1_centi: u32,
+}
+
+/// Hash of a node's [`NodeState`]; a change tells receivers to fetch it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct StateDigest(#[serde(with = "postcard::fixint::le")] pub u64);
+
+/// The heartbeat datagram. Fixed-width integers keep its size constant in a steady
+/// cluster (see `tests/golden.rs` for the byte count).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub node: NodeId,
+    pub incarnation: Incarnation,
+    pub seq: Seq,
+    /// `t3` for the peer's echo arithmetic: this node's wall clock at send.
+    pub sent: WallMicros,
+    pub echo: Option<Echo>,
+    /// The sender's current term.
+    pub term: Term,
+    /// Who the sender believes is primary in `term`.
+    pub primary: Option<NodeId>,
+    /// Reserved for the election: the send time (the primary's) of the newest lease
+    /// heartbeat this node acknowledges.
+    pub lease_ack: Option<WallMicros>,
+    pub health: HealthBits,
+    pub load: LoadFigures,
+    pub digest: StateDigest,
+}

@@ -1,0 +1,55 @@
+//! Protocol version, ALPN identifiers, size limits and connection close codes.
+
+/// Version byte that starts every datagram and frame body. Bump it on any change to the
+/// encoding of a type in this crate (the golden vectors will tell you).
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// ALPN for agent ↔ agent connections.
+pub const ALPN_PEER: &[u8] = b"quorate-peer/1";
+/// ALPN for operator tools ↔ agent connections.
+pub const ALPN_CTL: &[u8] = b"quorate-ctl/1";
+
+/// Largest datagram payload, version byte included. quinn's datagram limit at the
+/// minimum QUIC MTU (1200) is 1162 bytes; we keep headroom below it.
+pub const MAX_DATAGRAM: usize = 1100;
+
+/// Largest stream frame body (version byte included, length prefix excluded).
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// TLS server name every node certificate carries besides its node id. Peers dial by
+/// address and learn the node id from the hello, so the handshake verifies this name
+/// and the hello's node id is then checked against the certificate.
+pub const PEER_SERVER_NAME: &str = "peer.quorate";
+
+/// QUIC application close codes: why a connection was closed, so both ends can log it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum CloseCode {
+    /// The node is shutting down cleanly (its peers mark it `left`).
+    Goodbye = 0x100,
+    /// The peer speaks another protocol version; the reason text says which.
+    VersionMismatch = 0x101,
+    /// The peer belongs to another cluster.
+    WrongCluster = 0x102,
+    /// The certificate does not name the node id the hello claims, or the node is not
+    /// a configured peer.
+    Identity = 0x103,
+    /// A malformed or oversized message.
+    Protocol = 0x104,
+    /// A newer connection from the same node replaced this one.
+    Replaced = 0x105,
+}
+
+impl CloseCode {
+    pub fn from_u64(code: u64) -> Option<Self> {
+        Some(match code {
+            0x100 => Self::Goodbye,
+            0x101 => Self::VersionMismatch,
+            0x102 => Self::WrongCluster,
+            0x103 => Self::Identity,
+            0x104 => Self::Protocol,
+            0x105 => Self::Replaced,
+            _ => return None,
+        })
+    }
+}
