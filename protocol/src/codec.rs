@@ -35,7 +35,11 @@ pub enum EncodeError {
     Serialize(String),
 }
 
-fn encode_body<T: serde::Serialize>(msg: &T, cap: usize, prefix: usize) -> Result<Vec<u8>, EncodeError> {
+fn encode_body<T: serde::Serialize>(
+    msg: &T,
+    cap: usize,
+    prefix: usize,
+) -> Result<Vec<u8>, EncodeError> {
     let mut out = vec![0u8; prefix];
     out.push(PROTOCOL_VERSION);
     let out = postcard::to_extend(msg, out).map_err(|e| EncodeError::Serialize(e.to_string()))?;
@@ -46,7 +50,10 @@ fn encode_body<T: serde::Serialize>(msg: &T, cap: usize, prefix: usize) -> Resul
     Ok(out)
 }
 
-fn decode_body<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8], cap: usize) -> Result<T, DecodeError> {
+fn decode_body<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
+    cap: usize,
+) -> Result<T, DecodeError> {
     if bytes.len() > cap {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),

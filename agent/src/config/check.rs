@@ -1,0 +1,208 @@
+//! Semantic checks on a parsed config, and errors that say file, line and reason.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use super::{Config, RawConfig, RawMode, TlsPaths};
+use crate::net::tls;
+
+/// An invalid or unreadable config. Its message is one line: `file:line: reason`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read: {reason}", path.display())]
+    Read { path: PathBuf, reason: String },
+    #[error("{}:{line}: {reason}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    pub(super) fn at_span(
+        path: &Path,
+        text: &str,
+        span: Option<Range<usize>>,
+        reason: String,
+    ) -> Self {
+        let line = span.map(|s| line_of(text, s.start)).unwrap_or(1);
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            line,
+            // toml's messages can span lines; an operator's terminal wants one.
+            reason: reason.trim().replace('\n', "; "),
+        }
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigError> {
+    let err =
+        |span: Range<usize>, reason: String| ConfigError::at_span(path, text, Some(span), reason);
+
+    let cluster = proto::ClusterName::new(raw.cluster.get_ref().clone())
+        .map_err(|e| err(raw.cluster.span(), format!("cluster: {e}")))?;
+
+    let node = match &raw.node {
+        Some(n) => proto::NodeId::new(n.get_ref().clone())
+            .map_err(|e| err(n.span(), format!("node: {:?} {e}", n.get_ref())))?,
+        None => {
+            let host = short_hostname();
+            proto::NodeId::new(host.clone()).map_err(|e| {
+                ConfigError::at_span(
+                    path,
+                    text,
+                    None,
+                    format!("node: not set, and the hostname {host:?} {e}; set node = \"…\""),
+                )
+            })?
+        }
+    };
+
+    let listen = *raw.listen.get_ref();
+    let advertise = match &raw.advertise {
+        Some(a) => {
+            let a = *a.get_ref();
+            if a.ip().is_unspecified() || a.port() == 0 {
+                return Err(err(
+                    raw.advertise.as_ref().map(|a| a.span()).unwrap_or_default(),
+                    format!("advertise: {a} is not an address peers can reach"),
+                ));
+            }
+            a
+        }
+        None if listen.ip().is_unspecified() || listen.port() == 0 => {
+            return Err(err(
+                raw.listen.span(),
+                format!(
+                    "advertise: required when listen is {listen}: peers need an address to reach this node"
+                ),
+            ));
+        }
+        None => listen,
+    };
+
+    let peers_span = raw.peers.as_ref().map(|p| p.span()).unwrap_or_default();
+    let peers = raw.peers.map(|p| p.into_inner()).unwrap_or_default();
+    for (i, p) in peers.iter().enumerate() {
+        if *p == advertise {
+            return Err(err(
+                peers_span.clone(),
+                format!("peers: {p} is this node's own address; list only the other nodes"),
+            ));
+        }
+        if peers[..i].contains(p) {
+            return Err(err(
+                peers_span.clone(),
+                format!("peers: {p} is listed twice"),
+            ));
+        }
+        if p.ip().is_unspecified() || p.port() == 0 {
+            return Err(err(
+                peers_span.clone(),
+                format!("peers: {p} is not a reachable address"),
+            ));
+        }
+    }
+
+    let timing_span = raw.timing.as_ref().map(|t| t.span()).unwrap_or_default();
+    let t = raw.timing.map(|t| t.into_inner()).unwrap_or_default();
+    let timing_err = |reason: String| err(timing_span.clone(), format!("timing: {reason}"));
+    if t.heartbeat_interval.0.is_zero() || t.lease_heartbeat_interval.0.is_zero() {
+        return Err(timing_err("heartbeat intervals must be above zero".into()));
+    }
+    if t.lease_heartbeat_interval >= t.lease {
+        return Err(timing_err(format!(
+            "lease_heartbeat_interval ({}) must be shorter than lease ({})",
+            t.lease_heartbeat_interval, t.lease
+        )));
+    }
+    if t.election_timeout <= t.lease {
+        return Err(timing_err(format!(
+            "election_timeout ({}) must be longer than lease ({}): voters must not elect anyone while a lease may still hold",
+            t.election_timeout, t.lease
+        )));
+    }
+    if !(t.phi_threshold.is_finite() && t.phi_threshold > 0.0) {
+        return Err(timing_err(format!(
+            "phi_threshold must be a positive number, not {}",
+            t.phi_threshold
+        )));
+    }
+    if t.dead_after.0 < t.heartbeat_interval.0 {
+        return Err(timing_err(format!(
+            "dead_after ({}) must be at least heartbeat_interval ({})",
+            t.dead_after, t.heartbeat_interval
+        )));
+    }
+
+    let base = path.parent().unwrap_or(Path::new("."));
+    let resolve = |p: &PathBuf| {
+        if p.is_relative() {
+            base.join(p)
+        } else {
+            p.clone()
+        }
+    };
+    let tls_paths = TlsPaths {
+        ca: resolve(raw.tls.ca.get_ref()),
+        cert: resolve(raw.tls.cert.get_ref()),
+        key: resolve(raw.tls.key.get_ref()),
+    };
+    tls::load_ca(&tls_paths.ca).map_err(|e| err(raw.tls.ca.span(), format!("tls.ca: {e}")))?;
+    let chain = tls::load_certs(&tls_paths.cert)
+        .map_err(|e| err(raw.tls.cert.span(), format!("tls.cert: {e}")))?;
+    tls::load_key(&tls_paths.key).map_err(|e| err(raw.tls.key.span(), format!("tls.key: {e}")))?;
+    if let Some(leaf) = chain.first() {
+        if !tls::cert_names(leaf, node.as_str()) {
+            return Err(err(
+                raw.tls.cert.span(),
+                format!(
+                    "tls.cert: {} does not name node {node:?} (issue one with `quorate ca issue --dir DIR {node}`)",
+                    tls_paths.cert.display()
+                ),
+            ));
+        }
+    }
+
+    Ok(Config {
+        path: path.to_owned(),
+        cluster,
+        node,
+        listen,
+        advertise,
+        peers,
+        priority: raw.priority,
+        roles: raw.roles,
+        mode: match raw.mode {
+            RawMode::Member => proto::Mode::Member,
+            RawMode::Witness => proto::Mode::Witness,
+        },
+        state_dir: raw.state_dir,
+        control_allow: raw.control_allow,
+        tls: tls_paths,
+        timing: t,
+        http: raw.http,
+        load: raw.load,
+    })
+}
+
+/// The hostname up to its first dot, the default node id.
+fn short_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}

@@ -1,0 +1,269 @@
+//! The agent's configuration file (`/etc/quorate/agent.toml`): its types, defaults and
+//! validation.
+//!
+//! Owns: parsing (serde, unknown keys rejected, durations with units), semantic checks
+//! (addresses, the certificate naming this node), and errors that name the file, the line
+//! and the reason. It must never bind a port or start anything: `--check-config` runs it
+//! alone, and the agent runs it whole before it binds anything.
+
+mod check;
+mod duration;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use check::ConfigError;
+pub use duration::Dur;
+
+/// A validated configuration. Every value here has been checked; the rest of the agent
+/// trusts it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub path: PathBuf,
+    pub cluster: proto::ClusterName,
+    pub node: proto::NodeId,
+    pub listen: SocketAddr,
+    pub advertise: SocketAddr,
+    pub peers: Vec<SocketAddr>,
+    pub priority: u32,
+    pub roles: Vec<String>,
+    pub mode: proto::Mode,
+    pub state_dir: PathBuf,
+    pub control_allow: Vec<Cidr>,
+    pub tls: TlsPaths,
+    pub timing: Timing,
+    pub http: Http,
+    pub load: Option<LoadLimits>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsPaths {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Heartbeat and failure-detection timing. Defaults: DESIGN.md "Configuration".
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timing {
+    /// Between every pair of nodes.
+    pub heartbeat_interval: Dur,
+    /// Between the primary and each voter (carries lease acknowledgements).
+    pub lease_heartbeat_interval: Dur,
+    pub lease: Dur,
+    pub election_timeout: Dur,
+    /// Suspicion level (phi) above which a peer is `suspect`.
+    pub phi_threshold: f64,
+    /// How long a peer must stay silent, once suspected, before it is marked `dead`.
+    pub dead_after: Dur,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Dur(Duration::from_millis(250)),
+            lease_heartbeat_interval: Dur(Duration::from_millis(50)),
+            lease: Dur(Duration::from_millis(300)),
+            election_timeout: Dur(Duration::from_millis(450)),
+            phi_threshold: 8.0,
+            dead_after: Dur(Duration::from_secs(2)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    pub listen: SocketAddr,
+    /// Who may read `/cluster` and `/metrics`.
+    pub allow: Vec<Cidr>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7701)),
+            allow: Cidr::loopback(),
+        }
+    }
+}
+
+/// Load thresholds above which a node is `overloaded`. Absent section: no threshold.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadLimits {
+    pub max_cpu: f64,
+    pub max_load_per_core: f64,
+    pub max_mem: f64,
+}
+
+impl Default for LoadLimits {
+    fn default() -> Self {
+        Self {
+            max_cpu: 0.95,
+            max_load_per_core: 4.0,
+            max_mem: 0.95,
+        }
+    }
+}
+
+/// An address range such as `127.0.0.0/8` or `::1/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn loopback() -> Vec<Cidr> {
+        vec![
+            Cidr {
+                addr: IpAddr::from([127, 0, 0, 0]),
+                prefix: 8,
+            },
+            Cidr {
+                addr: IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
+                prefix: 128,
+            },
+        ]
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address range (like 10.0.0.0/8)"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: prefix must be 0..={max}"))?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// The file as written, before semantic checks. Spans let errors name the line.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    cluster: Spanned<String>,
+    node: Option<Spanned<String>>,
+    listen: Spanned<SocketAddr>,
+    advertise: Option<Spanned<SocketAddr>>,
+    peers: Option<Spanned<Vec<SocketAddr>>>,
+    #[serde(default = "default_priority")]
+    priority: u32,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    mode: RawMode,
+    #[serde(default = "default_state_dir")]
+    state_dir: PathBuf,
+    #[serde(default = "Cidr::loopback")]
+    control_allow: Vec<Cidr>,
+    tls: RawTls,
+    timing: Option<Spanned<Timing>>,
+    #[serde(default)]
+    http: Http,
+    load: Option<LoadLimits>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca: Spanned<PathBuf>,
+    cert: Spanned<PathBuf>,
+    key: Spanned<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawMode {
+    #[default]
+    Member,
+    Witness,
+}
+
+fn default_priority() -> u32 {
+    100
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/quorate")
+}
+
+impl Config {
+    /// Reads, parses and checks the file, including that the certificate names this node.
+    /// Binds nothing.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and checks `text` as if read from `path` (relative TLS paths are resolved
+    /// against the file's directory).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::at_span(path, text, e.span(), e.message().to_string()))?;
+        check::validate(path, text, raw)
+    }
+
+    /// The node's voters: its peers plus itself.
+    pub fn voters(&self) -> usize {
+        self.peers.len() + 1
+    }
+}

@@ -1,0 +1,214 @@
+//! The member table: what this node knows of every other node, and the alive → suspect →
+//! dead → (alive) / left transitions.
+//!
+//! Pure data and rules. It never decides who is primary; it only says who is reachable.
+
+use std::time::{Duration, Instant};
+
+use proto::{
+    Echo, HealthBits, Heartbeat, Incarnation, LoadFigures, Mode, NodeId, NodeState, Seq,
+    StateDigest, Term, WallMicros,
+};
+
+use super::detector::PhiDetector;
+
+/// A member's liveness as this node judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    Alive,
+    /// The failure detector's phi crossed the threshold; not yet declared dead.
+    Suspect,
+    Dead,
+    /// Said goodbye on a clean shutdown.
+    Left,
+}
+
+impl MemberState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Alive => "alive",
+            MemberState::Suspect => "suspect",
+            MemberState::Dead => "dead",
+            MemberState::Left => "left",
+        }
+    }
+}
+
+/// The last heartbeat received from a member, kept to echo it back (NTP-style).
+#[derive(Debug, Clone, Copy)]
+struct Received {
+    peer_sent: WallMicros,
+    at_wall: WallMicros,
+    at: Instant,
+}
+
+/// One other node.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: NodeId,
+    /// Its advertised QUIC address.
+    pub addr: String,
+    pub mode: Mode,
+    pub incarnation: Incarnation,
+    pub state: MemberState,
+    pub state_since: Instant,
+    detector: PhiDetector,
+    last_seq: Option<Seq>,
+    last_rx: Option<Received>,
+    pub health: HealthBits,
+    pub load: LoadFigures,
+    /// The digest of its state, as its latest heartbeat announced it.
+    pub digest: StateDigest,
+    /// Its full state, as last fetched.
+    pub node_state: Option<NodeState>,
+    /// Smoothed round-trip time.
+    pub rtt: Option<Duration>,
+    /// Smoothed estimate of (its wall clock − ours), in microseconds.
+    pub clock_offset_us: Option<i64>,
+    pub term: Term,
+    pub believed_primary: Option<NodeId>,
+    pub(super) next_heartbeat: Instant,
+    pub(super) fetch_pending: bool,
+}
+
+/// What a received heartbeat did to the member.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Accepted {
+    /// Older incarnation, or a sequence number already seen: ignored.
+    Stale,
+    /// Accepted; `fetch` says the full state should be fetched.
+    Fresh { fetch: bool },
+}
+
+impl Member {
+    pub(super) fn new(
+        id: NodeId,
+        addr: String,
+        mode: Mode,
+        incarnation: Incarnation,
+        now: Instant,
+        expected: Duration,
+    ) -> Self {
+        Self {
+            id,
+            addr,
+            mode,
+            incarnation,
+            state: MemberState::Alive,
+            state_since: now,
+            detector: PhiDetector::new(expected),
+            last_seq: None,
+            last_rx: None,
+            health: HealthBits::default(),
+            load: LoadFigures::default(),
+            digest: StateDigest::default(),
+            node_state: None,
+            rtt: None,
+            clock_offset_us: None,
+            term: Term::default(),
+            believed_primary: None,
+            next_heartbeat: now,
+            fetch_pending: false,
+        }
+    }
+
+    /// Forgets everything learnt from the previous incarnation.
+    pub(super) fn restart(&mut self, incarnation: Incarnation, now: Instant, expected: Duration) {
+        *self = Self {
+            next_heartbeat: self.next_heartbeat,
+            ..Self::new(
+                self.id.clone(),
+                self.addr.clone(),
+                self.mode,
+                incarnation,
+                now,
+                expected,
+            )
+        };
+    }
+
+    pub fn phi(&self, now: Instant) -> f64 {
+        self.detector.phi(now)
+    }
+
+    pub fn last_heard(&self) -> Option<Instant> {
+        self.detector.last()
+    }
+
+    pub(super) fn set_state(
+        &mut self,
+        state: MemberState,
+        now: Instant,
+    ) -> Option<(MemberState, MemberState)> {
+        if self.state == state {
+            return None;
+        }
+        let from = self.state;
+        self.state = state;
+        self.state_since = now;
+        Some((from, state))
+    }
+
+    /// Takes a heartbeat of the member's current incarnation.
+    pub(super) fn accept(&mut self, now: Instant, wall: WallMicros, hb: &Heartbeat) -> Accepted {
+        if hb.incarnation != self.incarnation || self.last_seq.is_some_and(|s| hb.seq <= s) {
+            return Accepted::Stale;
+        }
+        self.last_seq = Some(hb.seq);
+        self.detector.heartbeat(now);
+        self.last_rx = Some(Received {
+            peer_sent: hb.sent,
+            at_wall: wall,
+            at: now,
+        });
+        if let Some(echo) = hb.echo {
+            self.take_echo(echo, hb.sent, wall);
+        }
+        self.health = hb.health;
+        self.load = hb.load;
+        self.term = hb.term;
+        self.believed_primary = hb.primary.clone();
+        let fetch = hb.digest != self.digest || self.node_state.is_none();
+        self.digest = hb.digest;
+        Accepted::Fresh {
+            fetch: fetch && !self.fetch_pending,
+        }
+    }
+
+    /// RTT and offset from an echo of one of our heartbeats (`t1` ours, `t2` theirs at
+    /// arrival, `t3` theirs at send, `t4` ours at arrival).
+    fn take_echo(&mut self, echo: Echo, t3: WallMicros, t4: WallMicros) {
+        let (t1, t2, t3, t4) = (
+            echo.peer_sent.0 as i128,
+            echo.received.0 as i128,
+            t3.0 as i128,
+            t4.0 as i128,
+        );
+        let rtt_us = (t4 - t1) - i128::from(echo.held_us);
+        // A wall clock stepped between t1 and t4 gives nonsense; skip the sample.
+        if !(0..=10_000_000).contains(&rtt_us) {
+            return;
+        }
+        let offset_us = ((t2 - t1) + (t3 - t4)) / 2;
+        let rtt = Duration::from_micros(rtt_us as u64);
+        self.rtt = Some(match self.rtt {
+            Some(old) => (old * 7 + rtt) / 8,
+            None => rtt,
+        });
+        let offset_us = offset_us.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+        self.clock_offset_us = Some(match self.clock_offset_us {
+            Some(old) => old + (offset_us - old) / 8,
+            None => offset_us,
+        });
+    }
+
+    /// The echo to put in our next heartbeat to this member.
+    pub(super) fn echo(&self, now: Instant) -> Option<Echo> {
+        self.last_rx.map(|rx| Echo {
+            peer_sent: rx.peer_sent,
+            received: rx.at_wall,
+            held_us: u32::try_from(now.saturating_duration_since(rx.at).as_micros())
+                .unwrap_or(u32::MAX),
+        })
+    }
+}

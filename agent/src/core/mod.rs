@@ -1,0 +1,17 @@
+//! The sans-IO core: membership and failure detection (and, next, the election).
+//!
+//! Everything here is a pure state machine driven by `handle_*(now, …)` calls and drained
+//! through `poll_*` calls; see [`Node`] for the driving contract. The core must never
+//! read a clock, touch a socket, spawn a task or draw unseeded randomness: that is what
+//! lets the simulation in `quorate-tests` replay thousands of partitions from a seed.
+//! `agent/tests/core_fence.rs` checks the fence.
+
+pub mod detector;
+pub mod membership;
+mod node;
+
+pub use membership::{Member, MemberState};
+pub use node::{CoreConfig, Event, Node, Transmit};
+
+#[cfg(test)]
+mod tests;

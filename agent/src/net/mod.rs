@@ -1,0 +1,2 @@
+//! QUIC networking: the endpoint, mutual TLS and peer links.
+pub mod tls;

@@ -1,0 +1,151 @@
+//! Cluster-CA mutual TLS: loading PEM files, building quinn's client and server crypto,
+//! and binding a certificate to the node id it must name.
+//!
+//! A peer is admitted only with a certificate chained to this cluster's CA (checked by
+//! rustls in the handshake) that also names, as a DNS subject alternative name, the node
+//! id its hello claims ([`cert_names`], checked after the hello).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
+
+use crate::config::TlsPaths;
+
+/// A TLS file that could not be used. The message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+    #[error("TLS setup: {0}")]
+    Setup(String),
+}
+
+fn file_err(path: &Path, reason: impl std::fmt::Display) -> TlsError {
+    TlsError::File {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| file_err(path, e))
+}
+
+/// Reads every certificate in a PEM file; at least one must be there.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_err(path, format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(file_err(path, "holds no certificate"));
+    }
+    for c in &certs {
+        webpki::EndEntityCert::try_from(c)
+            .map_err(|e| file_err(path, format!("certificate cannot be parsed: {e}")))?;
+    }
+    Ok(certs)
+}
+
+/// Reads the cluster CA certificates.
+pub fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = load_certs(path)?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in &certs {
+        roots
+            .add(c.clone())
+            .map_err(|e| file_err(path, format!("not a usable CA certificate: {e}")))?;
+    }
+    Ok(certs)
+}
+
+/// Reads a private key (PKCS#8, SEC1 or PKCS#1 PEM).
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = read(path)?;
+    PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| file_err(path, format!("not a PEM private key: {e}")))
+}
+
+/// Whether `cert` names `name` as a DNS subject alternative name.
+pub fn cert_names(cert: &CertificateDer<'_>, name: &str) -> bool {
+    let Ok(ee) = webpki::EndEntityCert::try_from(cert) else {
+        return false;
+    };
+    let Ok(server_name) = ServerName::try_from(name) else {
+        return false;
+    };
+    ee.verify_is_valid_for_subject_name(&server_name).is_ok()
+}
+
+/// The loaded CA, certificate chain and key of this node.
+#[derive(Debug)]
+pub struct TlsMaterial {
+    roots: Arc<rustls::RootCertStore>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl TlsMaterial {
+    pub fn load(paths: &TlsPaths) -> Result<Self, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in load_ca(&paths.ca)? {
+            roots
+                .add(c)
+                .map_err(|e| file_err(&paths.ca, format!("not a usable CA certificate: {e}")))?;
+        }
+        Ok(Self {
+            roots: Arc::new(roots),
+            chain: load_certs(&paths.cert)?,
+            key: load_key(&paths.key)?,
+        })
+    }
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// Server side: client certificates are mandatory and must chain to the cluster CA.
+    pub fn server_config(&self, alpns: &[&[u8]]) -> Result<quinn::ServerConfig, TlsError> {
+        let setup = |e: &dyn std::fmt::Display| TlsError::Setup(e.to_string());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            self.roots.clone(),
+            Self::provider(),
+        )
+        .build()
+        .map_err(|e| setup(&e))?;
+        let mut tls = rustls::ServerConfig::builder_with_provider(Self::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| setup(&e))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| setup(&e))?;
+        tls.alpn_protocols = alpns.iter().map(|a| a.to_vec()).collect();
+        let crypto =
+            quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| setup(&e))?;
+        Ok(quinn::ServerConfig::with_crypto(Arc::new(crypto)))
+    }
+
+    /// Client side: the server must present a certificate of the cluster CA naming
+    /// [`proto::PEER_SERVER_NAME`]; this node presents its own.
+    pub fn client_config(&self, alpn: &[u8]) -> Result<quinn::ClientConfig, TlsError> {
+        let setup = |e: &dyn std::fmt::Display| TlsError::Setup(e.to_string());
+        let mut tls = rustls::ClientConfig::builder_with_provider(Self::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| setup(&e))?
+            .with_root_certificates(self.roots.clone())
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| setup(&e))?;
+        tls.alpn_protocols = vec![alpn.to_vec()];
+        let crypto =
+            quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| setup(&e))?;
+        Ok(quinn::ClientConfig::new(Arc::new(crypto)))
+    }
+}
+
+/// The end-entity certificate a connection's peer presented, if any.
+pub fn peer_cert(conn: &quinn::Connection) -> Option<CertificateDer<'static>> {
+    let identity = conn.peer_identity()?;
+    let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    certs.first().cloned()
+}

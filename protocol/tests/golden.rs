@@ -1,0 +1,291 @@
+//! Golden vectors: the exact bytes of fixed sample messages, checked in under
+//! `tests/golden/*.bin`. A failure here means the wire format changed, which is a
+//! protocol bump (`PROTOCOL_VERSION`), not a test to re-bless casually.
+//!
+//! Re-bless (rewrite the files from the current encoder) with
+//! `QUORATE_BLESS=1 cargo test -p quorate-protocol --test golden`, then review the diff.
+//!
+//! Heartbeat size: a steady-cluster heartbeat (node id `"n1"`, primary `Some("n1")`,
+//! echo `Some`, lease ack `Some`) is **91 bytes** on the wire, version byte included,
+//! whatever its sequence number, timestamps, term, health or load figures: every
+//! counter is a fixed-width little-endian integer. Only the lengths of the node ids
+//! (sender and believed primary) and the three `Option` tags change it. `MAX_DATAGRAM`
+//! is 1100.
+
+use std::path::PathBuf;
+
+use quorate_protocol::{
+    ClusterName, Datagram, Echo, Frame, Goodbye, HealthBits, Heartbeat, Hello, Incarnation,
+    LoadFigures, MAX_DATAGRAM, Mode, NodeId, NodeState, Seq, StateDigest, Term, WallMicros,
+    decode_datagram, decode_frame_body, encode_datagram, encode_frame, frame_body_len,
+};
+
+/// The size pinned in this file's doc comment.
+const STEADY_HEARTBEAT_LEN: usize = 91;
+
+fn id(s: &str) -> NodeId {
+    NodeId::new(s).expect("valid node id")
+}
+
+/// A steady-cluster heartbeat. Values use distinct byte patterns so that the golden
+/// file shows field order and endianness at a glance.
+fn heartbeat() -> Heartbeat {
+    Heartbeat {
+        node: id("n1"),
+        incarnation: Incarnation(0x0102_0304_0506_0708),
+        seq: Seq(0x1112_1314_1516_1718),
+        sent: WallMicros(0x2122_2324_2526_2728),
+        echo: Some(Echo {
+            peer_sent: WallMicros(0x3132_3334_3536_3738),
+            received: WallMicros(0x4142_4344_4546_4748),
+            held_us: 0x5152_5354,
+        }),
+        term: Term(0x6162_6364_6566_6768),
+        primary: Some(id("n1")),
+        lease_ack: Some(WallMicros(0x7172_7374_7576_7778)),
+        health: HealthBits(HealthBits::READY | HealthBits::HEALTHY),
+        load: LoadFigures {
+            cpu_permille: 0x8182,
+            mem_permille: 0x8384,
+            load1_centi: 0x8586_8788,
+        },
+        digest: StateDigest(0x9192_9394_9596_9798),
+    }
+}
+
+/// A heartbeat from a node that has heard nothing yet: no echo, no primary, no ack.
+fn heartbeat_no_echo() -> Heartbeat {
+    Heartbeat {
+        node: id("node-2"),
+        incarnation: Incarnation(7),
+        seq: Seq(0),
+        sent: WallMicros(1_700_000_000_000_000),
+        echo: None,
+        term: Term(0),
+        primary: None,
+        lease_ack: None,
+        health: HealthBits::default(),
+        load: LoadFigures::default(),
+        digest: StateDigest(0),
+    }
+}
+
+fn goodbye() -> Goodbye {
+    Goodbye {
+        node: id("n3"),
+        incarnation: Incarnation(0x0102_0304_0506_0708),
+    }
+}
+
+fn hello() -> Hello {
+    Hello {
+        cluster: ClusterName::new("prod_db.eu-1").expect("valid cluster name"),
+        node: id("db-01"),
+        incarnation: Incarnation(0x0a0b_0c0d_0e0f_1011),
+        advertise: "10.0.0.1:7946".to_owned(),
+        mode: Mode::Member,
+    }
+}
+
+fn node_state() -> NodeState {
+    NodeState {
+        node: id("db-02"),
+        incarnation: Incarnation(42),
+        advertise: "[fd00::2]:7946".to_owned(),
+        mode: Mode::Witness,
+        priority: 300,
+        roles: vec!["postgres".to_owned(), "vip".to_owned()],
+        agent_version: "0.1.0".to_owned(),
+        app_version: Some("16.4".to_owned()),
+        started: WallMicros(1_700_000_000_123_456),
+        peers_hash: [0xde, 0xad, 0xbe, 0xef, 0x01, 0x23, 0x45, 0x67],
+    }
+}
+
+fn datagram_samples() -> Vec<(&'static str, Datagram)> {
+    vec![
+        ("heartbeat", Datagram::Heartbeat(heartbeat())),
+        (
+            "heartbeat_no_echo",
+            Datagram::Heartbeat(heartbeat_no_echo()),
+        ),
+        ("goodbye", Datagram::Goodbye(goodbye())),
+    ]
+}
+
+fn frame_samples() -> Vec<(&'static str, Frame)> {
+    vec![
+        ("frame_hello", Frame::Hello(hello())),
+        ("frame_state_request", Frame::StateRequest),
+        ("frame_state", Frame::State(node_state())),
+    ]
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("golden")
+        .join(format!("{name}.bin"))
+}
+
+fn blessing() -> bool {
+    std::env::var_os("QUORATE_BLESS").is_some_and(|v| v == "1")
+}
+
+/// Compares `bytes` with the golden file `name`, or rewrites it when blessing.
+/// Returns the checked-in bytes.
+fn check_golden(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let path = golden_path(name);
+    if blessing() {
+        std::fs::create_dir_all(path.parent().expect("golden dir")).expect("create golden dir");
+        std::fs::write(&path, bytes).expect("write golden file");
+        println!("blessed {} ({} bytes)", path.display(), bytes.len());
+        return bytes.to_vec();
+    }
+    let golden = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e}; run with QUORATE_BLESS=1 to create it",
+            path.display()
+        )
+    });
+    assert!(
+        golden == bytes,
+        "wire format of `{name}` changed: this is a protocol bump.\n golden:  {}\n encoded: {}\n\
+         If intended, bump PROTOCOL_VERSION and re-bless with QUORATE_BLESS=1.",
+        hex(&golden),
+        hex(bytes),
+    );
+    golden
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn datagrams_match_golden_vectors() {
+    for (name, msg) in datagram_samples() {
+        let bytes = encode_datagram(&msg).expect("encode datagram");
+        let golden = check_golden(name, &bytes);
+        assert_eq!(
+            decode_datagram(&golden),
+            Ok(msg),
+            "decoding golden `{name}`"
+        );
+    }
+}
+
+#[test]
+fn frames_match_golden_vectors() {
+    for (name, msg) in frame_samples() {
+        let bytes = encode_frame(&msg).expect("encode frame");
+        let golden = check_golden(name, &bytes);
+        let (header, body) = golden.split_at(4);
+        let len = frame_body_len(header.try_into().expect("4-byte header")).expect("header");
+        assert_eq!(len, body.len(), "length prefix of golden `{name}`");
+        assert_eq!(decode_frame_body(body), Ok(msg), "decoding golden `{name}`");
+    }
+}
+
+/// The golden files and the sample lists agree: no stale vector is left behind.
+#[test]
+fn no_stray_golden_files() {
+    if blessing() {
+        return;
+    }
+    let dir = golden_path("x").parent().expect("golden dir").to_owned();
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .expect("read golden dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    on_disk.sort();
+    let mut expected: Vec<String> = datagram_samples()
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(frame_samples().iter().map(|(n, _)| *n))
+        .map(|n| format!("{n}.bin"))
+        .collect();
+    expected.sort();
+    assert_eq!(on_disk, expected);
+}
+
+/// Field values at the edges of their ranges, for the steady heartbeat.
+fn steady_variants() -> Vec<Heartbeat> {
+    let edges = [
+        0u64,
+        1,
+        127,
+        128,
+        0xffff,
+        1 << 32,
+        1_700_000_000_000_000,
+        u64::MAX,
+    ];
+    let mut out = Vec::new();
+    for &v in &edges {
+        let v32 = v as u32;
+        let v16 = v as u16;
+        let mut hb = heartbeat();
+        hb.incarnation = Incarnation(v);
+        hb.seq = Seq(v);
+        hb.sent = WallMicros(v.rotate_left(7));
+        hb.echo = Some(Echo {
+            peer_sent: WallMicros(v),
+            received: WallMicros(!v),
+            held_us: v32,
+        });
+        hb.term = Term(v);
+        hb.lease_ack = Some(WallMicros(v));
+        hb.health = HealthBits(v32);
+        hb.load = LoadFigures {
+            cpu_permille: v16,
+            mem_permille: v16,
+            load1_centi: v32,
+        };
+        hb.digest = StateDigest(v);
+        out.push(hb);
+    }
+    out
+}
+
+#[test]
+fn steady_heartbeat_has_constant_size() {
+    let base = encode_datagram(&Datagram::Heartbeat(heartbeat())).expect("encode");
+    println!(
+        "steady heartbeat datagram: {} bytes (MAX_DATAGRAM {MAX_DATAGRAM})",
+        base.len()
+    );
+    assert_eq!(
+        base.len(),
+        STEADY_HEARTBEAT_LEN,
+        "update the doc comment too"
+    );
+    // Well under the cap: a tenth of it, so the steady rate costs little and there is
+    // room for election fields later.
+    assert!(base.len() * 10 <= MAX_DATAGRAM, "{} bytes", base.len());
+
+    for hb in steady_variants() {
+        let bytes = encode_datagram(&Datagram::Heartbeat(hb.clone())).expect("encode");
+        assert_eq!(bytes.len(), STEADY_HEARTBEAT_LEN, "size changed for {hb:?}");
+        assert_eq!(decode_datagram(&bytes), Ok(Datagram::Heartbeat(hb)));
+    }
+}
+
+/// The worst case still fits: longest node ids for sender and primary, every option set.
+#[test]
+fn largest_heartbeat_fits() {
+    let long = id(&"a".repeat(63));
+    let mut hb = heartbeat();
+    hb.node = long.clone();
+    hb.primary = Some(long);
+    let bytes = encode_datagram(&Datagram::Heartbeat(hb)).expect("encode");
+    println!("largest heartbeat datagram: {} bytes", bytes.len());
+    // 91 - 2 * 2 (ids "n1") + 2 * 63: a 63-byte id keeps a one-byte length prefix.
+    assert_eq!(bytes.len(), STEADY_HEARTBEAT_LEN - 4 + 2 * 63);
+    assert!(bytes.len() < MAX_DATAGRAM / 4);
+}

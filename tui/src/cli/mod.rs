@@ -1,0 +1,171 @@
+//! The command line: one file per subcommand; this one only declares the arguments.
+
+pub mod ca;
+pub mod demo;
+pub mod status;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use proto::NodeId;
+
+/// Where the agent's config file is unless `--config` says otherwise.
+pub const DEFAULT_CONFIG: &str = "/etc/quorate/agent.toml";
+
+/// quorate's operator tool: cluster status, the cluster CA, and a local demo cluster.
+#[derive(Debug, Parser)]
+#[command(name = "quorate", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    /// Without a subcommand: `status` (the terminal UI comes later).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags every subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The agent's config file, read for its `[http] listen` address
+    /// [default: /etc/quorate/agent.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// HTTP address (host:port) of an agent to ask; overrides the config file
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub connect: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the cluster as one agent sees it
+    Status(StatusArgs),
+    /// Make the cluster CA and issue node and operator certificates
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Run a cluster of agents on loopback, with its own CA, until Ctrl-C
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct StatusArgs {
+    /// Print the agent's `/cluster` answer as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create ca.pem and ca.key in DIR (refuses if ca.key exists)
+    Init {
+        /// Directory for the CA's files (created with mode 0700)
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Issue NODE.pem/NODE.key for a node, or NAME.pem/NAME.key for an operator
+    Issue {
+        /// Directory holding ca.pem and ca.key; the new files are written there
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Issue an operator (client-only) certificate for NAME instead of a node's
+        #[arg(long, value_name = "NAME", conflicts_with = "node")]
+        operator: Option<NodeId>,
+        /// The node id the certificate names
+        #[arg(value_name = "NODE", required_unless_present = "operator")]
+        node: Option<NodeId>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// How many agents to run
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub nodes: u8,
+    /// Print the status table every second instead of opening the terminal UI
+    #[arg(long)]
+    pub no_tui: bool,
+    /// QUIC ports P+1…P+N and HTTP ports P+1001…P+1000+N, instead of free ones
+    #[arg(long, value_name = "P")]
+    pub base_port: Option<u16>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("quorate").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_is_allowed() {
+        let cli = parse(&[]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.global.config, None);
+        assert_eq!(cli.global.connect, None);
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_subcommand() {
+        let cli = parse(&["--connect", "10.0.0.1:7701", "status", "--json"]).unwrap();
+        assert_eq!(cli.global.connect.as_deref(), Some("10.0.0.1:7701"));
+        assert!(matches!(cli.command, Some(Command::Status(StatusArgs { json: true }))));
+
+        let cli = parse(&["ca", "init", "--dir", "d", "--config", "/x.toml"]).unwrap();
+        assert_eq!(cli.global.config, Some(PathBuf::from("/x.toml")));
+        assert!(matches!(cli.command, Some(Command::Ca(CaCommand::Init { .. }))));
+
+        let cli = parse(&["demo", "--connect", "h:1"]).unwrap();
+        assert_eq!(cli.global.connect.as_deref(), Some("h:1"));
+    }
+
+    #[test]
+    fn ca_issue_takes_a_node_or_an_operator() {
+        let cli = parse(&["ca", "issue", "--dir", "d", "n1"]).unwrap();
+        let Some(Command::Ca(CaCommand::Issue { dir, operator, node })) = cli.command else {
+            panic!("not ca issue");
+        };
+        assert_eq!(dir, PathBuf::from("d"));
+        assert_eq!(operator, None);
+        assert_eq!(node.map(String::from).as_deref(), Some("n1"));
+
+        let cli = parse(&["ca", "issue", "--dir", "d", "--operator", "alice"]).unwrap();
+        let Some(Command::Ca(CaCommand::Issue { operator, node, .. })) = cli.command else {
+            panic!("not ca issue");
+        };
+        assert_eq!(operator.map(String::from).as_deref(), Some("alice"));
+        assert_eq!(node, None);
+
+        assert!(parse(&["ca", "issue", "--dir", "d"]).is_err());
+        assert!(parse(&["ca", "issue", "--dir", "d", "--operator", "a", "n1"]).is_err());
+        assert!(parse(&["ca", "issue", "n1"]).is_err(), "--dir is required");
+        assert!(parse(&["ca", "issue", "--dir", "d", "bad.name"]).is_err());
+        assert!(parse(&["ca", "issue", "--dir", "d", "--operator", "a.b"]).is_err());
+    }
+
+    #[test]
+    fn demo_defaults_and_limits() {
+        let cli = parse(&["demo"]).unwrap();
+        let Some(Command::Demo(demo)) = cli.command else {
+            panic!("not demo");
+        };
+        assert_eq!(demo.nodes, 3);
+        assert!(!demo.no_tui);
+        assert_eq!(demo.base_port, None);
+
+        let cli = parse(&["demo", "--nodes", "9", "--no-tui", "--base-port", "20000"]).unwrap();
+        let Some(Command::Demo(demo)) = cli.command else {
+            panic!("not demo");
+        };
+        assert_eq!((demo.nodes, demo.no_tui, demo.base_port), (9, true, Some(20000)));
+
+        assert!(parse(&["demo", "--nodes", "0"]).is_err());
+        assert!(parse(&["demo", "--nodes", "10"]).is_err());
+    }
+}
