@@ -15,3 +15,149 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod net;
+pub mod driver;
+pub mod http;
+pub mod persist;
+pub mod probe;
+pub mod ratelog;
+pub mod view;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::{RngCore, SeedableRng};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::view::ClusterView;
+
+/// A started agent. Dropping it does not stop it; call [`Running::stop`].
+pub struct Running {
+    pub quic_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub view: watch::Receiver<Arc<ClusterView>>,
+    shutdown: watch::Sender<bool>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Says goodbye to every peer and stops.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.driver.await;
+    }
+}
+
+/// Starts an agent from a checked config. Must be called inside a tokio runtime. Binds
+/// the QUIC and HTTP ports; fails (naming the port or file) if either is taken.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let config = Arc::new(config);
+    let incarnation = persist::next_incarnation(&config.state_dir, clock::wall())?;
+    let tls = net::tls::TlsMaterial::load(&config.tls)?;
+
+    let local_state = proto::NodeState {
+        node: config.node.clone(),
+        incarnation,
+        advertise: config.advertise.to_string(),
+        mode: config.mode,
+        priority: config.priority,
+        roles: config.roles.clone(),
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        app_version: None,
+        started: clock::wall(),
+        peers_hash: peers_hash(&config),
+    };
+    let (state_tx, state_rx) = watch::channel(local_state);
+    let (inbound_tx, inbound_rx) = mpsc::channel(1024);
+    let hello = proto::Hello {
+        cluster: config.cluster.clone(),
+        node: config.node.clone(),
+        incarnation,
+        advertise: config.advertise.to_string(),
+        mode: config.mode,
+    };
+    let net = net::Net::bind(
+        net::NetConfig {
+            hello,
+            listen: config.listen,
+            peers: config.peers.clone(),
+            control_allow: config.control_allow.clone(),
+        },
+        &tls,
+        state_rx,
+        inbound_tx,
+    )?;
+    let quic_addr = net.local_addr().context("QUIC endpoint address")?;
+
+    let now = clock::now();
+    let core = core::Node::new(
+        core::CoreConfig {
+            node: config.node.clone(),
+            incarnation,
+            mode: config.mode,
+            voters: config.voters(),
+            heartbeat_interval: config.timing.heartbeat_interval.0,
+            phi_threshold: config.timing.phi_threshold,
+            dead_after: config.timing.dead_after.0,
+        },
+        now,
+        rand::rngs::SmallRng::from_os_rng().next_u64(),
+    );
+    let placeholder = view::build(
+        &core,
+        &view::Local {
+            config: &config,
+            load: None,
+            joined: false,
+            overloaded: false,
+        },
+        now,
+    );
+    let (view_tx, view_rx) = watch::channel(Arc::new(placeholder));
+    let http_addr = http::spawn(config.http.listen, config.http.allow.clone(), view_rx.clone())?;
+    let load_rx = probe::load::spawn(Duration::from_secs(1));
+
+    let driver = driver::Driver {
+        core,
+        net,
+        config: config.clone(),
+        inbound: inbound_rx,
+        load_rx,
+        view_tx,
+        state_tx,
+        links: HashMap::new(),
+        load: None,
+        joined: false,
+        overloaded: false,
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let driver = tokio::spawn(driver.run(shutdown_rx));
+    tracing::info!(
+        node = %config.node,
+        cluster = %config.cluster,
+        incarnation = incarnation.0,
+        "started: quic {quic_addr}, http {http_addr}, {} peers",
+        config.peers.len()
+    );
+    Ok(Running {
+        quic_addr,
+        http_addr,
+        view: view_rx,
+        shutdown: shutdown_tx,
+        driver,
+    })
+}
+
+/// Hash of the sorted voter addresses: nodes with different lists disagree on majorities.
+fn peers_hash(config: &Config) -> [u8; 8] {
+    let mut all: Vec<String> = config.peers.iter().map(|p| p.to_string()).collect();
+    all.push(config.advertise.to_string());
+    all.sort();
+    let h = blake3::hash(all.join(",").as_bytes());
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&h.as_bytes()[..8]);
+    out
+}

@@ -1,1 +1,94 @@
-fn main() {}
+//! `quorate-agent`: parse arguments, check the config, run the agent until SIGTERM.
+//! Everything else lives in the library so tests run the same code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use quorate_agent::config::Config;
+
+/// Exit code for an invalid config or bad arguments.
+const EXIT_CONFIG: u8 = 2;
+
+/// quorate's agent: heartbeats its peers, elects a primary, answers health checks.
+#[derive(Parser)]
+#[command(name = "quorate-agent", version)]
+struct Args {
+    /// Configuration file.
+    #[arg(long, default_value = "/etc/quorate/agent.toml")]
+    config: PathBuf,
+    /// Check the configuration (including that the certificate names this node) and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("quorate-agent: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if args.check_config {
+        println!(
+            "{}: ok (node {} in cluster {}, {} peers)",
+            args.config.display(),
+            config.node,
+            config.cluster,
+            config.peers.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("quorate-worker")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("quorate-agent: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let running = match quorate_agent::start(config).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("cannot start: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let signal = wait_for_signal().await;
+        tracing::info!("{signal}: leaving the cluster");
+        running.stop().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers the agent can still be killed; run until then.
+        std::future::pending::<()>().await;
+        return "never";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+fn init_tracing() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QUORATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -115,11 +115,17 @@ mod tests {
     fn global_flags_go_before_or_after_the_subcommand() {
         let cli = parse(&["--connect", "10.0.0.1:7701", "status", "--json"]).unwrap();
         assert_eq!(cli.global.connect.as_deref(), Some("10.0.0.1:7701"));
-        assert!(matches!(cli.command, Some(Command::Status(StatusArgs { json: true }))));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Status(StatusArgs { json: true }))
+        ));
 
         let cli = parse(&["ca", "init", "--dir", "d", "--config", "/x.toml"]).unwrap();
         assert_eq!(cli.global.config, Some(PathBuf::from("/x.toml")));
-        assert!(matches!(cli.command, Some(Command::Ca(CaCommand::Init { .. }))));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Ca(CaCommand::Init { .. }))
+        ));
 
         let cli = parse(&["demo", "--connect", "h:1"]).unwrap();
         assert_eq!(cli.global.connect.as_deref(), Some("h:1"));
@@ -128,7 +134,12 @@ mod tests {
     #[test]
     fn ca_issue_takes_a_node_or_an_operator() {
         let cli = parse(&["ca", "issue", "--dir", "d", "n1"]).unwrap();
-        let Some(Command::Ca(CaCommand::Issue { dir, operator, node })) = cli.command else {
+        let Some(Command::Ca(CaCommand::Issue {
+            dir,
+            operator,
+            node,
+        })) = cli.command
+        else {
             panic!("not ca issue");
         };
         assert_eq!(dir, PathBuf::from("d"));
@@ -163,7 +174,10 @@ mod tests {
         let Some(Command::Demo(demo)) = cli.command else {
             panic!("not demo");
         };
-        assert_eq!((demo.nodes, demo.no_tui, demo.base_port), (9, true, Some(20000)));
+        assert_eq!(
+            (demo.nodes, demo.no_tui, demo.base_port),
+            (9, true, Some(20000))
+        );
 
         assert!(parse(&["demo", "--nodes", "0"]).is_err());
         assert!(parse(&["demo", "--nodes", "10"]).is_err());

@@ -1,0 +1,181 @@
+//! The HTTP answers as a pure function of the snapshot: `route(view, request) → answer`.
+//! No IO, no waiting; table-tested below.
+
+use std::net::IpAddr;
+
+use serde_json::json;
+
+use crate::config::Cidr;
+use crate::view::ClusterView;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Options,
+    Other,
+}
+
+/// What the router needs of a request.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub method: Method,
+    pub path: &'a str,
+    pub remote: IpAddr,
+}
+
+/// An answer: status, content type and body (dropped for HEAD by the server).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+    /// Extra headers besides `X-Quorate-Node` and content headers.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+fn small(view: &ClusterView, status: u16, word: &str, reasons: &[&str]) -> Answer {
+    let body = json!({
+        "node": view.node,
+        "cluster": view.cluster,
+        "status": word,
+        "role": view.role,
+        "term": view.term,
+        "reasons": reasons,
+    });
+    Answer {
+        status,
+        content_type: "application/json",
+        body: format!("{body}\n"),
+        headers: Vec::new(),
+    }
+}
+
+/// Answers `req` from `view`. `allow` lists who may read `/cluster`.
+pub fn route(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
+    if req.method == Method::Other {
+        let mut a = small(view, 405, "fail", &["method"]);
+        a.headers.push(("Allow", "GET, HEAD, OPTIONS".into()));
+        return a;
+    }
+    match req.path {
+        "/live" => small(view, 200, "ok", &[]),
+        "/ready" => {
+            if view.ready {
+                small(view, 200, "ok", &[])
+            } else {
+                small(view, 503, "fail", &view.reasons)
+            }
+        }
+        // `OPTIONS /` is HAProxy's default probe: answer it as /health.
+        "/health" | "/" => {
+            if view.healthy {
+                small(view, 200, "ok", &[])
+            } else {
+                small(view, 503, "fail", &view.reasons)
+            }
+        }
+        "/cluster" => {
+            if !allow.iter().any(|c| c.contains(req.remote)) {
+                return small(view, 403, "fail", &["forbidden"]);
+            }
+            match serde_json::to_string_pretty(&view.status) {
+                Ok(body) => Answer {
+                    status: 200,
+                    content_type: "application/json",
+                    body: body + "\n",
+                    headers: Vec::new(),
+                },
+                Err(_) => small(view, 500, "fail", &["internal"]),
+            }
+        }
+        _ => small(view, 404, "fail", &["not-found"]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::status::ClusterStatus;
+
+    fn view(ready: bool, healthy: bool, reasons: Vec<&'static str>) -> ClusterView {
+        ClusterView {
+            at: crate::clock::now(),
+            node: "n1".into(),
+            cluster: "c".into(),
+            role: "secondary",
+            term: 0,
+            ready,
+            healthy,
+            draining: false,
+            reasons,
+            status: ClusterStatus {
+                cluster: "c".into(),
+                node: "n1".into(),
+                term: 0,
+                primary: None,
+                quorum: true,
+                frozen: false,
+                voters: 1,
+                nodes: vec![],
+                unreachable_peers: vec![],
+            },
+        }
+    }
+
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    const OUTSIDE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+    #[test]
+    fn status_table() {
+        let up = view(true, true, vec![]);
+        let starting = view(false, false, vec!["starting"]);
+        let overloaded = view(true, false, vec!["overloaded"]);
+        let allow = Cidr::loopback();
+        // (view, method, path, remote, status, reason in body)
+        let table: &[(&ClusterView, Method, &str, IpAddr, u16, &str)] = &[
+            (&up, Method::Get, "/live", OUTSIDE, 200, ""),
+            (&starting, Method::Get, "/live", OUTSIDE, 200, ""),
+            (&up, Method::Get, "/ready", OUTSIDE, 200, ""),
+            (&starting, Method::Get, "/ready", OUTSIDE, 503, "starting"),
+            (&up, Method::Get, "/health", OUTSIDE, 200, ""),
+            (&up, Method::Head, "/health", OUTSIDE, 200, ""),
+            (&up, Method::Options, "/", OUTSIDE, 200, ""),
+            (&overloaded, Method::Get, "/health", OUTSIDE, 503, "overloaded"),
+            (&overloaded, Method::Get, "/ready", OUTSIDE, 200, ""),
+            (&starting, Method::Options, "/", OUTSIDE, 503, "starting"),
+            (&up, Method::Get, "/cluster", LOOPBACK, 200, ""),
+            (&up, Method::Get, "/cluster", OUTSIDE, 403, "forbidden"),
+            (&up, Method::Get, "/nope", LOOPBACK, 404, "not-found"),
+            (&up, Method::Other, "/health", LOOPBACK, 405, "method"),
+        ];
+        for (v, method, path, remote, status, reason) in table {
+            let req = Request {
+                method: *method,
+                path,
+                remote: *remote,
+            };
+            let a = route(v, &req, &allow);
+            assert_eq!(a.status, *status, "{method:?} {path} from {remote}");
+            if !reason.is_empty() {
+                assert!(a.body.contains(reason), "{path}: {}", a.body);
+            }
+        }
+    }
+
+    #[test]
+    fn small_body_never_leaks_more_than_status() {
+        let a = route(
+            &view(true, true, vec![]),
+            &Request {
+                method: Method::Get,
+                path: "/health",
+                remote: OUTSIDE,
+            },
+            &Cidr::loopback(),
+        );
+        let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["cluster", "node", "reasons", "role", "status", "term"]);
+    }
+}

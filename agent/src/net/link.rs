@@ -1,0 +1,469 @@
+//! The endpoint and peer links: dialing, accepting, the hello exchange, datagrams and
+//! state fetches.
+//!
+//! Every configured peer address has a dialer task that keeps one outgoing connection up
+//! (reconnecting with backoff). Peers dial us too, so a pair of nodes usually has two
+//! connections; both carry datagrams and the driver sends on the newest. That avoids
+//! the race of deduplicating simultaneous dials, at the cost of one more idle connection.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use proto::{CloseCode, Datagram, Frame, Hello, NodeId, NodeState};
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use super::frame::{FrameError, read_frame, timeout, write_frame};
+use super::tls::{self, TlsMaterial};
+use crate::config::Cidr;
+use crate::ratelog::{RateLog, Refusal};
+
+/// How long a hello or a state fetch may take.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Handshakes in progress at once; beyond it, new connections are refused.
+const MAX_HANDSHAKES: usize = 16;
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Identifies one connection, so a late "link down" is not mistaken for the newer link.
+pub type LinkId = u64;
+
+/// What the network tells the driver.
+#[derive(Debug)]
+pub enum Inbound {
+    /// An authenticated connection: its certificate names `hello.node`.
+    LinkUp {
+        id: LinkId,
+        hello: Hello,
+        conn: quinn::Connection,
+    },
+    /// A connection ended; `goodbye` if the peer closed it saying goodbye.
+    LinkDown {
+        id: LinkId,
+        node: NodeId,
+        incarnation: proto::Incarnation,
+        goodbye: bool,
+    },
+    Datagram { from: NodeId, datagram: Datagram },
+    State { from: NodeId, state: NodeState },
+    FetchFailed { from: NodeId },
+}
+
+/// What the network layer needs to know.
+pub struct NetConfig {
+    pub hello: Hello,
+    pub listen: SocketAddr,
+    pub peers: Vec<SocketAddr>,
+    pub control_allow: Vec<Cidr>,
+}
+
+struct Shared {
+    hello: Hello,
+    peers: Vec<SocketAddr>,
+    control_allow: Vec<Cidr>,
+    local_state: watch::Receiver<NodeState>,
+    inbound: mpsc::Sender<Inbound>,
+    log: RateLog,
+    next_link: AtomicU64,
+    handshakes: Semaphore,
+    /// Set once the agent says goodbye: dialers stop quietly.
+    closing: AtomicBool,
+}
+
+/// The QUIC endpoint and its tasks.
+pub struct Net {
+    endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
+}
+
+impl Net {
+    /// Binds the endpoint. Tasks start with [`Net::start`].
+    pub fn bind(
+        cfg: NetConfig,
+        tls: &TlsMaterial,
+        local_state: watch::Receiver<NodeState>,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> anyhow::Result<Self> {
+        let mut server = tls.server_config(&[proto::ALPN_PEER])?;
+        server.transport_config(transport());
+        server.max_incoming(MAX_HANDSHAKES * 4);
+        let mut client = tls.client_config(proto::ALPN_PEER)?;
+        client.transport_config(transport());
+        let mut endpoint = quinn::Endpoint::server(server, cfg.listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on udp {}: {e}", cfg.listen))?;
+        endpoint.set_default_client_config(client);
+        Ok(Self {
+            endpoint,
+            shared: Arc::new(Shared {
+                hello: cfg.hello,
+                peers: cfg.peers,
+                control_allow: cfg.control_allow,
+                local_state,
+                inbound,
+                log: RateLog::new(),
+                next_link: AtomicU64::new(1),
+                handshakes: Semaphore::new(MAX_HANDSHAKES),
+                closing: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// Starts the accept loop and one dialer per peer.
+    pub fn start(&self) {
+        tokio::spawn(accept_loop(self.endpoint.clone(), self.shared.clone()));
+        for (i, &addr) in self.shared.peers.iter().enumerate() {
+            tokio::spawn(dial_loop(self.endpoint.clone(), self.shared.clone(), addr, i as u64));
+        }
+    }
+
+    /// Fetches `from`'s full state over `conn`; the answer arrives as [`Inbound::State`].
+    pub fn fetch_state(&self, from: NodeId, conn: quinn::Connection) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let result = timeout(EXCHANGE_TIMEOUT, async {
+                let (mut send, mut recv) = conn.open_bi().await.map_err(|e| FrameError::Decode(proto::DecodeError::Malformed(e.to_string())))?;
+                write_frame(&mut send, &Frame::StateRequest).await?;
+                send.finish()?;
+                read_frame(&mut recv).await
+            })
+            .await;
+            let msg = match result {
+                Ok(Frame::State(state)) => Inbound::State { from, state },
+                Ok(other) => {
+                    shared.log.warn(Refusal::Malformed, || format!("peer {from} answered a state request with {other:?}"));
+                    Inbound::FetchFailed { from }
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %from, "state fetch failed: {e}");
+                    Inbound::FetchFailed { from }
+                }
+            };
+            let _ = shared.inbound.send(msg).await;
+        });
+    }
+
+    /// Says goodbye: closes every connection with the goodbye code and waits (bounded)
+    /// for the close frames to leave.
+    pub async fn close(&self, grace: Duration) {
+        self.shared.closing.store(true, Ordering::Relaxed);
+        self.endpoint.close(quinn::VarInt::from_u32(CloseCode::Goodbye as u32), b"goodbye");
+        let _ = tokio::time::timeout(grace, self.endpoint.wait_idle()).await;
+    }
+}
+
+fn transport() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(Duration::from_secs(1)));
+    t.max_idle_timeout(Some(quinn::VarInt::from_u32(5_000).into()));
+    t.max_concurrent_uni_streams(0u8.into());
+    t.max_concurrent_bidi_streams(8u8.into());
+    // Heartbeats are worthless once stale: keep the send queue short so an old one is
+    // dropped rather than sent late.
+    t.datagram_send_buffer_size(16 * 1024);
+    t.datagram_receive_buffer_size(Some(64 * 1024));
+    t.initial_rtt(Duration::from_millis(50));
+    Arc::new(t)
+}
+
+fn close(conn: &quinn::Connection, code: CloseCode, reason: &str) {
+    conn.close(quinn::VarInt::from_u32(code as u32), reason.as_bytes());
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let remote = incoming.remote_address();
+        if !shared.admits(remote.ip()) {
+            // Before any TLS work: an unknown address costs us one packet parse.
+            shared.log.warn(Refusal::Address, || {
+                format!("dropped a connection attempt from {remote}: not a peer and not in control_allow")
+            });
+            incoming.ignore();
+            continue;
+        }
+        let Ok(permit) = shared.handshakes.try_acquire() else {
+            shared.log.warn(Refusal::Busy, || {
+                format!("refused a connection from {remote}: {MAX_HANDSHAKES} handshakes already in progress")
+            });
+            incoming.refuse();
+            continue;
+        };
+        permit.forget();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let conn = match incoming.accept() {
+                Ok(connecting) => tokio::time::timeout(EXCHANGE_TIMEOUT, connecting).await,
+                Err(e) => Ok(Err(e)),
+            };
+            shared.handshakes.add_permits(1);
+            let conn = match conn {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => {
+                    shared.log.warn(Refusal::Handshake, || format!("refused a connection from {remote}: {e}"));
+                    return;
+                }
+                Err(_) => {
+                    shared.log.warn(Refusal::Handshake, || format!("connection from {remote}: handshake timed out"));
+                    return;
+                }
+            };
+            match timeout(EXCHANGE_TIMEOUT, accept_hello(&conn, &shared)).await {
+                Ok(hello) => run_link(conn, hello, shared).await,
+                Err(e) => tracing::debug!("hello from {remote} failed: {e}"),
+            }
+        });
+    }
+}
+
+/// Listener side of the hello: read theirs, check it, answer with ours.
+async fn accept_hello(conn: &quinn::Connection, shared: &Shared) -> Result<Hello, FrameError> {
+    let (mut send, mut recv) = conn
+        .accept_bi()
+        .await
+        .map_err(|e| FrameError::Decode(proto::DecodeError::Malformed(e.to_string())))?;
+    let theirs = read_hello(conn, &mut recv, shared).await?;
+    if let Err((code, reason)) = shared.check_hello(conn, &theirs, None) {
+        refuse(conn, shared, code, &reason);
+        return Err(FrameError::Decode(proto::DecodeError::Malformed(reason)));
+    }
+    write_frame(&mut send, &Frame::Hello(shared.hello.clone())).await?;
+    send.finish()?;
+    Ok(theirs)
+}
+
+async fn read_hello(conn: &quinn::Connection, recv: &mut quinn::RecvStream, shared: &Shared) -> Result<Hello, FrameError> {
+    match read_frame(recv).await {
+        Ok(Frame::Hello(h)) => Ok(h),
+        Ok(other) => {
+            let reason = format!("expected a hello, got {}", frame_name(&other));
+            refuse(conn, shared, CloseCode::Protocol, &reason);
+            Err(FrameError::Decode(proto::DecodeError::Malformed(reason)))
+        }
+        Err(FrameError::Decode(e @ proto::DecodeError::Version { .. })) => {
+            refuse(conn, shared, CloseCode::VersionMismatch, &e.to_string());
+            Err(FrameError::Decode(e))
+        }
+        Err(FrameError::Decode(e)) => {
+            refuse(conn, shared, CloseCode::Protocol, &e.to_string());
+            Err(FrameError::Decode(e))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn frame_name(f: &Frame) -> &'static str {
+    match f {
+        Frame::Hello(_) => "a hello",
+        Frame::StateRequest => "a state request",
+        Frame::State(_) => "a state",
+    }
+}
+
+fn refuse(conn: &quinn::Connection, shared: &Shared, code: CloseCode, reason: &str) {
+    let remote = conn.remote_address();
+    shared.log.warn(Refusal::Hello, || format!("refused {remote}: {reason}"));
+    close(conn, code, reason);
+}
+
+async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketAddr, salt: u64) {
+    let mut rng = SmallRng::seed_from_u64(shared.hello.incarnation.0 ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut backoff = BACKOFF_MIN;
+    let mut failures = 0u32;
+    loop {
+        match dial(&endpoint, &shared, addr).await {
+            Ok((conn, hello)) => {
+                if failures > 0 {
+                    tracing::info!(peer = %hello.node, %addr, "connected after {failures} failed attempts");
+                }
+                failures = 0;
+                backoff = BACKOFF_MIN;
+                run_link(conn, hello, shared.clone()).await;
+            }
+            Err(_) if shared.closing.load(Ordering::Relaxed) => return,
+            Err(e) => {
+                failures += 1;
+                // One line when a peer becomes unreachable, then one every ~minute.
+                if failures == 1 || failures % 30 == 0 {
+                    tracing::info!(%addr, "cannot reach peer (attempt {failures}): {e}");
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+        let jitter = backoff.mul_f64(rng.random::<f64>() * 0.5);
+        tokio::time::sleep(backoff / 2 + jitter).await;
+    }
+}
+
+async fn dial(endpoint: &quinn::Endpoint, shared: &Shared, addr: SocketAddr) -> anyhow::Result<(quinn::Connection, Hello)> {
+    let connecting = endpoint.connect(addr, proto::PEER_SERVER_NAME)?;
+    let conn = tokio::time::timeout(EXCHANGE_TIMEOUT, connecting)
+        .await
+        .map_err(|_| anyhow::anyhow!("handshake timed out"))??;
+    let hello = timeout(EXCHANGE_TIMEOUT, async {
+        let (mut send, mut recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| FrameError::Decode(proto::DecodeError::Malformed(e.to_string())))?;
+        write_frame(&mut send, &Frame::Hello(shared.hello.clone())).await?;
+        send.finish()?;
+        read_hello(&conn, &mut recv, shared).await
+    })
+    .await
+    .map_err(|e| match conn.close_reason() {
+        Some(reason) => anyhow::anyhow!("refused by peer: {}", describe_close(&reason)),
+        None => anyhow::anyhow!("{e}"),
+    })?;
+    if let Err((code, reason)) = shared.check_hello(&conn, &hello, Some(addr)) {
+        refuse(&conn, shared, code, &reason);
+        anyhow::bail!("{reason}");
+    }
+    Ok((conn, hello))
+}
+
+fn describe_close(e: &quinn::ConnectionError) -> String {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            let reason = String::from_utf8_lossy(&c.reason);
+            match CloseCode::from_u64(c.error_code.into_inner()) {
+                Some(code) => format!("{code:?}: {reason}"),
+                None => reason.into_owned(),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Runs an authenticated link until it closes: datagrams in, state requests answered.
+async fn run_link(conn: quinn::Connection, hello: Hello, shared: Arc<Shared>) {
+    let id = shared.next_link.fetch_add(1, Ordering::Relaxed);
+    let node = hello.node.clone();
+    let incarnation = hello.incarnation;
+    if shared
+        .inbound
+        .send(Inbound::LinkUp {
+            id,
+            hello,
+            conn: conn.clone(),
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let server = tokio::spawn(serve_requests(conn.clone(), node.clone(), shared.clone()));
+    let err = loop {
+        match conn.read_datagram().await {
+            Ok(bytes) => match proto::decode_datagram(&bytes) {
+                Ok(datagram) => {
+                    // Heartbeats are droppable: a full queue means the driver is behind,
+                    // and a late heartbeat is worth less than a fresh one.
+                    let _ = shared.inbound.try_send(Inbound::Datagram {
+                        from: node.clone(),
+                        datagram,
+                    });
+                }
+                Err(e @ proto::DecodeError::Version { .. }) => {
+                    refuse(&conn, &shared, CloseCode::VersionMismatch, &format!("peer {node}: {e}"));
+                }
+                Err(e) => {
+                    shared.log.warn(Refusal::Malformed, || format!("dropped a datagram from peer {node}: {e}"));
+                }
+            },
+            Err(e) => break e,
+        }
+    };
+    server.abort();
+    let goodbye = matches!(&err, quinn::ConnectionError::ApplicationClosed(c)
+        if CloseCode::from_u64(c.error_code.into_inner()) == Some(CloseCode::Goodbye));
+    tracing::debug!(peer = %node, "link closed: {}", describe_close(&err));
+    let _ = shared
+        .inbound
+        .send(Inbound::LinkDown {
+            id,
+            node,
+            incarnation,
+            goodbye,
+        })
+        .await;
+}
+
+async fn serve_requests(conn: quinn::Connection, node: NodeId, shared: Arc<Shared>) {
+    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+        let shared = shared.clone();
+        let node = node.clone();
+        tokio::spawn(async move {
+            let result = timeout(EXCHANGE_TIMEOUT, async {
+                match read_frame(&mut recv).await? {
+                    Frame::StateRequest => {
+                        let state = shared.local_state.borrow().clone();
+                        write_frame(&mut send, &Frame::State(state)).await?;
+                        send.finish()?;
+                        Ok(())
+                    }
+                    other => Err(FrameError::Decode(proto::DecodeError::Malformed(format!(
+                        "unexpected {}",
+                        frame_name(&other)
+                    )))),
+                }
+            })
+            .await;
+            if let Err(e) = result {
+                shared.log.warn(Refusal::Malformed, || format!("bad request from peer {node}: {e}"));
+            }
+        });
+    }
+}
+
+impl Shared {
+    /// Addresses we accept connections from: peers' IPs and `control_allow`.
+    fn admits(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.peers.iter().any(|p| p.ip() == ip) || self.control_allow.iter().any(|c| c.contains(ip))
+    }
+
+    /// Checks a peer's hello against its certificate, our cluster and our peer list.
+    fn check_hello(&self, conn: &quinn::Connection, h: &Hello, dialed: Option<SocketAddr>) -> Result<(), (CloseCode, String)> {
+        if h.cluster != self.hello.cluster {
+            return Err((
+                CloseCode::WrongCluster,
+                format!("node {} belongs to cluster {}, this is {}", h.node, h.cluster, self.hello.cluster),
+            ));
+        }
+        if h.node == self.hello.node {
+            return Err((CloseCode::Identity, format!("peer claims to be this node ({})", h.node)));
+        }
+        let named = tls::peer_cert(conn).is_some_and(|c| tls::cert_names(&c, h.node.as_str()));
+        if !named {
+            return Err((
+                CloseCode::Identity,
+                format!("certificate does not name node {} that the peer claims to be", h.node),
+            ));
+        }
+        let Ok(advertised) = h.advertise.parse::<SocketAddr>() else {
+            return Err((CloseCode::Identity, format!("node {} advertises {:?}, not an address", h.node, h.advertise)));
+        };
+        if !self.peers.contains(&advertised) {
+            return Err((
+                CloseCode::Identity,
+                format!("node {} at {advertised} is not in this node's peers", h.node),
+            ));
+        }
+        if let Some(dialed) = dialed
+            && dialed != advertised
+        {
+            return Err((
+                CloseCode::Identity,
+                format!("dialed {dialed} but node {} there advertises {advertised}", h.node),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,206 @@
+//! [`ClusterView`]: the immutable snapshot the driver publishes after every turn. HTTP
+//! handlers (and later the operator channel) read it and nothing else, so an answer never
+//! waits on the driver, a probe or a lock.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use proto::status::{ClusterStatus, LoadStatus, NodeStatus, VersionStatus};
+use proto::{HealthBits, Mode};
+
+use crate::core::{Member, MemberState, Node};
+use crate::probe::load::LoadSample;
+
+/// Why a node is not ready or not healthy, as reason codes safe to show anyone.
+pub mod reason {
+    /// Has not yet seen a quorum of voters since it started.
+    pub const STARTING: &str = "starting";
+    /// The first round of local checks has not finished.
+    pub const CHECKS_PENDING: &str = "checks-pending";
+    pub const OVERLOADED: &str = "overloaded";
+    pub const NO_QUORUM: &str = "no-quorum";
+}
+
+/// Everything readers may know, as of `at`.
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    pub at: Instant,
+    pub node: String,
+    pub cluster: String,
+    pub role: &'static str,
+    pub term: u64,
+    /// `/ready`: joined and first checks done.
+    pub ready: bool,
+    /// `/health`: fit for traffic.
+    pub healthy: bool,
+    pub draining: bool,
+    /// Why not ready or not healthy.
+    pub reasons: Vec<&'static str>,
+    /// The `/cluster` document.
+    pub status: ClusterStatus,
+}
+
+/// This node's own situation, as the driver knows it.
+pub struct Local<'a> {
+    pub config: &'a crate::config::Config,
+    pub load: Option<LoadSample>,
+    pub joined: bool,
+    pub overloaded: bool,
+}
+
+impl Local<'_> {
+    pub fn ready(&self) -> bool {
+        self.joined && self.load.is_some()
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.ready() && !self.overloaded
+    }
+
+    pub fn reasons(&self) -> Vec<&'static str> {
+        let mut r = Vec::new();
+        if !self.joined {
+            r.push(reason::STARTING);
+        }
+        if self.load.is_none() {
+            r.push(reason::CHECKS_PENDING);
+        }
+        if self.overloaded {
+            r.push(reason::OVERLOADED);
+        }
+        r
+    }
+
+    pub fn health_bits(&self) -> HealthBits {
+        HealthBits::default()
+            .with(HealthBits::READY, self.ready())
+            .with(HealthBits::HEALTHY, self.healthy())
+            .with(HealthBits::OVERLOADED, self.overloaded)
+    }
+}
+
+fn role_of(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Member => "secondary",
+        Mode::Witness => "witness",
+    }
+}
+
+fn checks(load: &'static str) -> BTreeMap<String, String> {
+    ["app", "mounts", "config", "clock", "version"]
+        .into_iter()
+        .map(|c| (c.to_owned(), "off".to_owned()))
+        .chain(std::iter::once(("load".to_owned(), load.to_owned())))
+        .collect()
+}
+
+fn member_status(m: &Member, now: Instant) -> NodeStatus {
+    let st = m.node_state.as_ref();
+    let load = m.load;
+    NodeStatus {
+        node: m.id.to_string(),
+        addr: m.addr.clone(),
+        state: m.state.as_str().to_owned(),
+        role: role_of(m.mode).to_owned(),
+        local: false,
+        ready: m.health.has(HealthBits::READY),
+        healthy: m.health.has(HealthBits::HEALTHY) && m.state == MemberState::Alive,
+        draining: m.health.has(HealthBits::DRAINING),
+        priority: st.map(|s| s.priority).unwrap_or_default(),
+        roles: st.map(|s| s.roles.clone()).unwrap_or_default(),
+        incarnation: m.incarnation.0,
+        rtt_ms: m.rtt.map(|d| round3(d.as_secs_f64() * 1000.0)),
+        clock_offset_ms: m.clock_offset_us.map(|us| round3(us as f64 / 1000.0)),
+        last_seen_ms: m
+            .last_heard()
+            .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+        phi: Some(round3(m.phi(now))),
+        load: LoadStatus {
+            cpu: f64::from(load.cpu_permille) / 1000.0,
+            mem: f64::from(load.mem_permille) / 1000.0,
+            load1: f64::from(load.load1_centi) / 100.0,
+        },
+        checks: checks(if m.health.has(HealthBits::OVERLOADED) { "fail" } else { "ok" }),
+        config: Vec::new(),
+        mounts: Vec::new(),
+        version: VersionStatus {
+            agent: st.map(|s| s.agent_version.clone()).unwrap_or_default(),
+            app: st.and_then(|s| s.app_version.clone()),
+        },
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Builds the snapshot from the core and the local situation.
+pub fn build(core: &Node, local: &Local<'_>, now: Instant) -> ClusterView {
+    let cfg = local.config;
+    let load = local.load.unwrap_or_default();
+    let me = NodeStatus {
+        node: cfg.node.to_string(),
+        addr: cfg.advertise.to_string(),
+        state: "alive".to_owned(),
+        role: role_of(cfg.mode).to_owned(),
+        local: true,
+        ready: local.ready(),
+        healthy: local.healthy(),
+        draining: false,
+        priority: cfg.priority,
+        roles: cfg.roles.clone(),
+        incarnation: core.config().incarnation.0,
+        rtt_ms: None,
+        clock_offset_ms: None,
+        last_seen_ms: None,
+        phi: None,
+        load: LoadStatus {
+            cpu: round3(load.cpu),
+            mem: round3(load.mem),
+            load1: round3(load.load1),
+        },
+        checks: checks(match (&cfg.load, local.load) {
+            (None, _) => "off",
+            (Some(_), _) if local.overloaded => "fail",
+            (Some(_), _) => "ok",
+        }),
+        config: Vec::new(),
+        mounts: Vec::new(),
+        version: VersionStatus {
+            agent: env!("CARGO_PKG_VERSION").to_owned(),
+            app: None,
+        },
+    };
+    let mut nodes = vec![me];
+    nodes.extend(core.members().map(|m| member_status(m, now)));
+    nodes.sort_by(|a, b| a.node.cmp(&b.node));
+    let known: Vec<&str> = core.members().map(|m| m.addr.as_str()).collect();
+    let unreachable_peers = cfg
+        .peers
+        .iter()
+        .map(|p| p.to_string())
+        .filter(|p| !known.contains(&p.as_str()))
+        .collect();
+    ClusterView {
+        at: now,
+        node: cfg.node.to_string(),
+        cluster: cfg.cluster.to_string(),
+        role: role_of(cfg.mode),
+        term: 0,
+        ready: local.ready(),
+        healthy: local.healthy(),
+        draining: false,
+        reasons: local.reasons(),
+        status: ClusterStatus {
+            cluster: cfg.cluster.to_string(),
+            node: cfg.node.to_string(),
+            term: 0,
+            primary: None,
+            quorum: core.has_quorum(),
+            frozen: false,
+            voters: cfg.voters(),
+            nodes,
+            unreachable_peers,
+        },
+    }
+}
