@@ -48,16 +48,16 @@ const BACKDATE_DAYS: i64 = 1;
 /// Why a CA operation failed. Every message names the file concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
     #[error("{}: already exists; refusing to overwrite it", path.display())]
     Exists { path: PathBuf },
-    #[error("{}: not a usable PEM private key: {source}", path.display())]
-    BadKey { path: PathBuf, source: rcgen::Error },
-    #[error("{}: not a PEM certificate: {source}", path.display())]
+    #[error("{}: not a usable PEM private key: {error}", path.display())]
+    BadKey { path: PathBuf, error: rcgen::Error },
+    #[error("{}: not a PEM certificate: {error}", path.display())]
     BadCert {
         path: PathBuf,
-        source: rustls_pki_types::pem::Error,
+        error: rustls_pki_types::pem::Error,
     },
     #[error(
         "{}: does not belong to {} or was not made by `quorate ca init`: \
@@ -69,8 +69,8 @@ pub enum CaError {
         key: PathBuf,
         reason: webpki::Error,
     },
-    #[error("{}: cannot generate the certificate: {source}", path.display())]
-    Generate { path: PathBuf, source: rcgen::Error },
+    #[error("{}: cannot generate the certificate: {error}", path.display())]
+    Generate { path: PathBuf, error: rcgen::Error },
     #[error("{}: the name {name:?} is reserved for the CA's own files", path.display())]
     Reserved { path: PathBuf, name: String },
 }
@@ -87,9 +87,9 @@ pub fn init(dir: &Path) -> Result<(), CaError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| CaError::Io {
+        .map_err(|error| CaError::Io {
             path: dir.to_path_buf(),
-            source,
+            error,
         })?;
     let key_path = dir.join(CA_KEY_FILE);
     let cert_path = dir.join(CA_CERT_FILE);
@@ -102,9 +102,9 @@ pub fn init(dir: &Path) -> Result<(), CaError> {
     set_validity(&mut params, wall_now(), CA_VALID_DAYS);
     let cert = params
         .self_signed(&key)
-        .map_err(|source| CaError::Generate {
+        .map_err(|error| CaError::Generate {
             path: cert_path.clone(),
-            source,
+            error,
         })?;
 
     write_pair(&key_path, &key.serialize_pem(), &cert_path, &cert.pem())
@@ -162,15 +162,16 @@ fn ca_params() -> CertificateParams {
 
 fn leaf_params(dir: &Path, name: &NodeId, sans: Vec<String>) -> Result<CertificateParams, CaError> {
     let cert_path = leaf_path(dir, name, "pem");
-    if Path::new(CA_CERT_FILE).file_stem() == Some(name.as_str().as_ref()) {
+    // `ca.pem`/`ca.key` are the CA's own.
+    if name.as_str() == "ca" {
         return Err(CaError::Reserved {
             path: cert_path,
             name: name.to_string(),
         });
     }
-    let mut params = CertificateParams::new(sans).map_err(|source| CaError::Generate {
+    let mut params = CertificateParams::new(sans).map_err(|error| CaError::Generate {
         path: cert_path,
-        source,
+        error,
     })?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.is_ca = IsCa::ExplicitNoCa;
@@ -190,15 +191,15 @@ fn issue(dir: &Path, name: &NodeId, params: CertificateParams) -> Result<(), CaE
     let ca_key_path = dir.join(CA_KEY_FILE);
     let ca_cert_path = dir.join(CA_CERT_FILE);
     let ca_key_pem = read(&ca_key_path)?;
-    let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|source| CaError::BadKey {
+    let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|error| CaError::BadKey {
         path: ca_key_path.clone(),
-        source,
+        error,
     })?;
     let ca_cert =
-        CertificateDer::from_pem_slice(read(&ca_cert_path)?.as_bytes()).map_err(|source| {
+        CertificateDer::from_pem_slice(read(&ca_cert_path)?.as_bytes()).map_err(|error| {
             CaError::BadCert {
                 path: ca_cert_path.clone(),
-                source,
+                error,
             }
         })?;
     let issuer = Issuer::new(ca_params(), ca_key);
@@ -206,9 +207,9 @@ fn issue(dir: &Path, name: &NodeId, params: CertificateParams) -> Result<(), CaE
     let key = new_key(&key_path)?;
     let cert = params
         .signed_by(&key, &issuer)
-        .map_err(|source| CaError::Generate {
+        .map_err(|error| CaError::Generate {
             path: cert_path.clone(),
-            source,
+            error,
         })?;
 
     // Prove the new certificate chains to ca.pem before writing it anywhere.
@@ -247,16 +248,16 @@ fn leaf_path(dir: &Path, name: &NodeId, ext: &str) -> PathBuf {
 }
 
 fn new_key(path: &Path) -> Result<KeyPair, CaError> {
-    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|source| CaError::Generate {
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|error| CaError::Generate {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
 fn read(path: &Path) -> Result<String, CaError> {
-    fs::read_to_string(path).map_err(|source| CaError::Io {
+    fs::read_to_string(path).map_err(|error| CaError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
@@ -278,9 +279,9 @@ fn write_pair(
 }
 
 fn write_file(path: &Path, contents: &str, mode: u32, create_new: bool) -> Result<(), CaError> {
-    let io_err = |source: io::Error| CaError::Io {
+    let io_err = |error: io::Error| CaError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut options = OpenOptions::new();
     options.write(true).mode(mode);
@@ -289,13 +290,13 @@ fn write_file(path: &Path, contents: &str, mode: u32, create_new: bool) -> Resul
     } else {
         options.create(true).truncate(true);
     }
-    let mut file = options.open(path).map_err(|source| {
-        if source.kind() == io::ErrorKind::AlreadyExists {
+    let mut file = options.open(path).map_err(|error| {
+        if error.kind() == io::ErrorKind::AlreadyExists {
             CaError::Exists {
                 path: path.to_path_buf(),
             }
         } else {
-            io_err(source)
+            io_err(error)
         }
     })?;
     file.write_all(contents.as_bytes()).map_err(io_err)?;

@@ -19,3 +19,48 @@ pub fn wall() -> proto::WallMicros {
         .unwrap_or(Duration::ZERO);
     proto::WallMicros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
 }
+
+/// CLOCK_BOOTTIME: like the monotonic clock, but it keeps counting while the machine is
+/// suspended. Comparing the two tells a suspend from a stall.
+pub fn boottime() -> Duration {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Notices the monotonic clock falling behind CLOCK_BOOTTIME (a suspended VM), which
+/// would make a lease measured on the monotonic clock look younger than it is.
+#[derive(Debug)]
+pub struct JumpGuard {
+    mono: Instant,
+    boot: Duration,
+}
+
+impl JumpGuard {
+    pub fn new() -> Self {
+        Self {
+            mono: now(),
+            boot: boottime(),
+        }
+    }
+
+    /// How far boot time ran ahead of monotonic time since the last check, if more
+    /// than `tolerance`.
+    pub fn check(&mut self, tolerance: Duration) -> Option<Duration> {
+        let (mono, boot) = (now(), boottime());
+        let mono_elapsed = mono.saturating_duration_since(self.mono);
+        let boot_elapsed = boot.saturating_sub(self.boot);
+        self.mono = mono;
+        self.boot = boot;
+        let gap = boot_elapsed.saturating_sub(mono_elapsed);
+        (gap > tolerance).then_some(gap)
+    }
+}
+
+impl Default for JumpGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -14,9 +14,10 @@ pub mod ca;
 pub mod clock;
 pub mod config;
 pub mod core;
-pub mod net;
 pub mod driver;
+pub mod hooks;
 pub mod http;
+pub mod net;
 pub mod persist;
 pub mod probe;
 pub mod ratelog;
@@ -40,14 +41,23 @@ pub struct Running {
     pub http_addr: SocketAddr,
     pub view: watch::Receiver<Arc<ClusterView>>,
     shutdown: watch::Sender<bool>,
-    driver: tokio::task::JoinHandle<()>,
+    driver: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
-    /// Says goodbye to every peer and stops.
-    pub async fn stop(self) {
+    /// Hands the primary role over if it holds it, says goodbye to every peer and stops.
+    pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
-        let _ = self.driver.await;
+        self.driver.await.context("the driver task failed")?
+    }
+
+    /// Waits until the agent stops by itself (a fatal error), or forever.
+    pub async fn failed(&mut self) -> anyhow::Error {
+        match (&mut self.driver).await {
+            Ok(Ok(())) => anyhow::anyhow!("the driver stopped"),
+            Ok(Err(e)) => e,
+            Err(e) => anyhow::anyhow!("the driver task failed: {e}"),
+        }
     }
 }
 
@@ -92,19 +102,30 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     )?;
     let quic_addr = net.local_addr().context("QUIC endpoint address")?;
 
+    let hard = persist::load_hard_state(&config.state_dir)?;
     let now = clock::now();
     let core = core::Node::new(
         core::CoreConfig {
             node: config.node.clone(),
             incarnation,
             mode: config.mode,
+            priority: config.priority,
             voters: config.voters(),
             heartbeat_interval: config.timing.heartbeat_interval.0,
+            lease_heartbeat_interval: config.timing.lease_heartbeat_interval.0,
+            lease: config.timing.lease.0,
+            election_timeout: config.timing.election_timeout.0,
             phi_threshold: config.timing.phi_threshold,
             dead_after: config.timing.dead_after.0,
+            preempt: config
+                .election
+                .preempt
+                .then_some(config.election.preempt_delay.0),
+            fault: None,
         },
         now,
         rand::rngs::SmallRng::from_os_rng().next_u64(),
+        hard,
     );
     let placeholder = view::build(
         &core,
@@ -115,9 +136,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             overloaded: false,
         },
         now,
+        clock::boottime(),
     );
     let (view_tx, view_rx) = watch::channel(Arc::new(placeholder));
-    let http_addr = http::spawn(config.http.listen, config.http.allow.clone(), view_rx.clone())?;
+    let (command_tx, command_rx) = mpsc::channel(16);
+    let http_addr = http::spawn(
+        config.http.listen,
+        config.http.allow.clone(),
+        view_rx.clone(),
+        command_tx,
+    )?;
     let load_rx = probe::load::spawn(Duration::from_secs(1));
 
     let driver = driver::Driver {
@@ -128,10 +156,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         load_rx,
         view_tx,
         state_tx,
+        commands: command_rx,
         links: HashMap::new(),
         load: None,
         joined: false,
         overloaded: false,
+        jump_guard: clock::JumpGuard::new(),
+        hooks: hooks::Hooks::new(config.hooks.clone(), config.node.clone()),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let driver = tokio::spawn(driver.run(shutdown_rx));

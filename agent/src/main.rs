@@ -55,23 +55,38 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let running = match quorate_agent::start(config).await {
+        let mut running = match quorate_agent::start(config).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("cannot start: {e:#}");
                 return ExitCode::FAILURE;
             }
         };
-        let signal = wait_for_signal().await;
-        tracing::info!("{signal}: leaving the cluster");
-        running.stop().await;
-        ExitCode::SUCCESS
+        tokio::select! {
+            signal = wait_for_signal() => {
+                tracing::info!("{signal}: leaving the cluster");
+                match running.stop().await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        tracing::error!("while leaving: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            e = running.failed() => {
+                tracing::error!("stopped: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 
 async fn wait_for_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers the agent can still be killed; run until then.
         std::future::pending::<()>().await;
         return "never";

@@ -46,7 +46,9 @@ impl RateLog {
     /// Logs `msg` as a warning unless this kind of refusal was logged within the window.
     pub fn warn(&self, kind: Refusal, msg: impl FnOnce() -> String) {
         let slot = kind as usize;
-        let now_ms = u64::try_from(clock::now().duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX) + 1;
+        let now_ms = u64::try_from(clock::now().duration_since(self.epoch).as_millis())
+            .unwrap_or(u64::MAX)
+            + 1;
         let last = self.last_ms[slot].load(Ordering::Relaxed);
         let window = WINDOW.as_millis() as u64;
         if last != 0 && now_ms.saturating_sub(last) < window {
@@ -62,7 +64,11 @@ impl RateLog {
         }
         let n = self.suppressed[slot].swap(0, Ordering::Relaxed);
         if n > 0 {
-            tracing::warn!("{} (and {n} more like it in the last {}s)", msg(), WINDOW.as_secs());
+            tracing::warn!(
+                "{} (and {n} more like it in the last {}s)",
+                msg(),
+                WINDOW.as_secs()
+            );
         } else {
             tracing::warn!("{}", msg());
         }

@@ -3,11 +3,12 @@
 //! waits on the driver, a probe or a lock.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use proto::status::{ClusterStatus, LoadStatus, NodeStatus, VersionStatus};
 use proto::{HealthBits, Mode};
 
+use crate::core::lease::{self, Lease};
 use crate::core::{Member, MemberState, Node};
 use crate::probe::load::LoadSample;
 
@@ -19,12 +20,21 @@ pub mod reason {
     pub const CHECKS_PENDING: &str = "checks-pending";
     pub const OVERLOADED: &str = "overloaded";
     pub const NO_QUORUM: &str = "no-quorum";
+    /// `/primary` on a node that does not hold the lease.
+    pub const NOT_PRIMARY: &str = "not-primary";
+    /// `/secondary` on the primary.
+    pub const PRIMARY: &str = "primary";
 }
 
 /// Everything readers may know, as of `at`.
 #[derive(Debug, Clone)]
 pub struct ClusterView {
     pub at: Instant,
+    /// The primary lease, if this node is primary; evaluated when an answer is given.
+    pub lease: Option<Lease>,
+    /// The lease's end on CLOCK_BOOTTIME, which also counts time suspended: a lease
+    /// must hold on both clocks.
+    pub lease_boot_until: Option<Duration>,
     pub node: String,
     pub cluster: String,
     pub role: &'static str,
@@ -55,6 +65,12 @@ impl Local<'_> {
 
     pub fn healthy(&self) -> bool {
         self.ready() && !self.overloaded
+    }
+
+    /// May be primary: member mode, joined, first checks done (issue 4 adds app,
+    /// mounts and draining).
+    pub fn eligible(&self) -> bool {
+        self.config.mode == Mode::Member && self.ready()
     }
 
     pub fn reasons(&self) -> Vec<&'static str> {
@@ -94,14 +110,19 @@ fn checks(load: &'static str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn member_status(m: &Member, now: Instant) -> NodeStatus {
+fn member_status(m: &Member, now: Instant, primary: Option<&proto::NodeId>) -> NodeStatus {
     let st = m.node_state.as_ref();
     let load = m.load;
+    let role = if primary == Some(&m.id) && m.state == MemberState::Alive {
+        "primary"
+    } else {
+        role_of(m.mode)
+    };
     NodeStatus {
         node: m.id.to_string(),
         addr: m.addr.clone(),
         state: m.state.as_str().to_owned(),
-        role: role_of(m.mode).to_owned(),
+        role: role.to_owned(),
         local: false,
         ready: m.health.has(HealthBits::READY),
         healthy: m.health.has(HealthBits::HEALTHY) && m.state == MemberState::Alive,
@@ -120,7 +141,11 @@ fn member_status(m: &Member, now: Instant) -> NodeStatus {
             mem: f64::from(load.mem_permille) / 1000.0,
             load1: f64::from(load.load1_centi) / 100.0,
         },
-        checks: checks(if m.health.has(HealthBits::OVERLOADED) { "fail" } else { "ok" }),
+        checks: checks(if m.health.has(HealthBits::OVERLOADED) {
+            "fail"
+        } else {
+            "ok"
+        }),
         config: Vec::new(),
         mounts: Vec::new(),
         version: VersionStatus {
@@ -135,14 +160,21 @@ fn round3(x: f64) -> f64 {
 }
 
 /// Builds the snapshot from the core and the local situation.
-pub fn build(core: &Node, local: &Local<'_>, now: Instant) -> ClusterView {
+pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -> ClusterView {
     let cfg = local.config;
     let load = local.load.unwrap_or_default();
+    let lease = core.lease();
+    let role = core.role_name(now);
+    let primary = if lease::holds(lease.as_ref(), now) {
+        Some(&cfg.node)
+    } else {
+        core.primary().filter(|p| **p != cfg.node)
+    };
     let me = NodeStatus {
         node: cfg.node.to_string(),
         addr: cfg.advertise.to_string(),
         state: "alive".to_owned(),
-        role: role_of(cfg.mode).to_owned(),
+        role: role.to_owned(),
         local: true,
         ready: local.ready(),
         healthy: local.healthy(),
@@ -172,7 +204,7 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant) -> ClusterView {
         },
     };
     let mut nodes = vec![me];
-    nodes.extend(core.members().map(|m| member_status(m, now)));
+    nodes.extend(core.members().map(|m| member_status(m, now, primary)));
     nodes.sort_by(|a, b| a.node.cmp(&b.node));
     let known: Vec<&str> = core.members().map(|m| m.addr.as_str()).collect();
     let unreachable_peers = cfg
@@ -181,23 +213,26 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant) -> ClusterView {
         .map(|p| p.to_string())
         .filter(|p| !known.contains(&p.as_str()))
         .collect();
+    let reasons = local.reasons();
     ClusterView {
         at: now,
+        lease,
+        lease_boot_until: lease.map(|l| boot_now + l.until.saturating_duration_since(now)),
         node: cfg.node.to_string(),
         cluster: cfg.cluster.to_string(),
-        role: role_of(cfg.mode),
-        term: 0,
+        role,
+        term: core.term().0,
         ready: local.ready(),
         healthy: local.healthy(),
         draining: false,
-        reasons: local.reasons(),
+        reasons,
         status: ClusterStatus {
             cluster: cfg.cluster.to_string(),
             node: cfg.node.to_string(),
-            term: 0,
-            primary: None,
+            term: core.term().0,
+            primary: primary.map(|p| p.to_string()),
             quorum: core.has_quorum(),
-            frozen: false,
+            frozen: core.frozen(),
             voters: cfg.voters(),
             nodes,
             unreachable_peers,

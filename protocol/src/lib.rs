@@ -28,7 +28,8 @@ pub use codec::{
 };
 pub use ids::{ClusterName, IdError, Incarnation, NodeId, Seq, Term, WallMicros};
 pub use messages::{
-    Datagram, Echo, Frame, Goodbye, HealthBits, Heartbeat, Hello, LoadFigures, StateDigest,
+    Datagram, Echo, Frame, FreezeFlag, Goodbye, HealthBits, Heartbeat, Hello, LoadFigures,
+    StateDigest, TimeoutNow, TransferRequest, VoteReply, VoteRequest,
 };
 pub use state::{Mode, NodeState};
 pub use version::{

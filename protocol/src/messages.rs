@@ -10,6 +10,63 @@ use crate::state::{Mode, NodeState};
 pub enum Datagram {
     Heartbeat(Heartbeat),
     Goodbye(Goodbye),
+    /// "Would you vote for me in `term`?" — asked before campaigning, changes nothing.
+    PreVote(VoteRequest),
+    PreVoteReply(VoteReply),
+    /// A candidate asks for a vote in `term`.
+    Vote(VoteRequest),
+    VoteReply(VoteReply),
+    /// The primary hands over: the receiver campaigns at once (Raft's TimeoutNow).
+    TimeoutNow(TimeoutNow),
+    /// Asks the primary to hand over (an operator's `quorate transfer` arriving at
+    /// another node is forwarded to the primary this way).
+    TransferRequest(TransferRequest),
+}
+
+/// "Primary, please hand over to `to` (or to the best node)."
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRequest {
+    pub to: Option<NodeId>,
+}
+
+/// A request for a (pre-)vote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteRequest {
+    /// The term the candidate campaigns for.
+    pub term: Term,
+    pub candidate: NodeId,
+    /// Set when the current primary handed over to the candidate: the primary gave up its
+    /// lease first, so voters may disregard their promise to it.
+    pub transfer_from: Option<NodeId>,
+    /// Matches replies to this request.
+    pub req: Seq,
+}
+
+/// The answer to a [`VoteRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteReply {
+    /// The voter's term after handling the request.
+    pub term: Term,
+    pub voter: NodeId,
+    pub granted: bool,
+    /// The request answered.
+    pub req: Seq,
+}
+
+/// The primary of `term` hands the primary role to the receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNow {
+    pub term: Term,
+    pub from: NodeId,
+}
+
+/// The cluster-wide freeze flag, gossiped in every heartbeat; the newest `version` wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FreezeFlag {
+    pub frozen: bool,
+    /// When an operator set it (wall µs at the node that took the command).
+    #[serde(with = "postcard::fixint::le")]
+    pub version: u64,
 }
 
 /// Everything sent as a length-prefixed frame on a QUIC stream between agents.
@@ -75,6 +132,8 @@ impl HealthBits {
     pub const APP_FAIL: u32 = 1 << 4;
     /// A required mount fails.
     pub const MOUNT_FAIL: u32 = 1 << 5;
+    /// May be primary: member mode, app and required mounts passing, not draining.
+    pub const ELIGIBLE: u32 = 1 << 6;
 
     pub fn has(self, bit: u32) -> bool {
         self.0 & bit != 0
@@ -116,14 +175,20 @@ pub struct Heartbeat {
     pub seq: Seq,
     /// `t3` for the peer's echo arithmetic: this node's wall clock at send.
     pub sent: WallMicros,
+    /// The sender's heartbeat interval on this link, so the receiver's failure detector
+    /// re-learns at once when the rate changes (primary ↔ voter links are fast).
+    #[serde(with = "postcard::fixint::le")]
+    pub interval_ms: u16,
     pub echo: Option<Echo>,
     /// The sender's current term.
     pub term: Term,
     /// Who the sender believes is primary in `term`.
     pub primary: Option<NodeId>,
-    /// Reserved for the election: the send time (the primary's) of the newest lease
-    /// heartbeat this node acknowledges.
-    pub lease_ack: Option<WallMicros>,
+    /// Lease acknowledgement: the `seq` of the newest heartbeat received from the primary
+    /// of `term` (the sender promises not to vote for anyone else for an election
+    /// timeout after receiving it).
+    pub lease_ack: Option<Seq>,
+    pub freeze: FreezeFlag,
     pub health: HealthBits,
     pub load: LoadFigures,
     pub digest: StateDigest,

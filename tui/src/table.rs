@@ -251,10 +251,10 @@ mod tests {
     fn renders_header_aligned_table_and_footer() {
         let expected = "\
 cluster dam-prod  term 7  primary n2  quorum yes (2/4)
-NODE  STATE    ROLE       HEALTH                 CPU  MEM   LOAD    RTT   OFFSET   SEEN  ADDR
-n1*   alive    secondary  ok                     12%  40%   0.30      -        -      -  10.0.0.11:7700
-n2    alive    primary    ok                     12%  40%   0.30  0.4ms   -1.2ms   80ms  10.0.0.12:7700
-n3    suspect  secondary  fail:mounts+drift     100%   5%  12.50   13ms  +250ms   2.3s  10.0.0.13:7700
+NODE  STATE    ROLE       HEALTH              CPU  MEM   LOAD    RTT  OFFSET  SEEN  ADDR
+n1*   alive    secondary  ok                  12%  40%   0.30      -       -     -  10.0.0.11:7700
+n2    alive    primary    ok                  12%  40%   0.30  0.4ms  -1.2ms  80ms  10.0.0.12:7700
+n3    suspect  secondary  fail:mounts+drift  100%   5%  12.50   13ms  +250ms  2.3s  10.0.0.13:7700
 unreachable: 10.0.0.14:7700
 ";
         assert_eq!(render_status(&cluster()), expected);

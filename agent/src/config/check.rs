@@ -192,7 +192,9 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
         tls: tls_paths,
         timing: t,
         http: raw.http,
+        election: raw.election,
         load: raw.load,
+        hooks: raw.hooks,
     })
 }
 

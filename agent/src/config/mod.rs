@@ -38,7 +38,49 @@ pub struct Config {
     pub tls: TlsPaths,
     pub timing: Timing,
     pub http: Http,
+    pub election: Election,
     pub load: Option<LoadLimits>,
+    pub hooks: Hooks,
+}
+
+/// Priorities and preemption.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Election {
+    /// Hand the primary role to a higher-priority node once it has been eligible for
+    /// `preempt_delay`.
+    pub preempt: bool,
+    pub preempt_delay: Dur,
+}
+
+impl Default for Election {
+    fn default() -> Self {
+        Self {
+            preempt: true,
+            preempt_delay: Dur(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// Programs run on role changes. Each runs with a timeout and never blocks the agent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hooks {
+    pub on_primary: Option<PathBuf>,
+    pub on_secondary: Option<PathBuf>,
+    pub on_fault: Option<PathBuf>,
+    pub timeout: Dur,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Self {
+            on_primary: None,
+            on_secondary: None,
+            on_fault: None,
+            timeout: Dur(Duration::from_secs(10)),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -216,7 +258,11 @@ struct RawConfig {
     timing: Option<Spanned<Timing>>,
     #[serde(default)]
     http: Http,
+    #[serde(default)]
+    election: Election,
     load: Option<LoadLimits>,
+    #[serde(default)]
+    hooks: Hooks,
 }
 
 #[derive(Debug, Deserialize)]

@@ -40,6 +40,7 @@ impl PhiDetector {
 
     /// Forgets the history and starts over for a sender beating every `expected`
     /// (a restart, or a change of heartbeat rate).
+    /// The time of the last heartbeat is kept.
     pub fn reset(&mut self, expected: Duration) {
         let mean = expected.as_secs_f64() * 1000.0;
         self.intervals_ms.clear();

@@ -67,6 +67,10 @@ pub struct Member {
     pub clock_offset_us: Option<i64>,
     pub term: Term,
     pub believed_primary: Option<NodeId>,
+    /// Since when it has said it is eligible to be primary, without a break.
+    pub eligible_since: Option<Instant>,
+    /// The heartbeat interval it last announced on its link to us.
+    interval_ms: u16,
     pub(super) next_heartbeat: Instant,
     pub(super) fetch_pending: bool,
 }
@@ -107,6 +111,8 @@ impl Member {
             clock_offset_us: None,
             term: Term::default(),
             believed_primary: None,
+            eligible_since: None,
+            interval_ms: u16::try_from(expected.as_millis()).unwrap_or(u16::MAX),
             next_heartbeat: now,
             fetch_pending: false,
         }
@@ -155,7 +161,19 @@ impl Member {
             return Accepted::Stale;
         }
         self.last_seq = Some(hb.seq);
+        if hb.interval_ms != self.interval_ms && hb.interval_ms > 0 {
+            // The sender changed rate (a primary came or went): re-learn from the new
+            // rate instead of suspecting a slower sender or missing a faster one's death.
+            self.interval_ms = hb.interval_ms;
+            self.detector
+                .reset(Duration::from_millis(u64::from(hb.interval_ms)));
+        }
         self.detector.heartbeat(now);
+        if hb.health.has(HealthBits::ELIGIBLE) {
+            self.eligible_since.get_or_insert(now);
+        } else {
+            self.eligible_since = None;
+        }
         self.last_rx = Some(Received {
             peer_sent: hb.sent,
             at_wall: wall,

@@ -1,4 +1,4 @@
-//! The sans-IO core: membership and failure detection (and, next, the election).
+//! The sans-IO core: membership, failure detection and the election.
 //!
 //! Everything here is a pure state machine driven by `handle_*(now, …)` calls and drained
 //! through `poll_*` calls; see [`Node`] for the driving contract. The core must never
@@ -7,11 +7,14 @@
 //! `agent/tests/core_fence.rs` checks the fence.
 
 pub mod detector;
+mod election;
+pub mod lease;
 pub mod membership;
 mod node;
+pub mod quorum;
 
 pub use membership::{Member, MemberState};
-pub use node::{CoreConfig, Event, Node, Transmit};
+pub use node::{Command, CoreConfig, Event, HardState, InjectedFault, Node, Transmit};
 
 #[cfg(test)]
 mod tests;

@@ -1,14 +1,16 @@
-//! [`Node`]: one agent's membership state machine.
+//! [`Node`]: one agent's state machine — membership, failure detection and the election.
+//! Membership handling lives here; the election rules in `election.rs`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use proto::{
-    Datagram, Goodbye, HealthBits, Heartbeat, Hello, Incarnation, LoadFigures, Mode, NodeId,
-    NodeState, Seq, StateDigest, Term, WallMicros,
+    Datagram, FreezeFlag, Goodbye, HealthBits, Heartbeat, Hello, Incarnation, LoadFigures, Mode,
+    NodeId, NodeState, Seq, StateDigest, Term, WallMicros,
 };
-use rand::{Rng, SeedableRng, rngs::SmallRng};
+use rand::{SeedableRng, rngs::SmallRng};
 
+use super::election::Role;
 use super::membership::{Accepted, Member, MemberState};
 
 /// What the core needs to know about this node and its timing.
@@ -17,12 +19,51 @@ pub struct CoreConfig {
     pub node: NodeId,
     pub incarnation: Incarnation,
     pub mode: Mode,
+    pub priority: u32,
     /// Configured voters: the peers plus this node.
     pub voters: usize,
+    /// Between nodes when neither is the primary.
     pub heartbeat_interval: Duration,
+    /// From the primary to each voter.
+    pub lease_heartbeat_interval: Duration,
+    pub lease: Duration,
+    /// Minimum election timeout; each node randomises over [T, 1.3T).
+    pub election_timeout: Duration,
     pub phi_threshold: f64,
     /// Silence, once suspected, before a member is `dead`.
     pub dead_after: Duration,
+    /// Hand over to a higher-priority eligible node that stayed eligible this long.
+    pub preempt: Option<Duration>,
+    /// Test-only: deliberately break a safety rule, to prove the simulation notices.
+    /// The agent never sets it.
+    pub fault: Option<InjectedFault>,
+}
+
+/// Deliberate bugs for the simulation's self-test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InjectedFault {
+    /// Voters grant votes while they have promised a live primary not to.
+    IgnoreLeasePromise,
+    /// The primary's lease never expires.
+    LeaseNeverExpires,
+}
+
+/// `(term, voted_for)`: what must be on disk before a vote leaves this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HardState {
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+}
+
+/// A command from an operator or the driver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Hand the primary role to `to`, or to the best eligible node.
+    Transfer(Option<NodeId>),
+    /// Set the cluster-wide freeze flag (newest version wins).
+    Freeze(FreezeFlag),
+    /// The agent is stopping: hand over if primary, never campaign again.
+    Shutdown,
 }
 
 /// A datagram to send.
@@ -32,8 +73,7 @@ pub struct Transmit {
     pub datagram: Datagram,
 }
 
-/// Something worth telling an operator about. The driver logs these; later the event
-/// journal keeps them.
+/// Something worth telling an operator about.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A member was identified for the first time.
@@ -52,14 +92,35 @@ pub enum Event {
         from: MemberState,
         to: MemberState,
     },
+    /// This node started campaigning for `term`.
+    ElectionStarted { term: Term, transfer: bool },
+    /// This node won `term`.
+    BecamePrimary { term: Term },
+    /// This node stopped being primary.
+    SteppedDown { term: Term, reason: &'static str },
+    /// Another node is primary of `term`.
+    PrimaryChanged { node: NodeId, term: Term },
+    /// This node hands the primary role over.
+    TransferStarted { to: NodeId, term: Term },
+    /// Two nodes claim to be primary in the same term, or a primary claim arrived for a
+    /// term this node did not expect.
+    SplitBrainSuspected {
+        claimant: NodeId,
+        term: Term,
+        believed: Option<NodeId>,
+    },
+    /// A command was refused, and why.
+    Refused { command: String, reason: String },
+    /// The cluster-wide freeze flag changed.
+    FreezeChanged { frozen: bool },
 }
 
 /// This node's own figures, fed in by the probes.
 #[derive(Debug, Clone, Copy, Default)]
-struct Local {
-    health: HealthBits,
-    load: LoadFigures,
-    digest: StateDigest,
+pub(super) struct Local {
+    pub(super) health: HealthBits,
+    pub(super) load: LoadFigures,
+    pub(super) digest: StateDigest,
 }
 
 /// One agent's view of the cluster, as a sans-IO state machine.
@@ -69,32 +130,62 @@ struct Local {
 /// The driver owns the only `Node` and is the only caller. It MUST:
 /// 1. feed every input through a `handle_*` method with the current monotonic `now`
 ///    (and wall clock where a heartbeat is involved) — the node never reads a clock;
-/// 2. after every `handle_*` call, drain [`poll_transmit`](Self::poll_transmit),
-///    [`poll_fetch`](Self::poll_fetch) and [`poll_event`](Self::poll_event), in that order;
-/// 3. call [`handle_timeout`](Self::handle_timeout) no later than
-///    [`poll_timeout`](Self::poll_timeout) says.
+/// 2. after every `handle_*` call, drain [`poll_persist`](Self::poll_persist) first:
+///    write that state durably (write, fsync, rename, fsync the directory) and report it
+///    with [`handle_persisted`](Self::handle_persisted). Votes wait for it: a vote
+///    reply or a candidate's requests are only released by `handle_persisted`;
+/// 3. then drain [`poll_transmit`](Self::poll_transmit), [`poll_fetch`](Self::poll_fetch)
+///    and [`poll_event`](Self::poll_event);
+/// 4. call [`handle_timeout`](Self::handle_timeout) no later than
+///    [`poll_timeout`](Self::poll_timeout) says;
+/// 5. answer "am I primary?" only with [`lease::holds`](super::lease::holds) on
+///    [`lease`](Self::lease) at the moment of answering.
 ///
 /// It MUST NOT feed a datagram from a connection whose hello it has not passed to
 /// [`handle_hello`](Self::handle_hello): the node trusts that the sender is who the
 /// connection's certificate says.
 #[derive(Debug)]
 pub struct Node {
-    cfg: CoreConfig,
-    members: BTreeMap<NodeId, Member>,
-    seq: u64,
-    local: Local,
-    next_check: Instant,
-    rng: SmallRng,
-    transmits: VecDeque<Transmit>,
-    fetches: VecDeque<NodeId>,
-    events: VecDeque<Event>,
+    pub(super) cfg: CoreConfig,
+    pub(super) members: BTreeMap<NodeId, Member>,
+    pub(super) seq: u64,
+    pub(super) local: Local,
+    pub(super) next_check: Instant,
+    pub(super) rng: SmallRng,
+    pub(super) transmits: VecDeque<Transmit>,
+    pub(super) fetches: VecDeque<NodeId>,
+    pub(super) events: VecDeque<Event>,
+    // The election (see election.rs).
+    pub(super) hard: HardState,
+    pub(super) persisted: HardState,
+    pub(super) persist_handed_out: bool,
+    /// Messages that may only leave once `.0` is durable.
+    pub(super) held: VecDeque<(HardState, Transmit)>,
+    pub(super) role: Role,
+    /// The primary of `hard.term`, if known.
+    pub(super) leader: Option<NodeId>,
+    /// The lease promise: no vote for anyone but `.0` until `.1`.
+    pub(super) promise: Option<(NodeId, Instant)>,
+    pub(super) election_deadline: Instant,
+    /// No votes before this (this node may have acknowledged a lease before a restart).
+    pub(super) no_votes_until: Instant,
+    pub(super) eligible: bool,
+    pub(super) freeze: FreezeFlag,
+    pub(super) req_seq: u64,
+    /// Send times of this node's heartbeats while primary: seq → monotonic instant.
+    pub(super) sent_log: VecDeque<(u64, Instant)>,
+    /// A handover in progress: to whom, and when to give up waiting.
+    pub(super) transfer: Option<(NodeId, Instant)>,
+    pub(super) shutting_down: bool,
+    /// The newest heartbeat received from the primary of a term, to acknowledge.
+    pub(super) primary_seq: Option<(Term, Seq)>,
 }
 
 impl Node {
-    /// `seed` makes heartbeat staggering reproducible; production seeds it from the OS.
-    pub fn new(cfg: CoreConfig, now: Instant, seed: u64) -> Self {
-        Self {
-            cfg,
+    /// `hard` is the state last persisted (default on first start); `seed` makes timer
+    /// jitter reproducible (production seeds it from the OS).
+    pub fn new(cfg: CoreConfig, now: Instant, seed: u64, hard: HardState) -> Self {
+        let mut node = Self {
             members: BTreeMap::new(),
             seq: 0,
             local: Local::default(),
@@ -103,7 +194,26 @@ impl Node {
             transmits: VecDeque::new(),
             fetches: VecDeque::new(),
             events: VecDeque::new(),
-        }
+            persisted: hard.clone(),
+            hard,
+            persist_handed_out: false,
+            held: VecDeque::new(),
+            role: Role::Follower,
+            leader: None,
+            promise: None,
+            election_deadline: now,
+            no_votes_until: now + cfg.election_timeout,
+            eligible: false,
+            freeze: FreezeFlag::default(),
+            req_seq: 0,
+            sent_log: VecDeque::new(),
+            transfer: None,
+            shutting_down: false,
+            primary_seq: None,
+            cfg,
+        };
+        node.reset_election_timer(now);
+        node
     }
 
     pub fn id(&self) -> &NodeId {
@@ -156,7 +266,8 @@ impl Node {
                 );
                 // Stagger first heartbeats so a cluster started at once does not beat in
                 // lockstep.
-                m.next_heartbeat = now + interval.mul_f64(self.rng.random::<f64>() * 0.2);
+                m.next_heartbeat =
+                    now + interval.mul_f64(rand::Rng::random::<f64>(&mut self.rng) * 0.2);
                 self.members.insert(hello.node.clone(), m);
                 self.events.push_back(Event::Joined {
                     node: hello.node.clone(),
@@ -184,14 +295,24 @@ impl Node {
         from: &NodeId,
         datagram: Datagram,
     ) {
+        if !self.members.contains_key(from) {
+            return;
+        }
         match datagram {
             Datagram::Heartbeat(hb) => self.on_heartbeat(now, wall, from, &hb),
             Datagram::Goodbye(bye) => self.on_goodbye(now, from, &bye),
+            Datagram::PreVote(req) if req.candidate == *from => self.on_pre_vote(now, &req),
+            Datagram::Vote(req) if req.candidate == *from => self.on_vote_request(now, &req),
+            Datagram::PreVoteReply(r) if r.voter == *from => self.on_pre_vote_reply(now, &r),
+            Datagram::VoteReply(r) if r.voter == *from => self.on_vote_reply(now, &r),
+            Datagram::TimeoutNow(t) if t.from == *from => self.on_timeout_now(now, &t),
+            Datagram::TransferRequest(r) => self.on_transfer_request(now, &r),
+            // A connection speaks for the node its certificate names, and no other.
+            _ => {}
         }
     }
 
     fn on_heartbeat(&mut self, now: Instant, wall: WallMicros, from: &NodeId, hb: &Heartbeat) {
-        // A connection speaks for the node its certificate names, and no other.
         if hb.node != *from {
             return;
         }
@@ -207,7 +328,7 @@ impl Node {
             });
         }
         match m.accept(now, wall, hb) {
-            Accepted::Stale => {}
+            Accepted::Stale => return,
             Accepted::Fresh { fetch } => {
                 if fetch {
                     m.fetch_pending = true;
@@ -224,6 +345,8 @@ impl Node {
                 }
             }
         }
+        self.merge_freeze(hb.freeze);
+        self.election_heartbeat(now, wall, from, hb);
     }
 
     fn on_goodbye(&mut self, now: Instant, from: &NodeId, bye: &Goodbye) {
@@ -248,6 +371,11 @@ impl Node {
                 from,
                 to,
             });
+        }
+        if self.leader.as_ref() == Some(node) {
+            // It left cleanly after handing over (or without a successor): no need to
+            // wait out a failure detector, but its lease promise still runs out by time.
+            self.leader = None;
         }
     }
 
@@ -274,22 +402,40 @@ impl Node {
         }
     }
 
-    /// This node's own health, load and state digest changed.
-    pub fn handle_local(&mut self, health: HealthBits, load: LoadFigures, digest: StateDigest) {
+    /// This node's own health, load and state digest. [`HealthBits::ELIGIBLE`] says
+    /// whether it may be primary; losing it while primary hands over at once.
+    pub fn handle_local(
+        &mut self,
+        now: Instant,
+        health: HealthBits,
+        load: LoadFigures,
+        digest: StateDigest,
+    ) {
         self.local = Local {
             health,
             load,
             digest,
         };
+        let eligible = health.has(HealthBits::ELIGIBLE) && self.cfg.mode == Mode::Member;
+        if eligible != self.eligible {
+            self.eligible = eligible;
+            if !eligible {
+                self.on_ineligible(now);
+            }
+        }
     }
 
-    /// Timers: failure detection and heartbeats due.
+    /// Timers: failure detection, elections, lease upkeep and heartbeats due.
     pub fn handle_timeout(&mut self, now: Instant, wall: WallMicros) {
         if now >= self.next_check {
             self.check_members(now);
             self.next_check = now + self.check_interval();
         }
-        let interval = self.cfg.heartbeat_interval;
+        self.election_tick(now);
+        self.send_heartbeats(now, wall);
+    }
+
+    fn send_heartbeats(&mut self, now: Instant, wall: WallMicros) {
         let due: Vec<NodeId> = self
             .members
             .values()
@@ -297,36 +443,70 @@ impl Node {
             .map(|m| m.id.clone())
             .collect();
         for id in due {
-            self.seq += 1;
-            let Some(m) = self.members.get_mut(&id) else {
-                continue;
-            };
-            m.next_heartbeat += interval;
-            if m.next_heartbeat <= now {
-                m.next_heartbeat = now + interval;
-            }
-            let hb = Heartbeat {
-                node: self.cfg.node.clone(),
-                incarnation: self.cfg.incarnation,
-                seq: Seq(self.seq),
-                sent: wall,
-                echo: m.echo(now),
-                term: Term::default(),
-                primary: None,
-                lease_ack: None,
-                health: self.local.health,
-                load: self.local.load,
-                digest: self.local.digest,
-            };
-            self.transmits.push_back(Transmit {
-                to: id,
-                datagram: Datagram::Heartbeat(hb),
-            });
+            self.send_heartbeat(now, wall, &id);
         }
     }
 
+    /// The heartbeat interval on the link to `to`: fast between the primary and its
+    /// voters (they carry the lease), slow otherwise.
+    pub(super) fn interval_to(&self, to: &NodeId) -> Duration {
+        if self.is_primary_role() || self.leader.as_ref() == Some(to) {
+            self.cfg.lease_heartbeat_interval
+        } else {
+            self.cfg.heartbeat_interval
+        }
+    }
+
+    pub(super) fn send_heartbeat(&mut self, now: Instant, wall: WallMicros, to: &NodeId) {
+        let interval = self.interval_to(to);
+        self.seq += 1;
+        let seq = self.seq;
+        let is_primary = self.is_primary_role();
+        let lease_ack = self.lease_ack_for(to);
+        let Some(m) = self.members.get_mut(to) else {
+            return;
+        };
+        m.next_heartbeat = now + interval;
+        let hb = Heartbeat {
+            node: self.cfg.node.clone(),
+            incarnation: self.cfg.incarnation,
+            seq: Seq(seq),
+            sent: wall,
+            interval_ms: u16::try_from(interval.as_millis()).unwrap_or(u16::MAX),
+            echo: m.echo(now),
+            term: self.hard.term,
+            primary: if is_primary {
+                Some(self.cfg.node.clone())
+            } else {
+                self.leader.clone()
+            },
+            lease_ack,
+            freeze: self.freeze,
+            health: self.local.health,
+            load: self.local.load,
+            digest: self.local.digest,
+        };
+        if is_primary {
+            self.sent_log.push_back((seq, now));
+            let horizon = self.cfg.election_timeout * 2;
+            while self
+                .sent_log
+                .front()
+                .is_some_and(|(_, t)| now.saturating_duration_since(*t) > horizon)
+            {
+                self.sent_log.pop_front();
+            }
+        }
+        self.transmits.push_back(Transmit {
+            to: to.clone(),
+            datagram: Datagram::Heartbeat(hb),
+        });
+    }
+
     fn check_interval(&self) -> Duration {
-        self.cfg.heartbeat_interval / 5
+        self.cfg
+            .lease_heartbeat_interval
+            .min(self.cfg.heartbeat_interval / 5)
     }
 
     fn check_members(&mut self, now: Instant) {
@@ -367,7 +547,10 @@ impl Node {
             .values()
             .filter(|m| m.state != MemberState::Left)
             .map(|m| m.next_heartbeat);
-        beats.chain(std::iter::once(self.next_check)).min()
+        beats
+            .chain(std::iter::once(self.next_check))
+            .chain(self.election_timers())
+            .min()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {

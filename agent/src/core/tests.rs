@@ -15,10 +15,16 @@ fn config(name: &str, incarnation: u64) -> CoreConfig {
         node: id(name),
         incarnation: Incarnation(incarnation),
         mode: Mode::Member,
+        priority: 100,
         voters: 3,
         heartbeat_interval: Duration::from_millis(250),
+        lease_heartbeat_interval: Duration::from_millis(50),
+        lease: Duration::from_millis(300),
+        election_timeout: Duration::from_millis(450),
         phi_threshold: 8.0,
         dead_after: Duration::from_secs(2),
+        preempt: None,
+        fault: None,
     }
 }
 
@@ -48,7 +54,7 @@ impl Harness {
         let nodes: Vec<Node> = names
             .iter()
             .enumerate()
-            .map(|(i, n)| Node::new(config(n, 1), t0, i as u64))
+            .map(|(i, n)| Node::new(config(n, 1), t0, i as u64, HardState::default()))
             .collect();
         let mut h = Harness {
             t0,
@@ -110,6 +116,9 @@ impl Harness {
                 if self.nodes[i].poll_timeout().is_some_and(|t| t <= now) {
                     self.nodes[i].handle_timeout(now, wall);
                 }
+                while let Some(hs) = self.nodes[i].poll_persist() {
+                    self.nodes[i].handle_persisted(now, hs);
+                }
                 let from = self.nodes[i].id().clone();
                 while let Some(t) = self.nodes[i].poll_transmit() {
                     let to = self.idx(t.to.as_str());
@@ -167,7 +176,7 @@ fn restarted_node_is_alive_with_new_incarnation() {
     h.run(Duration::from_secs(4));
     assert_eq!(h.state("n3", "n1"), MemberState::Dead);
     let now = h.now;
-    h.nodes[2] = Node::new(config("n3", 2), now, 99);
+    h.nodes[2] = Node::new(config("n3", 2), now, 99, HardState::default());
     h.up[2] = true;
     for i in 0..2 {
         let hi = hello(&h.nodes[2]);
@@ -240,10 +249,12 @@ fn heartbeats_from_the_wrong_connection_or_replayed_are_ignored() {
         incarnation: Incarnation(1),
         seq: proto::Seq(1),
         sent: h.wall(),
+        interval_ms: 250,
         echo: None,
         term: proto::Term(0),
         primary: None,
         lease_ack: None,
+        freeze: Default::default(),
         health: Default::default(),
         load: Default::default(),
         digest: Default::default(),

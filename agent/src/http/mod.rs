@@ -19,7 +19,9 @@ use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::watch;
 
+use crate::clock;
 use crate::config::Cidr;
+use crate::core::Command;
 use crate::view::ClusterView;
 
 /// Connections served at once; beyond it new ones wait in the kernel's backlog.
@@ -31,6 +33,7 @@ pub fn spawn(
     listen: SocketAddr,
     allow: Vec<Cidr>,
     view: watch::Receiver<Arc<ClusterView>>,
+    commands: tokio::sync::mpsc::Sender<Command>,
 ) -> anyhow::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on http {listen}: {e}"))?;
@@ -40,19 +43,27 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("quorate-http".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     tracing::error!("cannot start the HTTP runtime: {e}");
                     return;
                 }
             };
-            rt.block_on(serve(listener, allow, view));
+            rt.block_on(serve(listener, allow, view, commands));
         })?;
     Ok(addr)
 }
 
-async fn serve(listener: std::net::TcpListener, allow: Arc<[Cidr]>, view: watch::Receiver<Arc<ClusterView>>) {
+async fn serve(
+    listener: std::net::TcpListener,
+    allow: Arc<[Cidr]>,
+    view: watch::Receiver<Arc<ClusterView>>,
+    commands: tokio::sync::mpsc::Sender<Command>,
+) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -76,9 +87,10 @@ async fn serve(listener: std::net::TcpListener, allow: Arc<[Cidr]>, view: watch:
         let _ = stream.set_nodelay(true);
         let view = view.clone();
         let allow = allow.clone();
+        let commands = commands.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let answer = answer(&view, &allow, remote, &req);
+                let answer = answer(&view, &allow, &commands, remote, &req);
                 async move { Ok::<_, Infallible>(answer) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -94,6 +106,7 @@ async fn serve(listener: std::net::TcpListener, allow: Arc<[Cidr]>, view: watch:
 fn answer(
     view: &watch::Receiver<Arc<ClusterView>>,
     allow: &[Cidr],
+    commands: &tokio::sync::mpsc::Sender<Command>,
     remote: SocketAddr,
     req: &hyper::Request<Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -102,17 +115,27 @@ fn answer(
         hyper::Method::GET => routes::Method::Get,
         hyper::Method::HEAD => routes::Method::Head,
         hyper::Method::OPTIONS => routes::Method::Options,
+        hyper::Method::POST => routes::Method::Post,
         _ => routes::Method::Other,
     };
-    let a = routes::route(
+    let (mut a, cmd) = routes::route_command(
         &snapshot,
         &routes::Request {
             method,
             path: req.uri().path(),
+            query: req.uri().query().unwrap_or(""),
             remote: remote.ip(),
+            now: clock::now(),
+            boot_now: clock::boottime(),
         },
         allow,
     );
+    if let Some(cmd) = cmd
+        && commands.try_send(cmd).is_err()
+    {
+        a.status = 503;
+        a.body = "{\"status\":\"fail\",\"reasons\":[\"busy\"]}\n".into();
+    }
     let body = if method == routes::Method::Head {
         Bytes::new()
     } else {

@@ -2,17 +2,22 @@
 //! No IO, no waiting; table-tested below.
 
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::config::Cidr;
-use crate::view::ClusterView;
+use crate::core::Command;
+use crate::core::lease;
+use crate::view::{ClusterView, reason};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
     Head,
     Options,
+    /// Only for the loopback-only `/admin/*` commands.
+    Post,
     Other,
 }
 
@@ -21,7 +26,18 @@ pub enum Method {
 pub struct Request<'a> {
     pub method: Method,
     pub path: &'a str,
+    pub query: &'a str,
     pub remote: IpAddr,
+    /// The monotonic and boot clocks read when the request arrived: the lease is
+    /// evaluated at that moment, not when the snapshot was taken.
+    pub now: Instant,
+    pub boot_now: Duration,
+}
+
+/// Whether this node holds the primary lease at the request's moment, on both clocks.
+pub fn is_primary(view: &ClusterView, req: &Request<'_>) -> bool {
+    lease::holds(view.lease.as_ref(), req.now)
+        && view.lease_boot_until.is_some_and(|b| req.boot_now < b)
 }
 
 /// An answer: status, content type and body (dropped for HEAD by the server).
@@ -51,14 +67,104 @@ fn small(view: &ClusterView, status: u16, word: &str, reasons: &[&str]) -> Answe
     }
 }
 
+fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// Loopback-only operator commands (until the operator channel exists).
+fn admin(view: &ClusterView, req: &Request<'_>) -> (Answer, Option<Command>) {
+    if !req.remote.is_loopback() {
+        return (small(view, 403, "fail", &["forbidden"]), None);
+    }
+    let cmd = match req.path {
+        "/admin/transfer" => match query_param(req.query, "to").filter(|t| !t.is_empty()) {
+            None => Command::Transfer(None),
+            Some(to) => match proto::NodeId::new(to) {
+                Ok(id) => Command::Transfer(Some(id)),
+                Err(_) => return (small(view, 400, "fail", &["bad-node"]), None),
+            },
+        },
+        "/admin/freeze" => Command::Freeze(proto::FreezeFlag {
+            frozen: true,
+            version: 0,
+        }),
+        "/admin/unfreeze" => Command::Freeze(proto::FreezeFlag {
+            frozen: false,
+            version: 0,
+        }),
+        _ => return (small(view, 404, "fail", &["not-found"]), None),
+    };
+    (small(view, 202, "accepted", &[]), Some(cmd))
+}
+
+/// Answers `req` from `view`, with the command it carries for the driver, if any.
+/// `allow` lists who may read `/cluster`.
+pub fn route_command(
+    view: &ClusterView,
+    req: &Request<'_>,
+    allow: &[Cidr],
+) -> (Answer, Option<Command>) {
+    if req.method == Method::Post {
+        return admin(view, req);
+    }
+    (route(view, req, allow), None)
+}
+
 /// Answers `req` from `view`. `allow` lists who may read `/cluster`.
 pub fn route(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
-    if req.method == Method::Other {
+    if matches!(req.method, Method::Other | Method::Post) {
         let mut a = small(view, 405, "fail", &["method"]);
         a.headers.push(("Allow", "GET, HEAD, OPTIONS".into()));
         return a;
     }
     match req.path {
+        "/primary" => {
+            if is_primary(view, req) {
+                let mut a = small(view, 200, "ok", &[]);
+                a.body = format!(
+                    "{}\n",
+                    json!({"node": view.node, "cluster": view.cluster, "status": "ok",
+                           "role": "primary", "term": view.lease.map(|l| l.term.0).unwrap_or(view.term),
+                           "reasons": Vec::<&str>::new()})
+                );
+                a.headers.push((
+                    "X-Quorate-Term",
+                    view.lease
+                        .map(|l| l.term.0)
+                        .unwrap_or(view.term)
+                        .to_string(),
+                ));
+                a
+            } else {
+                let why = if !view.status.quorum {
+                    reason::NO_QUORUM
+                } else {
+                    reason::NOT_PRIMARY
+                };
+                let mut a = small(view, 503, "fail", &[why]);
+                if a.body.contains("\"role\":\"primary\"") {
+                    // The snapshot said primary but the lease ran out since.
+                    a.body = a
+                        .body
+                        .replace("\"role\":\"primary\"", "\"role\":\"candidate\"");
+                }
+                a.headers.push(("X-Quorate-Term", view.term.to_string()));
+                a
+            }
+        }
+        "/secondary" => {
+            if view.healthy && !is_primary(view, req) {
+                small(view, 200, "ok", &[])
+            } else if view.healthy {
+                small(view, 503, "fail", &[reason::PRIMARY])
+            } else {
+                small(view, 503, "fail", &view.reasons)
+            }
+        }
         "/live" => small(view, 200, "ok", &[]),
         "/ready" => {
             if view.ready {
@@ -101,6 +207,8 @@ mod tests {
     fn view(ready: bool, healthy: bool, reasons: Vec<&'static str>) -> ClusterView {
         ClusterView {
             at: crate::clock::now(),
+            lease: None,
+            lease_boot_until: None,
             node: "n1".into(),
             cluster: "c".into(),
             role: "secondary",
@@ -141,7 +249,14 @@ mod tests {
             (&up, Method::Get, "/health", OUTSIDE, 200, ""),
             (&up, Method::Head, "/health", OUTSIDE, 200, ""),
             (&up, Method::Options, "/", OUTSIDE, 200, ""),
-            (&overloaded, Method::Get, "/health", OUTSIDE, 503, "overloaded"),
+            (
+                &overloaded,
+                Method::Get,
+                "/health",
+                OUTSIDE,
+                503,
+                "overloaded",
+            ),
             (&overloaded, Method::Get, "/ready", OUTSIDE, 200, ""),
             (&starting, Method::Options, "/", OUTSIDE, 503, "starting"),
             (&up, Method::Get, "/cluster", LOOPBACK, 200, ""),
@@ -153,7 +268,10 @@ mod tests {
             let req = Request {
                 method: *method,
                 path,
+                query: "",
                 remote: *remote,
+                now: crate::clock::now(),
+                boot_now: Duration::ZERO,
             };
             let a = route(v, &req, &allow);
             assert_eq!(a.status, *status, "{method:?} {path} from {remote}");
@@ -170,12 +288,18 @@ mod tests {
             &Request {
                 method: Method::Get,
                 path: "/health",
+                query: "",
                 remote: OUTSIDE,
+                now: crate::clock::now(),
+                boot_now: Duration::ZERO,
             },
             &Cidr::loopback(),
         );
         let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["cluster", "node", "reasons", "role", "status", "term"]);
+        assert_eq!(
+            keys,
+            ["cluster", "node", "reasons", "role", "status", "term"]
+        );
     }
 }

@@ -37,6 +37,11 @@ pub async fn write_frame(send: &mut quinn::SendStream, frame: &Frame) -> Result<
 }
 
 /// Runs `f` with a deadline.
-pub async fn timeout<T>(d: Duration, f: impl Future<Output = Result<T, FrameError>>) -> Result<T, FrameError> {
-    tokio::time::timeout(d, f).await.map_err(|_| FrameError::Timeout(d))?
+pub async fn timeout<T>(
+    d: Duration,
+    f: impl Future<Output = Result<T, FrameError>>,
+) -> Result<T, FrameError> {
+    tokio::time::timeout(d, f)
+        .await
+        .map_err(|_| FrameError::Timeout(d))?
 }

@@ -46,9 +46,17 @@ pub enum Inbound {
         incarnation: proto::Incarnation,
         goodbye: bool,
     },
-    Datagram { from: NodeId, datagram: Datagram },
-    State { from: NodeId, state: NodeState },
-    FetchFailed { from: NodeId },
+    Datagram {
+        from: NodeId,
+        datagram: Datagram,
+    },
+    State {
+        from: NodeId,
+        state: NodeState,
+    },
+    FetchFailed {
+        from: NodeId,
+    },
 }
 
 /// What the network layer needs to know.
@@ -118,7 +126,12 @@ impl Net {
     pub fn start(&self) {
         tokio::spawn(accept_loop(self.endpoint.clone(), self.shared.clone()));
         for (i, &addr) in self.shared.peers.iter().enumerate() {
-            tokio::spawn(dial_loop(self.endpoint.clone(), self.shared.clone(), addr, i as u64));
+            tokio::spawn(dial_loop(
+                self.endpoint.clone(),
+                self.shared.clone(),
+                addr,
+                i as u64,
+            ));
         }
     }
 
@@ -127,7 +140,9 @@ impl Net {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let result = timeout(EXCHANGE_TIMEOUT, async {
-                let (mut send, mut recv) = conn.open_bi().await.map_err(|e| FrameError::Decode(proto::DecodeError::Malformed(e.to_string())))?;
+                let (mut send, mut recv) = conn.open_bi().await.map_err(|e| {
+                    FrameError::Decode(proto::DecodeError::Malformed(e.to_string()))
+                })?;
                 write_frame(&mut send, &Frame::StateRequest).await?;
                 send.finish()?;
                 read_frame(&mut recv).await
@@ -136,7 +151,9 @@ impl Net {
             let msg = match result {
                 Ok(Frame::State(state)) => Inbound::State { from, state },
                 Ok(other) => {
-                    shared.log.warn(Refusal::Malformed, || format!("peer {from} answered a state request with {other:?}"));
+                    shared.log.warn(Refusal::Malformed, || {
+                        format!("peer {from} answered a state request with {other:?}")
+                    });
                     Inbound::FetchFailed { from }
                 }
                 Err(e) => {
@@ -152,7 +169,10 @@ impl Net {
     /// for the close frames to leave.
     pub async fn close(&self, grace: Duration) {
         self.shared.closing.store(true, Ordering::Relaxed);
-        self.endpoint.close(quinn::VarInt::from_u32(CloseCode::Goodbye as u32), b"goodbye");
+        self.endpoint.close(
+            quinn::VarInt::from_u32(CloseCode::Goodbye as u32),
+            b"goodbye",
+        );
         let _ = tokio::time::timeout(grace, self.endpoint.wait_idle()).await;
     }
 }
@@ -204,11 +224,15 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
             let conn = match conn {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => {
-                    shared.log.warn(Refusal::Handshake, || format!("refused a connection from {remote}: {e}"));
+                    shared.log.warn(Refusal::Handshake, || {
+                        format!("refused a connection from {remote}: {e}")
+                    });
                     return;
                 }
                 Err(_) => {
-                    shared.log.warn(Refusal::Handshake, || format!("connection from {remote}: handshake timed out"));
+                    shared.log.warn(Refusal::Handshake, || {
+                        format!("connection from {remote}: handshake timed out")
+                    });
                     return;
                 }
             };
@@ -236,7 +260,11 @@ async fn accept_hello(conn: &quinn::Connection, shared: &Shared) -> Result<Hello
     Ok(theirs)
 }
 
-async fn read_hello(conn: &quinn::Connection, recv: &mut quinn::RecvStream, shared: &Shared) -> Result<Hello, FrameError> {
+async fn read_hello(
+    conn: &quinn::Connection,
+    recv: &mut quinn::RecvStream,
+    shared: &Shared,
+) -> Result<Hello, FrameError> {
     match read_frame(recv).await {
         Ok(Frame::Hello(h)) => Ok(h),
         Ok(other) => {
@@ -266,12 +294,16 @@ fn frame_name(f: &Frame) -> &'static str {
 
 fn refuse(conn: &quinn::Connection, shared: &Shared, code: CloseCode, reason: &str) {
     let remote = conn.remote_address();
-    shared.log.warn(Refusal::Hello, || format!("refused {remote}: {reason}"));
+    shared
+        .log
+        .warn(Refusal::Hello, || format!("refused {remote}: {reason}"));
     close(conn, code, reason);
 }
 
 async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketAddr, salt: u64) {
-    let mut rng = SmallRng::seed_from_u64(shared.hello.incarnation.0 ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng = SmallRng::seed_from_u64(
+        shared.hello.incarnation.0 ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
     let mut backoff = BACKOFF_MIN;
     let mut failures = 0u32;
     loop {
@@ -299,7 +331,11 @@ async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketA
     }
 }
 
-async fn dial(endpoint: &quinn::Endpoint, shared: &Shared, addr: SocketAddr) -> anyhow::Result<(quinn::Connection, Hello)> {
+async fn dial(
+    endpoint: &quinn::Endpoint,
+    shared: &Shared,
+    addr: SocketAddr,
+) -> anyhow::Result<(quinn::Connection, Hello)> {
     let connecting = endpoint.connect(addr, proto::PEER_SERVER_NAME)?;
     let conn = tokio::time::timeout(EXCHANGE_TIMEOUT, connecting)
         .await
@@ -368,10 +404,17 @@ async fn run_link(conn: quinn::Connection, hello: Hello, shared: Arc<Shared>) {
                     });
                 }
                 Err(e @ proto::DecodeError::Version { .. }) => {
-                    refuse(&conn, &shared, CloseCode::VersionMismatch, &format!("peer {node}: {e}"));
+                    refuse(
+                        &conn,
+                        &shared,
+                        CloseCode::VersionMismatch,
+                        &format!("peer {node}: {e}"),
+                    );
                 }
                 Err(e) => {
-                    shared.log.warn(Refusal::Malformed, || format!("dropped a datagram from peer {node}: {e}"));
+                    shared.log.warn(Refusal::Malformed, || {
+                        format!("dropped a datagram from peer {node}: {e}")
+                    });
                 }
             },
             Err(e) => break e,
@@ -413,7 +456,9 @@ async fn serve_requests(conn: quinn::Connection, node: NodeId, shared: Arc<Share
             })
             .await;
             if let Err(e) = result {
-                shared.log.warn(Refusal::Malformed, || format!("bad request from peer {node}: {e}"));
+                shared.log.warn(Refusal::Malformed, || {
+                    format!("bad request from peer {node}: {e}")
+                });
             }
         });
     }
@@ -430,30 +475,53 @@ impl Shared {
     }
 
     /// Checks a peer's hello against its certificate, our cluster and our peer list.
-    fn check_hello(&self, conn: &quinn::Connection, h: &Hello, dialed: Option<SocketAddr>) -> Result<(), (CloseCode, String)> {
+    fn check_hello(
+        &self,
+        conn: &quinn::Connection,
+        h: &Hello,
+        dialed: Option<SocketAddr>,
+    ) -> Result<(), (CloseCode, String)> {
         if h.cluster != self.hello.cluster {
             return Err((
                 CloseCode::WrongCluster,
-                format!("node {} belongs to cluster {}, this is {}", h.node, h.cluster, self.hello.cluster),
+                format!(
+                    "node {} belongs to cluster {}, this is {}",
+                    h.node, h.cluster, self.hello.cluster
+                ),
             ));
         }
         if h.node == self.hello.node {
-            return Err((CloseCode::Identity, format!("peer claims to be this node ({})", h.node)));
+            return Err((
+                CloseCode::Identity,
+                format!("peer claims to be this node ({})", h.node),
+            ));
         }
         let named = tls::peer_cert(conn).is_some_and(|c| tls::cert_names(&c, h.node.as_str()));
         if !named {
             return Err((
                 CloseCode::Identity,
-                format!("certificate does not name node {} that the peer claims to be", h.node),
+                format!(
+                    "certificate does not name node {} that the peer claims to be",
+                    h.node
+                ),
             ));
         }
         let Ok(advertised) = h.advertise.parse::<SocketAddr>() else {
-            return Err((CloseCode::Identity, format!("node {} advertises {:?}, not an address", h.node, h.advertise)));
+            return Err((
+                CloseCode::Identity,
+                format!(
+                    "node {} advertises {:?}, not an address",
+                    h.node, h.advertise
+                ),
+            ));
         };
         if !self.peers.contains(&advertised) {
             return Err((
                 CloseCode::Identity,
-                format!("node {} at {advertised} is not in this node's peers", h.node),
+                format!(
+                    "node {} at {advertised} is not in this node's peers",
+                    h.node
+                ),
             ));
         }
         if let Some(dialed) = dialed
@@ -461,7 +529,10 @@ impl Shared {
         {
             return Err((
                 CloseCode::Identity,
-                format!("dialed {dialed} but node {} there advertises {advertised}", h.node),
+                format!(
+                    "dialed {dialed} but node {} there advertises {advertised}",
+                    h.node
+                ),
             ));
         }
         Ok(())

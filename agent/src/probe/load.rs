@@ -21,7 +21,9 @@ impl LoadSample {
         proto::LoadFigures {
             cpu_permille: (self.cpu.clamp(0.0, 1.0) * 1000.0).round() as u16,
             mem_permille: (self.mem.clamp(0.0, 1.0) * 1000.0).round() as u16,
-            load1_centi: (self.load1.max(0.0) * 100.0).round().min(f64::from(u32::MAX)) as u32,
+            load1_centi: (self.load1.max(0.0) * 100.0)
+                .round()
+                .min(f64::from(u32::MAX)) as u32,
         }
     }
 
@@ -40,10 +42,14 @@ pub fn spawn(interval: Duration) -> watch::Receiver<Option<LoadSample>> {
         .name("quorate-load".into())
         .spawn(move || {
             let mut sys = sysinfo::System::new();
-            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let cores = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
             sys.refresh_cpu_usage();
             // CPU use is a difference between two readings.
-            std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(200)));
+            std::thread::sleep(
+                sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(200)),
+            );
             loop {
                 sys.refresh_cpu_usage();
                 sys.refresh_memory();

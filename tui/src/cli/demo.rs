@@ -45,6 +45,7 @@ struct NodePlan {
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let limit = demo_seconds()?;
     let agent_bin = agent_binary()?;
+    let plan = plan(args.nodes, args.base_port)?;
     signals::install().context("installing the SIGINT/SIGTERM handler")?;
 
     let dir = tempfile::Builder::new()
@@ -54,7 +55,6 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let root = dir.path().to_path_buf();
     println!("demo directory: {}", root.display());
 
-    let plan = plan(args.nodes, args.base_port)?;
     let ca_dir = root.join("ca");
     ca::init(&ca_dir)?;
     for node in &plan {
@@ -106,7 +106,8 @@ fn watch(
         if cluster.agents.iter().all(|a| a.exited.is_some()) {
             let mut msg = String::new();
             for agent in &cluster.agents {
-                let _ = writeln!(msg, "{}", agent.exit_line());
+                let status = agent.exited.map(|s| s.to_string()).unwrap_or_default();
+                let _ = writeln!(msg, "{} exited ({status}); its log ended:", agent.plan.id);
                 for line in tail(&agent.log, 10) {
                     let _ = writeln!(msg, "    {line}");
                 }
@@ -407,32 +408,40 @@ impl Drop for Cluster {
 
 fn banner(cluster: &Cluster, root: &Path) -> String {
     let mut b = format!(
-        "quorate demo: {} agents of cluster {CLUSTER:?} in {} (removed on exit)\n",
+        "quorate demo: {} agent{} of cluster {CLUSTER:?} in {} (removed on exit)\n",
         cluster.agents.len(),
+        if cluster.agents.len() == 1 { "" } else { "s" },
         root.display()
     );
+    let pid_width = cluster
+        .agents
+        .iter()
+        .map(|a| a.child.id().to_string().len())
+        .max()
+        .unwrap_or(0);
     for a in &cluster.agents {
         let _ = writeln!(
             b,
-            "  {}  pid {:<7}  http {}  quic {}  priority {}  log {}.log",
+            "  {}  pid {:<pid_width$}  http {}  quic {}  priority {}",
             a.plan.id,
             a.child.id(),
             a.plan.http,
             a.plan.quic,
             a.plan.priority,
-            a.plan.id
         );
     }
     if let Some(first) = cluster.agents.first() {
-        let _ = writeln!(
+        let (pid, http) = (first.child.id(), first.plan.http);
+        let _ = write!(
             b,
-            "kill one: kill -9 {}   watch: curl -s {}/cluster   or: quorate status --connect {}",
-            first.child.id(),
-            first.plan.http,
-            first.plan.http
+            "kill a node:  kill -9 {pid}\n\
+             watch:        curl -s {http}/cluster\n\
+             \x20             quorate status --connect {http}\n\
+             logs:         {}/n*.log\n",
+            root.display()
         );
     }
-    b.push_str("stop: Ctrl-C\n");
+    b.push_str("stop:         Ctrl-C\n");
     b
 }
 
@@ -451,7 +460,7 @@ mod tests {
         assert_eq!(http, [21001, 21002, 21003]);
         let prio: Vec<u32> = plan.iter().map(|p| p.priority).collect();
         assert_eq!(prio, [100, 90, 80]);
-        assert!(plan(9, Some(64530)).is_err());
+        assert!(super::plan(9, Some(64530)).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `quorate status [--json]` (and `quorate` without a subcommand, until the TUI exists):
 //! one agent's `/cluster`, as a table or as JSON.
 
+use std::io::{self, Write as _};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -18,12 +19,18 @@ pub fn run(global: &Global, args: &StatusArgs) -> anyhow::Result<()> {
     let target = target::resolve(global)?;
     let status = fetch(&target.addr, TIMEOUT)
         .with_context(|| format!("cannot get the cluster status from {target}"))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+    let text = if args.json {
+        let mut json = serde_json::to_string_pretty(&status)?;
+        json.push('\n');
+        json
     } else {
-        print!("{}", render_status(&status));
-    }
-    Ok(())
+        render_status(&status)
+    };
+    // Not print!: that panics when stdout is a closed pipe.
+    io::stdout()
+        .write_all(text.as_bytes())
+        .and_then(|()| io::stdout().flush())
+        .context("writing to stdout")
 }
 
 /// `GET /cluster` from the agent at `addr`, parsed.

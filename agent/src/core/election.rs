@@ -1,0 +1,747 @@
+//! The election: Raft's, without a log, with leases, priorities and handover.
+//!
+//! Rules (DESIGN.md "Election"), and where each is enforced:
+//! - a vote is a promise: a voter that acknowledged the primary's heartbeat, or granted a
+//!   vote, grants no other vote for `election_timeout` after it ([`Node::votes_open`]);
+//! - the primary holds its lease only until the newest send time a majority acknowledged,
+//!   plus `lease` (< `election_timeout`) ([`Node::update_lease`]);
+//! - pre-vote before any term change, so a node rejoining after a partition cannot
+//!   depose a healthy primary ([`Node::on_pre_vote`]);
+//! - `(term, voted_for)` is durable before a vote or a vote request leaves
+//!   ([`Node::poll_persist`], [`Node::handle_persisted`]);
+//! - a node that has just started grants no vote for one election timeout;
+//! - handover is a transfer (TimeoutNow): the primary drops its lease *before* telling
+//!   the successor to campaign, and voters let that successor past their promise.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use proto::{
+    Datagram, FreezeFlag, HealthBits, Heartbeat, Mode, NodeId, Seq, Term, TimeoutNow,
+    TransferRequest, VoteReply, VoteRequest,
+};
+use rand::Rng;
+
+use super::lease::Lease;
+use super::membership::MemberState;
+use super::node::{Command, Event, HardState, InjectedFault, Node, Transmit};
+use super::quorum::{majority, majority_acked};
+
+/// Where this node stands in the election.
+#[derive(Debug, Clone)]
+pub(super) enum Role {
+    Follower,
+    /// Asking whether a campaign for `term` could win; nothing changed yet.
+    PreCandidate {
+        req: u64,
+        granted: BTreeSet<NodeId>,
+        until: Instant,
+    },
+    /// Campaigning in `term` (already adopted and voted for itself).
+    Candidate {
+        term: Term,
+        req: u64,
+        sent: Instant,
+        granted: BTreeMap<NodeId, Instant>,
+        until: Instant,
+    },
+    /// Won `term`. `acks` holds, per voter, the send time of the newest heartbeat (or
+    /// vote request) it acknowledged in this term.
+    Primary {
+        acks: BTreeMap<NodeId, Instant>,
+        lease_until: Instant,
+    },
+}
+
+impl Node {
+    pub fn term(&self) -> Term {
+        self.hard.term
+    }
+
+    /// The primary this node believes in: itself while it holds the role, else the
+    /// primary of its term it last heard from.
+    pub fn primary(&self) -> Option<&NodeId> {
+        if self.is_primary_role() {
+            Some(&self.cfg.node)
+        } else {
+            self.leader.as_ref()
+        }
+    }
+
+    /// This node's lease, if it is primary. Whether it *holds* is for
+    /// [`lease::holds`](super::lease::holds) to say, at the moment of answering.
+    pub fn lease(&self) -> Option<Lease> {
+        match &self.role {
+            Role::Primary { lease_until, .. } => Some(Lease {
+                term: self.hard.term,
+                until: *lease_until,
+            }),
+            _ => None,
+        }
+    }
+
+    /// `primary`, `candidate`, `witness` or `secondary`, for the view.
+    pub fn role_name(&self, now: Instant) -> &'static str {
+        match &self.role {
+            Role::Primary { lease_until, .. } if now < *lease_until => "primary",
+            Role::Primary { .. } | Role::PreCandidate { .. } | Role::Candidate { .. } => {
+                "candidate"
+            }
+            Role::Follower if self.cfg.mode == Mode::Witness => "witness",
+            Role::Follower => "secondary",
+        }
+    }
+
+    pub fn frozen(&self) -> bool {
+        self.freeze.frozen
+    }
+
+    /// Whether this node may become primary right now, as far as it knows.
+    pub fn eligible(&self) -> bool {
+        self.eligible
+    }
+
+    pub(super) fn is_primary_role(&self) -> bool {
+        matches!(self.role, Role::Primary { .. })
+    }
+
+    /// The state to write durably now, if it changed. Report it with
+    /// [`handle_persisted`](Self::handle_persisted); until then, votes are held.
+    pub fn poll_persist(&mut self) -> Option<HardState> {
+        if self.hard != self.persisted && !self.persist_handed_out {
+            self.persist_handed_out = true;
+            return Some(self.hard.clone());
+        }
+        None
+    }
+
+    /// `hs` is on disk: release what waited for it.
+    pub fn handle_persisted(&mut self, now: Instant, hs: HardState) {
+        self.persist_handed_out = false;
+        if hs.term < self.persisted.term {
+            return;
+        }
+        self.persisted = hs;
+        let persisted = self.persisted.clone();
+        let mut keep = std::collections::VecDeque::new();
+        while let Some((need, t)) = self.held.pop_front() {
+            if need.term < persisted.term || need == persisted {
+                self.transmits.push_back(t);
+            } else {
+                keep.push_back((need, t));
+            }
+        }
+        self.held = keep;
+        self.try_win(now);
+    }
+
+    /// The monotonic clock stopped while wall time went on (a suspended VM): a lease
+    /// measured on it can no longer be trusted.
+    pub fn handle_clock_jump(&mut self, now: Instant) {
+        if self.is_primary_role() {
+            self.step_down(now, "clock-jump");
+        }
+    }
+
+    /// An operator's or the driver's command.
+    pub fn handle_command(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::Freeze(flag) => self.merge_freeze(flag),
+            Command::Shutdown => {
+                self.shutting_down = true;
+                match self.role {
+                    Role::Primary { .. } => match self.best_successor(None) {
+                        Some(to) => self.transfer_to(now, to),
+                        None => self.step_down(now, "shutdown"),
+                    },
+                    Role::PreCandidate { .. } | Role::Candidate { .. } => {
+                        self.role = Role::Follower;
+                    }
+                    Role::Follower => {}
+                }
+            }
+            Command::Transfer(to) => self.request_transfer(now, to),
+        }
+    }
+
+    fn request_transfer(&mut self, now: Instant, to: Option<NodeId>) {
+        let refuse = |node: &mut Self, reason: String| {
+            node.events.push_back(Event::Refused {
+                command: match &to {
+                    Some(t) => format!("transfer to {t}"),
+                    None => "transfer".to_owned(),
+                },
+                reason,
+            });
+        };
+        if self.freeze.frozen {
+            return refuse(self, "the cluster is frozen".into());
+        }
+        if !self.is_primary_role() {
+            // Forward to the primary, which decides.
+            match self.leader.clone() {
+                Some(leader) => self.transmits.push_back(Transmit {
+                    to: leader,
+                    datagram: Datagram::TransferRequest(TransferRequest { to }),
+                }),
+                None => refuse(self, "no primary is known to this node".into()),
+            }
+            return;
+        }
+        match self.best_successor(to.as_ref()) {
+            Some(target) => self.transfer_to(now, target),
+            None => {
+                let reason = match &to {
+                    Some(t) if *t == self.cfg.node => format!("{t} is already primary"),
+                    Some(t) => format!("{t} is not an alive, eligible member"),
+                    None => "no other alive, eligible member".into(),
+                };
+                refuse(self, reason);
+            }
+        }
+    }
+
+    /// The member to hand over to: `want` if it qualifies, else the highest priority
+    /// alive eligible member (ties: lowest RTT, then id).
+    fn best_successor(&self, want: Option<&NodeId>) -> Option<NodeId> {
+        let qualifies = |m: &&super::Member| {
+            m.state == MemberState::Alive
+                && m.mode == Mode::Member
+                && m.health.has(HealthBits::ELIGIBLE)
+        };
+        if let Some(want) = want {
+            return self
+                .members
+                .get(want)
+                .filter(qualifies)
+                .map(|m| m.id.clone());
+        }
+        self.members
+            .values()
+            .filter(qualifies)
+            .max_by(|a, b| {
+                let pa = a.node_state.as_ref().map(|s| s.priority).unwrap_or(0);
+                let pb = b.node_state.as_ref().map(|s| s.priority).unwrap_or(0);
+                pa.cmp(&pb)
+                    .then_with(|| b.rtt.cmp(&a.rtt))
+                    .then_with(|| b.id.cmp(&a.id))
+            })
+            .map(|m| m.id.clone())
+    }
+
+    /// Drops the lease, then tells `to` to campaign at once.
+    fn transfer_to(&mut self, now: Instant, to: NodeId) {
+        let term = self.hard.term;
+        self.role = Role::Follower;
+        self.leader = None;
+        self.transfer = Some((to.clone(), now + self.cfg.election_timeout));
+        self.events.push_back(Event::TransferStarted {
+            to: to.clone(),
+            term,
+        });
+        self.transmits.push_back(Transmit {
+            to,
+            datagram: Datagram::TimeoutNow(TimeoutNow {
+                term,
+                from: self.cfg.node.clone(),
+            }),
+        });
+        self.reset_election_timer(now);
+    }
+
+    pub(super) fn on_ineligible(&mut self, now: Instant) {
+        match self.role {
+            Role::Primary { .. } => match self.best_successor(None) {
+                Some(to) => self.transfer_to(now, to),
+                None => self.events.push_back(Event::Refused {
+                    command: "hand over (this node is no longer eligible)".into(),
+                    reason: "no other alive, eligible member; staying primary".into(),
+                }),
+            },
+            Role::PreCandidate { .. } | Role::Candidate { .. } => {
+                self.role = Role::Follower;
+                self.reset_election_timer(now);
+            }
+            Role::Follower => {}
+        }
+    }
+
+    pub(super) fn merge_freeze(&mut self, flag: FreezeFlag) {
+        if flag.version > self.freeze.version {
+            let changed = flag.frozen != self.freeze.frozen;
+            self.freeze = flag;
+            if changed {
+                self.events.push_back(Event::FreezeChanged {
+                    frozen: flag.frozen,
+                });
+            }
+        }
+    }
+
+    /// Election side of a fresh heartbeat from `from`.
+    pub(super) fn election_heartbeat(
+        &mut self,
+        now: Instant,
+        wall: proto::WallMicros,
+        from: &NodeId,
+        hb: &Heartbeat,
+    ) {
+        if hb.term > self.hard.term {
+            self.adopt_term(now, hb.term);
+        }
+        let claims_primary = hb.primary.as_ref() == Some(from);
+        if hb.term < self.hard.term {
+            if claims_primary {
+                // A primary of an old term (back from a partition): answer at once, our
+                // higher term makes it step down.
+                self.send_heartbeat(now, wall, from);
+            }
+            return;
+        }
+        // Same term from here on.
+        if claims_primary {
+            let conflict = if self.is_primary_role() {
+                Some(self.cfg.node.clone())
+            } else {
+                self.leader.clone().filter(|l| l != from)
+            };
+            if conflict.is_some() {
+                self.events.push_back(Event::SplitBrainSuspected {
+                    claimant: from.clone(),
+                    term: hb.term,
+                    believed: conflict,
+                });
+                return;
+            }
+            if self.leader.as_ref() != Some(from) {
+                self.leader = Some(from.clone());
+                self.events.push_back(Event::PrimaryChanged {
+                    node: from.clone(),
+                    term: hb.term,
+                });
+            }
+            if !matches!(self.role, Role::Follower) {
+                self.role = Role::Follower;
+            }
+            self.transfer = None;
+            self.primary_seq = Some((hb.term, hb.seq));
+            self.promise = Some((from.clone(), now + self.cfg.election_timeout));
+            self.reset_election_timer(now);
+            // Acknowledge at once: the primary's lease runs from its send time.
+            self.send_heartbeat(now, wall, from);
+            return;
+        }
+        if let (Role::Primary { acks, .. }, Some(ack)) = (&mut self.role, hb.lease_ack)
+            && hb.primary.as_ref() == Some(&self.cfg.node)
+            && let Some(sent) = self
+                .sent_log
+                .iter()
+                .find(|(seq, _)| *seq == ack.0)
+                .map(|(_, t)| *t)
+        {
+            let entry = acks.entry(from.clone()).or_insert(sent);
+            if sent > *entry {
+                *entry = sent;
+            }
+            self.update_lease(now);
+        }
+    }
+
+    /// The lease acknowledgement for our heartbeat to `to`.
+    pub(super) fn lease_ack_for(&self, to: &NodeId) -> Option<Seq> {
+        match &self.primary_seq {
+            Some((term, seq)) if *term == self.hard.term && self.leader.as_ref() == Some(to) => {
+                Some(*seq)
+            }
+            _ => None,
+        }
+    }
+
+    /// Recomputes the primary's lease from its acknowledgements.
+    pub(super) fn update_lease(&mut self, now: Instant) {
+        let voters = self.cfg.voters;
+        let lease = self.cfg.lease;
+        let fault = self.cfg.fault;
+        if let Role::Primary { acks, lease_until } = &mut self.role {
+            let until = match majority_acked(voters, acks.values().copied()) {
+                Some(t) => t + lease,
+                // Alone in a one-voter cluster, this node is its own majority.
+                None if majority(voters) == 1 => now + lease,
+                None => *lease_until,
+            };
+            *lease_until = if fault == Some(InjectedFault::LeaseNeverExpires) {
+                now + Duration::from_secs(86_400)
+            } else {
+                until.max(*lease_until)
+            };
+        }
+    }
+
+    fn adopt_term(&mut self, now: Instant, term: Term) {
+        if self.is_primary_role() {
+            self.events.push_back(Event::SteppedDown {
+                term: self.hard.term,
+                reason: "higher-term",
+            });
+        }
+        self.hard.term = term;
+        self.hard.voted_for = None;
+        self.leader = None;
+        if !matches!(self.role, Role::Follower) {
+            self.role = Role::Follower;
+            self.reset_election_timer(now);
+        }
+    }
+
+    fn step_down(&mut self, now: Instant, reason: &'static str) {
+        self.events.push_back(Event::SteppedDown {
+            term: self.hard.term,
+            reason,
+        });
+        self.role = Role::Follower;
+        self.leader = None;
+        self.reset_election_timer(now);
+    }
+
+    /// Whether this node may grant `candidate` a (pre-)vote now: not just started, not
+    /// primary, and not bound by a promise to another node — unless that node handed
+    /// over to `candidate`.
+    pub(super) fn votes_open(
+        &self,
+        now: Instant,
+        candidate: &NodeId,
+        transfer_from: Option<&NodeId>,
+    ) -> bool {
+        if now < self.no_votes_until || self.is_primary_role() {
+            return false;
+        }
+        match &self.promise {
+            Some((to, until)) if now < *until && to != candidate => {
+                transfer_from == Some(to)
+                    || self.cfg.fault == Some(InjectedFault::IgnoreLeasePromise)
+            }
+            _ => true,
+        }
+    }
+
+    pub(super) fn on_pre_vote(&mut self, now: Instant, req: &VoteRequest) {
+        let granted = req.term > self.hard.term
+            && self.votes_open(now, &req.candidate, req.transfer_from.as_ref());
+        self.transmits.push_back(Transmit {
+            to: req.candidate.clone(),
+            datagram: Datagram::PreVoteReply(VoteReply {
+                term: self.hard.term,
+                voter: self.cfg.node.clone(),
+                granted,
+                req: req.req,
+            }),
+        });
+    }
+
+    pub(super) fn on_vote_request(&mut self, now: Instant, req: &VoteRequest) {
+        let reply = |node: &Self, granted: bool| Transmit {
+            to: req.candidate.clone(),
+            datagram: Datagram::VoteReply(VoteReply {
+                term: node.hard.term,
+                voter: node.cfg.node.clone(),
+                granted,
+                req: req.req,
+            }),
+        };
+        if req.term < self.hard.term
+            || !self.votes_open(now, &req.candidate, req.transfer_from.as_ref())
+        {
+            let t = reply(self, false);
+            self.transmits.push_back(t);
+            return;
+        }
+        if req.term > self.hard.term {
+            self.adopt_term(now, req.term);
+        }
+        match &self.hard.voted_for {
+            Some(v) if *v != req.candidate => {
+                let t = reply(self, false);
+                self.transmits.push_back(t);
+            }
+            _ => {
+                self.hard.voted_for = Some(req.candidate.clone());
+                self.promise = Some((req.candidate.clone(), now + self.cfg.election_timeout));
+                self.reset_election_timer(now);
+                let t = reply(self, true);
+                // Persist before you speak.
+                self.held.push_back((self.hard.clone(), t));
+            }
+        }
+    }
+
+    pub(super) fn on_pre_vote_reply(&mut self, now: Instant, r: &VoteReply) {
+        if r.term > self.hard.term && !r.granted {
+            // The voter is ahead of us: catch up, and stop asking.
+            self.adopt_term(now, r.term);
+            return;
+        }
+        let majority = majority(self.cfg.voters);
+        if let Role::PreCandidate { req, granted, .. } = &mut self.role
+            && r.req.0 == *req
+            && r.granted
+        {
+            granted.insert(r.voter.clone());
+            if granted.len() + 1 >= majority {
+                self.start_campaign(now, None);
+            }
+        }
+    }
+
+    pub(super) fn on_vote_reply(&mut self, now: Instant, r: &VoteReply) {
+        if r.term > self.hard.term {
+            self.adopt_term(now, r.term);
+            return;
+        }
+        if let Role::Candidate {
+            term,
+            req,
+            sent,
+            granted,
+            ..
+        } = &mut self.role
+            && r.req.0 == *req
+            && r.term == *term
+            && r.granted
+        {
+            granted.insert(r.voter.clone(), *sent);
+            self.try_win(now);
+        }
+    }
+
+    pub(super) fn on_timeout_now(&mut self, now: Instant, t: &TimeoutNow) {
+        if t.term == self.hard.term
+            && self.leader.as_ref() == Some(&t.from)
+            && self.eligible
+            && !self.shutting_down
+            && !self.freeze.frozen
+        {
+            self.start_campaign(now, Some(t.from.clone()));
+        }
+    }
+
+    pub(super) fn on_transfer_request(&mut self, now: Instant, r: &TransferRequest) {
+        if self.is_primary_role() {
+            self.request_transfer(now, r.to.clone());
+        }
+    }
+
+    fn start_pre_vote(&mut self, now: Instant) {
+        let blocked = !self.eligible
+            || self.shutting_down
+            || self.freeze.frozen
+            || self
+                .transfer
+                .as_ref()
+                .is_some_and(|(_, until)| now < *until);
+        if blocked {
+            self.reset_election_timer(now);
+            return;
+        }
+        if let Some((_, until)) = &self.promise
+            && now < *until
+        {
+            // Still bound to a primary: look again when the promise runs out.
+            let until = *until;
+            self.election_deadline = until + self.jitter();
+            return;
+        }
+        self.req_seq += 1;
+        let term = Term(self.hard.term.0 + 1);
+        self.role = Role::PreCandidate {
+            req: self.req_seq,
+            granted: BTreeSet::new(),
+            until: now + self.randomized_timeout(),
+        };
+        if majority(self.cfg.voters) == 1 {
+            self.start_campaign(now, None);
+            return;
+        }
+        let req = VoteRequest {
+            term,
+            candidate: self.cfg.node.clone(),
+            transfer_from: None,
+            req: Seq(self.req_seq),
+        };
+        for to in self.reachable_voters() {
+            self.transmits.push_back(Transmit {
+                to,
+                datagram: Datagram::PreVote(req.clone()),
+            });
+        }
+    }
+
+    fn start_campaign(&mut self, now: Instant, transfer_from: Option<NodeId>) {
+        self.hard.term = Term(self.hard.term.0 + 1);
+        self.hard.voted_for = Some(self.cfg.node.clone());
+        self.leader = None;
+        self.req_seq += 1;
+        let term = self.hard.term;
+        self.role = Role::Candidate {
+            term,
+            req: self.req_seq,
+            sent: now,
+            granted: BTreeMap::new(),
+            until: now + self.randomized_timeout(),
+        };
+        self.events.push_back(Event::ElectionStarted {
+            term,
+            transfer: transfer_from.is_some(),
+        });
+        let req = VoteRequest {
+            term,
+            candidate: self.cfg.node.clone(),
+            transfer_from,
+            req: Seq(self.req_seq),
+        };
+        for to in self.reachable_voters() {
+            // Our own vote must be durable before we ask for others'.
+            self.held.push_back((
+                self.hard.clone(),
+                Transmit {
+                    to,
+                    datagram: Datagram::Vote(req.clone()),
+                },
+            ));
+        }
+        self.try_win(now);
+    }
+
+    /// Becomes primary once a majority (our own durable vote included) granted.
+    fn try_win(&mut self, now: Instant) {
+        let Role::Candidate { term, granted, .. } = &self.role else {
+            return;
+        };
+        let own_vote_durable = self.persisted.term == *term
+            && self.persisted.voted_for.as_ref() == Some(&self.cfg.node);
+        if !own_vote_durable || granted.len() + 1 < majority(self.cfg.voters) {
+            return;
+        }
+        let term = *term;
+        let acks = granted.clone();
+        self.role = Role::Primary {
+            acks,
+            lease_until: now,
+        };
+        self.leader = Some(self.cfg.node.clone());
+        self.transfer = None;
+        self.update_lease(now);
+        self.events.push_back(Event::BecamePrimary { term });
+        // Announce at once; the heartbeats are what voters acknowledge.
+        for m in self.members.values_mut() {
+            m.next_heartbeat = now;
+        }
+    }
+
+    fn reachable_voters(&self) -> Vec<NodeId> {
+        self.members
+            .values()
+            .filter(|m| m.state != MemberState::Left)
+            .map(|m| m.id.clone())
+            .collect()
+    }
+
+    /// Election timeout in [T, 1.3T): the higher this node ranks by priority among the
+    /// alive eligible nodes, the earlier in that range.
+    fn randomized_timeout(&mut self) -> Duration {
+        let t = self.cfg.election_timeout;
+        let mine = (self.cfg.priority, std::cmp::Reverse(self.cfg.node.clone()));
+        let contenders: Vec<_> = self
+            .members
+            .values()
+            .filter(|m| m.state == MemberState::Alive && m.health.has(HealthBits::ELIGIBLE))
+            .map(|m| {
+                (
+                    m.node_state.as_ref().map(|s| s.priority).unwrap_or(0),
+                    std::cmp::Reverse(m.id.clone()),
+                )
+            })
+            .collect();
+        let rank = contenders.iter().filter(|c| **c > mine).count();
+        let slots = (contenders.len() + 1) as f64;
+        let u: f64 = self.rng.random();
+        t.mul_f64(1.0 + 0.3 * (rank as f64 + u) / slots)
+    }
+
+    fn jitter(&mut self) -> Duration {
+        self.cfg
+            .election_timeout
+            .mul_f64(0.3 * self.rng.random::<f64>())
+    }
+
+    pub(super) fn reset_election_timer(&mut self, now: Instant) {
+        self.election_deadline = now + self.randomized_timeout();
+    }
+
+    /// Timer-driven election steps.
+    pub(super) fn election_tick(&mut self, now: Instant) {
+        if let Some((_, until)) = &self.transfer
+            && now >= *until
+        {
+            self.transfer = None;
+        }
+        match &self.role {
+            Role::Primary { .. } => {
+                self.update_lease(now);
+                if let Role::Primary { lease_until, .. } = &self.role
+                    && now >= *lease_until
+                {
+                    self.step_down(now, "lost-quorum");
+                    return;
+                }
+                self.maybe_preempt(now);
+            }
+            Role::PreCandidate { until, .. } | Role::Candidate { until, .. } => {
+                if now >= *until {
+                    self.role = Role::Follower;
+                    self.reset_election_timer(now);
+                }
+            }
+            Role::Follower => {
+                if now >= self.election_deadline {
+                    self.start_pre_vote(now);
+                }
+            }
+        }
+    }
+
+    /// With `preempt`, hand over to a higher-priority node that has stayed eligible for
+    /// `preempt_delay`.
+    fn maybe_preempt(&mut self, now: Instant) {
+        let Some(delay) = self.cfg.preempt else {
+            return;
+        };
+        if self.freeze.frozen || self.shutting_down {
+            return;
+        }
+        let mine = self.cfg.priority;
+        let better = self
+            .members
+            .values()
+            .filter(|m| m.state == MemberState::Alive && m.mode == Mode::Member)
+            .filter(|m| {
+                m.eligible_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= delay)
+            })
+            .filter_map(|m| m.node_state.as_ref().map(|s| (s.priority, m.id.clone())))
+            .filter(|(p, _)| *p > mine)
+            .max();
+        if let Some((_, to)) = better {
+            self.transfer_to(now, to);
+        }
+    }
+
+    /// Instants at which the election needs a tick.
+    pub(super) fn election_timers(&self) -> impl Iterator<Item = Instant> + '_ {
+        let role_timer = match &self.role {
+            Role::Primary { lease_until, .. } => Some(*lease_until),
+            Role::PreCandidate { until, .. } | Role::Candidate { until, .. } => Some(*until),
+            Role::Follower => Some(self.election_deadline),
+        };
+        role_timer.into_iter()
+    }
+}
