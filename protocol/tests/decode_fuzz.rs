@@ -13,10 +13,11 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use quorate_protocol::{
-    ClusterName, Datagram, DecodeError, Echo, FRAME_HEADER_LEN, Frame, Goodbye, HealthBits,
-    Heartbeat, Hello, Incarnation, LoadFigures, MAX_DATAGRAM, MAX_FRAME, Mode, NodeId, NodeState,
-    PROTOCOL_VERSION, Seq, StateDigest, Term, WallMicros, decode_datagram, decode_frame_body,
-    encode_datagram, encode_frame, frame_body_len,
+    ClusterName, Datagram, DecodeError, Echo, FRAME_HEADER_LEN, Frame, FreezeFlag, Goodbye,
+    HealthBits, Heartbeat, Hello, Incarnation, LoadFigures, MAX_DATAGRAM, MAX_FRAME, Mode, NodeId,
+    NodeState, PROTOCOL_VERSION, Seq, StateDigest, Term, TimeoutNow, TransferRequest, VoteReply,
+    VoteRequest, WallMicros, decode_datagram, decode_frame_body, encode_datagram, encode_frame,
+    frame_body_len,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -152,31 +153,46 @@ fn load() -> impl Strategy<Value = LoadFigures> {
     })
 }
 
+fn seq() -> impl Strategy<Value = Seq> {
+    any::<u64>().prop_map(Seq)
+}
+
+fn term() -> impl Strategy<Value = Term> {
+    any::<u64>().prop_map(Term)
+}
+
+fn freeze() -> impl Strategy<Value = FreezeFlag> {
+    (any::<bool>(), any::<u64>()).prop_map(|(frozen, version)| FreezeFlag { frozen, version })
+}
+
 fn heartbeat() -> impl Strategy<Value = Heartbeat> {
     (
-        (node_id(), any::<u64>(), any::<u64>(), wall()),
-        (proptest::option::of(echo()), any::<u64>()),
+        (node_id(), any::<u64>(), seq(), wall(), any::<u16>()),
+        (proptest::option::of(echo()), term()),
         (
             proptest::option::of(node_id()),
-            proptest::option::of(wall()),
+            proptest::option::of(seq()),
+            freeze(),
         ),
         (any::<u32>(), load(), any::<u64>()),
     )
         .prop_map(
             |(
-                (node, incarnation, seq, sent),
+                (node, incarnation, seq, sent, interval_ms),
                 (echo, term),
-                (primary, lease_ack),
+                (primary, lease_ack, freeze),
                 (health, load, digest),
             )| Heartbeat {
                 node,
                 incarnation: Incarnation(incarnation),
-                seq: Seq(seq),
+                seq,
                 sent,
+                interval_ms,
                 echo,
-                term: Term(term),
+                term,
                 primary,
                 lease_ack,
+                freeze,
                 health: HealthBits(health),
                 load,
                 digest: StateDigest(digest),
@@ -191,10 +207,51 @@ fn goodbye() -> impl Strategy<Value = Goodbye> {
     })
 }
 
+fn vote_request() -> impl Strategy<Value = VoteRequest> {
+    (term(), node_id(), proptest::option::of(node_id()), seq()).prop_map(
+        |(term, candidate, transfer_from, req)| VoteRequest {
+            term,
+            candidate,
+            transfer_from,
+            req,
+        },
+    )
+}
+
+fn vote_reply() -> impl Strategy<Value = VoteReply> {
+    (term(), node_id(), any::<bool>(), seq()).prop_map(|(term, voter, granted, req)| VoteReply {
+        term,
+        voter,
+        granted,
+        req,
+    })
+}
+
+fn timeout_now() -> impl Strategy<Value = TimeoutNow> {
+    (term(), node_id()).prop_map(|(term, from)| TimeoutNow { term, from })
+}
+
+fn transfer_request() -> impl Strategy<Value = TransferRequest> {
+    proptest::option::of(node_id()).prop_map(|to| TransferRequest { to })
+}
+
+/// The election datagrams: every variant after `Goodbye`.
+fn election_datagram() -> impl Strategy<Value = Datagram> {
+    prop_oneof![
+        vote_request().prop_map(Datagram::PreVote),
+        vote_reply().prop_map(Datagram::PreVoteReply),
+        vote_request().prop_map(Datagram::Vote),
+        vote_reply().prop_map(Datagram::VoteReply),
+        timeout_now().prop_map(Datagram::TimeoutNow),
+        transfer_request().prop_map(Datagram::TransferRequest),
+    ]
+}
+
 fn datagram() -> impl Strategy<Value = Datagram> {
     prop_oneof![
         3 => heartbeat().prop_map(Datagram::Heartbeat),
         1 => goodbye().prop_map(Datagram::Goodbye),
+        6 => election_datagram(),
     ]
 }
 
@@ -320,14 +377,16 @@ fn check_frame_reencodes(body: &[u8]) {
     }
 }
 
-/// Prefixes that steer random bytes past the version check and into each variant.
+/// Datagram variants (`Heartbeat` .. `TransferRequest`); frames have fewer.
+const DATAGRAM_VARIANTS: u8 = 8;
+
+/// Prefixes that steer random bytes past the version check and into each variant (of
+/// datagrams and frames), or just past the last one.
 fn steered_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     let prefix = prop_oneof![
         Just(vec![]),
         Just(vec![PROTOCOL_VERSION]),
-        Just(vec![PROTOCOL_VERSION, 0]),
-        Just(vec![PROTOCOL_VERSION, 1]),
-        Just(vec![PROTOCOL_VERSION, 2]),
+        (0..=DATAGRAM_VARIANTS).prop_map(|variant| vec![PROTOCOL_VERSION, variant]),
     ];
     (prefix, vec(any::<u8>(), 0..max)).prop_map(|(mut p, rest)| {
         p.extend(rest);
@@ -338,19 +397,47 @@ fn steered_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
 /// A heartbeat's encoded size follows from its id lengths and option tags alone.
 fn expected_heartbeat_len(hb: &Heartbeat) -> usize {
     // version, variant, node (1-byte length prefix for ids <= 63 bytes), incarnation,
-    // seq, sent, echo, term, primary, lease_ack, health, load, digest.
+    // seq, sent, interval_ms, echo, term, primary, lease_ack, freeze, health, load, digest.
     1 + 1
-        + (1 + hb.node.as_str().len())
+        + id_len(&hb.node)
         + 8
         + 8
         + 8
+        + 2
         + if hb.echo.is_some() { 1 + 8 + 8 + 4 } else { 1 }
         + 8
-        + hb.primary.as_ref().map_or(1, |p| 2 + p.as_str().len())
+        + opt_id_len(hb.primary.as_ref())
         + if hb.lease_ack.is_some() { 1 + 8 } else { 1 }
+        + (1 + 8)
         + 4
         + (2 + 2 + 4)
         + 8
+}
+
+/// An encoded node id: a 1-byte length prefix (ids are at most 63 bytes), then the id.
+fn id_len(id: &NodeId) -> usize {
+    1 + id.as_str().len()
+}
+
+fn opt_id_len(id: Option<&NodeId>) -> usize {
+    1 + id.map_or(0, id_len)
+}
+
+/// An election datagram's encoded size: version, variant (one byte each), then the fields
+/// in order; terms and sequence numbers are fixed-width, so only ids and options vary.
+fn expected_election_len(d: &Datagram) -> usize {
+    1 + 1
+        + match d {
+            Datagram::PreVote(r) | Datagram::Vote(r) => {
+                8 + id_len(&r.candidate) + opt_id_len(r.transfer_from.as_ref()) + 8
+            }
+            Datagram::PreVoteReply(r) | Datagram::VoteReply(r) => 8 + id_len(&r.voter) + 1 + 8,
+            Datagram::TimeoutNow(t) => 8 + id_len(&t.from),
+            Datagram::TransferRequest(t) => opt_id_len(t.to.as_ref()),
+            Datagram::Heartbeat(_) | Datagram::Goodbye(_) => {
+                unreachable!("not an election datagram")
+            }
+        }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -396,6 +483,25 @@ proptest! {
         prop_assert!(bytes.len() <= MAX_DATAGRAM);
         prop_assert_eq!(bytes[0], PROTOCOL_VERSION);
         prop_assert_eq!(decode_datagram(&bytes), Ok(msg));
+    }
+
+    #[test]
+    fn election_datagrams_round_trip(d in election_datagram()) {
+        let bytes = encode_datagram(&d).expect("encode");
+        prop_assert_eq!(bytes.len(), expected_election_len(&d));
+        prop_assert!(bytes.len() <= MAX_DATAGRAM);
+        prop_assert_eq!(bytes[0], PROTOCOL_VERSION);
+        prop_assert_eq!(decode_datagram(&bytes), Ok(d));
+    }
+
+    #[test]
+    fn mutated_election_datagrams_never_panic(
+        msg in election_datagram(),
+        muts in vec(mutation(), 1..8),
+    ) {
+        let mut bytes = encode_datagram(&msg).expect("encode");
+        mutate(&mut bytes, &muts);
+        check_datagram_reencodes(&bytes);
     }
 
     #[test]

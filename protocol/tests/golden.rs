@@ -6,22 +6,23 @@
 //! `QUORATE_BLESS=1 cargo test -p quorate-protocol --test golden`, then review the diff.
 //!
 //! Heartbeat size: a steady-cluster heartbeat (node id `"n1"`, primary `Some("n1")`,
-//! echo `Some`, lease ack `Some`) is **91 bytes** on the wire, version byte included,
-//! whatever its sequence number, timestamps, term, health or load figures: every
-//! counter is a fixed-width little-endian integer. Only the lengths of the node ids
+//! echo `Some`, lease ack `Some`) is **102 bytes** on the wire, version byte included,
+//! whatever its sequence number, timestamps, interval, term, freeze flag, health or load
+//! figures: every counter is a fixed-width little-endian integer. Only the lengths of the node ids
 //! (sender and believed primary) and the three `Option` tags change it. `MAX_DATAGRAM`
 //! is 1100.
 
 use std::path::PathBuf;
 
 use quorate_protocol::{
-    ClusterName, Datagram, Echo, Frame, Goodbye, HealthBits, Heartbeat, Hello, Incarnation,
-    LoadFigures, MAX_DATAGRAM, Mode, NodeId, NodeState, Seq, StateDigest, Term, WallMicros,
-    decode_datagram, decode_frame_body, encode_datagram, encode_frame, frame_body_len,
+    ClusterName, Datagram, Echo, Frame, FreezeFlag, Goodbye, HealthBits, Heartbeat, Hello,
+    Incarnation, LoadFigures, MAX_DATAGRAM, Mode, NodeId, NodeState, Seq, StateDigest, Term,
+    TimeoutNow, TransferRequest, VoteReply, VoteRequest, WallMicros, decode_datagram,
+    decode_frame_body, encode_datagram, encode_frame, frame_body_len,
 };
 
 /// The size pinned in this file's doc comment.
-const STEADY_HEARTBEAT_LEN: usize = 91;
+const STEADY_HEARTBEAT_LEN: usize = 102;
 
 fn id(s: &str) -> NodeId {
     NodeId::new(s).expect("valid node id")
@@ -35,21 +36,26 @@ fn heartbeat() -> Heartbeat {
         incarnation: Incarnation(0x0102_0304_0506_0708),
         seq: Seq(0x1112_1314_1516_1718),
         sent: WallMicros(0x2122_2324_2526_2728),
+        interval_ms: 0x3132,
         echo: Some(Echo {
-            peer_sent: WallMicros(0x3132_3334_3536_3738),
-            received: WallMicros(0x4142_4344_4546_4748),
-            held_us: 0x5152_5354,
+            peer_sent: WallMicros(0x4142_4344_4546_4748),
+            received: WallMicros(0x5152_5354_5556_5758),
+            held_us: 0x6162_6364,
         }),
-        term: Term(0x6162_6364_6566_6768),
+        term: Term(0x7172_7374_7576_7778),
         primary: Some(id("n1")),
-        lease_ack: Some(WallMicros(0x7172_7374_7576_7778)),
-        health: HealthBits(HealthBits::READY | HealthBits::HEALTHY),
-        load: LoadFigures {
-            cpu_permille: 0x8182,
-            mem_permille: 0x8384,
-            load1_centi: 0x8586_8788,
+        lease_ack: Some(Seq(0x8182_8384_8586_8788)),
+        freeze: FreezeFlag {
+            frozen: true,
+            version: 0x9192_9394_9596_9798,
         },
-        digest: StateDigest(0x9192_9394_9596_9798),
+        health: HealthBits(HealthBits::READY | HealthBits::HEALTHY | HealthBits::ELIGIBLE),
+        load: LoadFigures {
+            cpu_permille: 0xa1a2,
+            mem_permille: 0xa3a4,
+            load1_centi: 0xa5a6_a7a8,
+        },
+        digest: StateDigest(0xb1b2_b3b4_b5b6_b7b8),
     }
 }
 
@@ -60,10 +66,12 @@ fn heartbeat_no_echo() -> Heartbeat {
         incarnation: Incarnation(7),
         seq: Seq(0),
         sent: WallMicros(1_700_000_000_000_000),
+        interval_ms: 1000,
         echo: None,
         term: Term(0),
         primary: None,
         lease_ack: None,
+        freeze: FreezeFlag::default(),
         health: HealthBits::default(),
         load: LoadFigures::default(),
         digest: StateDigest(0),
@@ -75,6 +83,55 @@ fn goodbye() -> Goodbye {
         node: id("n3"),
         incarnation: Incarnation(0x0102_0304_0506_0708),
     }
+}
+
+/// Asked before campaigning; not a handover, so no `transfer_from`.
+fn pre_vote() -> VoteRequest {
+    VoteRequest {
+        term: Term(0x0102_0304_0506_0708),
+        candidate: id("n2"),
+        transfer_from: None,
+        req: Seq(0x1112_1314_1516_1718),
+    }
+}
+
+fn pre_vote_reply() -> VoteReply {
+    VoteReply {
+        term: Term(0x0102_0304_0506_0708),
+        voter: id("n3"),
+        granted: false,
+        req: Seq(0x1112_1314_1516_1718),
+    }
+}
+
+/// A campaign after a handover from `n1`.
+fn vote() -> VoteRequest {
+    VoteRequest {
+        term: Term(0x2122_2324_2526_2728),
+        candidate: id("n2"),
+        transfer_from: Some(id("n1")),
+        req: Seq(0x3132_3334_3536_3738),
+    }
+}
+
+fn vote_reply() -> VoteReply {
+    VoteReply {
+        term: Term(0x2122_2324_2526_2728),
+        voter: id("n3"),
+        granted: true,
+        req: Seq(0x3132_3334_3536_3738),
+    }
+}
+
+fn timeout_now() -> TimeoutNow {
+    TimeoutNow {
+        term: Term(0x4142_4344_4546_4748),
+        from: id("n1"),
+    }
+}
+
+fn transfer_request() -> TransferRequest {
+    TransferRequest { to: Some(id("n2")) }
 }
 
 fn hello() -> Hello {
@@ -110,6 +167,15 @@ fn datagram_samples() -> Vec<(&'static str, Datagram)> {
             Datagram::Heartbeat(heartbeat_no_echo()),
         ),
         ("goodbye", Datagram::Goodbye(goodbye())),
+        ("pre_vote", Datagram::PreVote(pre_vote())),
+        ("pre_vote_reply", Datagram::PreVoteReply(pre_vote_reply())),
+        ("vote", Datagram::Vote(vote())),
+        ("vote_reply", Datagram::VoteReply(vote_reply())),
+        ("timeout_now", Datagram::TimeoutNow(timeout_now())),
+        (
+            "transfer_request",
+            Datagram::TransferRequest(transfer_request()),
+        ),
     ]
 }
 
@@ -234,13 +300,18 @@ fn steady_variants() -> Vec<Heartbeat> {
         hb.incarnation = Incarnation(v);
         hb.seq = Seq(v);
         hb.sent = WallMicros(v.rotate_left(7));
+        hb.interval_ms = v16;
         hb.echo = Some(Echo {
             peer_sent: WallMicros(v),
             received: WallMicros(!v),
             held_us: v32,
         });
         hb.term = Term(v);
-        hb.lease_ack = Some(WallMicros(v));
+        hb.lease_ack = Some(Seq(v));
+        hb.freeze = FreezeFlag {
+            frozen: v % 2 == 1,
+            version: v,
+        };
         hb.health = HealthBits(v32);
         hb.load = LoadFigures {
             cpu_permille: v16,
@@ -265,8 +336,8 @@ fn steady_heartbeat_has_constant_size() {
         STEADY_HEARTBEAT_LEN,
         "update the doc comment too"
     );
-    // Well under the cap: a tenth of it, so the steady rate costs little and there is
-    // room for election fields later.
+    // Well under the cap: at most a tenth of it, election fields included, so the steady
+    // rate costs little.
     assert!(base.len() * 10 <= MAX_DATAGRAM, "{} bytes", base.len());
 
     for hb in steady_variants() {
@@ -285,7 +356,7 @@ fn largest_heartbeat_fits() {
     hb.primary = Some(long);
     let bytes = encode_datagram(&Datagram::Heartbeat(hb)).expect("encode");
     println!("largest heartbeat datagram: {} bytes", bytes.len());
-    // 91 - 2 * 2 (ids "n1") + 2 * 63: a 63-byte id keeps a one-byte length prefix.
+    // 102 - 2 * 2 (ids "n1") + 2 * 63: a 63-byte id keeps a one-byte length prefix.
     assert_eq!(bytes.len(), STEADY_HEARTBEAT_LEN - 4 + 2 * 63);
     assert!(bytes.len() < MAX_DATAGRAM / 4);
 }

@@ -1,5 +1,6 @@
-//! A tiny HTTP/1.1 GET client on a blocking `TcpStream`: enough to read an agent's
-//! `/cluster`, with a timeout on every step and a cap on the answer's size.
+//! A tiny HTTP/1.1 client on a blocking `TcpStream`: enough to read an agent's
+//! `/cluster` and send its loopback commands, with a timeout on every step and a cap on
+//! the answer's size.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -18,12 +19,21 @@ pub struct Response {
 /// `GET path` from `addr` (`host:port`), each of connect, write and every read bounded
 /// by `timeout`. Errors say what failed but not the address: the caller names it.
 pub fn get(addr: &str, path: &str, timeout: Duration) -> io::Result<Response> {
+    request("GET", addr, path, timeout)
+}
+
+/// `POST path` (no body) to `addr`: the agent's loopback-only commands.
+pub fn post(addr: &str, path: &str, timeout: Duration) -> io::Result<Response> {
+    request("POST", addr, path, timeout)
+}
+
+fn request(method: &str, addr: &str, path: &str, timeout: Duration) -> io::Result<Response> {
     let mut stream = connect(addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: quorate/{}\r\n\
-         Accept: application/json\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: quorate/{}\r\n\
+         Accept: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         env!("CARGO_PKG_VERSION")
     );
     stream.write_all(request.as_bytes()).map_err(timed_out)?;

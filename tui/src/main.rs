@@ -28,6 +28,9 @@ fn main() -> ExitCode {
         Some(Command::Status(args)) => cli::status::run(&cli.global, args),
         Some(Command::Ca(command)) => cli::ca::run(command),
         Some(Command::Demo(args)) => cli::demo::run(args),
+        Some(Command::Transfer { node }) => cli::control::transfer(&cli.global, node.as_ref()),
+        Some(Command::Freeze) => cli::control::freeze(&cli.global, true),
+        Some(Command::Unfreeze) => cli::control::freeze(&cli.global, false),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use proto::{Datagram, Hello, Incarnation, Mode, NodeId, WallMicros};
 
+use super::lease;
 use super::*;
 
 fn id(s: &str) -> NodeId {
@@ -46,6 +47,10 @@ struct Harness {
     up: Vec<bool>,
     /// One-way latency.
     latency: Duration,
+    /// Every event each node emitted.
+    events: Vec<Vec<Event>>,
+    /// (delivery time, to, from, datagram)
+    in_flight: Vec<(Instant, usize, NodeId, Datagram)>,
 }
 
 impl Harness {
@@ -60,6 +65,8 @@ impl Harness {
             t0,
             now: t0,
             up: vec![true; nodes.len()],
+            events: vec![Vec::new(); nodes.len()],
+            in_flight: Vec::new(),
             nodes,
             latency: Duration::from_millis(1),
         };
@@ -88,7 +95,7 @@ impl Harness {
     /// Runs for `d` of virtual time, delivering datagrams after `latency`.
     fn run(&mut self, d: Duration) {
         let end = self.now + d;
-        let mut in_flight: Vec<(Instant, usize, NodeId, Datagram)> = Vec::new();
+        let mut in_flight = std::mem::take(&mut self.in_flight);
         while self.now < end {
             let next_timer = self
                 .nodes
@@ -125,12 +132,15 @@ impl Harness {
                     in_flight.push((now + self.latency, to, from.clone(), t.datagram));
                 }
                 while self.nodes[i].poll_fetch().is_some() {}
-                while self.nodes[i].poll_event().is_some() {}
+                while let Some(e) = self.nodes[i].poll_event() {
+                    self.events[i].push(e);
+                }
             }
             if self.now >= end {
                 break;
             }
         }
+        self.in_flight = in_flight;
     }
 
     fn state(&self, of: &str, seen_by: &str) -> MemberState {
@@ -268,4 +278,195 @@ fn heartbeats_from_the_wrong_connection_or_replayed_are_ignored() {
         MemberState::Dead,
         "seq 1 was already seen"
     );
+}
+
+fn eligible() -> proto::HealthBits {
+    proto::HealthBits(
+        proto::HealthBits::READY | proto::HealthBits::HEALTHY | proto::HealthBits::ELIGIBLE,
+    )
+}
+
+impl Harness {
+    fn make_eligible(&mut self) {
+        let now = self.now;
+        for n in &mut self.nodes {
+            n.handle_local(now, eligible(), Default::default(), Default::default());
+        }
+    }
+
+    fn holders(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| self.up[*i] && lease::holds(n.lease().as_ref(), self.now))
+            .map(|(_, n)| n.id().to_string())
+            .collect()
+    }
+}
+
+#[test]
+fn eligible_nodes_elect_exactly_one_primary_that_everyone_follows() {
+    let mut h = Harness::new(&["n1", "n2", "n3"]);
+    h.make_eligible();
+    h.run(Duration::from_secs(3));
+    let holders = h.holders();
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    let p = id(&holders[0]);
+    for n in &h.nodes {
+        assert_eq!(n.primary(), Some(&p), "{} follows", n.id());
+        assert_eq!(n.term(), h.nodes[0].term());
+    }
+}
+
+#[test]
+fn ineligible_nodes_never_campaign() {
+    let mut h = Harness::new(&["n1", "n2", "n3"]);
+    h.run(Duration::from_secs(5));
+    assert!(h.holders().is_empty());
+    assert!(h.nodes.iter().all(|n| n.term() == proto::Term(0)));
+}
+
+#[test]
+fn primary_crash_elects_another_after_the_promise_runs_out() {
+    let mut h = Harness::new(&["n1", "n2", "n3"]);
+    h.make_eligible();
+    h.run(Duration::from_secs(3));
+    let old = h.holders()[0].clone();
+    let i = h.idx(&old);
+    h.up[i] = false;
+    // Voters promised not to vote for an election timeout (450 ms): nobody wins sooner.
+    h.run(Duration::from_millis(440));
+    assert!(h.holders().is_empty(), "{:?}", h.holders());
+    h.run(Duration::from_secs(2));
+    let new = h.holders();
+    assert_eq!(new.len(), 1);
+    assert_ne!(new[0], old);
+}
+
+#[test]
+fn transfer_hands_over_without_overlap() {
+    let mut h = Harness::new(&["n1", "n2", "n3"]);
+    h.make_eligible();
+    h.run(Duration::from_secs(3));
+    let old = h.holders()[0].clone();
+    let target = ["n1", "n2", "n3"].into_iter().find(|n| *n != old).unwrap();
+    let i = h.idx(&old);
+    let now = h.now;
+    h.nodes[i].handle_command(now, Command::Transfer(Some(id(target))));
+    assert!(
+        h.holders().is_empty(),
+        "the old primary drops its lease first"
+    );
+    for _ in 0..100 {
+        h.run(Duration::from_millis(1));
+        assert!(h.holders().len() <= 1);
+    }
+    assert_eq!(h.holders(), vec![target.to_owned()]);
+}
+
+#[test]
+fn vote_replies_wait_for_persistence() {
+    let t0 = Instant::now();
+    let mut voter = Node::new(config("n1", 1), t0, 1, HardState::default());
+    let cand = hello_of("n2");
+    voter.handle_hello(t0, &cand);
+    let later = t0 + Duration::from_secs(1);
+    let req = Datagram::Vote(proto::VoteRequest {
+        term: proto::Term(1),
+        candidate: id("n2"),
+        transfer_from: None,
+        req: proto::Seq(1),
+    });
+    voter.handle_datagram(later, WallMicros(0), &id("n2"), req);
+    assert!(
+        voter.poll_transmit().is_none(),
+        "nothing leaves before the vote is durable"
+    );
+    let hs = voter.poll_persist().expect("the vote must be persisted");
+    assert_eq!(hs.term, proto::Term(1));
+    assert_eq!(hs.voted_for, Some(id("n2")));
+    voter.handle_persisted(later, hs);
+    match voter.poll_transmit().map(|t| t.datagram) {
+        Some(Datagram::VoteReply(r)) => assert!(r.granted),
+        other => panic!("expected a granted vote, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_just_started_node_grants_no_vote() {
+    let t0 = Instant::now();
+    let mut voter = Node::new(config("n1", 1), t0, 1, HardState::default());
+    voter.handle_hello(t0, &hello_of("n2"));
+    let req = Datagram::Vote(proto::VoteRequest {
+        term: proto::Term(1),
+        candidate: id("n2"),
+        transfer_from: None,
+        req: proto::Seq(1),
+    });
+    voter.handle_datagram(
+        t0 + Duration::from_millis(100),
+        WallMicros(0),
+        &id("n2"),
+        req,
+    );
+    assert!(voter.poll_persist().is_none());
+    match voter.poll_transmit().map(|t| t.datagram) {
+        Some(Datagram::VoteReply(r)) => assert!(!r.granted),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_second_primary_claim_in_one_term_raises_split_brain_suspected() {
+    let mut h = Harness::new(&["n1", "n2", "n3"]);
+    h.make_eligible();
+    h.run(Duration::from_secs(3));
+    let primary = h.holders()[0].clone();
+    let other = ["n1", "n2", "n3"]
+        .into_iter()
+        .find(|n| *n != primary)
+        .unwrap();
+    let liar = ["n1", "n2", "n3"]
+        .into_iter()
+        .find(|n| *n != primary && *n != other)
+        .unwrap();
+    let term = h.nodes[0].term();
+    let claim = Datagram::Heartbeat(proto::Heartbeat {
+        node: id(liar),
+        incarnation: Incarnation(1),
+        seq: proto::Seq(1_000_000),
+        sent: h.wall(),
+        interval_ms: 50,
+        echo: None,
+        term,
+        primary: Some(id(liar)),
+        lease_ack: None,
+        freeze: Default::default(),
+        health: Default::default(),
+        load: Default::default(),
+        digest: Default::default(),
+    });
+    let (now, wall) = (h.now, h.wall());
+    let i = h.idx(other);
+    h.nodes[i].handle_datagram(now, wall, &id(liar), claim);
+    let raised = std::iter::from_fn(|| h.nodes[i].poll_event()).any(|e| {
+        matches!(e, Event::SplitBrainSuspected { ref claimant, believed: Some(ref b), .. }
+            if claimant.as_str() == liar && b.as_str() == primary)
+    });
+    assert!(raised);
+    assert_eq!(
+        h.nodes[i].primary(),
+        Some(&id(&primary)),
+        "the claim is not believed"
+    );
+}
+
+fn hello_of(name: &str) -> Hello {
+    Hello {
+        cluster: proto::ClusterName::new("t").unwrap(),
+        node: id(name),
+        incarnation: Incarnation(1),
+        advertise: format!("127.0.0.1:{}", 7700 + name.len()),
+        mode: Mode::Member,
+    }
 }

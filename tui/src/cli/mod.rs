@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand; this one only declares the arguments.
 
 pub mod ca;
+pub mod control;
 pub mod demo;
 pub mod status;
 
@@ -44,6 +45,16 @@ pub enum Command {
     Ca(CaCommand),
     /// Run a cluster of agents on loopback, with its own CA, until Ctrl-C
     Demo(DemoArgs),
+    /// Hand the primary role to NODE (or to the best eligible node)
+    Transfer {
+        /// The node to hand over to
+        #[arg(value_name = "NODE")]
+        node: Option<NodeId>,
+    },
+    /// Stop elections and handovers cluster-wide (for upgrades)
+    Freeze,
+    /// Allow elections and handovers again
+    Unfreeze,
 }
 
 #[derive(Debug, Clone, Default, Args)]
