@@ -1,8 +1,8 @@
 //! Identifier validation: node ids are DNS labels, cluster names a little wider.
 
 use quorate_protocol::{
-    ClusterName, Datagram, DecodeError, Goodbye, IdError, Incarnation, NodeId, decode_datagram,
-    encode_datagram,
+    ClusterName, Datagram, DecodeError, Goodbye, IdError, Incarnation, NodeId, Seq, Term,
+    TransferRequest, VoteRequest, decode_datagram, encode_datagram,
 };
 
 #[test]
@@ -121,6 +121,42 @@ fn decoding_validates_ids() {
     let empty = [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     assert!(matches!(
         decode_datagram(&empty),
+        Err(DecodeError::Malformed(_))
+    ));
+}
+
+/// The same for the ids inside election datagrams, including optional ones.
+#[test]
+fn decoding_validates_election_ids() {
+    let nx = || NodeId::new("nx").expect("valid");
+    let vote = Datagram::Vote(VoteRequest {
+        term: Term(0),
+        candidate: nx(),
+        transfer_from: Some(nx()),
+        req: Seq(0),
+    });
+    let bytes = encode_datagram(&vote).expect("encode");
+    assert_eq!(decode_datagram(&bytes), Ok(vote));
+    // [version][variant 4][term: 8][len = 2]['n']['x'][Some][len = 2]['n']['x'][req: 8]
+    assert_eq!(&bytes[..2], &[1, 4]);
+    assert_eq!(&bytes[10..18], &[2, b'n', b'x', 1, 2, b'n', b'x', 0]);
+    for at in [11, 15] {
+        let mut bad = bytes.clone();
+        bad[at] = b'_';
+        assert!(
+            matches!(decode_datagram(&bad), Err(DecodeError::Malformed(_))),
+            "byte {at}: {:?}",
+            decode_datagram(&bad)
+        );
+    }
+
+    let transfer = Datagram::TransferRequest(TransferRequest { to: Some(nx()) });
+    let mut bytes = encode_datagram(&transfer).expect("encode");
+    assert_eq!(bytes, [1, 7, 1, 2, b'n', b'x']);
+    assert_eq!(decode_datagram(&bytes), Ok(transfer));
+    bytes[4] = b'-';
+    assert!(matches!(
+        decode_datagram(&bytes),
         Err(DecodeError::Malformed(_))
     ));
 }

@@ -17,6 +17,8 @@
 //! `Drop`).
 
 pub mod cluster;
+pub mod netcut;
+pub mod primary;
 pub mod quic;
 
 use std::io::{self, Read as _, Write as _};

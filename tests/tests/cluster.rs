@@ -246,6 +246,8 @@ fn sigkill_makes_a_node_suspect_then_dead_and_a_restart_brings_it_back() {
 #[test]
 fn sigterm_marks_a_node_left_at_once_and_it_exits_0() {
     let mut c = started(3);
+    assert_eq!(c.state_of(0, "n3").as_deref(), Some("alive"));
+    assert_eq!(c.state_of(1, "n3").as_deref(), Some("alive"));
     c.signal(2, libc::SIGTERM);
     let clock = Stopwatch::start();
     let mut seen: [Vec<String>; 2] = [Vec::new(), Vec::new()];
@@ -266,10 +268,9 @@ fn sigterm_marks_a_node_left_at_once_and_it_exits_0() {
         "n3 took {took:?} to be `left` on both (expected at once): {seen:?}"
     );
     for states in &seen {
-        assert_eq!(
-            states.as_slice(),
-            ["alive", "left"],
-            "a clean stop should go straight from alive to left"
+        assert!(
+            states.iter().all(|s| s == "alive" || s == "left"),
+            "a clean stop should go straight from alive to left: {states:?}"
         );
     }
     eprintln!("n3 was `left` on n1 and n2 {took:?} after SIGTERM");
@@ -837,4 +838,35 @@ fn status_cli_prints_the_cluster_as_a_table_and_as_json() {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["node"], "n2", "{json:#}");
+}
+
+/// A certificate of the cluster CA for a node nobody configured ("n9"), whose hello
+/// claims the address of a live member (n2's). Today n1 accepts it and lists both n2 and
+/// n9 as alive at the same address: four members for three configured voters, and the
+/// extra one counts towards quorum.
+#[test]
+#[ignore = "agent bug: one peer address can hold two node ids (net/link.rs check_hello)"]
+fn one_peer_address_cannot_hold_two_node_ids() {
+    let c = started(3);
+    ca_issue(c.ca_dir(), "n9");
+    let client = Client::new(
+        &c.ca_dir().join("ca.pem"),
+        &c.ca_dir().join("n9.pem"),
+        &c.ca_dir().join("n9.key"),
+    );
+    let hello = proto::Hello {
+        cluster: proto::ClusterName::new(CLUSTER.to_owned()).expect("cluster name"),
+        node: proto::NodeId::new("n9".to_owned()).expect("node id"),
+        incarnation: proto::Incarnation(1),
+        advertise: c.quic_addr(1).to_string(),
+        mode: proto::Mode::Member,
+    };
+    let outcome = client.hello(c.quic_addr(0), hello);
+    std::thread::sleep(Duration::from_millis(300));
+    let cluster = c.cluster(0);
+    let listed = nodes(&cluster);
+    assert!(
+        listed.len() <= 3 && listed.iter().all(|n| n["node"] != "n9"),
+        "n9 claimed n2's address ({outcome:?}) and n1 now lists: {cluster:#}"
+    );
 }
