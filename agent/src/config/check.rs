@@ -162,16 +162,16 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
     let chain = tls::load_certs(&tls_paths.cert)
         .map_err(|e| err(raw.tls.cert.span(), format!("tls.cert: {e}")))?;
     tls::load_key(&tls_paths.key).map_err(|e| err(raw.tls.key.span(), format!("tls.key: {e}")))?;
-    if let Some(leaf) = chain.first() {
-        if !tls::cert_names(leaf, node.as_str()) {
-            return Err(err(
-                raw.tls.cert.span(),
-                format!(
-                    "tls.cert: {} does not name node {node:?} (issue one with `quorate ca issue --dir DIR {node}`)",
-                    tls_paths.cert.display()
-                ),
-            ));
-        }
+    if let Some(leaf) = chain.first()
+        && !tls::cert_names(leaf, node.as_str())
+    {
+        return Err(err(
+            raw.tls.cert.span(),
+            format!(
+                "tls.cert: {} does not name node {node:?} (issue one with `quorate ca issue --dir DIR {node}`)",
+                tls_paths.cert.display()
+            ),
+        ));
     }
 
     Ok(Config {

@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn regular_sender_is_not_suspected_when_slightly_late() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut d = PhiDetector::new(Duration::from_millis(250));
         for i in 0..100 {
             d.heartbeat(t0 + Duration::from_millis(250 * i));
@@ -164,13 +164,13 @@ mod tests {
     #[test]
     fn no_heartbeat_no_suspicion() {
         let d = PhiDetector::new(Duration::from_millis(250));
-        assert_eq!(d.phi(Instant::now() + Duration::from_secs(60)), 0.0);
+        assert_eq!(d.phi(crate::clock::now() + Duration::from_secs(60)), 0.0);
     }
 
     #[test]
     fn lossy_sender_widens_the_fit() {
         // Every 20th heartbeat lost: a double interval now and then.
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut d = PhiDetector::new(Duration::from_millis(250));
         let mut t = t0;
         for i in 0..200 {

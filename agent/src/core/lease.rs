@@ -30,7 +30,7 @@ mod tests {
 
     #[test]
     fn holds_until_the_end_exclusive() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let l = Lease {
             term: Term(3),
             until: t0 + Duration::from_millis(300),

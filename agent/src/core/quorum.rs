@@ -47,7 +47,7 @@ mod tests {
 
     #[test]
     fn majority_acked_table() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let t = |ms: u64| t0 + Duration::from_millis(ms);
         // (voters, acks of the others, expected newest majority-acked instant)
         let table: Vec<(usize, Vec<Instant>, Option<Instant>)> = vec![

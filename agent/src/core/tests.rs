@@ -55,7 +55,7 @@ struct Harness {
 
 impl Harness {
     fn new(names: &[&str]) -> Self {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let nodes: Vec<Node> = names
             .iter()
             .enumerate()
@@ -366,7 +366,7 @@ fn transfer_hands_over_without_overlap() {
 
 #[test]
 fn vote_replies_wait_for_persistence() {
-    let t0 = Instant::now();
+    let t0 = crate::clock::now();
     let mut voter = Node::new(config("n1", 1), t0, 1, HardState::default());
     let cand = hello_of("n2");
     voter.handle_hello(t0, &cand);
@@ -394,7 +394,7 @@ fn vote_replies_wait_for_persistence() {
 
 #[test]
 fn a_just_started_node_grants_no_vote() {
-    let t0 = Instant::now();
+    let t0 = crate::clock::now();
     let mut voter = Node::new(config("n1", 1), t0, 1, HardState::default());
     voter.handle_hello(t0, &hello_of("n2"));
     let req = Datagram::Vote(proto::VoteRequest {

@@ -320,7 +320,7 @@ async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketA
             Err(e) => {
                 failures += 1;
                 // One line when a peer becomes unreachable, then one every ~minute.
-                if failures == 1 || failures % 30 == 0 {
+                if failures == 1 || failures.is_multiple_of(30) {
                     tracing::info!(%addr, "cannot reach peer (attempt {failures}): {e}");
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);

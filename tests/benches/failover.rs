@@ -1,0 +1,191 @@
+//! Failover and handover latency with real agents on loopback (issue 3's benchmark).
+//!
+//! ```text
+//! cargo build --release --workspace --bins
+//! cargo bench -p quorate-tests --bench failover            # 50 trials each
+//! QUORATE_BENCH_TRIALS=200 cargo bench -p quorate-tests --bench failover
+//! ```
+//!
+//! Three measurements, each over N trials on a fresh-converged 3-node cluster:
+//! - SIGKILL of the primary → the first `/primary` 200 from another node (default
+//!   timing, then the fast preset from docs/operator-guide.md);
+//! - SIGTERM of the primary → the first 200 elsewhere, and the *gap*: from the old
+//!   primary's last 200 to the new one's first.
+//!
+//! Pollers ask every node's `/primary` in a tight loop (about every 1 ms).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use quorate_tests::primary::current_primary;
+use quorate_tests::{TestCluster, http_request, now, wait_until};
+
+const FAST_PRESET: &str = "[timing]\nheartbeat_interval = \"100ms\"\nlease_heartbeat_interval = \"20ms\"\nlease = \"150ms\"\nelection_timeout = \"200ms\"\n";
+
+struct Sample {
+    /// Trigger → first 200 elsewhere.
+    to_new: Duration,
+    /// Old primary's last 200 → new primary's first 200 (handover only).
+    gap: Option<Duration>,
+}
+
+/// Polls each node's /primary until `stop`; returns (node, received, status 200?) events.
+fn poll(
+    addrs: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<Vec<(usize, Instant, bool)>>> {
+    addrs
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let ok = http_request(a, "GET", "/primary").is_ok_and(|r| r.status == 200);
+                    out.push((i, now(), ok));
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+                out
+            })
+        })
+        .collect()
+}
+
+fn trial(c: &mut TestCluster, graceful: bool) -> Option<Sample> {
+    let addrs: Vec<SocketAddr> = (0..3).map(|i| c.http_addr(i)).collect();
+    let mut p = None;
+    if !wait_until(Duration::from_secs(20), || {
+        p = current_primary(&addrs);
+        p.is_some()
+    }) {
+        return None;
+    }
+    let p = p?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let pollers = poll(addrs.clone(), stop.clone());
+    std::thread::sleep(Duration::from_millis(50));
+    let trigger = now();
+    if graceful {
+        c.signal(p, libc::SIGTERM);
+    } else {
+        c.kill(p);
+    }
+    let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
+    let moved = wait_until(Duration::from_secs(10), || {
+        others
+            .iter()
+            .any(|&i| http_request(addrs[i], "GET", "/primary").is_ok_and(|r| r.status == 200))
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    let events: Vec<(usize, Instant, bool)> = pollers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap_or_default())
+        .collect();
+    if !moved {
+        return None;
+    }
+    let first_new = events
+        .iter()
+        .filter(|(i, t, ok)| *i != p && *ok && *t > trigger)
+        .map(|(_, t, _)| *t)
+        .min()?;
+    let last_old = events
+        .iter()
+        .filter(|(i, _, ok)| *i == p && *ok)
+        .map(|(_, t, _)| *t)
+        .max();
+    if graceful {
+        let _ = c.wait_exit(p, Duration::from_secs(10));
+    }
+    c.start(p);
+    let _ = c.wait_converged(Duration::from_secs(20));
+    // Let the restarted node finish its no-vote window and settle.
+    std::thread::sleep(Duration::from_millis(600));
+    Some(Sample {
+        to_new: first_new.saturating_duration_since(trigger),
+        gap: last_old.map(|l| first_new.saturating_duration_since(l)),
+    })
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn report(name: &str, mut xs: Vec<Duration>, failures: usize) {
+    xs.sort();
+    let ms = |d: Duration| format!("{:.0}", d.as_secs_f64() * 1000.0);
+    println!(
+        "| {name} | {} | {} | {} | {} | {} | {failures} |",
+        xs.len(),
+        ms(pct(&xs, 0.5)),
+        ms(pct(&xs, 0.99)),
+        ms(xs.last().copied().unwrap_or_default()),
+        ms(xs.first().copied().unwrap_or_default()),
+    );
+}
+
+fn run(name: &str, extra: &str, graceful: bool, trials: usize) {
+    let mut c = TestCluster::builder(3).extra_all(extra).start();
+    let _ = c.wait_converged(Duration::from_secs(20));
+    let mut to_new = Vec::new();
+    let mut gaps = Vec::new();
+    let mut failures = 0;
+    for _ in 0..trials {
+        match trial(&mut c, graceful) {
+            Some(s) => {
+                to_new.push(s.to_new);
+                if let Some(g) = s.gap {
+                    gaps.push(g);
+                }
+            }
+            None => failures += 1,
+        }
+    }
+    report(name, to_new, failures);
+    if graceful {
+        report(
+            &format!("{name}: gap (last old 200 → first new 200)"),
+            gaps,
+            0,
+        );
+    }
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test` builds benches too but must not run them.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let trials: usize = std::env::var("QUORATE_BENCH_TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    println!("| what | trials | p50 ms | p99 ms | max ms | min ms | failed |");
+    println!("|---|---|---|---|---|---|---|");
+    run(
+        "SIGKILL primary → 200 elsewhere (defaults)",
+        "",
+        false,
+        trials,
+    );
+    run(
+        "SIGKILL primary → 200 elsewhere (fast preset)",
+        FAST_PRESET,
+        false,
+        trials,
+    );
+    run(
+        "SIGTERM primary → 200 elsewhere (handover)",
+        "",
+        true,
+        trials,
+    );
+}

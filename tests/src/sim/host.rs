@@ -1,0 +1,142 @@
+//! [`Host`]: one simulated machine — its agent process (a [`core::Node`]) and what
+//! survives the process: the disk, the clocks, the configuration, the operator's drain.
+
+use std::time::Duration;
+
+use proto::{ClusterName, HealthBits, Hello, Incarnation, Mode, NodeId, NodeState, WallMicros};
+use quorate_agent::core::{self, HardState, Node};
+
+use super::clock::NodeClock;
+
+/// Whether the agent process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Process {
+    Running,
+    /// SIGSTOP: hears and sends nothing; its clock runs on.
+    Paused,
+    /// VM suspend: as paused, and its monotonic clock stops.
+    Suspended,
+    /// SIGTERM: handing over, then it says goodbye and exits at `deadline`, or as soon
+    /// as another node is primary.
+    Leaving {
+        deadline: Duration,
+        /// Start again at once when gone (a restart to apply a config change).
+        restart: bool,
+    },
+    /// Crashed or exited: all volatile state is gone.
+    Down,
+}
+
+impl Process {
+    /// Whether the process takes inputs and sends (running, or leaving gracefully).
+    pub fn is_live(self) -> bool {
+        matches!(self, Process::Running | Process::Leaving { .. })
+    }
+}
+
+/// An input that reached a node: from the network, or the disk.
+#[derive(Debug, Clone)]
+pub(crate) enum Input {
+    Datagram {
+        from: usize,
+        datagram: proto::Datagram,
+    },
+    /// A write of the hard state finished.
+    Persisted(HardState),
+    /// A state fetch from `target` finished (it fails unless both ends are up).
+    Fetched { target: usize },
+}
+
+/// One machine.
+#[derive(Debug)]
+pub(crate) struct Host {
+    pub(crate) id: NodeId,
+    pub(crate) mode: Mode,
+    /// The configured priority; a change takes effect at the next start.
+    pub(crate) priority: u32,
+    pub(crate) process: Process,
+    /// The agent's state machine; `None` while down.
+    pub(crate) core: Option<Node>,
+    pub(crate) clock: NodeClock,
+    /// The hard state on disk: what a restart reads.
+    pub(crate) disk: HardState,
+    /// Counts starts; the agent's incarnation.
+    pub(crate) incarnation: u64,
+    /// Drained by an operator (or its app check fails): not eligible.
+    pub(crate) drained: bool,
+    /// When the core's timer fires, in global time; `None` unless live.
+    pub(crate) timer_at: Option<Duration>,
+    /// Inputs that arrived while the process was stopped, in arrival order.
+    pub(crate) stalled: Vec<Input>,
+    /// When this incarnation started (global time).
+    pub(crate) started: Duration,
+}
+
+impl Host {
+    pub(crate) fn new(id: NodeId, mode: Mode, priority: u32, clock: NodeClock) -> Self {
+        Self {
+            id,
+            mode,
+            priority,
+            process: Process::Down,
+            core: None,
+            clock,
+            disk: HardState::default(),
+            incarnation: 0,
+            drained: false,
+            timer_at: None,
+            stalled: Vec::new(),
+            started: Duration::ZERO,
+        }
+    }
+
+    /// What the probes report: a drained node (or a witness) is not eligible.
+    pub(crate) fn health(&self) -> HealthBits {
+        let base = HealthBits(HealthBits::READY | HealthBits::HEALTHY);
+        if self.drained {
+            base.with(HealthBits::HEALTHY, false)
+                .with(HealthBits::DRAINING, true)
+        } else {
+            base.with(HealthBits::ELIGIBLE, self.mode == Mode::Member)
+        }
+    }
+
+    /// The full state peers fetch (its digest goes in every heartbeat).
+    pub(crate) fn node_state(&self) -> NodeState {
+        NodeState {
+            node: self.id.clone(),
+            incarnation: Incarnation(self.incarnation),
+            advertise: self.advertise(),
+            mode: self.mode,
+            priority: self.priority,
+            roles: Vec::new(),
+            agent_version: "sim".into(),
+            app_version: None,
+            started: WallMicros(self.started.as_micros() as u64),
+            peers_hash: [0; 8],
+        }
+    }
+
+    pub(crate) fn hello(&self, cluster: &ClusterName) -> Hello {
+        Hello {
+            cluster: cluster.clone(),
+            node: self.id.clone(),
+            incarnation: Incarnation(self.incarnation),
+            advertise: self.advertise(),
+            mode: self.mode,
+        }
+    }
+
+    fn advertise(&self) -> String {
+        format!("sim://{}", self.id)
+    }
+
+    /// The lease, if this node holds it at global time `now`.
+    pub(crate) fn lease_held(&self, now: Duration) -> Option<core::lease::Lease> {
+        let core = self.core.as_ref()?;
+        let lease = core.lease();
+        core::lease::holds(lease.as_ref(), self.clock.now(now))
+            .then_some(lease)
+            .flatten()
+    }
+}

@@ -1,0 +1,369 @@
+//! The deterministic simulation of the election: N instances of the sans-IO core
+//! (`quorate_agent::core::Node`) on a simulated network, in virtual time, driven by a seed.
+//!
+//! # What it models
+//!
+//! - **Time.** One global virtual clock (a [`Duration`] since the one base [`Instant`]
+//!   read in [`base_instant`]). Each node has its own monotonic clock, which runs at
+//!   its own rate (skew up to ±1000 ppm) from its own origin, and a wall clock (global
+//!   time plus an offset) for heartbeat timestamps. Timers fire when the node's own
+//!   clock reaches them.
+//! - **Network.** Every directed link is up or cut (a symmetric partition cuts both
+//!   directions, a one-way cut one) and loses datagrams with a probability (0–50 %);
+//!   every datagram is delayed by `base + U(0, jitter)`, so jitter reorders. Deliveries
+//!   are events in a priority queue keyed by (global time, sequence number). A
+//!   connection (the hello exchange) needs both directions up and both processes
+//!   running; datagrams only travel on a connection between the current incarnations.
+//! - **Disk.** `poll_persist` starts a write that completes after a random delay; only
+//!   then is it on disk and reported with `handle_persisted`. A crash loses what was
+//!   not written yet.
+//! - **Processes.** A node is running, paused (SIGSTOP: no inputs, sends nothing, its
+//!   clock runs on; datagrams wait in the socket buffer), suspended (a VM suspend: the
+//!   same, its monotonic clock stops and datagrams are lost; on resume the sim calls
+//!   `handle_clock_jump` first, as the agent's CLOCK_BOOTTIME guard does), leaving
+//!   (SIGTERM: hand over, then goodbye) or down (crashed: volatile state gone, in-flight
+//!   datagrams to it dropped; a restart is a new incarnation that reads its disk and
+//!   says hello to every peer it can reach).
+//! - **Operators.** Drain/undrain (the eligibility bit), priority changes (applied by a
+//!   graceful restart, as a config change is), `quorate transfer`, freeze/unfreeze.
+//!
+//! The fault verbs are [`Fault`]'s variants, and methods of [`Sim`] of the same names
+//! (turmoil's and raft-rs's harness vocabulary).
+//!
+//! # Invariants, checked after every step (delivery, timer, fault)
+//!
+//! 1. Never two nodes, among those running, whose lease holds
+//!    (`lease::holds(node.lease(), its own now)`) at the same global instant. A paused
+//!    or suspended node cannot answer `/primary`, so it is not counted while stopped —
+//!    only from the moment it runs again.
+//! 2. At most one node wins any term (`Event::BecamePrimary`).
+//! 3. Only an eligible member wins a term; a witness never holds a lease.
+//! 4. Liveness: after the final heal (every link up, no loss, every node running,
+//!    undrained, unfrozen) some node holds the lease within [`LIVENESS_BOUND`] of
+//!    simulated time, and exactly one holds it at the end of the run.
+//! 5. Progress: a node's timer does not stay due while time stands still.
+//!
+//! # Replaying a seed
+//!
+//! A failure prints the seed, the scenario (every fault with its time), the broken
+//! invariant, the last steps, and the command that replays it with a full trace:
+//!
+//! ```text
+//! QUORATE_SIM_SEED=1234 cargo test -p quorate-tests --test sim_election -- replay --nocapture
+//! ```
+//!
+//! `QUORATE_SIM_TRACE=datagrams` adds every delivery to the trace;
+//! `QUORATE_SIM_FAULT=ignore-lease-promise` (or `lease-never-expires`) replays a seed
+//! against the deliberately broken core. A seed that found a bug becomes a named test.
+//!
+//! CI runs `many_seeds` with the default count; the long run is
+//!
+//! ```text
+//! QUORATE_SIM_SEEDS=100000 cargo test --release -p quorate-tests --test sim_election many_seeds
+//! ```
+//!
+//! (`QUORATE_SIM_FIRST_SEED` moves the window; `QUORATE_SIM_THREADS` sets the threads.)
+
+mod clock;
+mod harness;
+mod host;
+mod net;
+mod report;
+mod scenario;
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use std::{env, fmt, thread};
+
+use quorate_agent::core::InjectedFault;
+
+pub use harness::Sim;
+pub use host::Process;
+pub use net::Delay;
+pub use report::{Failure, Invariant, Violation};
+pub use scenario::{Fault, Scenario};
+
+/// After the final heal, a primary must hold the lease within this much simulated time.
+pub const LIVENESS_BOUND: Duration = Duration::from_secs(2);
+
+/// The simulation's one reading of the real monotonic clock: every node's clock is
+/// `base + something virtual`. Only the differences matter, so runs stay deterministic.
+#[allow(clippy::disallowed_methods)] // the sim needs one real Instant to build virtual ones on
+pub fn base_instant() -> Instant {
+    Instant::now()
+}
+
+/// How much a run prints as it goes (it always keeps the last lines for a failure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum TraceLevel {
+    #[default]
+    Quiet,
+    /// Faults, elections, lease changes.
+    Events,
+    /// And every datagram delivered.
+    Datagrams,
+}
+
+impl TraceLevel {
+    /// From `QUORATE_SIM_TRACE` (`1`/`events`, `2`/`datagrams`), else `default`.
+    pub fn from_env_or(default: TraceLevel) -> TraceLevel {
+        match env::var("QUORATE_SIM_TRACE").as_deref() {
+            Ok("1" | "events") => TraceLevel::Events,
+            Ok("2" | "datagrams") => TraceLevel::Datagrams,
+            Ok("0" | "quiet") => TraceLevel::Quiet,
+            _ => default,
+        }
+    }
+}
+
+/// The agent's timing settings, as the core gets them.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub heartbeat_interval: Duration,
+    pub lease_heartbeat_interval: Duration,
+    pub lease: Duration,
+    pub election_timeout: Duration,
+    pub phi_threshold: f64,
+    pub dead_after: Duration,
+}
+
+impl Default for Timing {
+    /// The agent's defaults (DESIGN.md `[timing]`).
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_millis(250),
+            lease_heartbeat_interval: Duration::from_millis(50),
+            lease: Duration::from_millis(300),
+            election_timeout: Duration::from_millis(450),
+            phi_threshold: 8.0,
+            dead_after: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A simulated cluster: its shape, settings and the seed of everything random.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Seeds the network, the disk, the clocks and every node's RNG.
+    pub seed: u64,
+    /// Member nodes (they may be primary): `n1` … `nM`.
+    pub members: usize,
+    /// One more voter, `n(M+1)`, in witness mode.
+    pub witness: bool,
+    /// Per node, witness included.
+    pub priorities: Vec<u32>,
+    /// `preempt_delay`, if preemption is on.
+    pub preempt: Option<Duration>,
+    /// Each node's clock rate error is drawn from ±this.
+    pub max_skew_ppm: i32,
+    /// Each node's wall clock is off by up to ±this.
+    pub max_wall_offset: Duration,
+    /// How long a hard-state write takes.
+    pub persist_delay: Range<Duration>,
+    pub delay: Delay,
+    pub timing: Timing,
+    /// A deliberately broken core, for the self-test.
+    pub fault: Option<InjectedFault>,
+    /// Call `handle_clock_jump` when a suspended node resumes (the agent does).
+    pub jump_guard: bool,
+    pub trace: TraceLevel,
+}
+
+impl SimConfig {
+    /// `members` member nodes, default settings.
+    pub fn members(members: usize) -> Self {
+        Self {
+            seed: 0,
+            members,
+            witness: false,
+            priorities: vec![100; members],
+            preempt: None,
+            max_skew_ppm: 1000,
+            max_wall_offset: Duration::from_millis(200),
+            persist_delay: Duration::from_micros(200)..Duration::from_millis(2),
+            delay: Delay::LAN,
+            timing: Timing::default(),
+            fault: None,
+            jump_guard: true,
+            trace: TraceLevel::from_env_or(TraceLevel::Quiet),
+        }
+    }
+
+    /// `members` member nodes plus a witness.
+    pub fn members_and_witness(members: usize) -> Self {
+        let mut config = Self::members(members);
+        config.witness = true;
+        config.priorities.push(0);
+        config
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Every node, witness included.
+    pub fn size(&self) -> usize {
+        self.members + usize::from(self.witness)
+    }
+}
+
+impl fmt::Display for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} members", self.members)?;
+        if self.witness {
+            write!(f, " + witness {}", scenario::name(self.members))?;
+        }
+        write!(f, ", priorities {:?}", self.priorities)?;
+        match self.preempt {
+            Some(d) => write!(f, ", preempt after {d:?}")?,
+            None => f.write_str(", no preempt")?,
+        }
+        write!(
+            f,
+            ", delay {}, disk {:?}..{:?}",
+            self.delay, self.persist_delay.start, self.persist_delay.end
+        )?;
+        if let Some(fault) = self.fault {
+            write!(f, ", BROKEN CORE: {fault:?}")?;
+        }
+        if !self.jump_guard {
+            f.write_str(", no clock-jump guard")?;
+        }
+        Ok(())
+    }
+}
+
+/// The env value naming a broken core (`QUORATE_SIM_FAULT`).
+pub fn fault_name(fault: InjectedFault) -> &'static str {
+    match fault {
+        InjectedFault::IgnoreLeasePromise => "ignore-lease-promise",
+        InjectedFault::LeaseNeverExpires => "lease-never-expires",
+    }
+}
+
+/// Parses [`fault_name`]'s output.
+pub fn parse_fault(name: &str) -> Option<InjectedFault> {
+    match name {
+        "ignore-lease-promise" => Some(InjectedFault::IgnoreLeasePromise),
+        "lease-never-expires" => Some(InjectedFault::LeaseNeverExpires),
+        _ => None,
+    }
+}
+
+/// The command that replays `seed` with a full trace.
+pub fn replay_command(seed: u64, fault: Option<InjectedFault>) -> String {
+    let fault = fault
+        .map(|f| format!("QUORATE_SIM_FAULT={} ", fault_name(f)))
+        .unwrap_or_default();
+    format!(
+        "QUORATE_SIM_SEED={seed} {fault}cargo test -p quorate-tests --test sim_election -- replay --nocapture"
+    )
+}
+
+/// What one seed's run did.
+#[derive(Debug, Clone, Copy)]
+pub struct SeedRun {
+    /// Deliveries, timers and faults stepped through.
+    pub steps: u64,
+    pub simulated: Duration,
+}
+
+/// Runs the scenario of `seed`: its faults, the heal, the settling run. Every step is
+/// checked against the invariants.
+pub fn run_seed(
+    seed: u64,
+    fault: Option<InjectedFault>,
+    trace: TraceLevel,
+) -> Result<SeedRun, Failure> {
+    let scenario = Scenario::random(seed, fault);
+    let mut config = scenario.config.clone();
+    config.trace = trace;
+    if trace > TraceLevel::Quiet {
+        println!("{scenario}\n");
+    }
+    let mut sim = Sim::new(config);
+    sim.set_plan(scenario.to_string(), replay_command(seed, fault));
+    for (at, fault) in &scenario.faults {
+        sim.run_until(*at)?;
+        sim.apply(fault.clone())?;
+    }
+    sim.run_until(scenario.heal_at)?;
+    sim.heal_all()?;
+    sim.await_primary(LIVENESS_BOUND)?;
+    sim.run_until(scenario.heal_at + scenario.settle)?;
+    sim.expect_one_holder()?;
+    Ok(SeedRun {
+        steps: sim.steps(),
+        simulated: sim.now(),
+    })
+}
+
+/// What a batch of seeds found.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Seeds run to the end or to a failure.
+    pub seeds: u64,
+    pub steps: u64,
+    pub simulated: Duration,
+    /// Sorted by seed.
+    pub failures: Vec<Failure>,
+}
+
+/// Runs `seeds` on `threads` threads; with `stop_at_first`, stops every thread at the
+/// first failure (the self-test), else runs them all and keeps every failure.
+pub fn run_seeds(
+    seeds: Range<u64>,
+    threads: usize,
+    fault: Option<InjectedFault>,
+    stop_at_first: bool,
+) -> Batch {
+    let threads = threads.max(1) as u64;
+    let stop = AtomicBool::new(false);
+    let steps = AtomicU64::new(0);
+    let simulated_ms = AtomicU64::new(0);
+    let ran = AtomicU64::new(0);
+    let mut failures: Vec<Failure> = thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|k| {
+                let (seeds, stop, steps, simulated_ms, ran) =
+                    (seeds.clone(), &stop, &steps, &simulated_ms, &ran);
+                s.spawn(move || {
+                    let mut failures = Vec::new();
+                    for seed in seeds.skip(k as usize).step_by(threads as usize) {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        ran.fetch_add(1, Ordering::Relaxed);
+                        match run_seed(seed, fault, TraceLevel::Quiet) {
+                            Ok(run) => {
+                                steps.fetch_add(run.steps, Ordering::Relaxed);
+                                simulated_ms
+                                    .fetch_add(run.simulated.as_millis() as u64, Ordering::Relaxed);
+                            }
+                            Err(failure) => {
+                                failures.push(failure);
+                                if stop_at_first {
+                                    stop.store(true, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    failures.sort_by_key(|f| f.seed);
+    Batch {
+        seeds: ran.into_inner(),
+        steps: steps.into_inner(),
+        simulated: Duration::from_millis(simulated_ms.into_inner()),
+        failures,
+    }
+}

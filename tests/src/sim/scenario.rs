@@ -1,0 +1,257 @@
+//! Fault verbs ([`Fault`]) and the random [`Scenario`] a seed stands for.
+//!
+//! A scenario is a pure function of its seed: the cluster's shape and settings, a list of
+//! timed faults, then a heal phase. Nodes are numbered from 0 and named `n1`, `n2`, …
+//! in everything printed.
+
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use quorate_agent::core::InjectedFault;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use super::SimConfig;
+use super::net::Delay;
+
+/// A node's printed name.
+pub(crate) fn name(node: usize) -> String {
+    format!("n{}", node + 1)
+}
+
+/// One fault, or the repair of one. Verbs that do not apply (resuming a running node,
+/// restarting one that is up) do nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Nodes talk only within their group.
+    Partition(Vec<Vec<usize>>),
+    /// Both directions between two nodes.
+    Cut(usize, usize),
+    /// `from`'s datagrams no longer reach `to`; the other way still works.
+    CutOneWay { from: usize, to: usize },
+    /// Both directions between two nodes work again.
+    Repair(usize, usize),
+    /// Every link works again (loss and delay stay).
+    Heal,
+    /// Datagram loss on every link, 0–0.5.
+    Loss(f64),
+    Delay(Delay),
+    /// SIGSTOP.
+    Pause(usize),
+    /// VM suspend: paused, and its monotonic clock stops.
+    Suspend(usize),
+    /// SIGCONT, or VM resume.
+    Resume(usize),
+    /// SIGKILL: volatile state and unwritten hard state are lost.
+    Crash(usize),
+    /// SIGTERM: hand over, say goodbye, exit.
+    Stop(usize),
+    /// Start a node that is down, with its disk.
+    Restart(usize),
+    /// An operator drains the node (or its app check fails): not eligible.
+    Drain(usize),
+    Undrain(usize),
+    /// Edit the node's priority and restart it gracefully to apply it.
+    SetPriority(usize, u32),
+    /// `quorate transfer [to]`, typed on node `at`.
+    Transfer { at: usize, to: Option<usize> },
+    /// `quorate freeze`, typed on node `at`.
+    Freeze(usize),
+    Unfreeze(usize),
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Partition(groups) => {
+                let groups: Vec<String> = groups
+                    .iter()
+                    .map(|g| g.iter().map(|&n| name(n)).collect::<Vec<_>>().join(" "))
+                    .collect();
+                write!(f, "partition [{}]", groups.join("] | ["))
+            }
+            Fault::Cut(a, b) => write!(f, "cut {} <-> {}", name(*a), name(*b)),
+            Fault::CutOneWay { from, to } => write!(f, "cut {} --> {}", name(*from), name(*to)),
+            Fault::Repair(a, b) => write!(f, "repair {} <-> {}", name(*a), name(*b)),
+            Fault::Heal => f.write_str("heal"),
+            Fault::Loss(p) => write!(f, "loss {:.0}%", p * 100.0),
+            Fault::Delay(d) => write!(f, "delay {d}"),
+            Fault::Pause(n) => write!(f, "pause {}", name(*n)),
+            Fault::Suspend(n) => write!(f, "suspend {}", name(*n)),
+            Fault::Resume(n) => write!(f, "resume {}", name(*n)),
+            Fault::Crash(n) => write!(f, "crash {}", name(*n)),
+            Fault::Stop(n) => write!(f, "stop {}", name(*n)),
+            Fault::Restart(n) => write!(f, "restart {}", name(*n)),
+            Fault::Drain(n) => write!(f, "drain {}", name(*n)),
+            Fault::Undrain(n) => write!(f, "undrain {}", name(*n)),
+            Fault::SetPriority(n, p) => write!(f, "set-priority {} {p}", name(*n)),
+            Fault::Transfer { at, to } => match to {
+                Some(to) => write!(f, "transfer to {} (typed on {})", name(*to), name(*at)),
+                None => write!(f, "transfer (typed on {})", name(*at)),
+            },
+            Fault::Freeze(n) => write!(f, "freeze (typed on {})", name(*n)),
+            Fault::Unfreeze(n) => write!(f, "unfreeze (typed on {})", name(*n)),
+        }
+    }
+}
+
+/// What a seed stands for: a cluster, faults at times, a heal, and a settling run.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub seed: u64,
+    pub config: SimConfig,
+    /// Sorted by time.
+    pub faults: Vec<(Duration, Fault)>,
+    /// When everything is healed, restarted, resumed, undrained and unfrozen.
+    pub heal_at: Duration,
+    /// How long to run after the heal (at least 3 s, and past any preemption).
+    pub settle: Duration,
+}
+
+/// Faults are drawn in this window of simulated time.
+const FAULT_WINDOW_S: Range<f64> = 20.0..60.0;
+const FAULTS: Range<usize> = 20..41;
+
+impl Scenario {
+    /// The scenario of `seed`, for a core broken by `fault` (normally `None`).
+    pub fn random(seed: u64, fault: Option<InjectedFault>) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut config = match rng.random_range(0..10) {
+            0..5 => SimConfig::members(3),
+            5..8 => SimConfig::members(5),
+            _ => SimConfig::members_and_witness(2),
+        };
+        config.seed = seed;
+        config.fault = fault;
+        let size = config.size();
+        if rng.random_bool(0.5) {
+            // Distinct priorities, so stagger and preemption matter.
+            for p in config.priorities.iter_mut() {
+                *p = rng.random_range(1..4) * 50;
+            }
+        }
+        config.preempt = rng
+            .random_bool(0.5)
+            .then(|| Duration::from_millis(rng.random_range(1_000..6_000)));
+        config.persist_delay = match rng.random_range(0..4) {
+            0 => Duration::ZERO..Duration::from_micros(1),
+            1 | 2 => Duration::from_micros(100)..Duration::from_millis(3),
+            _ => Duration::from_millis(1)..Duration::from_millis(40),
+        };
+        config.delay = random_delay(&mut rng);
+
+        let window = rng.random_range(FAULT_WINDOW_S);
+        let count = rng.random_range(FAULTS);
+        let mut faults = Vec::with_capacity(count * 2);
+        for _ in 0..count {
+            let at = Duration::from_secs_f64(rng.random_range(0.5..window));
+            let node = rng.random_range(0..size);
+            let other = (node + rng.random_range(1..size)) % size;
+            // How long an episode (pause, crash, cut…) lasts before its repair.
+            let lasts = Duration::from_millis(match rng.random_range(0..3) {
+                0 => rng.random_range(20..500),
+                1 => rng.random_range(500..2_500),
+                _ => rng.random_range(2_500..8_000),
+            });
+            let mut episode = |start: Fault, end: Option<Fault>| {
+                faults.push((at, start));
+                if let Some(end) = end {
+                    faults.push((at + lasts, end));
+                }
+            };
+            match rng.random_range(0..100) {
+                0..10 => {
+                    let mut nodes: Vec<usize> = (0..size).collect();
+                    nodes.shuffle(&mut rng);
+                    let split = rng.random_range(1..size);
+                    let groups = vec![nodes[..split].to_vec(), nodes[split..].to_vec()];
+                    episode(Fault::Partition(groups), Some(Fault::Heal));
+                }
+                10..16 => episode(Fault::Cut(node, other), Some(Fault::Repair(node, other))),
+                16..26 => episode(
+                    Fault::CutOneWay {
+                        from: node,
+                        to: other,
+                    },
+                    Some(Fault::Repair(node, other)),
+                ),
+                26..30 => episode(Fault::Heal, None),
+                30..36 => episode(
+                    Fault::Loss(rng.random_range(0.0..0.5)),
+                    Some(Fault::Loss(0.0)),
+                ),
+                36..40 => {
+                    let delay = random_delay(&mut rng);
+                    episode(Fault::Delay(delay), None);
+                }
+                40..48 => episode(Fault::Pause(node), Some(Fault::Resume(node))),
+                48..54 => episode(Fault::Suspend(node), Some(Fault::Resume(node))),
+                54..64 => episode(Fault::Crash(node), Some(Fault::Restart(node))),
+                64..68 => episode(Fault::Stop(node), Some(Fault::Restart(node))),
+                68..76 => episode(Fault::Drain(node), Some(Fault::Undrain(node))),
+                76..80 => {
+                    let priority = rng.random_range(1..4) * 50;
+                    episode(Fault::SetPriority(node, priority), None);
+                }
+                80..90 => {
+                    let to = rng.random_bool(0.6).then_some(other);
+                    episode(Fault::Transfer { at: node, to }, None);
+                }
+                90..94 => episode(Fault::Freeze(node), Some(Fault::Unfreeze(other))),
+                _ => {
+                    // Two faults at once: the primary's neighbourhood is where bugs live.
+                    episode(Fault::Pause(node), Some(Fault::Resume(node)));
+                    faults.push((at, Fault::CutOneWay { from: other, to: node }));
+                }
+            }
+        }
+        faults.sort_by(|a, b| a.0.cmp(&b.0));
+        let end_of_faults = faults.last().map_or(Duration::ZERO, |f| f.0);
+        let heal_at = end_of_faults + Duration::from_millis(rng.random_range(0..1_000));
+        let settle = Duration::from_secs(3).max(config.preempt.unwrap_or_default() + Duration::from_secs(2));
+        Self {
+            seed,
+            config,
+            faults,
+            heal_at,
+            settle,
+        }
+    }
+}
+
+fn random_delay(rng: &mut SmallRng) -> Delay {
+    match rng.random_range(0..4) {
+        0 => Delay::LAN,
+        1 | 2 => Delay {
+            base: Duration::from_micros(rng.random_range(100..5_000)),
+            jitter: Duration::from_micros(rng.random_range(0..5_000)),
+        },
+        _ => Delay {
+            base: Duration::from_millis(rng.random_range(1..40)),
+            jitter: Duration::from_millis(rng.random_range(0..60)),
+        },
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "seed {}: {}", self.seed, self.config)?;
+        writeln!(f, "faults ({}):", self.faults.len())?;
+        for (at, fault) in &self.faults {
+            writeln!(f, "  {:>9.3}s  {fault}", at.as_secs_f64())?;
+        }
+        writeln!(
+            f,
+            "  {:>9.3}s  heal everything (links, loss, processes, drains, freeze)",
+            self.heal_at.as_secs_f64()
+        )?;
+        write!(
+            f,
+            "  {:>9.3}s  end (a primary must hold from {:.3}s on)",
+            (self.heal_at + self.settle).as_secs_f64(),
+            (self.heal_at + super::LIVENESS_BOUND).as_secs_f64()
+        )
+    }
+}
