@@ -35,15 +35,44 @@ pub struct Driver {
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) load_rx: watch::Receiver<Option<LoadSample>>,
     pub(crate) view_tx: watch::Sender<Arc<ClusterView>>,
+    /// This node's full state, served to peers' fetches. Nothing changes it yet: the
+    /// checks (mounts, config hashes, versions) will, and must then refresh `digest`.
+    #[allow(dead_code)]
     pub(crate) state_tx: watch::Sender<NodeState>,
     /// Live connections per node, newest last.
     pub(crate) links: HashMap<NodeId, Vec<(LinkId, quinn::Connection)>>,
     pub(crate) load: Option<LoadSample>,
+    /// Digest of this node's `NodeState` (recomputed when the state changes).
+    pub(crate) digest: proto::StateDigest,
     pub(crate) joined: bool,
     pub(crate) overloaded: bool,
     pub(crate) jump_guard: JumpGuard,
     pub(crate) hooks: Hooks,
+    /// What the last published view was built from, and when.
+    pub(crate) published: Option<(Signature, Instant)>,
 }
+
+/// The parts of the view that must reach readers at once when they change; anything else
+/// (ages, phi, load) is refreshed at least every [`REFRESH`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Signature {
+    term: proto::Term,
+    role: &'static str,
+    primary: Option<NodeId>,
+    lease_until: Option<Instant>,
+    frozen: bool,
+    quorum: bool,
+    health: HealthBits,
+    members: Vec<(
+        NodeId,
+        crate::core::MemberState,
+        HealthBits,
+        proto::Incarnation,
+    )>,
+}
+
+/// The longest a published view may lag for values that change continuously.
+const REFRESH: Duration = Duration::from_millis(100);
 
 impl Driver {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -104,6 +133,14 @@ impl Driver {
         let now = clock::now();
         match msg {
             Inbound::LinkUp { id, hello, conn } => {
+                if let Some(reason) = self.core.hello_conflict(&hello) {
+                    tracing::warn!("refused {}: {reason}", conn.remote_address());
+                    conn.close(
+                        quinn::VarInt::from_u32(proto::CloseCode::Identity as u32),
+                        reason.as_bytes(),
+                    );
+                    return;
+                }
                 self.core.handle_hello(now, &hello);
                 self.links.entry(hello.node).or_default().push((id, conn));
             }
@@ -185,7 +222,7 @@ impl Driver {
         let health = local.health_bits();
         let eligible = local.eligible();
         let load = self.load.map(|l| l.figures()).unwrap_or_default();
-        let digest = self.state_tx.borrow().digest();
+        let digest = self.digest;
         self.core.handle_local(
             now,
             health.with(HealthBits::ELIGIBLE, eligible),
@@ -230,9 +267,34 @@ impl Driver {
         }
     }
 
-    fn publish(&self, now: Instant) {
-        let view = view::build(&self.core, &self.local(), now, clock::boottime());
+    /// Publishes a fresh view if something readers must see at once changed, or the last
+    /// one is older than [`REFRESH`]. Building it allocates; doing so on every heartbeat
+    /// would be most of the agent's CPU.
+    fn publish(&mut self, now: Instant) {
+        let local = self.local();
+        let sig = Signature {
+            term: self.core.term(),
+            role: self.core.role_name(now),
+            primary: self.core.primary().cloned(),
+            lease_until: self.core.lease().map(|l| l.until),
+            frozen: self.core.frozen(),
+            quorum: self.core.has_quorum(),
+            health: local.health_bits(),
+            members: self
+                .core
+                .members()
+                .map(|m| (m.id.clone(), m.state, m.health, m.incarnation))
+                .collect(),
+        };
+        if let Some((last, at)) = &self.published
+            && *last == sig
+            && now.saturating_duration_since(*at) < REFRESH
+        {
+            return;
+        }
+        let view = view::build(&self.core, &local, now, clock::boottime());
         self.view_tx.send_replace(Arc::new(view));
+        self.published = Some((sig, now));
     }
 
     /// On SIGTERM: hand the primary role over (waiting, bounded, for the successor),

@@ -80,6 +80,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         started: clock::wall(),
         peers_hash: peers_hash(&config),
     };
+    let digest = local_state.digest();
     let (state_tx, state_rx) = watch::channel(local_state);
     let (inbound_tx, inbound_rx) = mpsc::channel(1024);
     let hello = proto::Hello {
@@ -159,8 +160,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         commands: command_rx,
         links: HashMap::new(),
         load: None,
+        digest,
         joined: false,
         overloaded: false,
+        published: None,
         jump_guard: clock::JumpGuard::new(),
         hooks: hooks::Hooks::new(config.hooks.clone(), config.node.clone()),
     };

@@ -354,3 +354,51 @@ fn hooks_run_with_the_role_and_a_hanging_hook_blocks_nothing() {
     let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
     assert!(wait_until(SETTLE, || primary_among(&c, &others).is_some()));
 }
+
+fn quorate(c: &TestCluster, node: usize, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(quorate_tests::bin("quorate"))
+        .args(args)
+        .arg("--connect")
+        .arg(c.http_addr(node).to_string())
+        .output()
+        .expect("quorate runs")
+}
+
+#[test]
+fn quorate_transfer_moves_the_primary_from_any_node() {
+    let c = TestCluster::builder(3).start();
+    let p = one_primary(&c);
+    let target = (p + 1) % 3;
+    // Asked on a node that is not the primary: it forwards to the primary.
+    let via = (p + 2) % 3;
+    let out = quorate(&c, via, &["transfer", c.id(target)]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(wait_until(SETTLE, || current_primary(&addrs(&c)) == Some(target)));
+    // A node that is not eligible (here: unknown) is refused, and nothing moves.
+    let out = quorate(&c, target, &["transfer", "n9"]);
+    assert!(!out.status.success());
+    assert_eq!(current_primary(&addrs(&c)), Some(target));
+}
+
+#[test]
+fn freeze_stops_elections_until_unfreeze() {
+    let mut c = TestCluster::builder(3).start();
+    let p = one_primary(&c);
+    let out = quorate(&c, p, &["freeze"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
+    assert!(wait_until(SETTLE, || others
+        .iter()
+        .all(|&i| c.cluster(i)["frozen"].as_bool() == Some(true))));
+    c.kill(p);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(primary_among(&c, &others), None, "frozen: no election");
+    let out = quorate(&c, others[0], &["unfreeze"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(wait_until(SETTLE, || primary_among(&c, &others).is_some()));
+}

@@ -249,9 +249,26 @@ impl Node {
 
     /// A connection to a peer was authenticated: its certificate names `hello.node`, and
     /// the cluster and address were checked.
+    ///
+    /// Each configured peer address holds at most one node id, so a certificate for a
+    /// new id cannot add a voter: a hello for an address held by another node that is
+    /// still alive or suspect is ignored (see [`hello_conflict`](Self::hello_conflict));
+    /// a dead or departed holder is replaced.
     pub fn handle_hello(&mut self, now: Instant, hello: &Hello) {
-        if hello.node == self.cfg.node {
+        if hello.node == self.cfg.node || self.hello_conflict(hello).is_some() {
             return;
+        }
+        let replaced: Vec<NodeId> = self
+            .members
+            .values()
+            .filter(|m| m.addr == hello.advertise && m.id != hello.node)
+            .map(|m| m.id.clone())
+            .collect();
+        for old in replaced {
+            self.members.remove(&old);
+            if self.leader.as_ref() == Some(&old) {
+                self.leader = None;
+            }
         }
         let interval = self.cfg.heartbeat_interval;
         match self.members.get_mut(&hello.node) {
@@ -285,6 +302,27 @@ impl Node {
             }
             Some(_) => {}
         }
+    }
+
+    /// Why `hello` must be refused, if it must: its address belongs to another node id
+    /// that is alive or suspect. The driver closes such a connection.
+    pub fn hello_conflict(&self, hello: &Hello) -> Option<String> {
+        self.members
+            .values()
+            .find(|m| {
+                m.addr == hello.advertise
+                    && m.id != hello.node
+                    && matches!(m.state, MemberState::Alive | MemberState::Suspect)
+            })
+            .map(|m| {
+                format!(
+                    "{} claims address {}, which belongs to node {} ({})",
+                    hello.node,
+                    hello.advertise,
+                    m.id,
+                    m.state.as_str()
+                )
+            })
     }
 
     /// A datagram arrived from `from` (the node its connection is bound to).
@@ -385,10 +423,10 @@ impl Node {
             return;
         };
         m.fetch_pending = false;
-        if state.node != *from || state.incarnation != m.incarnation {
+        // The address stays the one its hello was checked against.
+        if state.node != *from || state.incarnation != m.incarnation || state.advertise != m.addr {
             return;
         }
-        m.addr = state.advertise.clone();
         m.mode = state.mode;
         m.node_state = Some(state);
     }
