@@ -156,10 +156,9 @@ fn status_reads_the_http_address_from_the_config() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-/// End to end: needs a working `quorate-agent` next to `quorate`
-/// (`cargo build --workspace --bins`), so it is opt-in: `cargo test -- --ignored`.
+/// End to end: needs `quorate-agent` next to `quorate` (`scripts/test.sh` builds every
+/// binary first). Three real agents elect a primary and are stopped cleanly.
 #[test]
-#[ignore = "needs a built, working quorate-agent: cargo build --workspace --bins"]
 fn demo_runs_a_cluster_and_cleans_up() {
     let out = Command::new(env!("CARGO_BIN_EXE_quorate"))
         .args(["demo", "--nodes", "3", "--no-tui"])
@@ -174,4 +173,5 @@ fn demo_runs_a_cluster_and_cleans_up() {
         .expect("demo prints its directory");
     assert!(!Path::new(dir).exists(), "{dir} was not removed");
     assert!(text.contains("cluster demo  term "), "{text}");
+    assert!(text.contains("primary n"), "a primary was elected: {text}");
 }
