@@ -36,6 +36,29 @@ impl ConfigError {
     }
 }
 
+/// The dotted key (`timing.lease`) of the `key = value` line holding `offset`, for
+/// messages from the TOML parser that name only the value.
+pub(super) fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = text[line_start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+        return None;
+    }
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
     text.as_bytes()[..offset]
@@ -207,4 +230,20 @@ fn short_hostname() -> String {
         .next()
         .unwrap_or_default()
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_lines() {
+        let text = "cluster = \"c\"\n\n[timing]\nlease = \"fast\"\n";
+        assert_eq!(
+            key_at(text, text.find("fast").unwrap()).as_deref(),
+            Some("timing.lease")
+        );
+        assert_eq!(key_at(text, 3).as_deref(), Some("cluster"));
+        assert_eq!(key_at(text, text.find("[timing]").unwrap()), None);
+    }
 }

@@ -303,8 +303,13 @@ impl Config {
     /// Parses and checks `text` as if read from `path` (relative TLS paths are resolved
     /// against the file's directory).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::at_span(path, text, e.span(), e.message().to_string()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let reason = match e.span().and_then(|s| check::key_at(text, s.start)) {
+                Some(key) if !e.message().contains(&key) => format!("{key}: {}", e.message()),
+                _ => e.message().to_string(),
+            };
+            ConfigError::at_span(path, text, e.span(), reason)
+        })?;
         check::validate(path, text, raw)
     }
 
