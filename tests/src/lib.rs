@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod netcut;
 pub mod primary;
 pub mod quic;
+pub mod sim;
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};

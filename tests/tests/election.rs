@@ -390,7 +390,11 @@ fn freeze_stops_elections_until_unfreeze() {
     let mut c = TestCluster::builder(3).start();
     let p = one_primary(&c);
     let out = quorate(&c, p, &["freeze"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
     assert!(wait_until(SETTLE, || others
         .iter()
@@ -399,6 +403,10 @@ fn freeze_stops_elections_until_unfreeze() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(primary_among(&c, &others), None, "frozen: no election");
     let out = quorate(&c, others[0], &["unfreeze"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(wait_until(SETTLE, || primary_among(&c, &others).is_some()));
 }

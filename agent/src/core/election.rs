@@ -124,14 +124,21 @@ impl Node {
         self.persisted = hs;
         let persisted = self.persisted.clone();
         let mut keep = std::collections::VecDeque::new();
+        let mut asked = false;
         while let Some((need, t)) = self.held.pop_front() {
             if need.term < persisted.term || need == persisted {
+                asked |= matches!(t.datagram, Datagram::Vote(_));
                 self.transmits.push_back(t);
             } else {
                 keep.push_back((need, t));
             }
         }
         self.held = keep;
+        // The lease a win brings runs from when the requests actually leave, not from
+        // when the campaign began (before the fsync).
+        if asked && let Role::Candidate { sent, .. } = &mut self.role {
+            *sent = now;
+        }
         self.try_win(now);
     }
 
@@ -208,6 +215,7 @@ impl Node {
             m.state == MemberState::Alive
                 && m.mode == Mode::Member
                 && m.health.has(HealthBits::ELIGIBLE)
+                && self.follows_me(m)
         };
         if let Some(want) = want {
             return self
@@ -466,6 +474,10 @@ impl Node {
             _ => {
                 self.hard.voted_for = Some(req.candidate.clone());
                 self.promise = Some((req.candidate.clone(), now + self.cfg.election_timeout));
+                // A vote is a promise: any pre-candidacy of ours is over.
+                if matches!(self.role, Role::PreCandidate { .. }) {
+                    self.role = Role::Follower;
+                }
                 self.reset_election_timer(now);
                 let t = reply(self, true);
                 // Persist before you speak.
@@ -486,7 +498,15 @@ impl Node {
             && r.granted
         {
             granted.insert(r.voter.clone());
-            if granted.len() + 1 >= majority {
+            let bound = self
+                .promise
+                .as_ref()
+                .is_some_and(|(to, until)| now < *until && *to != self.cfg.node);
+            if bound {
+                // We promised our vote to someone since asking: that promise wins.
+                self.role = Role::Follower;
+                self.reset_election_timer(now);
+            } else if granted.len() + 1 >= majority {
                 self.start_campaign(now, None);
             }
         }
@@ -514,8 +534,12 @@ impl Node {
     }
 
     pub(super) fn on_timeout_now(&mut self, now: Instant, t: &TimeoutNow) {
+        // From the primary we follow, or from the node we just voted in (its first
+        // heartbeat may not have reached us yet).
+        let from_primary = self.leader.as_ref() == Some(&t.from)
+            || (self.leader.is_none() && self.hard.voted_for.as_ref() == Some(&t.from));
         if t.term == self.hard.term
-            && self.leader.as_ref() == Some(&t.from)
+            && from_primary
             && self.eligible
             && !self.shutting_down
             && !self.freeze.frozen
@@ -687,8 +711,10 @@ impl Node {
         match &self.role {
             Role::Primary { .. } => {
                 self.update_lease(now);
+                // Without a lease it answers no /primary; it keeps the role (and takes
+                // late acknowledgements) for an election timeout before giving up.
                 if let Role::Primary { lease_until, .. } = &self.role
-                    && now >= *lease_until
+                    && now >= *lease_until + self.cfg.election_timeout
                 {
                     self.step_down(now, "lost-quorum");
                     return;
@@ -709,6 +735,12 @@ impl Node {
         }
     }
 
+    /// Whether `m` has acknowledged this node as primary of the current term: only such
+    /// a node acts on our TimeoutNow.
+    fn follows_me(&self, m: &super::Member) -> bool {
+        m.term == self.hard.term && m.believed_primary.as_ref() == Some(&self.cfg.node)
+    }
+
     /// With `preempt`, hand over to a higher-priority node that has stayed eligible for
     /// `preempt_delay`.
     fn maybe_preempt(&mut self, now: Instant) {
@@ -723,6 +755,7 @@ impl Node {
             .members
             .values()
             .filter(|m| m.state == MemberState::Alive && m.mode == Mode::Member)
+            .filter(|m| self.follows_me(m))
             .filter(|m| {
                 m.eligible_since
                     .is_some_and(|t| now.saturating_duration_since(t) >= delay)
@@ -738,7 +771,7 @@ impl Node {
     /// Instants at which the election needs a tick.
     pub(super) fn election_timers(&self) -> impl Iterator<Item = Instant> + '_ {
         let role_timer = match &self.role {
-            Role::Primary { lease_until, .. } => Some(*lease_until),
+            Role::Primary { lease_until, .. } => Some(*lease_until + self.cfg.election_timeout),
             Role::PreCandidate { until, .. } | Role::Candidate { until, .. } => Some(*until),
             Role::Follower => Some(self.election_deadline),
         };

@@ -34,7 +34,7 @@ fn hello(node: &Node) -> Hello {
         cluster: proto::ClusterName::new("t").unwrap(),
         node: node.id().clone(),
         incarnation: node.config().incarnation,
-        advertise: format!("127.0.0.1:{}", 7700 + node.id().as_str().len()),
+        advertise: format!("127.0.0.1:{}", node.id()),
         mode: Mode::Member,
     }
 }
@@ -466,7 +466,7 @@ fn hello_of(name: &str) -> Hello {
         cluster: proto::ClusterName::new("t").unwrap(),
         node: id(name),
         incarnation: Incarnation(1),
-        advertise: format!("127.0.0.1:{}", 7700 + name.len()),
+        advertise: format!("127.0.0.1:{name}"),
         mode: Mode::Member,
     }
 }

@@ -65,10 +65,11 @@ impl NodeClock {
             return None;
         }
         let target = local.saturating_duration_since(self.base);
-        let ahead = target.saturating_sub(self.anchor_local).as_nanos() as i128;
+        let ahead = target.saturating_sub(self.anchor_local).as_nanos();
         // Round up, then make sure: the node must see its deadline reached.
-        let rate = PPM + i128::from(self.skew_ppm);
-        let mut global = self.anchor_global + Duration::from_nanos(((ahead * PPM).div_ceil(rate)) as u64);
+        let rate = (PPM + i128::from(self.skew_ppm)) as u128;
+        let elapsed = (ahead * PPM as u128).div_ceil(rate);
+        let mut global = self.anchor_global + Duration::from_nanos(elapsed as u64);
         while self.local(global) < target {
             global += Duration::from_nanos(1);
         }
@@ -116,7 +117,11 @@ mod tests {
             let t = clock.now(ms(10_000));
             // 10 s at `skew` ppm is off by `10 × skew` µs.
             let want_us = 15_000_000 + 10 * i64::from(skew);
-            assert_eq!(t - base, Duration::from_micros(want_us as u64), "skew {skew}");
+            assert_eq!(
+                t - base,
+                Duration::from_micros(want_us as u64),
+                "skew {skew}"
+            );
             let deadline = clock.now(ms(1_234)) + Duration::from_nanos(1);
             let g = clock.global_at(deadline, Duration::ZERO).unwrap();
             assert!(clock.now(g) >= deadline);

@@ -101,14 +101,19 @@ impl Host {
         }
     }
 
-    /// The full state peers fetch (its digest goes in every heartbeat).
+    /// The full state peers fetch (its digest goes in every heartbeat): what the running
+    /// agent loaded, so a priority edited since shows after the next start only.
     pub(crate) fn node_state(&self) -> NodeState {
+        let priority = self
+            .core
+            .as_ref()
+            .map_or(self.priority, |core| core.config().priority);
         NodeState {
             node: self.id.clone(),
             incarnation: Incarnation(self.incarnation),
             advertise: self.advertise(),
             mode: self.mode,
-            priority: self.priority,
+            priority,
             roles: Vec::new(),
             agent_version: "sim".into(),
             app_version: None,

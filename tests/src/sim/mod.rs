@@ -30,6 +30,14 @@
 //! The fault verbs are [`Fault`]'s variants, and methods of [`Sim`] of the same names
 //! (turmoil's and raft-rs's harness vocabulary).
 //!
+//! # Scenarios
+//!
+//! A seed ([`Scenario::random`]) picks a cluster (3 members half the time, 5 members
+//! 30 %, 2 members and a witness 20 %), priorities, preemption, disk and link delays,
+//! then 20–40 fault episodes at random times over 20–60 s of simulated time, most with
+//! their repair some milliseconds to seconds later. Then the heal phase, and a settling
+//! run of at least 3 s (longer than any `preempt_delay` plus 2 s).
+//!
 //! # Invariants, checked after every step (delivery, timer, fault)
 //!
 //! 1. Never two nodes, among those running, whose lease holds
@@ -63,6 +71,16 @@
 //! ```
 //!
 //! (`QUORATE_SIM_FIRST_SEED` moves the window; `QUORATE_SIM_THREADS` sets the threads.)
+//!
+//! # Modules
+//!
+//! - `harness`: [`Sim`], the step loop and the invariant checks;
+//! - `verbs`: the fault verbs and process control (start, pause, crash, leave, hello);
+//! - `host`: one machine — the core, its process state, disk, drain flag;
+//! - `clock`: skewed monotonic clocks that stop on suspend, and wall clocks;
+//! - `net`: directed links, loss, delay;
+//! - `scenario`: [`Fault`] and the random [`Scenario`] of a seed;
+//! - `report`: [`Invariant`], [`Violation`], [`Failure`] and the trace.
 
 mod clock;
 mod harness;
@@ -70,6 +88,7 @@ mod host;
 mod net;
 mod report;
 mod scenario;
+mod verbs;
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -78,11 +97,11 @@ use std::{env, fmt, thread};
 
 use quorate_agent::core::InjectedFault;
 
-pub use harness::Sim;
+pub use harness::{Sim, Win};
 pub use host::Process;
 pub use net::Delay;
 pub use report::{Failure, Invariant, Violation};
-pub use scenario::{Fault, Scenario};
+pub use scenario::{Fault, Scenario, name as node_name};
 
 /// After the final heal, a primary must hold the lease within this much simulated time.
 pub const LIVENESS_BOUND: Duration = Duration::from_secs(2);

@@ -127,10 +127,6 @@ impl Network {
         self.delay = delay;
     }
 
-    pub(crate) fn delay(&self) -> Delay {
-        self.delay
-    }
-
     /// Whether both directions between `a` and `b` are up (a handshake can complete).
     pub(crate) fn connected(&self, a: usize, b: usize) -> bool {
         self.link(a, b).up && self.link(b, a).up
@@ -166,7 +162,10 @@ mod tests {
         assert!(net.transit(0, 1, &mut rng).is_none());
         assert!(net.transit(2, 0, &mut rng).is_none());
         assert!(net.transit(1, 2, &mut rng).is_some());
-        assert!(net.transit(3, 0, &mut rng).is_some(), "node 3 is in no group");
+        assert!(
+            net.transit(3, 0, &mut rng).is_some(),
+            "node 3 is in no group"
+        );
         net.heal();
         assert!(net.connected(0, 1));
         net.cut_one_way(0, 1);

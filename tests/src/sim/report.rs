@@ -28,7 +28,7 @@ impl fmt::Display for Invariant {
             Invariant::OneLeaseHolder => "at most one lease holder at any instant",
             Invariant::OneWinnerPerTerm => "at most one winner per term",
             Invariant::OnlyEligibleLead => "only eligible members lead",
-            Invariant::Liveness => "a primary after the heal",
+            Invariant::Liveness => "liveness (a primary within the bound, one at the end)",
             Invariant::Progress => "time moves on",
         })
     }

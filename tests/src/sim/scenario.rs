@@ -16,8 +16,8 @@ use rand::{Rng, SeedableRng};
 use super::SimConfig;
 use super::net::Delay;
 
-/// A node's printed name.
-pub(crate) fn name(node: usize) -> String {
+/// A node's printed name: `n1` for node 0.
+pub fn name(node: usize) -> String {
     format!("n{}", node + 1)
 }
 
@@ -30,7 +30,10 @@ pub enum Fault {
     /// Both directions between two nodes.
     Cut(usize, usize),
     /// `from`'s datagrams no longer reach `to`; the other way still works.
-    CutOneWay { from: usize, to: usize },
+    CutOneWay {
+        from: usize,
+        to: usize,
+    },
     /// Both directions between two nodes work again.
     Repair(usize, usize),
     /// Every link works again (loss and delay stay).
@@ -56,7 +59,10 @@ pub enum Fault {
     /// Edit the node's priority and restart it gracefully to apply it.
     SetPriority(usize, u32),
     /// `quorate transfer [to]`, typed on node `at`.
-    Transfer { at: usize, to: Option<usize> },
+    Transfer {
+        at: usize,
+        to: Option<usize>,
+    },
     /// `quorate freeze`, typed on node `at`.
     Freeze(usize),
     Unfreeze(usize),
@@ -203,14 +209,21 @@ impl Scenario {
                 _ => {
                     // Two faults at once: the primary's neighbourhood is where bugs live.
                     episode(Fault::Pause(node), Some(Fault::Resume(node)));
-                    faults.push((at, Fault::CutOneWay { from: other, to: node }));
+                    faults.push((
+                        at,
+                        Fault::CutOneWay {
+                            from: other,
+                            to: node,
+                        },
+                    ));
                 }
             }
         }
-        faults.sort_by(|a, b| a.0.cmp(&b.0));
+        faults.sort_by_key(|f| f.0);
         let end_of_faults = faults.last().map_or(Duration::ZERO, |f| f.0);
         let heal_at = end_of_faults + Duration::from_millis(rng.random_range(0..1_000));
-        let settle = Duration::from_secs(3).max(config.preempt.unwrap_or_default() + Duration::from_secs(2));
+        let settle =
+            Duration::from_secs(3).max(config.preempt.unwrap_or_default() + Duration::from_secs(2));
         Self {
             seed,
             config,
