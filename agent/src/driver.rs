@@ -93,9 +93,12 @@ impl Driver {
                 },
                 Some(cmd) = self.commands.recv() => {
                     let cmd = match cmd {
-                        // The freeze flag's version is when this node took the command.
+                        // The freeze flag's version is when this node took the command,
+                        // and always newer than the flag it knows, even if its wall
+                        // clock is behind the node that set that one.
                         Command::Freeze(mut f) if f.version == 0 => {
-                            f.version = clock::wall().0;
+                            let known = self.core.freeze_flag().version;
+                            f.version = clock::wall().0.max(known.saturating_add(1));
                             Command::Freeze(f)
                         }
                         other => other,

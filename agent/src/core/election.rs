@@ -96,6 +96,11 @@ impl Node {
         self.freeze.frozen
     }
 
+    /// The freeze flag as this node knows it (its version orders operator commands).
+    pub fn freeze_flag(&self) -> FreezeFlag {
+        self.freeze
+    }
+
     /// Whether this node may become primary right now, as far as it knows.
     pub fn eligible(&self) -> bool {
         self.eligible
