@@ -39,6 +39,19 @@ fn primary_among(c: &TestCluster, nodes: &[usize]) -> Option<usize> {
         .find(|&i| c.http_get(i, "/primary").status == 200)
 }
 
+/// Waits until one of `nodes` answers `/primary` 200, and returns it.
+fn wait_primary_among(c: &TestCluster, nodes: &[usize], timeout: Duration) -> usize {
+    let mut found = None;
+    assert!(
+        wait_until(timeout, || {
+            found = primary_among(c, nodes);
+            found.is_some()
+        }),
+        "no primary among {nodes:?} within {timeout:?}"
+    );
+    found.unwrap_or_default()
+}
+
 fn term_of(c: &TestCluster, i: usize) -> u64 {
     c.cluster(i)["term"].as_u64().unwrap_or_default()
 }
@@ -62,12 +75,7 @@ fn exactly_one_primary_then_failover_on_sigkill() {
 
     c.kill(p);
     let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
-    let mut new = None;
-    assert!(wait_until(SETTLE, || {
-        new = primary_among(&c, &others);
-        new.is_some()
-    }));
-    let new = new.unwrap_or_default();
+    let new = wait_primary_among(&c, &others, SETTLE);
     assert!(term_of(&c, new) > term, "a new term");
     let cluster = c.cluster(new);
     assert_eq!(cluster["primary"].as_str(), Some(c.id(new)));
@@ -174,12 +182,7 @@ fn sigterm_on_the_primary_hands_over() {
     let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
     // A handover, not a failover: the successor is there well before an election
     // timeout plus failure detection would allow.
-    let mut new = None;
-    assert!(wait_until(Duration::from_secs(5), || {
-        new = primary_among(&c, &others);
-        new.is_some()
-    }));
-    let new = new.unwrap_or_default();
+    let new = wait_primary_among(&c, &others, Duration::from_secs(5));
     assert!(term_of(&c, new) > term);
     assert!(c.log(p).contains("handed over"), "{}", c.log(p));
     assert_eq!(c.state_of(new, c.id(p)).as_deref(), Some("left"));
@@ -253,12 +256,7 @@ fn isolate_primary(direction: Direction) {
     let watch = PrimaryWatch::start(&addrs, Duration::from_millis(5));
     let cut = Cut::udp_port(c.quic_addr(p).port(), direction).expect("nft rules");
     let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
-    let mut new = None;
-    assert!(wait_until(SETTLE, || {
-        new = primary_among(&c, &others);
-        new.is_some()
-    }));
-    let new = new.unwrap_or_default();
+    let new = wait_primary_among(&c, &others, SETTLE);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
         c.http_get(p, "/primary").status,

@@ -11,19 +11,21 @@ fn id(s: &str) -> NodeId {
     NodeId::new(s).unwrap()
 }
 
+/// A core with the agent's default timing (`config::Timing::default`).
 fn config(name: &str, incarnation: u64) -> CoreConfig {
+    let t = crate::config::Timing::default();
     CoreConfig {
         node: id(name),
         incarnation: Incarnation(incarnation),
         mode: Mode::Member,
         priority: 100,
         voters: 3,
-        heartbeat_interval: Duration::from_millis(250),
-        lease_heartbeat_interval: Duration::from_millis(50),
-        lease: Duration::from_millis(300),
-        election_timeout: Duration::from_millis(450),
-        phi_threshold: 8.0,
-        dead_after: Duration::from_secs(2),
+        heartbeat_interval: t.heartbeat_interval.0,
+        lease_heartbeat_interval: t.lease_heartbeat_interval.0,
+        lease: t.lease.0,
+        election_timeout: t.election_timeout.0,
+        phi_threshold: t.phi_threshold,
+        dead_after: t.dead_after.0,
         preempt: None,
         fault: None,
     }

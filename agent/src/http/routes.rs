@@ -51,12 +51,25 @@ pub struct Answer {
 }
 
 fn small(view: &ClusterView, status: u16, word: &str, reasons: &[&str]) -> Answer {
+    small_as(view, view.role, view.term, status, word, reasons)
+}
+
+/// [`small`] with the role and term the answer is about (they can differ from the
+/// snapshot's: the lease is judged at the moment of the request).
+fn small_as(
+    view: &ClusterView,
+    role: &str,
+    term: u64,
+    status: u16,
+    word: &str,
+    reasons: &[&str],
+) -> Answer {
     let body = json!({
         "node": view.node,
         "cluster": view.cluster,
         "status": word,
-        "role": view.role,
-        "term": view.term,
+        "role": role,
+        "term": term,
         "reasons": reasons,
     });
     Answer {
@@ -123,38 +136,28 @@ pub fn route(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
     }
     match req.path {
         "/primary" => {
-            if is_primary(view, req) {
-                let mut a = small(view, 200, "ok", &[]);
-                a.body = format!(
-                    "{}\n",
-                    json!({"node": view.node, "cluster": view.cluster, "status": "ok",
-                           "role": "primary", "term": view.lease.map(|l| l.term.0).unwrap_or(view.term),
-                           "reasons": Vec::<&str>::new()})
-                );
-                a.headers.push((
-                    "X-Quorate-Term",
-                    view.lease
-                        .map(|l| l.term.0)
-                        .unwrap_or(view.term)
-                        .to_string(),
-                ));
-                a
+            let (term, mut a) = if is_primary(view, req) {
+                let term = view.lease.map(|l| l.term.0).unwrap_or(view.term);
+                (term, small_as(view, "primary", term, 200, "ok", &[]))
             } else {
                 let why = if !view.status.quorum {
                     reason::NO_QUORUM
                 } else {
                     reason::NOT_PRIMARY
                 };
-                let mut a = small(view, 503, "fail", &[why]);
-                if a.body.contains("\"role\":\"primary\"") {
-                    // The snapshot said primary but the lease ran out since.
-                    a.body = a
-                        .body
-                        .replace("\"role\":\"primary\"", "\"role\":\"candidate\"");
-                }
-                a.headers.push(("X-Quorate-Term", view.term.to_string()));
-                a
-            }
+                // The snapshot may say primary while the lease ran out since it was taken.
+                let role = if view.role == "primary" {
+                    "candidate"
+                } else {
+                    view.role
+                };
+                (
+                    view.term,
+                    small_as(view, role, view.term, 503, "fail", &[why]),
+                )
+            };
+            a.headers.push(("X-Quorate-Term", term.to_string()));
+            a
         }
         "/secondary" => {
             if view.healthy && !is_primary(view, req) {

@@ -148,15 +148,16 @@ pub struct Timing {
 }
 
 impl Default for Timing {
-    /// The agent's defaults (DESIGN.md `[timing]`).
+    /// The agent's defaults, from the one place they are written: its config.
     fn default() -> Self {
+        let t = quorate_agent::config::Timing::default();
         Self {
-            heartbeat_interval: Duration::from_millis(250),
-            lease_heartbeat_interval: Duration::from_millis(50),
-            lease: Duration::from_millis(300),
-            election_timeout: Duration::from_millis(450),
-            phi_threshold: 8.0,
-            dead_after: Duration::from_secs(2),
+            heartbeat_interval: t.heartbeat_interval.0,
+            lease_heartbeat_interval: t.lease_heartbeat_interval.0,
+            lease: t.lease.0,
+            election_timeout: t.election_timeout.0,
+            phi_threshold: t.phi_threshold,
+            dead_after: t.dead_after.0,
         }
     }
 }
