@@ -79,6 +79,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         app_version: None,
         started: clock::wall(),
         peers_hash: peers_hash(&config),
+        checks: Vec::new(),
+        mounts: Vec::new(),
+        config: Vec::new(),
+        drain: None,
+        drain_orders: Vec::new(),
+        drift_acks: Vec::new(),
+        balancer: None,
+        tasks: Vec::new(),
+        upgrade_allowed: false,
     };
     let digest = local_state.digest();
     let (state_tx, state_rx) = watch::channel(local_state);

@@ -43,11 +43,37 @@ pub struct ClusterView {
     pub ready: bool,
     /// `/health`: fit for traffic.
     pub healthy: bool,
+    /// An operator drained this node and it no longer holds the primary role: `/health`
+    /// answers [`drain_status`](Self::drain_status).
     pub draining: bool,
+    /// `http.drain_status` (404 by default, for HAProxy's `disable-on-404`).
+    pub drain_status: u16,
     /// Why not ready or not healthy.
     pub reasons: Vec<&'static str>,
+    /// Every local check with its reason, for `/health?verbose`.
+    pub checks: Vec<proto::CheckState>,
+    /// This node's roles (`/role/{role}`).
+    pub roles: Vec<String>,
+    /// Every role some known node has: `/role/{role}` answers 404 for others.
+    pub cluster_roles: std::collections::BTreeSet<String>,
+    /// Every `[[task]]` and whether this node runs it now (`/task/{name}`).
+    pub tasks: Vec<TaskClaim>,
+    /// The HAProxy agent-check answer, without the newline (`up 80%`, `drain`, `down`,
+    /// `maint`). Derived from the same state as `/health`: never `up` while it fails.
+    pub agent_check: String,
     /// The `/cluster` document.
     pub status: ClusterStatus,
+}
+
+/// One `[[task]]` as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskClaim {
+    pub name: String,
+    /// `run_on = "primary"`: runs here exactly while the primary lease holds, judged at
+    /// the moment of the request (like `/primary`).
+    pub on_primary: bool,
+    /// For other rules: whether this node runs it now.
+    pub claimed: bool,
 }
 
 /// This node's own situation, as the driver knows it.
@@ -152,6 +178,9 @@ fn member_status(m: &Member, now: Instant, primary: Option<&proto::NodeId>) -> N
             agent: st.map(|s| s.agent_version.clone()).unwrap_or_default(),
             app: st.and_then(|s| s.app_version.clone()),
         },
+        check_reasons: BTreeMap::new(),
+        drain: None,
+        balancer: None,
     }
 }
 
@@ -202,6 +231,9 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
             agent: env!("CARGO_PKG_VERSION").to_owned(),
             app: None,
         },
+        check_reasons: BTreeMap::new(),
+        drain: None,
+        balancer: None,
     };
     let mut nodes = vec![me];
     nodes.extend(core.members().map(|m| member_status(m, now, primary)));
@@ -225,7 +257,13 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
         ready: local.ready(),
         healthy: local.healthy(),
         draining: false,
+        drain_status: cfg.http.drain_status,
         reasons,
+        checks: Vec::new(),
+        roles: cfg.roles.clone(),
+        cluster_roles: Default::default(),
+        tasks: Vec::new(),
+        agent_check: "down".into(),
         status: ClusterStatus {
             cluster: cfg.cluster.to_string(),
             node: cfg.node.to_string(),
@@ -236,6 +274,7 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
             voters: cfg.voters(),
             nodes,
             unreachable_peers,
+            tasks: Vec::new(),
         },
     }
 }

@@ -31,7 +31,10 @@ pub use messages::{
     Datagram, Echo, Frame, FreezeFlag, Goodbye, HealthBits, Heartbeat, Hello, LoadFigures,
     StateDigest, TimeoutNow, TransferRequest, VoteReply, VoteRequest,
 };
-pub use state::{Mode, NodeState};
+pub use state::{
+    BalancerSeen, CheckCode, CheckState, ConfigSetState, Drain, DrainOrder, DriftAck, FileHash,
+    Mode, MountState, NodeState, TaskPlacement,
+};
 pub use version::{
     ALPN_CTL, ALPN_PEER, CloseCode, MAX_DATAGRAM, MAX_FRAME, PEER_SERVER_NAME, PROTOCOL_VERSION,
 };

@@ -134,6 +134,12 @@ impl HealthBits {
     pub const MOUNT_FAIL: u32 = 1 << 5;
     /// May be primary: member mode, app and required mounts passing, not draining.
     pub const ELIGIBLE: u32 = 1 << 6;
+    /// Its wall clock is off from most of the cluster by more than `clock.max_offset`.
+    pub const CLOCK_FAIL: u32 = 1 << 7;
+    /// Its config files differ from other nodes' (and no acknowledgement covers it).
+    pub const CONFIG_DRIFT: u32 = 1 << 8;
+    /// Held not-ready by the upgrade gate (newer app version than the primary's).
+    pub const UPGRADE_HELD: u32 = 1 << 9;
 
     pub fn has(self, bit: u32) -> bool {
         self.0 & bit != 0

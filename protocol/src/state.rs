@@ -41,6 +41,144 @@ pub struct NodeState {
     /// BLAKE3 of the node's sorted peer list: nodes whose voter lists differ disagree on
     /// what a majority is, so a mismatch is flagged.
     pub peers_hash: [u8; 8],
+    /// Every local check with its current result (app, mounts, config, clock, version,
+    /// load), in a fixed order.
+    pub checks: Vec<CheckState>,
+    pub mounts: Vec<MountState>,
+    /// Per `[[config]]` set, the hash of every file it matched. Contents never leave the
+    /// node.
+    pub config: Vec<ConfigSetState>,
+    /// Set while an operator has drained this node.
+    pub drain: Option<Drain>,
+    /// Drain and undrain orders this node took for other nodes; each target adopts the
+    /// newest order naming it (gossip, so an order reaches a node that was unreachable).
+    pub drain_orders: Vec<DrainOrder>,
+    /// Known configuration differences an operator acknowledged, until they expire.
+    pub drift_acks: Vec<DriftAck>,
+    /// What the load balancer last said about this node (`X-Haproxy-Server-State`).
+    pub balancer: Option<BalancerSeen>,
+    /// Where this node places each singleton task (`None`: nowhere). A node runs a task
+    /// only while a majority of voters place it there.
+    pub tasks: Vec<TaskPlacement>,
+    /// The operator opened the upgrade gate for this node's app version.
+    pub upgrade_allowed: bool,
+}
+
+/// A check's result in one byte: `ok`, `fail`, `hung`, `drift` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum CheckCode {
+    Ok,
+    Fail,
+    /// Did not answer within its timeout (a hung NFS mount, a stuck command).
+    Hung,
+    /// Config files differ from other nodes'.
+    Drift,
+    /// Not configured.
+    #[default]
+    Off,
+}
+
+impl CheckCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckCode::Ok => "ok",
+            CheckCode::Fail => "fail",
+            CheckCode::Hung => "hung",
+            CheckCode::Drift => "drift",
+            CheckCode::Off => "off",
+        }
+    }
+
+    /// Passing, or not configured.
+    pub fn passing(self) -> bool {
+        matches!(self, CheckCode::Ok | CheckCode::Off)
+    }
+}
+
+/// One check's result, with why it is not `ok` (empty when it is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckState {
+    pub name: String,
+    pub code: CheckCode,
+    pub reason: String,
+}
+
+/// One `[[mount]]` as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountState {
+    pub path: String,
+    pub code: CheckCode,
+    pub reason: String,
+    pub source: Option<String>,
+    pub fstype: Option<String>,
+    /// For `shared = true`: the nonce this node wrote to `<path>/.quorate/<node>`. Peers
+    /// that cannot read it there are not looking at the same storage.
+    pub proof: Option<String>,
+}
+
+/// The file hashes of one `[[config]]` set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigSetState {
+    pub name: String,
+    pub files: Vec<FileHash>,
+    /// Why the set could not be hashed (unreadable file), if so.
+    pub error: Option<String>,
+}
+
+/// One file's BLAKE3 hash (first 16 bytes), after dropping ignored lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileHash {
+    pub path: String,
+    pub hash: [u8; 16],
+}
+
+/// An operator's drain of a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drain {
+    pub reason: String,
+    /// Who asked (operator or node name, as known to the node that took the command).
+    pub by: String,
+    pub since: WallMicros,
+    /// When it ends by itself, if ever.
+    pub until: Option<WallMicros>,
+}
+
+/// "Drain (or undrain, `drain: None`) `target`", taken by some node at `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainOrder {
+    pub target: NodeId,
+    pub drain: Option<Drain>,
+    /// Wall µs when the order was taken: the newest order for a node wins.
+    pub version: u64,
+}
+
+/// An acknowledged difference in config set `name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftAck {
+    pub name: String,
+    pub reason: String,
+    pub by: String,
+    pub until: WallMicros,
+}
+
+/// The balancer's own view of this node, from `X-Haproxy-Server-State`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalancerSeen {
+    /// The state word and check counts, e.g. `UP`, `UP 2/3`, `DOWN`, `NOLB`, `MAINT`.
+    pub state: String,
+    /// The balancer's name (`node=`), if it said.
+    pub balancer: Option<String>,
+    /// The weight it applies (`weight=`), e.g. `1/2`.
+    pub weight: Option<String>,
+    /// When the state word last changed, on this node's wall clock.
+    pub since: WallMicros,
+}
+
+/// Where a node places one singleton task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskPlacement {
+    pub name: String,
+    pub holder: Option<NodeId>,
 }
 
 impl NodeState {

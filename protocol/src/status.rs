@@ -24,6 +24,21 @@ pub struct ClusterStatus {
     /// Configured peer addresses no node has been identified at yet.
     #[serde(default)]
     pub unreachable_peers: Vec<String>,
+    /// Every `[[task]]` and where it runs.
+    #[serde(default)]
+    pub tasks: Vec<TaskStatus>,
+}
+
+/// One singleton task, as the answering node places it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    pub name: String,
+    /// The `run_on` rule as written.
+    pub run_on: String,
+    /// Where the rule places it now.
+    pub holder: Option<String>,
+    /// Whether the answering node runs it now (its `/task/{name}` answers 200).
+    pub running_here: bool,
 }
 
 /// One node, as the answering node sees it.
@@ -59,6 +74,32 @@ pub struct NodeStatus {
     #[serde(default)]
     pub mounts: Vec<MountStatus>,
     pub version: VersionStatus,
+    /// Why each check that is not `ok` or `off` fails.
+    #[serde(default)]
+    pub check_reasons: BTreeMap<String, String>,
+    #[serde(default)]
+    pub drain: Option<DrainStatus>,
+    /// What the load balancer last said about the node.
+    #[serde(default)]
+    pub balancer: Option<BalancerStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrainStatus {
+    pub reason: String,
+    pub by: String,
+    /// RFC 3339, UTC.
+    pub since: String,
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BalancerStatus {
+    /// `UP`, `UP 2/3`, `DOWN`, `NOLB`, `MAINT`…
+    pub state: String,
+    pub balancer: Option<String>,
+    pub weight: Option<String>,
+    pub since: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -76,6 +117,27 @@ pub struct ConfigStatus {
     pub hash: String,
     pub agrees_with: Vec<String>,
     pub differs_from: Vec<String>,
+    /// `ok`, `drift` or `fail` (cannot hash), for this set on this node.
+    #[serde(default)]
+    pub status: String,
+    /// Files whose hash differs from some node's, or that some node lacks.
+    #[serde(default)]
+    pub differing_files: Vec<FileDrift>,
+    /// An operator's acknowledgement covering this set, if any: "reason (by, until …)".
+    #[serde(default)]
+    pub acknowledged: Option<String>,
+}
+
+/// One file of a config set across nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileDrift {
+    pub path: String,
+    /// Short hash on this node (`None`: this node lacks the file).
+    pub hash: Option<String>,
+    pub agrees_with: Vec<String>,
+    pub differs_from: Vec<String>,
+    /// Nodes that lack the file.
+    pub missing_on: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +146,8 @@ pub struct MountStatus {
     pub status: String,
     pub source: Option<String>,
     pub fstype: Option<String>,
+    #[serde(default)]
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -280,12 +280,19 @@ fn node_state() -> impl Strategy<Value = NodeState> {
             proptest::option::of(".{0,16}"),
         ),
         (wall(), any::<[u8; 8]>()),
+        (
+            vec((".{0,8}", ".{0,16}"), 0..4),
+            vec((".{0,16}", any::<[u8; 16]>()), 0..4),
+            proptest::option::of((".{0,16}", wall())),
+            any::<bool>(),
+        ),
     )
         .prop_map(
             |(
                 (node, inc, advertise, mode, priority),
                 (roles, agent_version, app_version),
                 (started, peers_hash),
+                (checks, files, drain, upgrade_allowed),
             )| NodeState {
                 node,
                 incarnation: Incarnation(inc),
@@ -297,6 +304,34 @@ fn node_state() -> impl Strategy<Value = NodeState> {
                 app_version,
                 started,
                 peers_hash,
+                checks: checks
+                    .into_iter()
+                    .map(|(name, reason)| quorate_protocol::CheckState {
+                        name,
+                        code: quorate_protocol::CheckCode::Fail,
+                        reason,
+                    })
+                    .collect(),
+                mounts: Vec::new(),
+                config: vec![quorate_protocol::ConfigSetState {
+                    name: "set".into(),
+                    files: files
+                        .into_iter()
+                        .map(|(path, hash)| quorate_protocol::FileHash { path, hash })
+                        .collect(),
+                    error: None,
+                }],
+                drain: drain.map(|(reason, since)| quorate_protocol::Drain {
+                    reason,
+                    by: "op".into(),
+                    since,
+                    until: None,
+                }),
+                drain_orders: Vec::new(),
+                drift_acks: Vec::new(),
+                balancer: None,
+                tasks: Vec::new(),
+                upgrade_allowed,
             },
         )
 }
@@ -670,6 +705,9 @@ fn crafted_state_body(roles_len: u64, role_bytes: &[u8]) -> Vec<u8> {
     b.push(0); // app_version: None
     b.extend([0; 8]); // started
     b.extend([0; 8]); // peers_hash
+    // checks, mounts, config, drain, drain_orders, drift_acks, balancer, tasks: empty;
+    // upgrade_allowed: false.
+    b.extend([0; 9]);
     b
 }
 

@@ -156,6 +156,55 @@ fn node_state() -> NodeState {
         app_version: Some("16.4".to_owned()),
         started: WallMicros(1_700_000_000_123_456),
         peers_hash: [0xde, 0xad, 0xbe, 0xef, 0x01, 0x23, 0x45, 0x67],
+        checks: vec![quorate_protocol::CheckState {
+            name: "app".to_owned(),
+            code: quorate_protocol::CheckCode::Hung,
+            reason: "no answer in 2s".to_owned(),
+        }],
+        mounts: vec![quorate_protocol::MountState {
+            path: "/mnt/repo".to_owned(),
+            code: quorate_protocol::CheckCode::Ok,
+            reason: String::new(),
+            source: Some("nas:/export/repo".to_owned()),
+            fstype: Some("nfs4".to_owned()),
+            proof: Some("5f3a".to_owned()),
+        }],
+        config: vec![quorate_protocol::ConfigSetState {
+            name: "app-config".to_owned(),
+            files: vec![quorate_protocol::FileHash {
+                path: "/etc/app/app.xml".to_owned(),
+                hash: [7; 16],
+            }],
+            error: None,
+        }],
+        drain: Some(quorate_protocol::Drain {
+            reason: "kernel update".to_owned(),
+            by: "alice".to_owned(),
+            since: WallMicros(1_700_000_000_000_000),
+            until: None,
+        }),
+        drain_orders: vec![quorate_protocol::DrainOrder {
+            target: id("db-03"),
+            drain: None,
+            version: 9,
+        }],
+        drift_acks: vec![quorate_protocol::DriftAck {
+            name: "app-config".to_owned(),
+            reason: "mid-upgrade".to_owned(),
+            by: "bob".to_owned(),
+            until: WallMicros(1_700_000_100_000_000),
+        }],
+        balancer: Some(quorate_protocol::BalancerSeen {
+            state: "UP 2/3".to_owned(),
+            balancer: Some("lb1".to_owned()),
+            weight: Some("1/2".to_owned()),
+            since: WallMicros(1_700_000_000_500_000),
+        }),
+        tasks: vec![quorate_protocol::TaskPlacement {
+            name: "rebuild".to_owned(),
+            holder: Some(id("db-02")),
+        }],
+        upgrade_allowed: true,
     }
 }
 

@@ -197,6 +197,161 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
         ));
     }
 
+    if !(100..=599).contains(&raw.http.drain_status) {
+        return Err(err(
+            0..0,
+            format!(
+                "http.drain_status: {} is not an HTTP status",
+                raw.http.drain_status
+            ),
+        ));
+    }
+
+    let (app_span, raw_app) = match raw.app {
+        Some(a) => (a.span(), a.into_inner()),
+        None => (0..0, super::checks::RawApp::default()),
+    };
+    let app_err = |reason: String| err(app_span.clone(), format!("app: {reason}"));
+    let check = raw_app
+        .check
+        .as_deref()
+        .map(str::parse::<super::AppCheck>)
+        .transpose()
+        .map_err(|e| app_err(format!("check: {e}")))?;
+    if raw_app.rise == 0 || raw_app.fall == 0 {
+        return Err(app_err("rise and fall must be at least 1".into()));
+    }
+    if raw_app.interval.0.is_zero() || raw_app.timeout.0.is_zero() {
+        return Err(app_err("interval and timeout must be above zero".into()));
+    }
+    if raw_app.version_file.is_some() && raw_app.version_command.is_some() {
+        return Err(app_err(
+            "set version_file or version_command, not both".into(),
+        ));
+    }
+    let app = super::App {
+        check,
+        expect_status: raw_app.expect_status,
+        interval: raw_app.interval.0,
+        timeout: raw_app.timeout.0,
+        rise: raw_app.rise,
+        fall: raw_app.fall,
+        version_file: raw_app.version_file,
+        version_command: raw_app.version_command,
+        upgrade_gate: raw_app.upgrade_gate,
+    };
+
+    let mut mounts: Vec<super::Mount> = Vec::new();
+    for m in raw.mount {
+        let span = m.span();
+        let m = m.into_inner();
+        if !m.path.is_absolute() {
+            return Err(err(
+                span,
+                format!("mount.path: {} must be absolute", m.path.display()),
+            ));
+        }
+        if mounts.iter().any(|o| o.path == m.path) {
+            return Err(err(
+                span,
+                format!("mount.path: {} is listed twice", m.path.display()),
+            ));
+        }
+        if m.timeout.0.is_zero() || m.interval.0.is_zero() {
+            return Err(err(
+                span,
+                "mount: interval and timeout must be above zero".into(),
+            ));
+        }
+        mounts.push(m);
+    }
+
+    let mut config_sets: Vec<super::ConfigSet> = Vec::new();
+    for c in raw.config {
+        let span = c.span();
+        let c = c.into_inner();
+        if c.name.trim().is_empty() || config_sets.iter().any(|o| o.name == c.name) {
+            return Err(err(
+                span,
+                format!("config.name: {:?} is empty or used twice", c.name),
+            ));
+        }
+        if c.paths.is_empty() {
+            return Err(err(span, format!("config {:?}: paths is empty", c.name)));
+        }
+        for p in &c.paths {
+            if !p.starts_with('/') {
+                return Err(err(
+                    span,
+                    format!("config {:?}: path {p:?} must be absolute", c.name),
+                ));
+            }
+            if let Some(dir) = Path::new(p).parent()
+                && dir
+                    .to_string_lossy()
+                    .contains(|ch| matches!(ch, '*' | '?' | '['))
+            {
+                return Err(err(
+                    span,
+                    format!(
+                        "config {:?}: {p:?}: wildcards are allowed in the file name only",
+                        c.name
+                    ),
+                ));
+            }
+            glob::Pattern::new(p)
+                .map_err(|e| err(span.clone(), format!("config {:?}: {p:?}: {e}", c.name)))?;
+        }
+        let ignore = c
+            .ignore
+            .iter()
+            .map(|r| {
+                regex::Regex::new(r).map_err(|e| {
+                    err(
+                        span.clone(),
+                        format!(
+                            "config {:?}: ignore {r:?} is not a regex: {}",
+                            c.name,
+                            e.to_string().replace('\n', " ")
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        config_sets.push(super::ConfigSet {
+            name: c.name,
+            paths: c.paths,
+            ignore,
+        });
+    }
+
+    let mut tasks: Vec<super::Task> = Vec::new();
+    for t in raw.task {
+        let span = t.span();
+        let t = t.into_inner();
+        if proto::NodeId::new(t.name.clone()).is_err() || tasks.iter().any(|o| o.name == t.name) {
+            return Err(err(
+                span,
+                format!(
+                    "task.name: {:?} must be a short name (letters, digits, '-') used once",
+                    t.name
+                ),
+            ));
+        }
+        let run_on = t
+            .run_on
+            .parse()
+            .map_err(|e| err(span, format!("task {:?}: {e}", t.name)))?;
+        tasks.push(super::Task {
+            name: t.name,
+            run_on,
+        });
+    }
+
+    if raw.clock.max_offset.0.is_zero() {
+        return Err(err(0..0, "clock.max_offset must be above zero".into()));
+    }
+
     Ok(Config {
         path: path.to_owned(),
         cluster,
@@ -218,6 +373,12 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
         election: raw.election,
         load: raw.load,
         hooks: raw.hooks,
+        app,
+        mounts,
+        config_sets,
+        clock: raw.clock,
+        tasks,
+        haproxy_agent: raw.haproxy_agent,
     })
 }
 

@@ -7,6 +7,7 @@
 //! alone, and the agent runs it whole before it binds anything.
 
 mod check;
+mod checks;
 mod duration;
 
 use std::net::{IpAddr, SocketAddr};
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use check::ConfigError;
+pub use checks::{App, AppCheck, Clock, ConfigSet, HaproxyAgent, Mount, Task};
 pub use duration::Dur;
 
 /// A validated configuration. Every value here has been checked; the rest of the agent
@@ -41,6 +43,12 @@ pub struct Config {
     pub election: Election,
     pub load: Option<LoadLimits>,
     pub hooks: Hooks,
+    pub app: App,
+    pub mounts: Vec<Mount>,
+    pub config_sets: Vec<ConfigSet>,
+    pub clock: Clock,
+    pub tasks: Vec<Task>,
+    pub haproxy_agent: Option<HaproxyAgent>,
 }
 
 /// Priorities and preemption.
@@ -125,6 +133,8 @@ pub struct Http {
     pub listen: SocketAddr,
     /// Who may read `/cluster` and `/metrics`.
     pub allow: Vec<Cidr>,
+    /// What `/health` answers while draining: 404 suits HAProxy's `disable-on-404`.
+    pub drain_status: u16,
 }
 
 impl Default for Http {
@@ -132,6 +142,7 @@ impl Default for Http {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 7701)),
             allow: Cidr::loopback(),
+            drain_status: 404,
         }
     }
 }
@@ -263,6 +274,16 @@ struct RawConfig {
     load: Option<LoadLimits>,
     #[serde(default)]
     hooks: Hooks,
+    app: Option<Spanned<checks::RawApp>>,
+    #[serde(default)]
+    mount: Vec<Spanned<Mount>>,
+    #[serde(default)]
+    config: Vec<Spanned<checks::RawConfigSet>>,
+    #[serde(default)]
+    clock: Clock,
+    #[serde(default)]
+    task: Vec<Spanned<checks::RawTask>>,
+    haproxy_agent: Option<HaproxyAgent>,
 }
 
 #[derive(Debug, Deserialize)]

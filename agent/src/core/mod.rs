@@ -12,6 +12,7 @@ pub mod lease;
 pub mod membership;
 mod node;
 pub mod quorum;
+pub mod tasks;
 
 pub use membership::{Member, MemberState};
 pub use node::{Command, CoreConfig, Event, HardState, InjectedFault, Node, Transmit};

@@ -5,6 +5,8 @@
 //! same). Every answer is computed from the latest [`ClusterView`] snapshot by the pure
 //! [`routes::route`]; this module must never await the driver, a probe or a lock.
 
+pub mod haproxy_agent;
+pub mod metrics;
 pub mod routes;
 
 use std::convert::Infallible;

@@ -219,7 +219,13 @@ mod tests {
             ready,
             healthy,
             draining: false,
+            drain_status: 404,
             reasons,
+            checks: vec![],
+            roles: vec![],
+            cluster_roles: Default::default(),
+            tasks: vec![],
+            agent_check: "up 100%".into(),
             status: ClusterStatus {
                 cluster: "c".into(),
                 node: "n1".into(),
@@ -230,6 +236,7 @@ mod tests {
                 voters: 1,
                 nodes: vec![],
                 unreachable_peers: vec![],
+                tasks: vec![],
             },
         }
     }

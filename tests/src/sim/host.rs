@@ -119,6 +119,15 @@ impl Host {
             app_version: None,
             started: WallMicros(self.started.as_micros() as u64),
             peers_hash: [0; 8],
+            checks: Vec::new(),
+            mounts: Vec::new(),
+            config: Vec::new(),
+            drain: None,
+            drain_orders: Vec::new(),
+            drift_acks: Vec::new(),
+            balancer: None,
+            tasks: Vec::new(),
+            upgrade_allowed: false,
         }
     }
 
