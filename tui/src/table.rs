@@ -208,6 +208,9 @@ mod tests {
                 agent: "0.1.0".to_string(),
                 app: None,
             },
+            check_reasons: Default::default(),
+            drain: None,
+            balancer: None,
         }
     }
 
@@ -244,6 +247,7 @@ mod tests {
             // Out of order on purpose: the table sorts by node id.
             nodes: vec![n3, n1, n2],
             unreachable_peers: vec!["10.0.0.14:7700".to_string()],
+            tasks: vec![],
         }
     }
 
