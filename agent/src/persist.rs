@@ -1,5 +1,6 @@
-//! What the agent keeps in `state_dir` across restarts: its incarnation counter and the
-//! election's `(term, voted_for)`.
+//! What the agent keeps in `state_dir` across restarts: its incarnation counter, the
+//! election's `(term, voted_for)`, and what operators set on this node (`operator.json`:
+//! drain, drift acknowledgements, the upgrade gate).
 //!
 //! Writes are atomic (write a temporary file, fsync, rename, fsync the directory), so a
 //! crash leaves either the old or the new value, never a torn one. An unreadable or
@@ -169,4 +170,25 @@ mod tests {
         assert!(e.to_string().contains("incarnation"), "{e}");
         assert!(e.to_string().contains("corrupt"), "{e}");
     }
+}
+
+/// The operator state file.
+pub fn operator_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("operator.json")
+}
+
+/// Reads a JSON state file; a missing file is `T::default()`, a corrupt one an error
+/// naming it.
+pub fn load_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, PersistError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| err(path, format!("corrupt: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(err(path, e)),
+    }
+}
+
+/// Writes a JSON state file atomically.
+pub fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), PersistError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| err(path, e))?;
+    write_atomic(path, &bytes)
 }

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use cli::{Cli, Command, StatusArgs};
+use cli::{Cli, Command, DriftCommand, StatusArgs, TaskCommand, UpgradeCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,12 +31,35 @@ fn main() -> ExitCode {
         Some(Command::Transfer { node }) => cli::control::transfer(&cli.global, node.as_ref()),
         Some(Command::Freeze) => cli::control::freeze(&cli.global, true),
         Some(Command::Unfreeze) => cli::control::freeze(&cli.global, false),
+        Some(Command::Drain { node, reason, for_ }) => {
+            cli::checks::drain(&cli.global, node.as_ref(), reason, for_.as_deref(), true)
+        }
+        Some(Command::Undrain { node }) => {
+            cli::checks::drain(&cli.global, node.as_ref(), "", None, false)
+        }
+        Some(Command::Drift(DriftCommand::Ack { name, for_, reason })) => {
+            cli::checks::drift_ack(&cli.global, name, for_, reason)
+        }
+        Some(Command::Upgrade(UpgradeCommand::Status)) => cli::checks::upgrade_status(&cli.global),
+        Some(Command::Upgrade(UpgradeCommand::Allow)) => cli::checks::upgrade_allow(&cli.global),
+        Some(Command::Task(TaskCommand::ShouldRun { name })) => {
+            match cli::checks::should_run(&cli.global, name) {
+                Ok(true) => return ExitCode::SUCCESS,
+                Ok(false) => return ExitCode::from(1),
+                Err(e) => Err(e),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("quorate: {e:#}");
-            ExitCode::FAILURE
+            // `task should-run` keeps 1 for "not here"; errors are 2 there, 1 elsewhere.
+            if matches!(cli.command, Some(Command::Task(_))) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand; this one only declares the arguments.
 
 pub mod ca;
+pub mod checks;
 pub mod control;
 pub mod demo;
 pub mod status;
@@ -55,6 +56,63 @@ pub enum Command {
     Freeze,
     /// Allow elections and handovers again
     Unfreeze,
+    /// Take NODE (default: this node) out of traffic: it hands the primary over, then its
+    /// /health answers the drain code and the agent-check `drain`, then `maint`
+    Drain {
+        /// The node to drain (default: the node you run this on)
+        #[arg(value_name = "NODE")]
+        node: Option<NodeId>,
+        /// Why, shown to every operator
+        #[arg(long)]
+        reason: String,
+        /// Undrain by itself after this long (e.g. 1h)
+        #[arg(long = "for", value_name = "DURATION")]
+        for_: Option<String>,
+    },
+    /// Put NODE (default: this node) back into traffic
+    Undrain {
+        #[arg(value_name = "NODE")]
+        node: Option<NodeId>,
+    },
+    /// Config drift
+    #[command(subcommand)]
+    Drift(DriftCommand),
+    /// Rolling upgrades: versions and the upgrade gate
+    #[command(subcommand)]
+    Upgrade(UpgradeCommand),
+    /// Singleton tasks
+    #[command(subcommand)]
+    Task(TaskCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DriftCommand {
+    /// Mark a known difference in config set NAME as acknowledged until it expires
+    Ack {
+        /// The `[[config]]` set's name
+        name: String,
+        /// How long (e.g. 2h)
+        #[arg(long = "for", value_name = "DURATION")]
+        for_: String,
+        /// Why, shown to every operator
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpgradeCommand {
+    /// Which node runs which version, and which node to upgrade next
+    Status,
+    /// Let this node, started on a newer app version than the primary's, become ready
+    Allow,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Exit 0 (printing QUORATE_TERM=N) on the one node that should run task NAME now,
+    /// 1 elsewhere: for cron jobs and systemd timers
+    ShouldRun { name: String },
 }
 
 #[derive(Debug, Clone, Default, Args)]
