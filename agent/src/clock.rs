@@ -11,13 +11,35 @@ pub fn now() -> Instant {
     Instant::now()
 }
 
+/// Environment variable that shifts this agent's wall clock by a signed number of
+/// milliseconds: fault injection for tests of clock-offset detection, which must not
+/// change the machine's clock. Never set it in production.
+pub const WALL_SKEW_ENV: &str = "QUORATE_FAULT_WALL_SKEW_MS";
+
+fn wall_skew_us() -> i64 {
+    static SKEW: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *SKEW.get_or_init(|| {
+        let skew = std::env::var(WALL_SKEW_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        if skew != 0 {
+            tracing::warn!(
+                "{WALL_SKEW_ENV} shifts this agent's wall clock by {skew} ms (fault injection)"
+            );
+        }
+        skew.saturating_mul(1000)
+    })
+}
+
 /// Wall-clock now, in microseconds since the Unix epoch.
 #[allow(clippy::disallowed_methods)] // the one production read of the wall clock
 pub fn wall() -> proto::WallMicros {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
-    proto::WallMicros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+    let us = i64::try_from(since.as_micros()).unwrap_or(i64::MAX);
+    proto::WallMicros(u64::try_from(us.saturating_add(wall_skew_us())).unwrap_or(0))
 }
 
 /// CLOCK_BOOTTIME: like the monotonic clock, but it keeps counting while the machine is

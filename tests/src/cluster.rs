@@ -158,6 +158,17 @@ fn loopback(port: u16) -> SocketAddr {
 /// The child is killed when the *thread* that spawned it exits: start agents from the
 /// test's own thread, not from a short-lived helper thread.
 pub fn spawn_agent(config: &Path, log: &Path) -> Child {
+    spawn_agent_with_env(config, log, &[], &[])
+}
+
+/// [`spawn_agent`] with extra environment variables, run through `wrap` (a command that
+/// ends by running its arguments, such as `unshare … sh -c '…; exec "$@"' sh`) if given.
+pub fn spawn_agent_with_env(
+    config: &Path,
+    log: &Path,
+    env: &[(String, String)],
+    wrap: &[String],
+) -> Child {
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -165,13 +176,21 @@ pub fn spawn_agent(config: &Path, log: &Path) -> Child {
         .unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     let _ = writeln!(file, "==== quorate-agent --config {}", config.display());
     let err = file.try_clone().expect("clone the log file handle");
-    let mut cmd = Command::new(bin("quorate-agent"));
+    let mut cmd = match wrap.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(bin("quorate-agent"));
+            c
+        }
+        None => Command::new(bin("quorate-agent")),
+    };
     cmd.arg("--config")
         .arg(config)
         .env(
             "QUORATE_LOG",
             std::env::var("QUORATE_LOG").unwrap_or_else(|_| "info".into()),
         )
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(file)
         .stderr(err);
@@ -327,6 +346,10 @@ struct Node {
     child: Option<Child>,
     /// How the last child exited, once reaped.
     exited: Option<ExitStatus>,
+    /// Extra environment for its process (fault injection).
+    env: Vec<(String, String)>,
+    /// A command the agent is started through (a mount namespace of its own).
+    wrap: Vec<String>,
 }
 
 impl Node {
@@ -340,6 +363,8 @@ impl Node {
             config_path,
             child: None,
             exited: None,
+            env: Vec::new(),
+            wrap: Vec::new(),
         }
     }
 }
@@ -439,6 +464,17 @@ impl TestCluster {
         self.nodes.len() - 1
     }
 
+    /// Sets an environment variable for node `i`'s next starts.
+    pub fn set_env(&mut self, i: usize, key: &str, value: &str) {
+        self.nodes[i].env.retain(|(k, _)| k != key);
+        self.nodes[i].env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Starts node `i`'s agent through `wrap` from now on (see [`spawn_agent_with_env`]).
+    pub fn set_wrapper(&mut self, i: usize, wrap: &[&str]) {
+        self.nodes[i].wrap = wrap.iter().map(|s| (*s).to_owned()).collect();
+    }
+
     /// Starts node `i`'s agent.
     ///
     /// # Panics
@@ -447,7 +483,12 @@ impl TestCluster {
     pub fn start(&mut self, i: usize) {
         assert!(!self.is_running(i), "{} is already running", self.id(i));
         let node = &mut self.nodes[i];
-        node.child = Some(spawn_agent(&node.config_path, &node.log_path));
+        node.child = Some(spawn_agent_with_env(
+            &node.config_path,
+            &node.log_path,
+            &node.env,
+            &node.wrap,
+        ));
         node.exited = None;
     }
 
