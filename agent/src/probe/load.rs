@@ -35,9 +35,21 @@ impl LoadSample {
     }
 }
 
+/// Environment variable that replaces the sampled CPU use (0.0–1.0): fault injection for
+/// tests of load-based weights, where every agent shares one machine's load. Never set
+/// it in production.
+pub const CPU_OVERRIDE_ENV: &str = "QUORATE_FAULT_CPU";
+
 /// Starts the sampler; the receiver holds `None` until the first sample.
 pub fn spawn(interval: Duration) -> watch::Receiver<Option<LoadSample>> {
     let (tx, rx) = watch::channel(None);
+    let cpu_override = std::env::var(CPU_OVERRIDE_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| (0.0..=1.0).contains(v));
+    if let Some(cpu) = cpu_override {
+        tracing::warn!("{CPU_OVERRIDE_ENV} replaces this node's CPU reading with {cpu} (fault injection)");
+    }
     let spawned = std::thread::Builder::new()
         .name("quorate-load".into())
         .spawn(move || {
@@ -55,7 +67,7 @@ pub fn spawn(interval: Duration) -> watch::Receiver<Option<LoadSample>> {
                 sys.refresh_memory();
                 let total = sys.total_memory();
                 let sample = LoadSample {
-                    cpu: f64::from(sys.global_cpu_usage()) / 100.0,
+                    cpu: cpu_override.unwrap_or(f64::from(sys.global_cpu_usage()) / 100.0),
                     mem: if total == 0 {
                         0.0
                     } else {
