@@ -1,26 +1,32 @@
 //! The driver: the one task that owns [`core::Node`](crate::core::Node).
 //!
-//! One `select!` loop, shutdown first: network input, commands, the core's timer, load
-//! samples. After every input it drains the core's outputs in the order the core's
-//! contract says — persist, then datagrams out, state fetches, events — and publishes a
-//! fresh [`ClusterView`]. Every turn is short; nothing here awaits a peer or a probe.
-//! The one blocking step is writing `(term, voted_for)` (an fsync, only on elections):
-//! a vote must be durable before it is sent.
+//! One `select!` loop, shutdown first: network input, operator commands, the core's
+//! timer, load samples, probe reports, what the load balancer said. After every input it
+//! re-judges the local checks when they changed ([`LocalState::assess`]), drains the
+//! core's outputs in the order the core's contract says — persist, then datagrams out,
+//! state fetches, events — and publishes a fresh [`ClusterView`]. Every turn is short;
+//! nothing here awaits a peer or a probe. The blocking steps are writing
+//! `(term, voted_for)` (an fsync, only on elections: a vote must be durable before it is
+//! sent) and the operator state (only on an operator's command).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use proto::{Datagram, HealthBits, NodeId, NodeState};
+use proto::{Datagram, HealthBits, NodeId, NodeState, WallMicros};
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::{self, JumpGuard};
 use crate::config::Config;
-use crate::core::{Command, Event, Node};
+use crate::core::{Command, Event, Node, lease};
 use crate::hooks::{Hook, HookRun, Hooks};
+use crate::http::haproxy_agent::{AgentInput, AgentWeight, ServerState, load_ratio};
+use crate::http::routes::AdminCommand;
+use crate::local::{Assessment, LocalState};
 use crate::net::{Inbound, LinkId, Net};
 use crate::persist;
+use crate::probe::ProbeReport;
 use crate::probe::load::LoadSample;
 use crate::view::{self, ClusterView};
 
@@ -32,20 +38,26 @@ pub struct Driver {
     pub(crate) net: Net,
     pub(crate) config: Arc<Config>,
     pub(crate) inbound: mpsc::Receiver<Inbound>,
-    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) commands: mpsc::Receiver<AdminCommand>,
     pub(crate) load_rx: watch::Receiver<Option<LoadSample>>,
+    pub(crate) probes: mpsc::Receiver<ProbeReport>,
+    pub(crate) balancer_rx: watch::Receiver<Option<ServerState>>,
     pub(crate) view_tx: watch::Sender<Arc<ClusterView>>,
-    /// This node's full state, served to peers' fetches. Nothing changes it yet: the
-    /// checks (mounts, config hashes, versions) will, and must then refresh `digest`.
-    #[allow(dead_code)]
+    /// This node's full state, served to peers' fetches; replaced (and `digest`
+    /// recomputed) whenever an assessment changes it.
     pub(crate) state_tx: watch::Sender<NodeState>,
     /// Live connections per node, newest last.
     pub(crate) links: HashMap<NodeId, Vec<(LinkId, quinn::Connection)>>,
-    pub(crate) load: Option<LoadSample>,
     /// Digest of this node's `NodeState` (recomputed when the state changes).
     pub(crate) digest: proto::StateDigest,
-    pub(crate) joined: bool,
-    pub(crate) overloaded: bool,
+    pub(crate) local: LocalState,
+    pub(crate) assessment: Option<(Assessment, Instant)>,
+    /// Something the assessment depends on changed since it was made.
+    pub(crate) dirty: bool,
+    pub(crate) agent: AgentWeight,
+    pub(crate) agent_check: String,
+    /// Keeps the config watcher alive.
+    pub(crate) _config_watch: Option<crate::probe::config_hash::ConfigWatch>,
     pub(crate) jump_guard: JumpGuard,
     pub(crate) hooks: Hooks,
     /// What the last published view was built from, and when.
@@ -63,6 +75,8 @@ pub(crate) struct Signature {
     frozen: bool,
     quorum: bool,
     health: HealthBits,
+    claimed: Vec<String>,
+    agent_check: String,
     members: Vec<(
         NodeId,
         crate::core::MemberState,
@@ -91,22 +105,30 @@ impl Driver {
                     Some(msg) => self.on_inbound(msg),
                     None => break,
                 },
-                Some(cmd) = self.commands.recv() => {
-                    let cmd = match cmd {
-                        // The freeze flag's version is when this node took the command,
-                        // and always newer than the flag it knows, even if its wall
-                        // clock is behind the node that set that one.
-                        Command::Freeze(mut f) if f.version == 0 => {
-                            let known = self.core.freeze_flag().version;
-                            f.version = clock::wall().0.max(known.saturating_add(1));
-                            Command::Freeze(f)
-                        }
-                        other => other,
-                    };
-                    self.core.handle_command(clock::now(), cmd);
+                Some(cmd) = self.commands.recv() => self.on_command(cmd),
+                Some(report) = self.probes.recv() => {
+                    self.local.apply(report);
+                    self.dirty = true;
+                }
+                changed = self.balancer_rx.changed() => {
+                    if changed.is_ok() {
+                        let seen = self.balancer_rx.borrow_and_update().clone();
+                        self.on_balancer(seen);
+                    }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
-                    self.core.handle_timeout(clock::now(), clock::wall());
+                    let now = clock::now();
+                    let late = now.saturating_duration_since(deadline);
+                    if late > self.config.timing.lease.0 {
+                        // The loop itself stalled (CPU starvation, a stop signal): the
+                        // lease may have run out meanwhile, so stop trusting it.
+                        tracing::warn!(
+                            "event loop stalled for {}: dropping any lease",
+                            humantime::format_duration(Duration::from_millis(late.as_millis() as u64))
+                        );
+                        self.core.handle_clock_jump(now);
+                    }
+                    self.core.handle_timeout(now, clock::wall());
                 }
                 changed = self.load_rx.changed() => {
                     if changed.is_ok() {
@@ -164,25 +186,198 @@ impl Driver {
                 self.core
                     .handle_datagram(now, clock::wall(), &from, datagram);
             }
-            Inbound::State { from, state } => self.core.handle_state(&from, state),
+            Inbound::State { from, state } => {
+                self.core.handle_state(&from, *state);
+                self.dirty = true;
+            }
             Inbound::FetchFailed { from } => self.core.handle_fetch_failed(&from),
         }
     }
 
     fn on_load(&mut self, sample: Option<LoadSample>) {
-        self.load = sample;
+        if self.local.load.is_none() != sample.is_none() {
+            self.dirty = true;
+        }
+        self.local.load = sample;
         let over = match (&self.config.load, sample) {
             (Some(limits), Some(s)) => s.over(limits),
             _ => false,
         };
-        if over != self.overloaded {
-            self.overloaded = over;
+        if over != self.local.overloaded {
+            self.local.overloaded = over;
+            self.dirty = true;
             if over {
                 tracing::warn!("load above its limits: node is overloaded");
             } else {
                 tracing::info!("load back within its limits");
             }
         }
+    }
+
+    fn on_balancer(&mut self, seen: Option<ServerState>) {
+        let Some(seen) = seen else { return };
+        let changed = self.local.balancer.as_ref().is_none_or(|b| {
+            b.state != seen.state || b.weight != seen.weight || b.balancer != seen.balancer
+        });
+        if changed {
+            tracing::info!(
+                balancer = seen.balancer.as_deref().unwrap_or("-"),
+                "the load balancer says {}",
+                seen.state
+            );
+            self.local.balancer = Some(proto::BalancerSeen {
+                state: seen.state,
+                balancer: seen.balancer,
+                weight: seen.weight,
+                since: clock::wall(),
+            });
+            self.dirty = true;
+        }
+    }
+
+    fn on_command(&mut self, cmd: AdminCommand) {
+        let wall = clock::wall();
+        match cmd {
+            AdminCommand::Core(cmd) => {
+                let cmd = match cmd {
+                    // The freeze flag's version is when this node took the command, and
+                    // always newer than the flag it knows, even if its wall clock is
+                    // behind the node that set that one.
+                    Command::Freeze(mut f) if f.version == 0 => {
+                        let known = self.core.freeze_flag().version;
+                        f.version = wall.0.max(known.saturating_add(1));
+                        Command::Freeze(f)
+                    }
+                    other => other,
+                };
+                self.core.handle_command(clock::now(), cmd);
+            }
+            AdminCommand::Drain {
+                node,
+                reason,
+                for_,
+                by,
+            } => {
+                let drain = proto::Drain {
+                    reason,
+                    by,
+                    since: wall,
+                    until: for_.map(|d| WallMicros(wall.0.saturating_add(d.as_micros() as u64))),
+                };
+                self.order_drain(node, Some(drain), wall);
+            }
+            AdminCommand::Undrain { node } => self.order_drain(node, None, wall),
+            AdminCommand::DriftAck { name, reason, for_ } => {
+                let ack = proto::DriftAck {
+                    name: name.clone(),
+                    reason: reason.clone(),
+                    by: "operator".into(),
+                    until: WallMicros(wall.0.saturating_add(for_.as_micros() as u64)),
+                };
+                self.local.operator.drift_acks.retain(|a| a.name != name);
+                self.local.operator.drift_acks.push(ack);
+                tracing::info!(
+                    "drift in {name} acknowledged for {}: {reason}",
+                    humantime::format_duration(for_)
+                );
+                self.save_operator();
+            }
+            AdminCommand::UpgradeAllow => match self.local.app_version().map(str::to_owned) {
+                Some(v) => {
+                    tracing::info!("upgrade gate opened for app version {v}");
+                    self.local.operator.upgrade_allowed = Some(v);
+                    self.save_operator();
+                }
+                None => tracing::warn!(
+                    "refused upgrade allow: this node's app version is not known ([app] version_file or version_command)"
+                ),
+            },
+        }
+        self.dirty = true;
+    }
+
+    /// Drains or undrains `node` (this one when `None`): at once here, or by an order
+    /// gossiped to the target.
+    fn order_drain(&mut self, node: Option<NodeId>, drain: Option<proto::Drain>, wall: WallMicros) {
+        let version = wall
+            .0
+            .max(self.local.operator.drain_version.saturating_add(1));
+        match node.filter(|n| *n != self.config.node) {
+            None => {
+                match &drain {
+                    Some(d) => tracing::warn!(by = %d.by, "drained: {}", d.reason),
+                    None => tracing::info!("undrained"),
+                }
+                self.local.operator.drain = drain;
+                self.local.operator.drain_version = version;
+                self.save_operator();
+            }
+            Some(target) => {
+                tracing::info!(
+                    "order to {} {target} taken; it applies when {target} hears it",
+                    if drain.is_some() { "drain" } else { "undrain" }
+                );
+                self.local.drain_orders.retain(|o| o.target != target);
+                self.local.drain_orders.push(proto::DrainOrder {
+                    target,
+                    drain,
+                    version,
+                });
+            }
+        }
+    }
+
+    fn save_operator(&self) {
+        let path = persist::operator_path(&self.config.state_dir);
+        if let Err(e) = persist::save_json(&path, &self.local.operator) {
+            tracing::error!("cannot keep the operator state across restarts: {e}");
+        }
+    }
+
+    /// Re-judges the local checks if an input changed, or the last judgement is older
+    /// than [`REFRESH`] (peers' states and ages move on their own).
+    fn reassess(&mut self, now: Instant) {
+        if !self.dirty
+            && self
+                .assessment
+                .as_ref()
+                .is_some_and(|(_, at)| now.saturating_duration_since(*at) < REFRESH)
+        {
+            return;
+        }
+        self.dirty = false;
+        let wall = clock::wall();
+        for line in self.local.expire(wall) {
+            tracing::info!("{line}");
+            self.save_operator();
+        }
+        if let Some(line) = self.local.adopt_orders(&self.core) {
+            tracing::warn!("{line}");
+            self.save_operator();
+        }
+        let lease_held = lease::holds(self.core.lease().as_ref(), now);
+        let a = self.local.assess(&self.core, now, wall, lease_held);
+        if let Some((old, _)) = &self.assessment {
+            log_transitions(old, &a);
+        }
+        let state = self.local.node_state(&self.state_tx.borrow(), &a);
+        if state != *self.state_tx.borrow() {
+            self.digest = state.digest();
+            self.state_tx.send_replace(state);
+        }
+        let load = self.local.load.map_or(0.0, |l| {
+            let max_per_core = self.config.load.map_or(4.0, |l| l.max_load_per_core);
+            load_ratio(l.cpu, l.load1 / l.cores.max(1) as f64, max_per_core)
+        });
+        self.agent_check = self.agent.update(
+            now,
+            AgentInput {
+                healthy: a.healthy,
+                draining_since: a.draining_since,
+                load,
+            },
+        );
+        self.assessment = Some((a, now));
     }
 
     fn on_role_change(&self, from: &'static str, to: &'static str) {
@@ -202,36 +397,26 @@ impl Driver {
         });
     }
 
-    fn local(&self) -> view::Local<'_> {
-        view::Local {
-            config: &self.config,
-            load: self.load,
-            joined: self.joined,
-            overloaded: self.overloaded,
-        }
-    }
-
     fn drain(&mut self) -> anyhow::Result<()> {
         let now = clock::now();
-        if !self.joined && self.core.has_quorum() {
-            self.joined = true;
+        if !self.local.joined && self.core.has_quorum() {
+            self.local.joined = true;
+            self.dirty = true;
             tracing::info!(
                 "joined the cluster: {} of {} voters alive",
                 self.core.alive_voters(),
                 self.config.voters()
             );
         }
-        let local = self.local();
-        let health = local.health_bits();
-        let eligible = local.eligible();
-        let load = self.load.map(|l| l.figures()).unwrap_or_default();
+        self.reassess(now);
+        let health = self
+            .assessment
+            .as_ref()
+            .map(|(a, _)| a.health)
+            .unwrap_or_default();
+        let load = self.local.load.map(|l| l.figures()).unwrap_or_default();
         let digest = self.digest;
-        self.core.handle_local(
-            now,
-            health.with(HealthBits::ELIGIBLE, eligible),
-            load,
-            digest,
-        );
+        self.core.handle_local(now, health, load, digest);
 
         // Persist before you speak: votes stay held until this is on disk.
         while let Some(hs) = self.core.poll_persist() {
@@ -274,7 +459,10 @@ impl Driver {
     /// one is older than [`REFRESH`]. Building it allocates; doing so on every heartbeat
     /// would be most of the agent's CPU.
     fn publish(&mut self, now: Instant) {
-        let local = self.local();
+        self.reassess(now);
+        let Some((a, _)) = &self.assessment else {
+            return;
+        };
         let sig = Signature {
             term: self.core.term(),
             role: self.core.role_name(now),
@@ -282,7 +470,9 @@ impl Driver {
             lease_until: self.core.lease().map(|l| l.until),
             frozen: self.core.frozen(),
             quorum: self.core.has_quorum(),
-            health: local.health_bits(),
+            health: a.health,
+            claimed: a.claimed.clone(),
+            agent_check: self.agent_check.clone(),
             members: self
                 .core
                 .members()
@@ -295,7 +485,16 @@ impl Driver {
         {
             return;
         }
+        let state = self.state_tx.borrow();
+        let local = view::Local {
+            config: &self.config,
+            state: &self.local,
+            assessment: a,
+            node_state: &state,
+            agent_check: self.agent_check.clone(),
+        };
         let view = view::build(&self.core, &local, now, clock::boottime());
+        drop(state);
         self.view_tx.send_replace(Arc::new(view));
         self.published = Some((sig, now));
     }
@@ -388,5 +587,33 @@ impl Driver {
                 );
             }
         }
+    }
+}
+
+/// Logs the checks that changed between two assessments, once per change. Probes log
+/// their own transitions (app, mounts); these are the ones judged with the peers.
+fn log_transitions(old: &Assessment, new: &Assessment) {
+    for (o, n) in old.checks.iter().zip(&new.checks) {
+        if o.code == n.code || !matches!(n.name.as_str(), "config" | "clock" | "version") {
+            continue;
+        }
+        if n.code.passing() {
+            tracing::info!(check = %n.name, "{} check {} again", n.name, n.code.as_str());
+        } else {
+            tracing::warn!(check = %n.name, "{} check {}: {}", n.name, n.code.as_str(), n.reason);
+        }
+    }
+    if old.ready != new.ready {
+        tracing::info!(reasons = ?new.reasons, "{}", if new.ready { "ready" } else { "not ready" });
+    }
+    if old.healthy != new.healthy {
+        if new.healthy {
+            tracing::info!("healthy: fit for traffic");
+        } else {
+            tracing::warn!(reasons = ?new.reasons, "not fit for traffic");
+        }
+    }
+    if old.claimed != new.claimed {
+        tracing::info!(tasks = ?new.claimed, "singleton tasks running here changed");
     }
 }

@@ -5,7 +5,9 @@
 //! - [`core`]: sans-IO state machines (membership, failure detection). No IO, no clocks.
 //! - [`net`]: QUIC endpoint, mutual TLS, peer links; turns sockets into core inputs.
 //! - [`http`]: health endpoints and `/cluster`, served from a snapshot on their own thread.
-//! - [`probe`]: local checks (load); they report, they never decide.
+//! - [`probe`]: local checks (app, mounts, config hashes, load); they report, they never
+//!   decide.
+//! - [`local`]: this node's check results and operator state, judged with the peers'.
 //! - [`driver`]: the one task that owns `core::Node` and publishes [`view::ClusterView`].
 //! - [`clock`]: the only place clocks are read.
 //! - [`ca`]: cluster CA tooling shared with the `quorate` binary.
@@ -17,6 +19,7 @@ pub mod core;
 pub mod driver;
 pub mod hooks;
 pub mod http;
+pub mod local;
 pub mod net;
 pub mod persist;
 pub mod probe;
@@ -137,26 +140,57 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         rand::rngs::SmallRng::from_os_rng().next_u64(),
         hard,
     );
+    let operator: local::OperatorState =
+        persist::load_json(&persist::operator_path(&config.state_dir))?;
+    // The shared-storage proof: new on every start, so a stale file proves nothing.
+    let nonce = format!(
+        "{:016x}-{}",
+        rand::rngs::SmallRng::from_os_rng().next_u64(),
+        incarnation.0
+    );
+    let local = local::LocalState::new(config.clone(), nonce.clone(), operator);
     let placeholder = view::build(
         &core,
         &view::Local {
             config: &config,
-            load: None,
-            joined: false,
-            overloaded: false,
+            state: &local,
+            assessment: &local::Assessment::starting(),
+            node_state: &state_tx.borrow(),
+            agent_check: "down".into(),
         },
         now,
         clock::boottime(),
     );
     let (view_tx, view_rx) = watch::channel(Arc::new(placeholder));
     let (command_tx, command_rx) = mpsc::channel(16);
-    let http_addr = http::spawn(
+    let (balancer_tx, balancer_rx) = watch::channel(None);
+    let bound = http::spawn_with(
         config.http.listen,
         config.http.allow.clone(),
         view_rx.clone(),
         command_tx,
+        balancer_tx,
+        config.haproxy_agent.map(|h| h.listen),
     )?;
+    let http_addr = bound.http;
     let load_rx = probe::load::spawn(Duration::from_secs(1));
+    let (probe_tx, probe_rx) = mpsc::channel(64);
+    probe::app::spawn(&config.app, probe_tx.clone());
+    probe::mounts::spawn(
+        &config.mounts,
+        config.node.to_string(),
+        nonce,
+        probe_tx.clone(),
+    );
+    let config_watch = if config.config_sets.is_empty() {
+        None
+    } else {
+        Some(probe::config_hash::spawn(
+            &config.config_sets,
+            probe_tx.clone(),
+        )?)
+    };
+    drop(probe_tx);
 
     let driver = driver::Driver {
         core,
@@ -164,14 +198,25 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config: config.clone(),
         inbound: inbound_rx,
         load_rx,
+        probes: probe_rx,
+        balancer_rx,
         view_tx,
         state_tx,
         commands: command_rx,
         links: HashMap::new(),
-        load: None,
         digest,
-        joined: false,
-        overloaded: false,
+        local,
+        assessment: None,
+        dirty: true,
+        agent: config
+            .haproxy_agent
+            .as_ref()
+            .map(http::haproxy_agent::AgentWeight::from_config)
+            .unwrap_or_else(|| {
+                http::haproxy_agent::AgentWeight::from_config(&config::HaproxyAgent::default())
+            }),
+        agent_check: "down".into(),
+        _config_watch: config_watch,
         published: None,
         jump_guard: clock::JumpGuard::new(),
         hooks: hooks::Hooks::new(config.hooks.clone(), config.node.clone()),
@@ -182,7 +227,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         node = %config.node,
         cluster = %config.cluster,
         incarnation = incarnation.0,
-        "started: quic {quic_addr}, http {http_addr}, {} peers",
+        "started: quic {quic_addr}, http {http_addr}{}, {} peers",
+        bound
+            .agent_check
+            .map(|a| format!(", agent-check {a}"))
+            .unwrap_or_default(),
         config.peers.len()
     );
     Ok(Running {

@@ -121,6 +121,27 @@ pub fn save_hard_state(state_dir: &Path, hs: &crate::core::HardState) -> Result<
     )
 }
 
+/// The operator state file.
+pub fn operator_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("operator.json")
+}
+
+/// Reads a JSON state file; a missing file is `T::default()`, a corrupt one an error
+/// naming it.
+pub fn load_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, PersistError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| err(path, format!("corrupt: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(err(path, e)),
+    }
+}
+
+/// Writes a JSON state file atomically.
+pub fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), PersistError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| err(path, e))?;
+    write_atomic(path, &bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,25 +191,4 @@ mod tests {
         assert!(e.to_string().contains("incarnation"), "{e}");
         assert!(e.to_string().contains("corrupt"), "{e}");
     }
-}
-
-/// The operator state file.
-pub fn operator_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("operator.json")
-}
-
-/// Reads a JSON state file; a missing file is `T::default()`, a corrupt one an error
-/// naming it.
-pub fn load_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, PersistError> {
-    match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| err(path, format!("corrupt: {e}"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
-        Err(e) => Err(err(path, e)),
-    }
-}
-
-/// Writes a JSON state file atomically.
-pub fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), PersistError> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| err(path, e))?;
-    write_atomic(path, &bytes)
 }

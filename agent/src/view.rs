@@ -5,12 +5,17 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use proto::status::{ClusterStatus, LoadStatus, NodeStatus, VersionStatus};
-use proto::{HealthBits, Mode};
+use proto::status::{
+    BalancerStatus, ClusterStatus, ConfigStatus, DrainStatus, LoadStatus, MountStatus, NodeStatus,
+    TaskStatus, VersionStatus,
+};
+use proto::{HealthBits, Mode, NodeState};
 
 use crate::core::lease::{self, Lease};
+use crate::core::tasks::RunOn;
 use crate::core::{Member, MemberState, Node};
-use crate::probe::load::LoadSample;
+use crate::local::{Assessment, LocalState, rfc3339};
+use crate::probe::config_hash;
 
 /// Why a node is not ready or not healthy, as reason codes safe to show anyone.
 pub mod reason {
@@ -19,6 +24,14 @@ pub mod reason {
     /// The first round of local checks has not finished.
     pub const CHECKS_PENDING: &str = "checks-pending";
     pub const OVERLOADED: &str = "overloaded";
+    /// The app check fails.
+    pub const APP: &str = "app";
+    /// A required mount fails.
+    pub const MOUNT: &str = "mount";
+    /// Drained by an operator.
+    pub const DRAINING: &str = "draining";
+    /// Started on a newer app version than the primary's; `quorate upgrade allow` opens.
+    pub const UPGRADE_HELD: &str = "upgrade-held";
     pub const NO_QUORUM: &str = "no-quorum";
     /// `/primary` on a node that does not hold the lease.
     pub const NOT_PRIMARY: &str = "not-primary";
@@ -76,49 +89,14 @@ pub struct TaskClaim {
     pub claimed: bool,
 }
 
-/// This node's own situation, as the driver knows it.
+/// The local inputs of a view besides the core: the assessment and what the driver keeps.
 pub struct Local<'a> {
     pub config: &'a crate::config::Config,
-    pub load: Option<LoadSample>,
-    pub joined: bool,
-    pub overloaded: bool,
-}
-
-impl Local<'_> {
-    pub fn ready(&self) -> bool {
-        self.joined && self.load.is_some()
-    }
-
-    pub fn healthy(&self) -> bool {
-        self.ready() && !self.overloaded
-    }
-
-    /// May be primary: member mode, joined, first checks done (issue 4 adds app,
-    /// mounts and draining).
-    pub fn eligible(&self) -> bool {
-        self.config.mode == Mode::Member && self.ready()
-    }
-
-    pub fn reasons(&self) -> Vec<&'static str> {
-        let mut r = Vec::new();
-        if !self.joined {
-            r.push(reason::STARTING);
-        }
-        if self.load.is_none() {
-            r.push(reason::CHECKS_PENDING);
-        }
-        if self.overloaded {
-            r.push(reason::OVERLOADED);
-        }
-        r
-    }
-
-    pub fn health_bits(&self) -> HealthBits {
-        HealthBits::default()
-            .with(HealthBits::READY, self.ready())
-            .with(HealthBits::HEALTHY, self.healthy())
-            .with(HealthBits::OVERLOADED, self.overloaded)
-    }
+    pub state: &'a LocalState,
+    pub assessment: &'a Assessment,
+    /// This node's full state as peers fetch it.
+    pub node_state: &'a NodeState,
+    pub agent_check: String,
 }
 
 fn role_of(mode: Mode) -> &'static str {
@@ -128,15 +106,104 @@ fn role_of(mode: Mode) -> &'static str {
     }
 }
 
-fn checks(load: &'static str) -> BTreeMap<String, String> {
-    ["app", "mounts", "config", "clock", "version"]
-        .into_iter()
-        .map(|c| (c.to_owned(), "off".to_owned()))
-        .chain(std::iter::once(("load".to_owned(), load.to_owned())))
+/// The `checks` map and reasons of a node from the check results it gossips. Before its
+/// state is fetched, what the heartbeat bits say.
+fn checks_of(
+    st: Option<&NodeState>,
+    health: HealthBits,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut checks = BTreeMap::new();
+    let mut reasons = BTreeMap::new();
+    match st {
+        Some(st) if !st.checks.is_empty() => {
+            for c in &st.checks {
+                checks.insert(c.name.clone(), c.code.as_str().to_owned());
+                if !c.reason.is_empty() {
+                    reasons.insert(c.name.clone(), c.reason.clone());
+                }
+            }
+        }
+        _ => {
+            let bit = |b: u32, bad: &'static str| if health.has(b) { bad } else { "ok" };
+            for (name, code) in [
+                ("app", bit(HealthBits::APP_FAIL, "fail")),
+                ("mounts", bit(HealthBits::MOUNT_FAIL, "fail")),
+                ("config", bit(HealthBits::CONFIG_DRIFT, "drift")),
+                ("clock", bit(HealthBits::CLOCK_FAIL, "fail")),
+                ("version", bit(HealthBits::UPGRADE_HELD, "fail")),
+                ("load", bit(HealthBits::OVERLOADED, "fail")),
+            ] {
+                checks.insert(name.to_owned(), code.to_owned());
+            }
+        }
+    }
+    (checks, reasons)
+}
+
+fn mounts_of(st: Option<&NodeState>) -> Vec<MountStatus> {
+    st.map(|s| {
+        s.mounts
+            .iter()
+            .map(|m| MountStatus {
+                path: m.path.clone(),
+                status: m.code.as_str().to_owned(),
+                source: m.source.clone(),
+                fstype: m.fstype.clone(),
+                reason: m.reason.clone(),
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn drain_of(d: Option<&proto::Drain>) -> Option<DrainStatus> {
+    d.map(|d| DrainStatus {
+        reason: d.reason.clone(),
+        by: d.by.clone(),
+        since: rfc3339(d.since),
+        until: d.until.map(rfc3339),
+    })
+}
+
+fn balancer_of(b: Option<&proto::BalancerSeen>) -> Option<BalancerStatus> {
+    b.map(|b| BalancerStatus {
+        state: b.state.clone(),
+        balancer: b.balancer.clone(),
+        weight: b.weight.clone(),
+        since: rfc3339(b.since),
+    })
+}
+
+/// The per-set config comparison as `node` would compute it, from the states this node
+/// knows (`states` includes this node's own).
+fn config_of(node: &str, states: &[(&str, &NodeState)]) -> Vec<ConfigStatus> {
+    let Some((_, mine)) = states.iter().find(|(n, _)| *n == node) else {
+        return Vec::new();
+    };
+    mine.config
+        .iter()
+        .map(|set| {
+            let peers: Vec<(&str, &proto::ConfigSetState)> = states
+                .iter()
+                .filter(|(n, _)| *n != node)
+                .filter_map(|(n, s)| {
+                    s.config
+                        .iter()
+                        .find(|c| c.name == set.name)
+                        .map(|c| (*n, c))
+                })
+                .collect();
+            config_hash::compare(node, set, &peers)
+        })
         .collect()
 }
 
-fn member_status(m: &Member, now: Instant, primary: Option<&proto::NodeId>) -> NodeStatus {
+fn member_status(
+    m: &Member,
+    now: Instant,
+    primary: Option<&proto::NodeId>,
+    states: &[(&str, &NodeState)],
+) -> NodeStatus {
     let st = m.node_state.as_ref();
     let load = m.load;
     let role = if primary == Some(&m.id) && m.state == MemberState::Alive {
@@ -144,6 +211,7 @@ fn member_status(m: &Member, now: Instant, primary: Option<&proto::NodeId>) -> N
     } else {
         role_of(m.mode)
     };
+    let (checks, check_reasons) = checks_of(st, m.health);
     NodeStatus {
         node: m.id.to_string(),
         addr: m.addr.clone(),
@@ -167,20 +235,16 @@ fn member_status(m: &Member, now: Instant, primary: Option<&proto::NodeId>) -> N
             mem: f64::from(load.mem_permille) / 1000.0,
             load1: f64::from(load.load1_centi) / 100.0,
         },
-        checks: checks(if m.health.has(HealthBits::OVERLOADED) {
-            "fail"
-        } else {
-            "ok"
-        }),
-        config: Vec::new(),
-        mounts: Vec::new(),
+        checks,
+        config: config_of(m.id.as_str(), states),
+        mounts: mounts_of(st),
         version: VersionStatus {
             agent: st.map(|s| s.agent_version.clone()).unwrap_or_default(),
             app: st.and_then(|s| s.app_version.clone()),
         },
-        check_reasons: BTreeMap::new(),
-        drain: None,
-        balancer: None,
+        check_reasons,
+        drain: drain_of(st.and_then(|s| s.drain.as_ref())),
+        balancer: balancer_of(st.and_then(|s| s.balancer.as_ref())),
     }
 }
 
@@ -191,23 +255,32 @@ fn round3(x: f64) -> f64 {
 /// Builds the snapshot from the core and the local situation.
 pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -> ClusterView {
     let cfg = local.config;
-    let load = local.load.unwrap_or_default();
+    let a = local.assessment;
+    let load = local.state.load.unwrap_or_default();
     let lease = core.lease();
+    let lease_held = lease::holds(lease.as_ref(), now);
     let role = core.role_name(now);
-    let primary = if lease::holds(lease.as_ref(), now) {
+    let primary = if lease_held {
         Some(&cfg.node)
     } else {
         core.primary().filter(|p| **p != cfg.node)
     };
+    let mut states: Vec<(&str, &NodeState)> = core
+        .members()
+        .filter(|m| m.state == MemberState::Alive)
+        .filter_map(|m| m.node_state.as_ref().map(|s| (m.id.as_str(), s)))
+        .collect();
+    states.push((cfg.node.as_str(), local.node_state));
+    let (checks, check_reasons) = checks_of(Some(local.node_state), a.health);
     let me = NodeStatus {
         node: cfg.node.to_string(),
         addr: cfg.advertise.to_string(),
         state: "alive".to_owned(),
         role: role.to_owned(),
         local: true,
-        ready: local.ready(),
-        healthy: local.healthy(),
-        draining: false,
+        ready: a.ready,
+        healthy: a.healthy,
+        draining: a.drained,
         priority: cfg.priority,
         roles: cfg.roles.clone(),
         incarnation: core.config().incarnation.0,
@@ -220,23 +293,22 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
             mem: round3(load.mem),
             load1: round3(load.load1),
         },
-        checks: checks(match (&cfg.load, local.load) {
-            (None, _) => "off",
-            (Some(_), _) if local.overloaded => "fail",
-            (Some(_), _) => "ok",
-        }),
-        config: Vec::new(),
-        mounts: Vec::new(),
+        checks,
+        config: a.config.clone(),
+        mounts: mounts_of(Some(local.node_state)),
         version: VersionStatus {
             agent: env!("CARGO_PKG_VERSION").to_owned(),
-            app: None,
+            app: local.state.app_version().map(str::to_owned),
         },
-        check_reasons: BTreeMap::new(),
-        drain: None,
-        balancer: None,
+        check_reasons,
+        drain: drain_of(local.state.operator.drain.as_ref()),
+        balancer: balancer_of(local.state.balancer.as_ref()),
     };
     let mut nodes = vec![me];
-    nodes.extend(core.members().map(|m| member_status(m, now, primary)));
+    nodes.extend(
+        core.members()
+            .map(|m| member_status(m, now, primary, &states)),
+    );
     nodes.sort_by(|a, b| a.node.cmp(&b.node));
     let known: Vec<&str> = core.members().map(|m| m.addr.as_str()).collect();
     let unreachable_peers = cfg
@@ -245,7 +317,38 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
         .map(|p| p.to_string())
         .filter(|p| !known.contains(&p.as_str()))
         .collect();
-    let reasons = local.reasons();
+    let cluster_roles = nodes.iter().flat_map(|n| n.roles.iter().cloned()).collect();
+    let tasks: Vec<TaskClaim> = cfg
+        .tasks
+        .iter()
+        .map(|t| TaskClaim {
+            name: t.name.clone(),
+            on_primary: t.run_on == RunOn::Primary,
+            claimed: a.claimed.contains(&t.name),
+        })
+        .collect();
+    let task_status = cfg
+        .tasks
+        .iter()
+        .map(|t| {
+            let holder = a
+                .placements
+                .iter()
+                .find(|p| p.name == t.name)
+                .and_then(|p| p.holder.as_ref())
+                .map(|h| h.to_string());
+            TaskStatus {
+                name: t.name.clone(),
+                run_on: t.run_on.to_string(),
+                running_here: if t.run_on == RunOn::Primary {
+                    lease_held
+                } else {
+                    a.claimed.contains(&t.name)
+                },
+                holder,
+            }
+        })
+        .collect();
     ClusterView {
         at: now,
         lease,
@@ -254,16 +357,16 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
         cluster: cfg.cluster.to_string(),
         role,
         term: core.term().0,
-        ready: local.ready(),
-        healthy: local.healthy(),
-        draining: false,
+        ready: a.ready,
+        healthy: a.healthy,
+        draining: a.draining_since.is_some(),
         drain_status: cfg.http.drain_status,
-        reasons,
-        checks: Vec::new(),
+        reasons: a.reasons.clone(),
+        checks: a.checks.clone(),
         roles: cfg.roles.clone(),
-        cluster_roles: Default::default(),
-        tasks: Vec::new(),
-        agent_check: "down".into(),
+        cluster_roles,
+        tasks,
+        agent_check: local.agent_check.clone(),
         status: ClusterStatus {
             cluster: cfg.cluster.to_string(),
             node: cfg.node.to_string(),
@@ -274,7 +377,7 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
             voters: cfg.voters(),
             nodes,
             unreachable_peers,
-            tasks: Vec::new(),
+            tasks: task_status,
         },
     }
 }

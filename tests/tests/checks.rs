@@ -5,6 +5,9 @@
 //!
 //! Bounds are generous (a noisy 2-core CI box); each test prints what it measured.
 
+// Test code: a failed setup step should stop the test with its error.
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -54,20 +57,26 @@ fn write_app_config(dir: &Path, node: &str, setting: &str) {
 
 #[test]
 fn config_drift_ignores_per_node_lines_and_shows_a_real_edit_everywhere() {
+    if !can_unshare() {
+        eprintln!("SKIP: needs root for mount namespaces (CI runs as root)");
+        return;
+    }
+    // Every node sees its own directory at the same path, as on separate machines.
     let root = tempfile::tempdir().unwrap();
-    let mut b = TestCluster::builder(3);
+    let etc = root.path().join("etc");
+    fs::create_dir_all(&etc).unwrap();
+    let set = format!(
+        "[[config]]\nname = \"app\"\npaths = [\"{}/*.xml\"]\nignore = ['site url=']\n",
+        etc.display()
+    );
+    let mut c = TestCluster::builder(3).extra_all(&set).build();
     for i in 0..3 {
         let dir = root.path().join(format!("n{}", i + 1));
         write_app_config(&dir, &format!("n{}", i + 1), "a");
-        b = b.extra(
-            i,
-            &format!(
-                "[[config]]\nname = \"app\"\npaths = [\"{}/*.xml\"]\nignore = ['site url=']\n",
-                dir.display()
-            ),
-        );
+        let wrap = bind_wrapper(&dir, &etc);
+        c.set_wrapper(i, &wrap.iter().map(String::as_str).collect::<Vec<_>>());
+        c.start(i);
     }
-    let c = b.start();
     // The per-node line is ignored: every node agrees with every other.
     assert!(
         wait_until(SETTLE, || (0..3).all(|i| (1..=3).all(|k| {

@@ -6,6 +6,9 @@
 //! The "application" behind HAProxy is each agent's own HTTP port: `GET /live` answers
 //! on any node and names it in `X-Quorate-Node`, so the test sees where HAProxy routed.
 
+// Test code: a failed setup step should stop the test with its error.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
@@ -42,13 +45,13 @@ impl Haproxy {
         let stats = dir.join("haproxy.sock");
         let mut servers = String::new();
         let mut tier_servers = String::new();
-        for i in 0..c.members() {
+        for (i, agent) in agents.iter().enumerate() {
             let http = c.http_addr(i);
             servers.push_str(&format!("  server {} {http} check\n", c.id(i)));
             tier_servers.push_str(&format!(
                 "  server {} {http} check agent-check agent-addr 127.0.0.1 agent-port {} agent-inter 300ms\n",
                 c.id(i),
-                agents[i]
+                agent
             ));
         }
         let cfg = format!(

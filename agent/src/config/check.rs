@@ -287,9 +287,7 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
                 ));
             }
             if let Some(dir) = Path::new(p).parent()
-                && dir
-                    .to_string_lossy()
-                    .contains(|ch| matches!(ch, '*' | '?' | '['))
+                && dir.to_string_lossy().contains(['*', '?', '['])
             {
                 return Err(err(
                     span,

@@ -106,13 +106,20 @@ mod tests {
         NodeId::new(s).unwrap()
     }
 
+    /// (rule, fit nodes, primary, expected placement)
+    type Row<'a> = (
+        &'a str,
+        &'a [&'a NodeId],
+        Option<&'a NodeId>,
+        Option<&'a NodeId>,
+    );
+
     #[test]
     fn placement_table() {
         let (n1, n2, n3) = (id("n1"), id("n2"), id("n3"));
         let all = [&n1, &n2, &n3];
         let no_n1 = [&n2, &n3];
-        // (rule, fit, primary, expected)
-        let table: &[(&str, &[&NodeId], Option<&NodeId>, Option<&NodeId>)] = &[
+        let table: &[Row<'_>] = &[
             ("primary", &all, Some(&n2), Some(&n2)),
             ("primary", &all, None, None),
             ("node:n1", &all, None, Some(&n1)),

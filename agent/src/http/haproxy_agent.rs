@@ -1,1 +1,550 @@
-//! (being written)
+//! HAProxy's two side channels: the agent-check answer (`up 80%`, `drain`, `down`,
+//! `maint`) and the `X-Haproxy-Server-State` header a balancer sends with its checks.
+//!
+//! Owns: the weight state machine [`AgentWeight`] (pure; the driver owns one and feeds it
+//! each time it publishes a view, so the answer lands in [`ClusterView::agent_check`]),
+//! the agent-check TCP server [`serve_agent_check`], and the header parser
+//! [`parse_server_state`].
+//!
+//! Must never: answer `up` while `/health` fails (the answer derives from the same
+//! `healthy`/`draining` inputs), compute anything at connection time beyond reading the
+//! snapshot, read more from a client than it needs, or let one slow client hold up others.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::view::ClusterView;
+
+/// The lowest weight `up N%` ever announces: 0% would be a drain in disguise, and a node
+/// that is healthy should still take a trickle so its numbers stay real.
+const MIN_WEIGHT: u8 = 10;
+/// Weights move in steps of this many percent, so small load wobbles change nothing.
+const STEP: u8 = 10;
+/// Load at or below which the weight is 100%.
+const FULL_LOAD_BELOW: f64 = 0.5;
+/// A target that stays at least one step away this long is adopted.
+pub const HYSTERESIS_HOLD: Duration = Duration::from_secs(5);
+/// A target this many steps away (or more) is adopted at once: a real load change should
+/// not wait for the hold time.
+pub const HYSTERESIS_JUMP_STEPS: u8 = 3;
+
+/// What the driver knows when it publishes a view.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AgentInput {
+    /// `/health` would answer 200 (ignoring draining, which wins anyway).
+    pub healthy: bool,
+    /// When the current drain took effect here, if draining.
+    pub draining_since: Option<Instant>,
+    /// 0.0–1.0: CPU, or the max of CPU and load-per-core over its limit
+    /// ([`load_ratio`]). Not finite counts as fully loaded.
+    pub load: f64,
+}
+
+/// The load figure [`AgentInput::load`] expects: the worse of CPU use and load average per
+/// core relative to its limit, clamped to 0.0–1.0.
+pub fn load_ratio(cpu: f64, load_per_core: f64, max_load_per_core: f64) -> f64 {
+    let per_core = if max_load_per_core > 0.0 {
+        load_per_core / max_load_per_core
+    } else {
+        0.0
+    };
+    let worst = cpu.max(per_core);
+    if worst.is_finite() {
+        worst.clamp(0.0, 1.0)
+    } else {
+        1.0
+    }
+}
+
+/// The weight for `load` before hysteresis: 100% up to 50% load, falling linearly to
+/// 10% at full load, rounded to a multiple of 10.
+fn load_target(load: f64) -> u8 {
+    // Unknown load is treated as full load: a conservative weight, still `up`.
+    let load = if load.is_finite() { load } else { 1.0 };
+    let over = ((load - FULL_LOAD_BELOW) / (1.0 - FULL_LOAD_BELOW)).clamp(0.0, 1.0);
+    let raw = 100.0 - over * (100.0 - f64::from(MIN_WEIGHT));
+    let stepped = (raw / f64::from(STEP)).round() * f64::from(STEP);
+    // In range by construction (10..=100); the cast cannot truncate.
+    stepped.clamp(f64::from(MIN_WEIGHT), 100.0) as u8
+}
+
+/// Hysteresis state while up.
+#[derive(Debug, Clone, Copy)]
+struct Up {
+    /// When the node became up again: the slow start runs from here.
+    since: Instant,
+    /// The load step currently announced (after hysteresis, before the ramp).
+    settled: u8,
+    /// Since when the target has been at least one step away from `settled`, and in
+    /// which direction (`true`: higher). A change of direction restarts the hold.
+    away: Option<(Instant, bool)>,
+}
+
+/// The agent-check weight state machine. Pure: time and inputs are passed in.
+///
+/// Rules, in order:
+/// 1. draining: `drain` for `maint_after` since the drain took effect (the balancer keeps
+///    existing sessions and sees the drain first), then `maint`;
+/// 2. not healthy: `down`;
+/// 3. otherwise `up N%`. N follows the load ([`load_target`]) with hysteresis: a new step
+///    is adopted when the target has stayed at least one step away (in the same
+///    direction) for [`HYSTERESIS_HOLD`], or at once when it is
+///    [`HYSTERESIS_JUMP_STEPS`] steps away or more. After the node comes back from
+///    `down`/`drain`/`maint` (or first starts), N ramps linearly from 10% to that figure
+///    over `ramp` (slow start), rounded down to a step so the ramp never overshoots.
+#[derive(Debug, Clone)]
+pub struct AgentWeight {
+    maint_after: Duration,
+    ramp: Duration,
+    up: Option<Up>,
+}
+
+impl AgentWeight {
+    pub fn new(maint_after: Duration, ramp: Duration) -> Self {
+        Self {
+            maint_after,
+            ramp,
+            up: None,
+        }
+    }
+
+    pub fn from_config(cfg: &crate::config::HaproxyAgent) -> Self {
+        Self::new(cfg.maint_after.0, cfg.ramp.0)
+    }
+
+    /// The answer to give from now on, without the newline.
+    pub fn update(&mut self, now: Instant, input: AgentInput) -> String {
+        if let Some(since) = input.draining_since {
+            self.up = None;
+            return if now.saturating_duration_since(since) < self.maint_after {
+                "drain".into()
+            } else {
+                "maint".into()
+            };
+        }
+        if !input.healthy {
+            self.up = None;
+            return "down".into();
+        }
+        let target = load_target(input.load);
+        let up = match self.up {
+            // Coming back: no stale hysteresis; the ramp starts now.
+            None => Up {
+                since: now,
+                settled: target,
+                away: None,
+            },
+            Some(up) => settle(up, now, target),
+        };
+        self.up = Some(up);
+        format!("up {}%", self.ramped(up, now))
+    }
+
+    /// The settled weight, capped by the slow start.
+    fn ramped(&self, up: Up, now: Instant) -> u8 {
+        let elapsed = now.saturating_duration_since(up.since);
+        if self.ramp.is_zero() || elapsed >= self.ramp {
+            return up.settled;
+        }
+        let frac = elapsed.as_secs_f64() / self.ramp.as_secs_f64();
+        let span = f64::from(up.settled.saturating_sub(MIN_WEIGHT));
+        let raw = f64::from(MIN_WEIGHT) + span * frac;
+        let stepped = (raw / f64::from(STEP)).floor() * f64::from(STEP);
+        // Between MIN_WEIGHT and `settled` by construction.
+        (stepped as u8).clamp(MIN_WEIGHT, up.settled.max(MIN_WEIGHT))
+    }
+}
+
+/// One hysteresis step: adopt `target` at once when far, after the hold when near.
+fn settle(mut up: Up, now: Instant, target: u8) -> Up {
+    if target == up.settled {
+        up.away = None;
+        return up;
+    }
+    let higher = target > up.settled;
+    let steps = target.abs_diff(up.settled) / STEP;
+    if steps >= HYSTERESIS_JUMP_STEPS {
+        up.settled = target;
+        up.away = None;
+        return up;
+    }
+    match up.away {
+        Some((since, dir)) if dir == higher => {
+            if now.saturating_duration_since(since) >= HYSTERESIS_HOLD {
+                up.settled = target;
+                up.away = None;
+            }
+        }
+        // First time away, or the direction flipped: the hold starts over.
+        _ => up.away = Some((now, higher)),
+    }
+    up
+}
+
+/// What the balancer says about this node, from `X-Haproxy-Server-State`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerState {
+    /// The state word and check counts: `UP`, `UP 2/3`, `DOWN`, `NOLB`, `MAINT`…
+    pub state: String,
+    /// The balancer's name (`node=`).
+    pub balancer: Option<String>,
+    /// The weight it applies (`weight=`), e.g. `1/2`.
+    pub weight: Option<String>,
+}
+
+/// Longest header accepted; HAProxy's is well under 200 bytes.
+const MAX_STATE_HEADER: usize = 512;
+/// Longest field kept; anything longer is not HAProxy's.
+const MAX_STATE_FIELD: usize = 64;
+
+/// Parses `UP 2/3; name=bck/srv2; node=lb1; weight=1/2; scur=13/22; qcur=0`. `None` for
+/// anything that does not look like HAProxy's header (the value comes off the network
+/// and is shown to operators, so only short printable fields are kept).
+pub fn parse_server_state(header: &str) -> Option<ServerState> {
+    if header.len() > MAX_STATE_HEADER || !header.chars().all(|c| c == ' ' || c.is_ascii_graphic())
+    {
+        return None;
+    }
+    let mut parts = header.split(';');
+    let state = parts.next()?.trim();
+    // The first word is HAProxy's upper-case state name (UP, DOWN, NOLB, MAINT, DRAIN).
+    let word = state.split(' ').next()?;
+    if word.len() < 2
+        || !word.bytes().all(|b| b.is_ascii_uppercase())
+        || state.len() > MAX_STATE_FIELD
+    {
+        return None;
+    }
+    let mut balancer = None;
+    let mut weight = None;
+    for part in parts {
+        let Some((k, v)) = part.trim().split_once('=') else {
+            continue;
+        };
+        let v = v.trim();
+        if v.is_empty() || v.len() > MAX_STATE_FIELD {
+            continue;
+        }
+        match k.trim() {
+            "node" => balancer = Some(v.to_owned()),
+            "weight" => weight = Some(v.to_owned()),
+            _ => {}
+        }
+    }
+    Some(ServerState {
+        state: state.to_owned(),
+        balancer,
+        weight,
+    })
+}
+
+/// Agent-check connections served at once; beyond it new ones wait in the backlog.
+const MAX_AGENT_CONNECTIONS: usize = 64;
+/// A client that does not take its few bytes within this long is dropped.
+const AGENT_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long to wait for the client's close after answering.
+const AGENT_LINGER: Duration = Duration::from_secs(1);
+/// At most this much of what a client sends (HAProxy's optional `agent-send`) is read
+/// and discarded.
+const AGENT_DISCARD_MAX: usize = 1024;
+
+/// Serves HAProxy's agent-check protocol: on each connection, write the current
+/// [`ClusterView::agent_check`] and a newline, then close. Runs until the listener fails.
+pub async fn serve_agent_check(
+    listener: tokio::net::TcpListener,
+    view: watch::Receiver<Arc<ClusterView>>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_AGENT_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::debug!("agent-check accept: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        // The answer is fixed at accept time from the snapshot; nothing waits on it.
+        let line = format!("{}\n", view.borrow().agent_check);
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let wrote = tokio::time::timeout(AGENT_WRITE_TIMEOUT, async {
+                stream.write_all(line.as_bytes()).await?;
+                stream.shutdown().await
+            })
+            .await;
+            if matches!(wrote, Ok(Ok(()))) {
+                // Closing with unread input makes the kernel send a reset, which can
+                // destroy the answer before the balancer reads it. So take (and drop)
+                // what the client sent until it closes, bounded in bytes and time.
+                let _ = tokio::time::timeout(AGENT_LINGER, async {
+                    let mut buf = [0u8; 256];
+                    let mut taken = 0;
+                    while taken < AGENT_DISCARD_MAX {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => taken += n,
+                        }
+                    }
+                })
+                .await;
+            }
+            drop(permit);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAINT_AFTER: Duration = Duration::from_secs(6);
+    const RAMP: Duration = Duration::from_secs(60);
+
+    fn input(healthy: bool, load: f64) -> AgentInput {
+        AgentInput {
+            healthy,
+            draining_since: None,
+            load,
+        }
+    }
+
+    /// A machine already up and past its ramp, at `t0 + RAMP`.
+    fn settled_at(load: f64) -> (AgentWeight, Instant) {
+        let t0 = crate::clock::now();
+        let mut w = AgentWeight::new(MAINT_AFTER, RAMP);
+        w.update(t0, input(true, load));
+        let t = t0 + RAMP;
+        assert_eq!(
+            w.update(t, input(true, load)),
+            format!("up {}%", load_target(load))
+        );
+        (w, t)
+    }
+
+    #[test]
+    fn load_targets() {
+        let table: &[(f64, u8)] = &[
+            (0.0, 100),
+            (0.5, 100),
+            (0.55, 90),
+            (0.75, 60), // 55 rounds to 60
+            (0.9, 30),  // 28 rounds to 30
+            (1.0, 10),
+            (3.0, 10),
+            (-1.0, 100),
+            (f64::NAN, 10),
+            (f64::INFINITY, 10),
+        ];
+        for (load, want) in table {
+            assert_eq!(load_target(*load), *want, "load {load}");
+        }
+    }
+
+    #[test]
+    fn load_ratio_takes_the_worse() {
+        assert_eq!(load_ratio(0.2, 2.0, 4.0), 0.5);
+        assert_eq!(load_ratio(0.7, 2.0, 4.0), 0.7);
+        assert_eq!(load_ratio(0.2, 8.0, 4.0), 1.0);
+        assert_eq!(load_ratio(0.2, 8.0, 0.0), 0.2);
+        assert_eq!(load_ratio(f64::NAN, 1.0, 4.0), 0.25);
+        assert_eq!(load_ratio(0.1, f64::INFINITY, 4.0), 1.0);
+    }
+
+    #[test]
+    fn down_drain_maint() {
+        let t0 = crate::clock::now();
+        let mut w = AgentWeight::new(MAINT_AFTER, RAMP);
+        assert_eq!(w.update(t0, input(false, 0.1)), "down");
+        let drain = AgentInput {
+            draining_since: Some(t0),
+            ..input(true, 0.1)
+        };
+        assert_eq!(w.update(t0, drain), "drain");
+        assert_eq!(w.update(t0 + Duration::from_secs(5), drain), "drain");
+        assert_eq!(w.update(t0 + MAINT_AFTER, drain), "maint");
+        // Draining wins over health: the balancer must see the drain, not a flap.
+        let sick_drain = AgentInput {
+            healthy: false,
+            ..drain
+        };
+        assert_eq!(w.update(t0 + Duration::from_secs(1), sick_drain), "drain");
+        assert_eq!(w.update(t0 + Duration::from_secs(60), sick_drain), "maint");
+    }
+
+    #[test]
+    fn never_up_when_not_healthy() {
+        let (mut w, t) = settled_at(0.1);
+        for load in [0.0, 0.5, 1.0] {
+            assert_eq!(w.update(t, input(false, load)), "down");
+        }
+    }
+
+    #[test]
+    fn slow_start_ramps_from_ten_percent() {
+        let t0 = crate::clock::now();
+        let mut w = AgentWeight::new(MAINT_AFTER, RAMP);
+        let s = |secs: u64| t0 + Duration::from_secs(secs);
+        // (seconds since becoming healthy, answer) at low load: 10% → 100% over 60 s.
+        let seq: &[(u64, &str)] = &[
+            (0, "up 10%"),
+            (6, "up 10%"),   // 19 floors to 10
+            (7, "up 20%"),   // 20.5
+            (30, "up 50%"),  // 55 floors to 50
+            (59, "up 90%"),  // 98.5
+            (60, "up 100%"), // ramp over
+            (61, "up 100%"),
+        ];
+        for (secs, want) in seq {
+            assert_eq!(w.update(s(*secs), input(true, 0.1)), *want, "at {secs}s");
+        }
+        // Down and back: the ramp starts over.
+        assert_eq!(w.update(s(70), input(false, 0.1)), "down");
+        assert_eq!(w.update(s(71), input(true, 0.1)), "up 10%");
+        assert_eq!(w.update(s(101), input(true, 0.1)), "up 50%");
+        // Towards a lower load target, the ramp ends there: 10 + (60-10)·½ = 35 → 30.
+        let mut w = AgentWeight::new(MAINT_AFTER, RAMP);
+        assert_eq!(w.update(s(0), input(true, 0.75)), "up 10%");
+        assert_eq!(w.update(s(30), input(true, 0.75)), "up 30%");
+        assert_eq!(w.update(s(60), input(true, 0.75)), "up 60%");
+    }
+
+    #[test]
+    fn after_drain_the_ramp_starts_over() {
+        let (mut w, t) = settled_at(0.1);
+        let drain = AgentInput {
+            draining_since: Some(t),
+            ..input(true, 0.1)
+        };
+        assert_eq!(w.update(t, drain), "drain");
+        assert_eq!(w.update(t + Duration::from_secs(10), drain), "maint");
+        assert_eq!(
+            w.update(t + Duration::from_secs(20), input(true, 0.1)),
+            "up 10%"
+        );
+    }
+
+    #[test]
+    fn zero_ramp_answers_the_target_at_once() {
+        let mut w = AgentWeight::new(MAINT_AFTER, Duration::ZERO);
+        assert_eq!(w.update(crate::clock::now(), input(true, 0.1)), "up 100%");
+    }
+
+    #[test]
+    fn hysteresis_holds_small_moves_for_five_seconds() {
+        let (mut w, t) = settled_at(0.1); // up 100%
+        let s = |ms: u64| t + Duration::from_millis(ms);
+        // One step down (load 0.55 → 90%): held 5 s, then adopted.
+        assert_eq!(w.update(s(0), input(true, 0.55)), "up 100%");
+        assert_eq!(w.update(s(4_999), input(true, 0.55)), "up 100%");
+        assert_eq!(w.update(s(5_000), input(true, 0.55)), "up 90%");
+        // A wobble back within the hold changes nothing, and resets the hold.
+        assert_eq!(w.update(s(6_000), input(true, 0.1)), "up 90%");
+        assert_eq!(w.update(s(7_000), input(true, 0.55)), "up 90%");
+        assert_eq!(w.update(s(8_000), input(true, 0.1)), "up 90%");
+        assert_eq!(w.update(s(12_999), input(true, 0.1)), "up 90%");
+        assert_eq!(w.update(s(13_000), input(true, 0.1)), "up 100%");
+    }
+
+    #[test]
+    fn hysteresis_direction_flip_restarts_the_hold() {
+        let (mut w, t) = settled_at(0.75); // up 60%
+        let s = |secs: u64| t + Duration::from_secs(secs);
+        assert_eq!(w.update(s(0), input(true, 0.67)), "up 60%"); // target 70: up
+        assert_eq!(w.update(s(3), input(true, 0.8)), "up 60%"); // target 50: down
+        assert_eq!(w.update(s(7), input(true, 0.8)), "up 60%"); // hold from 3 s
+        assert_eq!(w.update(s(8), input(true, 0.8)), "up 50%");
+    }
+
+    #[test]
+    fn hysteresis_jumps_three_steps_at_once() {
+        let (mut w, t) = settled_at(0.1); // up 100%
+        // 0.75 → 60%: four steps away, adopted immediately.
+        assert_eq!(w.update(t, input(true, 0.75)), "up 60%");
+        // Two steps (→ 80% at 0.6) wait for the hold.
+        assert_eq!(w.update(t, input(true, 0.6)), "up 60%");
+        assert_eq!(w.update(t + HYSTERESIS_HOLD, input(true, 0.6)), "up 80%");
+        // Exactly three steps (80 → 50 at 0.8) jump too.
+        assert_eq!(w.update(t + HYSTERESIS_HOLD, input(true, 0.8)), "up 50%");
+    }
+
+    #[test]
+    fn server_state_parses() {
+        let full = "UP 2/3; name=bck/srv2; node=lb1; weight=1/2; scur=13/22; qcur=0";
+        // (header, Some((state, balancer, weight)))
+        type Want = Option<(&'static str, Option<&'static str>, Option<&'static str>)>;
+        let table: &[(&str, Want)] = &[
+            (full, Some(("UP 2/3", Some("lb1"), Some("1/2")))),
+            ("UP", Some(("UP", None, None))),
+            ("  DOWN ; node=lb2", Some(("DOWN", Some("lb2"), None))),
+            (
+                "MAINT; weight=0/1; node=",
+                Some(("MAINT", None, Some("0/1"))),
+            ),
+            (
+                "NOLB 1/2; junk; node=x",
+                Some(("NOLB 1/2", Some("x"), None)),
+            ),
+            ("", None),
+            ("   ", None),
+            (";node=lb1", None),
+            ("up", None),
+            ("hello world", None),
+            ("U", None),
+            ("UP\n; node=lb1", None),
+            ("UP; node=l\u{e9}", None),
+        ];
+        for (header, want) in table {
+            let got = parse_server_state(header);
+            let want = want.map(|(s, b, w)| ServerState {
+                state: s.into(),
+                balancer: b.map(Into::into),
+                weight: w.map(Into::into),
+            });
+            assert_eq!(got, want, "{header:?}");
+        }
+        assert_eq!(
+            parse_server_state(&format!("UP; node={}", "a".repeat(600))),
+            None
+        );
+        let long_field = format!("UP; node={}", "a".repeat(100));
+        assert_eq!(
+            parse_server_state(&long_field).map(|s| s.balancer),
+            Some(None)
+        );
+    }
+
+    fn view_answering(answer: &str) -> ClusterView {
+        let mut v = crate::http::routes::tests::view(true, true, vec![]);
+        v.agent_check = answer.into();
+        v
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn agent_check_answers_and_slow_clients_do_not_block() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = watch::channel(Arc::new(view_answering("up 70%")));
+        tokio::spawn(serve_agent_check(listener, rx));
+        // A client that connects and never reads nor closes.
+        let _idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        for want in ["up 70%\n", "drain\n"] {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            // HAProxy's optional agent-send string.
+            c.write_all(b"hello\n").await.unwrap();
+            let mut got = String::new();
+            tokio::time::timeout(Duration::from_secs(5), c.read_to_string(&mut got))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(got, want);
+            tx.send_replace(Arc::new(view_answering("drain")));
+        }
+    }
+}

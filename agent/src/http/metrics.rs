@@ -1,1 +1,371 @@
-//! (being written)
+//! `/metrics`: the snapshot as OpenMetrics text (prometheus-client's text encoder).
+//!
+//! Owns: turning one [`ClusterView`] into gauges. Every gauge is built per request from
+//! the snapshot, in a registry that lives for that request only: it is a picture of the
+//! state at the snapshot's moment, not counters kept anywhere else, so there is nothing to
+//! keep in sync and nothing shared between requests. A few dozen gauges cost microseconds.
+//!
+//! Must never: read anything but the snapshot, keep state between requests, or put a
+//! label value on the wire unescaped (prometheus-client writes label values verbatim).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::view::ClusterView;
+
+/// The content type of [`render`]'s output (OpenMetrics 1.0 text, ending in `# EOF`).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type Labels = Vec<(&'static str, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Escapes a label value as the exposition format requires: the encoder does not.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn int(reg: &mut Registry, name: &str, help: &str, value: i64) {
+    let g: Gauge = Gauge::default();
+    g.set(value);
+    reg.register(name, help, g);
+}
+
+fn flag(reg: &mut Registry, name: &str, help: &str, value: bool) {
+    int(reg, name, help, i64::from(value));
+}
+
+fn float(reg: &mut Registry, name: &str, help: &str, value: f64) {
+    let g = FloatGauge::default();
+    g.set(value);
+    reg.register(name, help, g);
+}
+
+fn int_family(reg: &mut Registry, name: &str, help: &str, rows: Vec<(Labels, i64)>) {
+    let f = Family::<Labels, Gauge>::default();
+    for (labels, v) in rows {
+        f.get_or_create(&labels).set(v);
+    }
+    reg.register(name, help, f);
+}
+
+fn float_family(
+    reg: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    rows: Vec<(Labels, f64)>,
+) {
+    let f = Family::<Labels, FloatGauge>::default();
+    for (labels, v) in rows {
+        f.get_or_create(&labels).set(v);
+    }
+    match unit {
+        Some(u) => reg.register_with_unit(name, help, u, f),
+        None => reg.register(name, help, f),
+    }
+}
+
+/// The snapshot as OpenMetrics text. (Help strings carry no final period: the encoder
+/// adds one.)
+pub fn render(view: &ClusterView) -> String {
+    let st = &view.status;
+    let me = st
+        .nodes
+        .iter()
+        .find(|n| n.local)
+        .or_else(|| st.nodes.iter().find(|n| n.node == view.node));
+    let mut reg = Registry::with_prefix("quorate");
+
+    int(&mut reg, "up", "The agent runs (always 1)", 1);
+    int(
+        &mut reg,
+        "term",
+        "Current election term",
+        i64::try_from(view.term).unwrap_or(i64::MAX),
+    );
+    flag(
+        &mut reg,
+        "primary",
+        "1 if this node's role is primary in the snapshot",
+        view.role == "primary",
+    );
+    flag(
+        &mut reg,
+        "quorum",
+        "1 if this node sees a majority of voters",
+        st.quorum,
+    );
+    flag(&mut reg, "frozen", "1 if elections are frozen", st.frozen);
+    flag(
+        &mut reg,
+        "healthy",
+        "1 if the node is fit for traffic by its checks (draining aside: see quorate_draining)",
+        view.healthy,
+    );
+    flag(&mut reg, "ready", "1 if /ready answers 200", view.ready);
+    flag(
+        &mut reg,
+        "draining",
+        "1 if an operator drained this node",
+        view.draining,
+    );
+    int(
+        &mut reg,
+        "voters",
+        "Voters in the cluster",
+        i64::try_from(st.voters).unwrap_or(i64::MAX),
+    );
+
+    // Every state, so a state that empties shows 0 rather than vanishing.
+    let nodes = ["alive", "suspect", "dead", "left"]
+        .into_iter()
+        .map(|s| {
+            let n = st.nodes.iter().filter(|n| n.state == s).count();
+            (
+                vec![("state", s.to_owned())],
+                i64::try_from(n).unwrap_or(i64::MAX),
+            )
+        })
+        .collect();
+    int_family(&mut reg, "nodes", "Known nodes by liveness state", nodes);
+    int_family(
+        &mut reg,
+        "node_healthy",
+        "1 if the node is healthy, as this node sees it",
+        st.nodes
+            .iter()
+            .map(|n| (vec![("node", esc(&n.node))], i64::from(n.healthy)))
+            .collect(),
+    );
+    int_family(
+        &mut reg,
+        "check",
+        "1 for the current status of each local check",
+        view.checks
+            .iter()
+            .map(|c| {
+                (
+                    vec![
+                        ("check", esc(&c.name)),
+                        ("status", c.code.as_str().to_owned()),
+                    ],
+                    1,
+                )
+            })
+            .collect(),
+    );
+    let peers = || st.nodes.iter().filter(|n| !n.local && n.node != view.node);
+    float_family(
+        &mut reg,
+        "peer_rtt",
+        "Round-trip time to each peer",
+        Some(Unit::Seconds),
+        peers()
+            .filter_map(|n| Some((vec![("peer", esc(&n.node))], n.rtt_ms? / 1000.0)))
+            .collect(),
+    );
+    float_family(
+        &mut reg,
+        "peer_clock_offset",
+        "Each peer's clock minus this node's",
+        Some(Unit::Seconds),
+        peers()
+            .filter_map(|n| Some((vec![("peer", esc(&n.node))], n.clock_offset_ms? / 1000.0)))
+            .collect(),
+    );
+    let load = me.map(|n| n.load).unwrap_or_default();
+    float(
+        &mut reg,
+        "load_cpu_ratio",
+        "CPU in use, 0-1 of all cores",
+        load.cpu,
+    );
+    float(&mut reg, "load_mem_ratio", "Memory in use, 0-1", load.mem);
+    float(&mut reg, "load1", "One-minute load average", load.load1);
+    let sets = me.map(|n| n.config.as_slice()).unwrap_or_default();
+    int_family(
+        &mut reg,
+        "config_drift",
+        "1 if the config set differs from some node's (acknowledged or not)",
+        sets.iter()
+            .map(|c| {
+                let drift = c.status == "drift" || !c.differs_from.is_empty();
+                (vec![("set", esc(&c.name))], i64::from(drift))
+            })
+            .collect(),
+    );
+    int_family(
+        &mut reg,
+        "config_drift_acknowledged",
+        "1 if an operator acknowledged a difference in the config set",
+        sets.iter()
+            .map(|c| {
+                (
+                    vec![("set", esc(&c.name))],
+                    i64::from(c.acknowledged.is_some()),
+                )
+            })
+            .collect(),
+    );
+
+    let mut out = String::new();
+    if encode(&mut out, &reg).is_err() {
+        // Writing to a String cannot fail; keep the answer well-formed regardless.
+        return "# EOF\n".into();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::status::{ConfigStatus, LoadStatus, NodeStatus, VersionStatus};
+    use proto::{CheckCode, CheckState};
+
+    fn node(name: &str, local: bool, state: &str) -> NodeStatus {
+        NodeStatus {
+            node: name.into(),
+            addr: "10.0.0.1:7700".into(),
+            state: state.into(),
+            role: "secondary".into(),
+            local,
+            ready: true,
+            healthy: state == "alive",
+            draining: false,
+            priority: 100,
+            roles: vec![],
+            incarnation: 1,
+            rtt_ms: (!local).then_some(0.4),
+            clock_offset_ms: (!local).then_some(-1.5),
+            last_seen_ms: None,
+            phi: None,
+            load: LoadStatus {
+                cpu: 0.25,
+                mem: 0.5,
+                load1: 0.3,
+            },
+            checks: Default::default(),
+            config: if local {
+                vec![ConfigStatus {
+                    name: "app\"conf".into(),
+                    hash: "9f3a".into(),
+                    agrees_with: vec![],
+                    differs_from: vec!["n3".into()],
+                    status: "drift".into(),
+                    differing_files: vec![],
+                    acknowledged: None,
+                }]
+            } else {
+                vec![]
+            },
+            mounts: vec![],
+            version: VersionStatus::default(),
+            check_reasons: Default::default(),
+            drain: None,
+            balancer: None,
+        }
+    }
+
+    fn fixture() -> ClusterView {
+        let mut v = crate::http::routes::tests::view(true, true, vec![]);
+        v.role = "primary";
+        v.term = 7;
+        v.checks = vec![
+            CheckState {
+                name: "app".into(),
+                code: CheckCode::Ok,
+                reason: String::new(),
+            },
+            CheckState {
+                name: "mounts".into(),
+                code: CheckCode::Fail,
+                reason: "/mnt/repo missing".into(),
+            },
+        ];
+        v.status.voters = 3;
+        v.status.nodes = vec![
+            node("n1", true, "alive"),
+            node("n2", false, "alive"),
+            node("n3", false, "dead"),
+        ];
+        v
+    }
+
+    #[test]
+    fn renders_the_snapshot() {
+        let out = render(&fixture());
+        for want in [
+            "quorate_up 1\n",
+            "quorate_term 7\n",
+            "quorate_primary 1\n",
+            "quorate_quorum 1\n",
+            "quorate_frozen 0\n",
+            "quorate_healthy 1\n",
+            "quorate_draining 0\n",
+            "quorate_voters 3\n",
+            "quorate_nodes{state=\"alive\"} 2\n",
+            "quorate_nodes{state=\"dead\"} 1\n",
+            "quorate_nodes{state=\"left\"} 0\n",
+            "quorate_node_healthy{node=\"n3\"} 0\n",
+            "quorate_check{check=\"mounts\",status=\"fail\"} 1\n",
+            "quorate_check{check=\"app\",status=\"ok\"} 1\n",
+            "quorate_peer_rtt_seconds{peer=\"n2\"} 0.0004\n",
+            "quorate_peer_clock_offset_seconds{peer=\"n2\"} -0.0015\n",
+            "# UNIT quorate_peer_rtt_seconds seconds\n",
+            "quorate_load_cpu_ratio 0.25\n",
+            "quorate_load1 0.3\n",
+            "quorate_config_drift{set=\"app\\\"conf\"} 1\n",
+            "quorate_config_drift_acknowledged{set=\"app\\\"conf\"} 0\n",
+        ] {
+            assert!(out.contains(want), "missing {want:?} in\n{out}");
+        }
+        // The local node has no peer gauges.
+        assert!(!out.contains("peer=\"n1\""), "{out}");
+        assert!(out.ends_with("# EOF\n"));
+    }
+
+    /// Every line is a comment or `name{labels} value`, with a parseable value.
+    #[test]
+    fn output_parses_line_wise() {
+        let out = render(&fixture());
+        let sample = regex::Regex::new(
+            r#"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? (\S+)$"#,
+        )
+        .unwrap();
+        let mut samples = 0;
+        for line in out.lines() {
+            if line.starts_with('#') {
+                continue;
+            }
+            let caps = sample
+                .captures(line)
+                .unwrap_or_else(|| panic!("bad line {line:?}"));
+            let value = &caps[4];
+            assert!(value.parse::<f64>().is_ok(), "bad value in {line:?}");
+            samples += 1;
+        }
+        assert!(samples > 20, "{out}");
+    }
+
+    #[test]
+    fn empty_view_renders() {
+        let out = render(&crate::http::routes::tests::view(false, false, vec![]));
+        assert!(out.contains("quorate_up 1\n"));
+        assert!(out.contains("quorate_load1 0.0\n") || out.contains("quorate_load1 0\n"));
+        assert!(out.ends_with("# EOF\n"));
+    }
+}

@@ -1,9 +1,15 @@
-//! Health endpoints for load balancers, and `/cluster` for people and tools.
+//! Health endpoints for load balancers, `/cluster` and `/metrics` for people and tools,
+//! and (optionally) HAProxy's agent-check port.
 //!
-//! Served on a thread of its own with a current-thread runtime, so neither probes nor
-//! heartbeats nor a busy driver can starve an answer (linkerd's admin server does the
-//! same). Every answer is computed from the latest [`ClusterView`] snapshot by the pure
-//! [`routes::route`]; this module must never await the driver, a probe or a lock.
+//! Owns: the HTTP thread and its current-thread runtime, connection limits, turning a
+//! hyper request into a [`routes::Request`], passing loopback admin commands on, and
+//! keeping what HAProxy last said about this node (`X-Haproxy-Server-State`).
+//!
+//! Served on a thread of its own, so neither probes nor heartbeats nor a busy driver can
+//! starve an answer (linkerd's admin server does the same). Every answer is computed from
+//! the latest [`ClusterView`] snapshot by the pure [`routes::route_command`]; this module
+//! must never await the driver, a probe or a lock (commands are `try_send`, the balancer
+//! state is a `watch` write).
 
 pub mod haproxy_agent;
 pub mod metrics;
@@ -19,29 +25,88 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::clock;
 use crate::config::Cidr;
 use crate::core::Command;
 use crate::view::ClusterView;
+use haproxy_agent::ServerState;
+use routes::{AdminCommand, code};
 
 /// Connections served at once; beyond it new ones wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 1024;
 
+/// Where admin commands go: `Err((status, reason))` when they cannot be taken now.
+type Sink = Arc<dyn Fn(AdminCommand) -> Result<(), (u16, &'static str)> + Send + Sync>;
+
+/// The addresses [`spawn_with`] bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    pub http: SocketAddr,
+    /// The agent-check port, when one was asked for.
+    pub agent_check: Option<SocketAddr>,
+}
+
 /// Binds the HTTP port now (so a taken port fails the start) and serves it on its own
-/// thread until the process exits.
+/// thread until the process exits. Only core commands are passed on; the others answer
+/// 501 (use [`spawn_with`]).
 pub fn spawn(
     listen: SocketAddr,
     allow: Vec<Cidr>,
     view: watch::Receiver<Arc<ClusterView>>,
-    commands: tokio::sync::mpsc::Sender<Command>,
+    commands: mpsc::Sender<Command>,
 ) -> anyhow::Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind(listen)
-        .map_err(|e| anyhow::anyhow!("cannot listen on http {listen}: {e}"))?;
+    let sink: Sink = Arc::new(move |cmd| match cmd {
+        AdminCommand::Core(c) => commands.try_send(c).map_err(|_| (503, code::BUSY)),
+        _ => Err((501, "not-implemented")),
+    });
+    // Nobody reads the balancer's state yet; `send_if_modified` works without readers.
+    let (balancer, _) = watch::channel(None);
+    Ok(start(listen, allow, view, sink, balancer, None)?.http)
+}
+
+/// Binds the HTTP port (and the agent-check port, if given) now, so a taken port fails
+/// the start, and serves both on one thread of their own until the process exits.
+/// Admin commands go to `commands` (`try_send`: a full queue answers 503 `busy`); what
+/// HAProxy says about this node goes to `balancer`, only when it changes.
+pub fn spawn_with(
+    listen: SocketAddr,
+    allow: Vec<Cidr>,
+    view: watch::Receiver<Arc<ClusterView>>,
+    commands: mpsc::Sender<AdminCommand>,
+    balancer: watch::Sender<Option<ServerState>>,
+    agent_check: Option<SocketAddr>,
+) -> anyhow::Result<Bound> {
+    let sink: Sink = Arc::new(move |cmd| commands.try_send(cmd).map_err(|_| (503, code::BUSY)));
+    start(listen, allow, view, sink, balancer, agent_check)
+}
+
+fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {what} {addr}: {e}"))?;
     listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
+    Ok(listener)
+}
+
+fn start(
+    listen: SocketAddr,
+    allow: Vec<Cidr>,
+    view: watch::Receiver<Arc<ClusterView>>,
+    sink: Sink,
+    balancer: watch::Sender<Option<ServerState>>,
+    agent_check: Option<SocketAddr>,
+) -> anyhow::Result<Bound> {
+    let listener = bind(listen, "http")?;
+    let agent = agent_check
+        .map(|a| bind(a, "haproxy agent-check"))
+        .transpose()?;
+    let bound = Bound {
+        http: listener.local_addr()?,
+        agent_check: agent.as_ref().map(|l| l.local_addr()).transpose()?,
+    };
     let allow: Arc<[Cidr]> = allow.into();
+    let balancer = Arc::new(balancer);
     std::thread::Builder::new()
         .name("quorate-http".into())
         .spawn(move || {
@@ -55,16 +120,27 @@ pub fn spawn(
                     return;
                 }
             };
-            rt.block_on(serve(listener, allow, view, commands));
+            rt.block_on(async move {
+                if let Some(agent) = agent {
+                    match tokio::net::TcpListener::from_std(agent) {
+                        Ok(l) => {
+                            tokio::spawn(haproxy_agent::serve_agent_check(l, view.clone()));
+                        }
+                        Err(e) => tracing::error!("cannot serve the agent-check port: {e}"),
+                    }
+                }
+                serve(listener, allow, view, sink, balancer).await;
+            });
         })?;
-    Ok(addr)
+    Ok(bound)
 }
 
 async fn serve(
     listener: std::net::TcpListener,
     allow: Arc<[Cidr]>,
     view: watch::Receiver<Arc<ClusterView>>,
-    commands: tokio::sync::mpsc::Sender<Command>,
+    sink: Sink,
+    balancer: Arc<watch::Sender<Option<ServerState>>>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -89,10 +165,11 @@ async fn serve(
         let _ = stream.set_nodelay(true);
         let view = view.clone();
         let allow = allow.clone();
-        let commands = commands.clone();
+        let sink = sink.clone();
+        let balancer = balancer.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let answer = answer(&view, &allow, &commands, remote, &req);
+                let answer = answer(&view, &allow, &sink, &balancer, remote, &req);
                 async move { Ok::<_, Infallible>(answer) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -105,14 +182,37 @@ async fn serve(
     }
 }
 
+/// Keeps what HAProxy last said, waking readers only when it changed (every check
+/// carries the header; most say the same as the last one).
+fn note_balancer(balancer: &watch::Sender<Option<ServerState>>, req: &hyper::Request<Incoming>) {
+    let Some(state) = req
+        .headers()
+        .get("x-haproxy-server-state")
+        .and_then(|v| v.to_str().ok())
+        .and_then(haproxy_agent::parse_server_state)
+    else {
+        return;
+    };
+    balancer.send_if_modified(|cur| {
+        if cur.as_ref() == Some(&state) {
+            false
+        } else {
+            *cur = Some(state);
+            true
+        }
+    });
+}
+
 fn answer(
     view: &watch::Receiver<Arc<ClusterView>>,
     allow: &[Cidr],
-    commands: &tokio::sync::mpsc::Sender<Command>,
+    sink: &Sink,
+    balancer: &watch::Sender<Option<ServerState>>,
     remote: SocketAddr,
     req: &hyper::Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let snapshot = view.borrow().clone();
+    note_balancer(balancer, req);
     let method = match *req.method() {
         hyper::Method::GET => routes::Method::Get,
         hyper::Method::HEAD => routes::Method::Head,
@@ -133,10 +233,9 @@ fn answer(
         allow,
     );
     if let Some(cmd) = cmd
-        && commands.try_send(cmd).is_err()
+        && let Err((status, why)) = sink(cmd)
     {
-        a.status = 503;
-        a.body = "{\"status\":\"fail\",\"reasons\":[\"busy\"]}\n".into();
+        a = routes::refused(&snapshot, status, why);
     }
     let body = if method == routes::Method::Head {
         Bytes::new()
@@ -159,4 +258,113 @@ fn answer(
         *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         r
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// One request over a fresh connection; the whole response as text.
+    fn call(addr: SocketAddr, request: &str) -> String {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    fn request(method: &str, target: &str, extra: &str) -> String {
+        format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n")
+    }
+
+    #[test]
+    fn serves_headers_commands_balancer_state_and_agent_check() {
+        let view = routes::tests::view(true, true, vec![]);
+        let (_view_tx, view_rx) = watch::channel(Arc::new(view));
+        let (cmd_tx, mut cmd_rx) = mpsc::channel(4);
+        let (bal_tx, mut bal_rx) = watch::channel(None);
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let bound = spawn_with(any, Cidr::loopback(), view_rx, cmd_tx, bal_tx, Some(any)).unwrap();
+
+        let r = call(bound.http, &request("GET", "/health", ""));
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(r.contains("x-quorate-node: n1"), "{r}");
+        assert!(
+            r.ends_with("\"reasons\":[],\"role\":\"secondary\",\"status\":\"ok\",\"term\":0}\n"),
+            "{r}"
+        );
+
+        let r = call(bound.http, &request("HEAD", "/health?fail=418", ""));
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(r.ends_with("\r\n\r\n"), "HEAD has no body: {r}");
+        assert!(r.contains("content-length: "), "{r}");
+
+        // The balancer's state: kept when it changes, ignored when garbage.
+        assert!(bal_rx.borrow_and_update().is_none());
+        let state = "X-Haproxy-Server-State: UP 2/3; name=bck/srv2; node=lb1; weight=1/2\r\n";
+        let r = call(bound.http, &request("OPTIONS", "/", state));
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(bal_rx.has_changed().unwrap());
+        let seen = bal_rx.borrow_and_update().clone().unwrap();
+        assert_eq!(
+            (seen.state.as_str(), seen.weight.as_deref()),
+            ("UP 2/3", Some("1/2"))
+        );
+        call(bound.http, &request("OPTIONS", "/", state));
+        assert!(!bal_rx.has_changed().unwrap(), "same state: no wake-up");
+        call(
+            bound.http,
+            &request("OPTIONS", "/", "X-Haproxy-Server-State: ???\r\n"),
+        );
+        assert!(!bal_rx.has_changed().unwrap());
+
+        // Admin commands reach the driver's queue.
+        let r = call(
+            bound.http,
+            &request("POST", "/admin/undrain?node=n2", "Content-Length: 0\r\n"),
+        );
+        assert!(r.starts_with("HTTP/1.1 202"), "{r}");
+        assert_eq!(
+            cmd_rx.try_recv().unwrap(),
+            AdminCommand::Undrain {
+                node: Some(proto::NodeId::new("n2").unwrap())
+            }
+        );
+
+        let mut agent = std::net::TcpStream::connect(bound.agent_check.unwrap()).unwrap();
+        agent
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut line = String::new();
+        agent.read_to_string(&mut line).unwrap();
+        assert_eq!(line, "up 100%\n");
+    }
+
+    #[test]
+    fn legacy_spawn_refuses_what_it_cannot_pass_on() {
+        let (_view_tx, view_rx) = watch::channel(Arc::new(routes::tests::view(true, true, vec![])));
+        let (cmd_tx, mut cmd_rx) = mpsc::channel(4);
+        let addr = spawn(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Cidr::loopback(),
+            view_rx,
+            cmd_tx,
+        )
+        .unwrap();
+        let r = call(
+            addr,
+            &request("POST", "/admin/freeze", "Content-Length: 0\r\n"),
+        );
+        assert!(r.starts_with("HTTP/1.1 202"), "{r}");
+        assert!(matches!(cmd_rx.try_recv(), Ok(Command::Freeze(_))));
+        let r = call(
+            addr,
+            &request("POST", "/admin/drain", "Content-Length: 0\r\n"),
+        );
+        assert!(r.starts_with("HTTP/1.1 501"), "{r}");
+        assert!(r.contains("x-quorate-node: n1"), "{r}");
+    }
 }

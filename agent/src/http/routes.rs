@@ -1,15 +1,46 @@
 //! The HTTP answers as a pure function of the snapshot: `route(view, request) → answer`.
-//! No IO, no waiting; table-tested below.
+//!
+//! Owns: what every path answers (status, body, headers), the `?ok=`/`?fail=` overrides,
+//! `?verbose` text, and turning loopback `POST /admin/*` into an [`AdminCommand`].
+//!
+//! Must never: do IO, wait, read a clock (the request carries `now`), or invent a health
+//! reason the view does not give (`/health`'s reasons are the view's, plus `draining`).
+//! Table-tested below.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use proto::NodeId;
 use serde_json::json;
 
 use crate::config::Cidr;
 use crate::core::Command;
 use crate::core::lease;
 use crate::view::{ClusterView, reason};
+
+/// Reason codes the router itself gives (the view gives the health ones).
+pub mod code {
+    /// `/health` and friends on a drained node.
+    pub const DRAINING: &str = "draining";
+    /// `/role/{role}`: healthy, but this node does not have the role.
+    pub const NOT_IN_ROLE: &str = "not-in-role";
+    /// `/role/{role}`: no known node has the role.
+    pub const UNKNOWN_ROLE: &str = "unknown-role";
+    /// `/task/{name}`: another node runs it now.
+    pub const NOT_HERE: &str = "not-here";
+    /// `/task/{name}`: no such `[[task]]`.
+    pub const UNKNOWN_TASK: &str = "unknown-task";
+    pub const FORBIDDEN: &str = "forbidden";
+    pub const NOT_FOUND: &str = "not-found";
+    pub const METHOD: &str = "method";
+    pub const INTERNAL: &str = "internal";
+    pub const BAD_NODE: &str = "bad-node";
+    pub const BAD_DURATION: &str = "bad-duration";
+    pub const BAD_REASON: &str = "bad-reason";
+    pub const BAD_NAME: &str = "bad-name";
+    /// The driver's command queue is full.
+    pub const BUSY: &str = "busy";
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -25,7 +56,9 @@ pub enum Method {
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
     pub method: Method,
+    /// As received (percent-encoded).
     pub path: &'a str,
+    /// As received (percent-encoded), without the `?`.
     pub query: &'a str,
     pub remote: IpAddr,
     /// The monotonic and boot clocks read when the request arrived: the lease is
@@ -49,6 +82,40 @@ pub struct Answer {
     /// Extra headers besides `X-Quorate-Node` and content headers.
     pub headers: Vec<(&'static str, String)>,
 }
+
+/// An operator command taken over loopback HTTP, for the driver. `Core` goes to the
+/// election core as is; the others change what this node publishes (drain, drift
+/// acknowledgements, the upgrade gate).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdminCommand {
+    Core(Command),
+    /// Drain `node` (`None`: this node) for `reason`, until undrained or for `for_`.
+    Drain {
+        node: Option<NodeId>,
+        reason: String,
+        for_: Option<Duration>,
+        /// Who asked, e.g. `operator@127.0.0.1`.
+        by: String,
+    },
+    Undrain {
+        node: Option<NodeId>,
+    },
+    /// Acknowledge drift in config set `name` for `for_`.
+    DriftAck {
+        name: String,
+        reason: String,
+        for_: Duration,
+    },
+    /// Open the upgrade gate for this node's app version.
+    UpgradeAllow,
+}
+
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain; charset=utf-8";
+/// Longest `reason=` accepted: it is persisted and gossiped to every node.
+const MAX_REASON: usize = 200;
+/// Longest `for=` accepted; a drain meant to last longer has no `for`.
+const MAX_FOR: Duration = Duration::from_secs(366 * 24 * 3600);
 
 fn small(view: &ClusterView, status: u16, word: &str, reasons: &[&str]) -> Answer {
     small_as(view, view.role, view.term, status, word, reasons)
@@ -74,12 +141,111 @@ fn small_as(
     });
     Answer {
         status,
-        content_type: "application/json",
+        content_type: JSON,
         body: format!("{body}\n"),
         headers: Vec::new(),
     }
 }
 
+/// A small JSON answer for the server's own refusals (e.g. [`code::BUSY`]).
+pub fn refused(view: &ClusterView, status: u16, reason: &'static str) -> Answer {
+    small(view, status, "fail", &[reason])
+}
+
+/// What a health-style endpoint decided, before it is written as JSON or as text.
+struct Verdict {
+    status: u16,
+    word: &'static str,
+    role: &'static str,
+    term: u64,
+    reasons: Vec<&'static str>,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Verdict {
+    fn new(
+        view: &ClusterView,
+        status: u16,
+        word: &'static str,
+        reasons: Vec<&'static str>,
+    ) -> Self {
+        Self {
+            status,
+            word,
+            role: view.role,
+            term: view.term,
+            reasons,
+            headers: Vec::new(),
+        }
+    }
+
+    fn ok(view: &ClusterView) -> Self {
+        Self::new(view, 200, "ok", Vec::new())
+    }
+
+    fn fail(view: &ClusterView, reasons: Vec<&'static str>) -> Self {
+        Self::new(view, 503, "fail", reasons)
+    }
+
+    /// The drain answer: `http.drain_status` and the stable `"status":"draining"` token
+    /// F5 receive strings can match.
+    fn drained(view: &ClusterView) -> Self {
+        let mut reasons = vec![code::DRAINING];
+        reasons.extend(view.reasons.iter().filter(|r| **r != code::DRAINING));
+        // Config validation keeps it an HTTP status; never hand hyper a non-status.
+        let status = if (200..=599).contains(&view.drain_status) {
+            view.drain_status
+        } else {
+            404
+        };
+        Self::new(view, status, "draining", reasons)
+    }
+}
+
+/// Removes what would break a one-line-per-check text body.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Writes a verdict as the small JSON body, or as etcd-style lines with `?verbose`.
+fn finish(view: &ClusterView, req: &Request<'_>, what: &str, v: Verdict) -> Answer {
+    let mut a = if flag_param(req.query, "verbose") {
+        let mut body = String::new();
+        for c in &view.checks {
+            let sign = if c.code.passing() { '+' } else { '-' };
+            body.push_str(&format!(
+                "[{sign}]{} {}",
+                one_line(&c.name),
+                c.code.as_str()
+            ));
+            if !c.reason.is_empty() {
+                body.push_str(&format!(": {}", one_line(&c.reason)));
+            }
+            body.push('\n');
+        }
+        if (200..300).contains(&v.status) {
+            body.push_str(&format!("{what} check passed\n"));
+        } else if v.reasons.is_empty() {
+            body.push_str(&format!("{what} check failed\n"));
+        } else {
+            body.push_str(&format!("{what} check failed: {}\n", v.reasons.join(", ")));
+        }
+        Answer {
+            status: v.status,
+            content_type: TEXT,
+            body,
+            headers: Vec::new(),
+        }
+    } else {
+        small_as(view, v.role, v.term, v.status, v.word, &v.reasons)
+    };
+    a.headers.extend(v.headers);
+    a
+}
+
+/// The raw value of `key` in `query` (`Some("")` for a bare `key`).
 fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     query
         .split('&')
@@ -88,126 +254,327 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Loopback-only operator commands (until the operator channel exists).
-fn admin(view: &ClusterView, req: &Request<'_>) -> (Answer, Option<Command>) {
-    if !req.remote.is_loopback() {
-        return (small(view, 403, "fail", &["forbidden"]), None);
+/// `?key`, `?key=` or `?key=anything` but `0`/`false`.
+fn flag_param(query: &str, key: &str) -> bool {
+    query_param(query, key).is_some_and(|v| v != "0" && v != "false")
+}
+
+/// A status code from `?ok=`/`?fail=`: ignored unless 200–599. (1xx would be a valid
+/// status, but not a final answer: hyper turns it into a 500 and drops the connection.)
+fn code_param(query: &str, key: &str) -> Option<u16> {
+    query_param(query, key)?
+        .parse::<u16>()
+        .ok()
+        .filter(|c| (200..=599).contains(c))
+}
+
+/// Percent-decodes a query value or path segment (`+` is a space). `None` for a broken
+/// escape or bytes that are not UTF-8.
+fn decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = char::from(bytes.next()?).to_digit(16)?;
+                let lo = char::from(bytes.next()?).to_digit(16)?;
+                // Two hex digits: at most 255.
+                out.push(u8::try_from(hi * 16 + lo).ok()?);
+            }
+            b => out.push(b),
+        }
     }
+    String::from_utf8(out).ok()
+}
+
+/// `?ok=CODE&fail=CODE`, for balancers that accept only one status: `ok` replaces 200,
+/// `fail` replaces any answer that is not 2xx.
+fn overrides(mut a: Answer, query: &str) -> Answer {
+    if a.status == 200 {
+        if let Some(ok) = code_param(query, "ok") {
+            a.status = ok;
+        }
+    } else if !(200..300).contains(&a.status)
+        && let Some(fail) = code_param(query, "fail")
+    {
+        a.status = fail;
+    }
+    a
+}
+
+/// The role this node is in at the request's moment: the snapshot may say primary while
+/// the lease ran out since it was taken.
+fn role_now(view: &ClusterView, req: &Request<'_>) -> (&'static str, u64) {
+    if is_primary(view, req) {
+        ("primary", view.lease.map(|l| l.term.0).unwrap_or(view.term))
+    } else if view.role == "primary" {
+        ("candidate", view.term)
+    } else {
+        (view.role, view.term)
+    }
+}
+
+fn optional_node(query: &str) -> Result<Option<NodeId>, &'static str> {
+    match query_param(query, "node").filter(|n| !n.is_empty()) {
+        None => Ok(None),
+        Some(raw) => {
+            let name = decode(raw).ok_or(code::BAD_NODE)?;
+            NodeId::new(name).map(Some).map_err(|_| code::BAD_NODE)
+        }
+    }
+}
+
+/// `?for=1h` (humantime): absent or empty is `None`; zero, over a year or garbage is an
+/// error.
+fn optional_for(query: &str) -> Result<Option<Duration>, &'static str> {
+    match query_param(query, "for").filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(raw) => {
+            let text = decode(raw).ok_or(code::BAD_DURATION)?;
+            match humantime::parse_duration(text.trim()) {
+                Ok(d) if !d.is_zero() && d <= MAX_FOR => Ok(Some(d)),
+                _ => Err(code::BAD_DURATION),
+            }
+        }
+    }
+}
+
+/// Free text (`reason=`, `name=`): decoded, one line, bounded.
+fn text(query: &str, key: &str, bad: &'static str) -> Result<String, &'static str> {
+    let Some(raw) = query_param(query, key) else {
+        return Ok(String::new());
+    };
+    let text = decode(raw).ok_or(bad)?;
+    if text.chars().count() > MAX_REASON || text.chars().any(char::is_control) {
+        return Err(bad);
+    }
+    Ok(text.trim().to_owned())
+}
+
+/// The command a loopback `POST /admin/...` carries: `Ok(None)` for an unknown path,
+/// `Err(reason)` for a bad parameter.
+fn admin_command(req: &Request<'_>) -> Result<Option<AdminCommand>, &'static str> {
+    let q = req.query;
     let cmd = match req.path {
-        "/admin/transfer" => match query_param(req.query, "to").filter(|t| !t.is_empty()) {
-            None => Command::Transfer(None),
-            Some(to) => match proto::NodeId::new(to) {
-                Ok(id) => Command::Transfer(Some(id)),
-                Err(_) => return (small(view, 400, "fail", &["bad-node"]), None),
-            },
+        "/admin/transfer" => match query_param(q, "to").filter(|t| !t.is_empty()) {
+            None => AdminCommand::Core(Command::Transfer(None)),
+            Some(to) => {
+                let to = decode(to).ok_or(code::BAD_NODE)?;
+                let id = NodeId::new(to).map_err(|_| code::BAD_NODE)?;
+                AdminCommand::Core(Command::Transfer(Some(id)))
+            }
         },
-        "/admin/freeze" => Command::Freeze(proto::FreezeFlag {
+        "/admin/freeze" => AdminCommand::Core(Command::Freeze(proto::FreezeFlag {
             frozen: true,
             version: 0,
-        }),
-        "/admin/unfreeze" => Command::Freeze(proto::FreezeFlag {
+        })),
+        "/admin/unfreeze" => AdminCommand::Core(Command::Freeze(proto::FreezeFlag {
             frozen: false,
             version: 0,
-        }),
-        _ => return (small(view, 404, "fail", &["not-found"]), None),
+        })),
+        "/admin/drain" => AdminCommand::Drain {
+            node: optional_node(q)?,
+            reason: text(q, "reason", code::BAD_REASON)?,
+            for_: optional_for(q)?,
+            by: format!("operator@{}", req.remote),
+        },
+        "/admin/undrain" => AdminCommand::Undrain {
+            node: optional_node(q)?,
+        },
+        "/admin/drift-ack" => {
+            let name = text(q, "name", code::BAD_NAME)?;
+            if name.is_empty() {
+                return Err(code::BAD_NAME);
+            }
+            AdminCommand::DriftAck {
+                name,
+                reason: text(q, "reason", code::BAD_REASON)?,
+                // An acknowledgement always expires: that is what makes it safe.
+                for_: optional_for(q)?.ok_or(code::BAD_DURATION)?,
+            }
+        }
+        "/admin/upgrade-allow" => AdminCommand::UpgradeAllow,
+        _ => return Ok(None),
     };
-    (small(view, 202, "accepted", &[]), Some(cmd))
+    Ok(Some(cmd))
+}
+
+/// Loopback-only operator commands (until the operator channel exists).
+fn admin(view: &ClusterView, req: &Request<'_>) -> (Answer, Option<AdminCommand>) {
+    if !req.remote.is_loopback() {
+        return (small(view, 403, "fail", &[code::FORBIDDEN]), None);
+    }
+    match admin_command(req) {
+        Ok(Some(cmd)) => (small(view, 202, "accepted", &[]), Some(cmd)),
+        Ok(None) => (small(view, 404, "fail", &[code::NOT_FOUND]), None),
+        Err(why) => (small(view, 400, "fail", &[why]), None),
+    }
 }
 
 /// Answers `req` from `view`, with the command it carries for the driver, if any.
-/// `allow` lists who may read `/cluster`.
+/// `allow` lists who may read `/cluster` and `/metrics`.
 pub fn route_command(
     view: &ClusterView,
     req: &Request<'_>,
     allow: &[Cidr],
-) -> (Answer, Option<Command>) {
+) -> (Answer, Option<AdminCommand>) {
     if req.method == Method::Post {
-        return admin(view, req);
+        let (a, cmd) = admin(view, req);
+        return (overrides(a, req.query), cmd);
     }
     (route(view, req, allow), None)
 }
 
-/// Answers `req` from `view`. `allow` lists who may read `/cluster`.
+/// Answers `req` from `view`. `allow` lists who may read `/cluster` and `/metrics`.
+/// Takes no commands: `POST` answers 405 here (see [`route_command`]).
 pub fn route(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
+    overrides(answer(view, req, allow), req.query)
+}
+
+fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
     if matches!(req.method, Method::Other | Method::Post) {
-        let mut a = small(view, 405, "fail", &["method"]);
+        let mut a = small(view, 405, "fail", &[code::METHOD]);
         a.headers.push(("Allow", "GET, HEAD, OPTIONS".into()));
         return a;
     }
-    match req.path {
+    let allowed = || allow.iter().any(|c| c.contains(req.remote));
+    let path = req.path;
+    if let Some(role) = path.strip_prefix("/role/") {
+        return finish(view, req, "role", role_verdict(view, role));
+    }
+    if let Some(task) = path.strip_prefix("/task/") {
+        return finish(view, req, "task", task_verdict(view, req, task));
+    }
+    match path {
         "/primary" => {
-            let (term, mut a) = if is_primary(view, req) {
-                let term = view.lease.map(|l| l.term.0).unwrap_or(view.term);
-                (term, small_as(view, "primary", term, 200, "ok", &[]))
+            let (role, term) = role_now(view, req);
+            let mut v = if role == "primary" {
+                Verdict::ok(view)
             } else {
                 let why = if !view.status.quorum {
                     reason::NO_QUORUM
                 } else {
                     reason::NOT_PRIMARY
                 };
-                // The snapshot may say primary while the lease ran out since it was taken.
-                let role = if view.role == "primary" {
-                    "candidate"
-                } else {
-                    view.role
-                };
-                (
-                    view.term,
-                    small_as(view, role, view.term, 503, "fail", &[why]),
-                )
+                Verdict::fail(view, vec![why])
             };
-            a.headers.push(("X-Quorate-Term", term.to_string()));
-            a
+            (v.role, v.term) = (role, term);
+            v.headers.push(("X-Quorate-Term", term.to_string()));
+            finish(view, req, "primary", v)
         }
         "/secondary" => {
-            if view.healthy && !is_primary(view, req) {
-                small(view, 200, "ok", &[])
-            } else if view.healthy {
-                small(view, 503, "fail", &[reason::PRIMARY])
+            let v = if view.draining {
+                Verdict::drained(view)
+            } else if !view.healthy {
+                Verdict::fail(view, view.reasons.clone())
+            } else if is_primary(view, req) {
+                Verdict::fail(view, vec![reason::PRIMARY])
             } else {
-                small(view, 503, "fail", &view.reasons)
-            }
+                Verdict::ok(view)
+            };
+            finish(view, req, "secondary", v)
         }
-        "/live" => small(view, 200, "ok", &[]),
+        "/live" => finish(view, req, "live", Verdict::ok(view)),
         "/ready" => {
-            if view.ready {
-                small(view, 200, "ok", &[])
+            let v = if view.ready {
+                Verdict::ok(view)
             } else {
-                small(view, 503, "fail", &view.reasons)
-            }
+                Verdict::fail(view, view.reasons.clone())
+            };
+            finish(view, req, "ready", v)
         }
         // `OPTIONS /` is HAProxy's default probe: answer it as /health.
-        "/health" | "/" => {
-            if view.healthy {
-                small(view, 200, "ok", &[])
-            } else {
-                small(view, 503, "fail", &view.reasons)
-            }
-        }
+        "/health" | "/" => finish(view, req, "health", health_verdict(view)),
         "/cluster" => {
-            if !allow.iter().any(|c| c.contains(req.remote)) {
-                return small(view, 403, "fail", &["forbidden"]);
+            if !allowed() {
+                return small(view, 403, "fail", &[code::FORBIDDEN]);
             }
             match serde_json::to_string_pretty(&view.status) {
                 Ok(body) => Answer {
                     status: 200,
-                    content_type: "application/json",
+                    content_type: JSON,
                     body: body + "\n",
                     headers: Vec::new(),
                 },
-                Err(_) => small(view, 500, "fail", &["internal"]),
+                Err(_) => small(view, 500, "fail", &[code::INTERNAL]),
             }
         }
-        _ => small(view, 404, "fail", &["not-found"]),
+        "/metrics" => {
+            if !allowed() {
+                return small(view, 403, "fail", &[code::FORBIDDEN]);
+            }
+            Answer {
+                status: 200,
+                content_type: super::metrics::CONTENT_TYPE,
+                body: super::metrics::render(view),
+                headers: Vec::new(),
+            }
+        }
+        _ => small(view, 404, "fail", &[code::NOT_FOUND]),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proto::status::ClusterStatus;
+/// `/health`: drained, else healthy, else the view's reasons.
+fn health_verdict(view: &ClusterView) -> Verdict {
+    if view.draining {
+        Verdict::drained(view)
+    } else if view.healthy {
+        Verdict::ok(view)
+    } else {
+        Verdict::fail(view, view.reasons.clone())
+    }
+}
 
-    fn view(ready: bool, healthy: bool, reasons: Vec<&'static str>) -> ClusterView {
+/// `/role/{role}`: 404 for a role no node has, then like `/health`, then the role.
+fn role_verdict(view: &ClusterView, raw: &str) -> Verdict {
+    let role = decode(raw).unwrap_or_default();
+    let mine = view.roles.contains(&role);
+    if role.is_empty() || !(mine || view.cluster_roles.contains(&role)) {
+        return Verdict::new(view, 404, "fail", vec![code::UNKNOWN_ROLE]);
+    }
+    let v = health_verdict(view);
+    if v.status == 200 && !mine {
+        return Verdict::fail(view, vec![code::NOT_IN_ROLE]);
+    }
+    v
+}
+
+/// `/task/{name}`: whether this node runs the task now. `run_on = "primary"` tasks are
+/// judged on the lease at the request's moment. Always carries `X-Quorate-Term`, the
+/// fencing token `quorate task should-run` prints.
+fn task_verdict(view: &ClusterView, req: &Request<'_>, raw: &str) -> Verdict {
+    let name = decode(raw).unwrap_or_default();
+    let mut v = match view.tasks.iter().find(|t| t.name == name) {
+        None => Verdict::new(view, 404, "fail", vec![code::UNKNOWN_TASK]),
+        Some(t) => {
+            let (role, term) = role_now(view, req);
+            let here = if t.on_primary {
+                role == "primary"
+            } else {
+                t.claimed
+            };
+            let mut v = if here {
+                Verdict::ok(view)
+            } else {
+                Verdict::fail(view, vec![code::NOT_HERE])
+            };
+            (v.role, v.term) = (role, term);
+            v
+        }
+    };
+    v.headers.push(("X-Quorate-Term", v.term.to_string()));
+    v
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::view::TaskClaim;
+    use proto::status::ClusterStatus;
+    use proto::{CheckCode, CheckState};
+
+    pub(crate) fn view(ready: bool, healthy: bool, reasons: Vec<&'static str>) -> ClusterView {
         ClusterView {
             at: crate::clock::now(),
             lease: None,
@@ -244,11 +611,57 @@ mod tests {
     const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     const OUTSIDE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
 
+    fn req<'a>(method: Method, path: &'a str, query: &'a str, remote: IpAddr) -> Request<'a> {
+        Request {
+            method,
+            path,
+            query,
+            remote,
+            now: crate::clock::now(),
+            boot_now: Duration::ZERO,
+        }
+    }
+
+    fn get<'a>(path: &'a str, query: &'a str) -> Request<'a> {
+        req(Method::Get, path, query, OUTSIDE)
+    }
+
+    /// A view whose lease holds for a while, at term 7 (snapshot term 6).
+    fn primary_view() -> ClusterView {
+        let now = crate::clock::now();
+        let mut v = view(true, true, vec![]);
+        v.role = "primary";
+        v.term = 6;
+        v.lease = Some(lease::Lease {
+            term: proto::Term(7),
+            until: now + Duration::from_secs(60),
+        });
+        v.lease_boot_until = Some(Duration::from_secs(60));
+        v
+    }
+
+    fn draining(drain_status: u16) -> ClusterView {
+        let mut v = view(true, true, vec![]);
+        v.draining = true;
+        v.drain_status = drain_status;
+        v
+    }
+
     #[test]
     fn status_table() {
         let up = view(true, true, vec![]);
         let starting = view(false, false, vec!["starting"]);
         let overloaded = view(true, false, vec!["overloaded"]);
+        let drained = draining(404);
+        let drained_503 = draining(503);
+        let mut roles = view(true, true, vec![]);
+        roles.roles = vec!["web".into()];
+        roles.cluster_roles = ["web", "batch"].into_iter().map(String::from).collect();
+        let mut sick_roles = roles.clone();
+        sick_roles.healthy = false;
+        sick_roles.reasons = vec!["overloaded"];
+        let mut drained_roles = roles.clone();
+        drained_roles.draining = true;
         let allow = Cidr::loopback();
         // (view, method, path, remote, status, reason in body)
         let table: &[(&ClusterView, Method, &str, IpAddr, u16, &str)] = &[
@@ -271,19 +684,92 @@ mod tests {
             (&starting, Method::Options, "/", OUTSIDE, 503, "starting"),
             (&up, Method::Get, "/cluster", LOOPBACK, 200, ""),
             (&up, Method::Get, "/cluster", OUTSIDE, 403, "forbidden"),
+            (&up, Method::Get, "/metrics", LOOPBACK, 200, "quorate_up 1"),
+            (&up, Method::Get, "/metrics", OUTSIDE, 403, "forbidden"),
             (&up, Method::Get, "/nope", LOOPBACK, 404, "not-found"),
             (&up, Method::Other, "/health", LOOPBACK, 405, "method"),
+            // Draining: the drain code and the stable token, on /health, / and /secondary.
+            (
+                &drained,
+                Method::Get,
+                "/health",
+                OUTSIDE,
+                404,
+                "\"status\":\"draining\"",
+            ),
+            (&drained, Method::Options, "/", OUTSIDE, 404, "draining"),
+            (
+                &drained_503,
+                Method::Get,
+                "/health",
+                OUTSIDE,
+                503,
+                "draining",
+            ),
+            (
+                &drained,
+                Method::Get,
+                "/secondary",
+                OUTSIDE,
+                404,
+                "draining",
+            ),
+            (&drained, Method::Get, "/ready", OUTSIDE, 200, ""),
+            (&drained, Method::Get, "/live", OUTSIDE, 200, ""),
+            // Roles.
+            (&roles, Method::Get, "/role/web", OUTSIDE, 200, ""),
+            (
+                &roles,
+                Method::Get,
+                "/role/batch",
+                OUTSIDE,
+                503,
+                "not-in-role",
+            ),
+            (
+                &roles,
+                Method::Get,
+                "/role/mail",
+                OUTSIDE,
+                404,
+                "unknown-role",
+            ),
+            (&roles, Method::Get, "/role/", OUTSIDE, 404, "unknown-role"),
+            (
+                &sick_roles,
+                Method::Get,
+                "/role/web",
+                OUTSIDE,
+                503,
+                "overloaded",
+            ),
+            (
+                &sick_roles,
+                Method::Get,
+                "/role/batch",
+                OUTSIDE,
+                503,
+                "overloaded",
+            ),
+            (
+                &drained_roles,
+                Method::Get,
+                "/role/web",
+                OUTSIDE,
+                404,
+                "draining",
+            ),
+            (
+                &drained_roles,
+                Method::Get,
+                "/role/mail",
+                OUTSIDE,
+                404,
+                "unknown-role",
+            ),
         ];
         for (v, method, path, remote, status, reason) in table {
-            let req = Request {
-                method: *method,
-                path,
-                query: "",
-                remote: *remote,
-                now: crate::clock::now(),
-                boot_now: Duration::ZERO,
-            };
-            let a = route(v, &req, &allow);
+            let a = route(v, &req(*method, path, "", *remote), &allow);
             assert_eq!(a.status, *status, "{method:?} {path} from {remote}");
             if !reason.is_empty() {
                 assert!(a.body.contains(reason), "{path}: {}", a.body);
@@ -292,17 +778,318 @@ mod tests {
     }
 
     #[test]
+    fn overrides_table() {
+        let up = view(true, true, vec![]);
+        let sick = view(true, false, vec!["overloaded"]);
+        let drained = draining(404);
+        let allow = Cidr::loopback();
+        // (view, path, query, status)
+        let table: &[(&ClusterView, &str, &str, u16)] = &[
+            (&up, "/health", "ok=204", 204),
+            (&up, "/health", "fail=418", 200),
+            (&up, "/health", "ok=204&fail=418", 204),
+            (&sick, "/health", "ok=204&fail=418", 418),
+            (&drained, "/health", "fail=503", 503),
+            (&drained, "/health", "ok=200&fail=500", 500),
+            (&up, "/nope", "fail=410", 410),
+            (&up, "/cluster", "ok=299", 403), // not allowed from OUTSIDE, no fail given
+            (&up, "/cluster", "fail=599", 599),
+            // Invalid codes are ignored.
+            (&up, "/health", "ok=99", 200),
+            (&up, "/health", "ok=600", 200),
+            (&up, "/health", "ok=abc", 200),
+            (&up, "/health", "ok=", 200),
+            (&sick, "/health", "fail=-1", 503),
+            (&sick, "/health", "fail=70000", 503),
+            (&sick, "/health", "fail=100", 503),
+            (&sick, "/health", "fail=200", 200),
+            (&sick, "/health", "fail=599", 599),
+        ];
+        for (v, path, query, status) in table {
+            let a = route(v, &get(path, query), &allow);
+            assert_eq!(a.status, *status, "{path}?{query}");
+        }
+        // The body still tells the truth.
+        let a = route(&drained, &get("/health", "fail=503"), &allow);
+        assert!(a.body.contains("\"status\":\"draining\""), "{}", a.body);
+    }
+
+    #[test]
+    fn verbose_lists_checks() {
+        let mut v = view(true, false, vec!["app", "mounts"]);
+        v.checks = vec![
+            ("app", CheckCode::Ok, ""),
+            ("mounts", CheckCode::Fail, "/mnt/repo missing"),
+            ("config", CheckCode::Drift, ""),
+            ("clock", CheckCode::Off, ""),
+            ("version", CheckCode::Hung, "two\nlines"),
+        ]
+        .into_iter()
+        .map(|(n, code, r)| CheckState {
+            name: n.into(),
+            code,
+            reason: r.into(),
+        })
+        .collect();
+        let lines = "[+]app ok\n[-]mounts fail: /mnt/repo missing\n[-]config drift\n\
+                     [+]clock off\n[-]version hung: two lines\n";
+        let allow = Cidr::loopback();
+        for query in ["verbose", "verbose=", "verbose=1", "x=1&verbose"] {
+            let a = route(&v, &get("/health", query), &allow);
+            assert_eq!(a.status, 503);
+            assert_eq!(a.content_type, "text/plain; charset=utf-8");
+            assert_eq!(
+                a.body,
+                format!("{lines}health check failed: app, mounts\n"),
+                "{query}"
+            );
+        }
+        v.healthy = true;
+        let a = route(&v, &get("/health", "verbose"), &allow);
+        assert_eq!(a.body, format!("{lines}health check passed\n"));
+        let a = route(&v, &get("/", "verbose&ok=204"), &allow);
+        assert_eq!(a.status, 204);
+        assert!(a.body.ends_with("health check passed\n"));
+        v.draining = true;
+        let a = route(&v, &get("/health", "verbose"), &allow);
+        assert!(
+            a.body
+                .ends_with("health check failed: draining, app, mounts\n")
+        );
+        // Not verbose.
+        for query in ["", "verbose=0", "verbose=false", "verbosely"] {
+            let a = route(&v, &get("/health", query), &allow);
+            assert_eq!(a.content_type, "application/json", "{query}");
+        }
+        let a = route(&view(true, true, vec![]), &get("/ready", "verbose"), &allow);
+        assert_eq!(a.body, "ready check passed\n");
+    }
+
+    #[test]
+    fn tasks() {
+        let claims = [
+            ("cron", false, true),
+            ("mail", false, false),
+            ("lead", true, false),
+        ]
+        .into_iter()
+        .map(|(n, on_primary, claimed)| TaskClaim {
+            name: n.into(),
+            on_primary,
+            claimed,
+        })
+        .collect::<Vec<_>>();
+        let mut secondary = view(true, true, vec![]);
+        secondary.term = 3;
+        secondary.tasks = claims.clone();
+        let mut primary = primary_view();
+        primary.tasks = claims.clone();
+        let mut expired = primary.clone();
+        expired.lease_boot_until = Some(Duration::ZERO);
+        let allow = Cidr::loopback();
+        // (view, path, status, term header, reason)
+        let table: &[(&ClusterView, &str, u16, &str, &str)] = &[
+            (&secondary, "/task/cron", 200, "3", ""),
+            (&secondary, "/task/mail", 503, "3", "not-here"),
+            (&secondary, "/task/lead", 503, "3", "not-here"),
+            (&secondary, "/task/nope", 404, "3", "unknown-task"),
+            (&secondary, "/task/", 404, "3", "unknown-task"),
+            (&primary, "/task/lead", 200, "7", ""),
+            (&primary, "/task/cron", 200, "7", ""),
+            (&primary, "/task/mail", 503, "7", "not-here"),
+            // The snapshot says primary, the lease ran out at the request's moment.
+            (&expired, "/task/lead", 503, "6", "not-here"),
+        ];
+        for (v, path, status, term, reason) in table {
+            let a = route(v, &get(path, ""), &allow);
+            assert_eq!(a.status, *status, "{path}");
+            let got = a.headers.iter().find(|(k, _)| *k == "X-Quorate-Term");
+            assert_eq!(got.map(|(_, t)| t.as_str()), Some(*term), "{path}");
+            if !reason.is_empty() {
+                assert!(a.body.contains(reason), "{path}: {}", a.body);
+            }
+        }
+        let a = route(&primary, &get("/task/lead", ""), &allow);
+        assert!(a.body.contains("\"role\":\"primary\""), "{}", a.body);
+        let a = route(&expired, &get("/task/lead", ""), &allow);
+        assert!(a.body.contains("\"role\":\"candidate\""), "{}", a.body);
+        // Percent-encoded names are decoded.
+        let mut spaced = secondary.clone();
+        spaced.tasks[0].name = "nightly report".into();
+        let a = route(&spaced, &get("/task/nightly%20report", ""), &allow);
+        assert_eq!(a.status, 200);
+    }
+
+    #[test]
+    fn primary_is_judged_at_the_request() {
+        let allow = Cidr::loopback();
+        let a = route(&primary_view(), &get("/primary", ""), &allow);
+        assert_eq!(a.status, 200);
+        assert!(a.headers.contains(&("X-Quorate-Term", "7".into())));
+        assert!(a.body.contains("\"term\":7"), "{}", a.body);
+        let mut expired = primary_view();
+        expired.lease_boot_until = Some(Duration::ZERO);
+        let a = route(&expired, &get("/primary", ""), &allow);
+        assert_eq!(a.status, 503);
+        assert!(a.body.contains("candidate") && a.body.contains("not-primary"));
+        let a = route(&primary_view(), &get("/secondary", ""), &allow);
+        assert_eq!(a.status, 503);
+        assert!(a.body.contains("\"primary\""), "{}", a.body);
+        let a = route(&primary_view(), &get("/primary", "verbose"), &allow);
+        assert_eq!(a.body, "primary check passed\n");
+        assert!(a.headers.contains(&("X-Quorate-Term", "7".into())));
+    }
+
+    #[test]
+    fn admin_commands() {
+        let v = view(true, true, vec![]);
+        let allow = Cidr::loopback();
+        let n2 = || Some(NodeId::new("n2").unwrap());
+        let by = "operator@127.0.0.1".to_string();
+        // (path, query, status, command, reason)
+        let table: Vec<(&str, &str, u16, Option<AdminCommand>, &str)> = vec![
+            (
+                "/admin/transfer",
+                "to=n2",
+                202,
+                Some(AdminCommand::Core(Command::Transfer(n2()))),
+                "",
+            ),
+            (
+                "/admin/transfer",
+                "",
+                202,
+                Some(AdminCommand::Core(Command::Transfer(None))),
+                "",
+            ),
+            ("/admin/transfer", "to=no_way", 400, None, "bad-node"),
+            (
+                "/admin/drain",
+                "reason=kernel+update&for=1h&node=n2",
+                202,
+                Some(AdminCommand::Drain {
+                    node: n2(),
+                    reason: "kernel update".into(),
+                    for_: Some(Duration::from_secs(3600)),
+                    by: by.clone(),
+                }),
+                "",
+            ),
+            (
+                "/admin/drain",
+                "",
+                202,
+                Some(AdminCommand::Drain {
+                    node: None,
+                    reason: String::new(),
+                    for_: None,
+                    by: by.clone(),
+                }),
+                "",
+            ),
+            (
+                "/admin/drain",
+                "reason=r%C3%A9seau%20lent&for=1h%2030m",
+                202,
+                Some(AdminCommand::Drain {
+                    node: None,
+                    reason: "réseau lent".into(),
+                    for_: Some(Duration::from_secs(5400)),
+                    by: by.clone(),
+                }),
+                "",
+            ),
+            ("/admin/drain", "for=soon", 400, None, "bad-duration"),
+            ("/admin/drain", "for=0s", 400, None, "bad-duration"),
+            ("/admin/drain", "for=5years", 400, None, "bad-duration"),
+            ("/admin/drain", "reason=%ZZ", 400, None, "bad-reason"),
+            ("/admin/drain", "reason=a%0Ab", 400, None, "bad-reason"),
+            ("/admin/drain", "reason=%FF", 400, None, "bad-reason"),
+            ("/admin/drain", "node=N%202", 400, None, "bad-node"),
+            (
+                "/admin/undrain",
+                "node=n2",
+                202,
+                Some(AdminCommand::Undrain { node: n2() }),
+                "",
+            ),
+            (
+                "/admin/undrain",
+                "",
+                202,
+                Some(AdminCommand::Undrain { node: None }),
+                "",
+            ),
+            (
+                "/admin/drift-ack",
+                "name=app-config&reason=mid-upgrade&for=2h",
+                202,
+                Some(AdminCommand::DriftAck {
+                    name: "app-config".into(),
+                    reason: "mid-upgrade".into(),
+                    for_: Duration::from_secs(7200),
+                }),
+                "",
+            ),
+            (
+                "/admin/drift-ack",
+                "name=app-config",
+                400,
+                None,
+                "bad-duration",
+            ),
+            ("/admin/drift-ack", "for=2h", 400, None, "bad-name"),
+            (
+                "/admin/upgrade-allow",
+                "",
+                202,
+                Some(AdminCommand::UpgradeAllow),
+                "",
+            ),
+            ("/admin/nope", "", 404, None, "not-found"),
+        ];
+        for (path, query, status, cmd, reason) in table {
+            let (a, got) = route_command(&v, &req(Method::Post, path, query, LOOPBACK), &allow);
+            assert_eq!(a.status, status, "{path}?{query}: {}", a.body);
+            assert_eq!(got, cmd, "{path}?{query}");
+            if !reason.is_empty() {
+                assert!(a.body.contains(reason), "{path}?{query}: {}", a.body);
+            }
+        }
+        // Loopback only, and GET carries no command.
+        let (a, got) = route_command(&v, &req(Method::Post, "/admin/drain", "", OUTSIDE), &allow);
+        assert_eq!((a.status, got), (403, None));
+        let (a, got) = route_command(&v, &req(Method::Get, "/admin/drain", "", LOOPBACK), &allow);
+        assert_eq!((a.status, got), (404, None));
+        // route() never takes commands.
+        let a = route(&v, &req(Method::Post, "/admin/drain", "", LOOPBACK), &allow);
+        assert_eq!(a.status, 405);
+    }
+
+    #[test]
+    fn decodes() {
+        let table: &[(&str, Option<&str>)] = &[
+            ("plain", Some("plain")),
+            ("a+b", Some("a b")),
+            ("a%20b", Some("a b")),
+            ("%2B%2b", Some("++")),
+            ("%C3%A9", Some("é")),
+            ("%", None),
+            ("%2", None),
+            ("%+1", None),
+            ("%zz", None),
+            ("%FF", None),
+        ];
+        for (raw, want) in table {
+            assert_eq!(decode(raw).as_deref(), *want, "{raw}");
+        }
+    }
+
+    #[test]
     fn small_body_never_leaks_more_than_status() {
         let a = route(
             &view(true, true, vec![]),
-            &Request {
-                method: Method::Get,
-                path: "/health",
-                query: "",
-                remote: OUTSIDE,
-                now: crate::clock::now(),
-                boot_now: Duration::ZERO,
-            },
+            &get("/health", ""),
             &Cidr::loopback(),
         );
         let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();

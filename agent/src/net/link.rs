@@ -50,9 +50,10 @@ pub enum Inbound {
         from: NodeId,
         datagram: Datagram,
     },
+    /// Boxed: every heartbeat travels in this enum, and a state is rare and large.
     State {
         from: NodeId,
-        state: NodeState,
+        state: Box<NodeState>,
     },
     FetchFailed {
         from: NodeId,
@@ -149,7 +150,10 @@ impl Net {
             })
             .await;
             let msg = match result {
-                Ok(Frame::State(state)) => Inbound::State { from, state },
+                Ok(Frame::State(state)) => Inbound::State {
+                    from,
+                    state: Box::new(state),
+                },
                 Ok(other) => {
                     shared.log.warn(Refusal::Malformed, || {
                         format!("peer {from} answered a state request with {other:?}")

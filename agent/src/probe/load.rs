@@ -48,7 +48,9 @@ pub fn spawn(interval: Duration) -> watch::Receiver<Option<LoadSample>> {
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|v| (0.0..=1.0).contains(v));
     if let Some(cpu) = cpu_override {
-        tracing::warn!("{CPU_OVERRIDE_ENV} replaces this node's CPU reading with {cpu} (fault injection)");
+        tracing::warn!(
+            "{CPU_OVERRIDE_ENV} replaces this node's CPU reading with {cpu} (fault injection)"
+        );
     }
     let spawned = std::thread::Builder::new()
         .name("quorate-load".into())
