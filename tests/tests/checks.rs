@@ -174,10 +174,15 @@ fn a_failing_app_check_on_the_primary_moves_the_primary() {
             .iter()
             .any(|r| r == "app")
     );
-    assert_eq!(
-        check_of(&c, moved.unwrap(), c.id(p), "app").as_deref(),
-        Some("fail")
-    );
+    let moved = moved.unwrap();
+    assert!(wait_until(Duration::from_secs(5), || check_of(
+        &c,
+        moved,
+        c.id(p),
+        "app"
+    )
+    .as_deref()
+        == Some("fail")));
 
     // The log says it once, not once per probe.
     std::thread::sleep(Duration::from_secs(3));

@@ -197,9 +197,10 @@ impl CheckLoop {
             }
             Outcome::StillHung => {
                 let since = self.stuck_since.unwrap_or(started);
+                let stuck = clock::now().saturating_duration_since(since);
                 Observed::Hung(format!(
                     "previous check stuck for {}",
-                    human(clock::now().saturating_duration_since(since))
+                    human(Duration::from_secs(stuck.as_secs()))
                 ))
             }
         };
@@ -241,7 +242,11 @@ impl VersionLoop {
             .run(app.timeout + GRACE, move || read_version(&job_app))
         {
             Outcome::Done(read) => read?,
-            Outcome::Hung => Err(format!("version: no answer in {}", human(app.timeout))),
+            Outcome::Hung => Err(format!(
+                "{}: no answer in {}",
+                version_source(app),
+                human(app.timeout)
+            )),
             // Keep what was last said until the stuck read returns.
             Outcome::StillHung => return None,
         };
@@ -497,11 +502,19 @@ pub fn read_version(app: &App) -> Option<Result<String, String>> {
         let read = read_head(path)
             .map_err(|e| describe(&e))
             .and_then(|head| non_empty(first_line(&head)));
-        return Some(read.map_err(|e| format!("version_file {}: {e}", path.display())));
+        return Some(read.map_err(|e| format!("{}: {e}", version_source(app))));
     }
     let command = app.version_command.as_ref()?;
     let read = run_sh(command, app.timeout, Output::FirstLine).and_then(non_empty);
-    Some(read.map_err(|e| format!("version_command: {e}")))
+    Some(read.map_err(|e| format!("{}: {e}", version_source(app))))
+}
+
+/// Where the version comes from, to prefix what went wrong.
+fn version_source(app: &App) -> String {
+    match &app.version_file {
+        Some(path) => format!("version_file {}", path.display()),
+        None => "version_command".into(),
+    }
 }
 
 /// The first [`VERSION_READ_MAX`] bytes of a file (a version file is one short line; do
@@ -1200,5 +1213,20 @@ mod tests {
             "a fresh `at` every probe"
         );
         drop(rx);
+        // The loop notices within an interval, and its workers end with it.
+        for _ in 0..200 {
+            let left = std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|comm| {
+                    ["quorate-app", "quorate-app-che", "quorate-app-ver"].contains(&comm.trim_end())
+                })
+                .count();
+            if left == 0 {
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        panic!("app probe threads still running after the channel closed");
     }
 }
