@@ -26,6 +26,7 @@ use crate::core::{MemberState, Node};
 use crate::probe::load::LoadSample;
 use crate::probe::{CheckResult, ConfigSetReport, MountReport, ProbeReport, config_hash, mounts};
 use crate::view::reason;
+pub use proto::compare_versions;
 
 /// Check names, in the order they are shown.
 pub const CHECKS: [&str; 6] = ["app", "mounts", "config", "clock", "version", "load"];
@@ -612,28 +613,6 @@ pub fn clock_fault(offsets: &[(&NodeId, i64)], max_us: i64) -> Option<Vec<String
         .collect();
     let n = offsets.len();
     (n > 0 && !off.is_empty() && (off.len() * 2 > n || off.len() == n)).then_some(off)
-}
-
-/// Orders app versions: numeric parts numerically, others as text (`5.10.0 > 5.9.1`,
-/// `5.2.1-rc1 < 5.2.1-rc2`).
-pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    let parts = |s: &str| -> Vec<String> {
-        s.split(|c: char| !c.is_ascii_alphanumeric())
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect()
-    };
-    let (pa, pb) = (parts(a), parts(b));
-    for (x, y) in pa.iter().zip(&pb) {
-        let ord = match (x.parse::<u64>(), y.parse::<u64>()) {
-            (Ok(x), Ok(y)) => x.cmp(&y),
-            _ => x.cmp(y),
-        };
-        if ord != Ordering::Equal {
-            return ord;
-        }
-    }
-    pa.len().cmp(&pb.len())
 }
 
 /// RFC 3339 (UTC, seconds) for wall µs.

@@ -33,7 +33,7 @@ pub use messages::{
 };
 pub use state::{
     BalancerSeen, CheckCode, CheckState, ConfigSetState, Drain, DrainOrder, DriftAck, FileHash,
-    Mode, MountState, NodeState, TaskPlacement,
+    Mode, MountState, NodeState, TaskPlacement, compare_versions,
 };
 pub use version::{
     ALPN_CTL, ALPN_PEER, CloseCode, MAX_DATAGRAM, MAX_FRAME, PEER_SERVER_NAME, PROTOCOL_VERSION,

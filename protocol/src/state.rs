@@ -200,3 +200,26 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     }
     h
 }
+
+/// Orders app versions: numeric parts numerically, others as text (`5.10.0 > 5.9.1`,
+/// `5.2.1-rc1 < 5.2.1-rc2`). The agent's upgrade gate and `quorate upgrade status` must
+/// agree on "newer", so this lives here, once.
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    let parts = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let (pa, pb) = (parts(a), parts(b));
+    for (x, y) in pa.iter().zip(&pb) {
+        let ord = match (x.parse::<u64>(), y.parse::<u64>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            _ => x.cmp(y),
+        };
+        if ord.is_ne() {
+            return ord;
+        }
+    }
+    pa.len().cmp(&pb.len())
+}

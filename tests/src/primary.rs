@@ -137,3 +137,14 @@ pub fn current_primary(addrs: &[SocketAddr]) -> Option<usize> {
         _ => None,
     }
 }
+
+/// Waits up to `timeout` for exactly one of `addrs` to answer `/primary` 200, and
+/// returns its index.
+pub fn wait_one_primary(addrs: &[SocketAddr], timeout: std::time::Duration) -> Option<usize> {
+    let mut found = None;
+    crate::wait_until(timeout, || {
+        found = current_primary(addrs);
+        found.is_some()
+    });
+    found
+}

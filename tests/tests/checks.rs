@@ -24,16 +24,7 @@ fn addrs(c: &TestCluster) -> Vec<std::net::SocketAddr> {
 }
 
 fn one_primary(c: &TestCluster) -> usize {
-    let addrs = addrs(c);
-    let mut found = None;
-    assert!(
-        wait_until(SETTLE, || {
-            found = current_primary(&addrs);
-            found.is_some()
-        }),
-        "no single primary"
-    );
-    found.unwrap_or_default()
+    quorate_tests::primary::wait_one_primary(&addrs(c), SETTLE).expect("no single primary")
 }
 
 fn all_healthy(c: &TestCluster) -> bool {

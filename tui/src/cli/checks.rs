@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use proto::NodeId;
 use proto::status::ClusterStatus;
+use proto::{NodeId, compare_versions};
 
 use super::Global;
 use super::status::{TIMEOUT, fetch};
@@ -198,27 +198,6 @@ pub fn upgrade_report(s: &ClusterStatus) -> String {
         None => out.push_str(&format!("every node runs {newest}\n")),
     }
     out
-}
-
-/// Numeric parts compare as numbers (the agent orders versions the same way).
-fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
-    let parts = |s: &str| -> Vec<String> {
-        s.split(|c: char| !c.is_ascii_alphanumeric())
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect()
-    };
-    let (pa, pb) = (parts(a), parts(b));
-    for (x, y) in pa.iter().zip(&pb) {
-        let ord = match (x.parse::<u64>(), y.parse::<u64>()) {
-            (Ok(x), Ok(y)) => x.cmp(&y),
-            _ => x.cmp(y),
-        };
-        if ord.is_ne() {
-            return ord;
-        }
-    }
-    pa.len().cmp(&pb.len())
 }
 
 /// `quorate task should-run NAME`: exit 0 and `QUORATE_TERM=N` on the one node that
