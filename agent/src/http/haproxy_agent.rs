@@ -89,7 +89,7 @@ struct Up {
 /// 1. draining: `drain` for `maint_after` since the drain took effect (the balancer keeps
 ///    existing sessions and sees the drain first), then `maint`;
 /// 2. not healthy: `down`;
-/// 3. otherwise `up N%`. N follows the load ([`load_target`]) with hysteresis: a new step
+/// 3. otherwise `up N%`. N follows the load (see `load_target`) with hysteresis: a new step
 ///    is adopted when the target has stayed at least one step away (in the same
 ///    direction) for [`HYSTERESIS_HOLD`], or at once when it is
 ///    [`HYSTERESIS_JUMP_STEPS`] steps away or more. After the node comes back from
