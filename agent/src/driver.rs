@@ -54,6 +54,8 @@ pub struct Driver {
     pub(crate) assessment: Option<(Assessment, Instant)>,
     /// Something the assessment depends on changed since it was made.
     pub(crate) dirty: bool,
+    /// Whether this node held the lease when the checks were last judged.
+    pub(crate) lease_held_assessed: bool,
     pub(crate) agent: AgentWeight,
     pub(crate) agent_check: String,
     /// Keeps the config watcher alive.
@@ -337,7 +339,11 @@ impl Driver {
     /// Re-judges the local checks if an input changed, or the last judgement is older
     /// than [`REFRESH`] (peers' states and ages move on their own).
     fn reassess(&mut self, now: Instant) {
+        // Losing the lease (a handover) changes the answers at once: a drained node
+        // answers the drain code as soon as it no longer holds the role.
+        let lease_held = lease::holds(self.core.lease().as_ref(), now);
         if !self.dirty
+            && lease_held == self.lease_held_assessed
             && self
                 .assessment
                 .as_ref()
@@ -355,7 +361,7 @@ impl Driver {
             tracing::warn!("{line}");
             self.save_operator();
         }
-        let lease_held = lease::holds(self.core.lease().as_ref(), now);
+        self.lease_held_assessed = lease_held;
         let a = self.local.assess(&self.core, now, wall, lease_held);
         if let Some((old, _)) = &self.assessment {
             log_transitions(old, &a);

@@ -208,6 +208,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         local,
         assessment: None,
         dirty: true,
+        lease_held_assessed: false,
         agent: config
             .haproxy_agent
             .as_ref()

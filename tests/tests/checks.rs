@@ -559,19 +559,25 @@ fn a_node_on_a_newer_version_waits_for_the_upgrade_gate() {
         "{}",
         c.http_get(up, "/ready").body
     );
-    let status = std::process::Command::new(bin("quorate"))
-        .args([
-            "--connect",
-            &c.http_addr(p).to_string(),
-            "upgrade",
-            "status",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&status.stdout);
+    // The primary says which node to allow next, once the restarted node's state reached
+    // it.
+    let upgrade_status = || {
+        let out = std::process::Command::new(bin("quorate"))
+            .args([
+                "--connect",
+                &c.http_addr(p).to_string(),
+                "upgrade",
+                "status",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let next = format!("upgrade allow` on {}", c.id(up));
     assert!(
-        text.contains(&format!("upgrade allow` on {}", c.id(up))),
-        "{text}"
+        wait_until(SETTLE, || upgrade_status().contains(&next)),
+        "{}",
+        upgrade_status()
     );
     let out = std::process::Command::new(bin("quorate"))
         .args([

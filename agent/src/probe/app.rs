@@ -35,8 +35,8 @@ const VERSION_EVERY: Duration = Duration::from_secs(30);
 /// How often a check that stays failing is logged again.
 const SUMMARY_EVERY: Duration = Duration::from_secs(600);
 /// The probes apply the timeout themselves (and kill a command at it); the worker waits
-/// a little longer so that such a probe reports its own reason ("killed after 2s")
-/// rather than a bare `hung`.
+/// a little longer so that such a probe reports its own reason ("killed after 2s"), still
+/// as `hung`.
 const GRACE: Duration = Duration::from_millis(500);
 /// The most read of an HTTP answer: the status line is all we want.
 const STATUS_LINE_MAX: usize = 2048;
@@ -190,7 +190,8 @@ impl CheckLoop {
             .run(timeout + GRACE, move || probe(&check, expect, timeout));
         let observed = match outcome {
             Outcome::Done(Ok(())) => Observed::Pass,
-            Outcome::Done(Err(reason)) => Observed::Fail(reason),
+            Outcome::Done(Err(ProbeError::Failed(reason))) => Observed::Fail(reason),
+            Outcome::Done(Err(ProbeError::TimedOut(reason))) => Observed::Hung(reason),
             Outcome::Hung => {
                 self.stuck_since = Some(started);
                 Observed::Hung(format!("no answer in {}", human(timeout)))
@@ -266,15 +267,46 @@ impl VersionLoop {
 // Probes. Each blocks (it runs on a Worker) but applies the timeout itself where the OS
 // allows, so the usual failures carry a precise reason.
 
+/// Why a probe did not pass. The split matters to the operator: a wrong answer is `fail`,
+/// no answer at all within the timeout is `hung` (a stuck app or NFS mount, not a broken
+/// one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeError {
+    /// It answered, and the answer was wrong (or the connection was refused).
+    Failed(String),
+    /// It gave no answer within the timeout (a command is killed at it).
+    TimedOut(String),
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Failed(reason) | Self::TimedOut(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl From<String> for ProbeError {
+    fn from(reason: String) -> Self {
+        Self::Failed(reason)
+    }
+}
+
+impl From<&str> for ProbeError {
+    fn from(reason: &str) -> Self {
+        Self::Failed(reason.into())
+    }
+}
+
 /// Runs one app check: `Ok` when it passes, else why not.
-pub fn probe(check: &AppCheck, expect_status: u16, timeout: Duration) -> Result<(), String> {
+pub fn probe(check: &AppCheck, expect_status: u16, timeout: Duration) -> Result<(), ProbeError> {
     match check {
         AppCheck::Http { authority, path } => {
             let status = http_status(authority, path, timeout)?;
             if status == expect_status {
                 Ok(())
             } else {
-                Err(format!("HTTP {status}"))
+                Err(ProbeError::Failed(format!("HTTP {status}")))
             }
         }
         AppCheck::Tcp { authority } => {
@@ -286,12 +318,12 @@ pub fn probe(check: &AppCheck, expect_status: u16, timeout: Duration) -> Result<
 }
 
 /// A minimal HTTP/1.1 GET: returns the status code, having read the status line only.
-pub fn http_status(authority: &str, path: &str, timeout: Duration) -> Result<u16, String> {
+pub fn http_status(authority: &str, path: &str, timeout: Duration) -> Result<u16, ProbeError> {
     if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("path {path:?} has spaces or control characters"));
+        return Err(format!("path {path:?} has spaces or control characters").into());
     }
     let deadline = clock::now() + timeout;
-    let no_answer = || format!("no answer in {}", human(timeout));
+    let no_answer = || ProbeError::TimedOut(format!("no answer in {}", human(timeout)));
     let mut stream = connect(authority, deadline, timeout)?;
 
     let request = format!(
@@ -305,7 +337,7 @@ pub fn http_status(authority: &str, path: &str, timeout: Duration) -> Result<u16
         if timed_out(&e) {
             no_answer()
         } else {
-            format!("send: {}", describe(&e))
+            format!("send: {}", describe(&e)).into()
         }
     })?;
 
@@ -321,10 +353,10 @@ pub fn http_status(authority: &str, path: &str, timeout: Duration) -> Result<u16
             Ok(n) => len += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if timed_out(&e) => return Err(no_answer()),
-            Err(e) => return Err(format!("receive: {}", describe(&e))),
+            Err(e) => return Err(format!("receive: {}", describe(&e)).into()),
         }
     }
-    parse_status_line(&buf[..len])
+    Ok(parse_status_line(&buf[..len])?)
 }
 
 /// The status code from the start of an HTTP answer.
@@ -350,7 +382,7 @@ fn parse_status_line(answer: &[u8]) -> Result<u16, String> {
 }
 
 /// Connects to the first address of `authority` that answers before `deadline`.
-fn connect(authority: &str, deadline: Instant, timeout: Duration) -> Result<TcpStream, String> {
+fn connect(authority: &str, deadline: Instant, timeout: Duration) -> Result<TcpStream, ProbeError> {
     // Name resolution has no timeout of its own; a stuck resolver is the worker's `hung`.
     let addrs: Vec<SocketAddr> = authority
         .to_socket_addrs()
@@ -367,9 +399,9 @@ fn connect(authority: &str, deadline: Instant, timeout: Duration) -> Result<TcpS
         }
     }
     Err(match last {
-        _ if addrs.is_empty() => format!("resolve {authority}: no address"),
-        Some(e) if !timed_out(&e) => format!("connect: {}", describe(&e)),
-        _ => format!("connect: no answer in {}", human(timeout)),
+        _ if addrs.is_empty() => format!("resolve {authority}: no address").into(),
+        Some(e) if !timed_out(&e) => format!("connect: {}", describe(&e)).into(),
+        _ => ProbeError::TimedOut(format!("connect: no answer in {}", human(timeout))),
     })
 }
 
@@ -384,7 +416,7 @@ enum Output {
 /// Runs `/bin/sh -c command` in a process group of its own, with stdin and stderr null.
 /// On exit 0 returns the first line of its output (empty with [`Output::Discard`]); past
 /// `timeout` kills the whole group, so a check's children do not outlive it.
-fn run_sh(command: &str, timeout: Duration, output: Output) -> Result<String, String> {
+fn run_sh(command: &str, timeout: Duration, output: Output) -> Result<String, ProbeError> {
     let deadline = clock::now() + timeout;
     let mut child = Command::new("/bin/sh")
         .arg("-c")
@@ -403,7 +435,7 @@ fn run_sh(command: &str, timeout: Duration, output: Output) -> Result<String, St
             Ok(rx) => Some(rx),
             Err(e) => {
                 kill_group(&mut child);
-                return Err(format!("cannot start the output reader: {e}"));
+                return Err(format!("cannot start the output reader: {e}").into());
             }
         },
         None => None,
@@ -411,7 +443,7 @@ fn run_sh(command: &str, timeout: Duration, output: Output) -> Result<String, St
 
     let status = wait_until(&mut child, deadline, timeout)?;
     if !status.success() {
-        return Err(describe_exit(status));
+        return Err(describe_exit(status).into());
     }
     let Some(lines) = lines else {
         return Ok(String::new());
@@ -420,7 +452,10 @@ fn run_sh(command: &str, timeout: Duration, output: Output) -> Result<String, St
     // the command left a child holding it.
     match lines.recv_timeout(remaining(deadline).unwrap_or(Duration::ZERO)) {
         Ok(out) => Ok(out),
-        Err(_) => Err(format!("output still open {} after start", human(timeout))),
+        Err(_) => Err(ProbeError::TimedOut(format!(
+            "output still open {} after start",
+            human(timeout)
+        ))),
     }
 }
 
@@ -429,7 +464,7 @@ fn wait_until(
     child: &mut Child,
     deadline: Instant,
     timeout: Duration,
-) -> Result<ExitStatus, String> {
+) -> Result<ExitStatus, ProbeError> {
     // std has no wait with a timeout; poll, quickly at first (most checks are fast).
     let mut pause = Duration::from_millis(1);
     loop {
@@ -438,12 +473,15 @@ fn wait_until(
             Ok(None) => {}
             Err(e) => {
                 kill_group(child);
-                return Err(format!("wait: {}", describe(&e)));
+                return Err(format!("wait: {}", describe(&e)).into());
             }
         }
         let Some(left) = remaining(deadline) else {
             kill_group(child);
-            return Err(format!("killed after {}", human(timeout)));
+            return Err(ProbeError::TimedOut(format!(
+                "killed after {}",
+                human(timeout)
+            )));
         };
         thread::sleep(pause.min(left));
         pause = (pause * 2).min(Duration::from_millis(50));
@@ -505,7 +543,9 @@ pub fn read_version(app: &App) -> Option<Result<String, String>> {
         return Some(read.map_err(|e| format!("{}: {e}", version_source(app))));
     }
     let command = app.version_command.as_ref()?;
-    let read = run_sh(command, app.timeout, Output::FirstLine).and_then(non_empty);
+    let read = run_sh(command, app.timeout, Output::FirstLine)
+        .map_err(|e| e.to_string())
+        .and_then(non_empty);
     Some(read.map_err(|e| format!("{}: {e}", version_source(app))))
 }
 
@@ -895,12 +935,12 @@ mod tests {
     }
 
     #[test]
-    fn http_without_answer_fails_within_the_timeout() {
+    fn http_without_answer_is_hung_within_the_timeout() {
         let (authority, _request) = serve_once(None);
         let start = clock::now();
         assert_eq!(
             probe(&http(&authority), 200, T),
-            Err("no answer in 500ms".into())
+            Err(ProbeError::TimedOut("no answer in 500ms".into()))
         );
         let took = clock::now() - start;
         assert!(took >= T && took < T + Duration::from_secs(1), "{took:?}");
@@ -987,7 +1027,7 @@ mod tests {
         let start = clock::now();
         assert_eq!(
             probe(&exec(&command), 200, T),
-            Err("killed after 500ms".into())
+            Err(ProbeError::TimedOut("killed after 500ms".into()))
         );
         let took = clock::now() - start;
         assert!(took < T + Duration::from_secs(1), "{took:?}");
@@ -1010,7 +1050,7 @@ mod tests {
         let start = clock::now();
         assert_eq!(
             probe(&exec("sleep 60"), 200, T),
-            Err("killed after 500ms".into())
+            Err(ProbeError::TimedOut("killed after 500ms".into()))
         );
         assert!(clock::now() - start < T + Duration::from_secs(1));
     }
