@@ -49,15 +49,16 @@ impl Haproxy {
             let http = c.http_addr(i);
             servers.push_str(&format!("  server {} {http} check\n", c.id(i)));
             tier_servers.push_str(&format!(
-                "  server {} {http} check agent-check agent-addr 127.0.0.1 agent-port {} agent-inter 300ms\n",
+                "  server {} {http} weight 100 check agent-check agent-addr 127.0.0.1 agent-port {} agent-inter 300ms\n",
                 c.id(i),
                 agent
             ));
         }
         let cfg = format!(
             "global\n  maxconn 512\n  stats socket {stats} mode 600 level admin\n\n\
-             defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n  \
-             default-server inter 100ms fall 2 rise 1\n\n\
+             defaults\n  mode http\n  timeout connect 250ms\n  timeout client 5s\n  timeout server 5s\n  \
+             retries 1\n  option redispatch\n  \
+             default-server inter 100ms fall 2 rise 1 on-marked-down shutdown-sessions\n\n\
              frontend primary\n  bind {front}\n  default_backend primary\n\n\
              backend primary\n  option httpchk GET /primary\n  http-check send-state\n{servers}\n\
              frontend tier\n  bind {tier}\n  default_backend tier\n\n\
