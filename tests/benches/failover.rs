@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use quorate_tests::primary::current_primary;
-use quorate_tests::{TestCluster, http_request, now, wait_until};
+use quorate_tests::{TestCluster, bench, http_request, now, wait_until};
 
 const FAST_PRESET: &str = "[timing]\nheartbeat_interval = \"100ms\"\nlease_heartbeat_interval = \"20ms\"\nlease = \"150ms\"\nelection_timeout = \"200ms\"\n";
 
@@ -111,27 +111,6 @@ fn trial(c: &mut TestCluster, graceful: bool) -> Option<Sample> {
     })
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn report(name: &str, mut xs: Vec<Duration>, failures: usize) {
-    xs.sort();
-    let ms = |d: Duration| format!("{:.0}", d.as_secs_f64() * 1000.0);
-    println!(
-        "| {name} | {} | {} | {} | {} | {} | {failures} |",
-        xs.len(),
-        ms(pct(&xs, 0.5)),
-        ms(pct(&xs, 0.99)),
-        ms(xs.last().copied().unwrap_or_default()),
-        ms(xs.first().copied().unwrap_or_default()),
-    );
-}
-
 fn run(name: &str, extra: &str, graceful: bool, trials: usize) {
     let mut c = TestCluster::builder(3).extra_all(extra).start();
     let _ = c.wait_converged(Duration::from_secs(20));
@@ -149,27 +128,23 @@ fn run(name: &str, extra: &str, graceful: bool, trials: usize) {
             None => failures += 1,
         }
     }
-    report(name, to_new, failures);
+    bench::row(name, to_new, failures, 0);
     if graceful {
-        report(
+        bench::row(
             &format!("{name}: gap (last old 200 → first new 200)"),
             gaps,
+            0,
             0,
         );
     }
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test` builds benches too but must not run them.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !bench::is_bench_run() {
         return;
     }
-    let trials: usize = std::env::var("QUORATE_BENCH_TRIALS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(50);
-    println!("| what | trials | p50 ms | p99 ms | max ms | min ms | failed |");
-    println!("|---|---|---|---|---|---|---|");
+    let trials = bench::trials(50);
+    bench::header();
     run(
         "SIGKILL primary → 200 elsewhere (defaults)",
         "",

@@ -54,7 +54,7 @@ fn measure(n: usize, secs: u64) {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
+    if !quorate_tests::bench::is_bench_run() {
         return;
     }
     let secs: u64 = std::env::var("QUORATE_BENCH_SECONDS")

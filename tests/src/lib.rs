@@ -6,6 +6,8 @@
 //!   certificates made by the real `quorate ca`, one config file per node in the
 //!   documented format, and a log file per node. The binaries must be built first
 //!   (`cargo build --workspace --bins`); [`bin`] finds them next to the test executable.
+//! - [`haproxy`]: real HAProxy in front of a cluster; [`mountns`]: per-agent mount
+//!   namespaces.
 //! - [`quic`]: a bare quinn client for tests that play a misbehaving peer (a certificate
 //!   from another CA, a hello that claims another node).
 //! - Here: the small tools every test uses — [`wait_until`], a blocking HTTP/1.1 client
@@ -16,7 +18,10 @@
 //! source). A failing cluster test prints every node's log (see [`TestCluster`]'s
 //! `Drop`).
 
+pub mod bench;
 pub mod cluster;
+pub mod haproxy;
+pub mod mountns;
 pub mod netcut;
 pub mod primary;
 pub mod quic;

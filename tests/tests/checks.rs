@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use quorate_tests::cluster::nodes;
+use quorate_tests::mountns::{bind_wrapper, can_unshare};
 use quorate_tests::primary::current_primary;
 use quorate_tests::{Stopwatch, TestCluster, bin, wait_until};
 use serde_json::Value;
@@ -349,32 +350,6 @@ fn a_hung_check_never_slows_health_or_heartbeats() {
         assert!(m["last_seen_ms"].as_u64().unwrap() < 1000, "{m:#}");
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// Runs each agent in a mount namespace of its own, with `src` bind-mounted at `dst`.
-fn bind_wrapper(src: &Path, dst: &Path) -> Vec<String> {
-    vec![
-        "unshare".into(),
-        "--mount".into(),
-        "--propagation".into(),
-        "private".into(),
-        "--".into(),
-        "sh".into(),
-        "-c".into(),
-        format!(
-            "mount --bind '{}' '{}' && exec \"$@\"",
-            src.display(),
-            dst.display()
-        ),
-        "sh".into(),
-    ]
-}
-
-fn can_unshare() -> bool {
-    std::process::Command::new("unshare")
-        .args(["--mount", "true"])
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 #[test]

@@ -1,0 +1,48 @@
+//! What the benchmarks in `tests/benches/` share: whether this is a bench run, the trial
+//! count, and the Markdown table rows docs/benchmarks.md is made of.
+
+use std::time::Duration;
+
+/// Whether the process runs as a benchmark: `cargo bench` passes `--bench`; `cargo test`
+/// builds benches too, and they must then do nothing.
+pub fn is_bench_run() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// `QUORATE_BENCH_TRIALS`, or `default`.
+pub fn trials(default: usize) -> usize {
+    std::env::var("QUORATE_BENCH_TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `p`-quantile (0.0–1.0) of sorted samples, nearest rank; zero when empty.
+pub fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// The table header matching [`row`].
+pub fn header() {
+    println!("| what | trials | p50 ms | p99 ms | max ms | min ms | failed |");
+    println!("|---|---|---|---|---|---|---|");
+}
+
+/// Prints one Markdown table row: count, p50, p99, max and min in milliseconds (with
+/// `decimals` places), and the failed trials.
+pub fn row(name: &str, mut xs: Vec<Duration>, failures: usize, decimals: usize) {
+    xs.sort();
+    let ms = |d: Duration| format!("{:.*}", decimals, d.as_secs_f64() * 1000.0);
+    println!(
+        "| {name} | {} | {} | {} | {} | {} | {failures} |",
+        xs.len(),
+        ms(pct(&xs, 0.5)),
+        ms(pct(&xs, 0.99)),
+        ms(xs.last().copied().unwrap_or_default()),
+        ms(xs.first().copied().unwrap_or_default()),
+    );
+}
