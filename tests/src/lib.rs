@@ -7,7 +7,7 @@
 //!   documented format, and a log file per node. The binaries must be built first
 //!   (`cargo build --workspace --bins`); [`bin`] finds them next to the test executable.
 //! - [`haproxy`]: real HAProxy in front of a cluster; [`mountns`]: per-agent mount
-//!   namespaces.
+//!   namespaces; [`fuse`]: a mount that stops answering, like a hung NFS server.
 //! - [`quic`]: a bare quinn client for tests that play a misbehaving peer (a certificate
 //!   from another CA, a hello that claims another node).
 //! - Here: the small tools every test uses — [`wait_until`], a blocking HTTP/1.1 client
@@ -20,6 +20,7 @@
 
 pub mod bench;
 pub mod cluster;
+pub mod fuse;
 pub mod haproxy;
 pub mod mountns;
 pub mod netcut;
