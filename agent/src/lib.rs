@@ -72,25 +72,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let tls = net::tls::TlsMaterial::load(&config.tls)?;
 
     let local_state = proto::NodeState {
-        node: config.node.clone(),
-        incarnation,
-        advertise: config.advertise.to_string(),
-        mode: config.mode,
-        priority: config.priority,
         roles: config.roles.clone(),
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-        app_version: None,
-        started: clock::wall(),
         peers_hash: peers_hash(&config),
-        checks: Vec::new(),
-        mounts: Vec::new(),
-        config: Vec::new(),
-        drain: None,
-        drain_orders: Vec::new(),
-        drift_acks: Vec::new(),
-        balancer: None,
-        tasks: Vec::new(),
-        upgrade_allowed: false,
+        ..proto::NodeState::new(
+            config.node.clone(),
+            incarnation,
+            config.advertise.to_string(),
+            config.mode,
+            config.priority,
+            clock::wall(),
+        )
     };
     let digest = local_state.digest();
     let (state_tx, state_rx) = watch::channel(local_state);

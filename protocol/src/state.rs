@@ -182,6 +182,39 @@ pub struct TaskPlacement {
 }
 
 impl NodeState {
+    /// A node's state as it starts: who it is, and nothing checked, placed or ordered
+    /// yet. The agent fills in the rest as its checks report.
+    pub fn new(
+        node: NodeId,
+        incarnation: Incarnation,
+        advertise: String,
+        mode: Mode,
+        priority: u32,
+        started: WallMicros,
+    ) -> Self {
+        Self {
+            node,
+            incarnation,
+            advertise,
+            mode,
+            priority,
+            roles: Vec::new(),
+            agent_version: String::new(),
+            app_version: None,
+            started,
+            peers_hash: [0; 8],
+            checks: Vec::new(),
+            mounts: Vec::new(),
+            config: Vec::new(),
+            drain: None,
+            drain_orders: Vec::new(),
+            drift_acks: Vec::new(),
+            balancer: None,
+            tasks: Vec::new(),
+            upgrade_allowed: false,
+        }
+    }
+
     /// The digest heartbeats carry: first 8 bytes of a hash of the encoded state. A
     /// receiver whose copy has another digest fetches the state again.
     pub fn digest(&self) -> StateDigest {

@@ -574,6 +574,16 @@ impl TestCluster {
         self.signal(i, libc::SIGCONT);
     }
 
+    /// Runs the operator tool against node `i` (`quorate ARGS --connect ADDR`).
+    pub fn quorate(&self, i: usize, args: &[&str]) -> std::process::Output {
+        Command::new(crate::bin("quorate"))
+            .args(args)
+            .arg("--connect")
+            .arg(self.http_addr(i).to_string())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run quorate: {e}"))
+    }
+
     /// One HTTP request to node `i`'s HTTP port.
     pub fn http(&self, i: usize, method: &str, path: &str) -> std::io::Result<Response> {
         http_request(self.http_addr(i), method, path)

@@ -16,7 +16,7 @@ use quorate_tests::cluster::nodes;
 use quorate_tests::fuse::StallableMount;
 use quorate_tests::mountns::{bind_wrapper, can_unshare};
 use quorate_tests::primary::current_primary;
-use quorate_tests::{Stopwatch, TestCluster, bin, wait_until};
+use quorate_tests::{Stopwatch, TestCluster, wait_until};
 use serde_json::Value;
 
 const SETTLE: Duration = Duration::from_secs(20);
@@ -268,28 +268,10 @@ fn tasks_run_on_exactly_one_node_per_rule_and_move_when_it_fails() {
     exactly_one(&c, "spread-b", &all).expect("spread-b placed");
     assert_eq!(c.http_get(0, "/task/nope").status, 404);
     // `quorate task should-run` agrees, and prints the fencing term.
-    let out = std::process::Command::new(bin("quorate"))
-        .args([
-            "--connect",
-            &c.http_addr(2).to_string(),
-            "task",
-            "should-run",
-            "preferred",
-        ])
-        .output()
-        .unwrap();
+    let out = c.quorate(2, &["task", "should-run", "preferred"]);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("QUORATE_TERM="));
-    let out = std::process::Command::new(bin("quorate"))
-        .args([
-            "--connect",
-            &c.http_addr(0).to_string(),
-            "task",
-            "should-run",
-            "preferred",
-        ])
-        .output()
-        .unwrap();
+    let out = c.quorate(0, &["task", "should-run", "preferred"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 
     // Roles: exactly the nodes with the role; 404 for a role nobody has.
@@ -345,7 +327,11 @@ fn a_hung_check_never_slows_health_or_heartbeats() {
     );
     // Generous (the 10 ms goal is the checks benchmark's): the point is that /health never
     // waits for the stuck check, whose timeout is 300 ms.
-    assert!(took[199] < Duration::from_millis(250), "max {:?}", took[199]);
+    assert!(
+        took[199] < Duration::from_millis(250),
+        "max {:?}",
+        took[199]
+    );
     // Heartbeats keep flowing: n2 hears n1 all along.
     for _ in 0..10 {
         let m = c.member(1, "n1").unwrap();
@@ -448,18 +434,7 @@ fn drain_hands_over_then_answers_the_drain_code_and_expires() {
         .start();
     let p = one_primary(&c);
     assert!(wait_until(SETTLE, || all_healthy(&c)));
-    let out = std::process::Command::new(bin("quorate"))
-        .args([
-            "--connect",
-            &c.http_addr(p).to_string(),
-            "drain",
-            "--reason",
-            "kernel update",
-            "--for",
-            "4s",
-        ])
-        .output()
-        .unwrap();
+    let out = c.quorate(p, &["drain", "--reason", "kernel update", "--for", "4s"]);
     assert!(out.status.success(), "{out:?}");
     // It handed the primary over first.
     let addrs = addrs(&c);
@@ -486,26 +461,13 @@ fn drain_hands_over_then_answers_the_drain_code_and_expires() {
 fn drain_of_another_node_is_gossiped_to_it() {
     let c = TestCluster::builder(3).start();
     assert!(wait_until(SETTLE, || all_healthy(&c)));
-    let out = std::process::Command::new(bin("quorate"))
-        .args([
-            "--connect",
-            &c.http_addr(0).to_string(),
-            "drain",
-            "n3",
-            "--reason",
-            "disk",
-        ])
-        .output()
-        .unwrap();
+    let out = c.quorate(0, &["drain", "n3", "--reason", "disk"]);
     assert!(out.status.success(), "{out:?}");
     assert!(wait_until(Duration::from_secs(5), || c
         .http_get(2, "/health")
         .status
         == 404));
-    let out = std::process::Command::new(bin("quorate"))
-        .args(["--connect", &c.http_addr(1).to_string(), "undrain", "n3"])
-        .output()
-        .unwrap();
+    let out = c.quorate(1, &["undrain", "n3"]);
     assert!(out.status.success(), "{out:?}");
     assert!(wait_until(Duration::from_secs(5), || c
         .http_get(2, "/health")
@@ -540,15 +502,7 @@ fn a_node_on_a_newer_version_waits_for_the_upgrade_gate() {
     // The primary says which node to allow next, once the restarted node's state reached
     // it.
     let upgrade_status = || {
-        let out = std::process::Command::new(bin("quorate"))
-            .args([
-                "--connect",
-                &c.http_addr(p).to_string(),
-                "upgrade",
-                "status",
-            ])
-            .output()
-            .unwrap();
+        let out = c.quorate(p, &["upgrade", "status"]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let next = format!("upgrade allow` on {}", c.id(up));
@@ -557,15 +511,7 @@ fn a_node_on_a_newer_version_waits_for_the_upgrade_gate() {
         "{}",
         upgrade_status()
     );
-    let out = std::process::Command::new(bin("quorate"))
-        .args([
-            "--connect",
-            &c.http_addr(up).to_string(),
-            "upgrade",
-            "allow",
-        ])
-        .output()
-        .unwrap();
+    let out = c.quorate(up, &["upgrade", "allow"]);
     assert!(out.status.success(), "{out:?}");
     assert!(wait_until(SETTLE, || c.is_ready(up)));
     assert!(

@@ -344,15 +344,6 @@ fn hooks_run_with_the_role_and_a_hanging_hook_blocks_nothing() {
     assert!(wait_until(SETTLE, || primary_among(&c, &others).is_some()));
 }
 
-fn quorate(c: &TestCluster, node: usize, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(quorate_tests::bin("quorate"))
-        .args(args)
-        .arg("--connect")
-        .arg(c.http_addr(node).to_string())
-        .output()
-        .expect("quorate runs")
-}
-
 #[test]
 fn quorate_transfer_moves_the_primary_from_any_node() {
     let c = TestCluster::builder(3).start();
@@ -360,7 +351,7 @@ fn quorate_transfer_moves_the_primary_from_any_node() {
     let target = (p + 1) % 3;
     // Asked on a node that is not the primary: it forwards to the primary.
     let via = (p + 2) % 3;
-    let out = quorate(&c, via, &["transfer", c.id(target)]);
+    let out = c.quorate(via, &["transfer", c.id(target)]);
     assert!(
         out.status.success(),
         "{}{}",
@@ -369,7 +360,7 @@ fn quorate_transfer_moves_the_primary_from_any_node() {
     );
     assert!(wait_until(SETTLE, || current_primary(&addrs(&c)) == Some(target)));
     // A node that is not eligible (here: unknown) is refused, and nothing moves.
-    let out = quorate(&c, target, &["transfer", "n9"]);
+    let out = c.quorate(target, &["transfer", "n9"]);
     assert!(!out.status.success());
     assert_eq!(current_primary(&addrs(&c)), Some(target));
 }
@@ -378,7 +369,7 @@ fn quorate_transfer_moves_the_primary_from_any_node() {
 fn freeze_stops_elections_until_unfreeze() {
     let mut c = TestCluster::builder(3).start();
     let p = one_primary(&c);
-    let out = quorate(&c, p, &["freeze"]);
+    let out = c.quorate(p, &["freeze"]);
     assert!(
         out.status.success(),
         "{}",
@@ -391,7 +382,7 @@ fn freeze_stops_elections_until_unfreeze() {
     c.kill(p);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(primary_among(&c, &others), None, "frozen: no election");
-    let out = quorate(&c, others[0], &["unfreeze"]);
+    let out = c.quorate(others[0], &["unfreeze"]);
     assert!(
         out.status.success(),
         "{}",

@@ -109,25 +109,15 @@ impl Host {
             .as_ref()
             .map_or(self.priority, |core| core.config().priority);
         NodeState {
-            node: self.id.clone(),
-            incarnation: Incarnation(self.incarnation),
-            advertise: self.advertise(),
-            mode: self.mode,
-            priority,
-            roles: Vec::new(),
             agent_version: "sim".into(),
-            app_version: None,
-            started: WallMicros(self.started.as_micros() as u64),
-            peers_hash: [0; 8],
-            checks: Vec::new(),
-            mounts: Vec::new(),
-            config: Vec::new(),
-            drain: None,
-            drain_orders: Vec::new(),
-            drift_acks: Vec::new(),
-            balancer: None,
-            tasks: Vec::new(),
-            upgrade_allowed: false,
+            ..NodeState::new(
+                self.id.clone(),
+                Incarnation(self.incarnation),
+                self.advertise(),
+                self.mode,
+                priority,
+                WallMicros(self.started.as_micros() as u64),
+            )
         }
     }
 
