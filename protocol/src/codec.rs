@@ -87,6 +87,12 @@ pub fn decode_datagram(bytes: &[u8]) -> Result<Datagram, DecodeError> {
 
 /// Encodes a frame with its length prefix; fails if the body would exceed [`MAX_FRAME`].
 pub fn encode_frame(msg: &Frame) -> Result<Vec<u8>, EncodeError> {
+    encode_framed(msg)
+}
+
+/// Any stream message (peer [`Frame`] or operator-channel message) with its length
+/// prefix, under [`MAX_FRAME`].
+pub(crate) fn encode_framed<T: serde::Serialize>(msg: &T) -> Result<Vec<u8>, EncodeError> {
     let mut out = encode_body(msg, MAX_FRAME, FRAME_HEADER_LEN)?;
     let len = u32::try_from(out.len() - FRAME_HEADER_LEN).map_err(|_| EncodeError::TooLarge {
         len: out.len(),
@@ -114,5 +120,12 @@ pub fn frame_body_len(header: [u8; FRAME_HEADER_LEN]) -> Result<usize, DecodeErr
 
 /// Decodes a frame body (the bytes after the length prefix).
 pub fn decode_frame_body(bytes: &[u8]) -> Result<Frame, DecodeError> {
+    decode_framed(bytes)
+}
+
+/// Decodes any stream message body (the bytes after the length prefix).
+pub(crate) fn decode_framed<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<T, DecodeError> {
     decode_body(bytes, MAX_FRAME)
 }

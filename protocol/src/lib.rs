@@ -6,6 +6,8 @@
 //! - **Stream frames** ([`Frame`]): length-prefixed messages on QUIC streams — the hello
 //!   exchange that binds a connection to a node id, and full [`NodeState`] fetches.
 //!   At most [`MAX_FRAME`] bytes each.
+//! - **The operator channel** ([`ctl`]): requests and answers between `quorate` and an
+//!   agent, framed the same way, on connections with ALPN [`ALPN_CTL`].
 //!
 //! Every datagram and every frame body begins with [`PROTOCOL_VERSION`]. The bytes after
 //! it are postcard 1.x (a published, stable format). A change to any type here changes the
@@ -16,6 +18,7 @@
 //! quinn or anything that does IO.
 
 mod codec;
+pub mod ctl;
 mod ids;
 mod messages;
 mod state;

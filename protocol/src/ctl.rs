@@ -1,0 +1,232 @@
+//! The operator channel, `quorate-ctl/1`: what `quorate` (CLI and TUI) and an agent say
+//! to each other on a QUIC connection with that ALPN.
+//!
+//! Every exchange is one bidirectional stream: the tool writes one [`CtlRequest`] frame
+//! and finishes its side; the agent answers with [`CtlResponse`] frames on the same
+//! stream, using the same framing as peer streams (`[u32 length][version][postcard]`,
+//! at most [`MAX_FRAME`](crate::MAX_FRAME) bytes):
+//! - `Subscribe`: one `Snapshot` at once, then a `Snapshot` whenever the view changes,
+//!   at most every [`SNAPSHOT_MIN_INTERVAL_MS`], and at least every
+//!   [`SNAPSHOT_MAX_INTERVAL_MS`] (so a silent stream means a dead agent), interleaved
+//!   with `Event`s as they happen. It ends when either side closes it.
+//! - `Events`: the kept history after `after` (oldest first), then `EventsEnd`; with
+//!   `follow`, new events afterwards until the tool closes the stream.
+//! - `Command`: exactly one `Done` or `Refused`, then the agent finishes the stream.
+//!
+//! A snapshot carries the `/cluster` JSON document ([`ClusterStatus`](crate::status::ClusterStatus))
+//! as text, not postcard: its fields are only ever added, and a JSON reader ignores the
+//! ones it does not know, so a tool and an agent of different versions still understand
+//! each other's view. The envelope types here change only with the protocol version.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{DecodeError, EncodeError};
+
+/// The fewest milliseconds between two snapshots on one subscription.
+pub const SNAPSHOT_MIN_INTERVAL_MS: u64 = 250;
+/// The most milliseconds between two snapshots on one subscription.
+pub const SNAPSHOT_MAX_INTERVAL_MS: u64 = 2_000;
+/// The longest free text accepted in a command (a reason).
+pub const MAX_REASON_CHARS: usize = 200;
+
+/// What a tool asks for: the first and only frame it sends on a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CtlRequest {
+    /// The live view: snapshots and events.
+    Subscribe,
+    /// The event history after sequence number `after` (`None`: all that is kept).
+    Events { after: Option<u64>, follow: bool },
+    /// Change something. Answered by `Done` or `Refused`.
+    Command(CtlCommand),
+}
+
+/// An operator command. `node: None` means the agent the tool is connected to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CtlCommand {
+    Drain {
+        node: Option<String>,
+        reason: String,
+        /// Seconds until the drain ends by itself (`None`: until undrained).
+        for_secs: Option<u64>,
+    },
+    Undrain {
+        node: Option<String>,
+    },
+    /// Hand the primary role to `node` (a transfer, not a failover).
+    Transfer {
+        node: String,
+    },
+    /// No elections, no preemption, no transfers until unfrozen (the current primary
+    /// stays as long as it holds its lease).
+    Freeze,
+    Unfreeze,
+    /// Open the upgrade gate for `node`'s app version.
+    UpgradeAllow {
+        node: Option<String>,
+    },
+    /// Acknowledge the current drift of config set `name`.
+    DriftAck {
+        name: String,
+        reason: String,
+        for_secs: u64,
+    },
+}
+
+/// What the agent sends back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CtlResponse {
+    /// The whole view, as the `/cluster` JSON document.
+    Snapshot {
+        json: String,
+    },
+    Event(EventRecord),
+    /// The end of the history of an `Events` request (more follow only with `follow`).
+    EventsEnd,
+    /// The command was carried out (or handed on to the node it is for): what happened.
+    Done {
+        message: String,
+    },
+    /// The command was not carried out, and why ("n3 is not eligible: app check
+    /// failing").
+    Refused {
+        reason: String,
+    },
+}
+
+/// One thing that happened, as the agent that saw it records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Increasing on the recording agent, across restarts (the journal is persisted).
+    pub seq: u64,
+    /// Wall clock of the recording agent, microseconds since the Unix epoch.
+    pub at_micros: u64,
+    /// The node that recorded it.
+    pub recorded_by: String,
+    pub kind: EventKind,
+    /// The node it is about, if one.
+    pub node: Option<String>,
+    /// One line for people: "n1 became primary (term 4)".
+    pub text: String,
+}
+
+/// What kind of thing happened, for filtering and colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    /// A node joined, restarted, left, or changed alive/suspect/dead.
+    Membership,
+    /// An election started, a primary was won or lost, a handover.
+    Election,
+    /// A check changed (app, mounts, clock, version, load, ready, healthy).
+    Check,
+    /// A config set drifted or agrees again.
+    Drift,
+    /// An operator command (drain, transfer, freeze, …), with who gave it.
+    Operator,
+    /// Something that must not happen (two primary claims in one term).
+    Alarm,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Membership => "membership",
+            Self::Election => "election",
+            Self::Check => "check",
+            Self::Drift => "drift",
+            Self::Operator => "operator",
+            Self::Alarm => "alarm",
+        }
+    }
+}
+
+/// Encodes a request as a length-prefixed frame.
+pub fn encode_request(msg: &CtlRequest) -> Result<Vec<u8>, EncodeError> {
+    crate::codec::encode_framed(msg)
+}
+
+/// Decodes a request frame body (after the length prefix).
+pub fn decode_request(body: &[u8]) -> Result<CtlRequest, DecodeError> {
+    crate::codec::decode_framed(body)
+}
+
+/// Encodes a response as a length-prefixed frame.
+pub fn encode_response(msg: &CtlResponse) -> Result<Vec<u8>, EncodeError> {
+    crate::codec::encode_framed(msg)
+}
+
+/// Decodes a response frame body (after the length prefix).
+pub fn decode_response(body: &[u8]) -> Result<CtlResponse, DecodeError> {
+    crate::codec::decode_framed(body)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::codec::{FRAME_HEADER_LEN, frame_body_len};
+
+    fn round_trip_request(r: CtlRequest) {
+        let bytes = encode_request(&r).unwrap();
+        let len = frame_body_len(bytes[..FRAME_HEADER_LEN].try_into().unwrap()).unwrap();
+        assert_eq!(len, bytes.len() - FRAME_HEADER_LEN);
+        assert_eq!(decode_request(&bytes[FRAME_HEADER_LEN..]).unwrap(), r);
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        round_trip_request(CtlRequest::Subscribe);
+        round_trip_request(CtlRequest::Events {
+            after: Some(41),
+            follow: true,
+        });
+        round_trip_request(CtlRequest::Command(CtlCommand::Drain {
+            node: Some("n3".into()),
+            reason: "kernel update".into(),
+            for_secs: Some(3600),
+        }));
+        round_trip_request(CtlRequest::Command(CtlCommand::Transfer {
+            node: "n2".into(),
+        }));
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        for r in [
+            CtlResponse::Snapshot {
+                json: "{\"cluster\":\"x\"}".into(),
+            },
+            CtlResponse::Event(EventRecord {
+                seq: 7,
+                at_micros: 1_795_000_000_000_000,
+                recorded_by: "n1".into(),
+                kind: EventKind::Election,
+                node: Some("n2".into()),
+                text: "n2 became primary (term 4)".into(),
+            }),
+            CtlResponse::EventsEnd,
+            CtlResponse::Done {
+                message: "n3 drained".into(),
+            },
+            CtlResponse::Refused {
+                reason: "n3 is not eligible: app check failing".into(),
+            },
+        ] {
+            let bytes = encode_response(&r).unwrap();
+            assert_eq!(decode_response(&bytes[FRAME_HEADER_LEN..]).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bytes in [
+            &[][..],
+            &[1],
+            &[1, 200, 200, 200],
+            &[9, 0],
+            &[1, 0, 0, 0, 0, 0],
+        ] {
+            assert!(decode_request(bytes).is_err());
+            assert!(decode_response(bytes).is_err());
+        }
+    }
+}
