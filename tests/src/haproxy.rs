@@ -1,6 +1,8 @@
 //! Real HAProxy (Debian's package) in front of a [`TestCluster`], as the operator guide
 //! recommends: `option httpchk GET /primary` for the primary-only backend, `agent-check`
-//! weights for a round-robin tier, `http-check send-state` on both.
+//! weights for a round-robin tier. Only the tier sends `http-check send-state`: the agent
+//! keeps the last state it was told, and the primary backend (DOWN on every secondary)
+//! would contradict the tier at every check.
 //!
 //! The "application" behind HAProxy is each agent's own HTTP port: `GET /live` answers
 //! on any node and names it in `X-Quorate-Node`, so a caller sees where HAProxy routed.
@@ -61,9 +63,9 @@ impl Haproxy {
              retries 1\n  option redispatch\n  \
              default-server inter 100ms fall 2 rise 1 on-marked-down shutdown-sessions\n\n\
              frontend primary\n  bind {front}\n  default_backend primary\n\n\
-             backend primary\n  option httpchk GET /primary\n  http-check send-state\n{servers}\n\
+             backend primary\n  option httpchk GET /primary\n{servers}\n\
              frontend tier\n  bind {tier}\n  default_backend tier\n\n\
-             backend tier\n  balance roundrobin\n  option httpchk GET /health\n  http-check send-state\n{tier_servers}",
+             backend tier\n  balance roundrobin\n  option httpchk GET /health\n  http-check disable-on-404\n  http-check send-state\n{tier_servers}",
             stats = stats.display(),
         );
         let path = dir.join("haproxy.cfg");

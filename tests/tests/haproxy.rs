@@ -87,6 +87,34 @@ fn haproxy_routes_to_the_primary_follows_a_failover_and_weights_by_load() {
     );
     println!("tier weights by load: {:?}", h.tier());
 
+    // Drain a secondary: the tier drains it, and an undrain gives it back (the agent
+    // must clear HAProxy's administrative drain state with `ready`).
+    let d = (p + 1) % 3;
+    let status_of = |h: &Haproxy, node: &str| {
+        h.tier()
+            .into_iter()
+            .find(|(s, _, _)| s == node)
+            .map(|(_, st, _)| st)
+            .unwrap_or_default()
+    };
+    let out = c.quorate(d, &["drain", "--reason", "haproxy test"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        wait_until(SETTLE, || {
+            let st = status_of(&h, c.id(d));
+            st.contains("DRAIN") || st.contains("MAINT")
+        }),
+        "tier: {:?}",
+        h.tier()
+    );
+    let out = c.quorate(d, &["undrain"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        wait_until(SETTLE, || status_of(&h, c.id(d)) == "UP"),
+        "tier after undrain: {:?}",
+        h.tier()
+    );
+
     // Failover: kill the primary; HAProxy follows to the new one.
     let clock = Stopwatch::start();
     c.kill(p);

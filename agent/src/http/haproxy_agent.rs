@@ -95,12 +95,25 @@ struct Up {
 ///    [`HYSTERESIS_JUMP_STEPS`] steps away or more. After the node comes back from
 ///    `down`/`drain`/`maint` (or first starts), N ramps linearly from 10% to that figure
 ///    over `ramp` (slow start), rounded down to a step so the ramp never overshoots.
+///
+/// `drain` and `maint` set HAProxy's *administrative* state, which only an agent's
+/// `ready` clears; so after answering either, the `up` answers say `ready up N%` for
+/// [`READY_FOR`] or the ramp, whichever is longer (one lost answer must not leave the
+/// server drained). Otherwise `ready` is not sent, so a drain an operator sets in HAProxy
+/// itself is left alone.
 #[derive(Debug, Clone)]
 pub struct AgentWeight {
     maint_after: Duration,
     ramp: Duration,
     up: Option<Up>,
+    /// An answer set HAProxy's administrative state; `ready` is owed.
+    admin_set: bool,
+    /// Until when the `up` answers carry `ready`.
+    ready_until: Option<Instant>,
 }
+
+/// How long `up` answers carry `ready` after a drain, at least.
+pub const READY_FOR: Duration = Duration::from_secs(10);
 
 impl AgentWeight {
     pub fn new(maint_after: Duration, ramp: Duration) -> Self {
@@ -108,6 +121,8 @@ impl AgentWeight {
             maint_after,
             ramp,
             up: None,
+            admin_set: false,
+            ready_until: None,
         }
     }
 
@@ -119,6 +134,8 @@ impl AgentWeight {
     pub fn update(&mut self, now: Instant, input: AgentInput) -> String {
         if let Some(since) = input.draining_since {
             self.up = None;
+            self.admin_set = true;
+            self.ready_until = None;
             return if now.saturating_duration_since(since) < self.maint_after {
                 "drain".into()
             } else {
@@ -140,7 +157,17 @@ impl AgentWeight {
             Some(up) => settle(up, now, target),
         };
         self.up = Some(up);
-        format!("up {}%", self.ramped(up, now))
+        if std::mem::take(&mut self.admin_set) {
+            self.ready_until = Some(now + self.ramp.max(READY_FOR));
+        }
+        let weight = self.ramped(up, now);
+        match self.ready_until {
+            Some(until) if now < until => format!("ready up {weight}%"),
+            _ => {
+                self.ready_until = None;
+                format!("up {weight}%")
+            }
+        }
     }
 
     /// The settled weight, capped by the slow start.
@@ -424,10 +451,21 @@ mod tests {
         };
         assert_eq!(w.update(t, drain), "drain");
         assert_eq!(w.update(t + Duration::from_secs(10), drain), "maint");
+        // `ready` clears the administrative drain/maint in HAProxy.
         assert_eq!(
             w.update(t + Duration::from_secs(20), input(true, 0.1)),
-            "up 10%"
+            "ready up 10%"
         );
+        let later = t + Duration::from_secs(20) + RAMP.max(READY_FOR);
+        assert_eq!(w.update(later, input(true, 0.1)), "up 100%");
+    }
+
+    #[test]
+    fn ready_is_sent_only_after_a_drain() {
+        let (mut w, t) = settled_at(0.1);
+        assert_eq!(w.update(t, input(true, 0.1)), "up 100%");
+        assert_eq!(w.update(t, input(false, 0.1)), "down");
+        assert_eq!(w.update(t, input(true, 0.1)), "up 10%");
     }
 
     #[test]

@@ -164,8 +164,6 @@ struct CheckLoop {
     timeout: Duration,
     rise_fall: RiseFall,
     log: CheckLog,
-    /// When the job still running on the worker was started, if it hung.
-    stuck_since: Option<Instant>,
 }
 
 impl CheckLoop {
@@ -177,14 +175,12 @@ impl CheckLoop {
             timeout: app.timeout,
             rise_fall: RiseFall::new(app.rise, app.fall),
             log: CheckLog::default(),
-            stuck_since: None,
         }
     }
 
     /// Runs one probe and returns the report to send.
     fn step(&mut self) -> ProbeReport {
         let (check, expect, timeout) = (self.check.clone(), self.expect_status, self.timeout);
-        let started = clock::now();
         let outcome = self
             .worker
             .run(timeout + GRACE, move || probe(&check, expect, timeout));
@@ -192,22 +188,14 @@ impl CheckLoop {
             Outcome::Done(Ok(())) => Observed::Pass,
             Outcome::Done(Err(ProbeError::Failed(reason))) => Observed::Fail(reason),
             Outcome::Done(Err(ProbeError::TimedOut(reason))) => Observed::Hung(reason),
-            Outcome::Hung => {
-                self.stuck_since = Some(started);
-                Observed::Hung(format!("no answer in {}", human(timeout)))
-            }
-            Outcome::StillHung => {
-                let since = self.stuck_since.unwrap_or(started);
-                let stuck = clock::now().saturating_duration_since(since);
-                Observed::Hung(format!(
-                    "previous check stuck for {}",
-                    human(Duration::from_secs(stuck.as_secs()))
-                ))
-            }
+            Outcome::Hung => Observed::Hung(format!("no answer in {}", human(timeout))),
+            // The reason stays the same while stuck: it travels in the node's state, and
+            // a text that changed every second would make every peer fetch it again.
+            Outcome::StillHung => Observed::Hung(format!(
+                "no answer in {}; the check is still running",
+                human(timeout)
+            )),
         };
-        if !matches!(observed, Observed::Hung(_)) {
-            self.stuck_since = None;
-        }
         let failed = !matches!(observed, Observed::Pass);
         self.rise_fall.observe(observed);
         let verdict = self.rise_fall.verdict().cloned().unwrap_or(Verdict {
