@@ -264,6 +264,13 @@ impl Node {
 
     pub(super) fn on_ineligible(&mut self, now: Instant) {
         match self.role {
+            // Frozen means the primary stays (the operator is working on the cluster and
+            // a transfer target would refuse to campaign anyway); it hands over once
+            // unfrozen, from the election tick.
+            Role::Primary { .. } if self.freeze.frozen => self.events.push_back(Event::Refused {
+                command: "hand over (this node is no longer eligible)".into(),
+                reason: "the cluster is frozen; staying primary until unfrozen".into(),
+            }),
             Role::Primary { .. } => match self.best_successor(None) {
                 Some(to) => self.transfer_to(now, to),
                 None => self.events.push_back(Event::Refused {
@@ -725,6 +732,7 @@ impl Node {
                     return;
                 }
                 self.maybe_preempt(now);
+                self.retry_handover(now);
             }
             Role::PreCandidate { until, .. } | Role::Candidate { until, .. } => {
                 if now >= *until {
@@ -769,6 +777,20 @@ impl Node {
             .filter(|(p, _)| *p > mine)
             .max();
         if let Some((_, to)) = better {
+            self.transfer_to(now, to);
+        }
+    }
+
+    /// An ineligible primary that could not hand over (frozen, or nobody to take it)
+    /// does so as soon as it can.
+    fn retry_handover(&mut self, now: Instant) {
+        if self.eligible || self.freeze.frozen || self.shutting_down || self.transfer.is_some() {
+            return;
+        }
+        if !matches!(self.role, Role::Primary { .. }) {
+            return;
+        }
+        if let Some(to) = self.best_successor(None) {
             self.transfer_to(now, to);
         }
     }

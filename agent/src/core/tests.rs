@@ -472,3 +472,44 @@ fn hello_of(name: &str) -> Hello {
         mode: Mode::Member,
     }
 }
+
+#[test]
+fn a_frozen_primary_that_turns_ineligible_stays_until_unfrozen_then_hands_over() {
+    let mut h = Harness::new(&["n1", "n2", "n3"]);
+    h.make_eligible();
+    h.run(Duration::from_secs(3));
+    let old = h.holders()[0].clone();
+    let i = h.idx(&old);
+    let freeze = |frozen, version: u64| {
+        Command::Freeze(proto::FreezeFlag {
+            frozen,
+            version: 1_700_000_000_000_000 + version,
+        })
+    };
+    let now = h.now;
+    h.nodes[i].handle_command(now, freeze(true, 1));
+    h.run(Duration::from_millis(500));
+    let now = h.now;
+    h.nodes[i].handle_local(
+        now,
+        proto::HealthBits::default(),
+        Default::default(),
+        Default::default(),
+    );
+    h.run(Duration::from_secs(2));
+    // Frozen: nobody may campaign, so handing over would leave no primary at all.
+    assert_eq!(h.holders(), vec![old.clone()]);
+    assert!(h.events[i].iter().any(|e| matches!(
+        e,
+        Event::Refused { reason, .. } if reason.contains("frozen")
+    )));
+    let now = h.now;
+    h.nodes[i].handle_command(now, freeze(false, 2));
+    h.run(Duration::from_secs(2));
+    let new = h.holders();
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_ne!(
+        new[0], old,
+        "the ineligible primary hands over once unfrozen"
+    );
+}
