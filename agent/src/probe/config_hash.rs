@@ -6,7 +6,9 @@
 //! sets' directories and the thread that rehashes. It must never send or log a file's
 //! contents (only paths, 16-byte hashes and I/O error kinds leave this module), never read
 //! files or directories on the async runtime (a hung NFS share would stall heartbeats:
-//! all filesystem work is on the watcher's own thread), and never decide anything: the
+//! all filesystem work is on the watcher's own thread, and the hashing on a job thread
+//! with a timeout, so a hung read is reported rather than silent; adding watches is not
+//! timed), and never decide anything: the
 //! driver folds the reports into state, and [`compare`] only describes differences.
 //!
 //! Hashing is byte-exact apart from the dropped lines: CRLF and LF files hash differently,
@@ -30,7 +32,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use regex::Regex;
 use tokio::sync::mpsc::Sender;
 
-use super::{ConfigSetReport, ProbeReport};
+use super::{ConfigSetReport, ProbeReport, runner};
 use crate::clock;
 use crate::config::ConfigSet;
 
@@ -62,6 +64,9 @@ const RETRY: Duration = Duration::from_secs(10);
 /// often: the 1 s end-to-end budget is then spent here, and rehashing config files
 /// once a second is cheap.
 const POLL_WITHOUT_WATCHER: Duration = Duration::from_secs(1);
+/// Longest a full rehash may take before the sets are reported failing (a config file on
+/// a hung NFS mount blocks its read forever).
+const HASH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How set and file hashes are shown: the first 6 bytes, 12 hex digits.
 const SHORT_HASH_BYTES: usize = 6;
@@ -314,11 +319,13 @@ pub fn spawn(sets: &[ConfigSet], tx: Sender<ProbeReport>) -> anyhow::Result<Conf
         }
     };
 
+    let job = runner::Worker::spawn("cfghash")?;
     std::thread::Builder::new()
         .name("quorate-config".into())
         .spawn(move || {
             let mut worker = Worker {
                 sets,
+                job,
                 interest,
                 watches: Watches {
                     watcher,
@@ -653,6 +660,8 @@ fn nearest_dir(dir: &Path) -> Option<(PathBuf, (u64, u64))> {
 
 struct Worker {
     sets: Vec<ConfigSet>,
+    /// Runs the hashing, so a read that never returns is noticed.
+    job: runner::Worker,
     interest: Arc<Interest>,
     watches: Watches,
     tx: Sender<ProbeReport>,
@@ -708,8 +717,33 @@ impl Worker {
         }
     }
 
+    /// Hashes every set on the job thread. If that does not finish in time, every set
+    /// keeps its last files and says why it is failing, until a hash finishes again.
     fn hash_all(&self) -> Vec<ConfigSetReport> {
-        self.sets.iter().map(hash_set).collect()
+        let sets = self.sets.clone();
+        match self
+            .job
+            .run(HASH_TIMEOUT, move || sets.iter().map(hash_set).collect())
+        {
+            runner::Outcome::Done(reports) => reports,
+            runner::Outcome::Hung | runner::Outcome::StillHung => self
+                .sets
+                .iter()
+                .map(|set| ConfigSetReport {
+                    name: set.name.clone(),
+                    files: self
+                        .last
+                        .iter()
+                        .find(|r| r.name == set.name)
+                        .map(|r| r.files.clone())
+                        .unwrap_or_default(),
+                    error: Some(format!(
+                        "hashing got no answer in {}s (a file on a hung mount?)",
+                        HASH_TIMEOUT.as_secs()
+                    )),
+                })
+                .collect(),
+        }
     }
 }
 
