@@ -7,7 +7,8 @@
 //!   documented format, and a log file per node. The binaries must be built first
 //!   (`cargo build --workspace --bins`); [`bin`] finds them next to the test executable.
 //! - [`haproxy`]: real HAProxy in front of a cluster; [`mountns`]: per-agent mount
-//!   namespaces; [`fuse`]: a mount that stops answering, like a hung NFS server.
+//!   namespaces; [`fuse`]: a mount that stops answering, like a hung NFS server;
+//!   [`tmux`]: a real terminal for the TUI.
 //! - [`quic`]: a bare quinn client for tests that play a misbehaving peer (a certificate
 //!   from another CA, a hello that claims another node).
 //! - Here: the small tools every test uses — [`wait_until`], a blocking HTTP/1.1 client
@@ -27,6 +28,7 @@ pub mod netcut;
 pub mod primary;
 pub mod quic;
 pub mod sim;
+pub mod tmux;
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};

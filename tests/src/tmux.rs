@@ -1,0 +1,144 @@
+//! [`Tmux`]: a real terminal for end-to-end tests of the TUI. The program runs in a
+//! detached tmux session of a fixed size on a private server socket; the test types
+//! with `send-keys` and reads the screen with `capture-pane`, as an operator over SSH
+//! would see it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::wait_until;
+
+/// One tmux server (private socket) with one session running one command.
+pub struct Tmux {
+    socket: PathBuf,
+    session: String,
+}
+
+impl Tmux {
+    /// Whether tmux is installed here.
+    pub fn available() -> bool {
+        Command::new("tmux").arg("-V").output().is_ok()
+    }
+
+    /// Starts `argv` in a new `cols`×`rows` session whose server socket lives in `dir`.
+    /// `env` is set for the command (`TERM` is tmux's own). When the command exits, the
+    /// pane stays, so its last screen and exit status can be read.
+    ///
+    /// # Panics
+    ///
+    /// If tmux cannot start the session.
+    pub fn start(dir: &Path, cols: u16, rows: u16, env: &[(&str, &str)], argv: &[&str]) -> Self {
+        let t = Tmux {
+            socket: dir.join("tmux.sock"),
+            session: "quorate-e2e".into(),
+        };
+        let mut args: Vec<String> = vec![
+            "new-session".into(),
+            "-d".into(),
+            "-s".into(),
+            t.session.clone(),
+            "-x".into(),
+            cols.to_string(),
+            "-y".into(),
+            rows.to_string(),
+        ];
+        for (k, v) in env {
+            args.push("-e".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.extend(argv.iter().map(|a| (*a).to_owned()));
+        let out = t.tmux(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(out.status.success(), "tmux new-session: {out:?}");
+        // Keep the pane after the program exits, to read its exit status.
+        t.tmux(&["set-option", "-t", &t.session, "remain-on-exit", "on"]);
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run tmux: {e}"))
+    }
+
+    /// Types keys, in tmux's `send-keys` names (`q`, `Enter`, `Down`, `Escape`, `C-c`).
+    pub fn send_keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.session];
+        args.extend_from_slice(keys);
+        let out = self.tmux(&args);
+        assert!(out.status.success(), "tmux send-keys: {out:?}");
+    }
+
+    /// The visible screen, one line per row, without colours.
+    pub fn screen(&self) -> String {
+        let out = self.tmux(&["capture-pane", "-p", "-t", &self.session]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen satisfies `f`; returns the last screen either way.
+    pub fn wait_for(&self, timeout: Duration, f: impl Fn(&str) -> bool) -> (bool, String) {
+        let mut last = String::new();
+        let ok = wait_until(timeout, || {
+            last = self.screen();
+            f(&last)
+        });
+        (ok, last)
+    }
+
+    /// The program's exit status once it has exited (`None` while it runs).
+    pub fn exit_status(&self) -> Option<i32> {
+        let out = self.tmux(&[
+            "display-message",
+            "-p",
+            "-t",
+            &self.session,
+            "#{pane_dead} #{pane_dead_status}",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut parts = text.split_whitespace();
+        match (parts.next(), parts.next()) {
+            (Some("1"), Some(code)) => code.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn runs_a_program_reads_its_screen_and_exit_status() {
+        if !Tmux::available() {
+            eprintln!("SKIP: tmux is not installed (scripts/test.sh installs it)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let t = Tmux::start(
+            dir.path(),
+            80,
+            24,
+            &[("GREETING", "hello")],
+            &[
+                "sh",
+                "-c",
+                "echo \"$GREETING from $(tput cols)x$(tput lines)\"; read x; exit 3",
+            ],
+        );
+        let (ok, screen) = t.wait_for(Duration::from_secs(5), |s| s.contains("hello from 80x24"));
+        assert!(ok, "{screen}");
+        assert_eq!(t.exit_status(), None);
+        t.send_keys(&["x", "Enter"]);
+        assert!(wait_until(Duration::from_secs(5), || t.exit_status() == Some(3)));
+    }
+}
