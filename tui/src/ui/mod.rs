@@ -1,0 +1,23 @@
+//! The terminal UI that `quorate` opens with no subcommand, split as tokio-console and
+//! gitui split theirs (STYLE.md P9):
+//!
+//! - [`state`]: folds snapshots, events, connection changes and command answers into
+//!   what the screen shows; no IO, no clock, no ratatui.
+//! - [`app`]: keys in, [`app::Action`]s out; the only place a key becomes a command, and
+//!   every command is confirmed first.
+//! - [`view`]: `draw(frame, &State, &App)`, pure; degrades down to 80×24 and below.
+//! - [`term`]: raw mode, alternate screen, the restoring guard and panic hook, NO_COLOR.
+//!
+//! The connection layer (next to this module, not in it) owns the event loop: it feeds
+//! `State::on_*` and `App::handle_key`, sends the commands `App` returns, and calls
+//! `view::draw` after each change. Nothing in here awaits, reads a socket or reads the
+//! clock, so all of it is tested without a terminal; `snapshots/` holds the screens at
+//! 80×24 and 120×40 from the fixtures, which are the design review.
+
+pub mod app;
+pub mod state;
+pub mod term;
+pub mod view;
+
+#[cfg(test)]
+pub(crate) mod fixtures;
