@@ -8,6 +8,11 @@
 //! nothing here awaits a peer or a probe. The blocking steps are writing
 //! `(term, voted_for)` (an fsync, only on elections: a vote must be durable before it is
 //! sent) and the operator state (only on an operator's command).
+//!
+//! Operator commands ([`Order`]s from the operator channel) are checked here against what
+//! this node knows, carried out or refused, and answered at once with what happened or
+//! why not. What happens — core events, check transitions, commands — is written to the
+//! [`Journal`] (its file is written off this task).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,12 +22,15 @@ use anyhow::Context;
 use proto::{Datagram, HealthBits, NodeId, NodeState, WallMicros};
 use tokio::sync::{mpsc, watch};
 
+use proto::ctl::{CtlCommand, EventKind};
+
 use crate::clock::{self, JumpGuard};
 use crate::config::Config;
-use crate::core::{Command, Event, Node, lease};
+use crate::core::{Command, Event, MemberState, Node, lease};
+use crate::ctl::{Caller, Order, commands};
+use crate::events::Journal;
 use crate::hooks::{Hook, HookRun, Hooks};
 use crate::http::haproxy_agent::{AgentInput, AgentWeight, ServerState, load_ratio};
-use crate::http::routes::AdminCommand;
 use crate::local::{Assessment, LocalState};
 use crate::net::{Inbound, LinkId, Net};
 use crate::persist;
@@ -38,7 +46,8 @@ pub struct Driver {
     pub(crate) net: Net,
     pub(crate) config: Arc<Config>,
     pub(crate) inbound: mpsc::Receiver<Inbound>,
-    pub(crate) commands: mpsc::Receiver<AdminCommand>,
+    pub(crate) orders: mpsc::Receiver<Order>,
+    pub(crate) journal: Journal,
     pub(crate) load_rx: watch::Receiver<Option<LoadSample>>,
     pub(crate) probes: mpsc::Receiver<ProbeReport>,
     pub(crate) balancer_rx: watch::Receiver<Option<ServerState>>,
@@ -93,6 +102,17 @@ const REFRESH: Duration = Duration::from_millis(100);
 impl Driver {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         self.net.start();
+        let me = self.config.node.to_string();
+        self.journal.record(
+            clock::wall(),
+            EventKind::Membership,
+            Some(&me),
+            format!(
+                "{me} started (incarnation {}, agent {})",
+                self.core.config().incarnation.0,
+                env!("CARGO_PKG_VERSION")
+            ),
+        );
         self.publish(clock::now());
         let mut last_role = self.core.role_name(clock::now());
         loop {
@@ -107,7 +127,7 @@ impl Driver {
                     Some(msg) => self.on_inbound(msg),
                     None => break,
                 },
-                Some(cmd) = self.commands.recv() => self.on_command(cmd),
+                Some(order) = self.orders.recv() => self.on_order(order),
                 Some(report) = self.probes.recv() => {
                     self.local.apply(report);
                     self.dirty = true;
@@ -237,65 +257,259 @@ impl Driver {
         }
     }
 
-    fn on_command(&mut self, cmd: AdminCommand) {
-        let wall = clock::wall();
-        match cmd {
-            AdminCommand::Core(cmd) => {
-                let cmd = match cmd {
-                    // The freeze flag's version is when this node took the command, and
-                    // always newer than the flag it knows, even if its wall clock is
-                    // behind the node that set that one.
-                    Command::Freeze(mut f) if f.version == 0 => {
-                        let known = self.core.freeze_flag().version;
-                        f.version = wall.0.max(known.saturating_add(1));
-                        Command::Freeze(f)
-                    }
-                    other => other,
+    /// Carries out an operator's command, or refuses it, and answers at once.
+    fn on_order(&mut self, order: Order) {
+        let Order {
+            command,
+            caller,
+            reply,
+        } = order;
+        let result = self.carry_out(&command, &caller);
+        match &result {
+            Ok(done) => {
+                tracing::info!("{caller}: {done}");
+                let node = match &command {
+                    CtlCommand::Drain { node, .. } | CtlCommand::Undrain { node } => node.clone(),
+                    CtlCommand::Transfer { node } => Some(node.clone()),
+                    _ => None,
                 };
-                self.core.handle_command(clock::now(), cmd);
+                self.journal.record(
+                    clock::wall(),
+                    EventKind::Operator,
+                    node.as_deref(),
+                    format!("{done} (by {})", caller.name()),
+                );
             }
-            AdminCommand::Drain {
+            Err(why) => tracing::warn!("refused {}'s {}: {why}", caller, name_of(&command)),
+        }
+        // The caller may have given up waiting; the command stands either way.
+        let _ = reply.send(result);
+        self.dirty = true;
+    }
+
+    fn carry_out(&mut self, command: &CtlCommand, caller: &Caller) -> Result<String, String> {
+        let wall = clock::wall();
+        let me = self.config.node.clone();
+        let known: Vec<NodeId> = self.core.members().map(|m| m.id.clone()).collect();
+        match command {
+            CtlCommand::Drain {
                 node,
                 reason,
-                for_,
-                by,
+                for_secs,
             } => {
+                let target = commands::target(node.as_deref(), &me, &known)?;
+                let reason = commands::reason(reason)?;
+                let for_ = for_secs.map(commands::for_secs).transpose()?;
                 let drain = proto::Drain {
-                    reason,
-                    by,
+                    reason: reason.clone(),
+                    by: caller.name(),
                     since: wall,
                     until: for_.map(|d| WallMicros(wall.0.saturating_add(d.as_micros() as u64))),
                 };
-                self.order_drain(node, Some(drain), wall);
+                let how_long = for_
+                    .map(|d| format!(" for {}", humantime::format_duration(d)))
+                    .unwrap_or_default();
+                let why = if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                };
+                self.order_drain(target.clone(), Some(drain), wall);
+                Ok(match target {
+                    None => format!(
+                        "{me} drained{how_long}{why}; it hands the primary role over first, then /health answers the drain code"
+                    ),
+                    Some(t) => format!(
+                        "{t} drained{how_long}{why}; the order was taken by {me} and applies when {t} hears it"
+                    ),
+                })
             }
-            AdminCommand::Undrain { node } => self.order_drain(node, None, wall),
-            AdminCommand::DriftAck { name, reason, for_ } => {
+            CtlCommand::Undrain { node } => {
+                let target = commands::target(node.as_deref(), &me, &known)?;
+                self.order_drain(target.clone(), None, wall);
+                Ok(match target {
+                    None => format!("{me} undrained"),
+                    Some(t) => format!(
+                        "{t} undrained; the order was taken by {me} and applies when {t} hears it"
+                    ),
+                })
+            }
+            CtlCommand::Transfer { node } => self.transfer(node, &known),
+            CtlCommand::Freeze | CtlCommand::Unfreeze => {
+                let frozen = matches!(command, CtlCommand::Freeze);
+                if self.core.frozen() == frozen {
+                    return Ok(format!(
+                        "the cluster is already {}",
+                        if frozen { "frozen" } else { "unfrozen" }
+                    ));
+                }
+                // The freeze flag's version is when this node took the command, and
+                // always newer than the flag it knows, even if its wall clock is behind
+                // the node that set that one.
+                let known = self.core.freeze_flag().version;
+                let flag = proto::FreezeFlag {
+                    frozen,
+                    version: wall.0.max(known.saturating_add(1)),
+                };
+                self.core
+                    .handle_command(clock::now(), Command::Freeze(flag));
+                self.core_events();
+                Ok(if frozen {
+                    "cluster frozen: no elections or handovers until `quorate unfreeze`".into()
+                } else {
+                    "cluster unfrozen".into()
+                })
+            }
+            CtlCommand::UpgradeAllow { node } => {
+                if let Some(t) = commands::target(node.as_deref(), &me, &known)? {
+                    let at = self
+                        .core
+                        .member(&t)
+                        .map(|m| format!(" (--connect {})", m.addr))
+                        .unwrap_or_default();
+                    return Err(format!(
+                        "upgrade allow opens the gate of the node it is given to: ask {t} itself{at}"
+                    ));
+                }
+                let Some(v) = self.local.app_version().map(str::to_owned) else {
+                    return Err(format!(
+                        "{me}'s app version is not known: set [app] version_file or version_command in {}",
+                        self.config.path.display()
+                    ));
+                };
+                self.local.operator.upgrade_allowed = Some(v.clone());
+                self.save_operator();
+                Ok(format!("upgrade gate opened on {me} for app version {v}"))
+            }
+            CtlCommand::DriftAck {
+                name,
+                reason,
+                for_secs,
+            } => {
+                if !self.config.config_sets.iter().any(|c| c.name == *name) {
+                    let sets: Vec<&str> = self
+                        .config
+                        .config_sets
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect();
+                    return Err(if sets.is_empty() {
+                        format!("no [[config]] set named {name:?}: {me} has none")
+                    } else {
+                        format!(
+                            "no [[config]] set named {name:?} on {me} (it has {})",
+                            sets.join(", ")
+                        )
+                    });
+                }
+                let reason = commands::reason(reason)?;
+                let for_ = commands::for_secs(*for_secs)?;
                 let ack = proto::DriftAck {
                     name: name.clone(),
                     reason: reason.clone(),
-                    by: "operator".into(),
+                    by: caller.name(),
                     until: WallMicros(wall.0.saturating_add(for_.as_micros() as u64)),
                 };
-                self.local.operator.drift_acks.retain(|a| a.name != name);
+                self.local.operator.drift_acks.retain(|a| a.name != *name);
                 self.local.operator.drift_acks.push(ack);
-                tracing::info!(
+                self.save_operator();
+                Ok(format!(
                     "drift in {name} acknowledged for {}: {reason}",
                     humantime::format_duration(for_)
-                );
-                self.save_operator();
+                ))
             }
-            AdminCommand::UpgradeAllow => match self.local.app_version().map(str::to_owned) {
-                Some(v) => {
-                    tracing::info!("upgrade gate opened for app version {v}");
-                    self.local.operator.upgrade_allowed = Some(v);
-                    self.save_operator();
-                }
-                None => tracing::warn!(
-                    "refused upgrade allow: this node's app version is not known ([app] version_file or version_command)"
-                ),
-            },
         }
-        self.dirty = true;
+    }
+
+    /// A transfer to `node`: refused here with the reason when it cannot work, else
+    /// started (this node is primary) or forwarded to the primary.
+    fn transfer(&mut self, node: &str, known: &[NodeId]) -> Result<String, String> {
+        let me = self.config.node.clone();
+        if node.trim().is_empty() {
+            return Err("a transfer needs the name of the node to hand over to".into());
+        }
+        let target = commands::target(Some(node), &me, known)?.unwrap_or_else(|| me.clone());
+        if self.core.frozen() {
+            return Err("the cluster is frozen: no handovers until `quorate unfreeze`".into());
+        }
+        let term = self.core.term().0;
+        let now = clock::now();
+        let i_am_primary = lease::holds(self.core.lease().as_ref(), now);
+        let primary = if i_am_primary {
+            Some(me.clone())
+        } else {
+            self.core.primary().filter(|p| **p != me).cloned()
+        };
+        if primary.as_ref() == Some(&target) {
+            return Ok(format!("{target} is already primary (term {term})"));
+        }
+        if !self.core.has_quorum() {
+            return Err(format!(
+                "no quorum: {me} sees {} of {} voters alive",
+                self.core.alive_voters(),
+                self.config.voters()
+            ));
+        }
+        let Some(primary) = primary else {
+            return Err(format!(
+                "no primary is known to {me} (an election may be under way); try again"
+            ));
+        };
+        let why_not = if target == me {
+            let (health, checks) = self
+                .assessment
+                .as_ref()
+                .map(|(a, _)| (a.health, a.checks.clone()))
+                .unwrap_or_default();
+            commands::not_eligible(&commands::Candidate {
+                id: &me,
+                state: MemberState::Alive,
+                mode: self.config.mode,
+                health,
+                checks: &checks,
+            })
+        } else {
+            self.core.member(&target).and_then(|m| {
+                let checks = m
+                    .node_state
+                    .as_ref()
+                    .map(|s| s.checks.clone())
+                    .unwrap_or_default();
+                commands::not_eligible(&commands::Candidate {
+                    id: &m.id,
+                    state: m.state,
+                    mode: m.mode,
+                    health: m.health,
+                    checks: &checks,
+                })
+            })
+        };
+        if let Some(why) = why_not {
+            return Err(why);
+        }
+        self.core
+            .handle_command(now, Command::Transfer(Some(target.clone())));
+        if let Some(refused) = self.core_events() {
+            return Err(refused);
+        }
+        Ok(if i_am_primary {
+            format!("{me} hands the primary role over to {target} (term {term})")
+        } else {
+            format!("transfer to {target} forwarded to the primary, {primary}")
+        })
+    }
+
+    /// Drains the core's events now (they are written to the journal and logged as in
+    /// [`drain`](Self::drain)); the reason of the last refusal among them, if any.
+    fn core_events(&mut self) -> Option<String> {
+        let mut refused = None;
+        while let Some(event) = self.core.poll_event() {
+            if let Event::Refused { reason, .. } = &event {
+                refused = Some(reason.clone());
+            }
+            self.on_event(&event);
+        }
+        refused
     }
 
     /// Drains or undrains `node` (this one when `None`): at once here, or by an order
@@ -353,18 +567,29 @@ impl Driver {
         }
         self.dirty = false;
         let wall = clock::wall();
+        let me = self.config.node.to_string();
         for line in self.local.expire(wall) {
             tracing::info!("{line}");
+            self.journal.record(
+                wall,
+                EventKind::Operator,
+                Some(&me),
+                format!("{me}: {line}"),
+            );
             self.save_operator();
         }
         if let Some(line) = self.local.adopt_orders(&self.core) {
             tracing::warn!("{line}");
+            self.journal
+                .record(wall, EventKind::Operator, Some(&me), format!("{me} {line}"));
             self.save_operator();
         }
         self.lease_held_assessed = lease_held;
         let a = self.local.assess(&self.core, now, wall, lease_held);
         if let Some((old, _)) = &self.assessment {
-            log_transitions(old, &a);
+            for (kind, text) in log_transitions(&me, old, &a) {
+                self.journal.record(wall, kind, Some(&me), text);
+            }
         }
         let state = self.local.node_state(&self.state_tx.borrow(), &a);
         if state != *self.state_tx.borrow() {
@@ -408,10 +633,18 @@ impl Driver {
         if !self.local.joined && self.core.has_quorum() {
             self.local.joined = true;
             self.dirty = true;
-            tracing::info!(
+            let line = format!(
                 "joined the cluster: {} of {} voters alive",
                 self.core.alive_voters(),
                 self.config.voters()
+            );
+            tracing::info!("{line}");
+            let me = self.config.node.to_string();
+            self.journal.record(
+                clock::wall(),
+                EventKind::Membership,
+                Some(&me),
+                format!("{me} {line}"),
             );
         }
         self.reassess(now);
@@ -440,9 +673,7 @@ impl Driver {
                 None => self.core.handle_fetch_failed(&node),
             }
         }
-        while let Some(event) = self.core.poll_event() {
-            self.log_event(&event);
-        }
+        self.core_events();
         self.publish(now);
         Ok(())
     }
@@ -538,8 +769,29 @@ impl Driver {
             self.send(peer, &bye);
         }
         tracing::info!("said goodbye to {} peers", peers.len());
+        let me = self.config.node.to_string();
+        self.journal.record(
+            clock::wall(),
+            EventKind::Membership,
+            Some(&me),
+            format!("{me} stopped cleanly"),
+        );
         self.net.close(Duration::from_millis(500)).await;
+        if let Some(writer) = self.journal.close() {
+            // The last lines reach the file before the process exits (bounded).
+            let joined = tokio::task::spawn_blocking(move || writer.join());
+            let _ = tokio::time::timeout(Duration::from_secs(1), joined).await;
+        }
         Ok(())
+    }
+
+    /// Logs a core event and writes it to the journal.
+    fn on_event(&mut self, event: &Event) {
+        self.log_event(event);
+        if let Some((kind, node, text)) = describe(&self.config.node, event) {
+            self.journal
+                .record(clock::wall(), kind, node.as_deref(), text);
+        }
     }
 
     fn log_event(&self, event: &Event) {
@@ -596,30 +848,156 @@ impl Driver {
     }
 }
 
-/// Logs the checks that changed between two assessments, once per change. Probes log
-/// their own transitions (app, mounts); these are the ones judged with the peers.
-fn log_transitions(old: &Assessment, new: &Assessment) {
+/// The name of a command, for log lines.
+fn name_of(c: &CtlCommand) -> &'static str {
+    match c {
+        CtlCommand::Drain { .. } => "drain",
+        CtlCommand::Undrain { .. } => "undrain",
+        CtlCommand::Transfer { .. } => "transfer",
+        CtlCommand::Freeze => "freeze",
+        CtlCommand::Unfreeze => "unfreeze",
+        CtlCommand::UpgradeAllow { .. } => "upgrade allow",
+        CtlCommand::DriftAck { .. } => "drift ack",
+    }
+}
+
+/// A core event as a journal record: its kind, the node it is about, one line of text.
+fn describe(me: &NodeId, event: &Event) -> Option<(EventKind, Option<String>, String)> {
+    use EventKind::{Alarm, Election, Membership, Operator};
+    let me = me.to_string();
+    Some(match event {
+        Event::Joined { node, .. } => {
+            (Membership, Some(node.to_string()), format!("{node} joined"))
+        }
+        Event::Restarted { node, .. } => (
+            Membership,
+            Some(node.to_string()),
+            format!("{node} restarted"),
+        ),
+        Event::StateChanged { node, from, to } => (
+            Membership,
+            Some(node.to_string()),
+            format!("{node}: {} → {}", from.as_str(), to.as_str()),
+        ),
+        Event::ElectionStarted { term, transfer } => (
+            Election,
+            Some(me.clone()),
+            format!(
+                "{me} campaigns for term {}{}",
+                term.0,
+                if *transfer { " (handover)" } else { "" }
+            ),
+        ),
+        Event::BecamePrimary { term } => (
+            Election,
+            Some(me.clone()),
+            format!("{me} became primary (term {})", term.0),
+        ),
+        Event::SteppedDown { term, reason } => (
+            Election,
+            Some(me.clone()),
+            format!("{me} stepped down (term {}): {reason}", term.0),
+        ),
+        Event::PrimaryChanged { node, term } => (
+            Election,
+            Some(node.to_string()),
+            format!("{node} is primary (term {})", term.0),
+        ),
+        Event::TransferStarted { to, term } => (
+            Election,
+            Some(to.to_string()),
+            format!("{me} hands the primary role over to {to} (term {})", term.0),
+        ),
+        Event::SplitBrainSuspected {
+            claimant,
+            term,
+            believed,
+        } => (
+            Alarm,
+            Some(claimant.to_string()),
+            format!(
+                "split brain suspected: {claimant} claims primary of term {} while {} was believed",
+                term.0,
+                believed.as_ref().map(|b| b.as_str()).unwrap_or("no one")
+            ),
+        ),
+        Event::Refused { command, reason } => {
+            (Election, None, format!("{me} refused {command}: {reason}"))
+        }
+        Event::FreezeChanged { frozen } => (
+            Operator,
+            None,
+            format!(
+                "the cluster is {} (as {me} learned it)",
+                if *frozen { "frozen" } else { "unfrozen" }
+            ),
+        ),
+    })
+}
+
+/// Logs the checks that changed between two assessments, once per change, and returns
+/// them as journal records. Probes log their own transitions (app, mounts, load); the log
+/// lines here are the ones judged with the peers, but every change is recorded.
+fn log_transitions(me: &str, old: &Assessment, new: &Assessment) -> Vec<(EventKind, String)> {
+    let mut out = Vec::new();
     for (o, n) in old.checks.iter().zip(&new.checks) {
-        if o.code == n.code || !matches!(n.name.as_str(), "config" | "clock" | "version") {
+        if o.code == n.code {
             continue;
         }
-        if n.code.passing() {
-            tracing::info!(check = %n.name, "{} check {} again", n.name, n.code.as_str());
+        let kind = if n.name == "config" {
+            EventKind::Drift
         } else {
-            tracing::warn!(check = %n.name, "{} check {}: {}", n.name, n.code.as_str(), n.reason);
+            EventKind::Check
+        };
+        let logged = matches!(n.name.as_str(), "config" | "clock" | "version");
+        if n.code.passing() {
+            if logged {
+                tracing::info!(check = %n.name, "{} check {} again", n.name, n.code.as_str());
+            }
+            out.push((
+                kind,
+                format!("{me}: {} check {} again", n.name, n.code.as_str()),
+            ));
+        } else {
+            if logged {
+                tracing::warn!(check = %n.name, "{} check {}: {}", n.name, n.code.as_str(), n.reason);
+            }
+            let why = if n.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", n.reason)
+            };
+            out.push((
+                kind,
+                format!("{me}: {} check {}{why}", n.name, n.code.as_str()),
+            ));
         }
     }
     if old.ready != new.ready {
         tracing::info!(reasons = ?new.reasons, "{}", if new.ready { "ready" } else { "not ready" });
+        out.push((
+            EventKind::Check,
+            if new.ready {
+                format!("{me} is ready")
+            } else {
+                format!("{me} is not ready: {}", new.reasons.join(", "))
+            },
+        ));
     }
     if old.healthy != new.healthy {
         if new.healthy {
             tracing::info!("healthy: fit for traffic");
+            out.push((EventKind::Check, format!("{me} is fit for traffic")));
         } else {
             tracing::warn!(reasons = ?new.reasons, "not fit for traffic");
+            out.push((
+                EventKind::Check,
+                format!("{me} is not fit for traffic: {}", new.reasons.join(", ")),
+            ));
         }
     }
     if old.claimed != new.claimed {
         tracing::info!(tasks = ?new.claimed, "singleton tasks running here changed");
     }
+    out
 }

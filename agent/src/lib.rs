@@ -3,7 +3,11 @@
 //! Module map:
 //! - [`config`]: the config file — parse, check, errors with file:line.
 //! - [`core`]: sans-IO state machines (membership, failure detection). No IO, no clocks.
-//! - [`net`]: QUIC endpoint, mutual TLS, peer links; turns sockets into core inputs.
+//! - [`net`]: QUIC endpoint, mutual TLS, peer links; turns sockets into core inputs and
+//!   hands operator connections to [`ctl`].
+//! - [`ctl`]: the operator channel (`quorate-ctl/1`): its server, and the client the
+//!   `quorate` tool uses.
+//! - [`events`]: the event journal (`quorate events`), kept across restarts.
 //! - [`http`]: health endpoints and `/cluster`, served from a snapshot on their own thread.
 //! - [`probe`]: local checks (app, mounts, config hashes, load); they report, they never
 //!   decide.
@@ -16,7 +20,9 @@ pub mod ca;
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod ctl;
 pub mod driver;
+pub mod events;
 pub mod hooks;
 pub mod http;
 pub mod local;
@@ -87,6 +93,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let digest = local_state.digest();
     let (state_tx, state_rx) = watch::channel(local_state);
     let (inbound_tx, inbound_rx) = mpsc::channel(1024);
+    let (ctl_tx, ctl_rx) = mpsc::channel(ctl::server::MAX_CONNECTIONS);
+    let journal = events::Journal::open(&config.state_dir, config.node.as_str())?;
     let hello = proto::Hello {
         cluster: config.cluster.clone(),
         node: config.node.clone(),
@@ -100,6 +108,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             listen: config.listen,
             peers: config.peers.clone(),
             control_allow: config.control_allow.clone(),
+            ctl: ctl_tx,
         },
         &tls,
         state_rx,
@@ -154,16 +163,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         clock::boottime(),
     );
     let (view_tx, view_rx) = watch::channel(Arc::new(placeholder));
-    let (command_tx, command_rx) = mpsc::channel(16);
+    let (order_tx, order_rx) = mpsc::channel(16);
     let (balancer_tx, balancer_rx) = watch::channel(None);
     let bound = http::spawn_with(
         config.http.listen,
         config.http.allow.clone(),
         view_rx.clone(),
-        command_tx,
         balancer_tx,
         config.haproxy_agent.map(|h| h.listen),
     )?;
+    ctl::CtlServer::new(view_rx.clone(), journal.reader(), order_tx).spawn(ctl_rx);
     let http_addr = bound.http;
     let load_rx = probe::load::spawn(Duration::from_secs(1));
     let (probe_tx, probe_rx) = mpsc::channel(64);
@@ -194,7 +203,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         balancer_rx,
         view_tx,
         state_tx,
-        commands: command_rx,
+        orders: order_rx,
+        journal,
         links: HashMap::new(),
         digest,
         local,

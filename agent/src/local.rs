@@ -341,7 +341,7 @@ impl LocalState {
             .filter_map(|m| m.clock_offset_us.map(|o| (&m.id, o)))
             .collect();
         let max_us = i64::try_from(cfg.clock.max_offset.0.as_micros()).unwrap_or(i64::MAX);
-        let (clock_code, clock_reason) = match clock_fault(&offsets, max_us) {
+        let (clock_code, clock_reason) = match clock_fault(&offsets, alive.len(), max_us) {
             None => (CheckCode::Ok, String::new()),
             Some(off) => (
                 CheckCode::Fail,
@@ -605,13 +605,16 @@ pub fn task_grace(cfg: &Config) -> Duration {
 ///
 /// DESIGN.md says "at least half"; with three nodes and one bad clock, a good node is off
 /// from exactly half (the bad one), so "at least half" would flag it too.
-pub fn clock_fault(offsets: &[(&NodeId, i64)], max_us: i64) -> Option<Vec<String>> {
+///
+/// `peers` counts every alive peer, measured or not: a node that has so far measured
+/// only the one bad clock is off from all it has measured, yet not from a majority.
+pub fn clock_fault(offsets: &[(&NodeId, i64)], peers: usize, max_us: i64) -> Option<Vec<String>> {
     let off: Vec<String> = offsets
         .iter()
         .filter(|(_, o)| o.unsigned_abs() > max_us.unsigned_abs())
         .map(|(id, o)| format!("{id} ({:+} ms)", o / 1000))
         .collect();
-    let n = offsets.len();
+    let n = peers.max(offsets.len());
     (n > 0 && !off.is_empty() && (off.len() * 2 > n || off.len() == n)).then_some(off)
 }
 
@@ -633,23 +636,31 @@ mod tests {
     fn clock_fault_is_attributed_to_the_odd_one_out() {
         let (n1, n2, n3, n4) = (id("n1"), id("n2"), id("n3"), id("n4"));
         let max = 500_000;
-        // (offsets to peers, at fault)
-        let table: &[(&[(&NodeId, i64)], bool)] = &[
-            (&[], false),
+        // (offsets to peers, alive peers, at fault)
+        type Case<'a> = (&'a [(&'a NodeId, i64)], usize, bool);
+        let table: &[Case<'_>] = &[
+            (&[], 0, false),
+            (&[], 2, false),
             // Two nodes a second apart: neither can tell, both are flagged.
-            (&[(&n2, 1_000_000)], true),
-            (&[(&n2, 100_000)], false),
+            (&[(&n2, 1_000_000)], 1, true),
+            (&[(&n2, 100_000)], 1, false),
             // Three nodes, n3 one second ahead. As n1: off from n3 only → fine.
-            (&[(&n2, 0), (&n3, 1_000_000)], false),
+            (&[(&n2, 0), (&n3, 1_000_000)], 2, false),
+            // As n1 before it measured n2: off from all it measured, not from a majority.
+            (&[(&n3, 1_000_000)], 2, false),
             // As n3: off from both → at fault.
-            (&[(&n1, -1_000_000), (&n2, -1_000_000)], true),
+            (&[(&n1, -1_000_000), (&n2, -1_000_000)], 2, true),
             // Four nodes, this one off from three.
-            (&[(&n2, 900_000), (&n3, -900_000), (&n4, 800_000)], true),
+            (&[(&n2, 900_000), (&n3, -900_000), (&n4, 800_000)], 3, true),
             // Four nodes, off from one of three.
-            (&[(&n2, 900_000), (&n3, 0), (&n4, 0)], false),
+            (&[(&n2, 900_000), (&n3, 0), (&n4, 0)], 3, false),
         ];
-        for (offsets, fault) in table {
-            assert_eq!(clock_fault(offsets, max).is_some(), *fault, "{offsets:?}");
+        for (offsets, peers, fault) in table {
+            assert_eq!(
+                clock_fault(offsets, *peers, max).is_some(),
+                *fault,
+                "{offsets:?} of {peers}"
+            );
         }
     }
 

@@ -19,11 +19,13 @@ pub enum Refusal {
     Hello,
     /// A malformed datagram or frame on an authenticated connection.
     Malformed,
-    /// Too many handshakes at once.
+    /// Too many handshakes (or operator connections, or streams) at once.
     Busy,
+    /// An operator connection from a peer's address that is not in `control_allow`.
+    Control,
 }
 
-const SLOTS: usize = 5;
+const SLOTS: usize = 6;
 const WINDOW: Duration = Duration::from_secs(10);
 
 /// One limiter per process.

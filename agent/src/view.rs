@@ -1,6 +1,6 @@
 //! [`ClusterView`]: the immutable snapshot the driver publishes after every turn. HTTP
-//! handlers (and later the operator channel) read it and nothing else, so an answer never
-//! waits on the driver, a probe or a lock.
+//! handlers and the operator channel read it and nothing else, so an answer never waits
+//! on the driver, a probe or a lock.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -76,6 +76,12 @@ pub struct ClusterView {
     pub agent_check: String,
     /// The `/cluster` document.
     pub status: ClusterStatus,
+}
+
+/// The `/cluster` document as text: what `GET /cluster` answers and what an operator
+/// channel snapshot carries, byte for byte.
+pub fn cluster_json(status: &ClusterStatus) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(status).map(|body| body + "\n")
 }
 
 /// One `[[task]]` as this node sees it.

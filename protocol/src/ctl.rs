@@ -12,6 +12,12 @@
 //! - `Events`: the kept history after `after` (oldest first), then `EventsEnd`; with
 //!   `follow`, new events afterwards until the tool closes the stream.
 //! - `Command`: exactly one `Done` or `Refused`, then the agent finishes the stream.
+//! - `ShouldRun`: exactly one `ShouldRun` answer (or `Refused` for an unknown task), judged
+//!   at the moment the agent reads the request, like `GET /task/{name}`.
+//!
+//! A request that cannot be read (not a frame, another protocol version, more than
+//! [`MAX_REQUEST_BYTES`], not a request) is answered with one `Refused` naming what was
+//! wrong, and the stream is finished; the connection and the agent carry on.
 //!
 //! A snapshot carries the `/cluster` JSON document ([`ClusterStatus`](crate::status::ClusterStatus))
 //! as text, not postcard: its fields are only ever added, and a JSON reader ignores the
@@ -28,6 +34,11 @@ pub const SNAPSHOT_MIN_INTERVAL_MS: u64 = 250;
 pub const SNAPSHOT_MAX_INTERVAL_MS: u64 = 2_000;
 /// The longest free text accepted in a command (a reason).
 pub const MAX_REASON_CHARS: usize = 200;
+/// The largest request frame body an agent reads (requests are small; answers may use
+/// the whole [`MAX_FRAME`](crate::MAX_FRAME)).
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// The longest `for_secs` a drain or an acknowledgement may take (a year and a day).
+pub const MAX_FOR_SECS: u64 = 366 * 24 * 3600;
 
 /// What a tool asks for: the first and only frame it sends on a stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +49,8 @@ pub enum CtlRequest {
     Events { after: Option<u64>, follow: bool },
     /// Change something. Answered by `Done` or `Refused`.
     Command(CtlCommand),
+    /// Whether the agent runs singleton task `task` now (`quorate task should-run`).
+    ShouldRun { task: String },
 }
 
 /// An operator command. `node: None` means the agent the tool is connected to.
@@ -91,9 +104,18 @@ pub enum CtlResponse {
     Refused {
         reason: String,
     },
+    /// The answer to `ShouldRun`: whether the agent runs the task now, and the term to
+    /// use as a fencing token (`QUORATE_TERM`).
+    ShouldRun {
+        here: bool,
+        term: u64,
+        /// Where the agent places the task, if anywhere.
+        holder: Option<String>,
+    },
 }
 
-/// One thing that happened, as the agent that saw it records it.
+/// One thing that happened, as the agent that saw it records it. Its JSON form (serde's,
+/// field names as here) is what `quorate events --json` prints, one object per line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRecord {
     /// Increasing on the recording agent, across restarts (the journal is persisted).
@@ -109,8 +131,11 @@ pub struct EventRecord {
     pub text: String,
 }
 
-/// What kind of thing happened, for filtering and colour.
+/// What kind of thing happened, for filtering and colour. In JSON (`quorate events
+/// --json`, the agent's `events.jsonl`) it is [`as_str`](Self::as_str)'s word; on the
+/// wire, postcard's variant index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EventKind {
     /// A node joined, restarted, left, or changed alive/suspect/dead.
     Membership,
@@ -187,6 +212,38 @@ mod tests {
         round_trip_request(CtlRequest::Command(CtlCommand::Transfer {
             node: "n2".into(),
         }));
+        round_trip_request(CtlRequest::ShouldRun {
+            task: "nightly".into(),
+        });
+    }
+
+    #[test]
+    fn event_json_is_stable() {
+        let r = EventRecord {
+            seq: 3,
+            at_micros: 5,
+            recorded_by: "n1".into(),
+            kind: EventKind::Alarm,
+            node: None,
+            text: "x".into(),
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            json,
+            r#"{"seq":3,"at_micros":5,"recorded_by":"n1","kind":"alarm","node":null,"text":"x"}"#
+        );
+        assert_eq!(serde_json::from_str::<EventRecord>(&json).unwrap(), r);
+        for k in [
+            EventKind::Membership,
+            EventKind::Election,
+            EventKind::Check,
+            EventKind::Drift,
+            EventKind::Operator,
+            EventKind::Alarm,
+        ] {
+            let word = serde_json::to_string(&k).unwrap();
+            assert_eq!(word, format!("\"{}\"", k.as_str()));
+        }
     }
 
     #[test]
@@ -209,6 +266,11 @@ mod tests {
             },
             CtlResponse::Refused {
                 reason: "n3 is not eligible: app check failing".into(),
+            },
+            CtlResponse::ShouldRun {
+                here: true,
+                term: 9,
+                holder: Some("n2".into()),
             },
         ] {
             let bytes = encode_response(&r).unwrap();

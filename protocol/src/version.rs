@@ -38,6 +38,10 @@ pub enum CloseCode {
     Protocol = 0x104,
     /// A newer connection from the same node replaced this one.
     Replaced = 0x105,
+    /// Operator channel: the caller's address is not in the agent's `control_allow`.
+    NotAllowed = 0x106,
+    /// Operator channel: the agent serves as many operator connections as it takes.
+    Busy = 0x107,
 }
 
 impl CloseCode {
@@ -49,6 +53,8 @@ impl CloseCode {
             0x103 => Self::Identity,
             0x104 => Self::Protocol,
             0x105 => Self::Replaced,
+            0x106 => Self::NotAllowed,
+            0x107 => Self::Busy,
             _ => return None,
         })
     }

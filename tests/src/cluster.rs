@@ -574,14 +574,33 @@ impl TestCluster {
         self.signal(i, libc::SIGCONT);
     }
 
-    /// Runs the operator tool against node `i` (`quorate ARGS --connect ADDR`).
+    /// Runs the operator tool against node `i` over the operator channel, with node
+    /// `i`'s own certificate (`quorate ARGS --config CONFIG --connect QUIC-ADDR`).
     pub fn quorate(&self, i: usize, args: &[&str]) -> std::process::Output {
         Command::new(crate::bin("quorate"))
             .args(args)
+            .arg("--config")
+            .arg(self.config_path(i))
             .arg("--connect")
-            .arg(self.http_addr(i).to_string())
+            .arg(self.quic_addr(i).to_string())
             .output()
             .unwrap_or_else(|e| panic!("cannot run quorate: {e}"))
+    }
+
+    /// A client of node `i`'s operator channel with node `i`'s own certificate.
+    ///
+    /// # Panics
+    ///
+    /// If it cannot connect.
+    pub fn ctl(&self, i: usize) -> quorate_agent::ctl::client::blocking::Client {
+        let c = &self.nodes[i].config;
+        let tls = quorate_agent::config::TlsPaths {
+            ca: c.ca.clone(),
+            cert: c.cert.clone(),
+            key: c.key.clone(),
+        };
+        quorate_agent::ctl::client::blocking::Client::connect(c.quic, &tls, None)
+            .unwrap_or_else(|e| panic!("operator channel of {}: {e}", c.node))
     }
 
     /// One HTTP request to node `i`'s HTTP port.

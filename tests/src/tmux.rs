@@ -33,7 +33,15 @@ impl Tmux {
             socket: dir.join("tmux.sock"),
             session: "quorate-e2e".into(),
         };
+        // The server reads this as it starts, before the program runs: the pane stays
+        // after the program exits, to read its exit status. (Set afterwards, a fast exit
+        // could close the session first.)
+        let conf = dir.join("tmux.conf");
+        std::fs::write(&conf, "set-option -g remain-on-exit on\n")
+            .unwrap_or_else(|e| panic!("{}: {e}", conf.display()));
         let mut args: Vec<String> = vec![
+            "-f".into(),
+            conf.to_string_lossy().into_owned(),
             "new-session".into(),
             "-d".into(),
             "-s".into(),
@@ -50,8 +58,6 @@ impl Tmux {
         args.extend(argv.iter().map(|a| (*a).to_owned()));
         let out = t.tmux(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(out.status.success(), "tmux new-session: {out:?}");
-        // Keep the pane after the program exits, to read its exit status.
-        t.tmux(&["set-option", "-t", &t.session, "remain-on-exit", "on"]);
         t
     }
 
@@ -86,6 +92,22 @@ impl Tmux {
             f(&last)
         });
         (ok, last)
+    }
+
+    /// The pane's state in words, for assertion messages: alive or dead, exit status or
+    /// signal.
+    pub fn describe_pane(&self) -> String {
+        let out = self.tmux(&[
+            "list-panes",
+            "-a",
+            "-F",
+            "dead=#{pane_dead} status=#{pane_dead_status} signal=#{pane_dead_signal} pid=#{pane_pid}",
+        ]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     }
 
     /// The program's exit status once it has exited (`None` while it runs).
@@ -139,6 +161,11 @@ mod tests {
         assert!(ok, "{screen}");
         assert_eq!(t.exit_status(), None);
         t.send_keys(&["x", "Enter"]);
-        assert!(wait_until(Duration::from_secs(5), || t.exit_status() == Some(3)));
+        assert!(
+            wait_until(Duration::from_secs(5), || t.exit_status() == Some(3)),
+            "{}\n{}",
+            t.describe_pane(),
+            t.screen()
+        );
     }
 }

@@ -807,8 +807,8 @@ fn config_errors_name_the_file_the_line_and_the_key_and_exit_2() {
 #[test]
 fn status_cli_prints_the_cluster_as_a_table_and_as_json() {
     let c = started(3);
-    let connect = c.http_addr(0).to_string();
-    let out = run_ok(Command::new(bin("quorate")).args(["status", "--connect", &connect]));
+    let out = c.quorate(0, &["status"]);
+    assert!(out.status.success(), "{out:?}");
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains(CLUSTER), "no cluster name:\n{table}");
     assert!(
@@ -826,8 +826,8 @@ fn status_cli_prints_the_cluster_as_a_table_and_as_json() {
         );
     }
 
-    let out =
-        run_ok(Command::new(bin("quorate")).args(["status", "--json", "--connect", &connect]));
+    let out = c.quorate(0, &["status", "--json"]);
+    assert!(out.status.success(), "{out:?}");
     let json: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("status --json prints JSON");
     assert_eq!(json["cluster"], CLUSTER, "{json:#}");
@@ -835,7 +835,8 @@ fn status_cli_prints_the_cluster_as_a_table_and_as_json() {
     assert_eq!(listed.len(), 3, "{json:#}");
     assert!(listed.iter().all(|n| n["state"] == "alive"), "{json:#}");
 
-    // Without --connect, `--config` names the agent through its [http] listen.
+    // Without --connect, `--config` names the agent through its `listen`, and its
+    // certificate through `[tls]`.
     let out = run_ok(
         Command::new(bin("quorate"))
             .args(["status", "--json", "--config"])

@@ -362,6 +362,10 @@ fn quorate_transfer_moves_the_primary_from_any_node() {
     // A node that is not eligible (here: unknown) is refused, and nothing moves.
     let out = c.quorate(target, &["transfer", "n9"]);
     assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no node n9 in this cluster"),
+        "{out:?}"
+    );
     assert_eq!(current_primary(&addrs(&c)), Some(target));
 }
 

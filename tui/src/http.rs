@@ -1,6 +1,6 @@
 //! A tiny HTTP/1.1 client on a blocking `TcpStream`: enough to read an agent's
-//! `/cluster` and send its loopback commands, with a timeout on every step and a cap on
-//! the answer's size.
+//! `/cluster` (the demo watches its own agents so), with a timeout on every step and a
+//! cap on the answer's size.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -20,11 +20,6 @@ pub struct Response {
 /// by `timeout`. Errors say what failed but not the address: the caller names it.
 pub fn get(addr: &str, path: &str, timeout: Duration) -> io::Result<Response> {
     request("GET", addr, path, timeout)
-}
-
-/// `POST path` (no body) to `addr`: the agent's loopback-only commands.
-pub fn post(addr: &str, path: &str, timeout: Duration) -> io::Result<Response> {
-    request("POST", addr, path, timeout)
 }
 
 fn request(method: &str, addr: &str, path: &str, timeout: Duration) -> io::Result<Response> {

@@ -4,16 +4,20 @@
 //! Internal modules:
 //! - `cli`: argument definitions and one module per subcommand (`ca`, `status`, `demo`)
 //! - `table`: the pure status table renderer
-//! - `target`: which agent to ask (`--connect`, else the config's `[http] listen`)
-//! - `http`: a tiny blocking HTTP/1.1 GET client
+//! - `target`: which agent to ask and with which certificate (`--connect`, `--cert`…,
+//!   else the agent's config)
+//! - `http`: a tiny blocking HTTP/1.1 GET client (the demo watches its agents with it)
 //! - `signals`: SIGINT/SIGTERM as a flag, signals to child processes
+//! - `ui`: the terminal UI (`quorate` with no subcommand, on a terminal)
 
 mod cli;
 mod http;
 mod signals;
 mod table;
 mod target;
+mod ui;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -23,12 +27,17 @@ use cli::{Cli, Command, DriftCommand, StatusArgs, TaskCommand, UpgradeCommand};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        // The terminal UI comes later; until then, and without a terminal, a one-shot table.
+        // The terminal UI on a terminal; without one (a pipe, cron, `ssh host quorate`) a
+        // one-shot table.
+        None if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => {
+            target::resolve(&cli.global).and_then(|t| ui::run::run(&t))
+        }
         None => cli::status::run(&cli.global, &StatusArgs::default()),
         Some(Command::Status(args)) => cli::status::run(&cli.global, args),
+        Some(Command::Events(args)) => cli::events::run(&cli.global, args),
         Some(Command::Ca(command)) => cli::ca::run(command),
         Some(Command::Demo(args)) => cli::demo::run(args),
-        Some(Command::Transfer { node }) => cli::control::transfer(&cli.global, node.as_ref()),
+        Some(Command::Transfer { node }) => cli::control::transfer(&cli.global, node),
         Some(Command::Freeze) => cli::control::freeze(&cli.global, true),
         Some(Command::Unfreeze) => cli::control::freeze(&cli.global, false),
         Some(Command::Drain { node, reason, for_ }) => {

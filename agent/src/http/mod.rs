@@ -2,14 +2,14 @@
 //! and (optionally) HAProxy's agent-check port.
 //!
 //! Owns: the HTTP thread and its current-thread runtime, connection limits, turning a
-//! hyper request into a [`routes::Request`], passing loopback admin commands on, and
-//! keeping what HAProxy last said about this node (`X-Haproxy-Server-State`).
+//! hyper request into a [`routes::Request`], and keeping what HAProxy last said about
+//! this node (`X-Haproxy-Server-State`). It takes no commands: those come over the
+//! operator channel (`crate::ctl`), with mutual TLS.
 //!
 //! Served on a thread of its own, so neither probes nor heartbeats nor a busy driver can
 //! starve an answer (linkerd's admin server does the same). Every answer is computed from
-//! the latest [`ClusterView`] snapshot by the pure [`routes::route_command`]; this module
-//! must never await the driver, a probe or a lock (commands are `try_send`, the balancer
-//! state is a `watch` write).
+//! the latest [`ClusterView`] snapshot by the pure [`routes::route`]; this module must
+//! never await the driver, a probe or a lock (the balancer state is a `watch` write).
 
 pub mod haproxy_agent;
 pub mod metrics;
@@ -25,20 +25,15 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::clock;
 use crate::config::Cidr;
-use crate::core::Command;
 use crate::view::ClusterView;
 use haproxy_agent::ServerState;
-use routes::{AdminCommand, code};
 
 /// Connections served at once; beyond it new ones wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 1024;
-
-/// Where admin commands go: `Err((status, reason))` when they cannot be taken now.
-type Sink = Arc<dyn Fn(AdminCommand) -> Result<(), (u16, &'static str)> + Send + Sync>;
 
 /// The addresses [`spawn_with`] bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,38 +43,17 @@ pub struct Bound {
     pub agent_check: Option<SocketAddr>,
 }
 
-/// Binds the HTTP port now (so a taken port fails the start) and serves it on its own
-/// thread until the process exits. Only core commands are passed on; the others answer
-/// 501 (use [`spawn_with`]).
-pub fn spawn(
-    listen: SocketAddr,
-    allow: Vec<Cidr>,
-    view: watch::Receiver<Arc<ClusterView>>,
-    commands: mpsc::Sender<Command>,
-) -> anyhow::Result<SocketAddr> {
-    let sink: Sink = Arc::new(move |cmd| match cmd {
-        AdminCommand::Core(c) => commands.try_send(c).map_err(|_| (503, code::BUSY)),
-        _ => Err((501, "not-implemented")),
-    });
-    // Nobody reads the balancer's state yet; `send_if_modified` works without readers.
-    let (balancer, _) = watch::channel(None);
-    Ok(start(listen, allow, view, sink, balancer, None)?.http)
-}
-
 /// Binds the HTTP port (and the agent-check port, if given) now, so a taken port fails
-/// the start, and serves both on one thread of their own until the process exits.
-/// Admin commands go to `commands` (`try_send`: a full queue answers 503 `busy`); what
+/// the start, and serves both on one thread of their own until the process exits. What
 /// HAProxy says about this node goes to `balancer`, only when it changes.
 pub fn spawn_with(
     listen: SocketAddr,
     allow: Vec<Cidr>,
     view: watch::Receiver<Arc<ClusterView>>,
-    commands: mpsc::Sender<AdminCommand>,
     balancer: watch::Sender<Option<ServerState>>,
     agent_check: Option<SocketAddr>,
 ) -> anyhow::Result<Bound> {
-    let sink: Sink = Arc::new(move |cmd| commands.try_send(cmd).map_err(|_| (503, code::BUSY)));
-    start(listen, allow, view, sink, balancer, agent_check)
+    start(listen, allow, view, balancer, agent_check)
 }
 
 fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
@@ -93,7 +67,6 @@ fn start(
     listen: SocketAddr,
     allow: Vec<Cidr>,
     view: watch::Receiver<Arc<ClusterView>>,
-    sink: Sink,
     balancer: watch::Sender<Option<ServerState>>,
     agent_check: Option<SocketAddr>,
 ) -> anyhow::Result<Bound> {
@@ -129,7 +102,7 @@ fn start(
                         Err(e) => tracing::error!("cannot serve the agent-check port: {e}"),
                     }
                 }
-                serve(listener, allow, view, sink, balancer).await;
+                serve(listener, allow, view, balancer).await;
             });
         })?;
     Ok(bound)
@@ -139,7 +112,6 @@ async fn serve(
     listener: std::net::TcpListener,
     allow: Arc<[Cidr]>,
     view: watch::Receiver<Arc<ClusterView>>,
-    sink: Sink,
     balancer: Arc<watch::Sender<Option<ServerState>>>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -165,11 +137,10 @@ async fn serve(
         let _ = stream.set_nodelay(true);
         let view = view.clone();
         let allow = allow.clone();
-        let sink = sink.clone();
         let balancer = balancer.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let answer = answer(&view, &allow, &sink, &balancer, remote, &req);
+                let answer = answer(&view, &allow, &balancer, remote, &req);
                 async move { Ok::<_, Infallible>(answer) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -206,7 +177,6 @@ fn note_balancer(balancer: &watch::Sender<Option<ServerState>>, req: &hyper::Req
 fn answer(
     view: &watch::Receiver<Arc<ClusterView>>,
     allow: &[Cidr],
-    sink: &Sink,
     balancer: &watch::Sender<Option<ServerState>>,
     remote: SocketAddr,
     req: &hyper::Request<Incoming>,
@@ -217,10 +187,9 @@ fn answer(
         hyper::Method::GET => routes::Method::Get,
         hyper::Method::HEAD => routes::Method::Head,
         hyper::Method::OPTIONS => routes::Method::Options,
-        hyper::Method::POST => routes::Method::Post,
         _ => routes::Method::Other,
     };
-    let (mut a, cmd) = routes::route_command(
+    let a = routes::route(
         &snapshot,
         &routes::Request {
             method,
@@ -232,11 +201,6 @@ fn answer(
         },
         allow,
     );
-    if let Some(cmd) = cmd
-        && let Err((status, why)) = sink(cmd)
-    {
-        a = routes::refused(&snapshot, status, why);
-    }
     let body = if method == routes::Method::Head {
         Bytes::new()
     } else {
@@ -281,13 +245,12 @@ mod tests {
     }
 
     #[test]
-    fn serves_headers_commands_balancer_state_and_agent_check() {
+    fn serves_headers_balancer_state_and_agent_check_but_no_commands() {
         let view = routes::tests::view(true, true, vec![]);
         let (_view_tx, view_rx) = watch::channel(Arc::new(view));
-        let (cmd_tx, mut cmd_rx) = mpsc::channel(4);
         let (bal_tx, mut bal_rx) = watch::channel(None);
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        let bound = spawn_with(any, Cidr::loopback(), view_rx, cmd_tx, bal_tx, Some(any)).unwrap();
+        let bound = spawn_with(any, Cidr::loopback(), view_rx, bal_tx, Some(any)).unwrap();
 
         let r = call(bound.http, &request("GET", "/health", ""));
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
@@ -321,18 +284,13 @@ mod tests {
         );
         assert!(!bal_rx.has_changed().unwrap());
 
-        // Admin commands reach the driver's queue.
+        // Commands moved to the operator channel: a POST is refused.
         let r = call(
             bound.http,
             &request("POST", "/admin/undrain?node=n2", "Content-Length: 0\r\n"),
         );
-        assert!(r.starts_with("HTTP/1.1 202"), "{r}");
-        assert_eq!(
-            cmd_rx.try_recv().unwrap(),
-            AdminCommand::Undrain {
-                node: Some(proto::NodeId::new("n2").unwrap())
-            }
-        );
+        assert!(r.starts_with("HTTP/1.1 405"), "{r}");
+        assert!(r.contains("allow: GET, HEAD, OPTIONS"), "{r}");
 
         let mut agent = std::net::TcpStream::connect(bound.agent_check.unwrap()).unwrap();
         agent
@@ -341,30 +299,5 @@ mod tests {
         let mut line = String::new();
         agent.read_to_string(&mut line).unwrap();
         assert_eq!(line, "up 100%\n");
-    }
-
-    #[test]
-    fn legacy_spawn_refuses_what_it_cannot_pass_on() {
-        let (_view_tx, view_rx) = watch::channel(Arc::new(routes::tests::view(true, true, vec![])));
-        let (cmd_tx, mut cmd_rx) = mpsc::channel(4);
-        let addr = spawn(
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            Cidr::loopback(),
-            view_rx,
-            cmd_tx,
-        )
-        .unwrap();
-        let r = call(
-            addr,
-            &request("POST", "/admin/freeze", "Content-Length: 0\r\n"),
-        );
-        assert!(r.starts_with("HTTP/1.1 202"), "{r}");
-        assert!(matches!(cmd_rx.try_recv(), Ok(Command::Freeze(_))));
-        let r = call(
-            addr,
-            &request("POST", "/admin/drain", "Content-Length: 0\r\n"),
-        );
-        assert!(r.starts_with("HTTP/1.1 501"), "{r}");
-        assert!(r.contains("x-quorate-node: n1"), "{r}");
     }
 }

@@ -1,7 +1,8 @@
 //! The HTTP answers as a pure function of the snapshot: `route(view, request) → answer`.
 //!
 //! Owns: what every path answers (status, body, headers), the `?ok=`/`?fail=` overrides,
-//! `?verbose` text, and turning loopback `POST /admin/*` into an [`AdminCommand`].
+//! and `?verbose` text. Takes no commands: those come over the operator channel
+//! (`crate::ctl`); `POST` answers 405 like any other method but GET, HEAD and OPTIONS.
 //!
 //! Must never: do IO, wait, read a clock (the request carries `now`), or invent a health
 //! reason the view does not give (`/health`'s reasons are the view's, plus `draining`).
@@ -10,11 +11,9 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use proto::NodeId;
 use serde_json::json;
 
 use crate::config::Cidr;
-use crate::core::Command;
 use crate::core::lease;
 use crate::view::{ClusterView, reason};
 
@@ -34,12 +33,6 @@ pub mod code {
     pub const NOT_FOUND: &str = "not-found";
     pub const METHOD: &str = "method";
     pub const INTERNAL: &str = "internal";
-    pub const BAD_NODE: &str = "bad-node";
-    pub const BAD_DURATION: &str = "bad-duration";
-    pub const BAD_REASON: &str = "bad-reason";
-    pub const BAD_NAME: &str = "bad-name";
-    /// The driver's command queue is full.
-    pub const BUSY: &str = "busy";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +40,7 @@ pub enum Method {
     Get,
     Head,
     Options,
-    /// Only for the loopback-only `/admin/*` commands.
-    Post,
+    /// Anything else (answered 405).
     Other,
 }
 
@@ -83,39 +75,8 @@ pub struct Answer {
     pub headers: Vec<(&'static str, String)>,
 }
 
-/// An operator command taken over loopback HTTP, for the driver. `Core` goes to the
-/// election core as is; the others change what this node publishes (drain, drift
-/// acknowledgements, the upgrade gate).
-#[derive(Debug, Clone, PartialEq)]
-pub enum AdminCommand {
-    Core(Command),
-    /// Drain `node` (`None`: this node) for `reason`, until undrained or for `for_`.
-    Drain {
-        node: Option<NodeId>,
-        reason: String,
-        for_: Option<Duration>,
-        /// Who asked, e.g. `operator@127.0.0.1`.
-        by: String,
-    },
-    Undrain {
-        node: Option<NodeId>,
-    },
-    /// Acknowledge drift in config set `name` for `for_`.
-    DriftAck {
-        name: String,
-        reason: String,
-        for_: Duration,
-    },
-    /// Open the upgrade gate for this node's app version.
-    UpgradeAllow,
-}
-
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
-/// Longest `reason=` accepted: it is persisted and gossiped to every node.
-const MAX_REASON: usize = 200;
-/// Longest `for=` accepted; a drain meant to last longer has no `for`.
-const MAX_FOR: Duration = Duration::from_secs(366 * 24 * 3600);
 
 fn small(view: &ClusterView, status: u16, word: &str, reasons: &[&str]) -> Answer {
     small_as(view, view.role, view.term, status, word, reasons)
@@ -145,11 +106,6 @@ fn small_as(
         body: format!("{body}\n"),
         headers: Vec::new(),
     }
-}
-
-/// A small JSON answer for the server's own refusals (e.g. [`code::BUSY`]).
-pub fn refused(view: &ClusterView, status: u16, reason: &'static str) -> Answer {
-    small(view, status, "fail", &[reason])
 }
 
 /// What a health-style endpoint decided, before it is written as JSON or as text.
@@ -315,125 +271,13 @@ fn role_now(view: &ClusterView, req: &Request<'_>) -> (&'static str, u64) {
     }
 }
 
-fn optional_node(query: &str) -> Result<Option<NodeId>, &'static str> {
-    match query_param(query, "node").filter(|n| !n.is_empty()) {
-        None => Ok(None),
-        Some(raw) => {
-            let name = decode(raw).ok_or(code::BAD_NODE)?;
-            NodeId::new(name).map(Some).map_err(|_| code::BAD_NODE)
-        }
-    }
-}
-
-/// `?for=1h` (humantime): absent or empty is `None`; zero, over a year or garbage is an
-/// error.
-fn optional_for(query: &str) -> Result<Option<Duration>, &'static str> {
-    match query_param(query, "for").filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(raw) => {
-            let text = decode(raw).ok_or(code::BAD_DURATION)?;
-            match humantime::parse_duration(text.trim()) {
-                Ok(d) if !d.is_zero() && d <= MAX_FOR => Ok(Some(d)),
-                _ => Err(code::BAD_DURATION),
-            }
-        }
-    }
-}
-
-/// Free text (`reason=`, `name=`): decoded, one line, bounded.
-fn text(query: &str, key: &str, bad: &'static str) -> Result<String, &'static str> {
-    let Some(raw) = query_param(query, key) else {
-        return Ok(String::new());
-    };
-    let text = decode(raw).ok_or(bad)?;
-    if text.chars().count() > MAX_REASON || text.chars().any(char::is_control) {
-        return Err(bad);
-    }
-    Ok(text.trim().to_owned())
-}
-
-/// The command a loopback `POST /admin/...` carries: `Ok(None)` for an unknown path,
-/// `Err(reason)` for a bad parameter.
-fn admin_command(req: &Request<'_>) -> Result<Option<AdminCommand>, &'static str> {
-    let q = req.query;
-    let cmd = match req.path {
-        "/admin/transfer" => match query_param(q, "to").filter(|t| !t.is_empty()) {
-            None => AdminCommand::Core(Command::Transfer(None)),
-            Some(to) => {
-                let to = decode(to).ok_or(code::BAD_NODE)?;
-                let id = NodeId::new(to).map_err(|_| code::BAD_NODE)?;
-                AdminCommand::Core(Command::Transfer(Some(id)))
-            }
-        },
-        "/admin/freeze" => AdminCommand::Core(Command::Freeze(proto::FreezeFlag {
-            frozen: true,
-            version: 0,
-        })),
-        "/admin/unfreeze" => AdminCommand::Core(Command::Freeze(proto::FreezeFlag {
-            frozen: false,
-            version: 0,
-        })),
-        "/admin/drain" => AdminCommand::Drain {
-            node: optional_node(q)?,
-            reason: text(q, "reason", code::BAD_REASON)?,
-            for_: optional_for(q)?,
-            by: format!("operator@{}", req.remote),
-        },
-        "/admin/undrain" => AdminCommand::Undrain {
-            node: optional_node(q)?,
-        },
-        "/admin/drift-ack" => {
-            let name = text(q, "name", code::BAD_NAME)?;
-            if name.is_empty() {
-                return Err(code::BAD_NAME);
-            }
-            AdminCommand::DriftAck {
-                name,
-                reason: text(q, "reason", code::BAD_REASON)?,
-                // An acknowledgement always expires: that is what makes it safe.
-                for_: optional_for(q)?.ok_or(code::BAD_DURATION)?,
-            }
-        }
-        "/admin/upgrade-allow" => AdminCommand::UpgradeAllow,
-        _ => return Ok(None),
-    };
-    Ok(Some(cmd))
-}
-
-/// Loopback-only operator commands (until the operator channel exists).
-fn admin(view: &ClusterView, req: &Request<'_>) -> (Answer, Option<AdminCommand>) {
-    if !req.remote.is_loopback() {
-        return (small(view, 403, "fail", &[code::FORBIDDEN]), None);
-    }
-    match admin_command(req) {
-        Ok(Some(cmd)) => (small(view, 202, "accepted", &[]), Some(cmd)),
-        Ok(None) => (small(view, 404, "fail", &[code::NOT_FOUND]), None),
-        Err(why) => (small(view, 400, "fail", &[why]), None),
-    }
-}
-
-/// Answers `req` from `view`, with the command it carries for the driver, if any.
-/// `allow` lists who may read `/cluster` and `/metrics`.
-pub fn route_command(
-    view: &ClusterView,
-    req: &Request<'_>,
-    allow: &[Cidr],
-) -> (Answer, Option<AdminCommand>) {
-    if req.method == Method::Post {
-        let (a, cmd) = admin(view, req);
-        return (overrides(a, req.query), cmd);
-    }
-    (route(view, req, allow), None)
-}
-
 /// Answers `req` from `view`. `allow` lists who may read `/cluster` and `/metrics`.
-/// Takes no commands: `POST` answers 405 here (see [`route_command`]).
 pub fn route(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
     overrides(answer(view, req, allow), req.query)
 }
 
 fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
-    if matches!(req.method, Method::Other | Method::Post) {
+    if req.method == Method::Other {
         let mut a = small(view, 405, "fail", &[code::METHOD]);
         a.headers.push(("Allow", "GET, HEAD, OPTIONS".into()));
         return a;
@@ -490,11 +334,11 @@ fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
             if !allowed() {
                 return small(view, 403, "fail", &[code::FORBIDDEN]);
             }
-            match serde_json::to_string_pretty(&view.status) {
+            match crate::view::cluster_json(&view.status) {
                 Ok(body) => Answer {
                     status: 200,
                     content_type: JSON,
-                    body: body + "\n",
+                    body,
                     headers: Vec::new(),
                 },
                 Err(_) => small(view, 500, "fail", &[code::INTERNAL]),
@@ -549,12 +393,7 @@ fn task_verdict(view: &ClusterView, req: &Request<'_>, raw: &str) -> Verdict {
         None => Verdict::new(view, 404, "fail", vec![code::UNKNOWN_TASK]),
         Some(t) => {
             let (role, term) = role_now(view, req);
-            let here = if t.on_primary {
-                role == "primary"
-            } else {
-                t.claimed
-            };
-            let mut v = if here {
+            let mut v = if runs_here(t, role) {
                 Verdict::ok(view)
             } else {
                 Verdict::fail(view, vec![code::NOT_HERE])
@@ -565,6 +404,36 @@ fn task_verdict(view: &ClusterView, req: &Request<'_>, raw: &str) -> Verdict {
     };
     v.headers.push(("X-Quorate-Term", v.term.to_string()));
     v
+}
+
+fn runs_here(t: &crate::view::TaskClaim, role_now: &str) -> bool {
+    if t.on_primary {
+        role_now == "primary"
+    } else {
+        t.claimed
+    }
+}
+
+/// Whether this node runs task `name` at the moment `now`/`boot_now`, and the term to
+/// fence with — what `/task/{name}` answers, for the operator channel's `should-run`.
+/// `None` for a task that is not configured.
+pub fn task_answer(
+    view: &ClusterView,
+    name: &str,
+    now: Instant,
+    boot_now: Duration,
+) -> Option<(bool, u64)> {
+    let t = view.tasks.iter().find(|t| t.name == name)?;
+    let req = Request {
+        method: Method::Get,
+        path: "",
+        query: "",
+        remote: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        now,
+        boot_now,
+    };
+    let (role, term) = role_now(view, &req);
+    Some((runs_here(t, role), term))
 }
 
 #[cfg(test)]
@@ -909,6 +778,17 @@ pub(crate) mod tests {
                 assert!(a.body.contains(reason), "{path}: {}", a.body);
             }
         }
+        // The operator channel's `should-run` answers the same, at the same moment.
+        let now = crate::clock::now();
+        for (v, name, want) in [
+            (&secondary, "cron", Some((true, 3))),
+            (&secondary, "lead", Some((false, 3))),
+            (&primary, "lead", Some((true, 7))),
+            (&expired, "lead", Some((false, 6))),
+            (&secondary, "nope", None),
+        ] {
+            assert_eq!(task_answer(v, name, now, Duration::ZERO), want, "{name}");
+        }
         let a = route(&primary, &get("/task/lead", ""), &allow);
         assert!(a.body.contains("\"role\":\"primary\""), "{}", a.body);
         let a = route(&expired, &get("/task/lead", ""), &allow);
@@ -941,129 +821,16 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn admin_commands() {
+    fn commands_are_not_taken_over_http() {
         let v = view(true, true, vec![]);
         let allow = Cidr::loopback();
-        let n2 = || Some(NodeId::new("n2").unwrap());
-        let by = "operator@127.0.0.1".to_string();
-        // (path, query, status, command, reason)
-        let table: Vec<(&str, &str, u16, Option<AdminCommand>, &str)> = vec![
-            (
-                "/admin/transfer",
-                "to=n2",
-                202,
-                Some(AdminCommand::Core(Command::Transfer(n2()))),
-                "",
-            ),
-            (
-                "/admin/transfer",
-                "",
-                202,
-                Some(AdminCommand::Core(Command::Transfer(None))),
-                "",
-            ),
-            ("/admin/transfer", "to=no_way", 400, None, "bad-node"),
-            (
-                "/admin/drain",
-                "reason=kernel+update&for=1h&node=n2",
-                202,
-                Some(AdminCommand::Drain {
-                    node: n2(),
-                    reason: "kernel update".into(),
-                    for_: Some(Duration::from_secs(3600)),
-                    by: by.clone(),
-                }),
-                "",
-            ),
-            (
-                "/admin/drain",
-                "",
-                202,
-                Some(AdminCommand::Drain {
-                    node: None,
-                    reason: String::new(),
-                    for_: None,
-                    by: by.clone(),
-                }),
-                "",
-            ),
-            (
-                "/admin/drain",
-                "reason=r%C3%A9seau%20lent&for=1h%2030m",
-                202,
-                Some(AdminCommand::Drain {
-                    node: None,
-                    reason: "réseau lent".into(),
-                    for_: Some(Duration::from_secs(5400)),
-                    by: by.clone(),
-                }),
-                "",
-            ),
-            ("/admin/drain", "for=soon", 400, None, "bad-duration"),
-            ("/admin/drain", "for=0s", 400, None, "bad-duration"),
-            ("/admin/drain", "for=5years", 400, None, "bad-duration"),
-            ("/admin/drain", "reason=%ZZ", 400, None, "bad-reason"),
-            ("/admin/drain", "reason=a%0Ab", 400, None, "bad-reason"),
-            ("/admin/drain", "reason=%FF", 400, None, "bad-reason"),
-            ("/admin/drain", "node=N%202", 400, None, "bad-node"),
-            (
-                "/admin/undrain",
-                "node=n2",
-                202,
-                Some(AdminCommand::Undrain { node: n2() }),
-                "",
-            ),
-            (
-                "/admin/undrain",
-                "",
-                202,
-                Some(AdminCommand::Undrain { node: None }),
-                "",
-            ),
-            (
-                "/admin/drift-ack",
-                "name=app-config&reason=mid-upgrade&for=2h",
-                202,
-                Some(AdminCommand::DriftAck {
-                    name: "app-config".into(),
-                    reason: "mid-upgrade".into(),
-                    for_: Duration::from_secs(7200),
-                }),
-                "",
-            ),
-            (
-                "/admin/drift-ack",
-                "name=app-config",
-                400,
-                None,
-                "bad-duration",
-            ),
-            ("/admin/drift-ack", "for=2h", 400, None, "bad-name"),
-            (
-                "/admin/upgrade-allow",
-                "",
-                202,
-                Some(AdminCommand::UpgradeAllow),
-                "",
-            ),
-            ("/admin/nope", "", 404, None, "not-found"),
-        ];
-        for (path, query, status, cmd, reason) in table {
-            let (a, got) = route_command(&v, &req(Method::Post, path, query, LOOPBACK), &allow);
-            assert_eq!(a.status, status, "{path}?{query}: {}", a.body);
-            assert_eq!(got, cmd, "{path}?{query}");
-            if !reason.is_empty() {
-                assert!(a.body.contains(reason), "{path}?{query}: {}", a.body);
-            }
+        for path in ["/admin/drain", "/admin/transfer", "/health"] {
+            let a = route(&v, &req(Method::Other, path, "", LOOPBACK), &allow);
+            assert_eq!(a.status, 405, "{path}");
+            assert!(a.headers.contains(&("Allow", "GET, HEAD, OPTIONS".into())));
         }
-        // Loopback only, and GET carries no command.
-        let (a, got) = route_command(&v, &req(Method::Post, "/admin/drain", "", OUTSIDE), &allow);
-        assert_eq!((a.status, got), (403, None));
-        let (a, got) = route_command(&v, &req(Method::Get, "/admin/drain", "", LOOPBACK), &allow);
-        assert_eq!((a.status, got), (404, None));
-        // route() never takes commands.
-        let a = route(&v, &req(Method::Post, "/admin/drain", "", LOOPBACK), &allow);
-        assert_eq!(a.status, 405);
+        let a = route(&v, &req(Method::Get, "/admin/drain", "", LOOPBACK), &allow);
+        assert_eq!(a.status, 404);
     }
 
     #[test]

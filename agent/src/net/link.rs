@@ -1,6 +1,11 @@
 //! The endpoint and peer links: dialing, accepting, the hello exchange, datagrams and
 //! state fetches.
 //!
+//! The endpoint speaks two ALPNs. After the handshake the accept loop looks at the one
+//! negotiated: `quorate-peer/1` goes on to the hello, `quorate-ctl/1` (an operator tool)
+//! is handed to the operator channel's server — only from an address in
+//! `control_allow`; a peer's address alone does not open the operator channel.
+//!
 //! Every configured peer address has a dialer task that keeps one outgoing connection up
 //! (reconnecting with backoff). Peers dial us too, so a pair of nodes usually has two
 //! connections; both carry datagrams and the driver sends on the newest. That avoids
@@ -66,12 +71,15 @@ pub struct NetConfig {
     pub listen: SocketAddr,
     pub peers: Vec<SocketAddr>,
     pub control_allow: Vec<Cidr>,
+    /// Where admitted operator connections go (`crate::ctl`); full: refused as busy.
+    pub ctl: mpsc::Sender<quinn::Connection>,
 }
 
 struct Shared {
     hello: Hello,
     peers: Vec<SocketAddr>,
     control_allow: Vec<Cidr>,
+    ctl: mpsc::Sender<quinn::Connection>,
     local_state: watch::Receiver<NodeState>,
     inbound: mpsc::Sender<Inbound>,
     log: RateLog,
@@ -95,7 +103,7 @@ impl Net {
         local_state: watch::Receiver<NodeState>,
         inbound: mpsc::Sender<Inbound>,
     ) -> anyhow::Result<Self> {
-        let mut server = tls.server_config(&[proto::ALPN_PEER])?;
+        let mut server = tls.server_config(&[proto::ALPN_PEER, proto::ALPN_CTL])?;
         server.transport_config(transport());
         server.max_incoming(MAX_HANDSHAKES * 4);
         let mut client = tls.client_config(proto::ALPN_PEER)?;
@@ -109,6 +117,7 @@ impl Net {
                 hello: cfg.hello,
                 peers: cfg.peers,
                 control_allow: cfg.control_allow,
+                ctl: cfg.ctl,
                 local_state,
                 inbound,
                 log: RateLog::new(),
@@ -240,11 +249,47 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
                     return;
                 }
             };
+            if alpn(&conn).as_deref() == Some(proto::ALPN_CTL) {
+                return hand_to_ctl(conn, &shared);
+            }
             match timeout(EXCHANGE_TIMEOUT, accept_hello(&conn, &shared)).await {
                 Ok(hello) => run_link(conn, hello, shared).await,
                 Err(e) => tracing::debug!("hello from {remote} failed: {e}"),
             }
         });
+    }
+}
+
+/// The ALPN the handshake settled on.
+fn alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    conn.handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol
+}
+
+/// An operator connection: only from `control_allow` (a peer's address got it through
+/// the address gate, but peers do not steer the cluster by being peers), then to the
+/// operator channel's server.
+fn hand_to_ctl(conn: quinn::Connection, shared: &Shared) {
+    let remote = conn.remote_address();
+    if !shared.control_allowed(remote.ip()) {
+        shared.log.warn(Refusal::Control, || {
+            format!("closed an operator connection from {remote}: not in control_allow")
+        });
+        close(
+            &conn,
+            CloseCode::NotAllowed,
+            &format!("{} is not in this agent's control_allow", remote.ip()),
+        );
+        return;
+    }
+    if let Err(e) = shared.ctl.try_send(conn) {
+        let conn = e.into_inner();
+        shared.log.warn(Refusal::Busy, || {
+            format!("refused an operator connection from {remote}: the operator channel is busy")
+        });
+        close(&conn, CloseCode::Busy, "too many operator connections");
     }
 }
 
@@ -475,7 +520,12 @@ impl Shared {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
-        self.peers.iter().any(|p| p.ip() == ip) || self.control_allow.iter().any(|c| c.contains(ip))
+        self.peers.iter().any(|p| p.ip() == ip) || self.control_allowed(ip)
+    }
+
+    /// Addresses operator connections are taken from.
+    fn control_allowed(&self, ip: IpAddr) -> bool {
+        self.control_allow.iter().any(|c| c.contains(ip))
     }
 
     /// Checks a peer's hello against its certificate, our cluster and our peer list.

@@ -1,61 +1,27 @@
 //! `quorate drain|undrain`, `drift ack`, `upgrade status|allow` and `task should-run`:
-//! the commands that steer or read the node checks. Until the operator channel exists
-//! they use the local agent's loopback-only HTTP endpoints, so they must run on a node.
+//! the commands that steer or read the node checks, over the operator channel. Drain and
+//! undrain wait to see the change in the agent's view.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use proto::ctl::CtlCommand;
 use proto::status::ClusterStatus;
 use proto::{NodeId, compare_versions};
+use quorate_agent::ctl::client::Update;
 
 use super::Global;
-use super::status::{TIMEOUT, fetch};
-use crate::http;
+use super::control::command;
+use super::status::out;
 use crate::target;
 
 /// How long `drain`/`undrain` wait to see the change gossiped back.
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
 
-/// Percent-encodes a query value.
-fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn post(global: &Global, path: &str) -> anyhow::Result<String> {
-    let target = target::resolve(global)?;
-    let r = http::post(&target.addr, path, TIMEOUT)
-        .with_context(|| format!("cannot reach the agent at {target}"))?;
-    match r.status {
-        200 | 202 => Ok(target.addr),
-        403 => bail!("refused: commands are only taken from the node itself (loopback)"),
-        code => bail!(
-            "the agent at {target} answered {code} {}: {}",
-            r.reason,
-            String::from_utf8_lossy(&r.body).trim()
-        ),
-    }
-}
-
-/// Waits until `done` holds for the agent's `/cluster`, or [`SETTLE_WAIT`].
-fn settle(addr: &str, done: impl Fn(&ClusterStatus) -> bool) -> Option<ClusterStatus> {
-    let start = now();
-    while now().duration_since(start) < SETTLE_WAIT {
-        if let Ok(s) = fetch(addr, TIMEOUT)
-            && done(&s)
-        {
-            return Some(s);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
+/// A `--for` value in whole seconds (at least one).
+fn seconds(flag: &str, text: &str) -> anyhow::Result<u64> {
+    let d = humantime::parse_duration(text.trim()).with_context(|| format!("{flag} {text:?}"))?;
+    Ok(d.as_secs().max(1))
 }
 
 pub fn drain(
@@ -65,69 +31,62 @@ pub fn drain(
     for_: Option<&str>,
     on: bool,
 ) -> anyhow::Result<()> {
-    let mut path = if on {
-        format!("/admin/drain?reason={}", enc(reason))
-    } else {
-        "/admin/undrain?".to_owned()
-    };
-    if let Some(f) = for_ {
-        humantime::parse_duration(f).with_context(|| format!("--for {f:?}"))?;
-        path.push_str(&format!("&for={}", enc(f)));
-    }
-    if let Some(n) = node {
-        path.push_str(&format!("&node={n}"));
-    }
-    let addr = post(global, &path)?;
-    let who = |s: &ClusterStatus| node.map(|n| n.to_string()).unwrap_or(s.node.clone());
-    match settle(&addr, |s| {
-        let name = who(s);
-        s.nodes.iter().any(|n| n.node == name && n.draining == on)
-    }) {
-        Some(s) => {
-            let name = who(&s);
-            if on {
-                println!(
-                    "{name} drained: it hands the primary role over, then its /health answers the drain code"
-                );
-            } else {
-                println!("{name} undrained");
-            }
-            Ok(())
+    let node_name = node.map(|n| n.to_string());
+    let cmd = if on {
+        CtlCommand::Drain {
+            node: node_name.clone(),
+            reason: reason.to_owned(),
+            for_secs: for_.map(|f| seconds("--for", f)).transpose()?,
         }
-        None => bail!(
-            "the order was taken, but the node does not show it after {}s (unreachable? it applies when it hears the order)",
-            SETTLE_WAIT.as_secs()
-        ),
+    } else {
+        CtlCommand::Undrain {
+            node: node_name.clone(),
+        }
+    };
+    let client = target::connect(global)?;
+    let message = command(&client, cmd)?;
+    let mut updates = client.subscribe()?;
+    let start = now();
+    while now().duration_since(start) < SETTLE_WAIT {
+        let Ok(Some(Update::Snapshot(s))) = updates.next(Duration::from_millis(500)) else {
+            continue;
+        };
+        let s = s.status;
+        let name = node_name.clone().unwrap_or_else(|| s.node.clone());
+        if s.nodes.iter().any(|n| n.node == name && n.draining == on) {
+            return out(&format!("{message}\n"));
+        }
     }
+    bail!(
+        "{message}; but the node does not show it after {}s (unreachable? it applies when it hears the order)",
+        SETTLE_WAIT.as_secs()
+    )
 }
 
 pub fn drift_ack(global: &Global, name: &str, for_: &str, reason: &str) -> anyhow::Result<()> {
-    humantime::parse_duration(for_).with_context(|| format!("--for {for_:?}"))?;
-    post(
-        global,
-        &format!(
-            "/admin/drift-ack?name={}&for={}&reason={}",
-            enc(name),
-            enc(for_),
-            enc(reason)
-        ),
+    let for_secs = seconds("--for", for_)?;
+    let client = target::connect(global)?;
+    let message = command(
+        &client,
+        CtlCommand::DriftAck {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+            for_secs,
+        },
     )?;
-    println!("drift in {name} acknowledged for {for_}: {reason}");
-    Ok(())
+    out(&format!("{message}\n"))
 }
 
 pub fn upgrade_allow(global: &Global) -> anyhow::Result<()> {
-    post(global, "/admin/upgrade-allow")?;
-    println!("upgrade gate opened for this node's app version");
-    Ok(())
+    let client = target::connect(global)?;
+    let message = command(&client, CtlCommand::UpgradeAllow { node: None })?;
+    out(&format!("{message}\n"))
 }
 
 pub fn upgrade_status(global: &Global) -> anyhow::Result<()> {
-    let target = target::resolve(global)?;
-    let s = fetch(&target.addr, TIMEOUT)
-        .with_context(|| format!("cannot reach the agent at {target}"))?;
-    print!("{}", upgrade_report(&s));
-    Ok(())
+    let client = target::connect(global)?;
+    let s = client.snapshot()?.status;
+    out(&upgrade_report(&s))
 }
 
 /// Which node runs which app version, and which node to upgrade next: a node held by
@@ -201,22 +160,15 @@ pub fn upgrade_report(s: &ClusterStatus) -> String {
 }
 
 /// `quorate task should-run NAME`: exit 0 and `QUORATE_TERM=N` on the one node that
-/// should run the task now; exit 1 elsewhere.
+/// should run the task now; exit 1 elsewhere. Judged by the agent at the moment it reads
+/// the question, as `GET /task/NAME` is.
 pub fn should_run(global: &Global, name: &str) -> anyhow::Result<bool> {
-    let target = target::resolve(global)?;
-    let r = http::get(&target.addr, &format!("/task/{}", enc(name)), TIMEOUT)
-        .with_context(|| format!("cannot reach the agent at {target}"))?;
-    let term = serde_json::from_slice::<serde_json::Value>(&r.body)
-        .ok()
-        .and_then(|v| v.get("term").and_then(|t| t.as_u64()));
-    match r.status {
-        200 => {
-            println!("QUORATE_TERM={}", term.unwrap_or(0));
-            Ok(true)
-        }
-        404 => bail!("no [[task]] named {name:?} in the agent's config"),
-        _ => Ok(false),
+    let client = target::connect(global)?;
+    let answer = client.should_run(name)?;
+    if answer.here {
+        out(&format!("QUORATE_TERM={}\n", answer.term))?;
     }
+    Ok(answer.here)
 }
 
 #[allow(clippy::disallowed_methods)] // a CLI waiting for a result, not decision logic
@@ -229,10 +181,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn query_values_are_encoded() {
-        assert_eq!(enc("kernel update #2"), "kernel%20update%20%232");
-        assert_eq!(enc("a&b=c"), "a%26b%3Dc");
-        assert_eq!(enc("1h"), "1h");
+    fn durations_are_whole_seconds() {
+        assert_eq!(seconds("--for", "1h 30m").unwrap(), 5400);
+        assert_eq!(seconds("--for", "10ms").unwrap(), 1);
+        let e = seconds("--for", "soon").unwrap_err();
+        assert!(format!("{e:#}").contains("--for \"soon\""), "{e:#}");
     }
 
     #[test]

@@ -1,93 +1,82 @@
-//! `quorate transfer [NODE]`, `quorate freeze`, `quorate unfreeze`: commands to the local
-//! agent, which forwards a transfer to the primary. Until the operator channel exists
-//! they use the agent's loopback-only HTTP POSTs, so they must run on a node.
+//! `quorate transfer NODE`, `quorate freeze`, `quorate unfreeze`: commands over the
+//! operator channel. The agent asked checks the command against what it knows and
+//! answers at once — carried out (a transfer is forwarded to the primary), or refused
+//! with the reason; `transfer` then waits to see the new primary.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use proto::NodeId;
+use proto::ctl::CtlCommand;
+use quorate_agent::ctl::client::blocking::Client;
+use quorate_agent::ctl::client::{Outcome, Update};
 
 use super::Global;
-use super::status::{TIMEOUT, fetch};
-use crate::http;
+use super::status::out;
 use crate::target;
 
 /// How long `transfer` waits to see the new primary.
 const TRANSFER_WAIT: Duration = Duration::from_secs(5);
 
-pub fn transfer(global: &Global, to: Option<&NodeId>) -> anyhow::Result<()> {
-    let target = target::resolve(global)?;
-    let before = fetch(&target.addr, TIMEOUT)
-        .with_context(|| format!("cannot reach the agent at {target}"))?;
-    let Some(old) = before.primary.clone() else {
-        bail!("no primary to hand over from (term {})", before.term);
-    };
-    if to.is_some_and(|t| t.as_str() == old) {
-        println!("{old} is already primary (term {})", before.term);
-        return Ok(());
+/// Sends `command`; what the agent did, or an error with its reason for refusing.
+pub fn command(client: &Client, command: CtlCommand) -> anyhow::Result<String> {
+    match client.command(command)? {
+        Outcome::Done(message) => Ok(message),
+        Outcome::Refused(reason) => bail!("{} refused: {reason}", client.addr()),
     }
-    let path = match to {
-        Some(t) => format!("/admin/transfer?to={t}"),
-        None => "/admin/transfer".to_owned(),
+}
+
+pub fn transfer(global: &Global, to: &NodeId) -> anyhow::Result<()> {
+    let client = target::connect(global)?;
+    let mut updates = client.subscribe()?;
+    let before = match updates.next(Duration::from_secs(5))? {
+        Some(Update::Snapshot(s)) => s.status,
+        _ => bail!("{}: no snapshot to start from", client.addr()),
     };
-    send(&target.addr, &path).with_context(|| format!("transfer via {target}"))?;
+    let message = command(
+        &client,
+        CtlCommand::Transfer {
+            node: to.to_string(),
+        },
+    )?;
+    if before.primary.as_deref() == Some(to.as_str()) {
+        return out(&format!("{message}\n"));
+    }
+    let old = before.primary.clone().unwrap_or_else(|| "-".into());
     let started = now();
     while now().duration_since(started) < TRANSFER_WAIT {
-        std::thread::sleep(Duration::from_millis(50));
-        let Ok(s) = fetch(&target.addr, TIMEOUT) else {
+        let Ok(Some(Update::Snapshot(s))) = updates.next(Duration::from_millis(500)) else {
             continue;
         };
+        let s = s.status;
+        if s.primary.as_deref() == Some(to.as_str()) {
+            return out(&format!(
+                "primary {old} → {to} (term {} → {})\n",
+                before.term, s.term
+            ));
+        }
         if let Some(p) = s.primary.as_deref()
             && p != old
             && s.term > before.term
         {
-            if to.is_some_and(|t| t.as_str() != p) {
-                bail!(
-                    "{p} became primary (term {}), not {}",
-                    s.term,
-                    to.map(|t| t.as_str()).unwrap_or("?")
-                );
-            }
-            println!("primary {old} → {p} (term {} → {})", before.term, s.term);
-            return Ok(());
+            bail!("{p} became primary (term {}), not {to}", s.term);
         }
     }
     bail!(
-        "{old} is still primary after {}s: the target may not be eligible (see `quorate status` and the agents' logs)",
+        "{message}, but {old} is still primary after {}s (see `quorate events` on it)",
         TRANSFER_WAIT.as_secs()
     )
 }
 
 pub fn freeze(global: &Global, on: bool) -> anyhow::Result<()> {
-    let target = target::resolve(global)?;
-    let path = if on {
-        "/admin/freeze"
+    let client = target::connect(global)?;
+    let cmd = if on {
+        CtlCommand::Freeze
     } else {
-        "/admin/unfreeze"
+        CtlCommand::Unfreeze
     };
-    send(&target.addr, path).with_context(|| format!("{} via {target}", &path[7..]))?;
-    println!(
-        "cluster {}",
-        if on {
-            "frozen: no elections or handovers until `quorate unfreeze`"
-        } else {
-            "unfrozen"
-        }
-    );
-    Ok(())
-}
-
-fn send(addr: &str, path: &str) -> anyhow::Result<()> {
-    let r = http::post(addr, path, TIMEOUT)?;
-    match r.status {
-        200 | 202 => Ok(()),
-        403 => bail!("refused: commands are only taken from the node itself (loopback)"),
-        code => bail!(
-            "the agent answered {code} {}: {}",
-            r.reason,
-            String::from_utf8_lossy(&r.body).trim()
-        ),
-    }
+    let message = command(&client, cmd)?;
+    out(&format!("{message}\n"))
 }
 
 #[allow(clippy::disallowed_methods)] // a CLI waiting for a result, not decision logic

@@ -1,6 +1,7 @@
 //! `quorate demo`: N agents on loopback in a temporary directory with their own CA, and
-//! the status table every second until Ctrl-C (or SIGTERM), when every agent is stopped
-//! and the directory removed.
+//! the terminal UI on the first of them until `q` (on a terminal, unless `--no-tui`), or
+//! else the status table every second until Ctrl-C (or SIGTERM); then every agent is
+//! stopped and the directory removed.
 //!
 //! `QUORATE_DEMO_SECONDS=S` ends it by itself after about S seconds, for tests.
 
@@ -74,6 +75,16 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     }
     let banner = banner(&cluster, &root);
     let terminal = io::stdout().is_terminal();
+    if terminal && io::stdin().is_terminal() && !args.no_tui && limit.is_none() {
+        let result = live_view(&plan, &root, &banner);
+        cluster.shutdown();
+        println!("{banner}");
+        println!("demo stopped; every agent was shut down");
+        let removed = dir.close();
+        result?;
+        removed.with_context(|| format!("removing {}", root.display()))?;
+        return Ok(());
+    }
     let mut out = io::stdout();
     if !terminal {
         // Written once; on a terminal it heads every refreshed screen instead.
@@ -86,6 +97,36 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     result?;
     removed.with_context(|| format!("removing {}", root.display()))?;
     Ok(())
+}
+
+/// Prints how to break the cluster, then opens the terminal UI on the first agent until
+/// the operator quits.
+fn live_view(plan: &[NodePlan], root: &Path, banner: &str) -> anyhow::Result<()> {
+    let Some(first) = plan.first() else {
+        bail!("the demo has no agents");
+    };
+    print!("{banner}");
+    println!(
+        "\nopening the live view in 3 s: kill a node from another terminal and watch it; q quits and stops the demo"
+    );
+    let _ = io::stdout().flush();
+    for _ in 0..30 {
+        if signals::stop_requested() {
+            return Ok(());
+        }
+        std::thread::sleep(STEP);
+    }
+    let target = crate::target::Target {
+        addr: first.quic,
+        bind: None,
+        tls: quorate_agent::config::TlsPaths {
+            ca: root.join("ca").join(ca::CA_CERT_FILE),
+            cert: root.join("ca").join(format!("{}.pem", first.id)),
+            key: root.join("ca").join(format!("{}.key", first.id)),
+        },
+        origin: format!("the demo's {}", first.id),
+    };
+    crate::ui::run::run(&target)
 }
 
 /// Refreshes the table every second until a signal, the time limit, or every agent
@@ -436,8 +477,11 @@ fn banner(cluster: &Cluster, root: &Path) -> String {
             b,
             "kill a node:  kill -9 {pid}\n\
              watch:        curl -s {http}/cluster\n\
-             \x20             quorate status --connect {http}\n\
+             \x20             quorate status --config {}\n\
+             \x20             quorate events --follow --config {}\n\
              logs:         {}/n*.log\n",
+            config_path(root, &first.plan).display(),
+            config_path(root, &first.plan).display(),
             root.display()
         );
     }

@@ -4,6 +4,7 @@ pub mod ca;
 pub mod checks;
 pub mod control;
 pub mod demo;
+pub mod events;
 pub mod status;
 
 use std::path::PathBuf;
@@ -25,32 +26,47 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Flags every subcommand takes.
+/// Flags every subcommand takes: which agent to ask over the operator channel (QUIC,
+/// mutual TLS), and with which certificate.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// The agent's config file, read for its `[http] listen` address
+    /// The agent's config file, read for its `listen` address and its `[tls]` files
     /// [default: /etc/quorate/agent.toml]
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// HTTP address (host:port) of an agent to ask; overrides the config file
+    /// QUIC address (`host[:port]`, default port 7700) of the agent to ask; overrides the
+    /// config's `listen`
     #[arg(long, global = true, value_name = "ADDR")]
     pub connect: Option<String>,
+    /// An operator certificate (`quorate ca issue --operator NAME`) instead of the
+    /// config's `[tls] cert`
+    #[arg(long, global = true, value_name = "PATH", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The private key of `--cert`
+    #[arg(long, global = true, value_name = "PATH", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// The cluster's CA certificate (`ca.pem`), instead of the config's `[tls] ca`
+    #[arg(long, global = true, value_name = "PATH")]
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show the cluster as one agent sees it
     Status(StatusArgs),
+    /// What happened (elections, failovers, state and check changes, drift, commands), as
+    /// the agent recorded it; kept across restarts
+    Events(EventsArgs),
     /// Make the cluster CA and issue node and operator certificates
     #[command(subcommand)]
     Ca(CaCommand),
     /// Run a cluster of agents on loopback, with its own CA, until Ctrl-C
     Demo(DemoArgs),
-    /// Hand the primary role to NODE (or to the best eligible node)
+    /// Hand the primary role to NODE (refused, with the reason, if it cannot take it)
     Transfer {
         /// The node to hand over to
         #[arg(value_name = "NODE")]
-        node: Option<NodeId>,
+        node: NodeId,
     },
     /// Stop elections and handovers cluster-wide (for upgrades)
     Freeze,
@@ -117,7 +133,17 @@ pub enum TaskCommand {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct StatusArgs {
-    /// Print the agent's `/cluster` answer as JSON
+    /// Print the agent's view as JSON (the `/cluster` document)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct EventsArgs {
+    /// Keep printing new events as they happen, until interrupted
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// One JSON object per line: seq, at_micros, recorded_by, kind, node, text
     #[arg(long)]
     pub json: bool,
 }
@@ -178,6 +204,32 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.global.config, None);
         assert_eq!(cli.global.connect, None);
+    }
+
+    #[test]
+    fn operator_certificates_come_as_a_pair() {
+        let cli = parse(&[
+            "status", "--cert", "a.pem", "--key", "a.key", "--ca", "ca.pem",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.cert, Some(PathBuf::from("a.pem")));
+        assert_eq!(cli.global.ca, Some(PathBuf::from("ca.pem")));
+        assert!(parse(&["status", "--cert", "a.pem"]).is_err());
+        assert!(parse(&["status", "--key", "a.key"]).is_err());
+    }
+
+    #[test]
+    fn events_and_transfer() {
+        let cli = parse(&["events", "-f", "--json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Events(EventsArgs {
+                follow: true,
+                json: true
+            }))
+        ));
+        assert!(parse(&["transfer"]).is_err(), "NODE is required");
+        assert!(parse(&["transfer", "n2"]).is_ok());
     }
 
     #[test]

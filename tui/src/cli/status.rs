@@ -1,5 +1,6 @@
 //! `quorate status [--json]` (and `quorate` without a subcommand, until the TUI exists):
-//! one agent's `/cluster`, as a table or as JSON.
+//! one agent's view of the cluster over the operator channel, as a table or as JSON.
+//! Also [`fetch`], the `GET /cluster` the demo uses to watch its own agents.
 
 use std::io::{self, Write as _};
 use std::time::Duration;
@@ -12,28 +13,28 @@ use crate::http;
 use crate::table::render_status;
 use crate::target;
 
-/// How long each step of asking an agent may take.
-pub const TIMEOUT: Duration = Duration::from_secs(2);
-
 pub fn run(global: &Global, args: &StatusArgs) -> anyhow::Result<()> {
-    let target = target::resolve(global)?;
-    let status = fetch(&target.addr, TIMEOUT)
-        .with_context(|| format!("cannot get the cluster status from {target}"))?;
+    let client = target::connect(global)?;
+    let snapshot = client.snapshot()?;
     let text = if args.json {
-        let mut json = serde_json::to_string_pretty(&status)?;
-        json.push('\n');
-        json
+        // Exactly the agent's document (what `GET /cluster` answers).
+        snapshot.json
     } else {
-        render_status(&status)
+        render_status(&snapshot.status)
     };
-    // Not print!: that panics when stdout is a closed pipe.
+    out(&text)
+}
+
+/// Writes to stdout. Not print!: that panics when stdout is a closed pipe.
+pub fn out(text: &str) -> anyhow::Result<()> {
     io::stdout()
         .write_all(text.as_bytes())
         .and_then(|()| io::stdout().flush())
         .context("writing to stdout")
 }
 
-/// `GET /cluster` from the agent at `addr`, parsed.
+/// `GET /cluster` from the agent's HTTP port at `addr`, parsed (for the demo, which
+/// watches agents it started, on loopback).
 pub fn fetch(addr: &str, timeout: Duration) -> anyhow::Result<ClusterStatus> {
     let response = http::get(addr, "/cluster", timeout)?;
     match response.status {

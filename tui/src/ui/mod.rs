@@ -8,13 +8,18 @@
 //! - [`view`]: `draw(frame, &State, &App)`, pure; degrades down to 80×24 and below.
 //! - [`term`]: raw mode, alternate screen, the restoring guard and panic hook, NO_COLOR.
 //!
-//! The connection layer (next to this module, not in it) owns the event loop: it feeds
-//! `State::on_*` and `App::handle_key`, sends the commands `App` returns, and calls
-//! `view::draw` after each change. Nothing in here awaits, reads a socket or reads the
-//! clock, so all of it is tested without a terminal; `snapshots/` holds the screens at
-//! 80×24 and 120×40 from the fixtures, which are the design review.
+//! - [`conn`]: the thread that stays subscribed to some member (reconnecting to another
+//!   when the attached agent goes away) and carries commands.
+//! - [`run`]: the event loop: feeds `State::on_*` and `App::handle_key`, sends the
+//!   commands `App` returns through `conn`, and calls `view::draw`.
+//!
+//! Only `conn` and `run` do IO or read the clock; the rest is tested without a terminal;
+//! `snapshots/` holds the screens at 80×24 and 120×40 from the fixtures, which are the
+//! design review. The end-to-end test (tests/tests/tui.rs) drives the real binary in tmux.
 
 pub mod app;
+pub mod conn;
+pub mod run;
 pub mod state;
 pub mod term;
 pub mod view;

@@ -46,8 +46,6 @@ pub enum ConnStatus {
         retry_at: Instant,
         error: String,
     },
-    /// No member can be reached and the connection layer stopped trying.
-    Lost { last: String, error: String },
 }
 
 /// One load sample of one node.

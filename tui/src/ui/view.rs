@@ -317,10 +317,6 @@ fn header_parts(state: &State, th: Theme) -> Vec<Line<'static>> {
                 age(retry_at.saturating_duration_since(now))
             )));
         }
-        ConnStatus::Lost { last, error } => {
-            b.push(Span::styled(" LOST ", th.alarm()));
-            b.push(Span::raw(format!(" {last}: {error}")));
-        }
     }
     let mut parts = vec![Line::from(a), Line::from(b)];
     if let Some(a) = state.snapshot_age() {
@@ -1782,8 +1778,10 @@ mod tests {
         states.push(fixtures::state(empty, vec![]));
         states.push(State::new(
             fixtures::t0(),
-            ConnStatus::Lost {
+            ConnStatus::Reconnecting {
                 last: "n1".into(),
+                attempt: 7,
+                retry_at: fixtures::t0(),
                 error: "x".into(),
             },
         ));

@@ -1,0 +1,734 @@
+//! The operator channel's client, for `quorate` (CLI and TUI) and tests.
+//!
+//! Owns: connecting to an agent with a node's or an operator's certificate (TLS from
+//! files, ALPN `quorate-ctl/1`, server name [`proto::PEER_SERVER_NAME`]); the exchanges
+//! ([`CtlClient::subscribe`], [`CtlClient::events`], [`CtlClient::command`],
+//! [`CtlClient::should_run`]); errors that name the agent's address (or the file, for
+//! TLS); and, sans-IO, the reconnect policy a long-lived tool follows: [`Backoff`] for
+//! when, [`Members`] for whom.
+//!
+//! It must never retry by itself (the caller decides, with [`Backoff`]), read a clock or
+//! draw randomness it was not handed, or trust an answer's size (frames are capped before
+//! anything is allocated). [`blocking`] wraps it for tools without a runtime of their own.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::ctl::{CtlCommand, CtlRequest, CtlResponse, EventRecord};
+use proto::status::ClusterStatus;
+
+use super::wire::{self, WireError};
+use crate::config::TlsPaths;
+use crate::net::tls::{TlsError, TlsMaterial};
+
+/// How long connecting (UDP + TLS handshake) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a one-shot exchange (a snapshot, a command's answer) may take.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What went wrong talking to an agent. Every variant names the address (or, for TLS,
+/// the file).
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("{addr}: cannot connect: {reason}")]
+    Connect { addr: SocketAddr, reason: String },
+    /// The agent closed the connection: the reason says why (not in `control_allow`, a
+    /// certificate it does not accept, it is stopping…).
+    #[error("{addr}: the agent closed the connection: {reason}")]
+    Closed { addr: SocketAddr, reason: String },
+    #[error("{addr}: {reason}")]
+    Stream { addr: SocketAddr, reason: String },
+    #[error("{addr}: no answer within {}s", .after.as_secs_f32())]
+    Timeout { addr: SocketAddr, after: Duration },
+    #[error("{addr}: unexpected answer: {what}")]
+    Unexpected { addr: SocketAddr, what: String },
+}
+
+/// The agent's view, as the `/cluster` document: parsed, and as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub status: ClusterStatus,
+    /// Exactly what the agent sent (and what `GET /cluster` answers).
+    pub json: String,
+}
+
+/// One item of a subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    Snapshot(Box<Snapshot>),
+    Event(EventRecord),
+}
+
+/// One item of an `events` stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventItem {
+    Event(EventRecord),
+    /// The history is complete; with `follow`, live events come next.
+    End,
+}
+
+/// What the agent did with a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done(String),
+    Refused(String),
+}
+
+/// The answer to `should-run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShouldRun {
+    pub here: bool,
+    /// The fencing token (`QUORATE_TERM`).
+    pub term: u64,
+    pub holder: Option<String>,
+}
+
+/// A connection to one agent's operator channel. Clones share the connection; it closes
+/// when the last clone, subscription and event stream is gone.
+#[derive(Clone)]
+pub struct CtlClient {
+    c: Arc<Conn>,
+}
+
+/// The connection and its endpoint, shared by a client and the streams it opened.
+struct Conn {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    addr: SocketAddr,
+}
+
+fn transport() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(Duration::from_secs(1)));
+    t.max_idle_timeout(Some(quinn::VarInt::from_u32(5_000).into()));
+    t.max_concurrent_uni_streams(0u8.into());
+    t.max_concurrent_bidi_streams(0u8.into());
+    Arc::new(t)
+}
+
+/// A close reason as an operator should read it.
+pub fn describe_close(e: &quinn::ConnectionError) -> String {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            let reason = String::from_utf8_lossy(&c.reason);
+            match proto::CloseCode::from_u64(c.error_code.into_inner()) {
+                Some(proto::CloseCode::Goodbye) => format!("the agent is stopping ({reason})"),
+                Some(_) | None => reason.into_owned(),
+            }
+        }
+        quinn::ConnectionError::ConnectionClosed(c) => {
+            format!("{c} (a certificate the agent does not accept?)")
+        }
+        quinn::ConnectionError::TimedOut => "no answer (timed out)".into(),
+        other => other.to_string(),
+    }
+}
+
+impl CtlClient {
+    /// Connects to the agent at `addr` with the certificate, key and CA in `tls`, from
+    /// `bind` (default: any local address of `addr`'s family).
+    pub async fn connect(
+        addr: SocketAddr,
+        tls: &TlsPaths,
+        bind: Option<SocketAddr>,
+    ) -> Result<Self, CtlError> {
+        let material = TlsMaterial::load(tls)?;
+        let mut config = material.client_config(proto::ALPN_CTL)?;
+        config.transport_config(transport());
+        let bind = bind.unwrap_or_else(|| match addr {
+            SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+        });
+        let connect_err = |reason: String| CtlError::Connect { addr, reason };
+        let mut endpoint = quinn::Endpoint::client(bind)
+            .map_err(|e| connect_err(format!("cannot bind udp {bind}: {e}")))?;
+        endpoint.set_default_client_config(config);
+        let connecting = endpoint
+            .connect(addr, proto::PEER_SERVER_NAME)
+            .map_err(|e| connect_err(e.to_string()))?;
+        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(connect_err(describe_close(&e))),
+            Err(_) => {
+                return Err(connect_err(format!(
+                    "no handshake within {}s (is the agent running, and this host in its control_allow?)",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+        };
+        Ok(Self {
+            c: Arc::new(Conn {
+                endpoint,
+                conn,
+                addr,
+            }),
+        })
+    }
+
+    /// The agent's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.c.addr
+    }
+
+    /// Closes the connection now (the agent sees a clean close); streams end.
+    pub fn close(&self) {
+        self.c.close();
+    }
+
+    /// Resolves when the connection closes, with the reason as an operator reads it.
+    pub async fn closed(&self) -> CtlError {
+        let e = self.c.conn.closed().await;
+        CtlError::Closed {
+            addr: self.c.addr,
+            reason: describe_close(&e),
+        }
+    }
+
+    async fn open(
+        &self,
+        request: &CtlRequest,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), CtlError> {
+        let (mut send, recv) = self.c.conn.open_bi().await.map_err(|e| self.c.err(e))?;
+        wire::write_request(&mut send, request)
+            .await
+            .map_err(|e| self.c.err(e))?;
+        send.finish().map_err(|e| self.c.err(e))?;
+        Ok((send, recv))
+    }
+
+    /// The live view: a snapshot at once, then snapshots and events.
+    pub async fn subscribe(&self) -> Result<Subscription, CtlError> {
+        let (send, recv) = self.open(&CtlRequest::Subscribe).await?;
+        Ok(Subscription {
+            c: self.c.clone(),
+            _send: send,
+            recv,
+        })
+    }
+
+    /// The view once (the first snapshot of a subscription).
+    pub async fn snapshot(&self) -> Result<Snapshot, CtlError> {
+        let mut sub = self.subscribe().await?;
+        let first = tokio::time::timeout(ANSWER_TIMEOUT, sub.next()).await;
+        match first {
+            Ok(Ok(Some(Update::Snapshot(s)))) => Ok(*s),
+            Ok(Ok(Some(Update::Event(_)))) => {
+                Err(self.c.unexpected("an event before the snapshot"))
+            }
+            Ok(Ok(None)) => Err(self.c.unexpected("the stream ended without a snapshot")),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(self.c.timeout()),
+        }
+    }
+
+    /// The kept history after `after` (all with `None`), then with `follow` live events.
+    pub async fn events(&self, after: Option<u64>, follow: bool) -> Result<Events, CtlError> {
+        let (send, recv) = self.open(&CtlRequest::Events { after, follow }).await?;
+        Ok(Events {
+            c: self.c.clone(),
+            _send: send,
+            recv,
+        })
+    }
+
+    /// Sends a command; the agent's answer (carried out, or refused and why).
+    pub async fn command(&self, command: CtlCommand) -> Result<Outcome, CtlError> {
+        match self.one(&CtlRequest::Command(command)).await? {
+            CtlResponse::Done { message } => Ok(Outcome::Done(message)),
+            CtlResponse::Refused { reason } => Ok(Outcome::Refused(reason)),
+            other => Err(self.c.unexpected(&format!("{other:?}"))),
+        }
+    }
+
+    /// Whether the agent runs singleton task `task` now. An unknown task is an error
+    /// whose text the agent gave.
+    pub async fn should_run(&self, task: &str) -> Result<ShouldRun, CtlError> {
+        let request = CtlRequest::ShouldRun {
+            task: task.to_owned(),
+        };
+        match self.one(&request).await? {
+            CtlResponse::ShouldRun { here, term, holder } => Ok(ShouldRun { here, term, holder }),
+            CtlResponse::Refused { reason } => Err(CtlError::Stream {
+                addr: self.c.addr,
+                reason,
+            }),
+            other => Err(self.c.unexpected(&format!("{other:?}"))),
+        }
+    }
+
+    /// Writes `bytes` as they are on a new stream, finishes it, and returns every answer
+    /// until the agent finishes the stream: for tests of what the agent does with
+    /// malformed requests.
+    pub async fn exchange_raw(&self, bytes: &[u8]) -> Result<Vec<CtlResponse>, CtlError> {
+        let (mut send, mut recv) = self.c.conn.open_bi().await.map_err(|e| self.c.err(e))?;
+        send.write_all(bytes).await.map_err(|e| self.c.err(e))?;
+        send.finish().map_err(|e| self.c.err(e))?;
+        let mut out = Vec::new();
+        let all = async {
+            while let Some(r) = self.c.read(&mut recv).await? {
+                out.push(r);
+            }
+            Ok::<_, CtlError>(())
+        };
+        tokio::time::timeout(ANSWER_TIMEOUT, all)
+            .await
+            .map_err(|_| self.c.timeout())??;
+        Ok(out)
+    }
+
+    async fn one(&self, request: &CtlRequest) -> Result<CtlResponse, CtlError> {
+        let exchange = async {
+            let (_send, mut recv) = self.open(request).await?;
+            self.c
+                .read(&mut recv)
+                .await?
+                .ok_or_else(|| self.c.unexpected("the stream ended without an answer"))
+        };
+        tokio::time::timeout(ANSWER_TIMEOUT, exchange)
+            .await
+            .map_err(|_| self.c.timeout())?
+    }
+}
+
+impl Conn {
+    /// A stream error, or the connection's close reason if it is closed.
+    fn err(&self, e: impl std::fmt::Display) -> CtlError {
+        match self.conn.close_reason() {
+            Some(reason) => CtlError::Closed {
+                addr: self.addr,
+                reason: describe_close(&reason),
+            },
+            None => CtlError::Stream {
+                addr: self.addr,
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    async fn read(&self, recv: &mut quinn::RecvStream) -> Result<Option<CtlResponse>, CtlError> {
+        match wire::read_response(recv).await {
+            Ok(r) => Ok(r),
+            Err(WireError::Decode(e)) => Err(CtlError::Unexpected {
+                addr: self.addr,
+                what: e.to_string(),
+            }),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    fn unexpected(&self, what: &str) -> CtlError {
+        CtlError::Unexpected {
+            addr: self.addr,
+            what: what.to_owned(),
+        }
+    }
+
+    fn timeout(&self) -> CtlError {
+        CtlError::Timeout {
+            addr: self.addr,
+            after: ANSWER_TIMEOUT,
+        }
+    }
+
+    fn close(&self) {
+        self.conn.close(0u32.into(), b"done");
+        self.endpoint.close(0u32.into(), b"done");
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A subscription: [`next`](Self::next) until it ends. Dropping it stops it.
+pub struct Subscription {
+    c: Arc<Conn>,
+    _send: quinn::SendStream,
+    recv: quinn::RecvStream,
+}
+
+impl Subscription {
+    /// The next snapshot or event; `None` when the agent ended the subscription.
+    pub async fn next(&mut self) -> Result<Option<Update>, CtlError> {
+        match self.c.read(&mut self.recv).await? {
+            None => Ok(None),
+            Some(CtlResponse::Snapshot { json }) => {
+                let status = serde_json::from_str(&json).map_err(|e| CtlError::Unexpected {
+                    addr: self.c.addr,
+                    what: format!("a snapshot that is not a cluster status: {e}"),
+                })?;
+                Ok(Some(Update::Snapshot(Box::new(Snapshot { status, json }))))
+            }
+            Some(CtlResponse::Event(e)) => Ok(Some(Update::Event(e))),
+            Some(CtlResponse::Refused { reason }) => Err(CtlError::Stream {
+                addr: self.c.addr,
+                reason,
+            }),
+            Some(other) => Err(self.c.unexpected(&format!("{other:?}"))),
+        }
+    }
+}
+
+/// An `events` stream: [`next`](Self::next) until it ends.
+pub struct Events {
+    c: Arc<Conn>,
+    _send: quinn::SendStream,
+    recv: quinn::RecvStream,
+}
+
+impl Events {
+    /// The next record or the end of the history; `None` when the agent finished.
+    pub async fn next(&mut self) -> Result<Option<EventItem>, CtlError> {
+        match self.c.read(&mut self.recv).await? {
+            None => Ok(None),
+            Some(CtlResponse::Event(e)) => Ok(Some(EventItem::Event(e))),
+            Some(CtlResponse::EventsEnd) => Ok(Some(EventItem::End)),
+            Some(CtlResponse::Refused { reason }) => Err(CtlError::Stream {
+                addr: self.c.addr,
+                reason,
+            }),
+            Some(other) => Err(self.c.unexpected(&format!("{other:?}"))),
+        }
+    }
+}
+
+/// When to try again after a connection failed: starts at `min`, doubles on every
+/// failure up to `max`, and each delay is drawn from `[d/2, d]` with the caller's random
+/// source (so two tools do not retry in step). [`reset`](Self::reset) after a success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Default for Backoff {
+    /// 100 ms, doubling up to 5 s.
+    fn default() -> Self {
+        Self::new(Duration::from_millis(100), Duration::from_secs(5))
+    }
+}
+
+impl Backoff {
+    /// `min` is raised to 1 ms and `max` to `min`.
+    pub fn new(min: Duration, max: Duration) -> Self {
+        let min = min.max(Duration::from_millis(1));
+        let max = max.max(min);
+        Self {
+            min,
+            max,
+            next: min,
+        }
+    }
+
+    /// The wait before the next attempt (call once per failure).
+    pub fn next_delay<R: rand::Rng + ?Sized>(&mut self, rng: &mut R) -> Duration {
+        let d = self.next;
+        // Never above max: the ceiling is the smaller of the two (console's slip was max()).
+        self.next = (self.next * 2).min(self.max);
+        let fraction: f64 = rng.random();
+        d / 2 + d.mul_f64(fraction.clamp(0.0, 1.0) / 2.0)
+    }
+
+    /// A connection worked: the next failure waits `min` again.
+    pub fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+/// Which member to try next after losing an agent: from the last snapshot, the alive
+/// members first (by name), then the others and the configured peers nobody has been
+/// identified at, and the lost agent itself last (it may come back). Cycles; never empty
+/// as long as the lost agent's address is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Members {
+    order: Vec<SocketAddr>,
+    next: usize,
+}
+
+impl Members {
+    /// The order after losing the agent at `lost`, from the last snapshot `last`.
+    pub fn after_losing(lost: SocketAddr, last: Option<&ClusterStatus>) -> Self {
+        let mut order: Vec<SocketAddr> = Vec::new();
+        let mut push = |a: SocketAddr| {
+            if a != lost && !order.contains(&a) {
+                order.push(a);
+            }
+        };
+        if let Some(s) = last {
+            let mut nodes: Vec<_> = s.nodes.iter().collect();
+            nodes.sort_by_key(|n| (n.state != "alive", n.node.clone()));
+            for n in nodes {
+                if let Ok(a) = n.addr.parse() {
+                    push(a);
+                }
+            }
+            for p in &s.unreachable_peers {
+                if let Ok(a) = p.parse() {
+                    push(a);
+                }
+            }
+        }
+        order.push(lost);
+        Self { order, next: 0 }
+    }
+
+    /// The next address to try.
+    pub fn next_addr(&mut self) -> SocketAddr {
+        let a = self.order[self.next % self.order.len()];
+        self.next = (self.next + 1) % self.order.len();
+        a
+    }
+
+    /// Every address, in order.
+    pub fn order(&self) -> &[SocketAddr] {
+        &self.order
+    }
+}
+
+/// The same client for callers without a tokio runtime (the CLI, plain `#[test]`s): a
+/// private current-thread runtime runs each call to completion.
+pub mod blocking {
+    use super::*;
+
+    pub struct Client {
+        // Field order: the connection closes before its runtime goes away.
+        inner: CtlClient,
+        rt: tokio::runtime::Runtime,
+    }
+
+    impl Client {
+        /// See [`CtlClient::connect`].
+        pub fn connect(
+            addr: SocketAddr,
+            tls: &TlsPaths,
+            bind: Option<SocketAddr>,
+        ) -> Result<Self, CtlError> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CtlError::Connect {
+                    addr,
+                    reason: format!("cannot start a runtime: {e}"),
+                })?;
+            let inner = rt.block_on(CtlClient::connect(addr, tls, bind))?;
+            Ok(Self { inner, rt })
+        }
+
+        pub fn addr(&self) -> SocketAddr {
+            self.inner.addr()
+        }
+
+        pub fn snapshot(&self) -> Result<Snapshot, CtlError> {
+            self.rt.block_on(self.inner.snapshot())
+        }
+
+        pub fn command(&self, command: CtlCommand) -> Result<Outcome, CtlError> {
+            self.rt.block_on(self.inner.command(command))
+        }
+
+        pub fn should_run(&self, task: &str) -> Result<ShouldRun, CtlError> {
+            self.rt.block_on(self.inner.should_run(task))
+        }
+
+        pub fn exchange_raw(&self, bytes: &[u8]) -> Result<Vec<CtlResponse>, CtlError> {
+            self.rt.block_on(self.inner.exchange_raw(bytes))
+        }
+
+        pub fn subscribe(&self) -> Result<BlockingSubscription<'_>, CtlError> {
+            let sub = self.rt.block_on(self.inner.subscribe())?;
+            Ok(BlockingSubscription { rt: &self.rt, sub })
+        }
+
+        pub fn events(
+            &self,
+            after: Option<u64>,
+            follow: bool,
+        ) -> Result<BlockingEvents<'_>, CtlError> {
+            let events = self.rt.block_on(self.inner.events(after, follow))?;
+            Ok(BlockingEvents {
+                rt: &self.rt,
+                events,
+            })
+        }
+    }
+
+    impl Drop for Client {
+        /// Closes the connection and lets the close reach the agent (briefly), so the
+        /// agent frees its slot at once instead of after an idle timeout.
+        fn drop(&mut self) {
+            self.inner.close();
+            let endpoint = &self.inner.c.endpoint;
+            // The timer is made inside the runtime: it needs its clock.
+            self.rt.block_on(async {
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(200), endpoint.wait_idle()).await;
+            });
+        }
+    }
+
+    pub struct BlockingSubscription<'a> {
+        rt: &'a tokio::runtime::Runtime,
+        sub: Subscription,
+    }
+
+    impl BlockingSubscription<'_> {
+        /// The next update, waiting at most `timeout`; `None` when the agent ended it.
+        pub fn next(&mut self, timeout: Duration) -> Result<Option<Update>, CtlError> {
+            let addr = self.sub.c.addr;
+            let sub = &mut self.sub;
+            self.rt
+                .block_on(async { tokio::time::timeout(timeout, sub.next()).await })
+                .map_err(|_| CtlError::Timeout {
+                    addr,
+                    after: timeout,
+                })?
+        }
+    }
+
+    pub struct BlockingEvents<'a> {
+        rt: &'a tokio::runtime::Runtime,
+        events: Events,
+    }
+
+    /// The items, each waited for as long as it takes, until the agent finishes.
+    impl Iterator for BlockingEvents<'_> {
+        type Item = Result<EventItem, CtlError>;
+
+        fn next(&mut self) -> Option<Self::Item> {
+            self.rt.block_on(self.events.next()).transpose()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use rand::SeedableRng as _;
+    use rand::rngs::SmallRng;
+
+    use super::*;
+
+    /// A random source that always gives the same fraction.
+    struct Fixed(u64);
+
+    impl rand::RngCore for Fixed {
+        fn next_u32(&mut self) -> u32 {
+            (self.0 >> 32) as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            dest.fill(0);
+        }
+    }
+
+    /// A TUI moves its client and streams into tasks of its own.
+    #[test]
+    fn clients_and_streams_can_move_into_tasks() {
+        fn owned<T: Send + 'static>() {}
+        owned::<CtlClient>();
+        owned::<Subscription>();
+        owned::<Events>();
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_ceiling_with_jitter_and_resets() {
+        let ms = Duration::from_millis;
+        // The lowest draw: half of each step.
+        let mut b = Backoff::default();
+        let low: Vec<Duration> = (0..9).map(|_| b.next_delay(&mut Fixed(0))).collect();
+        assert_eq!(
+            low,
+            [50, 100, 200, 400, 800, 1600, 2500, 2500, 2500].map(ms)
+        );
+        // The highest draw: the whole step, never above the ceiling.
+        let mut b = Backoff::default();
+        let high: Vec<Duration> = (0..8).map(|_| b.next_delay(&mut Fixed(u64::MAX))).collect();
+        for (d, want) in high
+            .iter()
+            .zip([100, 200, 400, 800, 1600, 3200, 5000, 5000])
+        {
+            assert!(
+                *d <= ms(want) && *d > ms(want) * 99 / 100,
+                "{d:?} vs {want}"
+            );
+        }
+        b.reset();
+        assert!(b.next_delay(&mut Fixed(0)) == ms(50));
+        // Any seed stays within [d/2, d] of each step.
+        let mut rng = SmallRng::seed_from_u64(0x5EED);
+        let mut b = Backoff::new(ms(10), ms(80));
+        for step in [10, 20, 40, 80, 80, 80] {
+            let d = b.next_delay(&mut rng);
+            assert!(d >= ms(step) / 2 && d <= ms(step), "{d:?} for {step}");
+        }
+        // Degenerate settings stay sane.
+        let mut b = Backoff::new(Duration::ZERO, Duration::ZERO);
+        assert!(b.next_delay(&mut Fixed(u64::MAX)) <= ms(1));
+    }
+
+    fn status(nodes: &[(&str, &str, &str)], unreachable: &[&str]) -> ClusterStatus {
+        let nodes: Vec<String> = nodes
+            .iter()
+            .map(|(n, addr, state)| {
+                format!(
+                    r#"{{"node":"{n}","addr":"{addr}","state":"{state}","role":"secondary",
+                    "ready":true,"healthy":true,"draining":false,"priority":1,"roles":[],
+                    "incarnation":1,"rtt_ms":null,"clock_offset_ms":null,
+                    "last_seen_ms":null,"phi":null,"load":{{"cpu":0,"mem":0,"load1":0}},
+                    "checks":{{}},"version":{{"agent":"0.1.0","app":null}}}}"#
+                )
+            })
+            .collect();
+        let json = format!(
+            r#"{{"cluster":"c","node":"n1","term":1,"primary":null,"quorum":true,
+            "frozen":false,"voters":3,"nodes":[{}],"unreachable_peers":{}}}"#,
+            nodes.join(","),
+            serde_json::to_string(unreachable).unwrap()
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn members_are_tried_alive_first_and_the_lost_one_last() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let s = status(
+            &[
+                ("n3", "10.0.0.3:7700", "alive"),
+                ("n1", "10.0.0.1:7700", "alive"),
+                ("n2", "10.0.0.2:7700", "dead"),
+                ("n4", "10.0.0.4:7700", "alive"),
+                ("n5", "not an address", "alive"),
+            ],
+            &["10.0.0.9:7700"],
+        );
+        let mut m = Members::after_losing(a("10.0.0.1:7700"), Some(&s));
+        assert_eq!(
+            m.order(),
+            [
+                a("10.0.0.3:7700"),
+                a("10.0.0.4:7700"),
+                a("10.0.0.2:7700"),
+                a("10.0.0.9:7700"),
+                a("10.0.0.1:7700"),
+            ]
+        );
+        let tried: Vec<SocketAddr> = (0..6).map(|_| m.next_addr()).collect();
+        assert_eq!(tried[0], a("10.0.0.3:7700"));
+        assert_eq!(tried[4], a("10.0.0.1:7700"));
+        assert_eq!(tried[5], a("10.0.0.3:7700"), "it cycles");
+        // Without a snapshot: only the lost agent.
+        let mut m = Members::after_losing(a("10.0.0.1:7700"), None);
+        assert_eq!(
+            (m.next_addr(), m.next_addr()),
+            (a("10.0.0.1:7700"), a("10.0.0.1:7700"))
+        );
+    }
+}
