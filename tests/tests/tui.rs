@@ -37,6 +37,16 @@ fn shows_primary(screen: &str, node: &str) -> bool {
         .any(|l| l.contains(&format!("primary {node} ")))
 }
 
+/// The STATE column of `node`'s row in the node table.
+fn row_state<'s>(screen: &'s str, node: &str) -> Option<&'s str> {
+    screen.lines().find_map(|l| {
+        let row = l.strip_prefix('│')?.trim_start_matches('>');
+        let mut cols = row.split_whitespace();
+        let name = cols.next()?.trim_end_matches('*');
+        (name == node).then(|| cols.next()).flatten()
+    })
+}
+
 #[test]
 fn the_tui_follows_a_failover_reconnects_drains_and_quits_cleanly() {
     if !Tmux::available() {
@@ -90,9 +100,13 @@ fn the_tui_follows_a_failover_reconnects_drains_and_quits_cleanly() {
     // …and keeps updating: the restarted node shows up alive again.
     c.start(a);
     assert!(c.wait_converged(SETTLE));
-    let (ok, screen) = t.wait_for(SETTLE, |s| !s.contains("dead") && !s.contains("STALE"));
+    let (ok, screen) = t.wait_for(SETTLE, |s| {
+        ["n1", "n2", "n3"]
+            .iter()
+            .all(|n| row_state(s, n) == Some("alive"))
+            && !s.contains("STALE")
+    });
     assert!(ok, "after {} came back:\n{screen}", c.id(a));
-    println!("{screen}");
 
     // Drain a secondary from the TUI: select its row, `d`, confirm.
     let primary = wait_primary(&c, &[0, 1, 2]).expect("a primary");

@@ -156,21 +156,6 @@ async fn session(
     commands: &mut mpsc::UnboundedReceiver<CtlCommand>,
     last: &mut Option<ClusterStatus>,
 ) -> Ended {
-    // What happened before the TUI attached (the agent's journal), so the event log
-    // is not empty after a restart or a reconnect; the state drops what it already has.
-    if let Ok(mut history) = client.events(None, false).await {
-        while let Ok(Ok(Some(EventItem::Event(e)))) =
-            tokio::time::timeout(HISTORY_TIMEOUT, history.next()).await
-        {
-            if to_ui.send(ConnMsg::Event(e)).is_err() {
-                return Ended::Ui;
-            }
-        }
-    }
-    let mut sub = match client.subscribe().await {
-        Ok(sub) => sub,
-        Err(e) => return Ended::Lost(e.to_string()),
-    };
     let to = client.addr().to_string();
     if to_ui
         .send(ConnMsg::Status(ConnStatus::Connected {
@@ -180,6 +165,23 @@ async fn session(
         .is_err()
     {
         return Ended::Ui;
+    }
+    let mut sub = match client.subscribe().await {
+        Ok(sub) => sub,
+        Err(e) => return Ended::Lost(e.to_string()),
+    };
+    // What happened before the TUI attached (the agent's journal), so the event log
+    // is not empty after a restart or a reconnect; the state drops what it already has.
+    // Subscribed first, so nothing that happens meanwhile is missed (it waits on the
+    // subscription).
+    if let Ok(mut history) = client.events(None, false).await {
+        while let Ok(Ok(Some(EventItem::Event(e)))) =
+            tokio::time::timeout(HISTORY_TIMEOUT, history.next()).await
+        {
+            if to_ui.send(ConnMsg::Event(e)).is_err() {
+                return Ended::Ui;
+            }
+        }
     }
     loop {
         // The read is kept across commands: a frame half-read must not be dropped.

@@ -315,6 +315,8 @@ pub struct State {
     history: BTreeMap<String, History>,
     checks_since: HashMap<(String, String), CheckSince>,
     events: VecDeque<EventRecord>,
+    /// The agent whose journal the event log shows.
+    journal_of: Option<String>,
     outcome: Option<Outcome>,
     outcomes: u64,
 }
@@ -329,6 +331,7 @@ impl State {
             history: BTreeMap::new(),
             checks_since: HashMap::new(),
             events: VecDeque::new(),
+            journal_of: None,
             outcome: None,
             outcomes: 0,
         }
@@ -406,7 +409,16 @@ impl State {
         }
     }
 
+    /// The connection changed. Attaching to another agent starts the event log afresh:
+    /// the log is the attached agent's journal, and another agent recorded the same
+    /// happenings under its own numbers, so keeping both would show everything twice.
     pub fn on_connection(&mut self, conn: ConnStatus) {
+        if let ConnStatus::Connected { to, .. } = &conn
+            && self.journal_of.as_ref() != Some(to)
+        {
+            self.events.clear();
+            self.journal_of = Some(to.clone());
+        }
         self.conn = conn;
     }
 
@@ -683,6 +695,24 @@ mod tests {
         let pos = s.events().iter().position(|e| e.text == "late").unwrap();
         assert_eq!(s.events()[pos - 1].seq, 50);
         assert_eq!(s.events()[pos + 1].seq, 51);
+    }
+
+    #[test]
+    fn attaching_to_another_agent_shows_its_journal_only() {
+        let connected = |to: &str| ConnStatus::Connected {
+            to: to.into(),
+            since: t0(),
+        };
+        let mut s = State::new(t0(), ConnStatus::Connecting { to: "a".into() });
+        s.on_connection(connected("a"));
+        s.on_event(event(1, 1_000, "seen by a"));
+        // The same agent again (a reconnect): its replayed history is deduplicated.
+        s.on_connection(connected("a"));
+        s.on_event(event(1, 1_000, "seen by a"));
+        assert_eq!(s.events().len(), 1);
+        // Another agent: its journal replaces the log.
+        s.on_connection(connected("b"));
+        assert!(s.events().is_empty());
     }
 
     #[test]
