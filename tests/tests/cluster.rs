@@ -844,6 +844,22 @@ fn status_cli_prints_the_cluster_as_a_table_and_as_json() {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["node"], "n2", "{json:#}");
+
+    // `quorate` alone without a terminal (a pipe, cron, `ssh host quorate`): the table,
+    // once, exit 0 — not the terminal UI.
+    let out = run_ok(
+        Command::new(bin("quorate"))
+            .arg("--config")
+            .arg(c.config_path(0))
+            .stdin(std::process::Stdio::null()),
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("NODE") && l.contains("STATE")),
+        "no table:\n{table}"
+    );
 }
 
 /// A certificate of the cluster CA for a node nobody configured ("n9"), whose hello

@@ -143,3 +143,57 @@ fn the_tui_follows_a_failover_reconnects_drains_and_quits_cleanly() {
         "the TUI is still on screen:\n{screen}"
     );
 }
+
+#[test]
+fn the_demo_opens_the_tui_and_q_stops_every_agent() {
+    if !Tmux::available() {
+        eprintln!("SKIP: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let quorate = bin("quorate");
+    let t = Tmux::start(
+        dir.path(),
+        100,
+        30,
+        &[("NO_COLOR", "1")],
+        &[quorate.to_str().unwrap(), "demo"],
+    );
+    // It says how to kill a node first…
+    let (ok, screen) = t.wait_for(SETTLE, |s| s.contains("kill a node:  kill -9"));
+    assert!(ok, "no instructions:\n{screen}");
+    let pids: Vec<u32> = screen
+        .lines()
+        .filter_map(|l| {
+            l.split(" pid ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(pids.len(), 3, "{screen}");
+    // …then opens the live view with a primary.
+    let (ok, screen) = t.wait_for(SETTLE, |s| {
+        ["n1", "n2", "n3"]
+            .iter()
+            .all(|n| row_state(s, n) == Some("alive"))
+            && s.lines().take(3).any(|l| l.contains("primary n"))
+    });
+    assert!(ok, "no live view:\n{screen}");
+    t.send_keys(&["q"]);
+    assert!(
+        wait_until(SETTLE, || t.exit_status() == Some(0)),
+        "{}\n{}",
+        t.describe_pane(),
+        t.screen()
+    );
+    // Every agent was stopped.
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "agent {pid} still runs"
+        );
+    }
+}
