@@ -87,6 +87,8 @@ pub struct Assessment {
     /// Non-primary tasks this node runs now.
     pub claimed: Vec<String>,
     pub draining_since: Option<Instant>,
+    /// Peers this node's failure detector holds suspect or dead, by id.
+    pub suspects: Vec<NodeId>,
 }
 
 impl Assessment {
@@ -105,6 +107,7 @@ impl Assessment {
             placements: Vec::new(),
             claimed: Vec::new(),
             draining_since: None,
+            suspects: Vec::new(),
         }
     }
 }
@@ -491,6 +494,11 @@ impl LocalState {
             placements,
             claimed,
             draining_since: self.draining_since,
+            suspects: core
+                .members()
+                .filter(|m| matches!(m.state, MemberState::Suspect | MemberState::Dead))
+                .map(|m| m.id.clone())
+                .collect(),
         }
     }
 
@@ -582,6 +590,7 @@ impl LocalState {
             tasks: a.placements.clone(),
             upgrade_allowed: self.operator.upgrade_allowed.is_some()
                 && self.operator.upgrade_allowed.as_deref() == self.app_version(),
+            suspects: a.suspects.clone(),
             ..base.clone()
         }
     }

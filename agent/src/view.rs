@@ -251,7 +251,20 @@ fn member_status(
         check_reasons,
         drain: drain_of(st.and_then(|s| s.drain.as_ref())),
         balancer: balancer_of(st.and_then(|s| s.balancer.as_ref())),
+        suspected_by: Vec::new(),
     }
+}
+
+/// Who holds `node` suspect or dead, among the nodes whose state this node has (alive
+/// peers and itself), by name and in name order.
+fn suspected_by(node: &str, states: &[(&str, &NodeState)]) -> Vec<String> {
+    let mut by: Vec<String> = states
+        .iter()
+        .filter(|(_, s)| s.suspects.iter().any(|x| x.as_str() == node))
+        .map(|(name, _)| (*name).to_owned())
+        .collect();
+    by.sort();
+    by
 }
 
 fn round3(x: f64) -> f64 {
@@ -309,6 +322,7 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
         check_reasons,
         drain: drain_of(local.state.operator.drain.as_ref()),
         balancer: balancer_of(local.state.balancer.as_ref()),
+        suspected_by: Vec::new(),
     };
     let mut nodes = vec![me];
     nodes.extend(
@@ -316,6 +330,9 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
             .map(|m| member_status(m, now, primary, &states)),
     );
     nodes.sort_by(|a, b| a.node.cmp(&b.node));
+    for n in &mut nodes {
+        n.suspected_by = suspected_by(&n.node, &states);
+    }
     let known: Vec<&str> = core.members().map(|m| m.addr.as_str()).collect();
     let unreachable_peers = cfg
         .peers

@@ -62,6 +62,9 @@ pub struct NodeState {
     pub tasks: Vec<TaskPlacement>,
     /// The operator opened the upgrade gate for this node's app version.
     pub upgrade_allowed: bool,
+    /// The peers this node's failure detector currently holds suspect or dead, so every
+    /// node can show who suspects whom (one side of a partition, or one bad link).
+    pub suspects: Vec<NodeId>,
 }
 
 /// A check's result in one byte: `ok`, `fail`, `hung`, `drift` or `off`.
@@ -212,6 +215,7 @@ impl NodeState {
             balancer: None,
             tasks: Vec::new(),
             upgrade_allowed: false,
+            suspects: Vec::new(),
         }
     }
 

@@ -82,6 +82,10 @@ pub struct NodeStatus {
     /// What the load balancer last said about the node.
     #[serde(default)]
     pub balancer: Option<BalancerStatus>,
+    /// The nodes whose failure detector holds this one suspect or dead (the answering
+    /// node's own judgement included), by name.
+    #[serde(default)]
+    pub suspected_by: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

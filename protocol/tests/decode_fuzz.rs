@@ -279,7 +279,7 @@ fn node_state() -> impl Strategy<Value = NodeState> {
             ".{0,16}",
             proptest::option::of(".{0,16}"),
         ),
-        (wall(), any::<[u8; 8]>()),
+        (wall(), any::<[u8; 8]>(), vec(node_id(), 0..4)),
         (
             vec((".{0,8}", ".{0,16}"), 0..4),
             vec((".{0,16}", any::<[u8; 16]>()), 0..4),
@@ -291,7 +291,7 @@ fn node_state() -> impl Strategy<Value = NodeState> {
             |(
                 (node, inc, advertise, mode, priority),
                 (roles, agent_version, app_version),
-                (started, peers_hash),
+                (started, peers_hash, suspects),
                 (checks, files, drain, upgrade_allowed),
             )| NodeState {
                 node,
@@ -332,6 +332,7 @@ fn node_state() -> impl Strategy<Value = NodeState> {
                 balancer: None,
                 tasks: Vec::new(),
                 upgrade_allowed,
+                suspects,
             },
         )
 }
@@ -706,8 +707,8 @@ fn crafted_state_body(roles_len: u64, role_bytes: &[u8]) -> Vec<u8> {
     b.extend([0; 8]); // started
     b.extend([0; 8]); // peers_hash
     // checks, mounts, config, drain, drain_orders, drift_acks, balancer, tasks: empty;
-    // upgrade_allowed: false.
-    b.extend([0; 9]);
+    // upgrade_allowed: false; suspects: empty.
+    b.extend([0; 10]);
     b
 }
 

@@ -205,6 +205,7 @@ fn node_state() -> NodeState {
             holder: Some(id("db-02")),
         }],
         upgrade_allowed: true,
+        suspects: vec![id("db-03")],
     }
 }
 

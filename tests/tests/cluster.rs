@@ -223,6 +223,14 @@ fn sigkill_makes_a_node_suspect_then_dead_and_a_restart_brings_it_back() {
         );
         eprintln!("{} saw n3: {states:?}", c.id(i));
     }
+    // Who suspects whom travels in the nodes' states: each survivor shows both.
+    assert!(
+        wait_until(LONG, || (0..2).all(|i| c.member(i, "n3").is_some_and(
+            |m| m["suspected_by"] == serde_json::json!(["n1", "n2"])
+        ))),
+        "{:#}",
+        c.cluster(0)
+    );
 
     c.start(2);
     let back = wait_until(LONG, || {

@@ -211,6 +211,7 @@ mod tests {
             check_reasons: Default::default(),
             drain: None,
             balancer: None,
+            suspected_by: Vec::new(),
         }
     }
 

@@ -277,6 +277,7 @@ mod tests {
             check_reasons: Default::default(),
             drain: None,
             balancer: None,
+            suspected_by: Vec::new(),
         }
     }
 

@@ -118,6 +118,7 @@ pub fn node(i: u64) -> NodeStatus {
             weight: Some("100".into()),
             since: "2025-06-01T07:12:09Z".into(),
         }),
+        suspected_by: Vec::new(),
     }
 }
 
@@ -192,6 +193,7 @@ pub fn failover() -> ClusterStatus {
     n1.last_seen_ms = Some(2_600);
     n1.phi = Some(11.8);
     n1.rtt_ms = None;
+    n1.suspected_by = vec!["n2".into(), "n3".into()];
     let n2 = &mut s.nodes[1];
     n2.role = "candidate".into();
     s.nodes[2].last_seen_ms = Some(200);

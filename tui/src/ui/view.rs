@@ -861,6 +861,9 @@ fn identity_and_checks(state: &State, n: &NodeStatus, w: usize, th: Theme) -> Ve
     if let (Some(phi), false) = (n.phi, n.local) {
         facts.push(format!("phi {} as seen by {attached}", num(phi)));
     }
+    if !n.suspected_by.is_empty() {
+        facts.push(format!("suspected by {}", n.suspected_by.join(", ")));
+    }
     facts.push(format!("incarnation {}", n.incarnation));
     facts.push(format!("priority {}", n.priority));
     if !n.roles.is_empty() {
