@@ -13,6 +13,8 @@ use crate::wait_until;
 pub struct Tmux {
     socket: PathBuf,
     session: String,
+    /// Where the wrapper writes the program's exit status.
+    status: PathBuf,
 }
 
 impl Tmux {
@@ -32,6 +34,7 @@ impl Tmux {
         let t = Tmux {
             socket: dir.join("tmux.sock"),
             session: "quorate-e2e".into(),
+            status: dir.join("exit-status"),
         };
         // The server reads this as it starts, before the program runs: the pane stays
         // after the program exits, to read its exit status. (Set afterwards, a fast exit
@@ -55,6 +58,15 @@ impl Tmux {
             args.push("-e".into());
             args.push(format!("{k}={v}"));
         }
+        // The exit status comes from a wrapper, not from tmux: tmux can mark a pane dead
+        // when its terminal closes, before (and on a busy machine instead of) recording
+        // the status.
+        args.extend([
+            "sh".to_owned(),
+            "-c".to_owned(),
+            "\"$@\"; echo $? > \"$0.tmp\" && mv \"$0.tmp\" \"$0\"".to_owned(),
+            t.status.to_string_lossy().into_owned(),
+        ]);
         args.extend(argv.iter().map(|a| (*a).to_owned()));
         let out = t.tmux(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(out.status.success(), "tmux new-session: {out:?}");
@@ -110,21 +122,14 @@ impl Tmux {
         )
     }
 
-    /// The program's exit status once it has exited (`None` while it runs).
+    /// The program's exit status once it has exited (`None` while it runs; 128 + N
+    /// after signal N, as the shell says it).
     pub fn exit_status(&self) -> Option<i32> {
-        let out = self.tmux(&[
-            "display-message",
-            "-p",
-            "-t",
-            &self.session,
-            "#{pane_dead} #{pane_dead_status}",
-        ]);
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut parts = text.split_whitespace();
-        match (parts.next(), parts.next()) {
-            (Some("1"), Some(code)) => code.parse().ok(),
-            _ => None,
-        }
+        std::fs::read_to_string(&self.status)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 
