@@ -179,3 +179,51 @@ fn demo_runs_a_cluster_and_cleans_up() {
     assert!(text.contains("cluster demo  term "), "{text}");
     assert!(text.contains("primary n"), "a primary was elected: {text}");
 }
+
+/// The operator guide's command list and `quorate --help` name the same subcommands
+/// (STYLE P11: what is written in two places gets a drift test).
+#[test]
+fn the_operator_guide_lists_every_subcommand() {
+    let help = String::from_utf8_lossy(&quorate(&["--help"]).stdout).into_owned();
+    let from_help: std::collections::BTreeSet<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(from_help.len() > 5, "{help}");
+    let guide_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operator-guide.md");
+    let guide = std::fs::read_to_string(&guide_path).unwrap();
+    let block: Vec<&str> = guide
+        .split("## 10. The operator tool")
+        .nth(1)
+        .and_then(|s| s.split("```sh").nth(1))
+        .and_then(|s| s.split("```").next())
+        .unwrap_or_default()
+        .lines()
+        .collect();
+    let from_guide: std::collections::BTreeSet<String> = block
+        .iter()
+        .filter_map(|l| l.strip_prefix("quorate "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter(|w| !w.starts_with('#'))
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_owned()
+        })
+        .flat_map(|w| {
+            // `freeze | unfreeze` lists two.
+            if w == "freeze" {
+                vec![w, "unfreeze".to_owned()]
+            } else {
+                vec![w]
+            }
+        })
+        .collect();
+    assert_eq!(
+        from_help, from_guide,
+        "docs/operator-guide.md section 10 and `quorate --help` disagree"
+    );
+}

@@ -15,13 +15,14 @@ use proto::NodeId;
 /// Where the agent's config file is unless `--config` says otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/quorate/agent.toml";
 
-/// quorate's operator tool: cluster status, the cluster CA, and a local demo cluster.
+/// quorate's operator tool: the live cluster, status and commands, the cluster CA, a demo.
 #[derive(Debug, Parser)]
 #[command(name = "quorate", version, about, long_about = None)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
-    /// Without a subcommand: `status` (the terminal UI comes later).
+    /// Without a subcommand: the live cluster in the terminal UI (a one-shot `status`
+    /// table when not on a terminal).
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -60,7 +61,8 @@ pub enum Command {
     /// Make the cluster CA and issue node and operator certificates
     #[command(subcommand)]
     Ca(CaCommand),
-    /// Run a cluster of agents on loopback, with its own CA, until Ctrl-C
+    /// Run a cluster of agents on loopback, with its own CA, in the terminal UI (until `q`;
+    /// `--no-tui`: a table every second until Ctrl-C)
     Demo(DemoArgs),
     /// Hand the primary role to NODE (refused, with the reason, if it cannot take it)
     Transfer {
