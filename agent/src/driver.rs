@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use proto::{Datagram, HealthBits, NodeId, NodeState, WallMicros};
+use proto::{CheckCode, Datagram, HealthBits, NodeId, NodeState, WallMicros};
 use tokio::sync::{mpsc, watch};
 
 use proto::ctl::{CtlCommand, EventKind};
@@ -941,7 +941,8 @@ fn describe(me: &NodeId, event: &Event) -> Option<(EventKind, Option<String>, St
 fn log_transitions(me: &str, old: &Assessment, new: &Assessment) -> Vec<(EventKind, String)> {
     let mut out = Vec::new();
     for (o, n) in old.checks.iter().zip(&new.checks) {
-        if o.code == n.code {
+        // A first result that passes is not news ("ok again" at every start would be).
+        if o.code == n.code || (o.code == CheckCode::Off && n.code.passing()) {
             continue;
         }
         let kind = if n.name == "config" {
@@ -1000,4 +1001,46 @@ fn log_transitions(me: &str, old: &Assessment, new: &Assessment) -> Vec<(EventKi
         tracing::info!(tasks = ?new.claimed, "singleton tasks running here changed");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::CheckState;
+
+    use super::*;
+
+    fn with_config(code: CheckCode) -> Assessment {
+        Assessment {
+            checks: vec![CheckState {
+                name: "config".into(),
+                code,
+                reason: if code.passing() {
+                    String::new()
+                } else {
+                    "app differs from n3".into()
+                },
+            }],
+            ..Assessment::starting()
+        }
+    }
+
+    #[test]
+    fn a_first_passing_result_is_not_an_event_but_changes_are() {
+        let texts = |old, new| -> Vec<String> {
+            log_transitions("n1", &with_config(old), &with_config(new))
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect()
+        };
+        assert!(texts(CheckCode::Off, CheckCode::Ok).is_empty());
+        assert_eq!(
+            texts(CheckCode::Off, CheckCode::Drift),
+            ["n1: config check drift: app differs from n3"]
+        );
+        assert_eq!(
+            texts(CheckCode::Drift, CheckCode::Ok),
+            ["n1: config check ok again"]
+        );
+        assert!(texts(CheckCode::Ok, CheckCode::Ok).is_empty());
+    }
 }
