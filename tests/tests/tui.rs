@@ -40,7 +40,11 @@ fn shows_primary(screen: &str, node: &str) -> bool {
 /// The STATE column of `node`'s row in the node table.
 fn row_state<'s>(screen: &'s str, node: &str) -> Option<&'s str> {
     screen.lines().find_map(|l| {
-        let row = l.strip_prefix('│')?.trim_start_matches('>');
+        // `│` in the Unicode variant, `|` in the ASCII one.
+        let row = l
+            .strip_prefix('│')
+            .or_else(|| l.strip_prefix('|'))?
+            .trim_start_matches('>');
         let mut cols = row.split_whitespace();
         let name = cols.next()?.trim_end_matches('*');
         (name == node).then(|| cols.next()).flatten()
@@ -65,7 +69,7 @@ fn the_tui_follows_a_failover_reconnects_drains_and_quits_cleanly() {
         dir.path(),
         120,
         40,
-        &[("NO_COLOR", "1")],
+        &[("NO_COLOR", "1"), ("LC_ALL", "C.UTF-8")],
         &[
             quorate.to_str().unwrap(),
             "--config",
@@ -156,7 +160,8 @@ fn the_demo_opens_the_tui_and_q_stops_every_agent() {
         dir.path(),
         100,
         30,
-        &[("NO_COLOR", "1")],
+        // The ASCII variant, as over an SSH session with LANG=C.
+        &[("NO_COLOR", "1"), ("LC_ALL", "C")],
         &[quorate.to_str().unwrap(), "demo"],
     );
     // It says how to kill a node first…
@@ -182,6 +187,7 @@ fn the_demo_opens_the_tui_and_q_stops_every_agent() {
             && s.lines().take(3).any(|l| l.contains("primary n"))
     });
     assert!(ok, "no live view:\n{screen}");
+    assert!(screen.is_ascii(), "LC_ALL=C but not ASCII:\n{screen}");
     t.send_keys(&["q"]);
     assert!(
         wait_until(SETTLE, || t.exit_status() == Some(0)),

@@ -16,6 +16,7 @@ use proto::ctl::CtlCommand;
 use proto::status::NodeStatus;
 
 use super::state::{SortKey, State};
+use super::term::Charset;
 
 /// The reason sent with a drain from the TUI; the agent adds who asked.
 pub const DRAIN_REASON: &str = "drained from the quorate TUI";
@@ -74,6 +75,8 @@ pub struct Notice {
 pub struct App {
     /// Whether the view may use colours (false under NO_COLOR).
     pub(super) colors: bool,
+    /// Which characters the view may use (only ASCII under `LANG=C`).
+    pub(super) charset: Charset,
     pub(super) focus: Focus,
     pub(super) mode: Mode,
     pub(super) sort: SortKey,
@@ -93,9 +96,10 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(colors: bool) -> Self {
+    pub fn new(colors: bool, charset: Charset) -> Self {
         Self {
             colors,
+            charset,
             focus: Focus::Nodes,
             mode: Mode::Normal,
             sort: SortKey::default(),
@@ -196,10 +200,14 @@ impl App {
             }
             Mode::Confirm(confirm) => match key.code {
                 KeyCode::Char('y' | 'Y') | KeyCode::Enter => {
+                    let more = match self.charset {
+                        Charset::Unicode => "…",
+                        Charset::Ascii => "...",
+                    };
                     self.say(
                         state,
                         format!(
-                            "{}: sent, waiting for the agent…",
+                            "{}: sent, waiting for the agent{more}",
                             describe(&confirm.command)
                         ),
                     );
@@ -431,7 +439,7 @@ mod tests {
     #[test]
     fn quits_on_q_and_ctrl_c_anywhere() {
         let s = healthy();
-        let mut app = App::new(false);
+        let mut app = App::new(false, Charset::Unicode);
         assert_eq!(app.handle_key(key(KeyCode::Char('q')), &s), Action::Quit);
         app.handle_key(key(KeyCode::Char('/')), &s);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
@@ -441,7 +449,7 @@ mod tests {
     #[test]
     fn moves_the_selection_and_keeps_it_on_the_same_node() {
         let s = healthy();
-        let mut app = App::new(false);
+        let mut app = App::new(false, Charset::Unicode);
         assert_eq!(selected(&app, &s), "n1");
         press(&mut app, &s, "jj");
         assert_eq!(selected(&app, &s), "n3");
@@ -465,7 +473,7 @@ mod tests {
     #[test]
     fn filter_typing_applies_clears_and_filters_live() {
         let s = healthy();
-        let mut app = App::new(false);
+        let mut app = App::new(false, Charset::Unicode);
         press(&mut app, &s, "/n3");
         assert_eq!(app.mode(), &Mode::Filter { input: "n3".into() });
         assert_eq!(app.rows(&s).0.len(), 1, "filters while typing");
@@ -497,7 +505,7 @@ mod tests {
     #[test]
     fn drain_asks_first_and_then_yields_the_command() {
         let mut s = healthy();
-        let mut app = App::new(false);
+        let mut app = App::new(false, Charset::Unicode);
         assert_eq!(press(&mut app, &s, "jd"), [Action::None, Action::None]);
         let Mode::Confirm(c) = app.mode() else {
             panic!("no confirmation: {:?}", app.mode());
@@ -516,6 +524,13 @@ mod tests {
             app.notice(&s),
             Some("drain n2: sent, waiting for the agent…")
         );
+        let mut ascii = App::new(false, Charset::Ascii);
+        press(&mut ascii, &s, "jdy");
+        assert_eq!(
+            ascii.notice(&s),
+            Some("drain n2: sent, waiting for the agent..."),
+            "the notice is drawn as it is: ASCII under ASCII"
+        );
         // The answer replaces the notice.
         s.on_command_result(Ok("n2 drained".into()));
         assert_eq!(app.notice(&s), None);
@@ -525,7 +540,7 @@ mod tests {
     fn cancel_sends_nothing() {
         let s = healthy();
         for cancel in [KeyCode::Esc, KeyCode::Char('n'), KeyCode::Char('q')] {
-            let mut app = App::new(false);
+            let mut app = App::new(false, Charset::Unicode);
             press(&mut app, &s, "jjt");
             assert!(matches!(app.mode(), Mode::Confirm(_)));
             assert_eq!(app.handle_key(key(cancel), &s), Action::None);
@@ -538,7 +553,7 @@ mod tests {
     fn each_command_after_enter() {
         let s = fixtures::state(fixtures::hung_mount(), vec![]);
         let confirm = |keys: &str| {
-            let mut app = App::new(false);
+            let mut app = App::new(false, Charset::Unicode);
             press(&mut app, &s, keys);
             app.handle_key(key(KeyCode::Enter), &s)
         };
@@ -554,7 +569,7 @@ mod tests {
         );
         assert_eq!(confirm("f"), Action::Command(CtlCommand::Freeze));
         let frozen = fixtures::state(fixtures::drift(), vec![]);
-        let mut app = App::new(false);
+        let mut app = App::new(false, Charset::Unicode);
         press(&mut app, &frozen, "f");
         assert_eq!(
             app.handle_key(key(KeyCode::Char('y')), &frozen),
@@ -565,7 +580,7 @@ mod tests {
     #[test]
     fn pointless_commands_are_explained_not_asked() {
         let s = fixtures::state(fixtures::hung_mount(), vec![]);
-        let mut app = App::new(false);
+        let mut app = App::new(false, Charset::Unicode);
         press(&mut app, &s, "t");
         assert_eq!(app.notice(&s), Some("n1 is already the primary"));
         press(&mut app, &s, "u");
@@ -583,7 +598,7 @@ mod tests {
             fixtures::t0(),
             super::super::state::ConnStatus::Connecting { to: "x".into() },
         );
-        let mut app = App::new(false);
+        let mut app = App::new(false, Charset::Unicode);
         assert_eq!(press(&mut app, &empty, "dtfjk"), vec![Action::None; 5]);
         assert_eq!(app.mode(), &Mode::Normal);
     }
@@ -591,7 +606,7 @@ mod tests {
     #[test]
     fn help_detail_and_focus() {
         let s = healthy();
-        let mut app = App::new(false);
+        let mut app = App::new(false, Charset::Unicode);
         press(&mut app, &s, "?");
         assert_eq!(app.mode(), &Mode::Help);
         press(&mut app, &s, "j");
@@ -645,7 +660,7 @@ mod tests {
     #[test]
     fn pastes_only_go_into_the_filter() {
         let s = healthy();
-        let mut app = App::new(false);
+        let mut app = App::new(false, Charset::Unicode);
         app.handle_paste("dyq");
         assert_eq!(app.mode(), &Mode::Normal);
         press(&mut app, &s, "/");
@@ -656,7 +671,7 @@ mod tests {
     #[test]
     fn key_releases_are_ignored() {
         let s = healthy();
-        let mut app = App::new(false);
+        let mut app = App::new(false, Charset::Unicode);
         let mut release = key(KeyCode::Char('q'));
         release.kind = KeyEventKind::Release;
         assert_eq!(app.handle_key(release, &s), Action::None);

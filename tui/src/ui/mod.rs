@@ -5,8 +5,10 @@
 //!   what the screen shows; no IO, no clock, no ratatui.
 //! - [`app`]: keys in, [`app::Action`]s out; the only place a key becomes a command, and
 //!   every command is confirmed first.
-//! - [`view`]: `draw(frame, &State, &App)`, pure; degrades down to 80×24 and below.
-//! - [`term`]: raw mode, alternate screen, the restoring guard and panic hook, NO_COLOR.
+//! - [`view`]: `draw(frame, &State, &App)`, pure; degrades down to 80×24 and below, and
+//!   draws in Unicode or in ASCII only; one file per part of the screen.
+//! - [`term`]: raw mode, alternate screen, the restoring guard and panic hook, NO_COLOR,
+//!   and the charset (ASCII under `QUORATE_ASCII=1` or a non-UTF-8 locale).
 //!
 //! - [`conn`]: the thread that stays subscribed to some member (reconnecting to another
 //!   when the attached agent goes away) and carries commands.
@@ -14,8 +16,8 @@
 //!   commands `App` returns through `conn`, and calls `view::draw`.
 //!
 //! Only `conn` and `run` do IO or read the clock; the rest is tested without a terminal;
-//! `snapshots/` holds the screens at 80×24 and 120×40 from the fixtures, which are the
-//! design review. The end-to-end test (tests/tests/tui.rs) drives the real binary in tmux.
+//! `snapshots/` holds the screens at 80×24 and 120×40 from the fixtures (and the ASCII
+//! variants of some), which are the design review. The end-to-end test (tests/tests/tui.rs) drives the real binary in tmux.
 
 pub mod app;
 pub mod conn;

@@ -31,7 +31,7 @@ pub fn run(target: &Target) -> anyhow::Result<()> {
             to: target.addr.to_string(),
         },
     );
-    let mut app = App::new(term::colors_enabled());
+    let mut app = App::new(term::colors_enabled(), term::charset());
     loop {
         let now = clock::now();
         while let Ok(msg) = from_conn.try_recv() {
