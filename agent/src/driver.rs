@@ -788,10 +788,9 @@ impl Driver {
     /// Logs a core event and writes it to the journal.
     fn on_event(&mut self, event: &Event) {
         self.log_event(event);
-        if let Some((kind, node, text)) = describe(&self.config.node, event) {
-            self.journal
-                .record(clock::wall(), kind, node.as_deref(), text);
-        }
+        let (kind, node, text) = describe(&self.config.node, event);
+        self.journal
+            .record(clock::wall(), kind, node.as_deref(), text);
     }
 
     fn log_event(&self, event: &Event) {
@@ -862,10 +861,10 @@ fn name_of(c: &CtlCommand) -> &'static str {
 }
 
 /// A core event as a journal record: its kind, the node it is about, one line of text.
-fn describe(me: &NodeId, event: &Event) -> Option<(EventKind, Option<String>, String)> {
+fn describe(me: &NodeId, event: &Event) -> (EventKind, Option<String>, String) {
     use EventKind::{Alarm, Election, Membership, Operator};
     let me = me.to_string();
-    Some(match event {
+    match event {
         Event::Joined { node, .. } => {
             (Membership, Some(node.to_string()), format!("{node} joined"))
         }
@@ -932,7 +931,7 @@ fn describe(me: &NodeId, event: &Event) -> Option<(EventKind, Option<String>, St
                 if *frozen { "frozen" } else { "unfrozen" }
             ),
         ),
-    })
+    }
 }
 
 /// Logs the checks that changed between two assessments, once per change, and returns

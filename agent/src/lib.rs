@@ -165,7 +165,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (view_tx, view_rx) = watch::channel(Arc::new(placeholder));
     let (order_tx, order_rx) = mpsc::channel(16);
     let (balancer_tx, balancer_rx) = watch::channel(None);
-    let bound = http::spawn_with(
+    let bound = http::spawn(
         config.http.listen,
         config.http.allow.clone(),
         view_rx.clone(),

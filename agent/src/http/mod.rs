@@ -35,25 +35,12 @@ use haproxy_agent::ServerState;
 /// Connections served at once; beyond it new ones wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 1024;
 
-/// The addresses [`spawn_with`] bound.
+/// The addresses [`spawn`] bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bound {
     pub http: SocketAddr,
     /// The agent-check port, when one was asked for.
     pub agent_check: Option<SocketAddr>,
-}
-
-/// Binds the HTTP port (and the agent-check port, if given) now, so a taken port fails
-/// the start, and serves both on one thread of their own until the process exits. What
-/// HAProxy says about this node goes to `balancer`, only when it changes.
-pub fn spawn_with(
-    listen: SocketAddr,
-    allow: Vec<Cidr>,
-    view: watch::Receiver<Arc<ClusterView>>,
-    balancer: watch::Sender<Option<ServerState>>,
-    agent_check: Option<SocketAddr>,
-) -> anyhow::Result<Bound> {
-    start(listen, allow, view, balancer, agent_check)
 }
 
 fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
@@ -63,7 +50,10 @@ fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
     Ok(listener)
 }
 
-fn start(
+/// Binds the HTTP port (and the agent-check port, if given) now, so a taken port fails
+/// the start, and serves both on one thread of their own until the process exits. What
+/// HAProxy says about this node goes to `balancer`, only when it changes.
+pub fn spawn(
     listen: SocketAddr,
     allow: Vec<Cidr>,
     view: watch::Receiver<Arc<ClusterView>>,
@@ -250,7 +240,7 @@ mod tests {
         let (_view_tx, view_rx) = watch::channel(Arc::new(view));
         let (bal_tx, mut bal_rx) = watch::channel(None);
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        let bound = spawn_with(any, Cidr::loopback(), view_rx, bal_tx, Some(any)).unwrap();
+        let bound = spawn(any, Cidr::loopback(), view_rx, bal_tx, Some(any)).unwrap();
 
         let r = call(bound.http, &request("GET", "/health", ""));
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
