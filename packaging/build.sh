@@ -8,6 +8,7 @@
 #   --version V   package version instead of the workspace's (also QUORATE_PKG_VERSION);
 #                 the tests build a lower version from the same tree to test upgrades
 #   --out DIR     where the packages go (also QUORATE_PKG_OUT; default dist/)
+#   --deb-only    build no rpm
 #
 # Installs what it needs when missing: cargo-zigbuild, cargo-deb and cargo-generate-rpm
 # with `cargo install --locked`, ziglang with pip. A second run rebuilds nothing that
@@ -18,11 +19,13 @@ root=$PWD
 
 version=${QUORATE_PKG_VERSION:-}
 out=${QUORATE_PKG_OUT:-dist}
+deb_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --version) version=${2:?--version needs a value}; shift 2 ;;
     --out) out=${2:?--out needs a directory}; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --deb-only) deb_only=1; shift ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build.sh: unknown argument '$1' (try --help)" >&2; exit 64 ;;
   esac
 done
@@ -101,7 +104,7 @@ generate() {
   echo "build.sh: WARNING: $1 --generate $2 is not supported; using a stand-in" >&2
   case "$2" in
     man)
-      printf '.TH %s %s\n.SH NAME\n%s\n.SH DESCRIPTION\n.nf\n' "$1" "$section" "$1"
+      printf '.TH %s %s\n.SH NAME\n%s \\- quorate\n.SH DESCRIPTION\n.nf\n' "$1" "$section" "$1"
       "$release/$1" --help | sed -e 's/\\/\\e/g' -e "s/^\([.']\)/\\\\\&\1/"
       printf '.fi\n'
       ;;
@@ -155,9 +158,14 @@ deb="$out/quorate_${version}-1_amd64.deb"
 [ -f "$deb" ] || { echo "build.sh: cargo deb did not write $deb" >&2; exit 1; }
 step_done deb
 
+if [ "$deb_only" = 1 ]; then
+  echo "built $deb"
+  exit 0
+fi
+
 step "rpm (cargo generate-rpm)"
 cargo generate-rpm -p agent --target "$target" -o "$out" \
-  --set-metadata "version = \"$version\""
+  --payload-compress xz --set-metadata "version = \"$version\""
 rpm="$out/quorate-${version}-1.x86_64.rpm"
 [ -f "$rpm" ] || { echo "build.sh: cargo generate-rpm did not write $rpm" >&2; exit 1; }
 step_done rpm
