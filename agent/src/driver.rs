@@ -73,6 +73,8 @@ pub struct Driver {
     pub(crate) hooks: Hooks,
     /// What the last published view was built from, and when.
     pub(crate) published: Option<(Signature, Instant)>,
+    /// READY, STATUS and the watchdog for systemd.
+    pub(crate) notifier: crate::systemd::Notifier,
 }
 
 /// The parts of the view that must reach readers at once when they change; anything else
@@ -120,6 +122,10 @@ impl Driver {
                 .core
                 .poll_timeout()
                 .unwrap_or_else(|| clock::now() + Duration::from_secs(1));
+            let deadline = self
+                .notifier
+                .poll_timeout()
+                .map_or(deadline, |n| n.min(deadline));
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
@@ -167,12 +173,25 @@ impl Driver {
                 self.core.handle_clock_jump(clock::now());
             }
             self.drain()?;
-            let role = self.core.role_name(clock::now());
+            let now = clock::now();
+            let role = self.core.role_name(now);
             if role != last_role {
                 self.on_role_change(last_role, role);
                 last_role = role;
             }
+            // From the loop itself: a wedged driver stops the watchdog pings.
+            self.notifier.turn(
+                now,
+                self.local.joined,
+                crate::systemd::Status {
+                    role,
+                    term: self.core.term().0,
+                    alive_voters: self.core.alive_voters(),
+                    voters: self.config.voters(),
+                },
+            );
         }
+        crate::systemd::stopping();
         self.leave().await
     }
 

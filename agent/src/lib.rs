@@ -15,6 +15,9 @@
 //! - [`driver`]: the one task that owns `core::Node` and publishes [`view::ClusterView`].
 //! - [`clock`]: the only place clocks are read.
 //! - [`ca`]: cluster CA tooling shared with the `quorate` binary.
+//! - [`systemd`]: READY, STATUS, STOPPING and the watchdog for `Type=notify`.
+//! - [`logging`]: where log lines go (terminal, journald, JSON) and the live log level.
+//! - [`generate`]: man pages and shell completions from the clap definitions.
 
 pub mod ca;
 pub mod clock;
@@ -23,13 +26,16 @@ pub mod core;
 pub mod ctl;
 pub mod driver;
 pub mod events;
+pub mod generate;
 pub mod hooks;
 pub mod http;
 pub mod local;
+pub mod logging;
 pub mod net;
 pub mod persist;
 pub mod probe;
 pub mod ratelog;
+pub mod systemd;
 pub mod view;
 
 use std::collections::HashMap;
@@ -223,6 +229,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         published: None,
         jump_guard: clock::JumpGuard::new(),
         hooks: hooks::Hooks::new(config.hooks.clone(), config.node.clone()),
+        notifier: systemd::Notifier::new(now, config.timing.election_timeout.0),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let driver = tokio::spawn(driver.run(shutdown_rx));

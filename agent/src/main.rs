@@ -4,8 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
 use quorate_agent::config::Config;
+use quorate_agent::generate::{self, Generated};
+use quorate_agent::logging::{self, LogFormat};
 
 /// Exit code for an invalid config or bad arguments.
 const EXIT_CONFIG: u8 = 2;
@@ -20,10 +22,31 @@ struct Args {
     /// Check the configuration (including that the certificate names this node) and exit.
     #[arg(long)]
     check_config: bool,
+    /// Print the default configuration file, every key commented at its default, and exit.
+    #[arg(long)]
+    print_default_config: bool,
+    /// Where log lines go: auto is the journal under systemd, else text on stderr.
+    #[arg(long, value_enum, default_value_t)]
+    log_format: LogFormat,
+    /// Print a man page or a shell completion script and exit (for packagers).
+    #[arg(long, value_enum, hide = true)]
+    generate: Option<Generated>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(kind) = args.generate {
+        let out = generate::write(kind, Args::command(), "8", &mut std::io::stdout());
+        return if out.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    if args.print_default_config {
+        print!("{}", quorate_agent::config::defaults::render(false));
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -33,15 +56,19 @@ fn main() -> ExitCode {
     };
     if args.check_config {
         println!(
-            "{}: ok (node {} in cluster {}, {} peers)",
+            "{}: ok (node {} in cluster {}, advertise {}, {} peers)",
             args.config.display(),
             config.node,
             config.cluster,
+            config.advertise,
             config.peers.len()
         );
+        for note in config.sandbox_notes() {
+            println!("note: {note}");
+        }
         return ExitCode::SUCCESS;
     }
-    init_tracing();
+    let _level = logging::init(args.log_format, "info");
     // One thread drives the core and the QUIC endpoint: the work is small and ordered,
     // and a single thread saves the cross-thread wake-ups that dominated idle CPU.
     // HTTP answers on a thread of its own (http::spawn), probes on theirs.
@@ -97,15 +124,4 @@ async fn wait_for_signal() -> &'static str {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     }
-}
-
-fn init_tracing() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("QUORATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }

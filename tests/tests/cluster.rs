@@ -740,6 +740,13 @@ fn config_errors_name_the_file_the_line_and_the_key_and_exit_2() {
     );
 
     let missing = dir.path().join("no-such-cert.pem");
+    // A copy of the node key that every user can read: the agent must refuse it.
+    let exposed = dir.path().join("exposed.key");
+    std::fs::copy(ca.join("n1.key"), &exposed).expect("copy the key");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
     // (file name, config, the line's prefix, words the message must contain (any of
     // each group))
     let cases: Vec<(&str, NodeConfig, &str, Vec<Vec<&str>>)> = vec![
@@ -772,6 +779,20 @@ fn config_errors_name_the_file_the_line_and_the_key_and_exit_2() {
                 vec!["tls.cert"],
                 vec![missing.to_str().expect("UTF-8 path")],
                 vec!["No such file", "not found", "cannot read"],
+            ],
+        ),
+        (
+            "exposed-key.toml",
+            NodeConfig {
+                key: exposed.clone(),
+                ..base.clone()
+            },
+            "key =",
+            vec![
+                vec!["tls.key"],
+                vec![exposed.to_str().expect("UTF-8 path")],
+                vec!["readable by every user"],
+                vec!["chmod 0640"],
             ],
         ),
         (

@@ -26,6 +26,15 @@ use cli::{Cli, Command, DriftCommand, StatusArgs, TaskCommand, UpgradeCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(kind) = cli.generate {
+        use clap::CommandFactory as _;
+        let out = quorate_agent::generate::write(kind, Cli::command(), "1", &mut std::io::stdout());
+        return if out.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let result = match &cli.command {
         // The terminal UI on a terminal; without one (a pipe, cron, `ssh host quorate`) a
         // one-shot table.

@@ -1,5 +1,6 @@
 //! Semantic checks on a parsed config, and errors that say file, line and reason.
 
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -72,8 +73,12 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
     let err =
         |span: Range<usize>, reason: String| ConfigError::at_span(path, text, Some(span), reason);
 
-    let cluster = proto::ClusterName::new(raw.cluster.get_ref().clone())
-        .map_err(|e| err(raw.cluster.span(), format!("cluster: {e}")))?;
+    let cluster = match &raw.cluster {
+        Some(c) => proto::ClusterName::new(c.get_ref().clone())
+            .map_err(|e| err(c.span(), format!("cluster: {e}")))?,
+        None => proto::ClusterName::new(super::DEFAULT_CLUSTER.to_owned())
+            .map_err(|e| err(0..0, format!("cluster: {e}")))?,
+    };
 
     let node = match &raw.node {
         Some(n) => proto::NodeId::new(n.get_ref().clone())
@@ -91,7 +96,13 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
         }
     };
 
-    let listen = *raw.listen.get_ref();
+    let listen_span = raw.listen.as_ref().map(|l| l.span()).unwrap_or_default();
+    let listen = raw.listen.as_ref().map_or(
+        SocketAddr::from(([0, 0, 0, 0], super::defaults::QUIC_PORT)),
+        |l| *l.get_ref(),
+    );
+    let peers_span = raw.peers.as_ref().map(|p| p.span()).unwrap_or_default();
+    let peers = raw.peers.map(|p| p.into_inner()).unwrap_or_default();
     let advertise = match &raw.advertise {
         Some(a) => {
             let a = *a.get_ref();
@@ -103,19 +114,27 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
             }
             a
         }
-        None if listen.ip().is_unspecified() || listen.port() == 0 => {
+        None if listen.port() == 0 => {
             return Err(err(
-                raw.listen.span(),
+                listen_span,
                 format!(
                     "advertise: required when listen is {listen}: peers need an address to reach this node"
                 ),
             ));
         }
+        None if listen.ip().is_unspecified() => match route_source(&peers, listen.port()) {
+            Some(a) => a,
+            None => {
+                return Err(err(
+                    listen_span,
+                    format!(
+                        "advertise: required: listen is {listen} and no route to a peer shows which address peers reach this node at"
+                    ),
+                ));
+            }
+        },
         None => listen,
     };
-
-    let peers_span = raw.peers.as_ref().map(|p| p.span()).unwrap_or_default();
-    let peers = raw.peers.map(|p| p.into_inner()).unwrap_or_default();
     for (i, p) in peers.iter().enumerate() {
         if *p == advertise {
             return Err(err(
@@ -378,6 +397,25 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
         tasks,
         haproxy_agent: raw.haproxy_agent,
     })
+}
+
+/// The address this node would send from to reach the first peer (the kernel's route
+/// lookup for a connected UDP socket; no packet is sent), with `port`. With no peers, a
+/// lone node advertises loopback: nobody needs to reach it.
+fn route_source(peers: &[SocketAddr], port: u16) -> Option<SocketAddr> {
+    let Some(peer) = peers.first() else {
+        return Some(SocketAddr::from(([127, 0, 0, 1], port)));
+    };
+    let any: SocketAddr = if peer.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    let socket = std::net::UdpSocket::bind(any).ok()?;
+    socket.connect(peer).ok()?;
+    let mut source = socket.local_addr().ok()?;
+    source.set_port(port);
+    (!source.ip().is_unspecified()).then_some(source)
 }
 
 /// The hostname up to its first dot, the default node id.

@@ -3,11 +3,14 @@
 //!
 //! Owns: parsing (serde, unknown keys rejected, durations with units), semantic checks
 //! (addresses, the certificate naming this node), and errors that name the file, the line
-//! and the reason. It must never bind a port or start anything: `--check-config` runs it
-//! alone, and the agent runs it whole before it binds anything.
+//! and the reason. It must never listen on a port or start anything: `--check-config`
+//! runs it alone, and the agent runs it whole before it binds anything. (The one socket
+//! it opens asks the kernel which address reaches the first peer, for a default
+//! `advertise`; it sends nothing.)
 
 mod check;
 mod checks;
+pub mod defaults;
 mod duration;
 
 use std::net::{IpAddr, SocketAddr};
@@ -250,9 +253,9 @@ impl std::fmt::Display for Cidr {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    cluster: Spanned<String>,
+    cluster: Option<Spanned<String>>,
     node: Option<Spanned<String>>,
-    listen: Spanned<SocketAddr>,
+    listen: Option<Spanned<SocketAddr>>,
     advertise: Option<Spanned<SocketAddr>>,
     peers: Option<Spanned<Vec<SocketAddr>>>,
     #[serde(default = "default_priority")]
@@ -302,6 +305,9 @@ enum RawMode {
     Witness,
 }
 
+/// The cluster name when the file sets none.
+pub const DEFAULT_CLUSTER: &str = "quorate";
+
 fn default_priority() -> u32 {
     100
 }
@@ -326,12 +332,58 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let reason = match e.span().and_then(|s| check::key_at(text, s.start)) {
+                _ if e.message().contains("missing field `tls`") => "[tls] is missing: set \
+                    ca, cert and key (make them with `quorate ca init` and `quorate ca issue`)"
+                    .to_owned(),
                 Some(key) if !e.message().contains(&key) => format!("{key}: {}", e.message()),
                 _ => e.message().to_string(),
             };
             ConfigError::at_span(path, text, e.span(), reason)
         })?;
         check::validate(path, text, raw)
+    }
+
+    /// What the packaged service's sandbox (`ProtectSystem=strict`: only `state_dir` is
+    /// writable; `NoNewPrivileges`) would stop this config from doing, each with the
+    /// drop-in that allows it. `--check-config` prints them; they are not errors, since
+    /// the agent may run outside the packaged unit.
+    pub fn sandbox_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for m in self.mounts.iter().filter(|m| m.writable || m.shared) {
+            if m.path.starts_with(&self.state_dir) {
+                continue;
+            }
+            notes.push(format!(
+                "mount {} is written to ({}): the packaged service may write only under {}; \
+                 allow it with `systemctl edit quorate` and the lines \
+                 `[Service]` `ReadWritePaths={}`",
+                m.path.display(),
+                if m.writable {
+                    "writable = true"
+                } else {
+                    "shared = true"
+                },
+                self.state_dir.display(),
+                m.path.display()
+            ));
+        }
+        let hooks = [
+            ("on_primary", &self.hooks.on_primary),
+            ("on_secondary", &self.hooks.on_secondary),
+            ("on_fault", &self.hooks.on_fault),
+        ];
+        for (name, hook) in hooks {
+            if let Some(path) = hook {
+                notes.push(format!(
+                    "hooks.{name} {} runs inside the service's sandbox, as the service's user, \
+                     with no new privileges and a read-only system: a hook that writes files or \
+                     needs root needs a drop-in (`systemctl edit quorate`: ReadWritePaths=, or \
+                     have the hook ask a privileged service over a socket)",
+                    path.display()
+                ));
+            }
+        }
+        notes
     }
 
     /// The node's voters: its peers plus itself.

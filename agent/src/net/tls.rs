@@ -60,11 +60,48 @@ pub fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
-/// Reads a private key (PKCS#8, SEC1 or PKCS#1 PEM).
+/// Reads a private key (PKCS#8, SEC1 or PKCS#1 PEM). Refuses a key that others can read
+/// (see [`key_exposure`]).
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let meta = std::fs::metadata(path).map_err(|e| file_err(path, e))?;
+    if let Some(reason) = key_exposure(&meta, &own_groups()) {
+        return Err(file_err(path, reason));
+    }
     let pem = read(path)?;
     PrivateKeyDer::from_pem_slice(&pem)
         .map_err(|e| file_err(path, format!("not a PEM private key: {e}")))
+}
+
+/// Why a key file is readable beyond its owner and the agent's own groups, with the fix;
+/// `None` when it is not. "Readable by the service's group" is allowed so a key can be
+/// `root:quorate 0640` (owned by root, readable by the agent, not writable by it).
+pub fn key_exposure(meta: &std::fs::Metadata, groups: &[u32]) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mode = meta.mode() & 0o777;
+    let others = mode & 0o004 != 0;
+    let foreign_group = mode & 0o040 != 0 && !groups.contains(&meta.gid());
+    (others || foreign_group).then(|| {
+        format!(
+            "private key is readable by {} (mode {mode:04o}): run `chmod 0640` on it and give \
+             it the agent's group (`chown root:quorate`), or `chmod 0600` if the agent owns it",
+            if others {
+                "every user"
+            } else {
+                "a group the agent is not in"
+            }
+        )
+    })
+}
+
+/// The agent's effective and supplementary group ids.
+fn own_groups() -> Vec<u32> {
+    let mut groups: Vec<u32> = rustix::process::getgroups()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|g| g.as_raw())
+        .collect();
+    groups.push(rustix::process::getegid().as_raw());
+    groups
 }
 
 /// Whether `cert` names `name` as a DNS subject alternative name.
@@ -76,6 +113,45 @@ pub fn cert_names(cert: &CertificateDer<'_>, name: &str) -> bool {
         return false;
     };
     ee.verify_is_valid_for_subject_name(&server_name).is_ok()
+}
+
+#[cfg(test)]
+mod key_tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn a_key_others_can_read_is_refused_naming_the_file_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n1.key");
+        std::fs::write(&path, "not read: the mode is judged first").unwrap();
+        let gid = {
+            use std::os::unix::fs::MetadataExt as _;
+            std::fs::metadata(&path).unwrap().gid()
+        };
+        let cases: &[(u32, &[u32], bool)] = &[
+            (0o600, &[], true),
+            (0o640, &[gid], true),
+            (0o640, &[], false),
+            (0o644, &[gid], false),
+            (0o604, &[gid], false),
+            (0o400, &[], true),
+        ];
+        for (mode, groups, ok) in cases {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).unwrap();
+            let meta = std::fs::metadata(&path).unwrap();
+            let got = key_exposure(&meta, groups);
+            assert_eq!(
+                got.is_none(),
+                *ok,
+                "mode {mode:o}, groups {groups:?}: {got:?}"
+            );
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_key(&path).unwrap_err().to_string();
+        assert!(e.contains("n1.key") && e.contains("chmod 0640"), "{e}");
+    }
 }
 
 /// The loaded CA, certificate chain and key of this node.

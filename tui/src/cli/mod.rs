@@ -25,6 +25,9 @@ pub struct Cli {
     /// table when not on a terminal).
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Print a man page or a shell completion script and exit (for packagers)
+    #[arg(long, value_enum, hide = true)]
+    pub generate: Option<quorate_agent::generate::Generated>,
 }
 
 /// Flags every subcommand takes: which agent to ask over the operator channel (QUIC,

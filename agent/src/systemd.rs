@@ -1,0 +1,156 @@
+//! What the agent tells systemd (`Type=notify`): READY, STATUS, RELOADING, STOPPING and
+//! WATCHDOG.
+//!
+//! Owns: when each notification is due. READY is sent once the agent has heard a majority
+//! of its voters, or one election timeout after start when it has not (a lone first node
+//! must still start). STATUS is sent when the role or term changes. WATCHDOG is sent from
+//! the driver loop itself, so a wedged driver — not just a live process — misses its
+//! pings and systemd restarts it.
+//!
+//! Must never block or fail the agent: without `NOTIFY_SOCKET` (a terminal, a test) every
+//! call does nothing, and a send error is logged once at debug level and ignored.
+
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+
+/// Notification state owned by the driver. Pure bookkeeping plus one syscall per send.
+#[derive(Debug)]
+pub struct Notifier {
+    started: Instant,
+    ready_after: Duration,
+    ready: bool,
+    status: Option<Status>,
+    /// Half of `WatchdogSec` when systemd asked for pings.
+    watchdog: Option<Duration>,
+    last_ping: Instant,
+}
+
+impl Notifier {
+    /// `ready_after`: how long to wait for a majority before declaring READY anyway.
+    pub fn new(now: Instant, ready_after: Duration) -> Self {
+        Self {
+            started: now,
+            ready_after,
+            ready: false,
+            status: None,
+            // systemd's advice (sd_watchdog_enabled(3)): ping at half the interval.
+            watchdog: sd_notify::watchdog_enabled().map(|d| d / 2),
+            last_ping: now,
+        }
+    }
+
+    /// Called after every turn of the driver loop. `heard_majority`: this node has seen a
+    /// majority of its voters since it started.
+    pub fn turn(&mut self, now: Instant, heard_majority: bool, status: Status) {
+        let mut states: Vec<NotifyState<'_>> = Vec::new();
+        let text;
+        if !self.ready
+            && (heard_majority || now.saturating_duration_since(self.started) >= self.ready_after)
+        {
+            self.ready = true;
+            states.push(NotifyState::Ready);
+        }
+        if self.ready && self.status != Some(status) {
+            self.status = Some(status);
+            text = status.to_string();
+            states.push(NotifyState::Status(&text));
+        }
+        if let Some(every) = self.watchdog
+            && now.saturating_duration_since(self.last_ping) >= every
+        {
+            self.last_ping = now;
+            states.push(NotifyState::Watchdog);
+        }
+        send(&states);
+    }
+
+    /// When the driver must turn again at the latest for the next READY or ping.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ready = (!self.ready).then(|| self.started + self.ready_after);
+        let ping = self.watchdog.map(|every| self.last_ping + every);
+        match (ready, ping) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+}
+
+/// What `systemctl status quorate` shows on its `Status:` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub role: &'static str,
+    pub term: u64,
+    pub alive_voters: usize,
+    pub voters: usize,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}, term {}, {}/{} voters alive",
+            self.role, self.term, self.alive_voters, self.voters
+        )
+    }
+}
+
+/// `systemctl reload` in progress: systemd shows `reloading` until [`reloaded`].
+pub fn reloading() {
+    send(&[NotifyState::Reloading]);
+}
+
+/// The reload is over (applied or refused); the service is ready again.
+pub fn reloaded() {
+    send(&[NotifyState::Ready]);
+}
+
+/// The agent is leaving: systemd shows `deactivating` while it hands over.
+pub fn stopping() {
+    send(&[
+        NotifyState::Stopping,
+        NotifyState::Status("leaving the cluster"),
+    ]);
+}
+
+fn send(states: &[NotifyState<'_>]) {
+    if states.is_empty() {
+        return;
+    }
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!("cannot notify systemd: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_waits_for_a_majority_or_the_election_timeout() {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for a pure test
+        let t0 = Instant::now();
+        let mut n = Notifier::new(t0, Duration::from_millis(450));
+        let s = Status {
+            role: "secondary",
+            term: 1,
+            alive_voters: 1,
+            voters: 3,
+        };
+        n.turn(t0 + Duration::from_millis(100), false, s);
+        assert!(!n.is_ready());
+        assert_eq!(n.poll_timeout(), Some(t0 + Duration::from_millis(450)));
+        n.turn(t0 + Duration::from_millis(200), true, s);
+        assert!(n.is_ready());
+
+        let mut alone = Notifier::new(t0, Duration::from_millis(450));
+        alone.turn(t0 + Duration::from_millis(449), false, s);
+        assert!(!alone.is_ready());
+        alone.turn(t0 + Duration::from_millis(450), false, s);
+        assert!(alone.is_ready());
+    }
+}
