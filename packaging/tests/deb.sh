@@ -158,6 +158,37 @@ check_eq "no file of the package is left after purge" 0 "$left"
 check "dpkg knows nothing of quorate after purge" \
   sh -c "! dpkg-query -W -f='\${Status}' quorate 2>/dev/null | grep -q installed"
 
+# ---- without systemd-sysusers and systemd-tmpfiles (a container without systemd) ----
+# dpkg hands its PATH to the maintainer scripts: a PATH of links to every command but
+# those two makes the postinst take its fallbacks (adduser, mkdir/chown/chmod).
+echo "# install where systemd-sysusers and systemd-tmpfiles are missing"
+userdel quorate 2>/dev/null || true
+groupdel quorate 2>/dev/null || true
+mkdir -p "$tmp/path"
+for dir in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
+  [ -d "$dir" ] || continue
+  for cmd in "$dir"/*; do
+    name=${cmd##*/}
+    case $name in systemd-sysusers|systemd-tmpfiles) continue ;; esac
+    [ -e "$tmp/path/$name" ] || ln -s "$cmd" "$tmp/path/$name"
+  done
+done
+if PATH=$tmp/path dpkg -i "$PKG_DEB" >"$tmp/install-nosystemd.log" 2>&1; then
+  ok "dpkg -i installs the deb without systemd-sysusers and systemd-tmpfiles"
+else
+  fail "dpkg -i installs the deb without systemd-sysusers and systemd-tmpfiles"
+  sed 's/^/#   /' "$tmp/install-nosystemd.log"
+fi
+pw=$(getent passwd quorate || true)
+case $pw in
+  quorate:*:/var/lib/quorate:*nologin) ok "adduser made the user quorate ($pw)" ;;
+  *) fail "adduser made the user quorate with home /var/lib/quorate and nologin (got '$pw')" ;;
+esac
+check_stat /etc/quorate "750 root:quorate"
+check_stat /etc/quorate/agent.toml "640 root:quorate"
+check_stat /var/lib/quorate "700 quorate:quorate"
+check "dpkg -P purges it" dpkg -P quorate
+
 # ---- upgrade from a lower version, the edited config kept --------------------------
 echo "# upgrade $old_version -> $PKG_VERSION with an edited agent.toml and --force-confold"
 if [ ! -f "$old_deb" ] || [ "$old_deb" -ot "$PKG_DEB" ]; then
