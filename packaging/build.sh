@@ -55,9 +55,11 @@ step_done() {
 
 # --- tools -----------------------------------------------------------------------
 step "tools"
-for tool in cargo-zigbuild cargo-deb cargo-generate-rpm; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "    installing $tool (cargo install --locked; takes a few minutes once)"
+# The versions these scripts are tested with; an installed tool of another version
+# is used as it is.
+for tool in cargo-zigbuild@0.24.1 cargo-deb@3.8.0 cargo-generate-rpm@0.21.1; do
+  if ! command -v "${tool%@*}" >/dev/null; then
+    echo "    installing $tool (cargo install --locked; minutes, once per machine)"
     t=$SECONDS
     cargo install --locked --quiet "$tool"
     echo "    $tool installed in $((SECONDS - t))s"
@@ -65,9 +67,9 @@ for tool in cargo-zigbuild cargo-deb cargo-generate-rpm; do
 done
 # cargo-zigbuild finds zig as `zig` on PATH or as `python3 -m ziglang` (PyPI).
 if ! command -v zig >/dev/null && ! python3 -m ziglang version >/dev/null 2>&1; then
-  echo "    installing ziglang (pip)"
+  echo "    installing ziglang 0.17.1 (pip)"
   t=$SECONDS
-  python3 -m pip install --quiet ziglang
+  python3 -m pip install --quiet ziglang==0.17.1
   echo "    ziglang installed in $((SECONDS - t))s"
 fi
 for cmd in gzip dpkg-shlibdeps; do
