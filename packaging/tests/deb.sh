@@ -37,6 +37,13 @@ fi
 if getent passwd quorate >/dev/null; then userdel quorate; fi
 if getent group quorate >/dev/null; then groupdel quorate; fi
 
+# ---- the control file --------------------------------------------------------------
+depends=$(dpkg-deb -f "$PKG_DEB" Depends)
+case ", $depends," in
+  *", libc6 (>= 2.28),"*) ok "the deb asks for glibc 2.28, what its binaries need ($depends)" ;;
+  *) fail "the deb asks for glibc 2.28, what its binaries need (Depends: $depends)" ;;
+esac
+
 # ---- install -------------------------------------------------------------------
 echo "# install $(basename "$PKG_DEB")"
 if dpkg -i "$PKG_DEB" >"$tmp/install.log" 2>&1; then
