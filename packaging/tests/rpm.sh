@@ -91,4 +91,60 @@ check "the deb and the rpm ship the same binaries" \
 req=$(rpm -qpR "$PKG_RPM" 2>/dev/null | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
 check_eq "the rpm's Requires name no glibc above 2.28" 2.28 "$(printf '%s\n2.28\n' "$req" | sort -V | tail -1)"
 
+# ---- install, upgrade and erase with rpm on this machine --------------------------------
+# rpm runs the scriptlets for real (systemd-sysusers or useradd, systemd-tmpfiles,
+# systemctl enable) with a private database; --nodeps because this is Debian. Only as
+# root, and only when the deb is not installed (deb.sh purges it).
+if [ "$(id -u)" != 0 ]; then
+  echo "# not root: rpm install not tested"
+  finish
+  exit
+fi
+if dpkg-query -W -f='${Status}' quorate 2>/dev/null | grep -q ' installed'; then
+  die "the deb quorate is installed: purge it first (dpkg -P quorate)"
+fi
+old_version=0.0.9
+old_dir=$PKG_REPO/target/pkg-old
+old_rpm=$old_dir/quorate-${old_version}-1.x86_64.rpm
+if [ ! -f "$old_rpm" ] || [ "$old_rpm" -ot "$PKG_RPM" ]; then
+  "$PKG_REPO/packaging/build.sh" --version "$old_version" --out "$old_dir" >"$tmp/build-old.log" 2>&1 \
+    || { sed 's/^/#   /' "$tmp/build-old.log"; die "could not build the $old_version rpm"; }
+fi
+db=$tmp/rpmdb
+mkdir -p "$db"
+rpmq() { rpm --dbpath "$db" "$@" 2> >(grep -v -e 'should not be used directly' -e 'know what you are doing' >&2); }
+echo "# rpm -i $(basename "$old_rpm"), edit agent.toml, rpm -U $(basename "$PKG_RPM"), rpm -e"
+if rpmq -i --nodeps "$old_rpm" >"$tmp/rpm-install.log" 2>&1; then
+  ok "rpm -i installs $old_version (scriptlets run)"
+else
+  fail "rpm -i installs $old_version"; sed 's/^/#   /' "$tmp/rpm-install.log"
+fi
+check "the first install says the agent is not started yet" grep -q "not started" "$tmp/rpm-install.log"
+check "the user quorate exists" getent passwd quorate
+check_stat /etc/quorate "750 root:quorate"
+check_stat /etc/quorate/agent.toml "640 root:quorate"
+check_stat /var/lib/quorate "700 quorate:quorate"
+check_stat /usr/lib/systemd/system/quorate.service "644 root:root"
+check "the unit is enabled (multi-user.target.wants)" \
+  test -L /etc/systemd/system/multi-user.target.wants/quorate.service
+printf '\n# edited by rpm.sh\n' >>/etc/quorate/agent.toml
+if rpmq -U --nodeps "$PKG_RPM" >"$tmp/rpm-upgrade.log" 2>&1; then
+  ok "rpm -U upgrades to $PKG_VERSION"
+else
+  fail "rpm -U upgrades to $PKG_VERSION"; sed 's/^/#   /' "$tmp/rpm-upgrade.log"
+fi
+check_eq "the installed version after the upgrade" "$PKG_VERSION-1" "$(rpmq -q --qf '%{VERSION}-%{RELEASE}' quorate)"
+check "the edit of agent.toml survives the upgrade" grep -q "^# edited by rpm.sh" /etc/quorate/agent.toml
+check "the upgrade does not print the first-install note" sh -c "! grep -q 'not started' '$tmp/rpm-upgrade.log'"
+echo state >/var/lib/quorate/test-state
+check "rpm -e erases it" rpmq -e --nodeps quorate
+check "quorate-agent is gone after erase" test ! -e /usr/bin/quorate-agent
+check "the unit is gone after erase" test ! -e /usr/lib/systemd/system/quorate.service
+check "erase disables the unit" test ! -e /etc/systemd/system/multi-user.target.wants/quorate.service
+check "erase keeps the edited agent.toml as agent.toml.rpmsave" test -f /etc/quorate/agent.toml.rpmsave
+check "erase keeps the state" test -f /var/lib/quorate/test-state
+check "erase keeps the user" getent passwd quorate
+# Leave the machine as deb.sh expects it.
+rm -rf /etc/quorate /var/lib/quorate
+
 finish
