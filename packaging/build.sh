@@ -3,7 +3,7 @@
 # newer) and packs them, with the unit, the default config, man pages and shell
 # completions, into a deb (cargo-deb) and an rpm (cargo-generate-rpm) in dist/.
 #
-#   packaging/build.sh [--version V] [--out DIR]
+#   packaging/build.sh [--version V] [--out DIR] [--deb-only]
 #
 #   --version V   package version instead of the workspace's (also QUORATE_PKG_VERSION);
 #                 the tests build a lower version from the same tree to test upgrades
