@@ -34,7 +34,13 @@ done
 # output directory.
 zig_target=x86_64-unknown-linux-gnu.2.28
 target=x86_64-unknown-linux-gnu
-release="$root/target/$target/release"
+# Cargo's target directory: CARGO_TARGET_DIR when set (e.g. a cache kept across
+# clones), as cargo, cargo-deb and cargo-generate-rpm all read it.
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+case $target_dir in /*) ;; *) target_dir=$root/$target_dir ;; esac
+export CARGO_TARGET_DIR=$target_dir
+release="$target_dir/$target/release"
+# Generated man pages and completions: the package metadata names this path.
 stage="$root/target/packaging"
 
 workspace_version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
@@ -120,7 +126,7 @@ done
 if ! diff -u packaging/agent.toml <("$release/quorate-agent" --print-default-config) >"$stage/agent.toml.diff"; then
   echo "build.sh: packaging/agent.toml differs from \`quorate-agent --print-default-config\`:" >&2
   head -40 "$stage/agent.toml.diff" >&2
-  echo "build.sh: regenerate it with: target/$target/release/quorate-agent --print-default-config > packaging/agent.toml" >&2
+  echo "build.sh: regenerate it with: $release/quorate-agent --print-default-config > packaging/agent.toml" >&2
   exit 1
 fi
 

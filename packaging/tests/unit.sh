@@ -10,7 +10,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 unit=$PKG_REPO/packaging/quorate.service
-bin=$PKG_REPO/target/x86_64-unknown-linux-gnu/release/quorate-agent
+bin=${CARGO_TARGET_DIR:-$PKG_REPO/target}/x86_64-unknown-linux-gnu/release/quorate-agent
 man_stage=$PKG_REPO/target/packaging/man
 need_file "$bin"
 need_file "$man_stage/quorate-agent.8.gz"
