@@ -68,7 +68,11 @@ fn every_link_and_repository_path_in_the_docs_exists() {
     let root = repo();
     let mut missing = Vec::new();
     let docs = documents();
-    assert!(docs.len() > 3, "no documents found under {}", root.display());
+    assert!(
+        docs.len() > 3,
+        "no documents found under {}",
+        root.display()
+    );
     for doc in docs {
         let text = std::fs::read_to_string(&doc).unwrap_or_default();
         let base = doc.parent().unwrap_or(&root).to_path_buf();
