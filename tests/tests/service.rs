@@ -4,7 +4,7 @@
 //! systemd is exercised by the packaging tests (`packaging/tests/nspawn-service.sh`).
 
 use std::os::unix::net::UnixDatagram;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use quorate_tests::cluster::TestCluster;
 
