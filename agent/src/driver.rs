@@ -191,7 +191,7 @@ impl Driver {
                 },
             );
         }
-        crate::systemd::stopping();
+        self.notifier.sender().stopping();
         self.leave().await
     }
 

@@ -229,7 +229,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         published: None,
         jump_guard: clock::JumpGuard::new(),
         hooks: hooks::Hooks::new(config.hooks.clone(), config.node.clone()),
-        notifier: systemd::Notifier::new(now, config.timing.election_timeout.0),
+        notifier: systemd::Notifier::new(
+            systemd::Sender::start(),
+            now,
+            config.timing.election_timeout.0,
+        ),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let driver = tokio::spawn(driver.run(shutdown_rx));

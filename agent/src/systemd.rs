@@ -7,16 +7,100 @@
 //! the driver loop itself, so a wedged driver — not just a live process — misses its
 //! pings and systemd restarts it.
 //!
-//! Must never block or fail the agent: without `NOTIFY_SOCKET` (a terminal, a test) every
-//! call does nothing, and a send error is logged once at debug level and ignored.
+//! Must never block or fail the agent. The notify socket is a unix datagram socket whose
+//! queue is short (`net.unix.max_dgram_qlen`, 10 by default): a send blocks once systemd
+//! falls behind reading it, so sends happen on a thread of their own (`quorate-notify`)
+//! fed by a small bounded queue, and a message that does not fit is dropped (a missed
+//! ping is what a wedged agent would cause anyway). Without `NOTIFY_SOCKET` (a terminal,
+//! a test) nothing is started and every call does nothing.
 
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
+/// One notification, owned so it can cross to the sending thread.
+#[derive(Debug)]
+enum Message {
+    Ready,
+    Status(String),
+    Watchdog,
+    Reloading,
+    Stopping,
+}
+
+/// The sending end of the `quorate-notify` thread; `None` outside systemd.
+#[derive(Debug, Clone)]
+pub struct Sender(Option<mpsc::SyncSender<Vec<Message>>>);
+
+impl Sender {
+    /// Starts the sending thread when systemd gave a notify socket.
+    pub fn start() -> Self {
+        if std::env::var_os("NOTIFY_SOCKET").is_none() {
+            return Sender(None);
+        }
+        let (tx, rx) = mpsc::sync_channel::<Vec<Message>>(16);
+        let spawned = std::thread::Builder::new()
+            .name("quorate-notify".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                for batch in rx {
+                    let states: Vec<NotifyState<'_>> = batch
+                        .iter()
+                        .map(|m| match m {
+                            Message::Ready => NotifyState::Ready,
+                            Message::Status(s) => NotifyState::Status(s),
+                            Message::Watchdog => NotifyState::Watchdog,
+                            Message::Reloading => NotifyState::Reloading,
+                            Message::Stopping => NotifyState::Stopping,
+                        })
+                        .collect();
+                    if let Err(e) = sd_notify::notify(&states) {
+                        tracing::debug!("cannot notify systemd: {e}");
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => Sender(Some(tx)),
+            Err(e) => {
+                tracing::warn!("cannot start the systemd notification thread: {e}");
+                Sender(None)
+            }
+        }
+    }
+
+    fn send(&self, batch: Vec<Message>) {
+        if let (Some(tx), false) = (&self.0, batch.is_empty()) {
+            // Full: systemd is not reading; dropping beats blocking the driver.
+            let _ = tx.try_send(batch);
+        }
+    }
+
+    /// `systemctl reload` in progress: systemd shows `reloading` until [`reloaded`].
+    ///
+    /// [`reloaded`]: Self::reloaded
+    pub fn reloading(&self) {
+        self.send(vec![Message::Reloading]);
+    }
+
+    /// The reload is over (applied or refused); the service is ready again.
+    pub fn reloaded(&self) {
+        self.send(vec![Message::Ready]);
+    }
+
+    /// The agent is leaving: systemd shows `deactivating` while it hands over.
+    pub fn stopping(&self) {
+        self.send(vec![
+            Message::Stopping,
+            Message::Status("leaving the cluster".into()),
+        ]);
+    }
+}
+
 /// Notification state owned by the driver. Pure bookkeeping plus one syscall per send.
 #[derive(Debug)]
 pub struct Notifier {
+    sender: Sender,
     started: Instant,
     ready_after: Duration,
     ready: bool,
@@ -28,8 +112,9 @@ pub struct Notifier {
 
 impl Notifier {
     /// `ready_after`: how long to wait for a majority before declaring READY anyway.
-    pub fn new(now: Instant, ready_after: Duration) -> Self {
+    pub fn new(sender: Sender, now: Instant, ready_after: Duration) -> Self {
         Self {
+            sender,
             started: now,
             ready_after,
             ready: false,
@@ -43,26 +128,24 @@ impl Notifier {
     /// Called after every turn of the driver loop. `heard_majority`: this node has seen a
     /// majority of its voters since it started.
     pub fn turn(&mut self, now: Instant, heard_majority: bool, status: Status) {
-        let mut states: Vec<NotifyState<'_>> = Vec::new();
-        let text;
+        let mut states = Vec::new();
         if !self.ready
             && (heard_majority || now.saturating_duration_since(self.started) >= self.ready_after)
         {
             self.ready = true;
-            states.push(NotifyState::Ready);
+            states.push(Message::Ready);
         }
         if self.ready && self.status != Some(status) {
             self.status = Some(status);
-            text = status.to_string();
-            states.push(NotifyState::Status(&text));
+            states.push(Message::Status(status.to_string()));
         }
         if let Some(every) = self.watchdog
             && now.saturating_duration_since(self.last_ping) >= every
         {
             self.last_ping = now;
-            states.push(NotifyState::Watchdog);
+            states.push(Message::Watchdog);
         }
-        send(&states);
+        self.sender.send(states);
     }
 
     /// When the driver must turn again at the latest for the next READY or ping.
@@ -77,6 +160,10 @@ impl Notifier {
 
     pub fn is_ready(&self) -> bool {
         self.ready
+    }
+
+    pub fn sender(&self) -> &Sender {
+        &self.sender
     }
 }
 
@@ -99,33 +186,6 @@ impl std::fmt::Display for Status {
     }
 }
 
-/// `systemctl reload` in progress: systemd shows `reloading` until [`reloaded`].
-pub fn reloading() {
-    send(&[NotifyState::Reloading]);
-}
-
-/// The reload is over (applied or refused); the service is ready again.
-pub fn reloaded() {
-    send(&[NotifyState::Ready]);
-}
-
-/// The agent is leaving: systemd shows `deactivating` while it hands over.
-pub fn stopping() {
-    send(&[
-        NotifyState::Stopping,
-        NotifyState::Status("leaving the cluster"),
-    ]);
-}
-
-fn send(states: &[NotifyState<'_>]) {
-    if states.is_empty() {
-        return;
-    }
-    if let Err(e) = sd_notify::notify(states) {
-        tracing::debug!("cannot notify systemd: {e}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,7 +194,7 @@ mod tests {
     fn ready_waits_for_a_majority_or_the_election_timeout() {
         #[allow(clippy::disallowed_methods)] // a fixed origin for a pure test
         let t0 = Instant::now();
-        let mut n = Notifier::new(t0, Duration::from_millis(450));
+        let mut n = Notifier::new(Sender(None), t0, Duration::from_millis(450));
         let s = Status {
             role: "secondary",
             term: 1,
@@ -147,7 +207,7 @@ mod tests {
         n.turn(t0 + Duration::from_millis(200), true, s);
         assert!(n.is_ready());
 
-        let mut alone = Notifier::new(t0, Duration::from_millis(450));
+        let mut alone = Notifier::new(Sender(None), t0, Duration::from_millis(450));
         alone.turn(t0 + Duration::from_millis(449), false, s);
         assert!(!alone.is_ready());
         alone.turn(t0 + Duration::from_millis(450), false, s);
