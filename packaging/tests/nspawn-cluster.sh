@@ -79,14 +79,17 @@ ct_pull n1 /root/quorate-ca/ca.pem "$NSPAWN_TMP/ca.pem"
 for n in "${NODES[@]}"; do
   ct_pull n1 "/root/quorate-ca/$n.pem" "$NSPAWN_TMP/$n.pem"
   ct_pull n1 "/root/quorate-ca/$n.key" "$NSPAWN_TMP/$n.key"
-  ct_push "$n" "$NSPAWN_TMP/ca.pem" /etc/quorate/tls/ca.pem 0644 root:root
-  ct_push "$n" "$NSPAWN_TMP/$n.pem" "/etc/quorate/tls/$n.pem" 0644 root:root
+  # As docs/install.md says: the directory and files root:quorate, the key 0640.
+  ct "$n" install -d -m 0750 -o root -g quorate /etc/quorate/tls
+  ct_push "$n" "$NSPAWN_TMP/ca.pem" /etc/quorate/tls/ca.pem 0644 root:quorate
+  ct_push "$n" "$NSPAWN_TMP/$n.pem" "/etc/quorate/tls/$n.pem" 0644 root:quorate
   ct_push "$n" "$NSPAWN_TMP/$n.key" "/etc/quorate/tls/$n.key" 0640 root:quorate
 done
 
 for n in "${NODES[@]}"; do
   peers=()
   for p in "${NODES[@]}"; do [[ $p == "$n" ]] || peers+=("\"${ADDR[$p]}:7700\""); done
+  ct_toml_set "$n" "" cluster '"lab"'
   ct_toml_set "$n" "" node "\"$n\""
   ct_toml_set "$n" "" advertise "\"${ADDR[$n]}:7700\""
   list=$(printf '%s, ' "${peers[@]}")
@@ -94,10 +97,10 @@ for n in "${NODES[@]}"; do
   ct_toml_set "$n" tls ca '"/etc/quorate/tls/ca.pem"'
   ct_toml_set "$n" tls cert "\"/etc/quorate/tls/$n.pem\""
   ct_toml_set "$n" tls key "\"/etc/quorate/tls/$n.key\""
-  if ! ct "$n" quorate-agent --check-config >"$NSPAWN_TMP/check.$n.log" 2>&1; then
+  if ! ct "$n" runuser -u quorate -- quorate-agent --check-config >"$NSPAWN_TMP/check.$n.log" 2>&1; then
     sed 's/^/    /' "$NSPAWN_TMP/check.$n.log"
     ct "$n" cat /etc/quorate/agent.toml | sed 's/^/    | /'
-    fail "$n: agent.toml passes --check-config"
+    fail "$n: agent.toml passes --check-config (as quorate)"
   fi
 done
 step "CA, certificates and agent.toml on 3 nodes"
@@ -168,7 +171,16 @@ else
   fail "exactly one primary, agreed by all: $VIEW" "${NODES[@]}"
 fi
 step "elected"
-ct "${NODES[0]}" quorate status 2>&1 | sed 's/^/    /' || true
+# The operator's view: `quorate status` on a node, with no flags (the agent's
+# address and credentials come from agent.toml), exits 0 for one primary, all healthy.
+rc=0
+ct "${NODES[0]}" quorate status >"$NSPAWN_TMP/status.out" 2>&1 || rc=$?
+sed 's/^/    /' "$NSPAWN_TMP/status.out"
+if [[ $rc == 0 ]]; then
+  ok "quorate status on ${NODES[0]} (no flags) shows the cluster and exits 0"
+else
+  fail "quorate status on ${NODES[0]} (no flags) shows the cluster and exits 0 (exit $rc)"
+fi
 
 # ---- stop the primary's service: another takes over ------------------------------------
 
