@@ -68,9 +68,12 @@ stale() {
   # Anything the packages are made of, newer than the older of the two packages.
   local oldest=$deb
   [ "$rpm" -ot "$deb" ] && oldest=$rpm
-  git ls-files -z -- Cargo.toml Cargo.lock LICENSE CHANGELOG.md protocol agent tui packaging \
-    ':!packaging/tests' ':!packaging/test.sh' \
-    | xargs -0 -I{} find {} -newer "$oldest" -print -quit | grep -q .
+  local f
+  while IFS= read -r -d '' f; do
+    [ "$f" -nt "$oldest" ] && return 0
+  done < <(git ls-files -z -- Cargo.toml Cargo.lock LICENSE CHANGELOG.md protocol agent tui packaging \
+    ':!packaging/tests' ':!packaging/test.sh')
+  return 1
 }
 if stale; then
   timed "packaging/build.sh" packaging/build.sh
