@@ -81,7 +81,9 @@ nspawn_root() {
       flock 9
       if [[ -f $dir/.complete ]]; then exit 0; fi
       local tmp=$NSPAWN_CACHE/$NSPAWN_SUITE/.build-$key-$$
-      rm -rf "$tmp"
+      # Leftovers of a build that was killed outright (we hold the lock: nobody
+      # else is building).
+      rm -rf "$NSPAWN_CACHE/$NSPAWN_SUITE/.build-"*
       trap 'rm -rf "$tmp"' EXIT
       nspawn_log "building the $NSPAWN_SUITE root $key ($list): debootstrap, a few minutes the first time"
       if ! debootstrap --variant=minbase --include="$list" "$NSPAWN_SUITE" "$tmp" "$NSPAWN_MIRROR" \
