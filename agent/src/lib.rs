@@ -15,6 +15,7 @@
 //! - [`driver`]: the one task that owns `core::Node` and publishes [`view::ClusterView`].
 //! - [`clock`]: the only place clocks are read.
 //! - [`ca`]: cluster CA tooling shared with the `quorate` binary.
+//! - [`reload`]: which config keys a reload (SIGHUP) applies and which need a restart.
 
 pub mod ca;
 pub mod clock;
@@ -30,6 +31,7 @@ pub mod net;
 pub mod persist;
 pub mod probe;
 pub mod ratelog;
+pub mod reload;
 pub mod view;
 
 use std::collections::HashMap;
