@@ -53,9 +53,78 @@ pub struct Running {
     pub view: watch::Receiver<Arc<ClusterView>>,
     shutdown: watch::Sender<bool>,
     driver: tokio::task::JoinHandle<anyhow::Result<()>>,
+    reloads: mpsc::Sender<driver::ReloadRequest>,
+}
+
+/// Reloads a running agent's config (SIGHUP). Cheap to clone; see [`reload`] for what a
+/// reload applies.
+#[derive(Clone)]
+pub struct Reloader {
+    reloads: mpsc::Sender<driver::ReloadRequest>,
+}
+
+impl Reloader {
+    /// Reads and checks `path` (off the runtime's thread: the file and its TLS files may
+    /// sit on a slow disk), then applies it. An invalid file changes nothing and the
+    /// error says `file:line: reason`.
+    pub async fn reload_file(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<reload::ReloadOutcome, reload::ReloadError> {
+        let path = path.to_owned();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let config = Config::load(&path)?;
+            let tls = net::tls::TlsMaterial::load(&config.tls)?;
+            Ok::<_, reload::ReloadError>((config, tls))
+        })
+        .await
+        .map_err(|_| reload::ReloadError::Stopped)??;
+        self.apply(loaded.0, loaded.1).await
+    }
+
+    /// Applies a config already read and checked (tests build one in memory).
+    pub async fn reload(
+        &self,
+        config: Config,
+    ) -> Result<reload::ReloadOutcome, reload::ReloadError> {
+        let tls = net::tls::TlsMaterial::load(&config.tls)?;
+        self.apply(config, tls).await
+    }
+
+    async fn apply(
+        &self,
+        config: Config,
+        tls: net::tls::TlsMaterial,
+    ) -> Result<reload::ReloadOutcome, reload::ReloadError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.reloads
+            .send(driver::ReloadRequest {
+                config: Box::new(config),
+                tls,
+                reply,
+            })
+            .await
+            .map_err(|_| reload::ReloadError::Stopped)?;
+        answer.await.map_err(|_| reload::ReloadError::Stopped)
+    }
+}
+
+/// The log filter to run with: `QUORATE_LOG` when it is set and valid (the environment
+/// wins, as a debugging override), else the config's `log_level` (checked at load).
+pub fn log_filter(log_level: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("QUORATE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config::DEFAULT_LOG_LEVEL))
 }
 
 impl Running {
+    /// A handle that reloads this agent's config.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            reloads: self.reloads.clone(),
+        }
+    }
+
     /// Hands the primary role over if it holds it, says goodbye to every peer and stops.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
@@ -160,6 +229,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             assessment: &local::Assessment::starting(),
             node_state: &state_tx.borrow(),
             agent_check: "down".into(),
+            pending_restart: &[],
         },
         now,
         clock::boottime(),
@@ -169,7 +239,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (balancer_tx, balancer_rx) = watch::channel(None);
     let bound = http::spawn(
         config.http.listen,
-        config.http.allow.clone(),
         view_rx.clone(),
         balancer_tx,
         config.haproxy_agent.map(|h| h.listen),
@@ -177,23 +246,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ctl::CtlServer::new(view_rx.clone(), journal.reader(), order_tx).spawn(ctl_rx);
     let http_addr = bound.http;
     let load_rx = probe::load::spawn(Duration::from_secs(1));
-    let (probe_tx, probe_rx) = mpsc::channel(64);
-    probe::app::spawn(&config.app, probe_tx.clone());
-    probe::mounts::spawn(
+    let probes = probe::set::Probes::spawn(
+        &config.app,
         &config.mounts,
+        &config.config_sets,
         config.node.to_string(),
         nonce,
-        probe_tx.clone(),
-    );
-    let config_watch = if config.config_sets.is_empty() {
-        None
-    } else {
-        Some(probe::config_hash::spawn(
-            &config.config_sets,
-            probe_tx.clone(),
-        )?)
-    };
-    drop(probe_tx);
+    )?;
+    let (reload_tx, reload_rx) = mpsc::channel(1);
 
     let driver = driver::Driver {
         core,
@@ -201,7 +261,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config: config.clone(),
         inbound: inbound_rx,
         load_rx,
-        probes: probe_rx,
+        probes,
+        reloads: reload_rx,
+        tls,
+        pending_restart: Vec::new(),
         balancer_rx,
         view_tx,
         state_tx,
@@ -221,7 +284,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 http::haproxy_agent::AgentWeight::from_config(&config::HaproxyAgent::default())
             }),
         agent_check: "down".into(),
-        _config_watch: config_watch,
         published: None,
         jump_guard: clock::JumpGuard::new(),
         hooks: hooks::Hooks::new(config.hooks.clone(), config.node.clone()),
@@ -245,6 +307,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         view: view_rx,
         shutdown: shutdown_tx,
         driver,
+        reloads: reload_tx,
     })
 }
 

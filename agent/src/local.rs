@@ -64,6 +64,11 @@ pub struct LocalState {
     draining_since: Option<Instant>,
     /// Since when a majority has placed each non-primary task here.
     task_support_since: BTreeMap<String, Instant>,
+    /// Every check has reported at least once since the start. From then on a check
+    /// that a reload added or changed shows `first probe pending` until it reports, but
+    /// does not make the node not-ready: a reload must not take a healthy primary out
+    /// of the election for the few moments its new probes take.
+    settled: bool,
 }
 
 /// Everything that follows from the local state and the peers, at one moment.
@@ -129,7 +134,26 @@ impl LocalState {
             balancer: None,
             draining_since: None,
             task_support_since: BTreeMap::new(),
+            settled: false,
         }
+    }
+
+    /// Takes a reloaded config. The results of the checks whose config changed are
+    /// dropped (their probes are replaced and report again); the rest are kept.
+    pub fn reconfigure(&mut self, cfg: Arc<Config>, app: bool, mounts: bool, config: bool) {
+        if app {
+            self.app = None;
+            self.app_version = None;
+        }
+        if mounts {
+            self.mounts = vec![None; cfg.mounts.len()];
+        }
+        if config {
+            self.config = None;
+        }
+        self.task_support_since
+            .retain(|name, _| cfg.tasks.iter().any(|t| t.name == *name));
+        self.cfg = cfg;
     }
 
     /// Folds one probe report in.
@@ -429,6 +453,10 @@ impl LocalState {
             || mounts_pending
             || config_pending
             || version_pending;
+        if !pending {
+            self.settled = true;
+        }
+        let pending = pending && !self.settled;
         let ready = self.joined && !pending && !upgrade_held;
         let app_ok = app_code.passing();
         let mounts_ok = required_fail.is_none();

@@ -1,4 +1,5 @@
-//! `quorate-agent`: parse arguments, check the config, run the agent until SIGTERM.
+//! `quorate-agent`: parse arguments, check the config, run the agent until SIGTERM;
+//! SIGHUP reloads the config.
 //! Everything else lives in the library so tests run the same code.
 
 use std::path::PathBuf;
@@ -57,6 +58,17 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Handlers first: from here on no signal takes the default action (for SIGHUP,
+        // that was exiting without a handover).
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            eprintln!("quorate-agent: cannot install signal handlers");
+            return ExitCode::FAILURE;
+        };
         let mut running = match quorate_agent::start(config).await {
             Ok(r) => r,
             Err(e) => {
@@ -64,39 +76,35 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tokio::select! {
-            signal = wait_for_signal() => {
-                tracing::info!("{signal}: leaving the cluster");
-                match running.stop().await {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        tracing::error!("while leaving: {e:#}");
-                        ExitCode::FAILURE
+        let reloader = running.reloader();
+        let signal = loop {
+            tokio::select! {
+                _ = term.recv() => break "SIGTERM",
+                _ = int.recv() => break "SIGINT",
+                _ = hup.recv() => match reloader.reload_file(&args.config).await {
+                    Ok(outcome) => {
+                        if let Some(level) = outcome.log_level {
+                            // For the logging setup to apply (QUORATE_LOG still wins).
+                            tracing::info!("reload: log_level is now {level:?}");
+                        }
                     }
+                    Err(e) => tracing::error!("reload: {e}; nothing changed"),
+                },
+                e = running.failed() => {
+                    tracing::error!("stopped: {e:#}");
+                    return ExitCode::FAILURE;
                 }
             }
-            e = running.failed() => {
-                tracing::error!("stopped: {e:#}");
+        };
+        tracing::info!("{signal}: leaving the cluster");
+        match running.stop().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("while leaving: {e:#}");
                 ExitCode::FAILURE
             }
         }
     })
-}
-
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the agent can still be killed; run until then.
-        std::future::pending::<()>().await;
-        return "never";
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    }
 }
 
 fn init_tracing() {

@@ -249,6 +249,7 @@ mod tests {
             nodes: vec![n3, n1, n2],
             unreachable_peers: vec!["10.0.0.14:7700".to_string()],
             tasks: vec![],
+            pending_restart: vec![],
         }
     }
 
