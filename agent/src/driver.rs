@@ -1,7 +1,7 @@
 //! The driver: the one task that owns [`core::Node`](crate::core::Node).
 //!
-//! One `select!` loop, shutdown first: network input, operator commands, the core's
-//! timer, load samples, probe reports, what the load balancer said. After every input it
+//! One `select!` loop, shutdown first: network input, operator commands, reloaded
+//! configs, the core's timer, load samples, probe reports, what the load balancer said. After every input it
 //! re-judges the local checks when they changed ([`LocalState::assess`]), drains the
 //! core's outputs in the order the core's contract says — persist, then datagrams out,
 //! state fetches, events — and publishes a fresh [`ClusterView`]. Every turn is short;
@@ -13,6 +13,10 @@
 //! this node knows, carried out or refused, and answered at once with what happened or
 //! why not. What happens — core events, check transitions, commands — is written to the
 //! [`Journal`] (its file is written off this task).
+//!
+//! A reloaded config ([`ReloadRequest`], read and checked before it gets here) is
+//! applied in the turn it arrives ([`Driver::on_reload`]): live keys at once, the others
+//! kept as they run and reported as pending (see [`crate::reload`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
