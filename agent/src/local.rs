@@ -670,6 +670,69 @@ mod tests {
     }
 
     #[test]
+    fn a_check_added_by_a_reload_does_not_unready_a_settled_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = Arc::new(crate::config::tests_support::parse(dir.path(), ""));
+        let with_app = Arc::new(crate::config::tests_support::parse(
+            dir.path(),
+            "[app]\ncheck = \"tcp://127.0.0.1:1\"\n",
+        ));
+        let t = plain.timing;
+        let now = crate::clock::now();
+        let core = Node::new(
+            crate::core::CoreConfig {
+                node: id("n1"),
+                incarnation: proto::Incarnation(1),
+                mode: Mode::Member,
+                priority: 100,
+                voters: 1,
+                heartbeat_interval: t.heartbeat_interval.0,
+                lease_heartbeat_interval: t.lease_heartbeat_interval.0,
+                lease: t.lease.0,
+                election_timeout: t.election_timeout.0,
+                phi_threshold: t.phi_threshold,
+                dead_after: t.dead_after.0,
+                preempt: None,
+                fault: None,
+            },
+            now,
+            1,
+            Default::default(),
+        );
+        let fresh = |cfg: &Arc<Config>| {
+            let mut l = LocalState::new(cfg.clone(), "nonce".into(), OperatorState::default());
+            l.joined = true;
+            l.load = Some(LoadSample::default());
+            l
+        };
+        let wall = WallMicros(1);
+
+        // At start, a configured check that has not reported holds readiness back.
+        let mut starting = fresh(&with_app);
+        let a = starting.assess(&core, now, wall, false);
+        assert!(
+            !a.ready && a.reasons.contains(&reason::CHECKS_PENDING),
+            "{a:?}"
+        );
+
+        // Once settled, a check a reload adds is pending without unreadying the node.
+        let mut local = fresh(&plain);
+        assert!(local.assess(&core, now, wall, false).ready);
+        local.reconfigure(with_app.clone(), true, false, false);
+        let a = local.assess(&core, now, wall, false);
+        assert!(a.ready && a.eligible, "{a:?}");
+        assert_eq!(a.checks[0].reason, "first probe pending");
+        // Its first result decides.
+        local.apply(ProbeReport::App(CheckResult {
+            code: CheckCode::Fail,
+            reason: "connect: connection refused".into(),
+            at: now,
+        }));
+        let a = local.assess(&core, now, wall, false);
+        assert!(!a.healthy && !a.eligible && a.reasons.contains(&reason::APP));
+    }
+
+    #[test]
     fn clock_fault_is_attributed_to_the_odd_one_out() {
         let (n1, n2, n3, n4) = (id("n1"), id("n2"), id("n3"), id("n4"));
         let max = 500_000;
