@@ -44,6 +44,10 @@ impl Sim {
                 // its next start.
                 self.hosts[*n].priority = *p;
                 self.command(*n, Command::SetPriority(*p));
+                // Its state (so its digest) changed: the driver re-reports it at once.
+                if self.hosts[*n].process.is_live() {
+                    self.report_local(*n);
+                }
             }
             Fault::Transfer { at, to } => {
                 let to = to.map(|t| self.ids[t].clone());
