@@ -12,9 +12,10 @@ use std::fs;
 use std::time::Duration;
 
 use quorate_tests::cluster::{NodeConfig, free_port};
+use quorate_tests::fuse::StallableMount;
 use quorate_tests::primary::wait_one_primary;
 use quorate_tests::quic;
-use quorate_tests::{TestCluster, wait_until};
+use quorate_tests::{Stopwatch, TestCluster, wait_until};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 use serde_json::Value;
@@ -219,4 +220,47 @@ fn a_primary_stays_primary_across_reloads_and_serves_a_renewed_certificate() {
     assert_eq!(term(&c, p), term_before);
     assert!(!c.log(p).contains("stepped down"), "{}", c.log(p));
     assert!(!c.log(p).contains("handing over"), "{}", c.log(p));
+}
+
+#[test]
+fn a_reload_never_waits_for_a_hung_probe() {
+    // A FUSE mount whose daemon is stopped blocks every access, as a hung NFS server does.
+    let root = tempfile::tempdir().unwrap();
+    let (src, mnt) = (root.path().join("export"), root.path().join("repo"));
+    fs::create_dir_all(&src).unwrap();
+    fs::create_dir_all(&mnt).unwrap();
+    let Some(fuse) = StallableMount::mount(&src, &mnt) else {
+        eprintln!("SKIP: needs root, /dev/fuse and bindfs (scripts/test.sh installs it)");
+        return;
+    };
+    let mount = format!(
+        "[[mount]]\npath = \"{}\"\nexpect_mount = true\nwritable = true\ninterval = \"200ms\"\ntimeout = \"300ms\"\n",
+        mnt.display()
+    );
+    let c = TestCluster::builder(1).extra(0, &mount).start();
+    assert!(wait_until(SETTLE, || c
+        .http(0, "GET", "/health")
+        .is_ok_and(|r| r.status == 200)));
+    let pid = c.pid(0);
+    fuse.stall();
+    assert!(wait_until(SETTLE, || c
+        .member(0, "n1")
+        .is_some_and(|m| m["checks"]["mounts"] == "hung")));
+
+    // The mount goes from the file: applied at once, the stuck probe left behind.
+    let clock = Stopwatch::start();
+    reload_with(&c, 0, |cfg| cfg.extra = String::new());
+    wait_log(&c, 0, "reload: applied mount");
+    let took = clock.elapsed();
+    println!("reload with a hung mount probe applied in {took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(wait_until(SETTLE, || c.http_get(0, "/health").status == 200));
+    assert_eq!(
+        c.member(0, "n1").unwrap()["checks"]["mounts"],
+        "off",
+        "{:#}",
+        c.cluster(0)
+    );
+    assert_eq!(c.pid(0), pid);
+    fuse.resume();
 }
