@@ -15,7 +15,7 @@
 //! [`Journal`] (its file is written off this task).
 //!
 //! A reloaded config ([`ReloadRequest`], read and checked before it gets here) is
-//! applied in the turn it arrives ([`Driver::on_reload`]): live keys at once, the others
+//! applied in the turn it arrives (`Driver::on_reload`): live keys at once, the others
 //! kept as they run and reported as pending (see [`crate::reload`]).
 
 use std::collections::HashMap;
@@ -87,7 +87,7 @@ pub struct Driver {
 }
 
 /// A config read from the file (checked) and its TLS files (loaded), for the driver to
-/// apply ([`Driver::on_reload`]); the reply says what was applied.
+/// apply (`Driver::on_reload`); the reply says what was applied.
 pub struct ReloadRequest {
     pub config: Box<Config>,
     pub tls: TlsMaterial,
