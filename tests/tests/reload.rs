@@ -144,6 +144,24 @@ fn reload_applies_live_keys_keeps_restart_only_ones_and_survives_an_invalid_file
     reload_with(&c, 0, |cfg| cfg.extra = String::new());
     assert!(wait_until(SETTLE, || c.http_get(0, "/cluster").status == 200));
 
+    // control_allow, live: the operator channel from loopback closes, then opens again.
+    assert!(c.quorate(0, &["status"]).status.success());
+    reload_with(&c, 0, |cfg| {
+        cfg.top_level = "control_allow = [\"10.0.0.0/8\"]\n".into();
+    });
+    wait_log(&c, 0, "reload: applied control_allow");
+    let refused = c.quorate(0, &["status"]);
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("control_allow"),
+        "{refused:?}"
+    );
+    reload_with(&c, 0, |cfg| cfg.top_level = String::new());
+    assert!(wait_until(SETTLE, || c
+        .quorate(0, &["status"])
+        .status
+        .success()));
+
     // Never an exit (the term is the other test's: here the failing app check moves it).
     assert_eq!(c.pid(0), pid);
     assert!(wait_until(SETTLE, || c.http_get(0, "/primary").status == 200));
