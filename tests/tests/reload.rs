@@ -1,7 +1,8 @@
 //! `systemctl reload` / SIGHUP with real agent processes: live keys apply at once, with
-//! the same process; restart-only keys stay as they run and show as pending; an invalid
-//! file changes nothing; a renewed certificate is served without a restart; a primary
-//! stays primary (same term) through all of it.
+//! the same process (an app check, http.allow, control_allow, priority, roles);
+//! restart-only keys stay as they run and show as pending; an invalid file changes
+//! nothing; a renewed certificate is served without a restart; a hung probe never delays
+//! a reload; a primary stays primary (same term) through all of it.
 //!
 //! Bounds are generous (a noisy 2-core CI box).
 
