@@ -1,9 +1,17 @@
-//! The cluster's own certificate authority: `quorate ca init` and `quorate ca issue`.
+//! The cluster's own certificate authority: `quorate ca init`, `quorate ca issue` and
+//! `quorate ca renew`.
 //!
 //! A CA directory holds `ca.pem` (the CA certificate, given to every node) and `ca.key`
 //! (its private key, which admits anyone: keep it off the nodes), plus the certificates
 //! issued from it, `NAME.pem` / `NAME.key`. Every key is ECDSA P-256 and written with
 //! mode 0600; no function here ever overwrites a key.
+//!
+//! Renewal keeps the key: `renew` signs a new certificate (new serial, new validity,
+//! same names) for the public key of the existing `NAME.key`, and replaces `NAME.pem`
+//! atomically (a new file renamed over the old one), so an agent reloading at that
+//! moment reads the old certificate or the new one, never half of one. Keeping the key
+//! is what certbot-style renewals do, it keeps the promise above, and the key never has
+//! to travel again; rotate a key by issuing anew (remove `NAME.key`, `ca issue`).
 //!
 //! What the certificates say, and what `net::tls` may rely on:
 //! - CA: CN [`CA_COMMON_NAME`], basic constraints CA with path length 0 (no
@@ -73,6 +81,8 @@ pub enum CaError {
     Generate { path: PathBuf, error: rcgen::Error },
     #[error("{}: the name {name:?} is reserved for the CA's own files", path.display())]
     Reserved { path: PathBuf, name: String },
+    #[error("{}: no key to renew a certificate for; issue one first with `quorate ca issue`", path.display())]
+    NoKey { path: PathBuf },
 }
 
 /// The DNS name an operator certificate for `name` carries: `NAME.operator.quorate`.
@@ -114,6 +124,11 @@ pub fn init(dir: &Path) -> Result<(), CaError> {
 /// naming `node` and [`proto::PEER_SERVER_NAME`], for server and client authentication.
 /// Refuses to overwrite an existing `NODE.key`.
 pub fn issue_node(dir: &Path, node: &NodeId) -> Result<(), CaError> {
+    let params = node_params(dir, node)?;
+    issue(dir, node, params)
+}
+
+fn node_params(dir: &Path, node: &NodeId) -> Result<CertificateParams, CaError> {
     let mut params = leaf_params(
         dir,
         node,
@@ -126,19 +141,38 @@ pub fn issue_node(dir: &Path, node: &NodeId) -> Result<(), CaError> {
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
-    issue(dir, node, params)
+    Ok(params)
 }
 
 /// Issues an operator certificate from the CA in `dir`: `NAME.pem` and `NAME.key` (mode
 /// 0600), naming only `NAME.operator.quorate`, for client authentication only. Refuses to
 /// overwrite an existing `NAME.key`.
 pub fn issue_operator(dir: &Path, name: &NodeId) -> Result<(), CaError> {
+    let params = operator_params(dir, name)?;
+    issue(dir, name, params)
+}
+
+fn operator_params(dir: &Path, name: &NodeId) -> Result<CertificateParams, CaError> {
     let mut params = leaf_params(dir, name, vec![operator_dns_name(name)])?;
     params
         .distinguished_name
         .push(DnType::CommonName, format!("operator {name}"));
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    issue(dir, name, params)
+    Ok(params)
+}
+
+/// Renews `node`'s certificate from the CA in `dir`, keeping `NODE.key`: a new
+/// `NODE.pem` with a fresh serial and validity and the same names. Returns the new
+/// certificate's end of validity (`YYYY-MM-DDTHH:MM:SSZ`).
+pub fn renew_node(dir: &Path, node: &NodeId) -> Result<String, CaError> {
+    let params = node_params(dir, node)?;
+    renew(dir, node, params)
+}
+
+/// Renews operator `name`'s certificate, keeping `NAME.key` (see [`renew_node`]).
+pub fn renew_operator(dir: &Path, name: &NodeId) -> Result<String, CaError> {
+    let params = operator_params(dir, name)?;
+    renew(dir, name, params)
 }
 
 /// The CA's parameters without validity. `issue` rebuilds the issuer from these rather
@@ -187,7 +221,34 @@ fn issue(dir: &Path, name: &NodeId, params: CertificateParams) -> Result<(), CaE
     if key_path.exists() {
         return Err(CaError::Exists { path: key_path });
     }
+    let key = new_key(&key_path)?;
+    let cert = sign(dir, &cert_path, params, &key)?;
+    write_pair(&key_path, &key.serialize_pem(), &cert_path, &cert.pem())
+}
 
+fn renew(dir: &Path, name: &NodeId, params: CertificateParams) -> Result<String, CaError> {
+    let key_path = leaf_path(dir, name, "key");
+    let cert_path = leaf_path(dir, name, "pem");
+    if !key_path.exists() {
+        return Err(CaError::NoKey { path: key_path });
+    }
+    let key = KeyPair::from_pem(&read(&key_path)?).map_err(|error| CaError::BadKey {
+        path: key_path.clone(),
+        error,
+    })?;
+    let cert = sign(dir, &cert_path, params, &key)?;
+    replace_file(&cert_path, &cert.pem(), 0o644)?;
+    Ok(crate::net::tls::not_after(cert.der()).unwrap_or_else(|| "?".to_owned()))
+}
+
+/// Signs `params` for `key` with the CA in `dir`, and proves the result chains to
+/// `ca.pem` before anyone writes it.
+fn sign(
+    dir: &Path,
+    cert_path: &Path,
+    params: CertificateParams,
+    key: &KeyPair,
+) -> Result<rcgen::Certificate, CaError> {
     let ca_key_path = dir.join(CA_KEY_FILE);
     let ca_cert_path = dir.join(CA_CERT_FILE);
     let ca_key_pem = read(&ca_key_path)?;
@@ -203,23 +264,41 @@ fn issue(dir: &Path, name: &NodeId, params: CertificateParams) -> Result<(), CaE
             }
         })?;
     let issuer = Issuer::new(ca_params(), ca_key);
-
-    let key = new_key(&key_path)?;
     let cert = params
-        .signed_by(&key, &issuer)
+        .signed_by(key, &issuer)
         .map_err(|error| CaError::Generate {
-            path: cert_path.clone(),
+            path: cert_path.to_path_buf(),
             error,
         })?;
-
-    // Prove the new certificate chains to ca.pem before writing it anywhere.
     verify_chain(&ca_cert, cert.der(), wall_now()).map_err(|reason| CaError::Mismatch {
         cert: ca_cert_path,
         key: ca_key_path,
         reason,
     })?;
+    Ok(cert)
+}
 
-    write_pair(&key_path, &key.serialize_pem(), &cert_path, &cert.pem())
+/// Replaces `path` atomically: writes a new file beside it, syncs it, renames it over
+/// `path`, and syncs the directory.
+fn replace_file(path: &Path, contents: &str, mode: u32) -> Result<(), CaError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = PathBuf::from(tmp);
+    let _ = fs::remove_file(&tmp); // a leftover of an interrupted renewal
+    write_file(&tmp, contents, mode, true)?;
+    fs::rename(&tmp, path).map_err(|error| {
+        let _ = fs::remove_file(&tmp);
+        CaError::Io {
+            path: path.to_path_buf(),
+            error,
+        }
+    })?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// Whether `leaf` chains to `ca` for client authentication (which every quorate
@@ -467,6 +546,45 @@ mod tests {
         assert!(err.to_string().contains("n1.key"), "{err}");
         let err = issue_operator(dir, &id("n1")).unwrap_err();
         assert!(matches!(err, CaError::Exists { .. }), "{err}");
+    }
+
+    #[test]
+    fn renew_keeps_the_key_and_replaces_the_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path()).unwrap();
+        let n1 = id("n1");
+        issue_node(dir.path(), &n1).unwrap();
+        let key_before = fs::read(dir.path().join("n1.key")).unwrap();
+        let cert_before = cert(&dir.path().join("n1.pem"));
+        let end = renew_node(dir.path(), &n1).unwrap();
+        assert!(end.ends_with('Z'), "{end}");
+        assert_eq!(fs::read(dir.path().join("n1.key")).unwrap(), key_before);
+        assert_eq!(mode(&dir.path().join("n1.key")), 0o600);
+        let cert_after = cert(&dir.path().join("n1.pem"));
+        assert_ne!(cert_after, cert_before, "a new serial at least");
+        assert!(names(&cert_after, "n1"));
+        chains(
+            &cert(&dir.path().join("ca.pem")),
+            &cert_after,
+            webpki::KeyUsage::server_auth(),
+        )
+        .unwrap();
+        assert!(!dir.path().join("n1.pem.new").exists());
+        // The renewed certificate still goes with the kept key.
+        let paths = crate::config::TlsPaths {
+            ca: dir.path().join("ca.pem"),
+            cert: dir.path().join("n1.pem"),
+            key: dir.path().join("n1.key"),
+        };
+        let tls = crate::net::tls::TlsMaterial::load(&paths).unwrap();
+        tls.server_config(&[b"x"]).unwrap();
+
+        assert!(matches!(
+            renew_node(dir.path(), &id("n2")),
+            Err(CaError::NoKey { .. })
+        ));
+        issue_operator(dir.path(), &id("alice")).unwrap();
+        renew_operator(dir.path(), &id("alice")).unwrap();
     }
 
     #[test]

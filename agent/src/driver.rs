@@ -1,7 +1,7 @@
 //! The driver: the one task that owns [`core::Node`](crate::core::Node).
 //!
-//! One `select!` loop, shutdown first: network input, operator commands, the core's
-//! timer, load samples, probe reports, what the load balancer said. After every input it
+//! One `select!` loop, shutdown first: network input, operator commands, reloaded
+//! configs, the core's timer, load samples, probe reports, what the load balancer said. After every input it
 //! re-judges the local checks when they changed ([`LocalState::assess`]), drains the
 //! core's outputs in the order the core's contract says — persist, then datagrams out,
 //! state fetches, events — and publishes a fresh [`ClusterView`]. Every turn is short;
@@ -13,6 +13,10 @@
 //! this node knows, carried out or refused, and answered at once with what happened or
 //! why not. What happens — core events, check transitions, commands — is written to the
 //! [`Journal`] (its file is written off this task).
+//!
+//! A reloaded config ([`ReloadRequest`], read and checked before it gets here) is
+//! applied in the turn it arrives (`Driver::on_reload`): live keys at once, the others
+//! kept as they run and reported as pending (see [`crate::reload`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,10 +36,12 @@ use crate::events::Journal;
 use crate::hooks::{Hook, HookRun, Hooks};
 use crate::http::haproxy_agent::{AgentInput, AgentWeight, ServerState, load_ratio};
 use crate::local::{Assessment, LocalState};
+use crate::net::tls::{self, TlsMaterial};
 use crate::net::{Inbound, LinkId, Net};
 use crate::persist;
-use crate::probe::ProbeReport;
 use crate::probe::load::LoadSample;
+use crate::probe::set::Probes;
+use crate::reload::{self, ReloadOutcome};
 use crate::view::{self, ClusterView};
 
 /// How long a stopping primary waits for its successor before saying goodbye anyway.
@@ -49,7 +55,14 @@ pub struct Driver {
     pub(crate) orders: mpsc::Receiver<Order>,
     pub(crate) journal: Journal,
     pub(crate) load_rx: watch::Receiver<Option<LoadSample>>,
-    pub(crate) probes: mpsc::Receiver<ProbeReport>,
+    pub(crate) probes: Probes,
+    /// Reloaded configs ([`crate::Reloader`]), answered in the turn they arrive.
+    pub(crate) reloads: mpsc::Receiver<ReloadRequest>,
+    /// The TLS material the endpoint runs with, to tell a renewed certificate from the
+    /// same files read again.
+    pub(crate) tls: TlsMaterial,
+    /// Keys of the config file a reload did not apply (shown in `/cluster`).
+    pub(crate) pending_restart: Vec<String>,
     pub(crate) balancer_rx: watch::Receiver<Option<ServerState>>,
     pub(crate) view_tx: watch::Sender<Arc<ClusterView>>,
     /// This node's full state, served to peers' fetches; replaced (and `digest`
@@ -67,14 +80,20 @@ pub struct Driver {
     pub(crate) lease_held_assessed: bool,
     pub(crate) agent: AgentWeight,
     pub(crate) agent_check: String,
-    /// Keeps the config watcher alive.
-    pub(crate) _config_watch: Option<crate::probe::config_hash::ConfigWatch>,
     pub(crate) jump_guard: JumpGuard,
     pub(crate) hooks: Hooks,
     /// What the last published view was built from, and when.
     pub(crate) published: Option<(Signature, Instant)>,
     /// READY, STATUS and the watchdog for systemd.
     pub(crate) notifier: crate::systemd::Notifier,
+}
+
+/// A config read from the file (checked) and its TLS files (loaded), for the driver to
+/// apply (`Driver::on_reload`); the reply says what was applied.
+pub struct ReloadRequest {
+    pub config: Box<Config>,
+    pub tls: TlsMaterial,
+    pub reply: tokio::sync::oneshot::Sender<ReloadOutcome>,
 }
 
 /// The parts of the view that must reach readers at once when they change; anything else
@@ -134,6 +153,11 @@ impl Driver {
                     None => break,
                 },
                 Some(order) = self.orders.recv() => self.on_order(order),
+                Some(req) = self.reloads.recv() => {
+                    let outcome = self.on_reload(*req.config, req.tls);
+                    // The caller may have given up waiting; the reload stands either way.
+                    let _ = req.reply.send(outcome);
+                }
                 Some(report) = self.probes.recv() => {
                     self.local.apply(report);
                     self.dirty = true;
@@ -180,9 +204,16 @@ impl Driver {
                 last_role = role;
             }
             // From the loop itself: a wedged driver stops the watchdog pings.
+            let checked = self
+                .assessment
+                .as_ref()
+                .is_some_and(|(a, _)| !a.reasons.contains(&view::reason::CHECKS_PENDING));
             self.notifier.turn(
                 now,
-                self.local.joined,
+                crate::systemd::Progress {
+                    joined: self.local.joined,
+                    checked,
+                },
                 crate::systemd::Status {
                     role,
                     term: self.core.term().0,
@@ -232,6 +263,133 @@ impl Driver {
                 self.dirty = true;
             }
             Inbound::FetchFailed { from } => self.core.handle_fetch_failed(&from),
+        }
+    }
+
+    /// Applies what a reloaded config changes, within this turn, and keeps the running
+    /// value of every key that needs a restart ([`reload`] classifies them). Logs one
+    /// `warn` per key left pending and one `info` line for what was applied, and writes
+    /// one journal record.
+    fn on_reload(&mut self, file: Config, new_tls: TlsMaterial) -> ReloadOutcome {
+        let plan = reload::diff(&self.config, &file);
+        let mut run = plan.effective(&self.config, &file);
+        let mut applied: Vec<String> = plan
+            .live()
+            .filter(|c| !c.key.starts_with("tls."))
+            .map(|c| c.key.to_owned())
+            .collect();
+        let mut pending: Vec<String> = Vec::new();
+        for change in plan.pending() {
+            tracing::warn!("{}", change.pending_line());
+            pending.push(change.key.to_owned());
+        }
+
+        // TLS files are read again on every reload, changed paths or not: a certificate
+        // renewed in place needs no restart. They must still name the node this agent
+        // runs as (a renamed node is a restart).
+        if !new_tls.same_as(&self.tls) {
+            let me = self.config.node.as_str();
+            let expires = new_tls.leaf().and_then(tls::not_after);
+            if !new_tls.leaf().is_some_and(|c| tls::cert_names(c, me)) {
+                tracing::warn!(
+                    "reload: tls.cert {} does not name node {me}, the node this agent runs as: needs a restart (systemctl restart quorate); still using the current certificate",
+                    run.tls.cert.display()
+                );
+                run.tls = self.config.tls.clone();
+                pending.push("tls".to_owned());
+            } else {
+                match self.net.set_tls(&new_tls) {
+                    Ok(()) => {
+                        applied.push(format!(
+                            "tls (certificate expires {})",
+                            expires.as_deref().unwrap_or("at an unreadable date")
+                        ));
+                        self.tls = new_tls;
+                    }
+                    Err(e) => {
+                        tracing::error!("reload: tls: {e}; still using the current certificate");
+                        run.tls = self.config.tls.clone();
+                    }
+                }
+            }
+        }
+
+        let run = Arc::new(run);
+        let (app, mounts, sets) = (
+            plan.changed("app"),
+            plan.changed("mount"),
+            plan.changed("config"),
+        );
+        if app {
+            self.probes.replace_app(&run.app);
+        }
+        if mounts {
+            self.probes.replace_mounts(&run.mounts);
+        }
+        if sets && let Err(e) = self.probes.replace_config_sets(&run.config_sets) {
+            tracing::error!("reload: cannot watch the [[config]] sets: {e:#}");
+        }
+        self.local.reconfigure(run.clone(), app, mounts, sets);
+        if plan.changed("control_allow") {
+            self.net.set_control_allow(run.control_allow.clone());
+        }
+        let now = clock::now();
+        if plan.changed("priority") {
+            self.core
+                .handle_command(now, Command::SetPriority(run.priority));
+        }
+        if plan.changed_in("election") {
+            self.core.handle_command(
+                now,
+                Command::SetPreempt(run.election.preempt.then_some(run.election.preempt_delay.0)),
+            );
+        }
+        if plan.changed("priority") || plan.changed("roles") {
+            // Peers see it through this node's state: a new digest makes them fetch it.
+            self.state_tx.send_modify(|s| {
+                s.priority = run.priority;
+                s.roles = run.roles.clone();
+            });
+            self.digest = self.state_tx.borrow().digest();
+        }
+        if plan.changed("hooks") {
+            // A hook already queued or running finishes on the old runner.
+            self.hooks = Hooks::new(run.hooks.clone(), run.node.clone());
+        }
+        self.config = run;
+        if plan.changed("load") {
+            // Judged again against the new limits (logged if that changes the verdict).
+            self.on_load(self.local.load);
+        }
+        self.pending_restart = pending.clone();
+        self.dirty = true;
+        // http.allow, drain_status, tasks and roles reach readers with the next view.
+        self.published = None;
+
+        let me = self.config.node.to_string();
+        let summary = match (applied.is_empty(), pending.is_empty()) {
+            (true, true) => "nothing changed".to_owned(),
+            (false, true) => format!("applied {}", applied.join(", ")),
+            (true, false) => format!("applied nothing; needs a restart: {}", pending.join(", ")),
+            (false, false) => format!(
+                "applied {}; needs a restart: {}",
+                applied.join(", "),
+                pending.join(", ")
+            ),
+        };
+        tracing::info!("reload: {summary}");
+        self.journal.record(
+            clock::wall(),
+            EventKind::Operator,
+            Some(&me),
+            format!("{me} reloaded its configuration: {summary}"),
+        );
+        ReloadOutcome {
+            log_level: plan
+                .changed("log_level")
+                .then(|| self.config.log_level.clone()),
+            applied,
+            pending_restart: pending,
         }
     }
 
@@ -748,6 +906,7 @@ impl Driver {
             assessment: a,
             node_state: &state,
             agent_check: self.agent_check.clone(),
+            pending_restart: &self.pending_restart,
         };
         let view = view::build(&self.core, &local, now, clock::boottime());
         drop(state);

@@ -18,6 +18,7 @@
 //! - [`systemd`]: READY, STATUS, STOPPING and the watchdog for `Type=notify`.
 //! - [`logging`]: where log lines go (terminal, journald, JSON) and the live log level.
 //! - [`generate`]: man pages and shell completions from the clap definitions.
+//! - [`reload`]: which config keys a reload (SIGHUP) applies and which need a restart.
 
 pub mod ca;
 pub mod clock;
@@ -35,6 +36,7 @@ pub mod net;
 pub mod persist;
 pub mod probe;
 pub mod ratelog;
+pub mod reload;
 pub mod systemd;
 pub mod view;
 
@@ -57,9 +59,76 @@ pub struct Running {
     pub view: watch::Receiver<Arc<ClusterView>>,
     shutdown: watch::Sender<bool>,
     driver: tokio::task::JoinHandle<anyhow::Result<()>>,
+    reloads: mpsc::Sender<driver::ReloadRequest>,
+    notify: systemd::Sender,
+}
+
+/// Reloads a running agent's config (SIGHUP). Cheap to clone; see [`reload`] for what a
+/// reload applies.
+#[derive(Clone)]
+pub struct Reloader {
+    reloads: mpsc::Sender<driver::ReloadRequest>,
+}
+
+impl Reloader {
+    /// Reads and checks `path` (off the runtime's thread: the file and its TLS files may
+    /// sit on a slow disk), then applies it. An invalid file changes nothing and the
+    /// error says `file:line: reason`.
+    pub async fn reload_file(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<reload::ReloadOutcome, reload::ReloadError> {
+        let path = path.to_owned();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let config = Config::load(&path)?;
+            let tls = net::tls::TlsMaterial::load(&config.tls)?;
+            Ok::<_, reload::ReloadError>((config, tls))
+        })
+        .await
+        .map_err(|_| reload::ReloadError::Stopped)??;
+        self.apply(loaded.0, loaded.1).await
+    }
+
+    /// Applies a config already read and checked (tests build one in memory).
+    pub async fn reload(
+        &self,
+        config: Config,
+    ) -> Result<reload::ReloadOutcome, reload::ReloadError> {
+        let tls = net::tls::TlsMaterial::load(&config.tls)?;
+        self.apply(config, tls).await
+    }
+
+    async fn apply(
+        &self,
+        config: Config,
+        tls: net::tls::TlsMaterial,
+    ) -> Result<reload::ReloadOutcome, reload::ReloadError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.reloads
+            .send(driver::ReloadRequest {
+                config: Box::new(config),
+                tls,
+                reply,
+            })
+            .await
+            .map_err(|_| reload::ReloadError::Stopped)?;
+        answer.await.map_err(|_| reload::ReloadError::Stopped)
+    }
 }
 
 impl Running {
+    /// What tells systemd about this agent (does nothing outside systemd).
+    pub fn notify(&self) -> &systemd::Sender {
+        &self.notify
+    }
+
+    /// A handle that reloads this agent's config.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            reloads: self.reloads.clone(),
+        }
+    }
+
     /// Hands the primary role over if it holds it, says goodbye to every peer and stops.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
@@ -164,6 +233,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             assessment: &local::Assessment::starting(),
             node_state: &state_tx.borrow(),
             agent_check: "down".into(),
+            pending_restart: &[],
         },
         now,
         clock::boottime(),
@@ -173,7 +243,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (balancer_tx, balancer_rx) = watch::channel(None);
     let bound = http::spawn(
         config.http.listen,
-        config.http.allow.clone(),
         view_rx.clone(),
         balancer_tx,
         config.haproxy_agent.map(|h| h.listen),
@@ -181,31 +250,26 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ctl::CtlServer::new(view_rx.clone(), journal.reader(), order_tx).spawn(ctl_rx);
     let http_addr = bound.http;
     let load_rx = probe::load::spawn(Duration::from_secs(1));
-    let (probe_tx, probe_rx) = mpsc::channel(64);
-    probe::app::spawn(&config.app, probe_tx.clone());
-    probe::mounts::spawn(
+    let probes = probe::set::Probes::spawn(
+        &config.app,
         &config.mounts,
+        &config.config_sets,
         config.node.to_string(),
         nonce,
-        probe_tx.clone(),
-    );
-    let config_watch = if config.config_sets.is_empty() {
-        None
-    } else {
-        Some(probe::config_hash::spawn(
-            &config.config_sets,
-            probe_tx.clone(),
-        )?)
-    };
-    drop(probe_tx);
+    )?;
+    let (reload_tx, reload_rx) = mpsc::channel(1);
 
+    let notify = systemd::Sender::start();
     let driver = driver::Driver {
         core,
         net,
         config: config.clone(),
         inbound: inbound_rx,
         load_rx,
-        probes: probe_rx,
+        probes,
+        reloads: reload_rx,
+        tls,
+        pending_restart: Vec::new(),
         balancer_rx,
         view_tx,
         state_tx,
@@ -225,15 +289,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 http::haproxy_agent::AgentWeight::from_config(&config::HaproxyAgent::default())
             }),
         agent_check: "down".into(),
-        _config_watch: config_watch,
         published: None,
         jump_guard: clock::JumpGuard::new(),
         hooks: hooks::Hooks::new(config.hooks.clone(), config.node.clone()),
-        notifier: systemd::Notifier::new(
-            systemd::Sender::start(),
-            now,
-            config.timing.election_timeout.0,
-        ),
+        notifier: systemd::Notifier::new(notify.clone(), now, config.timing.election_timeout.0),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let driver = tokio::spawn(driver.run(shutdown_rx));
@@ -254,6 +313,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         view: view_rx,
         shutdown: shutdown_tx,
         driver,
+        reloads: reload_tx,
+        notify,
     })
 }
 

@@ -64,6 +64,11 @@ pub struct LocalState {
     draining_since: Option<Instant>,
     /// Since when a majority has placed each non-primary task here.
     task_support_since: BTreeMap<String, Instant>,
+    /// Every check has reported at least once since the start. From then on a check
+    /// that a reload added or changed shows `first probe pending` until it reports, but
+    /// does not make the node not-ready: a reload must not take a healthy primary out
+    /// of the election for the few moments its new probes take.
+    settled: bool,
 }
 
 /// Everything that follows from the local state and the peers, at one moment.
@@ -129,7 +134,26 @@ impl LocalState {
             balancer: None,
             draining_since: None,
             task_support_since: BTreeMap::new(),
+            settled: false,
         }
+    }
+
+    /// Takes a reloaded config. The results of the checks whose config changed are
+    /// dropped (their probes are replaced and report again); the rest are kept.
+    pub fn reconfigure(&mut self, cfg: Arc<Config>, app: bool, mounts: bool, config: bool) {
+        if app {
+            self.app = None;
+            self.app_version = None;
+        }
+        if mounts {
+            self.mounts = vec![None; cfg.mounts.len()];
+        }
+        if config {
+            self.config = None;
+        }
+        self.task_support_since
+            .retain(|name, _| cfg.tasks.iter().any(|t| t.name == *name));
+        self.cfg = cfg;
     }
 
     /// Folds one probe report in.
@@ -429,6 +453,10 @@ impl LocalState {
             || mounts_pending
             || config_pending
             || version_pending;
+        if !pending {
+            self.settled = true;
+        }
+        let pending = pending && !self.settled;
         let ready = self.joined && !pending && !upgrade_held;
         let app_ok = app_code.passing();
         let mounts_ok = required_fail.is_none();
@@ -639,6 +667,69 @@ mod tests {
 
     fn id(s: &str) -> NodeId {
         NodeId::new(s).unwrap()
+    }
+
+    #[test]
+    fn a_check_added_by_a_reload_does_not_unready_a_settled_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = Arc::new(crate::config::tests_support::parse(dir.path(), ""));
+        let with_app = Arc::new(crate::config::tests_support::parse(
+            dir.path(),
+            "[app]\ncheck = \"tcp://127.0.0.1:1\"\n",
+        ));
+        let t = plain.timing;
+        let now = crate::clock::now();
+        let core = Node::new(
+            crate::core::CoreConfig {
+                node: id("n1"),
+                incarnation: proto::Incarnation(1),
+                mode: Mode::Member,
+                priority: 100,
+                voters: 1,
+                heartbeat_interval: t.heartbeat_interval.0,
+                lease_heartbeat_interval: t.lease_heartbeat_interval.0,
+                lease: t.lease.0,
+                election_timeout: t.election_timeout.0,
+                phi_threshold: t.phi_threshold,
+                dead_after: t.dead_after.0,
+                preempt: None,
+                fault: None,
+            },
+            now,
+            1,
+            Default::default(),
+        );
+        let fresh = |cfg: &Arc<Config>| {
+            let mut l = LocalState::new(cfg.clone(), "nonce".into(), OperatorState::default());
+            l.joined = true;
+            l.load = Some(LoadSample::default());
+            l
+        };
+        let wall = WallMicros(1);
+
+        // At start, a configured check that has not reported holds readiness back.
+        let mut starting = fresh(&with_app);
+        let a = starting.assess(&core, now, wall, false);
+        assert!(
+            !a.ready && a.reasons.contains(&reason::CHECKS_PENDING),
+            "{a:?}"
+        );
+
+        // Once settled, a check a reload adds is pending without unreadying the node.
+        let mut local = fresh(&plain);
+        assert!(local.assess(&core, now, wall, false).ready);
+        local.reconfigure(with_app.clone(), true, false, false);
+        let a = local.assess(&core, now, wall, false);
+        assert!(a.ready && a.eligible, "{a:?}");
+        assert_eq!(a.checks[0].reason, "first probe pending");
+        // Its first result decides.
+        local.apply(ProbeReport::App(CheckResult {
+            code: CheckCode::Fail,
+            reason: "connect: connection refused".into(),
+            at: now,
+        }));
+        let a = local.assess(&core, now, wall, false);
+        assert!(!a.healthy && !a.eligible && a.reasons.contains(&reason::APP));
     }
 
     #[test]

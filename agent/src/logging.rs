@@ -116,10 +116,3 @@ fn stderr_is_journal() -> bool {
     };
     std::fs::metadata("/proc/self/fd/2").is_ok_and(|m| m.dev() == dev && m.ino() == ino)
 }
-
-/// Checks a `log_level` directive without installing it (for the config check).
-pub fn check_level(directive: &str) -> Result<(), String> {
-    EnvFilter::try_new(directive)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}

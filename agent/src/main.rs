@@ -1,4 +1,5 @@
-//! `quorate-agent`: parse arguments, check the config, run the agent until SIGTERM.
+//! `quorate-agent`: parse arguments, check the config, run the agent until SIGTERM;
+//! SIGHUP reloads the config.
 //! Everything else lives in the library so tests run the same code.
 
 use std::path::PathBuf;
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let _level = logging::init(args.log_format, "info");
+    let level = logging::init(args.log_format, &config.log_level);
     // One thread drives the core and the QUIC endpoint: the work is small and ordered,
     // and a single thread saves the cross-thread wake-ups that dominated idle CPU.
     // HTTP answers on a thread of its own (http::spawn), probes on theirs.
@@ -84,6 +85,17 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Handlers first: from here on no signal takes the default action (for SIGHUP,
+        // that was exiting without a handover).
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            eprintln!("quorate-agent: cannot install signal handlers");
+            return ExitCode::FAILURE;
+        };
         let mut running = match quorate_agent::start(config).await {
             Ok(r) => r,
             Err(e) => {
@@ -91,37 +103,40 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tokio::select! {
-            signal = wait_for_signal() => {
-                tracing::info!("{signal}: leaving the cluster");
-                match running.stop().await {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        tracing::error!("while leaving: {e:#}");
-                        ExitCode::FAILURE
+        let reloader = running.reloader();
+        let signal = loop {
+            tokio::select! {
+                _ = term.recv() => break "SIGTERM",
+                _ = int.recv() => break "SIGINT",
+                _ = hup.recv() => {
+                    running.notify().reloading();
+                    match reloader.reload_file(&args.config).await {
+                        Ok(outcome) => match outcome.log_level.map(|l| level.set(&l)) {
+                            Some(Ok(true)) => tracing::info!("reload: log_level applied"),
+                            Some(Ok(false)) => tracing::info!(
+                                "reload: log_level not applied: {} is set and wins",
+                                logging::LOG_ENV
+                            ),
+                            Some(Err(e)) => tracing::warn!("reload: log_level not applied: {e}"),
+                            None => {}
+                        },
+                        Err(e) => tracing::error!("reload: {e}; nothing changed"),
                     }
+                    running.notify().reloaded();
+                }
+                e = running.failed() => {
+                    tracing::error!("stopped: {e:#}");
+                    return ExitCode::FAILURE;
                 }
             }
-            e = running.failed() => {
-                tracing::error!("stopped: {e:#}");
+        };
+        tracing::info!("{signal}: leaving the cluster");
+        match running.stop().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("while leaving: {e:#}");
                 ExitCode::FAILURE
             }
         }
     })
-}
-
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the agent can still be killed; run until then.
-        std::future::pending::<()>().await;
-        return "never";
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    }
 }

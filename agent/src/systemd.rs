@@ -2,8 +2,11 @@
 //! WATCHDOG.
 //!
 //! Owns: when each notification is due. READY is sent once the agent has heard a majority
-//! of its voters, or one election timeout after start when it has not (a lone first node
-//! must still start). STATUS is sent when the role or term changes. WATCHDOG is sent from
+//! of its voters and its first round of checks is done (so right after `systemctl start`
+//! returns, `/ready` answers), or one election timeout after start when it has heard no
+//! majority (a lone first node must still start), or at the latest [`READY_AT_THE_LATEST`]
+//! after start (a slow check must not fail the start). STATUS is sent when the role or
+//! term changes. WATCHDOG is sent from
 //! the driver loop itself, so a wedged driver — not just a live process — misses its
 //! pings and systemd restarts it.
 //!
@@ -97,6 +100,20 @@ impl Sender {
     }
 }
 
+/// READY goes out by then whatever the checks say: systemd's start timeout (90 s by
+/// default) must not fail a start because a check is slow; `/ready` keeps telling the
+/// balancer the truth.
+pub const READY_AT_THE_LATEST: Duration = Duration::from_secs(30);
+
+/// How far the agent has come since it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// It has heard a majority of its voters since it started.
+    pub joined: bool,
+    /// Its first round of checks is done.
+    pub checked: bool,
+}
+
 /// Notification state owned by the driver. Pure bookkeeping plus one syscall per send.
 #[derive(Debug)]
 pub struct Notifier {
@@ -104,6 +121,8 @@ pub struct Notifier {
     started: Instant,
     ready_after: Duration,
     ready: bool,
+    /// `ready_after` has passed: the next READY deadline is the latest one.
+    waited: bool,
     status: Option<Status>,
     /// Half of `WatchdogSec` when systemd asked for pings.
     watchdog: Option<Duration>,
@@ -118,6 +137,7 @@ impl Notifier {
             started: now,
             ready_after,
             ready: false,
+            waited: false,
             status: None,
             // systemd's advice (sd_watchdog_enabled(3)): ping at half the interval.
             watchdog: sd_notify::watchdog_enabled().map(|d| d / 2),
@@ -125,12 +145,15 @@ impl Notifier {
         }
     }
 
-    /// Called after every turn of the driver loop. `heard_majority`: this node has seen a
-    /// majority of its voters since it started.
-    pub fn turn(&mut self, now: Instant, heard_majority: bool, status: Status) {
+    /// Called after every turn of the driver loop.
+    pub fn turn(&mut self, now: Instant, progress: Progress, status: Status) {
         let mut states = Vec::new();
+        let up = now.saturating_duration_since(self.started);
+        self.waited |= up >= self.ready_after;
         if !self.ready
-            && (heard_majority || now.saturating_duration_since(self.started) >= self.ready_after)
+            && (progress.joined && progress.checked
+                || !progress.joined && up >= self.ready_after
+                || up >= READY_AT_THE_LATEST)
         {
             self.ready = true;
             states.push(Message::Ready);
@@ -150,7 +173,14 @@ impl Notifier {
 
     /// When the driver must turn again at the latest for the next READY or ping.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let ready = (!self.ready).then(|| self.started + self.ready_after);
+        let ready = (!self.ready).then(|| {
+            self.started
+                + if self.waited {
+                    READY_AT_THE_LATEST
+                } else {
+                    self.ready_after
+                }
+        });
         let ping = self.watchdog.map(|every| self.last_ping + every);
         match (ready, ping) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -191,26 +221,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ready_waits_for_a_majority_or_the_election_timeout() {
+    fn ready_waits_for_a_majority_and_the_checks_or_the_election_timeout() {
         #[allow(clippy::disallowed_methods)] // a fixed origin for a pure test
         let t0 = Instant::now();
-        let mut n = Notifier::new(Sender(None), t0, Duration::from_millis(450));
+        let ms = Duration::from_millis;
         let s = Status {
             role: "secondary",
             term: 1,
             alive_voters: 1,
             voters: 3,
         };
-        n.turn(t0 + Duration::from_millis(100), false, s);
+        let (nothing, joined, done) = (
+            Progress {
+                joined: false,
+                checked: false,
+            },
+            Progress {
+                joined: true,
+                checked: false,
+            },
+            Progress {
+                joined: true,
+                checked: true,
+            },
+        );
+        let mut n = Notifier::new(Sender(None), t0, ms(450));
+        n.turn(t0 + ms(100), nothing, s);
         assert!(!n.is_ready());
-        assert_eq!(n.poll_timeout(), Some(t0 + Duration::from_millis(450)));
-        n.turn(t0 + Duration::from_millis(200), true, s);
+        assert_eq!(n.poll_timeout(), Some(t0 + ms(450)));
+        // A majority, but checks pending: not yet, even past the election timeout.
+        n.turn(t0 + ms(200), joined, s);
+        n.turn(t0 + ms(2000), joined, s);
+        assert!(!n.is_ready());
+        // …and the loop is not woken again until the latest READY.
+        assert_eq!(n.poll_timeout(), Some(t0 + READY_AT_THE_LATEST));
+        n.turn(t0 + ms(2100), done, s);
         assert!(n.is_ready());
 
-        let mut alone = Notifier::new(Sender(None), t0, Duration::from_millis(450));
-        alone.turn(t0 + Duration::from_millis(449), false, s);
+        // A lone node: READY one election timeout after start.
+        let mut alone = Notifier::new(Sender(None), t0, ms(450));
+        alone.turn(t0 + ms(449), nothing, s);
         assert!(!alone.is_ready());
-        alone.turn(t0 + Duration::from_millis(450), false, s);
+        alone.turn(t0 + ms(450), nothing, s);
         assert!(alone.is_ready());
+
+        // Checks that never finish do not fail the start.
+        let mut slow = Notifier::new(Sender(None), t0, ms(450));
+        slow.turn(t0 + READY_AT_THE_LATEST - ms(1), joined, s);
+        assert!(!slow.is_ready());
+        slow.turn(t0 + READY_AT_THE_LATEST, joined, s);
+        assert!(slow.is_ready());
     }
 }

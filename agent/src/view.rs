@@ -3,6 +3,7 @@
 //! on the driver, a probe or a lock.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proto::status::{
@@ -11,6 +12,7 @@ use proto::status::{
 };
 use proto::{HealthBits, Mode, NodeState};
 
+use crate::config::Cidr;
 use crate::core::lease::{self, Lease};
 use crate::core::tasks::RunOn;
 use crate::core::{Member, MemberState, Node};
@@ -74,6 +76,8 @@ pub struct ClusterView {
     /// The HAProxy agent-check answer, without the newline (`up 80%`, `drain`, `down`,
     /// `maint`). Derived from the same state as `/health`: never `up` while it fails.
     pub agent_check: String,
+    /// Who may read `/cluster` and `/metrics` (`http.allow`, as last reloaded).
+    pub http_allow: Arc<[Cidr]>,
     /// The `/cluster` document.
     pub status: ClusterStatus,
 }
@@ -103,6 +107,8 @@ pub struct Local<'a> {
     /// This node's full state as peers fetch it.
     pub node_state: &'a NodeState,
     pub agent_check: String,
+    /// Keys of the config file a reload did not apply ([`crate::reload`]).
+    pub pending_restart: &'a [String],
 }
 
 fn role_of(mode: Mode) -> &'static str {
@@ -390,6 +396,7 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
         cluster_roles,
         tasks,
         agent_check: local.agent_check.clone(),
+        http_allow: cfg.http.allow.as_slice().into(),
         status: ClusterStatus {
             cluster: cfg.cluster.to_string(),
             node: cfg.node.to_string(),
@@ -401,6 +408,7 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
             nodes,
             unreachable_peers,
             tasks: task_status,
+            pending_restart: local.pending_restart.to_vec(),
         },
     }
 }

@@ -27,6 +27,11 @@ pub struct ClusterStatus {
     /// Every `[[task]]` and where it runs.
     #[serde(default)]
     pub tasks: Vec<TaskStatus>,
+    /// Config keys whose value in the answering node's file differs from the one it
+    /// runs with, because they apply only at a restart (`timing.lease`, `peers`). Empty
+    /// when the file and the running agent agree.
+    #[serde(default)]
+    pub pending_restart: Vec<String>,
 }
 
 /// One singleton task, as the answering node places it.

@@ -74,6 +74,24 @@ impl Client {
         })
     }
 
+    /// Connects to `server` and returns the certificate it presented (DER), then closes.
+    ///
+    /// # Errors
+    ///
+    /// If the handshake fails.
+    pub fn server_cert(&self, server: SocketAddr) -> Result<Vec<u8>, String> {
+        self.rt.block_on(async {
+            let conn = self.connect(server).await?;
+            let cert = conn
+                .peer_identity()
+                .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
+                .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()))
+                .ok_or_else(|| "no server certificate".to_owned());
+            conn.close(0u32.into(), b"test done");
+            cert
+        })
+    }
+
     /// Connects to `server`, sends `hello` as the dialer does, and reports the answer.
     ///
     /// # Errors

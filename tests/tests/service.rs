@@ -109,7 +109,9 @@ fn ready_after_a_majority_then_status_watchdog_and_stopping() {
         "pings while stopped: {stopped:?}"
     );
 
-    // SIGTERM: STOPPING=1 before it hands over and exits.
+    // SIGTERM: STOPPING=1 before it hands over and exits. (Read what n1 sent meanwhile
+    // first: like systemd, the test must keep up, or the socket's short queue fills.)
+    let _ = collect(&sockets[0], Duration::from_millis(300), |_| false);
     let status = c.term(0);
     assert!(status.success(), "{status:?}");
     let bye = collect(&sockets[0], Duration::from_secs(2), |m| {

@@ -530,6 +530,33 @@ fn preemption_right_after_a_win_hands_over_quickly() -> Result<(), Failure> {
     Ok(())
 }
 
+/// A priority raised by a reload (no restart: the same incarnation) reaches the peers
+/// with the node's state, and with `preempt` the primary hands over to it once it has
+/// been eligible for `preempt_delay`; lowered again, the role goes back the same way.
+#[test]
+fn a_priority_reloaded_live_preempts_without_a_restart() -> Result<(), Failure> {
+    for seed in 0..10 {
+        let mut config = SimConfig::members(3).seed(seed);
+        config.priorities = vec![150, 100, 100];
+        config.preempt = Some(secs(1));
+        let mut sim = Sim::new(config);
+        assert!(
+            sim.run_until_true(secs(5), |sim| sim.primary() == Some(0))?,
+            "seed {seed}: n1 first"
+        );
+        sim.set_priority(2, 200)?;
+        assert!(
+            sim.run_until_true(secs(5), |sim| sim.primary() == Some(2))?,
+            "seed {seed}: the reloaded priority preempts"
+        );
+        sim.set_priority(2, 50)?;
+        sim.run_for(secs(3))?;
+        // Preemption moves the role to n1 (150) again, the highest now.
+        assert_eq!(sim.primary(), Some(0), "seed {seed}");
+    }
+    Ok(())
+}
+
 /// Found by seed 37519 (a liveness failure after the heal, 37–94 ms one-way delay, up
 /// to 40 ms disk writes): a new primary's lease runs from its campaign's start, and the
 /// campaign took two disk writes and a round trip, so the lease lapses before the first

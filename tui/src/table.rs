@@ -24,7 +24,8 @@ const COLUMNS: [(&str, Align); 11] = [
 ];
 
 /// Renders the cluster as a header line, an aligned node table (the answering node
-/// marked `*`), and the configured peers nobody has been identified at. Ends with a
+/// marked `*`), the configured peers nobody has been identified at, and the config keys
+/// the answering agent runs without (pending a restart). Ends with a
 /// newline; no line has trailing spaces.
 pub fn render_status(status: &ClusterStatus) -> String {
     let alive = status.nodes.iter().filter(|n| n.state == "alive").count();
@@ -79,6 +80,14 @@ pub fn render_status(status: &ClusterStatus) -> String {
         out.push_str("unreachable: ");
         out.push_str(&status.unreachable_peers.join(", "));
         out.push('\n');
+    }
+    if !status.pending_restart.is_empty() {
+        // The answering agent's config file says more than it runs with.
+        out.push_str(&format!(
+            "pending restart on {}: {}\n",
+            status.node,
+            status.pending_restart.join(", ")
+        ));
     }
     out
 }
@@ -249,6 +258,7 @@ mod tests {
             nodes: vec![n3, n1, n2],
             unreachable_peers: vec!["10.0.0.14:7700".to_string()],
             tasks: vec![],
+            pending_restart: vec![],
         }
     }
 
@@ -278,7 +288,13 @@ unreachable: 10.0.0.14:7700
             Some("cluster dam-prod  term 7  primary -  quorum no (2/4)  frozen")
         );
         assert!(!out.contains("unreachable"));
+        assert!(!out.contains("pending restart"));
         assert!(out.lines().all(|l| l == l.trim_end()));
+        status.pending_restart = vec!["timing.lease".into(), "peers".into()];
+        assert_eq!(
+            render_status(&status).lines().last(),
+            Some("pending restart on n1: timing.lease, peers")
+        );
     }
 
     #[test]

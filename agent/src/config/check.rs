@@ -365,6 +365,26 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
         });
     }
 
+    let log_level = match &raw.log_level {
+        Some(l) => {
+            let level = l.get_ref().trim().to_owned();
+            if level.is_empty() {
+                return Err(err(
+                    l.span(),
+                    "log_level: empty; write a level such as \"info\"".into(),
+                ));
+            }
+            tracing_subscriber::EnvFilter::try_new(&level).map_err(|e| {
+                err(
+                    l.span(),
+                    format!("log_level: {level:?} is not a log filter (like \"info\" or \"warn,quorate_agent=debug\"): {e}"),
+                )
+            })?;
+            level
+        }
+        None => super::DEFAULT_LOG_LEVEL.to_owned(),
+    };
+
     if raw.clock.max_offset.0.is_zero() {
         return Err(err(0..0, "clock.max_offset must be above zero".into()));
     }
@@ -384,6 +404,7 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
         },
         state_dir: raw.state_dir,
         control_allow: raw.control_allow,
+        log_level,
         tls: tls_paths,
         timing: t,
         http: raw.http,

@@ -95,6 +95,13 @@ pub fn render(active: bool) -> String {
         &cidrs(&Cidr::loopback()),
     );
 
+    f.key(
+        "What the agent logs: a level (error, warn, info, debug) or per-module directives\n\
+         such as \"info,quorate_agent::net=debug\". QUORATE_LOG in the environment wins.",
+        "log_level",
+        &quote(super::DEFAULT_LOG_LEVEL),
+    );
+
     f.section(
         "Mutual TLS with the cluster's own CA: `quorate ca init` and `quorate ca issue`.\n\
          The key must be readable by the agent and by nobody else:\n\

@@ -12,6 +12,8 @@ mod check;
 mod checks;
 pub mod defaults;
 mod duration;
+#[cfg(test)]
+pub(crate) mod tests_support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -40,6 +42,9 @@ pub struct Config {
     pub mode: proto::Mode,
     pub state_dir: PathBuf,
     pub control_allow: Vec<Cidr>,
+    /// The log filter (a tracing `EnvFilter` directive such as `info` or
+    /// `info,quorate_agent::net=debug`); `QUORATE_LOG` in the environment wins.
+    pub log_level: String,
     pub tls: TlsPaths,
     pub timing: Timing,
     pub http: Http,
@@ -268,6 +273,7 @@ struct RawConfig {
     state_dir: PathBuf,
     #[serde(default = "Cidr::loopback")]
     control_allow: Vec<Cidr>,
+    log_level: Option<Spanned<String>>,
     tls: RawTls,
     timing: Option<Spanned<Timing>>,
     #[serde(default)]
@@ -311,6 +317,9 @@ pub const DEFAULT_CLUSTER: &str = "quorate";
 fn default_priority() -> u32 {
     100
 }
+
+/// The log filter when `log_level` is not set.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
 
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/quorate")

@@ -11,7 +11,10 @@
 //!   ([`Node::poll_persist`], [`Node::handle_persisted`]);
 //! - a node that has just started grants no vote for one election timeout;
 //! - handover is a transfer (TimeoutNow): the primary drops its lease *before* telling
-//!   the successor to campaign, and voters let that successor past their promise.
+//!   the successor to campaign, and voters let that successor past their promise;
+//! - priority and preemption only order who campaigns first and when a primary hands
+//!   over; none of the rules above reads them, so a reload may change them at any time
+//!   (`Command::SetPriority`, `Command::SetPreempt`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -173,6 +176,10 @@ impl Node {
                 }
             }
             Command::Transfer(to) => self.request_transfer(now, to),
+            // Taken into account at the next timer reset and preemption check; nothing
+            // to redo now.
+            Command::SetPriority(p) => self.cfg.priority = p,
+            Command::SetPreempt(p) => self.cfg.preempt = p,
         }
     }
 

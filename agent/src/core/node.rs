@@ -64,6 +64,12 @@ pub enum Command {
     Freeze(FreezeFlag),
     /// The agent is stopping: hand over if primary, never campaign again.
     Shutdown,
+    /// A reloaded `priority`. It only orders election timeouts and preemption (peers
+    /// learn it from this node's state), so it may change at any moment: safety rests on
+    /// votes and leases, never on priorities.
+    SetPriority(u32),
+    /// A reloaded `[election] preempt` / `preempt_delay` (`None`: no preemption).
+    SetPreempt(Option<Duration>),
 }
 
 /// A datagram to send.

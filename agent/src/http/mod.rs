@@ -28,7 +28,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::watch;
 
 use crate::clock;
-use crate::config::Cidr;
 use crate::view::ClusterView;
 use haproxy_agent::ServerState;
 
@@ -55,7 +54,6 @@ fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
 /// HAProxy says about this node goes to `balancer`, only when it changes.
 pub fn spawn(
     listen: SocketAddr,
-    allow: Vec<Cidr>,
     view: watch::Receiver<Arc<ClusterView>>,
     balancer: watch::Sender<Option<ServerState>>,
     agent_check: Option<SocketAddr>,
@@ -68,7 +66,6 @@ pub fn spawn(
         http: listener.local_addr()?,
         agent_check: agent.as_ref().map(|l| l.local_addr()).transpose()?,
     };
-    let allow: Arc<[Cidr]> = allow.into();
     let balancer = Arc::new(balancer);
     std::thread::Builder::new()
         .name("quorate-http".into())
@@ -92,7 +89,7 @@ pub fn spawn(
                         Err(e) => tracing::error!("cannot serve the agent-check port: {e}"),
                     }
                 }
-                serve(listener, allow, view, balancer).await;
+                serve(listener, view, balancer).await;
             });
         })?;
     Ok(bound)
@@ -100,7 +97,6 @@ pub fn spawn(
 
 async fn serve(
     listener: std::net::TcpListener,
-    allow: Arc<[Cidr]>,
     view: watch::Receiver<Arc<ClusterView>>,
     balancer: Arc<watch::Sender<Option<ServerState>>>,
 ) {
@@ -126,11 +122,10 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let view = view.clone();
-        let allow = allow.clone();
         let balancer = balancer.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let answer = answer(&view, &allow, &balancer, remote, &req);
+                let answer = answer(&view, &balancer, remote, &req);
                 async move { Ok::<_, Infallible>(answer) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -166,7 +161,6 @@ fn note_balancer(balancer: &watch::Sender<Option<ServerState>>, req: &hyper::Req
 
 fn answer(
     view: &watch::Receiver<Arc<ClusterView>>,
-    allow: &[Cidr],
     balancer: &watch::Sender<Option<ServerState>>,
     remote: SocketAddr,
     req: &hyper::Request<Incoming>,
@@ -189,7 +183,9 @@ fn answer(
             now: clock::now(),
             boot_now: clock::boottime(),
         },
-        allow,
+        // The allow list comes with the snapshot: a reload changes it for the next
+        // request, with no lock and no second channel.
+        &snapshot.http_allow,
     );
     let body = if method == routes::Method::Head {
         Bytes::new()
@@ -240,7 +236,7 @@ mod tests {
         let (_view_tx, view_rx) = watch::channel(Arc::new(view));
         let (bal_tx, mut bal_rx) = watch::channel(None);
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        let bound = spawn(any, Cidr::loopback(), view_rx, bal_tx, Some(any)).unwrap();
+        let bound = spawn(any, view_rx, bal_tx, Some(any)).unwrap();
 
         let r = call(bound.http, &request("GET", "/health", ""));
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");

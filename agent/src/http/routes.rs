@@ -462,6 +462,7 @@ pub(crate) mod tests {
             cluster_roles: Default::default(),
             tasks: vec![],
             agent_check: "up 100%".into(),
+            http_allow: Cidr::loopback().into(),
             status: ClusterStatus {
                 cluster: "c".into(),
                 node: "n1".into(),
@@ -473,6 +474,7 @@ pub(crate) mod tests {
                 nodes: vec![],
                 unreachable_peers: vec![],
                 tasks: vec![],
+                pending_restart: vec![],
             },
         }
     }

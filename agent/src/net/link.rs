@@ -78,7 +78,12 @@ pub struct NetConfig {
 struct Shared {
     hello: Hello,
     peers: Vec<SocketAddr>,
-    control_allow: Vec<Cidr>,
+    /// Replaced on reload ([`Net::set_control_allow`]); read at each admission.
+    control_allow: watch::Sender<Vec<Cidr>>,
+    /// What outgoing connections present and trust. Replaced on reload
+    /// ([`Net::set_tls`]); each dial takes the current one (quinn's default client
+    /// config is per `Endpoint` handle, so the dialers' clones would never see a new one).
+    client: watch::Sender<quinn::ClientConfig>,
     ctl: mpsc::Sender<quinn::Connection>,
     local_state: watch::Receiver<NodeState>,
     inbound: mpsc::Sender<Inbound>,
@@ -103,20 +108,16 @@ impl Net {
         local_state: watch::Receiver<NodeState>,
         inbound: mpsc::Sender<Inbound>,
     ) -> anyhow::Result<Self> {
-        let mut server = tls.server_config(&[proto::ALPN_PEER, proto::ALPN_CTL])?;
-        server.transport_config(transport());
-        server.max_incoming(MAX_HANDSHAKES * 4);
-        let mut client = tls.client_config(proto::ALPN_PEER)?;
-        client.transport_config(transport());
-        let mut endpoint = quinn::Endpoint::server(server, cfg.listen)
+        let (server, client) = endpoint_configs(tls)?;
+        let endpoint = quinn::Endpoint::server(server, cfg.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on udp {}: {e}", cfg.listen))?;
-        endpoint.set_default_client_config(client);
         Ok(Self {
             endpoint,
             shared: Arc::new(Shared {
                 hello: cfg.hello,
                 peers: cfg.peers,
-                control_allow: cfg.control_allow,
+                control_allow: watch::Sender::new(cfg.control_allow),
+                client: watch::Sender::new(client),
                 ctl: cfg.ctl,
                 local_state,
                 inbound,
@@ -130,6 +131,21 @@ impl Net {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.endpoint.local_addr()
+    }
+
+    /// A reloaded `control_allow`: the next connection attempt is judged by it.
+    /// Operator connections already open stay open.
+    pub fn set_control_allow(&self, allow: Vec<Cidr>) {
+        self.shared.control_allow.send_replace(allow);
+    }
+
+    /// Reloaded TLS material (a renewed certificate, a new CA): new handshakes, in and
+    /// out, use it; connections already up keep theirs.
+    pub fn set_tls(&self, tls: &TlsMaterial) -> Result<(), tls::TlsError> {
+        let (server, client) = endpoint_configs(tls)?;
+        self.endpoint.set_server_config(Some(server));
+        self.shared.client.send_replace(client);
+        Ok(())
     }
 
     /// Starts the accept loop and one dialer per peer.
@@ -188,6 +204,18 @@ impl Net {
         );
         let _ = tokio::time::timeout(grace, self.endpoint.wait_idle()).await;
     }
+}
+
+/// The endpoint's server config (both ALPNs) and the client config for dialing peers.
+fn endpoint_configs(
+    tls: &TlsMaterial,
+) -> Result<(quinn::ServerConfig, quinn::ClientConfig), tls::TlsError> {
+    let mut server = tls.server_config(&[proto::ALPN_PEER, proto::ALPN_CTL])?;
+    server.transport_config(transport());
+    server.max_incoming(MAX_HANDSHAKES * 4);
+    let mut client = tls.client_config(proto::ALPN_PEER)?;
+    client.transport_config(transport());
+    Ok((server, client))
 }
 
 fn transport() -> Arc<quinn::TransportConfig> {
@@ -385,7 +413,8 @@ async fn dial(
     shared: &Shared,
     addr: SocketAddr,
 ) -> anyhow::Result<(quinn::Connection, Hello)> {
-    let connecting = endpoint.connect(addr, proto::PEER_SERVER_NAME)?;
+    let client = shared.client.borrow().clone();
+    let connecting = endpoint.connect_with(client, addr, proto::PEER_SERVER_NAME)?;
     let conn = tokio::time::timeout(EXCHANGE_TIMEOUT, connecting)
         .await
         .map_err(|_| anyhow::anyhow!("handshake timed out"))??;
@@ -525,7 +554,7 @@ impl Shared {
 
     /// Addresses operator connections are taken from.
     fn control_allowed(&self, ip: IpAddr) -> bool {
-        self.control_allow.iter().any(|c| c.contains(ip))
+        self.control_allow.borrow().iter().any(|c| c.contains(ip))
     }
 
     /// Checks a peer's hello against its certificate, our cluster and our peer list.

@@ -177,6 +177,19 @@ impl TlsMaterial {
         })
     }
 
+    /// This node's own certificate (the first of its chain).
+    pub fn leaf(&self) -> Option<&CertificateDer<'static>> {
+        self.chain.first()
+    }
+
+    /// Whether this is the same CA, chain and key as `other` (a reload that found the
+    /// same files).
+    pub fn same_as(&self, other: &TlsMaterial) -> bool {
+        self.chain == other.chain
+            && self.key.secret_der() == other.key.secret_der()
+            && self.roots.roots == other.roots.roots
+    }
+
     fn provider() -> Arc<rustls::crypto::CryptoProvider> {
         Arc::new(rustls::crypto::ring::default_provider())
     }
@@ -224,4 +237,87 @@ pub fn peer_cert(conn: &quinn::Connection) -> Option<CertificateDer<'static>> {
     let identity = conn.peer_identity()?;
     let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
     certs.first().cloned()
+}
+
+/// The end of a certificate's validity (`notAfter`), as `YYYY-MM-DDTHH:MM:SSZ`, for log
+/// lines. A few lines of DER walking rather than an X.509 crate: only this one field is
+/// read, and `None` (not a panic) answers anything unexpected.
+pub fn not_after(cert: &CertificateDer<'_>) -> Option<String> {
+    // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL,
+    //   serialNumber, signature, issuer, validity SEQUENCE { notBefore, notAfter }, … } … }
+    let (_, cert, _) = der_tlv(cert.as_ref()).filter(|(t, _, _)| *t == 0x30)?;
+    let (_, tbs, _) = der_tlv(cert).filter(|(t, _, _)| *t == 0x30)?;
+    let mut rest = tbs;
+    if rest.first() == Some(&0xA0) {
+        rest = der_tlv(rest)?.2;
+    }
+    for _ in 0..3 {
+        rest = der_tlv(rest)?.2; // serial, signature algorithm, issuer
+    }
+    let (_, validity, _) = der_tlv(rest).filter(|(t, _, _)| *t == 0x30)?;
+    let (_, _, rest) = der_tlv(validity)?;
+    let (tag, time, _) = der_tlv(rest)?;
+    let time = std::str::from_utf8(time).ok()?;
+    let full = match tag {
+        // UTCTime YYMMDDHHMMSSZ: years 50–99 are 19xx (RFC 5280 4.1.2.5.1).
+        0x17 if time.len() == 13 => {
+            let yy: u32 = time.get(..2)?.parse().ok()?;
+            format!("{}{time}", if yy >= 50 { "19" } else { "20" })
+        }
+        0x18 if time.len() == 15 => time.to_owned(),
+        _ => return None,
+    };
+    if !full[..14].bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &full[0..4],
+        &full[4..6],
+        &full[6..8],
+        &full[8..10],
+        &full[10..12],
+        &full[12..14]
+    ))
+}
+
+/// One DER tag-length-value: (tag, contents, what follows).
+fn der_tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, b) = b.split_first()?;
+    let (&first, b) = b.split_first()?;
+    let (len, b) = if first < 0x80 {
+        (usize::from(first), b)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || b.len() < n {
+            return None;
+        }
+        let len = b[..n]
+            .iter()
+            .fold(0usize, |acc, x| (acc << 8) | usize::from(*x));
+        (len, &b[n..])
+    };
+    (b.len() >= len).then(|| (tag, &b[..len], &b[len..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_after_of_an_issued_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::ca::init(dir.path()).unwrap();
+        crate::ca::issue_node(dir.path(), &proto::NodeId::new("n1").unwrap()).unwrap();
+        let cert = &load_certs(&dir.path().join("n1.pem")).unwrap()[0];
+        let end = not_after(cert).unwrap();
+        // Five years from now, at midnight UTC (ca.rs).
+        assert!(end.ends_with("T00:00:00Z") && end.len() == 20, "{end}");
+        assert!(end.as_str() > "2030-01-01", "{end}");
+        assert_eq!(
+            not_after(&CertificateDer::from(vec![0x30, 0x03, 1, 2])),
+            None
+        );
+        assert_eq!(not_after(&CertificateDer::from(Vec::new())), None);
+    }
 }

@@ -9,12 +9,14 @@
 //! - [`mounts`]: `[[mount]]` paths: mountinfo, fstype and source, read/write, shared proof.
 //! - [`config_hash`]: `[[config]]` sets watched with notify and hashed with BLAKE3; drift.
 //! - [`load`]: CPU, memory and load average.
+//! - [`set`]: the running app, mount and config-set probes, replaced on reload.
 
 pub mod app;
 pub mod config_hash;
 pub mod load;
 pub mod mounts;
 pub mod runner;
+pub mod set;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

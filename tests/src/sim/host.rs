@@ -52,7 +52,8 @@ pub(crate) enum Input {
 pub(crate) struct Host {
     pub(crate) id: NodeId,
     pub(crate) mode: Mode,
-    /// The configured priority; a change takes effect at the next start.
+    /// The configured priority; a reload gives it to the running core, else it takes
+    /// effect at the next start.
     pub(crate) priority: u32,
     pub(crate) process: Process,
     /// The agent's state machine; `None` while down.
@@ -102,7 +103,7 @@ impl Host {
     }
 
     /// The full state peers fetch (its digest goes in every heartbeat): what the running
-    /// agent loaded, so a priority edited since shows after the next start only.
+    /// agent runs with (the core's priority, which a reload changes).
     pub(crate) fn node_state(&self) -> NodeState {
         let priority = self
             .core

@@ -24,8 +24,8 @@
 //!   (SIGTERM: hand over, then goodbye) or down (crashed: volatile state gone, in-flight
 //!   datagrams to it dropped; a restart is a new incarnation that reads its disk and
 //!   says hello to every peer it can reach).
-//! - **Operators.** Drain/undrain (the eligibility bit), priority changes (applied by a
-//!   graceful restart, as a config change is), `quorate transfer`, freeze/unfreeze.
+//! - **Operators.** Drain/undrain (the eligibility bit), priority changes (applied live,
+//!   as a reload does), `quorate transfer`, freeze/unfreeze.
 //!
 //! The fault verbs are [`Fault`]'s variants, and methods of [`Sim`] of the same names
 //! (turmoil's and raft-rs's harness vocabulary).

@@ -56,7 +56,7 @@ pub enum Fault {
     /// An operator drains the node (or its app check fails): not eligible.
     Drain(usize),
     Undrain(usize),
-    /// Edit the node's priority and restart it gracefully to apply it.
+    /// Edit the node's priority and reload it (SIGHUP): the running agent takes it.
     SetPriority(usize, u32),
     /// `quorate transfer [to]`, typed on node `at`.
     Transfer {

@@ -39,9 +39,15 @@ impl Sim {
             Fault::Drain(n) => self.set_drained(*n, true),
             Fault::Undrain(n) => self.set_drained(*n, false),
             Fault::SetPriority(n, p) => {
+                // As the agent does on SIGHUP: the running core takes the new priority
+                // (peers learn it from the node's state); a node that is down uses it at
+                // its next start.
                 self.hosts[*n].priority = *p;
-                // A config change is applied by a graceful restart (SIGTERM, start).
-                self.stop_process(*n, true);
+                self.command(*n, Command::SetPriority(*p));
+                // Its state (so its digest) changed: the driver re-reports it at once.
+                if self.hosts[*n].process.is_live() {
+                    self.report_local(*n);
+                }
             }
             Fault::Transfer { at, to } => {
                 let to = to.map(|t| self.ids[t].clone());

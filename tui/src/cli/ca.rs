@@ -1,4 +1,4 @@
-//! `quorate ca init|issue`: thin wrappers over `quorate_agent::ca`.
+//! `quorate ca init|issue|renew`: thin wrappers over `quorate_agent::ca`.
 
 use std::path::Path;
 
@@ -42,8 +42,36 @@ pub fn run(command: &CaCommand) -> anyhow::Result<()> {
             );
         }
         CaCommand::Issue { .. } => anyhow::bail!("ca issue: name a NODE or give --operator NAME"),
+        CaCommand::Renew {
+            dir,
+            operator: Some(name),
+            ..
+        } => {
+            let until = ca::renew_operator(dir, name)?;
+            print_renewed(dir, name.as_str(), &until);
+        }
+        CaCommand::Renew {
+            dir,
+            node: Some(node),
+            ..
+        } => {
+            let until = ca::renew_node(dir, node)?;
+            print_renewed(dir, node.as_str(), &until);
+            println!(
+                "copy it to node {node} over the old one, then `systemctl reload quorate` there: no restart needed"
+            );
+        }
+        CaCommand::Renew { .. } => anyhow::bail!("ca renew: name a NODE or give --operator NAME"),
     }
     Ok(())
+}
+
+fn print_renewed(dir: &Path, name: &str, until: &str) {
+    println!(
+        "wrote {} (valid until {until}); kept {}",
+        dir.join(format!("{name}.pem")).display(),
+        dir.join(format!("{name}.key")).display()
+    );
 }
 
 fn print_issued(dir: &Path, name: &str) {

@@ -173,6 +173,19 @@ pub enum CaCommand {
         #[arg(value_name = "NODE", required_unless_present = "operator")]
         node: Option<NodeId>,
     },
+    /// Renew NODE.pem (or an operator's NAME.pem): new validity, same CA, same names;
+    /// NODE.key is kept. Then `systemctl reload quorate` on the node
+    Renew {
+        /// Directory holding ca.pem, ca.key and NODE.key; NODE.pem is replaced there
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Renew the operator certificate NAME.pem instead of a node's
+        #[arg(long, value_name = "NAME", conflicts_with = "node")]
+        operator: Option<NodeId>,
+        /// The node whose certificate to renew
+        #[arg(value_name = "NODE", required_unless_present = "operator")]
+        node: Option<NodeId>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

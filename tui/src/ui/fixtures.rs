@@ -152,6 +152,7 @@ pub fn healthy() -> ClusterStatus {
         nodes: (1..=3).map(node).collect(),
         unreachable_peers: vec![],
         tasks: vec![],
+        pending_restart: vec![],
     };
     s.nodes[0].role = "primary".into();
     attach(&mut s, "n1");
