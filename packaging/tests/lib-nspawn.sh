@@ -24,7 +24,7 @@ NSPAWN_RECIPE=2
 NSPAWN_INCLUDE=(systemd systemd-sysv dbus curl iproute2 procps ca-certificates jq openssl adduser libc6 libgcc-s1)
 # Units that only cost boot time or CPU in a throwaway container.
 NSPAWN_MASK=(apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer
-  systemd-networkd-wait-online.service console-getty.service getty@.service)
+  systemd-networkd-wait-online.service console-getty.service getty@.service systemd-remount-fs.service)
 
 NSPAWN_T0=${NSPAWN_T0:-$(date +%s.%N)}
 NSPAWN_TSTEP=$NSPAWN_T0

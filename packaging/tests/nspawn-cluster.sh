@@ -13,7 +13,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib-nspawn.sh
+# shellcheck source-path=SCRIPTDIR source=lib-nspawn.sh
 source "$here/lib-nspawn.sh"
 
 deb=${1:-${QUORATE_DEB:-}}
@@ -180,6 +180,7 @@ if [[ $rc == 0 ]]; then
   ok "quorate status on ${NODES[0]} (no flags) shows the cluster and exits 0"
 else
   fail "quorate status on ${NODES[0]} (no flags) shows the cluster and exits 0 (exit $rc)"
+  ct "${NODES[0]}" timeout 10 quorate status --connect 127.0.0.1:7700 2>&1 | head -3 | sed 's/^/    with --connect: /' || true
 fi
 
 # ---- stop the primary's service: another takes over ------------------------------------

@@ -13,7 +13,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib-nspawn.sh
+# shellcheck source-path=SCRIPTDIR source=lib-nspawn.sh
 source "$here/lib-nspawn.sh"
 
 deb=${1:-${QUORATE_DEB:-}}
@@ -165,6 +165,8 @@ if [[ $rc == 0 ]]; then
   ok "quorate status as root, no flags, reaches the agent and exits 0"
 else
   fail "quorate status as root, no flags, reaches the agent and exits 0 (exit $rc)"
+  # Which part is wrong: finding the agent, or the credentials?
+  ct "$C" timeout 10 quorate status --connect 127.0.0.1:7700 2>&1 | head -3 | sed 's/^/    with --connect: /' || true
 fi
 step "started"
 
