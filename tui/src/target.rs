@@ -106,8 +106,14 @@ pub fn resolve(global: &Global) -> anyhow::Result<Target> {
     let (addr, bind, origin) = match &global.connect {
         Some(connect) => (parse_addr(connect)?, None, "--connect".to_owned()),
         None => {
+            // A config without `listen` runs the agent on its default address.
             let listen = known
-                .and_then(|k| k.listen)
+                .map(|k| {
+                    k.listen.unwrap_or(std::net::SocketAddr::from((
+                        [0, 0, 0, 0],
+                        quorate_agent::config::defaults::QUIC_PORT,
+                    )))
+                })
                 .ok_or_else(|| missing("no agent address", "--connect ADDR"))?;
             let (addr, bind) = dial(listen);
             (addr, bind, format!("listen in {}", path.display()))
@@ -257,6 +263,20 @@ mod tests {
         assert_eq!(t.addr.to_string(), "10.0.0.5:7700");
         assert_eq!(t.tls.cert, PathBuf::from("alice.pem"));
         assert_eq!(t.tls.ca, dir.path().join("tls/ca.pem"));
+    }
+
+    #[test]
+    fn the_shipped_config_without_listen_dials_the_default_port() {
+        // The packaged agent.toml leaves `listen` commented out: the agent's default.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(
+            &path,
+            "# listen = \"0.0.0.0:7700\"\n[tls]\nca = \"ca.pem\"\ncert = \"n1.pem\"\nkey = \"n1.key\"\n",
+        )
+        .unwrap();
+        let t = resolve(&global(Some(&path), None)).unwrap();
+        assert_eq!(t.addr.to_string(), "127.0.0.1:7700");
     }
 
     #[test]

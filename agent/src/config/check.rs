@@ -203,7 +203,8 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
     tls::load_ca(&tls_paths.ca).map_err(|e| err(raw.tls.ca.span(), format!("tls.ca: {e}")))?;
     let chain = tls::load_certs(&tls_paths.cert)
         .map_err(|e| err(raw.tls.cert.span(), format!("tls.cert: {e}")))?;
-    tls::load_key(&tls_paths.key).map_err(|e| err(raw.tls.key.span(), format!("tls.key: {e}")))?;
+    tls::load_agent_key(&tls_paths.key)
+        .map_err(|e| err(raw.tls.key.span(), format!("tls.key: {e}")))?;
     if let Some(leaf) = chain.first()
         && !tls::cert_names(leaf, node.as_str())
     {

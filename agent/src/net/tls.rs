@@ -60,13 +60,19 @@ pub fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
-/// Reads a private key (PKCS#8, SEC1 or PKCS#1 PEM). Refuses a key that others can read
-/// (see [`key_exposure`]).
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+/// Reads the agent's own private key: refuses one that others can read (see
+/// [`key_exposure`]), then [`load_key`]. Only the agent judges the mode: an operator's
+/// tool reading the same key as root (not in the agent's group) is not the service.
+pub fn load_agent_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let meta = std::fs::metadata(path).map_err(|e| file_err(path, e))?;
     if let Some(reason) = key_exposure(&meta, &own_groups()) {
         return Err(file_err(path, reason));
     }
+    load_key(path)
+}
+
+/// Reads a private key (PKCS#8, SEC1 or PKCS#1 PEM).
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let pem = read(path)?;
     PrivateKeyDer::from_pem_slice(&pem)
         .map_err(|e| file_err(path, format!("not a PEM private key: {e}")))
@@ -149,7 +155,7 @@ mod key_tests {
             );
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = load_key(&path).unwrap_err().to_string();
+        let e = load_agent_key(&path).unwrap_err().to_string();
         assert!(e.contains("n1.key") && e.contains("chmod 0640"), "{e}");
     }
 }
@@ -163,6 +169,14 @@ pub struct TlsMaterial {
 }
 
 impl TlsMaterial {
+    /// The agent's own material: as [`load`](Self::load), and the key must be readable
+    /// by nobody but its owner and the agent's group.
+    pub fn load_agent(paths: &TlsPaths) -> Result<Self, TlsError> {
+        load_agent_key(&paths.key)?;
+        Self::load(paths)
+    }
+
+    /// A client's material (the `quorate` tool, tests).
     pub fn load(paths: &TlsPaths) -> Result<Self, TlsError> {
         let mut roots = rustls::RootCertStore::empty();
         for c in load_ca(&paths.ca)? {
