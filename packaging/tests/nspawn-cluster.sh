@@ -183,6 +183,31 @@ else
   ct "${NODES[0]}" timeout 10 quorate status --connect 127.0.0.1:7700 2>&1 | head -3 | sed 's/^/    with --connect: /' || true
 fi
 
+# ---- upgrade the primary's package: it hands over first, then restarts ------------------
+
+# A reinstall is an upgrade to dpkg (postinst configure with the installed version):
+# the unit is try-restarted, and on SIGTERM the agent hands the primary over.
+if [[ -n $PRIMARY ]]; then
+  old=$PRIMARY
+  rest=()
+  for n in "${NODES[@]}"; do [[ $n == "$old" ]] || rest+=("$n"); done
+  if ct "$old" dpkg --force-confold -i "/mnt/dist/$(basename "$deb")" >"$NSPAWN_TMP/upgrade.log" 2>&1 &&
+    ct "$old" journalctl -u quorate --no-pager -o cat | grep -q 'handed over'; then
+    ok "dpkg -i on the primary $old restarts its agent, which hands the primary over first"
+    ct "$old" journalctl -u quorate --no-pager -o cat | grep 'handed over' | tail -1 | sed 's/^/    journal: /'
+  else
+    sed 's/^/    /' "$NSPAWN_TMP/upgrade.log"
+    fail "dpkg -i on the primary $old: no handover in its journal" "$old"
+  fi
+  PRIMARY=""
+  if wait_one_primary 30 "${NODES[@]}"; then
+    ok "after the upgrade one primary ($PRIMARY), agreed by all three, $old back in the cluster"
+  else
+    fail "after the upgrade, one primary agreed by all: $VIEW" "${NODES[@]}"
+  fi
+fi
+step "upgrade"
+
 # ---- stop the primary's service: another takes over ------------------------------------
 
 if [[ -n $PRIMARY ]]; then

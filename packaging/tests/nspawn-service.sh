@@ -5,7 +5,8 @@
 # `quorate ca`, then what an operator expects from systemd: start returns at
 # READY, reload applies live changes and refuses bad ones without a new PID, a
 # renewed certificate is served after a reload, the watchdog restarts a wedged
-# agent, warnings reach `journalctl -p warning`, stop is clean.
+# agent, warnings reach `journalctl -p warning`, an upgrade (dpkg --force-confold)
+# restarts the running agent and keeps the edited config, stop is clean.
 #
 # Usage (root): packaging/tests/nspawn-service.sh [DEB]
 #   DEB defaults to $QUORATE_DEB, else the newest dist/quorate_*.deb.
@@ -33,8 +34,18 @@ step "nspawn-service: deb $(basename "$deb")"
 root=$(nspawn_root "$deb")
 step "root ready: $root"
 
+# A lower version of the same tree, for the upgrade (deb.sh builds the same one).
+old_version=0.0.9
+old_dir=$NSPAWN_REPO/target/pkg-old
+old_deb=$old_dir/quorate_${old_version}-1_amd64.deb
+if [[ ! -f $old_deb || $old_deb -ot $deb ]]; then
+  "$NSPAWN_REPO/packaging/build.sh" --version "$old_version" --out "$old_dir" --deb-only \
+    >"$NSPAWN_TMP/build-old.log" 2>&1 || { sed 's/^/    /' "$NSPAWN_TMP/build-old.log"; die "cannot build the $old_version deb"; }
+fi
+
 # A private network namespace (lo only): port 7700/7701 are the container's own.
-ct_boot "$C" "$root" --private-network --bind-ro="$(dirname "$deb"):/mnt/dist"
+ct_boot "$C" "$root" --private-network --bind-ro="$(dirname "$deb"):/mnt/dist" \
+  --bind-ro="$old_dir:/mnt/old"
 ct_wait "$C"
 step "container booted"
 
@@ -339,6 +350,33 @@ else
   fi
 fi
 step "watchdog"
+
+# ---- upgrade: a running agent is restarted, the edited agent.toml survives ------------
+
+# As an unattended upgrade runs: --force-confold keeps the operator's agent.toml.
+# Down to the lower version first, then up again, each with the agent running.
+ensure_running || true
+for to in "/mnt/old/$(basename "$old_deb")" "/mnt/dist/$(basename "$deb")"; do
+  pid=$(mainpid)
+  mark=$(since)
+  # shellcheck disable=SC2016 # expanded by eval, in each try
+  if ct "$C" dpkg --force-confold -i "$to" >"$NSPAWN_TMP/upgrade.log" 2>&1 &&
+    wait_for 20 eval '[[ $(mainpid) != "$pid" && $(mainpid) != 0 ]] && active_running' &&
+    wait_for 20 ct "$C" curl -fsS --max-time 2 "$HTTP/ready"; then
+    ok "dpkg --force-confold -i $(basename "$to") restarts the running agent (MainPID $pid -> $(mainpid)), /ready 200 after"
+  else
+    sed 's/^/    /' "$NSPAWN_TMP/upgrade.log"
+    fail "dpkg --force-confold -i $(basename "$to") restarts the running agent: MainPID $pid -> $(mainpid), $(prop ActiveState)/$(prop SubState)" "$C"
+  fi
+done
+if ct "$C" grep -q '^node = "n1"' /etc/quorate/agent.toml &&
+  [[ $(ct "$C" dpkg-query -W -f='${Version}' quorate) != "${old_version}-1" ]] &&
+  journal_since "$mark" | grep -q 'leaving the cluster'; then
+  ok "after the upgrade the edited agent.toml is kept, the new version is installed, and the old agent left cleanly (SIGTERM)"
+else
+  fail "after the upgrade: agent.toml edit kept? version $(ct "$C" dpkg-query -W -f='${Version}' quorate), clean leave in the journal?" "$C"
+fi
+step "upgrade"
 
 # ---- the security exposure score (printed, not judged) -------------------------------
 
