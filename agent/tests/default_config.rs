@@ -13,6 +13,15 @@ fn shipped() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/agent.toml")
 }
 
+/// `quorate-agent --check-config --config PATH`.
+fn check_config(path: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_quorate-agent"))
+        .args(["--check-config", "--config"])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 /// A CA and a certificate for `n1` in `dir`, and the `[tls]` section naming them.
 fn tls(dir: &Path) -> String {
     quorate_agent::ca::init(dir).unwrap();
@@ -100,11 +109,7 @@ fn the_packaged_file_starts_once_node_peers_and_tls_are_filled_in() {
     assert_ne!(edited, text);
     let path = dir.path().join("agent.toml");
     std::fs::write(&path, &edited).unwrap();
-    let check = Command::new(env!("CARGO_BIN_EXE_quorate-agent"))
-        .args(["--check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let check = check_config(&path);
     let out = String::from_utf8_lossy(&check.stdout);
     assert!(
         check.status.success(),
@@ -114,11 +119,7 @@ fn the_packaged_file_starts_once_node_peers_and_tls_are_filled_in() {
     assert!(out.contains("node n1 in cluster quorate"), "{out}");
 
     // Untouched, it fails with a clear reason rather than starting half-configured.
-    let untouched = Command::new(env!("CARGO_BIN_EXE_quorate-agent"))
-        .args(["--check-config", "--config"])
-        .arg(shipped())
-        .output()
-        .unwrap();
+    let untouched = check_config(&shipped());
     assert!(!untouched.status.success());
     let err = String::from_utf8_lossy(&untouched.stderr);
     assert!(err.contains("agent.toml") && err.contains("tls"), "{err}");
@@ -144,11 +145,7 @@ fn check_config_names_the_paths_the_service_sandbox_needs_opened() {
         "node = \"n1\"\n[[mount]]\npath = \"/mnt/repo\"\nwritable = true\n[[mount]]\npath = \"/mnt/ro\"\n{tls}"
     );
     std::fs::write(&path, text).unwrap();
-    let check = Command::new(env!("CARGO_BIN_EXE_quorate-agent"))
-        .args(["--check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let check = check_config(&path);
     let out = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{out}");
     assert!(out.contains("ReadWritePaths=/mnt/repo"), "{out}");

@@ -121,6 +121,19 @@ nspawn_root() {
 # nspawn_tmp: this run's scratch directory (made by nspawn_init, removed at teardown).
 nspawn_tmp() { printf '%s\n' "$NSPAWN_TMP"; }
 
+# nspawn_deb [DEB]: the deb to test: DEB, else $QUORATE_DEB, else the newest
+# dist/quorate_*.deb; its absolute path, or a clear failure.
+nspawn_deb() {
+  local deb=${1:-${QUORATE_DEB:-}}
+  if [[ -z $deb ]]; then
+    deb=$(find "$NSPAWN_REPO/dist" -maxdepth 1 -name 'quorate_*.deb' -printf '%T@ %p\n' 2>/dev/null |
+      sort -rn | head -1 | cut -d' ' -f2- || true)
+  fi
+  [[ -n $deb && -f $deb ]] || die "no deb: build one with packaging/build.sh or pass its path"
+  realpath "$deb"
+}
+
+
 # ct_boot NAME ROOT [nspawn options...]: boot ROOT as container NAME (also its
 # hostname) in the background. The root stays read-only: --volatile=overlay
 # puts a tmpfs overlay over it, so every container starts from the same clean

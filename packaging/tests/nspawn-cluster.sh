@@ -16,13 +16,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib-nspawn.sh
 source "$here/lib-nspawn.sh"
 
-deb=${1:-${QUORATE_DEB:-}}
-if [[ -z $deb ]]; then
-  deb=$(find "$NSPAWN_REPO/dist" -maxdepth 1 -name 'quorate_*.deb' -printf '%T@ %p\n' 2>/dev/null |
-    sort -rn | head -1 | cut -d' ' -f2- || true)
-fi
-[[ -n $deb && -f $deb ]] || die "no deb: build one with packaging/build.sh or pass its path"
-deb=$(realpath "$deb")
+deb=$(nspawn_deb "${1:-}")
 
 NODES=(n1 n2 n3)
 declare -A ADDR=([n1]=10.77.0.1 [n2]=10.77.0.2 [n3]=10.77.0.3)

@@ -17,13 +17,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib-nspawn.sh
 source "$here/lib-nspawn.sh"
 
-deb=${1:-${QUORATE_DEB:-}}
-if [[ -z $deb ]]; then
-  deb=$(find "$NSPAWN_REPO/dist" -maxdepth 1 -name 'quorate_*.deb' -printf '%T@ %p\n' 2>/dev/null |
-    sort -rn | head -1 | cut -d' ' -f2- || true)
-fi
-[[ -n $deb && -f $deb ]] || die "no deb: build one with packaging/build.sh or pass its path"
-deb=$(realpath "$deb")
+deb=$(nspawn_deb "${1:-}")
 
 C=svc
 HTTP=http://127.0.0.1:7701
@@ -369,12 +363,14 @@ for to in "/mnt/old/$(basename "$old_deb")" "/mnt/dist/$(basename "$deb")"; do
     fail "dpkg --force-confold -i $(basename "$to") restarts the running agent: MainPID $pid -> $(mainpid), $(prop ActiveState)/$(prop SubState)" "$C"
   fi
 done
+# shellcheck disable=SC2016 # ${Version} is dpkg-query's, not the shell's
+installed=$(ct "$C" dpkg-query -W -f='${Version}' quorate)
 if ct "$C" grep -q '^node = "n1"' /etc/quorate/agent.toml &&
-  [[ $(ct "$C" dpkg-query -W -f='${Version}' quorate) != "${old_version}-1" ]] &&
+  [[ $installed != "${old_version}-1" ]] &&
   journal_since "$mark" | grep -q 'leaving the cluster'; then
   ok "after the upgrade the edited agent.toml is kept, the new version is installed, and the old agent left cleanly (SIGTERM)"
 else
-  fail "after the upgrade: agent.toml edit kept? version $(ct "$C" dpkg-query -W -f='${Version}' quorate), clean leave in the journal?" "$C"
+  fail "after the upgrade: agent.toml edit kept? version $installed, clean leave in the journal?" "$C"
 fi
 step "upgrade"
 
