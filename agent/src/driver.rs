@@ -1013,6 +1013,14 @@ impl Driver {
                     "split_brain_suspected: two primary claims in one term"
                 );
             }
+            Event::TimingMismatch {
+                peer,
+                lease_ms,
+                promise_ms,
+            } => tracing::warn!(
+                peer = %peer,
+                "timing: a voter's promise ({promise_ms} ms) does not outlast the primary's lease ({lease_ms} ms) between this node and {peer}: no lease acknowledgement or vote between them counts; set [timing] election_timeout > lease on every node, the same on all (see the fast preset)"
+            ),
             Event::Refused { command, reason } => tracing::warn!("refused {command}: {reason}"),
             Event::FreezeChanged { frozen } => {
                 tracing::info!(
@@ -1101,6 +1109,17 @@ fn describe(me: &NodeId, event: &Event) -> (EventKind, Option<String>, String) {
         Event::Refused { command, reason } => {
             (Election, None, format!("{me} refused {command}: {reason}"))
         }
+        Event::TimingMismatch {
+            peer,
+            lease_ms,
+            promise_ms,
+        } => (
+            Alarm,
+            Some(peer.to_string()),
+            format!(
+                "timing mismatch between {me} and {peer}: a promise of {promise_ms} ms does not outlast a lease of {lease_ms} ms; their acknowledgements and votes do not count"
+            ),
+        ),
         Event::FreezeChanged { frozen } => (
             Operator,
             None,

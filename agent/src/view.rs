@@ -39,6 +39,8 @@ pub mod reason {
     pub const NOT_PRIMARY: &str = "not-primary";
     /// `/secondary` on the primary.
     pub const PRIMARY: &str = "primary";
+    /// A peer's `[timing]` does not fit this node's: their leases and votes do not count.
+    pub const TIMING: &str = "timing";
 }
 
 /// Everything readers may know, as of `at`.
@@ -378,6 +380,11 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
             }
         })
         .collect();
+    let timing_mismatch: Vec<String> = core.timing_mismatches(now).map(|p| p.to_string()).collect();
+    let mut reasons = a.reasons.clone();
+    if !timing_mismatch.is_empty() {
+        reasons.push(reason::TIMING);
+    }
     ClusterView {
         at: now,
         lease,
@@ -390,7 +397,7 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
         healthy: a.healthy,
         draining: a.draining_since.is_some(),
         drain_status: cfg.http.drain_status,
-        reasons: a.reasons.clone(),
+        reasons,
         checks: a.checks.clone(),
         roles: cfg.roles.clone(),
         cluster_roles,
@@ -409,6 +416,7 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
             unreachable_peers,
             tasks: task_status,
             pending_restart: local.pending_restart.to_vec(),
+            timing_mismatch: timing_mismatch.clone(),
         },
     }
 }

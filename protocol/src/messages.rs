@@ -40,6 +40,10 @@ pub struct VoteRequest {
     pub transfer_from: Option<NodeId>,
     /// Matches replies to this request.
     pub req: Seq,
+    /// The lease the candidate will hold after each acknowledgement, in milliseconds: a
+    /// voter whose promise (its election timeout) does not outlast it refuses.
+    #[serde(with = "postcard::fixint::le")]
+    pub lease_ms: u32,
 }
 
 /// The answer to a [`VoteRequest`].
@@ -51,6 +55,10 @@ pub struct VoteReply {
     pub granted: bool,
     /// The request answered.
     pub req: Seq,
+    /// How long the voter's promise lasts (its election timeout), in milliseconds: a
+    /// candidate counts a vote only when the promise outlasts its lease.
+    #[serde(with = "postcard::fixint::le")]
+    pub promise_ms: u32,
 }
 
 /// The primary of `term` hands the primary role to the receiver.
@@ -197,6 +205,16 @@ pub struct Heartbeat {
     /// of `term` (the sender promises not to vote for anyone else for an election
     /// timeout after receiving it).
     pub lease_ack: Option<Seq>,
+    /// The sender's own timing, in milliseconds, so that what a lease rests on is judged
+    /// by both ends, not read from each node's file: `lease_ms`, how long a lease lasts
+    /// after an acknowledgement when the sender is primary; `promise_ms`, how long the
+    /// sender votes for nobody else after acknowledging a primary (its election
+    /// timeout). A voter acknowledges only a lease its promise outlasts, and a primary
+    /// counts only such acknowledgements.
+    #[serde(with = "postcard::fixint::le")]
+    pub lease_ms: u32,
+    #[serde(with = "postcard::fixint::le")]
+    pub promise_ms: u32,
     pub freeze: FreezeFlag,
     pub health: HealthBits,
     pub load: LoadFigures,

@@ -32,6 +32,11 @@ pub struct ClusterStatus {
     /// when the file and the running agent agree.
     #[serde(default)]
     pub pending_restart: Vec<String>,
+    /// Peers whose `[timing]` does not fit the answering node's (a voter's election
+    /// timeout that does not outlast a primary's lease, either way round): leases and
+    /// votes between them do not count. Empty when every timing fits.
+    #[serde(default)]
+    pub timing_mismatch: Vec<String>,
 }
 
 /// One singleton task, as the answering node places it.

@@ -174,14 +174,19 @@ fn heartbeat() -> impl Strategy<Value = Heartbeat> {
             proptest::option::of(seq()),
             freeze(),
         ),
-        (any::<u32>(), load(), any::<u64>()),
+        (
+            any::<u32>(),
+            load(),
+            any::<u64>(),
+            (any::<u32>(), any::<u32>()),
+        ),
     )
         .prop_map(
             |(
                 (node, incarnation, seq, sent, interval_ms),
                 (echo, term),
                 (primary, lease_ack, freeze),
-                (health, load, digest),
+                (health, load, digest, (lease_ms, promise_ms)),
             )| Heartbeat {
                 node,
                 incarnation: Incarnation(incarnation),
@@ -192,6 +197,8 @@ fn heartbeat() -> impl Strategy<Value = Heartbeat> {
                 term,
                 primary,
                 lease_ack,
+                lease_ms,
+                promise_ms,
                 freeze,
                 health: HealthBits(health),
                 load,
@@ -208,23 +215,34 @@ fn goodbye() -> impl Strategy<Value = Goodbye> {
 }
 
 fn vote_request() -> impl Strategy<Value = VoteRequest> {
-    (term(), node_id(), proptest::option::of(node_id()), seq()).prop_map(
-        |(term, candidate, transfer_from, req)| VoteRequest {
-            term,
-            candidate,
-            transfer_from,
-            req,
-        },
+    (
+        term(),
+        node_id(),
+        proptest::option::of(node_id()),
+        seq(),
+        any::<u32>(),
     )
+        .prop_map(
+            |(term, candidate, transfer_from, req, lease_ms)| VoteRequest {
+                term,
+                candidate,
+                transfer_from,
+                req,
+                lease_ms,
+            },
+        )
 }
 
 fn vote_reply() -> impl Strategy<Value = VoteReply> {
-    (term(), node_id(), any::<bool>(), seq()).prop_map(|(term, voter, granted, req)| VoteReply {
-        term,
-        voter,
-        granted,
-        req,
-    })
+    (term(), node_id(), any::<bool>(), seq(), any::<u32>()).prop_map(
+        |(term, voter, granted, req, promise_ms)| VoteReply {
+            term,
+            voter,
+            granted,
+            req,
+            promise_ms,
+        },
+    )
 }
 
 fn timeout_now() -> impl Strategy<Value = TimeoutNow> {
@@ -433,7 +451,8 @@ fn steered_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
 /// A heartbeat's encoded size follows from its id lengths and option tags alone.
 fn expected_heartbeat_len(hb: &Heartbeat) -> usize {
     // version, variant, node (1-byte length prefix for ids <= 63 bytes), incarnation,
-    // seq, sent, interval_ms, echo, term, primary, lease_ack, freeze, health, load, digest.
+    // seq, sent, interval_ms, echo, term, primary, lease_ack, lease_ms, promise_ms,
+    // freeze, health, load, digest.
     1 + 1
         + id_len(&hb.node)
         + 8
@@ -444,6 +463,8 @@ fn expected_heartbeat_len(hb: &Heartbeat) -> usize {
         + 8
         + opt_id_len(hb.primary.as_ref())
         + if hb.lease_ack.is_some() { 1 + 8 } else { 1 }
+        + 4
+        + 4
         + (1 + 8)
         + 4
         + (2 + 2 + 4)
@@ -465,9 +486,9 @@ fn expected_election_len(d: &Datagram) -> usize {
     1 + 1
         + match d {
             Datagram::PreVote(r) | Datagram::Vote(r) => {
-                8 + id_len(&r.candidate) + opt_id_len(r.transfer_from.as_ref()) + 8
+                8 + id_len(&r.candidate) + opt_id_len(r.transfer_from.as_ref()) + 8 + 4
             }
-            Datagram::PreVoteReply(r) | Datagram::VoteReply(r) => 8 + id_len(&r.voter) + 1 + 8,
+            Datagram::PreVoteReply(r) | Datagram::VoteReply(r) => 8 + id_len(&r.voter) + 1 + 8 + 4,
             Datagram::TimeoutNow(t) => 8 + id_len(&t.from),
             Datagram::TransferRequest(t) => opt_id_len(t.to.as_ref()),
             Datagram::Heartbeat(_) | Datagram::Goodbye(_) => {

@@ -22,7 +22,7 @@ use quorate_protocol::{
 };
 
 /// The size pinned in this file's doc comment.
-const STEADY_HEARTBEAT_LEN: usize = 102;
+const STEADY_HEARTBEAT_LEN: usize = 110;
 
 fn id(s: &str) -> NodeId {
     NodeId::new(s).expect("valid node id")
@@ -45,6 +45,8 @@ fn heartbeat() -> Heartbeat {
         term: Term(0x7172_7374_7576_7778),
         primary: Some(id("n1")),
         lease_ack: Some(Seq(0x8182_8384_8586_8788)),
+        lease_ms: 0xc1c2_c3c4,
+        promise_ms: 0xd1d2_d3d4,
         freeze: FreezeFlag {
             frozen: true,
             version: 0x9192_9394_9596_9798,
@@ -71,6 +73,8 @@ fn heartbeat_no_echo() -> Heartbeat {
         term: Term(0),
         primary: None,
         lease_ack: None,
+        lease_ms: 300,
+        promise_ms: 450,
         freeze: FreezeFlag::default(),
         health: HealthBits::default(),
         load: LoadFigures::default(),
@@ -92,6 +96,7 @@ fn pre_vote() -> VoteRequest {
         candidate: id("n2"),
         transfer_from: None,
         req: Seq(0x1112_1314_1516_1718),
+        lease_ms: 0x4142_4344,
     }
 }
 
@@ -101,6 +106,7 @@ fn pre_vote_reply() -> VoteReply {
         voter: id("n3"),
         granted: false,
         req: Seq(0x1112_1314_1516_1718),
+        promise_ms: 0x4142_4344,
     }
 }
 
@@ -111,6 +117,7 @@ fn vote() -> VoteRequest {
         candidate: id("n2"),
         transfer_from: Some(id("n1")),
         req: Seq(0x3132_3334_3536_3738),
+        lease_ms: 0x4142_4344,
     }
 }
 
@@ -120,6 +127,7 @@ fn vote_reply() -> VoteReply {
         voter: id("n3"),
         granted: true,
         req: Seq(0x3132_3334_3536_3738),
+        promise_ms: 0x4142_4344,
     }
 }
 

@@ -284,6 +284,69 @@ fn isolate_primary(direction: Direction) {
     }
 }
 
+/// A rolling `[timing]` edit caught half-way: n1 on the defaults (lease 300 ms) with the
+/// highest priority, n2 and n3 on the fast preset (election timeout 200 ms). Before the
+/// timing was agreed, a cut-off n1 kept answering 200 while n2 already did. Now n1's
+/// lease cannot rest on promises shorter than it: n1 is never primary, every node
+/// reports the mismatch, and cutting the primary off moves it without overlap.
+#[test]
+fn mixed_timing_never_gives_two_primaries_through_a_cut() {
+    if !netcut::available() {
+        eprintln!("SKIPPED: nftables is not usable here (needs root and nft); .ci/run installs it");
+        return;
+    }
+    const FAST: &str = "[timing]\nheartbeat_interval = \"100ms\"\n\
+        lease_heartbeat_interval = \"20ms\"\nlease = \"150ms\"\nelection_timeout = \"200ms\"\n";
+    let c = TestCluster::builder(3)
+        .priority(0, 200)
+        .extra(1, FAST)
+        .extra(2, FAST)
+        .start();
+    let addrs = addrs(&c);
+    let watch = PrimaryWatch::start(&addrs, Duration::from_millis(5));
+    let p = one_primary(&c);
+    assert_ne!(p, 0, "n1's 300 ms lease rests on 200 ms promises");
+    // Reported on every node, naming the other side, with the `timing` reason.
+    assert!(
+        wait_until(SETTLE, || {
+            (0..3).all(|i| {
+                let v = c.cluster(i);
+                let peers = v["timing_mismatch"].as_array().cloned().unwrap_or_default();
+                let expected: &[&str] = if i == 0 { &["n2", "n3"] } else { &["n1"] };
+                expected.iter().all(|e| peers.iter().any(|p| p == e))
+            })
+        }),
+        "timing mismatch not reported everywhere: {:?}",
+        (0..3)
+            .map(|i| c.cluster(i)["timing_mismatch"].clone())
+            .collect::<Vec<_>>()
+    );
+    let why = c.http_get(0, "/primary").body;
+    assert!(
+        why.contains("\"timing\""),
+        "n1's /primary names timing: {why}"
+    );
+    // Cut the primary off, twice (a second primary, a second cut), then heal.
+    for _ in 0..2 {
+        let p = one_primary(&c);
+        let cut = Cut::udp_port(c.quic_addr(p).port(), Direction::Both).expect("nft rules");
+        let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
+        let new = wait_primary_among(&c, &others, SETTLE);
+        assert_ne!(new, 0, "n1 never holds a lease");
+        std::thread::sleep(Duration::from_millis(500));
+        drop(cut);
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let answers = watch.finish();
+    if let Some(proof) = proven_overlap(&answers) {
+        panic!("two primaries at once: {proof}");
+    }
+    assert!(
+        !answers.iter().any(|a| a.node == 0 && a.is_primary()),
+        "n1 answered /primary 200"
+    );
+}
+
 #[test]
 fn a_real_cut_isolating_the_primary_moves_it_safely() {
     isolate_primary(Direction::Both);

@@ -126,6 +126,72 @@ fn broken_core_is_caught_lease_never_expires() {
     assert_caught(InjectedFault::LeaseNeverExpires);
 }
 
+#[test]
+fn broken_core_is_caught_ignore_timing() {
+    assert_caught(InjectedFault::IgnoreTiming);
+}
+
+/// A rolling `[timing]` edit caught half-way: n1 on the defaults (lease 300 ms, and the
+/// highest priority, so it campaigns first), n2 and n3 on the fast preset (their promise
+/// is a 200 ms election timeout). Acknowledgements whose promise ends before the lease
+/// must not count, or the cut-off n1 holds its lease past the moment n2 and n3 may
+/// elect: the overlap reproduced from outside with nftables.
+fn mixed_timing(seed: u64, fault: Option<InjectedFault>) -> SimConfig {
+    let mut config = SimConfig::members(3).seed(seed);
+    config.priorities = vec![200, 100, 100];
+    config.node_timing = vec![
+        (1, sim::Timing::fast_preset()),
+        (2, sim::Timing::fast_preset()),
+    ];
+    config.fault = fault;
+    config
+}
+
+/// Elects, then asks for a handover to n1 (the fast-preset nodes time out first, so the
+/// first winner is one of them), then cuts whoever is primary off from the others.
+fn hand_to_n1_then_cut_the_primary(sim: &mut Sim) -> Result<usize, Failure> {
+    let first = sim.await_primary(secs(5))?;
+    // Long enough for everyone to know n1 alive and eligible.
+    sim.run_for(secs(2))?;
+    if first != 0 {
+        sim.transfer(first, Some(0))?;
+    }
+    sim.run_for(secs(1))?;
+    let p = sim.await_primary(secs(3))?;
+    let rest = others(sim, p);
+    sim.partition(&[&[p], &rest])?;
+    Ok(p)
+}
+
+#[test]
+fn mixed_timing_never_overlaps_when_the_primary_is_cut_off() -> Result<(), Failure> {
+    for seed in 0..20 {
+        let mut sim = Sim::new(mixed_timing(seed, None));
+        let p = hand_to_n1_then_cut_the_primary(&mut sim)?;
+        assert_ne!(
+            p, 0,
+            "seed {seed}: n1's lease outlasts its voters' promises"
+        );
+        await_successor(&mut sim, p, secs(3))?;
+        sim.heal()?;
+        sim.run_for(secs(2))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn mixed_timing_overlap_is_caught_when_the_core_ignores_timing() {
+    let caught = (0..20).any(|seed| {
+        let mut sim = Sim::new(mixed_timing(seed, Some(InjectedFault::IgnoreTiming)));
+        let result = hand_to_n1_then_cut_the_primary(&mut sim).and_then(|_| sim.run_for(secs(3)));
+        matches!(result, Err(f) if f.violation.invariant == Invariant::OneLeaseHolder)
+    });
+    assert!(
+        caught,
+        "no seed showed two lease holders with timing ignored"
+    );
+}
+
 /// A suspended VM resumes with a lease that looks young on its stopped clock: without
 /// the CLOCK_BOOTTIME guard it would hold alongside the new primary.
 #[test]

@@ -89,6 +89,14 @@ pub fn render_status(status: &ClusterStatus) -> String {
             status.pending_restart.join(", ")
         ));
     }
+    if !status.timing_mismatch.is_empty() {
+        // Leases and votes between these nodes do not count: fix [timing] first.
+        out.push_str(&format!(
+            "timing mismatch between {} and {}: set the same [timing] on every node\n",
+            status.node,
+            status.timing_mismatch.join(", ")
+        ));
+    }
     out
 }
 
@@ -259,6 +267,7 @@ mod tests {
             unreachable_peers: vec!["10.0.0.14:7700".to_string()],
             tasks: vec![],
             pending_restart: vec![],
+            timing_mismatch: vec![],
         }
     }
 
@@ -294,6 +303,11 @@ unreachable: 10.0.0.14:7700
         assert_eq!(
             render_status(&status).lines().last(),
             Some("pending restart on n1: timing.lease, peers")
+        );
+        status.timing_mismatch = vec!["n2".into()];
+        assert_eq!(
+            render_status(&status).lines().last(),
+            Some("timing mismatch between n1 and n2: set the same [timing] on every node")
         );
     }
 

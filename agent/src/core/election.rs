@@ -5,6 +5,11 @@
 //!   vote, grants no other vote for `election_timeout` after it ([`Node::votes_open`]);
 //! - the primary holds its lease only until the newest send time a majority acknowledged,
 //!   plus `lease` (< `election_timeout`) ([`Node::update_lease`]);
+//! - each node reads its timing from its own file, so "the promise outlasts the lease" is
+//!   judged per message: a voter acknowledges a lease, and grants a (pre-)vote, only when
+//!   its own promise outlasts the sender's lease; a primary (or candidate) counts an
+//!   acknowledgement (or vote) only when the voter's promise outlasts its own lease
+//!   ([`Node::covers`], `lease::promise_covers`);
 //! - pre-vote before any term change, so a node rejoining after a partition cannot
 //!   depose a healthy primary ([`Node::on_pre_vote`]);
 //! - `(term, voted_for)` is durable before a vote or a vote request leaves
@@ -25,10 +30,14 @@ use proto::{
 };
 use rand::Rng;
 
-use super::lease::Lease;
+use super::lease::{self, Lease};
 use super::membership::MemberState;
 use super::node::{Command, Event, HardState, InjectedFault, Node, Transmit};
 use super::quorum::{majority, majority_acked};
+
+/// How long a timing mismatch stays shown after it was last seen (it recurs with every
+/// heartbeat or vote while it lasts).
+pub const TIMING_MISMATCH_SHOWN: Duration = Duration::from_secs(10);
 
 /// Where this node stands in the election.
 #[derive(Debug, Clone)]
@@ -313,6 +322,18 @@ impl Node {
         from: &NodeId,
         hb: &Heartbeat,
     ) {
+        // Said at once, not at the next failover: would either of us, as primary, get
+        // an acknowledgement the other can keep? (Only the checks at acknowledgement
+        // and vote time below decide anything; this one only reports.)
+        let (own_lease, own_promise) = (
+            lease::lease_ms(self.cfg.lease),
+            lease::promise_ms(self.cfg.election_timeout),
+        );
+        if !self.covers(hb.promise_ms, own_lease) {
+            self.report_timing(now, from, own_lease, hb.promise_ms);
+        } else if !self.covers(own_promise, hb.lease_ms) {
+            self.report_timing(now, from, hb.lease_ms, own_promise);
+        }
         if hb.term > self.hard.term {
             self.adopt_term(now, hb.term);
         }
@@ -352,10 +373,25 @@ impl Node {
             }
             self.transfer = None;
             self.primary_seq = Some((hb.term, hb.seq));
+            self.leader_lease_ms = hb.lease_ms;
+            let own_promise = lease::promise_ms(self.cfg.election_timeout);
+            if !self.covers(own_promise, hb.lease_ms) {
+                // Follow, but promise nothing we cannot keep: no acknowledgement.
+                self.report_timing(now, from, hb.lease_ms, own_promise);
+            }
             self.promise = Some((from.clone(), now + self.cfg.election_timeout));
             self.reset_election_timer(now);
             // Acknowledge at once: the primary's lease runs from its send time.
             self.send_heartbeat(now, wall, from);
+            return;
+        }
+        let own_lease = lease::lease_ms(self.cfg.lease);
+        if self.is_primary_role()
+            && hb.lease_ack.is_some()
+            && hb.primary.as_ref() == Some(&self.cfg.node)
+            && !self.covers(hb.promise_ms, own_lease)
+        {
+            self.report_timing(now, from, own_lease, hb.promise_ms);
             return;
         }
         if let (Role::Primary { acks, .. }, Some(ack)) = (&mut self.role, hb.lease_ack)
@@ -377,11 +413,48 @@ impl Node {
     /// The lease acknowledgement for our heartbeat to `to`.
     pub(super) fn lease_ack_for(&self, to: &NodeId) -> Option<Seq> {
         match &self.primary_seq {
-            Some((term, seq)) if *term == self.hard.term && self.leader.as_ref() == Some(to) => {
+            Some((term, seq))
+                if *term == self.hard.term
+                    && self.leader.as_ref() == Some(to)
+                    && self.covers(
+                        lease::promise_ms(self.cfg.election_timeout),
+                        self.leader_lease_ms,
+                    ) =>
+            {
                 Some(*seq)
             }
             _ => None,
         }
+    }
+
+    /// Whether `promise_ms` outlasts `lease_ms` (the broken-core switch
+    /// `IgnoreTiming` says yes to everything).
+    pub(super) fn covers(&self, promise_ms: u32, lease_ms: u32) -> bool {
+        self.cfg.fault == Some(InjectedFault::IgnoreTiming)
+            || lease::promise_covers(promise_ms, lease_ms)
+    }
+
+    /// Says once per peer and values that their timing and ours do not fit, and keeps
+    /// when it was last seen (see [`Node::timing_mismatches`]).
+    fn report_timing(&mut self, now: Instant, peer: &NodeId, lease_ms: u32, promise_ms: u32) {
+        let values = (lease_ms, promise_ms);
+        let seen = self.timing_reported.insert(peer.clone(), (values, now));
+        if seen.is_none_or(|(v, _)| v != values) {
+            self.events.push_back(Event::TimingMismatch {
+                peer: peer.clone(),
+                lease_ms,
+                promise_ms,
+            });
+        }
+    }
+
+    /// The peers whose timing did not fit this node's within the last
+    /// [`TIMING_MISMATCH_SHOWN`]: the `timing` reason.
+    pub fn timing_mismatches(&self, now: Instant) -> impl Iterator<Item = &NodeId> {
+        self.timing_reported
+            .iter()
+            .filter(move |(_, (_, at))| now.saturating_duration_since(*at) < TIMING_MISMATCH_SHOWN)
+            .map(|(peer, _)| peer)
     }
 
     /// Recomputes the primary's lease from its acknowledgements.
@@ -452,7 +525,13 @@ impl Node {
     }
 
     pub(super) fn on_pre_vote(&mut self, now: Instant, req: &VoteRequest) {
+        let own_promise = lease::promise_ms(self.cfg.election_timeout);
+        let fits = self.covers(own_promise, req.lease_ms);
+        if !fits {
+            self.report_timing(now, &req.candidate, req.lease_ms, own_promise);
+        }
         let granted = req.term > self.hard.term
+            && fits
             && self.votes_open(now, &req.candidate, req.transfer_from.as_ref());
         self.transmits.push_back(Transmit {
             to: req.candidate.clone(),
@@ -461,6 +540,7 @@ impl Node {
                 voter: self.cfg.node.clone(),
                 granted,
                 req: req.req,
+                promise_ms: own_promise,
             }),
         });
     }
@@ -473,9 +553,16 @@ impl Node {
                 voter: node.cfg.node.clone(),
                 granted,
                 req: req.req,
+                promise_ms: lease::promise_ms(node.cfg.election_timeout),
             }),
         };
+        let own_promise = lease::promise_ms(self.cfg.election_timeout);
+        let fits = self.covers(own_promise, req.lease_ms);
+        if !fits {
+            self.report_timing(now, &req.candidate, req.lease_ms, own_promise);
+        }
         if req.term < self.hard.term
+            || !fits
             || !self.votes_open(now, &req.candidate, req.transfer_from.as_ref())
         {
             let t = reply(self, false);
@@ -547,8 +634,16 @@ impl Node {
             && r.term == *term
             && r.granted
         {
-            granted.insert(r.voter.clone(), *sent);
-            self.try_win(now);
+            // A vote seeds the lease: count it only if the voter's promise outlasts it.
+            let own_lease = lease::lease_ms(self.cfg.lease);
+            let fits = self.cfg.fault == Some(InjectedFault::IgnoreTiming)
+                || lease::promise_covers(r.promise_ms, own_lease);
+            if fits {
+                granted.insert(r.voter.clone(), *sent);
+                self.try_win(now);
+            } else {
+                self.report_timing(now, &r.voter.clone(), own_lease, r.promise_ms);
+            }
         }
     }
 
@@ -609,6 +704,7 @@ impl Node {
             candidate: self.cfg.node.clone(),
             transfer_from: None,
             req: Seq(self.req_seq),
+            lease_ms: lease::lease_ms(self.cfg.lease),
         };
         for to in self.reachable_voters() {
             self.transmits.push_back(Transmit {
@@ -640,6 +736,7 @@ impl Node {
             candidate: self.cfg.node.clone(),
             transfer_from,
             req: Seq(self.req_seq),
+            lease_ms: lease::lease_ms(self.cfg.lease),
         };
         for to in self.reachable_voters() {
             // Our own vote must be durable before we ask for others'.

@@ -46,6 +46,9 @@ pub enum InjectedFault {
     IgnoreLeasePromise,
     /// The primary's lease never expires.
     LeaseNeverExpires,
+    /// Acknowledgements and votes are counted whatever the two ends' timing (a voter's
+    /// promise may end before the lease it acknowledged).
+    IgnoreTiming,
 }
 
 /// `(term, voted_for)`: what must be on disk before a vote leaves this node.
@@ -119,6 +122,14 @@ pub enum Event {
     Refused { command: String, reason: String },
     /// The cluster-wide freeze flag changed.
     FreezeChanged { frozen: bool },
+    /// A peer's timing does not fit this node's: a voter's promise (`promise_ms`) that
+    /// does not outlast a primary's lease (`lease_ms`). This node neither acknowledges
+    /// such a lease nor counts such a promise; reported once per peer and values.
+    TimingMismatch {
+        peer: NodeId,
+        lease_ms: u32,
+        promise_ms: u32,
+    },
 }
 
 /// This node's own figures, fed in by the probes.
@@ -185,6 +196,11 @@ pub struct Node {
     pub(super) shutting_down: bool,
     /// The newest heartbeat received from the primary of a term, to acknowledge.
     pub(super) primary_seq: Option<(Term, Seq)>,
+    /// The lease the primary of `primary_seq` said it holds per acknowledgement (ms).
+    pub(super) leader_lease_ms: u32,
+    /// Timing mismatches seen, per peer: `(lease_ms, promise_ms)` as last reported, and
+    /// when last seen.
+    pub(super) timing_reported: BTreeMap<NodeId, ((u32, u32), Instant)>,
 }
 
 impl Node {
@@ -216,6 +232,8 @@ impl Node {
             transfer: None,
             shutting_down: false,
             primary_seq: None,
+            leader_lease_ms: u32::MAX,
+            timing_reported: BTreeMap::new(),
             cfg,
         };
         node.reset_election_timer(now);
@@ -525,6 +543,8 @@ impl Node {
                 self.leader.clone()
             },
             lease_ack,
+            lease_ms: super::lease::lease_ms(self.cfg.lease),
+            promise_ms: super::lease::promise_ms(self.cfg.election_timeout),
             freeze: self.freeze,
             health: self.local.health,
             load: self.local.load,

@@ -266,6 +266,8 @@ fn heartbeats_from_the_wrong_connection_or_replayed_are_ignored() {
         term: proto::Term(0),
         primary: None,
         lease_ack: None,
+        lease_ms: 300,
+        promise_ms: 450,
         freeze: Default::default(),
         health: Default::default(),
         load: Default::default(),
@@ -378,6 +380,7 @@ fn vote_replies_wait_for_persistence() {
         candidate: id("n2"),
         transfer_from: None,
         req: proto::Seq(1),
+        lease_ms: 300,
     });
     voter.handle_datagram(later, WallMicros(0), &id("n2"), req);
     assert!(
@@ -404,6 +407,7 @@ fn a_just_started_node_grants_no_vote() {
         candidate: id("n2"),
         transfer_from: None,
         req: proto::Seq(1),
+        lease_ms: 300,
     });
     voter.handle_datagram(
         t0 + Duration::from_millis(100),
@@ -443,6 +447,8 @@ fn a_second_primary_claim_in_one_term_raises_split_brain_suspected() {
         term,
         primary: Some(id(liar)),
         lease_ack: None,
+        lease_ms: 300,
+        promise_ms: 450,
         freeze: Default::default(),
         health: Default::default(),
         load: Default::default(),
@@ -512,4 +518,91 @@ fn a_frozen_primary_that_turns_ineligible_stays_until_unfrozen_then_hands_over()
         new[0], old,
         "the ineligible primary hands over once unfrozen"
     );
+}
+
+/// A voter whose promise (election timeout 200 ms, the fast preset) does not outlast a
+/// candidate's or primary's lease (300 ms, the default) refuses the vote, follows the
+/// primary without acknowledging its lease, and says why once.
+#[test]
+fn a_promise_shorter_than_the_lease_grants_no_vote_and_no_acknowledgement() {
+    let t0 = crate::clock::now();
+    let mut cfg = config("n1", 1);
+    cfg.election_timeout = Duration::from_millis(200);
+    cfg.lease = Duration::from_millis(150);
+    let mut voter = Node::new(cfg, t0, 1, HardState::default());
+    voter.handle_hello(t0, &hello_of("n2"));
+    let later = t0 + Duration::from_secs(1);
+    let vote = |lease_ms| {
+        Datagram::Vote(proto::VoteRequest {
+            term: proto::Term(1),
+            candidate: id("n2"),
+            transfer_from: None,
+            req: proto::Seq(1),
+            lease_ms,
+        })
+    };
+    voter.handle_datagram(later, WallMicros(0), &id("n2"), vote(300));
+    assert!(voter.poll_persist().is_none(), "no vote to make durable");
+    match voter.poll_transmit().map(|t| t.datagram) {
+        Some(Datagram::VoteReply(r)) => {
+            assert!(!r.granted);
+            assert_eq!(r.promise_ms, 200);
+        }
+        other => panic!("expected a refused vote, got {other:?}"),
+    }
+    let mismatch = std::iter::from_fn(|| voter.poll_event())
+        .find(|e| matches!(e, Event::TimingMismatch { .. }));
+    assert_eq!(
+        mismatch,
+        Some(Event::TimingMismatch {
+            peer: id("n2"),
+            lease_ms: 300,
+            promise_ms: 200,
+        })
+    );
+
+    // The primary of term 1 (with a 300 ms lease) is followed, never acknowledged.
+    let hb = Datagram::Heartbeat(proto::Heartbeat {
+        node: id("n2"),
+        incarnation: Incarnation(1),
+        seq: proto::Seq(7),
+        sent: WallMicros(0),
+        interval_ms: 50,
+        echo: None,
+        term: proto::Term(1),
+        primary: Some(id("n2")),
+        lease_ack: None,
+        lease_ms: 300,
+        promise_ms: 450,
+        freeze: Default::default(),
+        health: Default::default(),
+        load: Default::default(),
+        digest: Default::default(),
+    });
+    voter.handle_datagram(later, WallMicros(0), &id("n2"), hb);
+    assert_eq!(voter.primary(), Some(&id("n2")));
+    let acks: Vec<_> = std::iter::from_fn(|| voter.poll_transmit())
+        .filter_map(|t| match t.datagram {
+            Datagram::Heartbeat(h) => Some(h.lease_ack),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !acks.is_empty() && acks.iter().all(Option::is_none),
+        "{acks:?}"
+    );
+
+    // A fitting lease (150 ms) gets the vote.
+    let mut fits = Node::new(
+        CoreConfig {
+            election_timeout: Duration::from_millis(200),
+            ..config("n1", 1)
+        },
+        t0,
+        1,
+        HardState::default(),
+    );
+    fits.handle_hello(t0, &hello_of("n2"));
+    fits.handle_datagram(later, WallMicros(0), &id("n2"), vote(150));
+    assert!(fits.poll_persist().is_some(), "the vote is made durable");
 }

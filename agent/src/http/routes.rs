@@ -301,7 +301,12 @@ fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
                 } else {
                     reason::NOT_PRIMARY
                 };
-                Verdict::fail(view, vec![why])
+                let mut why = vec![why];
+                // A node whose timing does not fit its peers' may never get a lease.
+                if view.reasons.contains(&reason::TIMING) {
+                    why.push(reason::TIMING);
+                }
+                Verdict::fail(view, why)
             };
             (v.role, v.term) = (role, term);
             v.headers.push(("X-Quorate-Term", term.to_string()));
@@ -475,6 +480,7 @@ pub(crate) mod tests {
                 unreachable_peers: vec![],
                 tasks: vec![],
                 pending_restart: vec![],
+                timing_mismatch: vec![],
             },
         }
     }

@@ -147,6 +147,19 @@ pub struct Timing {
     pub dead_after: Duration,
 }
 
+impl Timing {
+    /// The operator guide's fast preset.
+    pub fn fast_preset() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_millis(100),
+            lease_heartbeat_interval: Duration::from_millis(20),
+            lease: Duration::from_millis(150),
+            election_timeout: Duration::from_millis(200),
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for Timing {
     /// The agent's defaults, from the one place they are written: its config.
     fn default() -> Self {
@@ -183,6 +196,9 @@ pub struct SimConfig {
     pub persist_delay: Range<Duration>,
     pub delay: Delay,
     pub timing: Timing,
+    /// Per node (by index), timing that differs from `timing`: nodes that read
+    /// different `[timing]` from their files (a rolling edit).
+    pub node_timing: Vec<(usize, Timing)>,
     /// A deliberately broken core, for the self-test.
     pub fault: Option<InjectedFault>,
     /// Call `handle_clock_jump` when a suspended node resumes (the agent does).
@@ -204,6 +220,7 @@ impl SimConfig {
             persist_delay: Duration::from_micros(200)..Duration::from_millis(2),
             delay: Delay::LAN,
             timing: Timing::default(),
+            node_timing: Vec::new(),
             fault: None,
             jump_guard: true,
             trace: TraceLevel::from_env_or(TraceLevel::Quiet),
@@ -221,6 +238,15 @@ impl SimConfig {
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
+    }
+
+    /// The timing `node` runs with.
+    pub fn timing_of(&self, node: usize) -> Timing {
+        self.node_timing
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == node)
+            .map_or(self.timing, |(_, t)| *t)
     }
 
     /// Every node, witness included.
@@ -245,6 +271,15 @@ impl fmt::Display for SimConfig {
             ", delay {}, disk {:?}..{:?}",
             self.delay, self.persist_delay.start, self.persist_delay.end
         )?;
+        for (node, t) in &self.node_timing {
+            write!(
+                f,
+                ", {} with lease {:?} and election timeout {:?}",
+                scenario::name(*node),
+                t.lease,
+                t.election_timeout
+            )?;
+        }
         if let Some(fault) = self.fault {
             write!(f, ", BROKEN CORE: {fault:?}")?;
         }
@@ -260,6 +295,7 @@ pub fn fault_name(fault: InjectedFault) -> &'static str {
     match fault {
         InjectedFault::IgnoreLeasePromise => "ignore-lease-promise",
         InjectedFault::LeaseNeverExpires => "lease-never-expires",
+        InjectedFault::IgnoreTiming => "ignore-timing",
     }
 }
 
@@ -268,6 +304,7 @@ pub fn parse_fault(name: &str) -> Option<InjectedFault> {
     match name {
         "ignore-lease-promise" => Some(InjectedFault::IgnoreLeasePromise),
         "lease-never-expires" => Some(InjectedFault::LeaseNeverExpires),
+        "ignore-timing" => Some(InjectedFault::IgnoreTiming),
         _ => None,
     }
 }

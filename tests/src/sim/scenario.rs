@@ -147,6 +147,19 @@ impl Scenario {
             _ => Duration::from_millis(1)..Duration::from_millis(40),
         };
         config.delay = random_delay(&mut rng);
+        // A quarter of the clusters are mid-way through a rolling `[timing]` edit: some
+        // nodes on the fast preset, the rest on the defaults. Drawn from a stream of its
+        // own, so every other choice of a seed stays what it was.
+        let mut timing_rng = SmallRng::seed_from_u64(seed ^ 0x7131_4e55_0000_0000);
+        if timing_rng.random_bool(0.25) {
+            let fast = timing_rng.random_range(1..size);
+            let mut nodes: Vec<usize> = (0..size).collect();
+            nodes.shuffle(&mut timing_rng);
+            config.node_timing = nodes[..fast]
+                .iter()
+                .map(|&n| (n, super::Timing::fast_preset()))
+                .collect();
+        }
 
         let window = rng.random_range(FAULT_WINDOW_S);
         let count = rng.random_range(FAULTS);

@@ -178,7 +178,7 @@ impl Sim {
         let now = self.now;
         let seed = self.rng.random();
         let voters = self.hosts.len();
-        let timing = self.config.timing;
+        let timing = self.config.timing_of(node);
         let (preempt, fault) = (self.config.preempt, self.config.fault);
         let host = &mut self.hosts[node];
         if host.process != Process::Down {

@@ -153,6 +153,7 @@ pub fn healthy() -> ClusterStatus {
         unreachable_peers: vec![],
         tasks: vec![],
         pending_restart: vec![],
+        timing_mismatch: vec![],
     };
     s.nodes[0].role = "primary".into();
     attach(&mut s, "n1");
