@@ -219,8 +219,20 @@ impl Node {
         match self.best_successor(to.as_ref()) {
             Some(target) => self.transfer_to(now, target),
             None => {
+                let unfit = to
+                    .as_ref()
+                    .and_then(|t| self.members.get(t))
+                    .is_some_and(|m| {
+                        m.timing.is_some()
+                            && m.state == MemberState::Alive
+                            && m.health.has(HealthBits::ELIGIBLE)
+                            && !self.could_hold_a_lease(m)
+                    });
                 let reason = match &to {
                     Some(t) if *t == self.cfg.node => format!("{t} is already primary"),
+                    Some(t) if unfit => format!(
+                        "{t}'s lease is longer than a majority's election timeout: it could not keep the primary role (see the timing reason)"
+                    ),
                     Some(t) => format!("{t} is not an alive, eligible member"),
                     None => "no other alive, eligible member".into(),
                 };
@@ -237,6 +249,7 @@ impl Node {
                 && m.mode == Mode::Member
                 && m.health.has(HealthBits::ELIGIBLE)
                 && self.follows_me(m)
+                && self.could_hold_a_lease(m)
         };
         if let Some(want) = want {
             return self
@@ -256,6 +269,24 @@ impl Node {
                     .then_with(|| b.id.cmp(&a.id))
             })
             .map(|m| m.id.clone())
+    }
+
+    /// Whether a majority of the voters this node knows promise longer than `m`'s lease,
+    /// as their heartbeats announce it: a handover to a node they cannot back would only
+    /// leave the cluster without a primary until someone else wins. (A liveness choice;
+    /// safety rests on the checks at acknowledgement and vote time.)
+    fn could_hold_a_lease(&self, m: &super::Member) -> bool {
+        let Some((lease_ms, _)) = m.timing else {
+            return false;
+        };
+        let mine = u32::from(self.covers(lease::promise_ms(self.cfg.election_timeout), lease_ms));
+        let others = self
+            .members
+            .values()
+            .filter_map(|v| v.timing)
+            .filter(|(_, promise_ms)| self.covers(*promise_ms, lease_ms))
+            .count();
+        mine as usize + others >= majority(self.cfg.voters)
     }
 
     /// Drops the lease, then tells `to` to campaign at once.
@@ -873,6 +904,7 @@ impl Node {
             .values()
             .filter(|m| m.state == MemberState::Alive && m.mode == Mode::Member)
             .filter(|m| self.follows_me(m))
+            .filter(|m| self.could_hold_a_lease(m))
             .filter(|m| {
                 m.eligible_since
                     .is_some_and(|t| now.saturating_duration_since(t) >= delay)

@@ -71,6 +71,10 @@ pub struct Member {
     pub eligible_since: Option<Instant>,
     /// The heartbeat interval it last announced on its link to us.
     interval_ms: u16,
+    /// Its timing as its latest heartbeat announced it: the lease it would hold as
+    /// primary and how long it promises after acknowledging one (ms; `None` before its
+    /// first heartbeat).
+    pub timing: Option<(u32, u32)>,
     pub(super) next_heartbeat: Instant,
     pub(super) fetch_pending: bool,
 }
@@ -113,6 +117,7 @@ impl Member {
             believed_primary: None,
             eligible_since: None,
             interval_ms: u16::try_from(expected.as_millis()).unwrap_or(u16::MAX),
+            timing: None,
             next_heartbeat: now,
             fetch_pending: false,
         }
@@ -161,6 +166,7 @@ impl Member {
             return Accepted::Stale;
         }
         self.last_seq = Some(hb.seq);
+        self.timing = Some((hb.lease_ms, hb.promise_ms));
         if hb.interval_ms != self.interval_ms && hb.interval_ms > 0 {
             // The sender changed rate (a primary came or went): re-learn from the new
             // rate instead of suspecting a slower sender or missing a faster one's death.
