@@ -480,7 +480,7 @@ impl Node {
     }
 
     /// The peers whose timing did not fit this node's within the last
-    /// [`TIMING_MISMATCH_SHOWN`]: the `timing` reason.
+    /// `TIMING_MISMATCH_SHOWN` (10 s): the `timing` reason.
     pub fn timing_mismatches(&self, now: Instant) -> impl Iterator<Item = &NodeId> {
         self.timing_reported
             .iter()
