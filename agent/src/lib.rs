@@ -194,24 +194,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let hard = persist::load_hard_state(&config.state_dir)?;
     let now = clock::now();
     let core = core::Node::new(
-        core::CoreConfig {
-            node: config.node.clone(),
-            incarnation,
-            mode: config.mode,
-            priority: config.priority,
-            voters: config.voters(),
-            heartbeat_interval: config.timing.heartbeat_interval.0,
-            lease_heartbeat_interval: config.timing.lease_heartbeat_interval.0,
-            lease: config.timing.lease.0,
-            election_timeout: config.timing.election_timeout.0,
-            phi_threshold: config.timing.phi_threshold,
-            dead_after: config.timing.dead_after.0,
-            preempt: config
-                .election
-                .preempt
-                .then_some(config.election.preempt_delay.0),
-            fault: None,
-        },
+        config.core_config(incarnation),
         now,
         rand::rngs::SmallRng::from_os_rng().next_u64(),
         hard,

@@ -677,23 +677,11 @@ mod tests {
             dir.path(),
             "[app]\ncheck = \"tcp://127.0.0.1:1\"\n",
         ));
-        let t = plain.timing;
         let now = crate::clock::now();
         let core = Node::new(
             crate::core::CoreConfig {
-                node: id("n1"),
-                incarnation: proto::Incarnation(1),
-                mode: Mode::Member,
-                priority: 100,
-                voters: 1,
-                heartbeat_interval: t.heartbeat_interval.0,
-                lease_heartbeat_interval: t.lease_heartbeat_interval.0,
-                lease: t.lease.0,
-                election_timeout: t.election_timeout.0,
-                phi_threshold: t.phi_threshold,
-                dead_after: t.dead_after.0,
                 preempt: None,
-                fault: None,
+                ..plain.core_config(proto::Incarnation(1))
             },
             now,
             1,

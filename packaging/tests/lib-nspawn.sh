@@ -134,6 +134,22 @@ nspawn_deb() {
 }
 
 
+# ct_status NAME: the operator's first command in container NAME, as root with no
+# flags (address and credentials from agent.toml): exits 0 for one primary, all
+# healthy. On a failure, says whether finding the agent or the credentials is wrong.
+ct_status() {
+  local name=$1 rc=0
+  ct "$name" timeout 10 quorate status >"$NSPAWN_TMP/status.out" 2>&1 || rc=$?
+  sed 's/^/    /' "$NSPAWN_TMP/status.out"
+  if [[ $rc == 0 ]]; then
+    ok "quorate status on $name as root, no flags, reaches the agent and exits 0"
+  else
+    fail "quorate status on $name as root, no flags, reaches the agent and exits 0 (exit $rc)"
+    ct "$name" timeout 10 quorate status --connect 127.0.0.1:7700 2>&1 | head -3 |
+      sed 's/^/    with --connect: /' || true
+  fi
+}
+
 # ct_boot NAME ROOT [nspawn options...]: boot ROOT as container NAME (also its
 # hostname) in the background. The root stays read-only: --volatile=overlay
 # puts a tmpfs overlay over it, so every container starts from the same clean

@@ -165,17 +165,7 @@ else
   fail "exactly one primary, agreed by all: $VIEW" "${NODES[@]}"
 fi
 step "elected"
-# The operator's view: `quorate status` on a node, with no flags (the agent's
-# address and credentials come from agent.toml), exits 0 for one primary, all healthy.
-rc=0
-ct "${NODES[0]}" quorate status >"$NSPAWN_TMP/status.out" 2>&1 || rc=$?
-sed 's/^/    /' "$NSPAWN_TMP/status.out"
-if [[ $rc == 0 ]]; then
-  ok "quorate status on ${NODES[0]} (no flags) shows the cluster and exits 0"
-else
-  fail "quorate status on ${NODES[0]} (no flags) shows the cluster and exits 0 (exit $rc)"
-  ct "${NODES[0]}" timeout 10 quorate status --connect 127.0.0.1:7700 2>&1 | head -3 | sed 's/^/    with --connect: /' || true
-fi
+ct_status "${NODES[0]}"
 
 # ---- upgrade the primary's package: it hands over first, then restarts ------------------
 

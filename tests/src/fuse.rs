@@ -12,6 +12,9 @@ use crate::wait_until;
 pub struct StallableMount {
     daemon: Child,
     target: PathBuf,
+    /// The directories of [`StallableMount::temporary`], removed after the unmount
+    /// (fields drop after `Drop::drop`).
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl StallableMount {
@@ -29,6 +32,7 @@ impl StallableMount {
         let mut m = Self {
             daemon,
             target: target.to_owned(),
+            _dir: None,
         };
         let mounted = wait_until(Duration::from_secs(5), || {
             std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
@@ -41,6 +45,23 @@ impl StallableMount {
             return None;
         }
         Some(m)
+    }
+
+    /// A fresh export mounted at a fresh mount point, both in a temporary directory that
+    /// goes away with the mount. `None` when bindfs or FUSE is not available here.
+    pub fn temporary() -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let (src, mnt) = (dir.path().join("export"), dir.path().join("repo"));
+        std::fs::create_dir_all(&src).ok()?;
+        std::fs::create_dir_all(&mnt).ok()?;
+        let mut m = Self::mount(&src, &mnt)?;
+        m._dir = Some(dir);
+        Some(m)
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        &self.target
     }
 
     /// Stops the FUSE daemon: from now on every access to the mount blocks.

@@ -524,14 +524,11 @@ fn a_node_on_a_newer_version_waits_for_the_upgrade_gate() {
 #[test]
 fn a_mount_that_stops_answering_is_hung_and_never_slows_health() {
     // A FUSE mount whose daemon is stopped blocks every access, as a hung NFS server does.
-    let root = tempfile::tempdir().unwrap();
-    let (src, mnt) = (root.path().join("export"), root.path().join("repo"));
-    fs::create_dir_all(&src).unwrap();
-    fs::create_dir_all(&mnt).unwrap();
-    let Some(fuse) = StallableMount::mount(&src, &mnt) else {
+    let Some(fuse) = StallableMount::temporary() else {
         eprintln!("SKIP: needs root, /dev/fuse and bindfs (scripts/test.sh installs it)");
         return;
     };
+    let mnt = fuse.path().to_owned();
     let c = TestCluster::builder(3)
         .extra(
             0,

@@ -244,14 +244,11 @@ fn a_primary_stays_primary_across_reloads_and_serves_a_renewed_certificate() {
 #[test]
 fn a_reload_never_waits_for_a_hung_probe() {
     // A FUSE mount whose daemon is stopped blocks every access, as a hung NFS server does.
-    let root = tempfile::tempdir().unwrap();
-    let (src, mnt) = (root.path().join("export"), root.path().join("repo"));
-    fs::create_dir_all(&src).unwrap();
-    fs::create_dir_all(&mnt).unwrap();
-    let Some(fuse) = StallableMount::mount(&src, &mnt) else {
+    let Some(fuse) = StallableMount::temporary() else {
         eprintln!("SKIP: needs root, /dev/fuse and bindfs (scripts/test.sh installs it)");
         return;
     };
+    let mnt = fuse.path().to_owned();
     let mount = format!(
         "[[mount]]\npath = \"{}\"\nexpect_mount = true\nwritable = true\ninterval = \"200ms\"\ntimeout = \"300ms\"\n",
         mnt.display()

@@ -395,6 +395,29 @@ impl Config {
         notes
     }
 
+    /// What the core runs with, for this start (`incarnation`) of the agent.
+    pub fn core_config(&self, incarnation: proto::Incarnation) -> crate::core::CoreConfig {
+        let t = &self.timing;
+        crate::core::CoreConfig {
+            node: self.node.clone(),
+            incarnation,
+            mode: self.mode,
+            priority: self.priority,
+            voters: self.voters(),
+            heartbeat_interval: t.heartbeat_interval.0,
+            lease_heartbeat_interval: t.lease_heartbeat_interval.0,
+            lease: t.lease.0,
+            election_timeout: t.election_timeout.0,
+            phi_threshold: t.phi_threshold,
+            dead_after: t.dead_after.0,
+            preempt: self
+                .election
+                .preempt
+                .then_some(self.election.preempt_delay.0),
+            fault: None,
+        }
+    }
+
     /// The node's voters: its peers plus itself.
     pub fn voters(&self) -> usize {
         self.peers.len() + 1

@@ -404,25 +404,22 @@ impl Node {
             }
             self.transfer = None;
             self.primary_seq = Some((hb.term, hb.seq));
+            // Followed, but acknowledged only if our promise outlasts this lease
+            // (`lease_ack_for`); a mismatch was reported above.
             self.leader_lease_ms = hb.lease_ms;
-            let own_promise = lease::promise_ms(self.cfg.election_timeout);
-            if !self.covers(own_promise, hb.lease_ms) {
-                // Follow, but promise nothing we cannot keep: no acknowledgement.
-                self.report_timing(now, from, hb.lease_ms, own_promise);
-            }
             self.promise = Some((from.clone(), now + self.cfg.election_timeout));
             self.reset_election_timer(now);
             // Acknowledge at once: the primary's lease runs from its send time.
             self.send_heartbeat(now, wall, from);
             return;
         }
-        let own_lease = lease::lease_ms(self.cfg.lease);
+        // An acknowledgement whose promise ends before our lease does not count (the
+        // mismatch was reported above).
         if self.is_primary_role()
             && hb.lease_ack.is_some()
             && hb.primary.as_ref() == Some(&self.cfg.node)
-            && !self.covers(hb.promise_ms, own_lease)
+            && !self.covers(hb.promise_ms, lease::lease_ms(self.cfg.lease))
         {
-            self.report_timing(now, from, own_lease, hb.promise_ms);
             return;
         }
         if let (Role::Primary { acks, .. }, Some(ack)) = (&mut self.role, hb.lease_ack)
@@ -469,14 +466,21 @@ impl Node {
     /// when it was last seen (see [`Node::timing_mismatches`]).
     fn report_timing(&mut self, now: Instant, peer: &NodeId, lease_ms: u32, promise_ms: u32) {
         let values = (lease_ms, promise_ms);
-        let seen = self.timing_reported.insert(peer.clone(), (values, now));
-        if seen.is_none_or(|(v, _)| v != values) {
-            self.events.push_back(Event::TimingMismatch {
-                peer: peer.clone(),
-                lease_ms,
-                promise_ms,
-            });
+        if let Some(seen) = self.timing_reported.get_mut(peer) {
+            // Every heartbeat repeats it: refresh without allocating.
+            let changed = seen.0 != values;
+            *seen = (values, now);
+            if !changed {
+                return;
+            }
+        } else {
+            self.timing_reported.insert(peer.clone(), (values, now));
         }
+        self.events.push_back(Event::TimingMismatch {
+            peer: peer.clone(),
+            lease_ms,
+            promise_ms,
+        });
     }
 
     /// The peers whose timing did not fit this node's within the last
@@ -654,6 +658,9 @@ impl Node {
             self.adopt_term(now, r.term);
             return;
         }
+        // A vote seeds the lease: count it only if the voter's promise outlasts it.
+        let own_lease = lease::lease_ms(self.cfg.lease);
+        let fits = self.covers(r.promise_ms, own_lease);
         if let Role::Candidate {
             term,
             req,
@@ -665,15 +672,11 @@ impl Node {
             && r.term == *term
             && r.granted
         {
-            // A vote seeds the lease: count it only if the voter's promise outlasts it.
-            let own_lease = lease::lease_ms(self.cfg.lease);
-            let fits = self.cfg.fault == Some(InjectedFault::IgnoreTiming)
-                || lease::promise_covers(r.promise_ms, own_lease);
             if fits {
                 granted.insert(r.voter.clone(), *sent);
                 self.try_win(now);
             } else {
-                self.report_timing(now, &r.voter.clone(), own_lease, r.promise_ms);
+                self.report_timing(now, &r.voter, own_lease, r.promise_ms);
             }
         }
     }
