@@ -624,7 +624,7 @@ impl Driver {
             return Err(format!(
                 "no quorum: {me} sees {} of {} voters alive",
                 self.core.alive_voters(),
-                self.config.voters()
+                self.core.voters()
             ));
         }
         let Some(primary) = primary else {
@@ -813,7 +813,7 @@ impl Driver {
             let line = format!(
                 "joined the cluster: {} of {} voters alive",
                 self.core.alive_voters(),
-                self.config.voters()
+                self.core.voters()
             );
             tracing::info!("{line}");
             let me = self.config.node.to_string();
@@ -836,11 +836,13 @@ impl Driver {
 
         // Persist before you speak: votes stay held until this is on disk.
         while let Some(hs) = self.core.poll_persist() {
-            persist::save_hard_state(&self.config.state_dir, &hs).context(
+            let before = self.core.persisted().clone();
+            persist::save_hard_state(&self.config.state_dir, &hs, &before).context(
                 "cannot record this node's vote; stopping rather than risk voting twice",
             )?;
             self.core.handle_persisted(clock::now(), hs);
         }
+        self.sync_members();
         while let Some(t) = self.core.poll_transmit() {
             self.send(&t.to, &t.datagram);
         }
@@ -853,6 +855,34 @@ impl Driver {
         self.core_events();
         self.publish(now);
         Ok(())
+    }
+
+    /// The agreed member set, once durable, goes into this node's state (peers learn it
+    /// there) and decides whom the network layer dials and admits: its addresses and
+    /// the configured peers (a new node must reach the cluster to learn it).
+    fn sync_members(&mut self) {
+        let held = &self.core.persisted().members;
+        if self.state_tx.borrow().members == *held {
+            return;
+        }
+        let held = held.clone();
+        let own = self.config.advertise.to_string();
+        let mut dial: Vec<std::net::SocketAddr> = self.config.peers.clone();
+        for slot in held.members.iter().filter(|s| s.addr != own) {
+            match slot.addr.parse::<std::net::SocketAddr>() {
+                Ok(a) if !dial.contains(&a) => dial.push(a),
+                Ok(_) => {}
+                Err(_) => tracing::warn!(
+                    "member {} has address {:?}, which is not ip:port; it cannot be dialed",
+                    slot.node.as_ref().map(|n| n.as_str()).unwrap_or("-"),
+                    slot.addr
+                ),
+            }
+        }
+        self.state_tx.send_modify(|s| s.members = held);
+        self.digest = self.state_tx.borrow().digest();
+        self.net.set_peers(dial);
+        self.dirty = true;
     }
 
     fn send(&self, to: &NodeId, datagram: &Datagram) {
@@ -1022,6 +1052,14 @@ impl Driver {
                 "timing: a voter's promise ({promise_ms} ms) does not outlast the primary's lease ({lease_ms} ms) between this node and {peer}: no lease acknowledgement or vote between them counts; set [timing] election_timeout > lease on every node, the same on all (see the fast preset)"
             ),
             Event::Refused { command, reason } => tracing::warn!("refused {command}: {reason}"),
+            Event::MembersChanged { stamp, voters } => tracing::info!(
+                stamp = %stamp,
+                "member set {stamp}: {}",
+                voters.join(", ")
+            ),
+            Event::MembersCommitted { stamp, what } => {
+                tracing::info!(stamp = %stamp, "committed: {what}")
+            }
             Event::FreezeChanged { frozen } => {
                 tracing::info!(
                     frozen,
@@ -1119,6 +1157,16 @@ fn describe(me: &NodeId, event: &Event) -> (EventKind, Option<String>, String) {
             format!(
                 "timing mismatch between {me} and {peer}: a promise of {promise_ms} ms does not outlast a lease of {lease_ms} ms; their acknowledgements and votes do not count"
             ),
+        ),
+        Event::MembersChanged { stamp, voters } => (
+            Membership,
+            None,
+            format!("{me} holds member set {stamp}: {}", voters.join(", ")),
+        ),
+        Event::MembersCommitted { stamp, what } => (
+            Membership,
+            None,
+            format!("member set {stamp} committed: {what}"),
         ),
         Event::FreezeChanged { frozen } => (
             Operator,

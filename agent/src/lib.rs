@@ -155,7 +155,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let local_state = proto::NodeState {
         roles: config.roles.clone(),
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-        peers_hash: peers_hash(&config),
+        peers_hash: config.bootstrap_hash(),
         ..proto::NodeState::new(
             config.node.clone(),
             incarnation,
@@ -299,15 +299,4 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         reloads: reload_tx,
         notify,
     })
-}
-
-/// Hash of the sorted voter addresses: nodes with different lists disagree on majorities.
-fn peers_hash(config: &Config) -> [u8; 8] {
-    let mut all: Vec<String> = config.peers.iter().map(|p| p.to_string()).collect();
-    all.push(config.advertise.to_string());
-    all.sort();
-    let h = blake3::hash(all.join(",").as_bytes());
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&h.as_bytes()[..8]);
-    out
 }

@@ -575,7 +575,7 @@ impl LocalState {
                                 .any(|t| t.name == task.name && t.holder.as_ref() == Some(me))
                         })
                         .count();
-                if here && support > cfg.voters() / 2 {
+                if here && support > core.voters() / 2 {
                     let since = *self
                         .task_support_since
                         .entry(task.name.clone())

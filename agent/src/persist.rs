@@ -109,11 +109,112 @@ pub fn load_hard_state(state_dir: &Path) -> Result<crate::core::HardState, Persi
     Ok(crate::core::HardState {
         term: proto::Term(term.ok_or_else(|| corrupt("no term"))?),
         voted_for,
+        members: load_members(state_dir)?,
     })
 }
 
-/// Writes `(term, voted_for)` atomically and durably.
-pub fn save_hard_state(state_dir: &Path, hs: &crate::core::HardState) -> Result<(), PersistError> {
+const MEMBERS_FILE: &str = "members";
+
+/// Reads the agreed member set; a missing file is "none yet" (a new node, or one from
+/// before the set was agreed). A corrupt file is an error: guessing could count a
+/// majority of the wrong voters.
+fn load_members(state_dir: &Path) -> Result<proto::Membership, PersistError> {
+    let path = state_dir.join(MEMBERS_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(err(&path, e)),
+    };
+    let corrupt = |line: usize, why: &str| {
+        err(
+            &path,
+            format!(
+                "line {line}: corrupt ({why}); it holds the cluster's agreed member set, so it is not reset: see the operator guide, \"a lost or damaged state_dir\""
+            ),
+        )
+    };
+    let mut set = proto::Membership::default();
+    let mut stamped = false;
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once('=') {
+            Some(("stamp", v)) => {
+                let (t, idx) = v
+                    .trim()
+                    .split_once('.')
+                    .ok_or_else(|| corrupt(n, "stamp is not TERM.INDEX"))?;
+                set.stamp = proto::ConfigStamp {
+                    term: proto::Term(t.parse().map_err(|_| corrupt(n, "bad stamp term"))?),
+                    index: idx.parse().map_err(|_| corrupt(n, "bad stamp index"))?,
+                };
+                stamped = true;
+            }
+            Some(("member", v)) => {
+                let mut parts = v.split_whitespace();
+                let (Some(addr), Some(node), Some(kind), None) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(corrupt(n, "a member line is ADDR NODE|- voter|non-voter"));
+                };
+                let node = match node {
+                    "-" => None,
+                    id => Some(proto::NodeId::new(id).map_err(|_| corrupt(n, "bad node id"))?),
+                };
+                let voter = match kind {
+                    "voter" => true,
+                    "non-voter" => false,
+                    _ => return Err(corrupt(n, "a member is a voter or a non-voter")),
+                };
+                set.members.push(proto::MemberSlot {
+                    addr: addr.to_owned(),
+                    node,
+                    voter,
+                });
+            }
+            _ => return Err(corrupt(n, "unexpected line")),
+        }
+    }
+    if !stamped {
+        return Err(corrupt(0, "no stamp"));
+    }
+    Ok(set)
+}
+
+fn render_members(set: &proto::Membership) -> String {
+    let mut out = format!(
+        "# The agreed member set of this node's cluster. Changed only by `quorate member`.\nstamp={}\n",
+        set.stamp
+    );
+    for s in &set.members {
+        let node = s.node.as_ref().map(|n| n.as_str()).unwrap_or("-");
+        let kind = if s.voter { "voter" } else { "non-voter" };
+        out.push_str(&format!("member={} {node} {kind}\n", s.addr));
+    }
+    out
+}
+
+/// Writes what changed since `before` (the state last written) atomically and durably:
+/// `(term, voted_for)` and the member set are separate files, each written only when it
+/// changed (each is monotonic on its own, so a crash between the two is no worse than
+/// the second change not having happened yet).
+pub fn save_hard_state(
+    state_dir: &Path,
+    hs: &crate::core::HardState,
+    before: &crate::core::HardState,
+) -> Result<(), PersistError> {
+    if hs.members != before.members {
+        write_atomic(
+            &state_dir.join(MEMBERS_FILE),
+            render_members(&hs.members).as_bytes(),
+        )?;
+    }
+    if hs.term == before.term && hs.voted_for == before.voted_for {
+        return Ok(());
+    }
     let voted = hs.voted_for.as_ref().map(|n| n.as_str()).unwrap_or("");
     write_atomic(
         &state_dir.join(ELECTION_FILE),
@@ -153,15 +254,23 @@ mod tests {
         let hs = crate::core::HardState {
             term: proto::Term(7),
             voted_for: Some(proto::NodeId::new("n2").unwrap()),
+            members: crate::core::voters::bootstrap_set(&["b:1".into(), "a:1".into()]),
         };
-        save_hard_state(dir.path(), &hs).unwrap();
+        save_hard_state(dir.path(), &hs, &Default::default()).unwrap();
         assert_eq!(load_hard_state(dir.path()).unwrap(), hs);
-        let none = crate::core::HardState {
+        let mut none = crate::core::HardState {
             term: proto::Term(8),
             voted_for: None,
+            members: hs.members.clone(),
         };
-        save_hard_state(dir.path(), &none).unwrap();
+        none.members.members[0].node = Some(proto::NodeId::new("n1").unwrap());
+        none.members.members[1].voter = false;
+        none.members.stamp.index = 2;
+        save_hard_state(dir.path(), &none, &hs).unwrap();
         assert_eq!(load_hard_state(dir.path()).unwrap(), none);
+        fs::write(dir.path().join("members"), "stamp=1.2\nmember=a:1 n1\n").unwrap();
+        let e = load_hard_state(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("members") && e.contains("line 2"), "{e}");
         fs::write(dir.path().join("election"), "term=x\n").unwrap();
         let e = load_hard_state(dir.path()).unwrap_err().to_string();
         assert!(e.contains("election") && e.contains("corrupt"), "{e}");

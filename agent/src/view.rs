@@ -41,6 +41,9 @@ pub mod reason {
     pub const PRIMARY: &str = "primary";
     /// A peer's `[timing]` does not fit this node's: their leases and votes do not count.
     pub const TIMING: &str = "timing";
+    /// The node cannot vote (no agreed member set, not a voter in it), or its `peers`
+    /// file disagrees with the agreed set.
+    pub const MEMBERS: &str = "members";
 }
 
 /// Everything readers may know, as of `at`.
@@ -385,6 +388,10 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
     if !timing_mismatch.is_empty() {
         reasons.push(reason::TIMING);
     }
+    let members = members_status(core, cfg);
+    if members.disagrees() {
+        reasons.push(reason::MEMBERS);
+    }
     ClusterView {
         at: now,
         lease,
@@ -411,12 +418,53 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
             primary: primary.map(|p| p.to_string()),
             quorum: core.has_quorum(),
             frozen: core.frozen(),
-            voters: cfg.voters(),
+            voters: core.voters(),
             nodes,
             unreachable_peers,
             tasks: task_status,
             pending_restart: local.pending_restart.to_vec(),
             timing_mismatch: timing_mismatch.clone(),
+            members,
         },
+    }
+}
+
+/// The agreed member set as this node holds it, beside what its `peers` file says.
+fn members_status(core: &Node, cfg: &crate::config::Config) -> proto::status::MembersStatus {
+    let set = core.agreed();
+    let listed = cfg.bootstrap_list();
+    let held = !set.stamp.is_none();
+    let agreed: Vec<&str> = set.members.iter().map(|s| s.addr.as_str()).collect();
+    proto::status::MembersStatus {
+        stamp: if held {
+            set.stamp.to_string()
+        } else {
+            String::new()
+        },
+        members: set
+            .members
+            .iter()
+            .map(|s| proto::status::MemberStatus {
+                node: s.node.as_ref().map(|n| n.to_string()),
+                addr: s.addr.clone(),
+                voter: s.voter,
+            })
+            .collect(),
+        problem: core.members_problem().map(|p| p.to_string()),
+        only_in_peers: if held {
+            listed
+                .iter()
+                .filter(|a| !agreed.contains(&a.as_str()))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        },
+        not_in_peers: agreed
+            .iter()
+            .filter(|a| !listed.iter().any(|l| l == *a))
+            .map(|a| a.to_string())
+            .collect(),
+        change: core.member_change_in_flight().map(str::to_owned),
     }
 }

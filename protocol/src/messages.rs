@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ClusterName, Incarnation, NodeId, Seq, Term, WallMicros};
+use crate::members::ConfigStamp;
 use crate::state::{Mode, NodeState};
 
 /// Everything sent as a QUIC DATAGRAM between agents.
@@ -44,6 +45,9 @@ pub struct VoteRequest {
     /// voter whose promise (its election timeout) does not outlast it refuses.
     #[serde(with = "postcard::fixint::le")]
     pub lease_ms: u32,
+    /// The agreed member set the candidate holds: a voter holding a newer one refuses
+    /// (Raft's "at least as up to date" check, over the member set).
+    pub config: ConfigStamp,
 }
 
 /// The answer to a [`VoteRequest`].
@@ -219,4 +223,7 @@ pub struct Heartbeat {
     pub health: HealthBits,
     pub load: LoadFigures,
     pub digest: StateDigest,
+    /// The agreed member set the sender holds durably: the primary counts a change as
+    /// committed once a majority report it, and a node behind fetches the sender's state.
+    pub config: ConfigStamp,
 }

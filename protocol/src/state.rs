@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Incarnation, NodeId, WallMicros};
+use crate::members::Membership;
 use crate::messages::StateDigest;
 
 /// Whether a node may become primary.
@@ -38,9 +39,12 @@ pub struct NodeState {
     pub app_version: Option<String>,
     /// When this incarnation started, on the node's own wall clock.
     pub started: WallMicros,
-    /// BLAKE3 of the node's sorted peer list: nodes whose voter lists differ disagree on
-    /// what a majority is, so a mismatch is flagged.
+    /// BLAKE3 of the sorted addresses of the node's `peers` plus its own: the list a new
+    /// cluster bootstraps from, which must be equal on the nodes that bootstrap together.
     pub peers_hash: [u8; 8],
+    /// The agreed member set this node holds (durably): what its votes and
+    /// acknowledgements are judged against.
+    pub members: Membership,
     /// Every local check with its current result (app, mounts, config, clock, version,
     /// load), in a fixed order.
     pub checks: Vec<CheckState>,
@@ -206,6 +210,7 @@ impl NodeState {
             app_version: None,
             started,
             peers_hash: [0; 8],
+            members: Membership::default(),
             checks: Vec::new(),
             mounts: Vec::new(),
             config: Vec::new(),

@@ -17,7 +17,7 @@ pub struct ClusterStatus {
     /// Whether the answering node sees a majority of voters alive (itself included).
     pub quorum: bool,
     pub frozen: bool,
-    /// How many voters the cluster has (configured peers, witnesses and this node).
+    /// How many voters the agreed member set has (witnesses included).
     pub voters: usize,
     /// Every identified node, the answering one included.
     pub nodes: Vec<NodeStatus>,
@@ -37,6 +37,45 @@ pub struct ClusterStatus {
     /// votes between them do not count. Empty when every timing fits.
     #[serde(default)]
     pub timing_mismatch: Vec<String>,
+    /// The agreed member set the answering node holds, and what disagrees with it.
+    #[serde(default)]
+    pub members: MembersStatus,
+}
+
+/// The agreed member set as one node holds it (`quorate member` changes it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MembersStatus {
+    /// Which change made it (`TERM.INDEX`); empty while the node holds none.
+    pub stamp: String,
+    pub members: Vec<MemberStatus>,
+    /// Why the answering node cannot vote or campaign, if it cannot (bootstrapping,
+    /// bootstrap lists that disagree, not a member, removed).
+    pub problem: Option<String>,
+    /// Addresses in the answering node's `peers` (or its own `advertise`) that the
+    /// agreed set lacks, and agreed addresses its `peers` lacks: the file disagrees with
+    /// the cluster. Only reported, never acted on.
+    #[serde(default)]
+    pub only_in_peers: Vec<String>,
+    #[serde(default)]
+    pub not_in_peers: Vec<String>,
+    /// A change the answering node (the primary) is committing.
+    pub change: Option<String>,
+}
+
+impl MembersStatus {
+    /// Whether anything here is worth the `members` reason.
+    pub fn disagrees(&self) -> bool {
+        self.problem.is_some() || !self.only_in_peers.is_empty() || !self.not_in_peers.is_empty()
+    }
+}
+
+/// One member of the agreed set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Its node id; `None` until a bootstrap slot's node has been seen by a primary.
+    pub node: Option<String>,
+    pub addr: String,
+    pub voter: bool,
 }
 
 /// One singleton task, as the answering node places it.

@@ -13,11 +13,11 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use quorate_protocol::{
-    ClusterName, Datagram, DecodeError, Echo, FRAME_HEADER_LEN, Frame, FreezeFlag, Goodbye,
-    HealthBits, Heartbeat, Hello, Incarnation, LoadFigures, MAX_DATAGRAM, MAX_FRAME, Mode, NodeId,
-    NodeState, PROTOCOL_VERSION, Seq, StateDigest, Term, TimeoutNow, TransferRequest, VoteReply,
-    VoteRequest, WallMicros, decode_datagram, decode_frame_body, encode_datagram, encode_frame,
-    frame_body_len,
+    ClusterName, ConfigStamp, Datagram, DecodeError, Echo, FRAME_HEADER_LEN, Frame, FreezeFlag,
+    Goodbye, HealthBits, Heartbeat, Hello, Incarnation, LoadFigures, MAX_DATAGRAM, MAX_FRAME,
+    MemberSlot, Membership, Mode, NodeId, NodeState, PROTOCOL_VERSION, Seq, StateDigest, Term,
+    TimeoutNow, TransferRequest, VoteReply, VoteRequest, WallMicros, decode_datagram,
+    decode_frame_body, encode_datagram, encode_frame, frame_body_len,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ fn heartbeat() -> impl Strategy<Value = Heartbeat> {
             any::<u32>(),
             load(),
             any::<u64>(),
-            (any::<u32>(), any::<u32>()),
+            (any::<u32>(), any::<u32>(), any::<u64>(), any::<u64>()),
         ),
     )
         .prop_map(
@@ -186,7 +186,7 @@ fn heartbeat() -> impl Strategy<Value = Heartbeat> {
                 (node, incarnation, seq, sent, interval_ms),
                 (echo, term),
                 (primary, lease_ack, freeze),
-                (health, load, digest, (lease_ms, promise_ms)),
+                (health, load, digest, (lease_ms, promise_ms, config_term, config_index)),
             )| Heartbeat {
                 node,
                 incarnation: Incarnation(incarnation),
@@ -203,6 +203,10 @@ fn heartbeat() -> impl Strategy<Value = Heartbeat> {
                 health: HealthBits(health),
                 load,
                 digest: StateDigest(digest),
+                config: ConfigStamp {
+                    term: Term(config_term),
+                    index: config_index,
+                },
             },
         )
 }
@@ -221,14 +225,19 @@ fn vote_request() -> impl Strategy<Value = VoteRequest> {
         proptest::option::of(node_id()),
         seq(),
         any::<u32>(),
+        (term(), any::<u64>()),
     )
         .prop_map(
-            |(term, candidate, transfer_from, req, lease_ms)| VoteRequest {
+            |(term, candidate, transfer_from, req, lease_ms, (config_term, index))| VoteRequest {
                 term,
                 candidate,
                 transfer_from,
                 req,
                 lease_ms,
+                config: ConfigStamp {
+                    term: config_term,
+                    index,
+                },
             },
         )
 }
@@ -322,6 +331,17 @@ fn node_state() -> impl Strategy<Value = NodeState> {
                 app_version,
                 started,
                 peers_hash,
+                members: Membership {
+                    stamp: ConfigStamp::NONE,
+                    members: suspects
+                        .iter()
+                        .map(|n| MemberSlot {
+                            addr: n.to_string(),
+                            node: Some(n.clone()),
+                            voter: true,
+                        })
+                        .collect(),
+                },
                 checks: checks
                     .into_iter()
                     .map(|(name, reason)| quorate_protocol::CheckState {
@@ -452,7 +472,7 @@ fn steered_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
 fn expected_heartbeat_len(hb: &Heartbeat) -> usize {
     // version, variant, node (1-byte length prefix for ids <= 63 bytes), incarnation,
     // seq, sent, interval_ms, echo, term, primary, lease_ack, lease_ms, promise_ms,
-    // freeze, health, load, digest.
+    // freeze, health, load, digest, config.
     1 + 1
         + id_len(&hb.node)
         + 8
@@ -469,6 +489,7 @@ fn expected_heartbeat_len(hb: &Heartbeat) -> usize {
         + 4
         + (2 + 2 + 4)
         + 8
+        + (8 + 8)
 }
 
 /// An encoded node id: a 1-byte length prefix (ids are at most 63 bytes), then the id.
@@ -486,7 +507,7 @@ fn expected_election_len(d: &Datagram) -> usize {
     1 + 1
         + match d {
             Datagram::PreVote(r) | Datagram::Vote(r) => {
-                8 + id_len(&r.candidate) + opt_id_len(r.transfer_from.as_ref()) + 8 + 4
+                8 + id_len(&r.candidate) + opt_id_len(r.transfer_from.as_ref()) + 8 + 4 + 16
             }
             Datagram::PreVoteReply(r) | Datagram::VoteReply(r) => 8 + id_len(&r.voter) + 1 + 8 + 4,
             Datagram::TimeoutNow(t) => 8 + id_len(&t.from),
@@ -727,6 +748,8 @@ fn crafted_state_body(roles_len: u64, role_bytes: &[u8]) -> Vec<u8> {
     b.push(0); // app_version: None
     b.extend([0; 8]); // started
     b.extend([0; 8]); // peers_hash
+    b.extend([0; 16]); // members: stamp
+    b.push(0); // members: no slots
     // checks, mounts, config, drain, drain_orders, drift_acks, balancer, tasks: empty;
     // upgrade_allowed: false; suspects: empty.
     b.extend([0; 10]);
@@ -752,7 +775,7 @@ fn crafted_state_body_layout_is_right() {
 fn huge_length_prefix_does_not_preallocate() {
     for claimed in [1u64 << 31, u64::from(u32::MAX), u64::MAX] {
         let body = crafted_state_body(claimed, &[3, b'a', b'b', b'c']);
-        assert!(body.len() < 64);
+        assert!(body.len() < 96);
         let start = std::time::Instant::now();
         let (r, stats) = measure(|| decode_frame_body(&body));
         let elapsed = start.elapsed();

@@ -6,7 +6,7 @@
 //! `QUORATE_BLESS=1 cargo test -p quorate-protocol --test golden`, then review the diff.
 //!
 //! Heartbeat size: a steady-cluster heartbeat (node id `"n1"`, primary `Some("n1")`,
-//! echo `Some`, lease ack `Some`) is **102 bytes** on the wire, version byte included,
+//! echo `Some`, lease ack `Some`) is **126 bytes** on the wire, version byte included,
 //! whatever its sequence number, timestamps, interval, term, freeze flag, health or load
 //! figures: every counter is a fixed-width little-endian integer. Only the lengths of the node ids
 //! (sender and believed primary) and the three `Option` tags change it. `MAX_DATAGRAM`
@@ -15,14 +15,14 @@
 use std::path::PathBuf;
 
 use quorate_protocol::{
-    ClusterName, Datagram, Echo, Frame, FreezeFlag, Goodbye, HealthBits, Heartbeat, Hello,
-    Incarnation, LoadFigures, MAX_DATAGRAM, Mode, NodeId, NodeState, Seq, StateDigest, Term,
-    TimeoutNow, TransferRequest, VoteReply, VoteRequest, WallMicros, decode_datagram,
-    decode_frame_body, encode_datagram, encode_frame, frame_body_len,
+    ClusterName, ConfigStamp, Datagram, Echo, Frame, FreezeFlag, Goodbye, HealthBits, Heartbeat,
+    Hello, Incarnation, LoadFigures, MAX_DATAGRAM, MemberSlot, Membership, Mode, NodeId, NodeState,
+    Seq, StateDigest, Term, TimeoutNow, TransferRequest, VoteReply, VoteRequest, WallMicros,
+    decode_datagram, decode_frame_body, encode_datagram, encode_frame, frame_body_len,
 };
 
 /// The size pinned in this file's doc comment.
-const STEADY_HEARTBEAT_LEN: usize = 110;
+const STEADY_HEARTBEAT_LEN: usize = 126;
 
 fn id(s: &str) -> NodeId {
     NodeId::new(s).expect("valid node id")
@@ -58,6 +58,10 @@ fn heartbeat() -> Heartbeat {
             load1_centi: 0xa5a6_a7a8,
         },
         digest: StateDigest(0xb1b2_b3b4_b5b6_b7b8),
+        config: ConfigStamp {
+            term: Term(0x0e),
+            index: 0x0f,
+        },
     }
 }
 
@@ -79,6 +83,7 @@ fn heartbeat_no_echo() -> Heartbeat {
         health: HealthBits::default(),
         load: LoadFigures::default(),
         digest: StateDigest(0),
+        config: ConfigStamp::NONE,
     }
 }
 
@@ -97,6 +102,10 @@ fn pre_vote() -> VoteRequest {
         transfer_from: None,
         req: Seq(0x1112_1314_1516_1718),
         lease_ms: 0x4142_4344,
+        config: ConfigStamp {
+            term: Term(0x5152_5354_5556_5758),
+            index: 0x6162_6364_6566_6768,
+        },
     }
 }
 
@@ -118,6 +127,7 @@ fn vote() -> VoteRequest {
         transfer_from: Some(id("n1")),
         req: Seq(0x3132_3334_3536_3738),
         lease_ms: 0x4142_4344,
+        config: ConfigStamp::NONE,
     }
 }
 
@@ -164,6 +174,24 @@ fn node_state() -> NodeState {
         app_version: Some("16.4".to_owned()),
         started: WallMicros(1_700_000_000_123_456),
         peers_hash: [0xde, 0xad, 0xbe, 0xef, 0x01, 0x23, 0x45, 0x67],
+        members: Membership {
+            stamp: ConfigStamp {
+                term: Term(3),
+                index: 5,
+            },
+            members: vec![
+                MemberSlot {
+                    addr: "[fd00::1]:7946".to_owned(),
+                    node: None,
+                    voter: true,
+                },
+                MemberSlot {
+                    addr: "[fd00::2]:7946".to_owned(),
+                    node: Some(id("db-02")),
+                    voter: false,
+                },
+            ],
+        },
         checks: vec![quorate_protocol::CheckState {
             name: "app".to_owned(),
             code: quorate_protocol::CheckCode::Hung,
@@ -394,9 +422,9 @@ fn steady_heartbeat_has_constant_size() {
         STEADY_HEARTBEAT_LEN,
         "update the doc comment too"
     );
-    // Well under the cap: at most a tenth of it, election fields included, so the steady
-    // rate costs little.
-    assert!(base.len() * 10 <= MAX_DATAGRAM, "{} bytes", base.len());
+    // Well under the cap: at most an eighth of it, election and member-set fields
+    // included, so the steady rate costs little.
+    assert!(base.len() * 8 <= MAX_DATAGRAM, "{} bytes", base.len());
 
     for hb in steady_variants() {
         let bytes = encode_datagram(&Datagram::Heartbeat(hb.clone())).expect("encode");

@@ -135,11 +135,12 @@ fn decoding_validates_election_ids() {
         transfer_from: Some(nx()),
         req: Seq(0),
         lease_ms: 300,
+        config: quorate_protocol::ConfigStamp::NONE,
     });
     let bytes = encode_datagram(&vote).expect("encode");
     assert_eq!(decode_datagram(&bytes), Ok(vote));
     // [version][variant 4][term: 8][len = 2]['n']['x'][Some][len = 2]['n']['x'][req: 8]
-    // [lease_ms: 4]
+    // [lease_ms: 4][config: 16]
     assert_eq!(&bytes[..2], &[1, 4]);
     assert_eq!(&bytes[10..18], &[2, b'n', b'x', 1, 2, b'n', b'x', 0]);
     for at in [11, 15] {

@@ -457,6 +457,20 @@ impl TestCluster {
         }
     }
 
+    /// Replaces node `i`'s config (its file and [`config`](Self::config)); a running
+    /// agent is not told (restart it, or send SIGHUP). Its name must stay the same: the
+    /// log and config file are named after it.
+    pub fn set_config(&mut self, i: usize, config: NodeConfig) {
+        assert_eq!(
+            config.node, self.nodes[i].config.node,
+            "a node keeps its name"
+        );
+        let node = &mut self.nodes[i];
+        fs::write(&node.config_path, config.render())
+            .unwrap_or_else(|e| panic!("{}: {e}", node.config_path.display()));
+        node.config = config;
+    }
+
     /// Writes `config` and adds it as node `len()`, not started. The cluster kills it on
     /// drop and prints its log on failure like any other.
     pub fn add_node(&mut self, config: NodeConfig) -> usize {

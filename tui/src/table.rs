@@ -268,6 +268,7 @@ mod tests {
             tasks: vec![],
             pending_restart: vec![],
             timing_mismatch: vec![],
+            members: Default::default(),
         }
     }
 

@@ -403,7 +403,9 @@ impl Config {
             incarnation,
             mode: self.mode,
             priority: self.priority,
-            voters: self.voters(),
+            advertise: self.advertise.to_string(),
+            bootstrap: self.bootstrap_list(),
+            bootstrap_hash: self.bootstrap_hash(),
             heartbeat_interval: t.heartbeat_interval.0,
             lease_heartbeat_interval: t.lease_heartbeat_interval.0,
             lease: t.lease.0,
@@ -418,8 +420,28 @@ impl Config {
         }
     }
 
-    /// The node's voters: its peers plus itself.
+    /// The node's configured voters: its peers plus itself. Only a new cluster is
+    /// bootstrapped from them; after that the agreed member set counts.
     pub fn voters(&self) -> usize {
-        self.peers.len() + 1
+        self.bootstrap_list().len()
+    }
+
+    /// The sorted addresses of the peers plus this node: what a new cluster bootstraps
+    /// from, and what is compared with the agreed member set (`members` reason).
+    pub fn bootstrap_list(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.peers.iter().map(|p| p.to_string()).collect();
+        all.push(self.advertise.to_string());
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Hash of [`bootstrap_list`](Self::bootstrap_list): nodes that bootstrap together
+    /// must have equal lists (`NodeState::peers_hash`).
+    pub fn bootstrap_hash(&self) -> [u8; 8] {
+        let h = blake3::hash(self.bootstrap_list().join(",").as_bytes());
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&h.as_bytes()[..8]);
+        out
     }
 }

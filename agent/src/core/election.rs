@@ -132,6 +132,11 @@ impl Node {
         None
     }
 
+    /// The state last reported durable (what the driver compares a new write against).
+    pub fn persisted(&self) -> &HardState {
+        &self.persisted
+    }
+
     /// `hs` is on disk: release what waited for it.
     pub fn handle_persisted(&mut self, now: Instant, hs: HardState) {
         self.persist_handed_out = false;
@@ -189,6 +194,7 @@ impl Node {
             // to redo now.
             Command::SetPriority(p) => self.cfg.priority = p,
             Command::SetPreempt(p) => self.cfg.preempt = p,
+            Command::Member(change) => self.request_member_change(now, change),
         }
     }
 
@@ -279,14 +285,17 @@ impl Node {
         let Some((lease_ms, _)) = m.timing else {
             return false;
         };
-        let mine = u32::from(self.covers(lease::promise_ms(self.cfg.election_timeout), lease_ms));
+        let mine = u32::from(
+            self.is_voter() && self.covers(lease::promise_ms(self.cfg.election_timeout), lease_ms),
+        );
         let others = self
             .members
             .values()
+            .filter(|v| self.counts(&v.id))
             .filter_map(|v| v.timing)
             .filter(|(_, promise_ms)| self.covers(*promise_ms, lease_ms))
             .count();
-        mine as usize + others >= majority(self.cfg.voters)
+        mine as usize + others >= majority(self.voter_count())
     }
 
     /// Drops the lease, then tells `to` to campaign at once.
@@ -494,11 +503,19 @@ impl Node {
 
     /// Recomputes the primary's lease from its acknowledgements.
     pub(super) fn update_lease(&mut self, now: Instant) {
-        let voters = self.cfg.voters;
+        let voters = self.voter_count();
         let lease = self.cfg.lease;
         let fault = self.cfg.fault;
-        if let Role::Primary { acks, lease_until } = &mut self.role {
-            let until = match majority_acked(voters, acks.values().copied()) {
+        let counted: Vec<Instant> = match &self.role {
+            Role::Primary { acks, .. } => acks
+                .iter()
+                .filter(|(id, _)| self.counts(id))
+                .map(|(_, t)| *t)
+                .collect(),
+            _ => return,
+        };
+        if let Role::Primary { lease_until, .. } = &mut self.role {
+            let until = match majority_acked(voters, counted) {
                 Some(t) => t + lease,
                 // Alone in a one-voter cluster, this node is its own majority.
                 None if majority(voters) == 1 => now + lease,
@@ -547,7 +564,7 @@ impl Node {
         candidate: &NodeId,
         transfer_from: Option<&NodeId>,
     ) -> bool {
-        if now < self.no_votes_until || self.is_primary_role() {
+        if now < self.no_votes_until || self.is_primary_role() || !self.in_the_set() {
             return false;
         }
         match &self.promise {
@@ -567,6 +584,7 @@ impl Node {
         }
         let granted = req.term > self.hard.term
             && fits
+            && self.up_to_date(req)
             && self.votes_open(now, &req.candidate, req.transfer_from.as_ref());
         self.transmits.push_back(Transmit {
             to: req.candidate.clone(),
@@ -598,6 +616,7 @@ impl Node {
         }
         if req.term < self.hard.term
             || !fits
+            || !self.up_to_date(req)
             || !self.votes_open(now, &req.candidate, req.transfer_from.as_ref())
         {
             let t = reply(self, false);
@@ -627,16 +646,26 @@ impl Node {
         }
     }
 
+    /// Raft's "at least as up to date", over the member set: a candidate holding an older
+    /// set than this voter must not win (a majority of a set it never saw may have moved
+    /// on without it).
+    fn up_to_date(&self, req: &VoteRequest) -> bool {
+        req.config >= self.hard.members.stamp
+            || self.cfg.fault == Some(InjectedFault::OwnListMajority)
+    }
+
     pub(super) fn on_pre_vote_reply(&mut self, now: Instant, r: &VoteReply) {
         if r.term > self.hard.term && !r.granted {
             // The voter is ahead of us: catch up, and stop asking.
             self.adopt_term(now, r.term);
             return;
         }
-        let majority = majority(self.cfg.voters);
+        let majority = majority(self.voter_count());
+        let counts = self.counts(&r.voter);
         if let Role::PreCandidate { req, granted, .. } = &mut self.role
             && r.req.0 == *req
             && r.granted
+            && counts
         {
             granted.insert(r.voter.clone());
             let bound = self
@@ -661,6 +690,7 @@ impl Node {
         // A vote seeds the lease: count it only if the voter's promise outlasts it.
         let own_lease = lease::lease_ms(self.cfg.lease);
         let fits = self.covers(r.promise_ms, own_lease);
+        let counts = self.counts(&r.voter);
         if let Role::Candidate {
             term,
             req,
@@ -671,6 +701,7 @@ impl Node {
             && r.req.0 == *req
             && r.term == *term
             && r.granted
+            && counts
         {
             if fits {
                 granted.insert(r.voter.clone(), *sent);
@@ -704,6 +735,7 @@ impl Node {
 
     fn start_pre_vote(&mut self, now: Instant) {
         let blocked = !self.eligible
+            || !self.in_the_set()
             || self.shutting_down
             || self.freeze.frozen
             || self
@@ -729,7 +761,7 @@ impl Node {
             granted: BTreeSet::new(),
             until: now + self.randomized_timeout(),
         };
-        if majority(self.cfg.voters) == 1 {
+        if majority(self.voter_count()) == 1 {
             self.start_campaign(now, None);
             return;
         }
@@ -739,6 +771,7 @@ impl Node {
             transfer_from: None,
             req: Seq(self.req_seq),
             lease_ms: lease::lease_ms(self.cfg.lease),
+            config: self.hard.members.stamp,
         };
         for to in self.reachable_voters() {
             self.transmits.push_back(Transmit {
@@ -771,6 +804,7 @@ impl Node {
             transfer_from,
             req: Seq(self.req_seq),
             lease_ms: lease::lease_ms(self.cfg.lease),
+            config: self.hard.members.stamp,
         };
         for to in self.reachable_voters() {
             // Our own vote must be durable before we ask for others'.
@@ -792,7 +826,7 @@ impl Node {
         };
         let own_vote_durable = self.persisted.term == *term
             && self.persisted.voted_for.as_ref() == Some(&self.cfg.node);
-        if !own_vote_durable || granted.len() + 1 < majority(self.cfg.voters) {
+        if !own_vote_durable || granted.len() + 1 < majority(self.voter_count()) {
             return;
         }
         let term = *term;
@@ -805,6 +839,7 @@ impl Node {
         self.transfer = None;
         self.update_lease(now);
         self.events.push_back(Event::BecamePrimary { term });
+        self.stamp_own_term();
         // Announce at once; the heartbeats are what voters acknowledge.
         for m in self.members.values_mut() {
             m.next_heartbeat = now;

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use proto::{
-    Echo, HealthBits, Heartbeat, Incarnation, LoadFigures, Mode, NodeId, NodeState, Seq,
-    StateDigest, Term, WallMicros,
+    ConfigStamp, Echo, HealthBits, Heartbeat, Incarnation, LoadFigures, Mode, NodeId, NodeState,
+    Seq, StateDigest, Term, WallMicros,
 };
 
 use super::detector::PhiDetector;
@@ -75,6 +75,8 @@ pub struct Member {
     /// primary and how long it promises after acknowledging one (ms; `None` before its
     /// first heartbeat).
     pub timing: Option<(u32, u32)>,
+    /// The agreed member set it holds durably, as its latest heartbeat announced it.
+    pub config: ConfigStamp,
     pub(super) next_heartbeat: Instant,
     pub(super) fetch_pending: bool,
 }
@@ -118,6 +120,7 @@ impl Member {
             eligible_since: None,
             interval_ms: u16::try_from(expected.as_millis()).unwrap_or(u16::MAX),
             timing: None,
+            config: ConfigStamp::NONE,
             next_heartbeat: now,
             fetch_pending: false,
         }
@@ -167,6 +170,7 @@ impl Member {
         }
         self.last_seq = Some(hb.seq);
         self.timing = Some((hb.lease_ms, hb.promise_ms));
+        self.config = hb.config;
         if hb.interval_ms != self.interval_ms && hb.interval_ms > 0 {
             // The sender changed rate (a primary came or went): re-learn from the new
             // rate instead of suspecting a slower sender or missing a faster one's death.

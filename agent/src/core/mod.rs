@@ -13,9 +13,11 @@ pub mod membership;
 mod node;
 pub mod quorum;
 pub mod tasks;
+pub mod voters;
 
 pub use membership::{Member, MemberState};
 pub use node::{Command, CoreConfig, Event, HardState, InjectedFault, Node, Transmit};
+pub use voters::{MemberChange, MembersProblem};
 
 #[cfg(test)]
 mod tests;

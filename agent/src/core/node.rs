@@ -5,13 +5,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use proto::{
-    Datagram, FreezeFlag, Goodbye, HealthBits, Heartbeat, Hello, Incarnation, LoadFigures, Mode,
-    NodeId, NodeState, Seq, StateDigest, Term, WallMicros,
+    ConfigStamp, Datagram, FreezeFlag, Goodbye, HealthBits, Heartbeat, Hello, Incarnation,
+    LoadFigures, Membership, Mode, NodeId, NodeState, Seq, StateDigest, Term, WallMicros,
 };
 use rand::{SeedableRng, rngs::SmallRng};
 
 use super::election::Role;
 use super::membership::{Accepted, Member, MemberState};
+use super::voters::{InFlight, MemberChange, MembersProblem};
 
 /// What the core needs to know about this node and its timing.
 #[derive(Debug, Clone)]
@@ -20,8 +21,13 @@ pub struct CoreConfig {
     pub incarnation: Incarnation,
     pub mode: Mode,
     pub priority: u32,
-    /// Configured voters: the peers plus this node.
-    pub voters: usize,
+    /// The address peers reach this node at (its slot in the member set).
+    pub advertise: String,
+    /// The sorted addresses of the configured peers plus this node: the voters a new
+    /// cluster bootstraps with. After that, the agreed set rules ([`super::voters`]).
+    pub bootstrap: Vec<String>,
+    /// The hash of `bootstrap` that nodes compare (`NodeState::peers_hash`).
+    pub bootstrap_hash: [u8; 8],
     /// Between nodes when neither is the primary.
     pub heartbeat_interval: Duration,
     /// From the primary to each voter.
@@ -49,13 +55,18 @@ pub enum InjectedFault {
     /// Acknowledgements and votes are counted whatever the two ends' timing (a voter's
     /// promise may end before the lease it acknowledged).
     IgnoreTiming,
+    /// Majorities are counted over the node's own configured list, not the agreed
+    /// member set (what quorate did before membership was agreed).
+    OwnListMajority,
 }
 
-/// `(term, voted_for)`: what must be on disk before a vote leaves this node.
+/// `(term, voted_for)` and the agreed member set: what must be on disk before a vote or
+/// an acknowledgement of a new set leaves this node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HardState {
     pub term: Term,
     pub voted_for: Option<NodeId>,
+    pub members: Membership,
 }
 
 /// A command from an operator or the driver.
@@ -73,6 +84,8 @@ pub enum Command {
     SetPriority(u32),
     /// A reloaded `[election] preempt` / `preempt_delay` (`None`: no preemption).
     SetPreempt(Option<Duration>),
+    /// A change to the agreed member set (taken by the primary only).
+    Member(MemberChange),
 }
 
 /// A datagram to send.
@@ -130,6 +143,13 @@ pub enum Event {
         lease_ms: u32,
         promise_ms: u32,
     },
+    /// This node now holds another agreed member set (made, adopted or bootstrapped).
+    MembersChanged {
+        stamp: ConfigStamp,
+        voters: Vec<String>,
+    },
+    /// The primary's change to the member set is held by a majority.
+    MembersCommitted { stamp: ConfigStamp, what: String },
 }
 
 /// This node's own figures, fed in by the probes.
@@ -201,6 +221,11 @@ pub struct Node {
     /// Timing mismatches seen, per peer: `(lease_ms, promise_ms)` as last reported, and
     /// when last seen.
     pub(super) timing_reported: BTreeMap<NodeId, ((u32, u32), Instant)>,
+    /// The primary's change to the member set not yet committed.
+    pub(super) in_flight: Option<InFlight>,
+    /// Without a set: why none yet (bootstrap progress, or what stops it).
+    pub(super) bootstrap_status: Option<MembersProblem>,
+    pub(super) started: Instant,
 }
 
 impl Node {
@@ -234,6 +259,9 @@ impl Node {
             primary_seq: None,
             leader_lease_ms: u32::MAX,
             timing_reported: BTreeMap::new(),
+            in_flight: None,
+            bootstrap_status: None,
+            started: now,
             cfg,
         };
         node.reset_election_timer(now);
@@ -257,18 +285,25 @@ impl Node {
         self.members.get(id)
     }
 
-    /// Voters alive from this node's point of view, itself included.
+    /// Voters of the agreed set alive from this node's point of view, itself included
+    /// if it votes.
     pub fn alive_voters(&self) -> usize {
-        1 + self
-            .members
-            .values()
-            .filter(|m| m.state == MemberState::Alive)
-            .count()
+        usize::from(self.is_voter())
+            + self
+                .members
+                .values()
+                .filter(|m| m.state == MemberState::Alive && self.counts(&m.id))
+                .count()
     }
 
-    /// Whether this node sees a majority of the configured voters alive.
+    /// Voters in the agreed set this node holds.
+    pub fn voters(&self) -> usize {
+        self.voter_count()
+    }
+
+    /// Whether this node sees a majority of the agreed voters alive.
     pub fn has_quorum(&self) -> bool {
-        self.alive_voters() > self.cfg.voters / 2
+        self.voter_count() > 0 && self.alive_voters() > self.voter_count() / 2
     }
 
     /// A connection to a peer was authenticated: its certificate names `hello.node`, and
@@ -409,6 +444,13 @@ impl Node {
         }
         self.merge_freeze(hb.freeze);
         self.election_heartbeat(now, wall, from, hb);
+        if self.wants_set_from(from, hb.config)
+            && let Some(m) = self.members.get_mut(from)
+            && !m.fetch_pending
+        {
+            m.fetch_pending = true;
+            self.fetches.push_back(from.clone());
+        }
     }
 
     fn on_goodbye(&mut self, now: Instant, from: &NodeId, bye: &Goodbye) {
@@ -453,6 +495,7 @@ impl Node {
         }
         m.mode = state.mode;
         m.node_state = Some(state);
+        self.member_state(from);
     }
 
     /// A state fetch from `from` failed; the next heartbeat may trigger another.
@@ -493,7 +536,11 @@ impl Node {
             self.check_members(now);
             self.next_check = now + self.check_interval();
         }
+        self.bootstrap_tick(now);
         self.election_tick(now);
+        if self.is_primary_role() {
+            self.members_tick(now);
+        }
         self.send_heartbeats(now, wall);
     }
 
@@ -549,6 +596,7 @@ impl Node {
             health: self.local.health,
             load: self.local.load,
             digest: self.local.digest,
+            config: self.persisted.members.stamp,
         };
         if is_primary {
             self.sent_log.push_back((seq, now));

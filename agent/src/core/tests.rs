@@ -19,7 +19,12 @@ fn config(name: &str, incarnation: u64) -> CoreConfig {
         incarnation: Incarnation(incarnation),
         mode: Mode::Member,
         priority: 100,
-        voters: 3,
+        advertise: format!("127.0.0.1:{name}"),
+        bootstrap: ["n1", "n2", "n3"]
+            .iter()
+            .map(|n| format!("127.0.0.1:{n}"))
+            .collect(),
+        bootstrap_hash: [3; 8],
         heartbeat_interval: t.heartbeat_interval.0,
         lease_heartbeat_interval: t.lease_heartbeat_interval.0,
         lease: t.lease.0,
@@ -28,6 +33,14 @@ fn config(name: &str, incarnation: u64) -> CoreConfig {
         dead_after: t.dead_after.0,
         preempt: None,
         fault: None,
+    }
+}
+
+/// What every test node holds on disk: the agreed set of n1, n2 and n3, as bootstrapped.
+fn agreed() -> HardState {
+    HardState {
+        members: voters::bootstrap_set(&config("n1", 1).bootstrap),
+        ..HardState::default()
     }
 }
 
@@ -61,7 +74,7 @@ impl Harness {
         let nodes: Vec<Node> = names
             .iter()
             .enumerate()
-            .map(|(i, n)| Node::new(config(n, 1), t0, i as u64, HardState::default()))
+            .map(|(i, n)| Node::new(config(n, 1), t0, i as u64, agreed()))
             .collect();
         let mut h = Harness {
             t0,
@@ -188,7 +201,7 @@ fn restarted_node_is_alive_with_new_incarnation() {
     h.run(Duration::from_secs(4));
     assert_eq!(h.state("n3", "n1"), MemberState::Dead);
     let now = h.now;
-    h.nodes[2] = Node::new(config("n3", 2), now, 99, HardState::default());
+    h.nodes[2] = Node::new(config("n3", 2), now, 99, agreed());
     h.up[2] = true;
     for i in 0..2 {
         let hi = hello(&h.nodes[2]);
@@ -272,6 +285,7 @@ fn heartbeats_from_the_wrong_connection_or_replayed_are_ignored() {
         health: Default::default(),
         load: Default::default(),
         digest: Default::default(),
+        config: agreed().members.stamp,
     });
     let (now, wall) = (h.now, h.wall());
     h.nodes[0].handle_datagram(now, wall, &id("n3"), hb.clone());
@@ -371,7 +385,7 @@ fn transfer_hands_over_without_overlap() {
 #[test]
 fn vote_replies_wait_for_persistence() {
     let t0 = crate::clock::now();
-    let mut voter = Node::new(config("n1", 1), t0, 1, HardState::default());
+    let mut voter = Node::new(config("n1", 1), t0, 1, agreed());
     let cand = hello_of("n2");
     voter.handle_hello(t0, &cand);
     let later = t0 + Duration::from_secs(1);
@@ -381,6 +395,7 @@ fn vote_replies_wait_for_persistence() {
         transfer_from: None,
         req: proto::Seq(1),
         lease_ms: 300,
+        config: agreed().members.stamp,
     });
     voter.handle_datagram(later, WallMicros(0), &id("n2"), req);
     assert!(
@@ -400,7 +415,7 @@ fn vote_replies_wait_for_persistence() {
 #[test]
 fn a_just_started_node_grants_no_vote() {
     let t0 = crate::clock::now();
-    let mut voter = Node::new(config("n1", 1), t0, 1, HardState::default());
+    let mut voter = Node::new(config("n1", 1), t0, 1, agreed());
     voter.handle_hello(t0, &hello_of("n2"));
     let req = Datagram::Vote(proto::VoteRequest {
         term: proto::Term(1),
@@ -408,6 +423,7 @@ fn a_just_started_node_grants_no_vote() {
         transfer_from: None,
         req: proto::Seq(1),
         lease_ms: 300,
+        config: agreed().members.stamp,
     });
     voter.handle_datagram(
         t0 + Duration::from_millis(100),
@@ -453,6 +469,7 @@ fn a_second_primary_claim_in_one_term_raises_split_brain_suspected() {
         health: Default::default(),
         load: Default::default(),
         digest: Default::default(),
+        config: agreed().members.stamp,
     });
     let (now, wall) = (h.now, h.wall());
     let i = h.idx(other);
@@ -529,7 +546,7 @@ fn a_promise_shorter_than_the_lease_grants_no_vote_and_no_acknowledgement() {
     let mut cfg = config("n1", 1);
     cfg.election_timeout = Duration::from_millis(200);
     cfg.lease = Duration::from_millis(150);
-    let mut voter = Node::new(cfg, t0, 1, HardState::default());
+    let mut voter = Node::new(cfg, t0, 1, agreed());
     voter.handle_hello(t0, &hello_of("n2"));
     let later = t0 + Duration::from_secs(1);
     let vote = |lease_ms| {
@@ -539,6 +556,7 @@ fn a_promise_shorter_than_the_lease_grants_no_vote_and_no_acknowledgement() {
             transfer_from: None,
             req: proto::Seq(1),
             lease_ms,
+            config: agreed().members.stamp,
         })
     };
     voter.handle_datagram(later, WallMicros(0), &id("n2"), vote(300));
@@ -578,6 +596,7 @@ fn a_promise_shorter_than_the_lease_grants_no_vote_and_no_acknowledgement() {
         health: Default::default(),
         load: Default::default(),
         digest: Default::default(),
+        config: agreed().members.stamp,
     });
     voter.handle_datagram(later, WallMicros(0), &id("n2"), hb);
     assert_eq!(voter.primary(), Some(&id("n2")));
@@ -600,7 +619,7 @@ fn a_promise_shorter_than_the_lease_grants_no_vote_and_no_acknowledgement() {
         },
         t0,
         1,
-        HardState::default(),
+        agreed(),
     );
     fits.handle_hello(t0, &hello_of("n2"));
     fits.handle_datagram(later, WallMicros(0), &id("n2"), vote(150));

@@ -112,6 +112,12 @@ pub fn render(view: &ClusterView) -> String {
     flag(&mut reg, "frozen", "1 if elections are frozen", st.frozen);
     flag(
         &mut reg,
+        "members_mismatch",
+        "1 if this node cannot vote (no agreed member set, or not a voter in it) or its peers file disagrees with the agreed member set",
+        st.members.disagrees(),
+    );
+    flag(
+        &mut reg,
         "healthy",
         "1 if the node is fit for traffic by its checks (draining aside: see quorate_draining)",
         view.healthy,

@@ -306,6 +306,10 @@ fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
                 if view.reasons.contains(&reason::TIMING) {
                     why.push(reason::TIMING);
                 }
+                // Nor may a node that cannot vote (see `quorate status`).
+                if view.status.members.problem.is_some() {
+                    why.push(reason::MEMBERS);
+                }
                 Verdict::fail(view, why)
             };
             (v.role, v.term) = (role, term);
@@ -481,6 +485,7 @@ pub(crate) mod tests {
                 tasks: vec![],
                 pending_restart: vec![],
                 timing_mismatch: vec![],
+                members: Default::default(),
             },
         }
     }

@@ -6,11 +6,15 @@
 //! is handed to the operator channel's server — only from an address in
 //! `control_allow`; a peer's address alone does not open the operator channel.
 //!
-//! Every configured peer address has a dialer task that keeps one outgoing connection up
-//! (reconnecting with backoff). Peers dial us too, so a pair of nodes usually has two
-//! connections; both carry datagrams and the driver sends on the newest. That avoids
-//! the race of deduplicating simultaneous dials, at the cost of one more idle connection.
+//! The peer set (the config's `peers` at start, then whatever the driver sets from the
+//! agreed membership, [`Net::set_peers`]) decides who is dialed and admitted. Every
+//! address in it has one dialer task that keeps one outgoing connection up (reconnecting
+//! with backoff) and leaves once its address is gone. Peers dial us too, so a pair of
+//! nodes usually has two connections; both carry datagrams and the driver sends on the
+//! newest. That avoids the race of deduplicating simultaneous dials, at the cost of one
+//! more idle connection.
 
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +23,7 @@ use std::time::Duration;
 use proto::{CloseCode, Datagram, Frame, Hello, NodeId, NodeState};
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
 
 use super::frame::{FrameError, read_frame, timeout, write_frame};
 use super::tls::{self, TlsMaterial};
@@ -77,7 +82,9 @@ pub struct NetConfig {
 
 struct Shared {
     hello: Hello,
-    peers: Vec<SocketAddr>,
+    /// Who is dialed and admitted: seeded from the config, replaced when the membership
+    /// changes ([`Net::set_peers`]); read at each admission, hello and redial.
+    peers: watch::Sender<Vec<SocketAddr>>,
     /// Replaced on reload ([`Net::set_control_allow`]); read at each admission.
     control_allow: watch::Sender<Vec<Cidr>>,
     /// What outgoing connections present and trust. Replaced on reload
@@ -115,7 +122,7 @@ impl Net {
             endpoint,
             shared: Arc::new(Shared {
                 hello: cfg.hello,
-                peers: cfg.peers,
+                peers: watch::Sender::new(cfg.peers),
                 control_allow: watch::Sender::new(cfg.control_allow),
                 client: watch::Sender::new(client),
                 ctl: cfg.ctl,
@@ -148,17 +155,17 @@ impl Net {
         Ok(())
     }
 
-    /// Starts the accept loop and one dialer per peer.
+    /// A new peer set (the agreed membership changed). An added address is dialed at
+    /// once and admitted; a removed one is no longer admitted nor redialed (an attempt in
+    /// flight may finish). Links already up stay up: closing them is the driver's call.
+    pub fn set_peers(&self, peers: Vec<SocketAddr>) {
+        self.shared.peers.send_replace(peers);
+    }
+
+    /// Starts the accept loop and the dialers.
     pub fn start(&self) {
         tokio::spawn(accept_loop(self.endpoint.clone(), self.shared.clone()));
-        for (i, &addr) in self.shared.peers.iter().enumerate() {
-            tokio::spawn(dial_loop(
-                self.endpoint.clone(),
-                self.shared.clone(),
-                addr,
-                i as u64,
-            ));
-        }
+        tokio::spawn(dialers(self.endpoint.clone(), self.shared.clone()));
     }
 
     /// Fetches `from`'s full state over `conn`; the answer arrives as [`Inbound::State`].
@@ -377,6 +384,53 @@ fn refuse(conn: &quinn::Connection, shared: &Shared, code: CloseCode, reason: &s
     close(conn, code, reason);
 }
 
+/// Keeps one dialer per address in the peer set. This task only starts them: a dialer
+/// leaves by itself when its address is gone (so a live link is never cut short), and an
+/// address gets a new dialer only once its previous one has ended, so one removed and
+/// re-added while its dialer still runs keeps that single dialer.
+async fn dialers(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
+    let mut peers = shared.peers.subscribe();
+    let mut tasks = JoinSet::new();
+    let mut running = HashMap::new();
+    loop {
+        if shared.closing.load(Ordering::Relaxed) {
+            // The dialers end on their own once their links are closed; dropping the
+            // set would abort them before they report their links down.
+            tasks.detach_all();
+            return;
+        }
+        let wanted = peers.borrow_and_update().clone();
+        let live: HashSet<SocketAddr> = running.values().copied().collect();
+        for (addr, salt) in dialers_to_start(&live, &wanted) {
+            let task = tasks.spawn(dial_loop(endpoint.clone(), shared.clone(), addr, salt));
+            running.insert(task.id(), addr);
+        }
+        tokio::select! {
+            // Cannot fail: `shared` holds the sender.
+            _ = peers.changed() => {}
+            Some(ended) = tasks.join_next_with_id() => {
+                let id = ended.map_or_else(|e| e.id(), |(id, ())| id);
+                running.remove(&id);
+            }
+        }
+    }
+}
+
+/// The addresses in `wanted` without a dialer in `running`, each once, with its
+/// position in `wanted`: the salt that staggers the dialers' retries.
+fn dialers_to_start(
+    running: &HashSet<SocketAddr>,
+    wanted: &[SocketAddr],
+) -> Vec<(SocketAddr, u64)> {
+    let mut seen = HashSet::new();
+    wanted
+        .iter()
+        .enumerate()
+        .filter(|&(_, addr)| !running.contains(addr) && seen.insert(*addr))
+        .map(|(i, &addr)| (addr, i as u64))
+        .collect()
+}
+
 async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketAddr, salt: u64) {
     let mut rng = SmallRng::seed_from_u64(
         shared.hello.incarnation.0 ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -384,6 +438,12 @@ async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketA
     let mut backoff = BACKOFF_MIN;
     let mut failures = 0u32;
     loop {
+        // Checked before each attempt, not during one: an attempt in flight finishes
+        // (its hello is then judged by the new set) and a link up runs until it closes.
+        if !shared.peers.borrow().contains(&addr) {
+            tracing::debug!(%addr, "no longer a peer: stopped dialing");
+            return;
+        }
         match dial(&endpoint, &shared, addr).await {
             Ok((conn, hello)) => {
                 if failures > 0 {
@@ -549,7 +609,7 @@ impl Shared {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
-        self.peers.iter().any(|p| p.ip() == ip) || self.control_allowed(ip)
+        self.peers.borrow().iter().any(|p| p.ip() == ip) || self.control_allowed(ip)
     }
 
     /// Addresses operator connections are taken from.
@@ -598,7 +658,7 @@ impl Shared {
                 ),
             ));
         };
-        if !self.peers.contains(&advertised) {
+        if !self.peers.borrow().contains(&advertised) {
             return Err((
                 CloseCode::Identity,
                 format!(
@@ -619,5 +679,130 @@ impl Shared {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_dialer_starts_for_each_address_without_one() {
+        let (a, b, c) = (addr(1), addr(2), addr(3));
+        type Started<'a> = &'a [(SocketAddr, u64)];
+        // (running, wanted, started with their salts)
+        let cases: &[(&[SocketAddr], &[SocketAddr], Started<'_>)] = &[
+            // At start: one per configured peer, salted by its index as before.
+            (&[], &[a, b, c], &[(a, 0), (b, 1), (c, 2)]),
+            // Unchanged, or re-added while its old dialer still runs: that one carries on.
+            (&[a, b], &[a, b], &[]),
+            // Added: only the new one; salted by its place in the new set.
+            (&[a, b], &[a, b, c], &[(c, 2)]),
+            // Removed: nothing starts (the removed dialer leaves by itself).
+            (&[a, b, c], &[a], &[]),
+            // Re-added after its old dialer ended: a new one.
+            (&[a], &[a, b], &[(b, 1)]),
+            // A duplicate in the set still gets one dialer.
+            (&[], &[a, b, a], &[(a, 0), (b, 1)]),
+            (&[a], &[], &[]),
+        ];
+        for (running, wanted, started) in cases {
+            let running: HashSet<SocketAddr> = running.iter().copied().collect();
+            assert_eq!(
+                dialers_to_start(&running, wanted),
+                *started,
+                "running {running:?}, wanted {wanted:?}"
+            );
+        }
+    }
+
+    /// A node on 127.0.0.1 with a certificate from the CA in `dir`. The address is picked
+    /// first because the hello advertises it.
+    fn node(
+        dir: &std::path::Path,
+        name: &str,
+        peers: Vec<SocketAddr>,
+    ) -> (Net, mpsc::Receiver<Inbound>, SocketAddr) {
+        let node = NodeId::new(name).unwrap();
+        crate::ca::issue_node(dir, &node).unwrap();
+        let tls = TlsMaterial::load(&crate::config::TlsPaths {
+            ca: dir.join(crate::ca::CA_CERT_FILE),
+            cert: dir.join(format!("{name}.pem")),
+            key: dir.join(format!("{name}.key")),
+        })
+        .unwrap();
+        let listen = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let hello = Hello {
+            cluster: proto::ClusterName::new("t".to_owned()).unwrap(),
+            node: node.clone(),
+            incarnation: proto::Incarnation(1),
+            advertise: listen.to_string(),
+            mode: proto::Mode::Member,
+        };
+        let state = NodeState::new(
+            node,
+            proto::Incarnation(1),
+            listen.to_string(),
+            proto::Mode::Member,
+            0,
+            proto::WallMicros(0),
+        );
+        let (inbound, rx) = mpsc::channel(64);
+        let cfg = NetConfig {
+            hello,
+            listen,
+            peers,
+            control_allow: Vec::new(),
+            ctl: mpsc::channel(1).0,
+        };
+        let net = Net::bind(cfg, &tls, watch::channel(state).1, inbound).unwrap();
+        (net, rx, listen)
+    }
+
+    #[tokio::test]
+    async fn the_peer_set_changes_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::ca::init(dir.path()).unwrap();
+        let (n1, mut n1_in, a) = node(dir.path(), "n1", Vec::new());
+        let (n2, _n2_in, b) = node(dir.path(), "n2", Vec::new());
+        // n3 only dials by hand, to see how n1 judges its hello.
+        let (n3, _n3_in, c) = node(dir.path(), "n3", vec![a]);
+        n2.set_peers(vec![a]);
+        n1.start();
+        n2.start();
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        assert!(!n1.shared.admits(loopback));
+
+        // Added: n1 dials n2 at once, and each takes the other's hello.
+        n1.set_peers(vec![b]);
+        assert!(n1.shared.admits(loopback));
+        let up = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(Inbound::LinkUp { hello, .. }) = n1_in.recv().await {
+                    break hello.node;
+                }
+            }
+        })
+        .await
+        .expect("no link from n2 after it was added");
+        assert_eq!(up.as_str(), "n2");
+
+        let refused = format!("node n3 at {c} is not in this node's peers");
+        let e = dial(&n3.endpoint, &n3.shared, a).await.unwrap_err();
+        assert!(e.to_string().contains(&refused), "{e}");
+        n1.set_peers(vec![b, c]);
+        let (_conn, hello) = dial(&n3.endpoint, &n3.shared, a).await.unwrap();
+        assert_eq!(hello.node.as_str(), "n1");
+        // Removed: refused again, in the same words.
+        n1.set_peers(vec![b]);
+        let e = dial(&n3.endpoint, &n3.shared, a).await.unwrap_err();
+        assert!(e.to_string().contains(&refused), "{e}");
     }
 }

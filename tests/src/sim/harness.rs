@@ -140,7 +140,7 @@ impl Sim {
     /// A cluster whose nodes all start at global time zero (a cold start).
     pub fn new(config: SimConfig) -> Self {
         let mut sim = Self::new_down(config);
-        for node in 0..sim.hosts.len() {
+        for node in 0..sim.config.initial() {
             sim.start(node);
         }
         sim.connect_pairs();
@@ -160,7 +160,7 @@ impl Sim {
         let hosts: Vec<Host> = (0..size)
             .map(|i| {
                 let id = NodeId::new(name(i)).expect("n1…nN are valid node ids");
-                let mode = if i >= config.members {
+                let mode = if config.witness && i == config.members {
                     Mode::Witness
                 } else {
                     Mode::Member

@@ -103,7 +103,8 @@ impl Host {
     }
 
     /// The full state peers fetch (its digest goes in every heartbeat): what the running
-    /// agent runs with (the core's priority, which a reload changes).
+    /// agent runs with (the core's priority, which a reload changes; its bootstrap list;
+    /// the member set it holds durably).
     pub(crate) fn node_state(&self) -> NodeState {
         let priority = self
             .core
@@ -111,6 +112,14 @@ impl Host {
             .map_or(self.priority, |core| core.config().priority);
         NodeState {
             agent_version: "sim".into(),
+            peers_hash: self
+                .core
+                .as_ref()
+                .map_or([0; 8], |core| core.config().bootstrap_hash),
+            members: self
+                .core
+                .as_ref()
+                .map_or_else(Default::default, |core| core.persisted().members.clone()),
             ..NodeState::new(
                 self.id.clone(),
                 Incarnation(self.incarnation),
@@ -132,8 +141,8 @@ impl Host {
         }
     }
 
-    fn advertise(&self) -> String {
-        format!("sim://{}", self.id)
+    pub(crate) fn advertise(&self) -> String {
+        address(&self.id)
     }
 
     /// The lease, if this node holds it at global time `now`.
@@ -144,4 +153,22 @@ impl Host {
             .then_some(lease)
             .flatten()
     }
+}
+
+/// The address a simulated node advertises.
+pub(crate) fn address(id: &NodeId) -> String {
+    format!("sim://{id}")
+}
+
+/// The bootstrap list a core gets from a `peers` file naming `ids` (itself included),
+/// and its hash (any stable hash: the agent's is BLAKE3).
+pub(crate) fn bootstrap(ids: &[NodeId]) -> (Vec<String>, [u8; 8]) {
+    let mut list: Vec<String> = ids.iter().map(address).collect();
+    list.sort();
+    list.dedup();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in list.join(",").bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (list, h.to_le_bytes())
 }

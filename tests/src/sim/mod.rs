@@ -184,6 +184,12 @@ pub struct SimConfig {
     pub members: usize,
     /// One more voter, `n(M+1)`, in witness mode.
     pub witness: bool,
+    /// Member hosts after those (and the witness), down at the start and in nobody's
+    /// list: what `member add` and `member replace` bring in.
+    pub spares: usize,
+    /// Per node (by index), the nodes its `peers` file lists (itself included), when it
+    /// is not every initial node: a stale or edited file. Read at each start.
+    pub lists: Vec<(usize, Vec<usize>)>,
     /// Per node, witness included.
     pub priorities: Vec<u32>,
     /// `preempt_delay`, if preemption is on.
@@ -213,6 +219,8 @@ impl SimConfig {
             seed: 0,
             members,
             witness: false,
+            spares: 0,
+            lists: Vec::new(),
             priorities: vec![100; members],
             preempt: None,
             max_skew_ppm: 1000,
@@ -235,6 +243,27 @@ impl SimConfig {
         config
     }
 
+    /// `spares` more member hosts, down and unlisted (priority 100).
+    pub fn with_spares(mut self, spares: usize) -> Self {
+        self.spares += spares;
+        self.priorities.extend(std::iter::repeat_n(100, spares));
+        self
+    }
+
+    /// The nodes `node`'s `peers` file lists, itself included.
+    pub fn list_of(&self, node: usize) -> Vec<usize> {
+        self.lists
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == node)
+            .map_or_else(|| (0..self.initial()).collect(), |(_, l)| l.clone())
+    }
+
+    /// The nodes that start with the cluster: members and the witness.
+    pub fn initial(&self) -> usize {
+        self.members + usize::from(self.witness)
+    }
+
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
@@ -249,9 +278,9 @@ impl SimConfig {
             .map_or(self.timing, |(_, t)| *t)
     }
 
-    /// Every node, witness included.
+    /// Every host: members, the witness and the spares.
     pub fn size(&self) -> usize {
-        self.members + usize::from(self.witness)
+        self.initial() + self.spares
     }
 }
 
@@ -260,6 +289,18 @@ impl fmt::Display for SimConfig {
         write!(f, "{} members", self.members)?;
         if self.witness {
             write!(f, " + witness {}", scenario::name(self.members))?;
+        }
+        if self.spares > 0 {
+            write!(
+                f,
+                " + {} spare(s) from {}",
+                self.spares,
+                scenario::name(self.initial())
+            )?;
+        }
+        for (node, list) in &self.lists {
+            let names: Vec<String> = list.iter().map(|&n| scenario::name(n)).collect();
+            write!(f, ", {} lists [{}]", scenario::name(*node), names.join(" "))?;
         }
         write!(f, ", priorities {:?}", self.priorities)?;
         match self.preempt {
@@ -296,6 +337,7 @@ pub fn fault_name(fault: InjectedFault) -> &'static str {
         InjectedFault::IgnoreLeasePromise => "ignore-lease-promise",
         InjectedFault::LeaseNeverExpires => "lease-never-expires",
         InjectedFault::IgnoreTiming => "ignore-timing",
+        InjectedFault::OwnListMajority => "own-list-majority",
     }
 }
 
@@ -305,6 +347,7 @@ pub fn parse_fault(name: &str) -> Option<InjectedFault> {
         "ignore-lease-promise" => Some(InjectedFault::IgnoreLeasePromise),
         "lease-never-expires" => Some(InjectedFault::LeaseNeverExpires),
         "ignore-timing" => Some(InjectedFault::IgnoreTiming),
+        "own-list-majority" => Some(InjectedFault::OwnListMajority),
         _ => None,
     }
 }

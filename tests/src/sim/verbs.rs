@@ -177,7 +177,14 @@ impl Sim {
     pub(super) fn start(&mut self, node: usize) {
         let now = self.now;
         let seed = self.rng.random();
-        let voters = self.hosts.len();
+        let listed: Vec<proto::NodeId> = self
+            .config
+            .list_of(node)
+            .into_iter()
+            .chain(std::iter::once(node))
+            .map(|n| self.ids[n].clone())
+            .collect();
+        let (bootstrap, bootstrap_hash) = super::host::bootstrap(&listed);
         let timing = self.config.timing_of(node);
         let (preempt, fault) = (self.config.preempt, self.config.fault);
         let host = &mut self.hosts[node];
@@ -192,7 +199,9 @@ impl Sim {
             incarnation: proto::Incarnation(host.incarnation),
             mode: host.mode,
             priority: host.priority,
-            voters,
+            advertise: host.advertise(),
+            bootstrap,
+            bootstrap_hash,
             heartbeat_interval: timing.heartbeat_interval,
             lease_heartbeat_interval: timing.lease_heartbeat_interval,
             lease: timing.lease,

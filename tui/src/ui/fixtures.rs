@@ -154,6 +154,7 @@ pub fn healthy() -> ClusterStatus {
         tasks: vec![],
         pending_restart: vec![],
         timing_mismatch: vec![],
+        members: Default::default(),
     };
     s.nodes[0].role = "primary".into();
     attach(&mut s, "n1");

@@ -1,0 +1,537 @@
+//! The agreed member set: who votes. Bootstrap, adoption, one change at a time, and the
+//! one place that says whose vote or acknowledgement counts.
+//!
+//! The set is Raft's configuration without the rest of the log: each node holds the
+//! newest set it has durably adopted ([`HardState::members`]) and uses it at once,
+//! committed or not. The rules that keep any two majorities in force intersecting:
+//! - a set is made only by the primary of a term, stamped `(term, index)`; a node adopts
+//!   a newer set only from the primary it follows in its current term (or, holding none
+//!   yet, from any peer whose set names it);
+//! - a voter grants a (pre-)vote only to a candidate whose set is at least as new as its
+//!   own (the stamp in [`proto::VoteRequest::config`]);
+//! - a primary changes one voter at a time, and only once the set it holds is committed
+//!   (a majority of its voters report holding it durably) — which a new primary first
+//!   does by re-stamping the set it won with in its own term (the fix for the flaw
+//!   Ongaro reported in 2015: two single-voter changes from different terms overlapping
+//!   a change of primary);
+//! - votes and acknowledgements count only from voters of the counter's own set
+//!   ([`Node::counts`]).
+//!
+//! A node without a set (an empty `state_dir`) grants nothing and never campaigns: it
+//! bootstraps one together with the nodes it lists, or learns one from a peer.
+//! This file must never read the node's `peers` file: what it bootstraps from arrives as
+//! [`CoreConfig::bootstrap`](super::CoreConfig::bootstrap).
+
+use std::time::{Duration, Instant};
+
+use proto::{ConfigStamp, MemberSlot, Membership, NodeId, Term};
+
+use super::membership::MemberState;
+use super::node::{Event, InjectedFault, Node};
+use super::quorum::majority;
+
+/// How long a node with an empty `state_dir` waits for every node it lists before it
+/// bootstraps with a majority of them (one host down at install must not block it, and
+/// a node whose list differs must have a chance to be seen).
+pub const BOOTSTRAP_WAIT: Duration = Duration::from_secs(5);
+
+/// A change to the agreed member set, asked of the primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Add `node` at `addr`, voting or not.
+    Add {
+        node: NodeId,
+        addr: String,
+        voter: bool,
+    },
+    /// Remove `node` (a voter or not).
+    Remove { node: NodeId },
+    /// Remove `old`, then add `node` at `addr` as a voter: two changes, each committed
+    /// before the next.
+    Replace {
+        old: NodeId,
+        node: NodeId,
+        addr: String,
+    },
+    /// Make the non-voter `node` a voter.
+    Promote { node: NodeId },
+}
+
+impl std::fmt::Display for MemberChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemberChange::Add {
+                node,
+                addr,
+                voter: true,
+            } => write!(f, "add {node} at {addr}"),
+            MemberChange::Add { node, addr, .. } => {
+                write!(f, "add {node} at {addr} (non-voter)")
+            }
+            MemberChange::Remove { node } => write!(f, "remove {node}"),
+            MemberChange::Replace { old, node, addr } => {
+                write!(f, "replace {old} with {node} at {addr}")
+            }
+            MemberChange::Promote { node } => write!(f, "promote {node}"),
+        }
+    }
+}
+
+/// A change the primary is committing: the set it made, and what follows it.
+#[derive(Debug, Clone)]
+pub(super) struct InFlight {
+    pub(super) stamp: ConfigStamp,
+    pub(super) what: String,
+    /// The second step of a replace.
+    pub(super) then: Option<MemberChange>,
+}
+
+/// Why this node cannot take part in elections as things stand, for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembersProblem {
+    /// No agreed set yet: waiting for the nodes it lists.
+    Bootstrapping { seen: usize, needed: usize },
+    /// Nodes it lists list other peers: no cluster forms until the lists agree.
+    ListsDisagree { node: NodeId },
+    /// Its peers hold an agreed set without it.
+    NotAMember { held_by: NodeId },
+    /// The agreed set it holds does not make it a voter (removed, or a non-voter).
+    NotAVoter,
+}
+
+impl std::fmt::Display for MembersProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MembersProblem::Bootstrapping { seen, needed } => write!(
+                f,
+                "no agreed member set yet: {seen} of the {needed} nodes needed to bootstrap one are up with this node's peer list"
+            ),
+            MembersProblem::ListsDisagree { node } => write!(
+                f,
+                "{node} lists other peers than this node: a new cluster forms only from equal lists; make `peers` agree on every node"
+            ),
+            MembersProblem::NotAMember { held_by } => write!(
+                f,
+                "the cluster's agreed member set (held by {held_by}) does not include this node: add it with `quorate member add`"
+            ),
+            MembersProblem::NotAVoter => {
+                f.write_str("not a voter in the agreed member set (removed, or a non-voter)")
+            }
+        }
+    }
+}
+
+/// The set a new cluster starts from: every listed address votes; ids are written down by
+/// the first primary.
+pub fn bootstrap_set(addrs: &[String]) -> Membership {
+    let mut members: Vec<MemberSlot> = addrs
+        .iter()
+        .map(|a| MemberSlot {
+            addr: a.clone(),
+            node: None,
+            voter: true,
+        })
+        .collect();
+    members.sort_by(|a, b| a.addr.cmp(&b.addr));
+    members.dedup_by(|a, b| a.addr == b.addr);
+    Membership {
+        stamp: ConfigStamp {
+            term: Term(0),
+            index: 1,
+        },
+        members,
+    }
+}
+
+/// `set` after `change` (one step of it), or why not.
+pub fn apply(set: &Membership, change: &MemberChange) -> Result<Membership, String> {
+    let mut next = set.clone();
+    let named = |n: &NodeId| set.members.iter().position(|s| s.node.as_ref() == Some(n));
+    match change {
+        MemberChange::Add { node, addr, voter } => {
+            if named(node).is_some() {
+                return Err(format!("{node} is already a member"));
+            }
+            if let Some(s) = set.members.iter().find(|s| s.addr == *addr) {
+                return Err(match &s.node {
+                    Some(n) => format!("{addr} belongs to member {n}"),
+                    None => format!("{addr} is already a member (not seen yet)"),
+                });
+            }
+            next.members.push(MemberSlot {
+                addr: addr.clone(),
+                node: Some(node.clone()),
+                voter: *voter,
+            });
+            next.members.sort_by(|a, b| a.addr.cmp(&b.addr));
+        }
+        MemberChange::Remove { node } => {
+            let i = named(node).ok_or_else(|| format!("{node} is not a member"))?;
+            next.members.remove(i);
+            if next.voters() == 0 {
+                return Err(format!("{node} is the last voter"));
+            }
+        }
+        MemberChange::Promote { node } => {
+            let i = named(node).ok_or_else(|| format!("{node} is not a member"))?;
+            if next.members[i].voter {
+                return Err(format!("{node} is already a voter"));
+            }
+            next.members[i].voter = true;
+        }
+        MemberChange::Replace { .. } => {
+            return Err("a replace is two changes; apply its steps".into());
+        }
+    }
+    Ok(next)
+}
+
+impl Node {
+    /// The agreed member set this node holds (adopted, perhaps not yet durable).
+    pub fn agreed(&self) -> &Membership {
+        &self.hard.members
+    }
+
+    /// Why this node cannot vote or campaign now, if it cannot.
+    pub fn members_problem(&self) -> Option<MembersProblem> {
+        if self.cfg.fault == Some(InjectedFault::OwnListMajority) {
+            return None;
+        }
+        if self.hard.members.stamp.is_none() {
+            return Some(
+                self.bootstrap_status
+                    .clone()
+                    .unwrap_or(MembersProblem::Bootstrapping {
+                        seen: 1,
+                        needed: majority(self.cfg.bootstrap.len()),
+                    }),
+            );
+        }
+        (!self.is_voter()).then_some(MembersProblem::NotAVoter)
+    }
+
+    /// The change the primary is committing, if any.
+    pub fn member_change_in_flight(&self) -> Option<&str> {
+        self.in_flight.as_ref().map(|c| c.what.as_str())
+    }
+
+    /// Whether this node votes in the set it holds.
+    pub(super) fn is_voter(&self) -> bool {
+        if self.cfg.fault == Some(InjectedFault::OwnListMajority) {
+            return true;
+        }
+        self.hard
+            .members
+            .is_voter(&self.cfg.node, &self.cfg.advertise)
+    }
+
+    /// Whether a vote or acknowledgement from `id` counts towards a majority of this
+    /// node's set. The one place that says so.
+    pub(super) fn counts(&self, id: &NodeId) -> bool {
+        let Some(m) = self.members.get(id) else {
+            return false;
+        };
+        if self.cfg.fault == Some(InjectedFault::OwnListMajority) {
+            return self.cfg.bootstrap.contains(&m.addr);
+        }
+        self.hard.members.is_voter(id, &m.addr)
+    }
+
+    /// How many voters a majority is taken of.
+    pub(super) fn voter_count(&self) -> usize {
+        if self.cfg.fault == Some(InjectedFault::OwnListMajority) {
+            return self.cfg.bootstrap.len();
+        }
+        self.hard.members.voters()
+    }
+
+    /// May grant votes and campaign: holds a set in which it votes.
+    pub(super) fn in_the_set(&self) -> bool {
+        !self.hard.members.stamp.is_none() && self.is_voter()
+    }
+
+    /// A fetched state from `from`: learn its member set if this node should.
+    pub(super) fn member_state(&mut self, from: &NodeId) {
+        let Some(m) = self.members.get(from) else {
+            return;
+        };
+        let Some(state) = m.node_state.as_ref() else {
+            return;
+        };
+        let theirs = &state.members;
+        if self.cfg.fault == Some(InjectedFault::OwnListMajority) || theirs.stamp.is_none() {
+            return;
+        }
+        let mine = self.hard.members.stamp;
+        if mine.is_none() {
+            if theirs.slot(&self.cfg.node, &self.cfg.advertise).is_some() {
+                // Joining: this node may have voted in the current term before its
+                // `state_dir` was lost, so it treats that term as voted in.
+                if self.hard.voted_for.is_none() {
+                    self.hard.voted_for = Some(self.cfg.node.clone());
+                }
+                let set = theirs.clone();
+                self.adopt(set);
+            } else {
+                self.bootstrap_status = Some(MembersProblem::NotAMember {
+                    held_by: from.clone(),
+                });
+            }
+            return;
+        }
+        let from_primary = self.leader.as_ref() == Some(from)
+            && m.term == self.hard.term
+            && !self.is_primary_role();
+        if from_primary && theirs.stamp > mine {
+            let set = theirs.clone();
+            self.adopt(set);
+        }
+    }
+
+    fn adopt(&mut self, set: Membership) {
+        self.events.push_back(Event::MembersChanged {
+            stamp: set.stamp,
+            voters: describe(&set),
+        });
+        self.hard.members = set;
+        self.bootstrap_status = None;
+    }
+
+    /// Whether a heartbeat from `from` announcing `stamp` means this node should fetch
+    /// its state to learn a newer set.
+    pub(super) fn wants_set_from(&self, from: &NodeId, stamp: ConfigStamp) -> bool {
+        if stamp.is_none() || stamp <= self.hard.members.stamp {
+            return false;
+        }
+        self.hard.members.stamp.is_none() || self.leader.as_ref() == Some(from)
+    }
+
+    /// With no set yet: bootstrap one when every listed node is up with an equal list, or
+    /// a majority is and [`BOOTSTRAP_WAIT`] has passed with no listed node disagreeing.
+    pub(super) fn bootstrap_tick(&mut self, now: Instant) {
+        if !self.hard.members.stamp.is_none()
+            || self.cfg.fault == Some(InjectedFault::OwnListMajority)
+        {
+            return;
+        }
+        if matches!(
+            self.bootstrap_status,
+            Some(MembersProblem::ListsDisagree { .. } | MembersProblem::NotAMember { .. })
+        ) {
+            return;
+        }
+        let listed = self.cfg.bootstrap.len();
+        let mut equal = 1;
+        for m in self.members.values() {
+            if !self.cfg.bootstrap.contains(&m.addr) {
+                continue;
+            }
+            let Some(state) = m.node_state.as_ref() else {
+                continue;
+            };
+            if !state.members.stamp.is_none() {
+                // It holds a set: this node learns it from its state (member_state).
+                return;
+            }
+            if state.peers_hash != self.cfg.bootstrap_hash {
+                self.bootstrap_status = Some(MembersProblem::ListsDisagree { node: m.id.clone() });
+                return;
+            }
+            if m.state == MemberState::Alive {
+                equal += 1;
+            }
+        }
+        let needed = majority(listed);
+        self.bootstrap_status = Some(MembersProblem::Bootstrapping {
+            seen: equal,
+            needed,
+        });
+        let waited = now.saturating_duration_since(self.started) >= BOOTSTRAP_WAIT;
+        if equal == listed || (equal >= needed && waited) {
+            let set = bootstrap_set(&self.cfg.bootstrap);
+            self.adopt(set);
+        }
+    }
+
+    /// A new primary first re-stamps the set it won with in its own term (and writes down
+    /// the ids of bootstrap slots it has seen): no change may start before that stamp is
+    /// committed.
+    pub(super) fn stamp_own_term(&mut self) {
+        let term = self.hard.term;
+        if self.hard.members.stamp.term == term {
+            return;
+        }
+        let mut next = self.hard.members.clone();
+        for slot in next.members.iter_mut().filter(|s| s.node.is_none()) {
+            if slot.addr == self.cfg.advertise {
+                slot.node = Some(self.cfg.node.clone());
+            } else if let Some(m) = self
+                .members
+                .values()
+                .find(|m| m.addr == slot.addr && m.state == MemberState::Alive)
+            {
+                slot.node = Some(m.id.clone());
+            }
+        }
+        next.stamp = ConfigStamp {
+            term,
+            index: next.stamp.index + 1,
+        };
+        self.in_flight = Some(InFlight {
+            stamp: next.stamp,
+            what: format!("member set of term {}", term.0),
+            then: None,
+        });
+        self.hard.members = next;
+    }
+
+    /// Whether a majority of this node's voters hold `stamp` durably (itself included).
+    pub(super) fn committed(&self, stamp: ConfigStamp) -> bool {
+        let mine = u32::from(self.is_voter() && self.persisted.members.stamp >= stamp) as usize;
+        let others = self
+            .members
+            .values()
+            .filter(|m| m.config >= stamp && self.counts(&m.id))
+            .count();
+        mine + others >= majority(self.voter_count())
+    }
+
+    /// Primary: moves a change along once the set it made is committed.
+    pub(super) fn members_tick(&mut self, now: Instant) {
+        let Some(flight) = self.in_flight.as_ref() else {
+            return;
+        };
+        if !self.committed(flight.stamp) {
+            return;
+        }
+        let Some(flight) = self.in_flight.take() else {
+            return;
+        };
+        self.events.push_back(Event::MembersCommitted {
+            stamp: flight.stamp,
+            what: flight.what,
+        });
+        if let Some(next) = flight.then {
+            self.start_change(now, next, None);
+        }
+    }
+
+    /// An operator's change, at the primary.
+    pub(super) fn request_member_change(&mut self, now: Instant, change: MemberChange) {
+        let refuse = |node: &mut Self, reason: String| {
+            node.events.push_back(Event::Refused {
+                command: format!("member {change}"),
+                reason,
+            });
+        };
+        if !self.is_primary_role() {
+            return refuse(
+                self,
+                match &self.leader {
+                    Some(p) => format!("this node is not the primary; {p} is: ask it"),
+                    None => "no primary is known to this node; a change needs one".into(),
+                },
+            );
+        }
+        if let Some(f) = &self.in_flight {
+            return refuse(
+                self,
+                format!(
+                    "a change is still being committed ({}); retry when it is",
+                    f.what
+                ),
+            );
+        }
+        let first = match &change {
+            MemberChange::Replace { old, .. } => MemberChange::Remove { node: old.clone() },
+            other => other.clone(),
+        };
+        let then = match &change {
+            MemberChange::Replace { node, addr, .. } => Some(MemberChange::Add {
+                node: node.clone(),
+                addr: addr.clone(),
+                voter: true,
+            }),
+            _ => None,
+        };
+        if let MemberChange::Remove { node } = &first
+            && *node == self.cfg.node
+        {
+            return refuse(
+                self,
+                format!("{node} is the primary: hand over first (`quorate transfer`)"),
+            );
+        }
+        self.start_change(now, first, then);
+    }
+
+    fn start_change(&mut self, now: Instant, change: MemberChange, then: Option<MemberChange>) {
+        let next = match apply(&self.hard.members, &change) {
+            Ok(next) => next,
+            Err(reason) => {
+                self.events.push_back(Event::Refused {
+                    command: format!("member {change}"),
+                    reason,
+                });
+                return;
+            }
+        };
+        // Safe either way; refused only so the cluster is not left without a majority.
+        let alive = |slot: &MemberSlot| {
+            slot.addr == self.cfg.advertise
+                || self.members.values().any(|m| {
+                    m.state == MemberState::Alive
+                        && (slot.node.as_ref() == Some(&m.id)
+                            || (slot.node.is_none() && slot.addr == m.addr))
+                })
+        };
+        let up = next.members.iter().filter(|s| s.voter && alive(s)).count();
+        if up < majority(next.voters()) {
+            self.events.push_back(Event::Refused {
+                command: format!("member {change}"),
+                reason: format!(
+                    "afterwards only {up} of {} voters would be up, not a majority: start the new node first, or bring a voter back",
+                    next.voters()
+                ),
+            });
+            return;
+        }
+        let mut next = next;
+        next.stamp = ConfigStamp {
+            term: self.hard.term,
+            index: self.hard.members.stamp.index + 1,
+        };
+        self.in_flight = Some(InFlight {
+            stamp: next.stamp,
+            what: change.to_string(),
+            then,
+        });
+        self.events.push_back(Event::MembersChanged {
+            stamp: next.stamp,
+            voters: describe(&next),
+        });
+        self.hard.members = next;
+        // The primary's own lease is now counted in the new set; acknowledgements from a
+        // removed voter no longer count.
+        self.update_lease(now);
+    }
+}
+
+/// The voters of `set`, for events and logs: ids where known, else addresses.
+pub fn describe(set: &Membership) -> Vec<String> {
+    set.members
+        .iter()
+        .map(|s| {
+            let name = s
+                .node
+                .as_ref()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| s.addr.clone());
+            if s.voter {
+                name
+            } else {
+                format!("{name} (non-voter)")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,87 @@
+//! The agreed member set: who votes, who only follows, and which change made it.
+//!
+//! Every node keeps the set it holds in its `state_dir` and announces the set's
+//! [`ConfigStamp`] in every heartbeat; the full [`Membership`] travels in the node's
+//! state. What the election does with it lives in the agent's core; this file only says
+//! what is on the wire and on disk.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{NodeId, Term};
+
+/// Which change made a member set: the term of the primary that made it, and a counter.
+/// Ordered like Raft's log positions (term first), which is what voters compare.
+/// `ConfigStamp::NONE` (the default) means "no agreed set yet".
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct ConfigStamp {
+    pub term: Term,
+    /// Fixed-width, so a heartbeat keeps its size as the set changes.
+    #[serde(with = "postcard::fixint::le")]
+    pub index: u64,
+}
+
+impl ConfigStamp {
+    /// No agreed set: a node that has not bootstrapped or joined a cluster yet.
+    pub const NONE: ConfigStamp = ConfigStamp {
+        term: Term(0),
+        index: 0,
+    };
+
+    pub fn is_none(self) -> bool {
+        self == Self::NONE
+    }
+}
+
+impl std::fmt::Display for ConfigStamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.term.0, self.index)
+    }
+}
+
+/// One member of the agreed set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MemberSlot {
+    /// The QUIC address the member advertises (unique in a set).
+    pub addr: String,
+    /// The node id its certificate names; `None` for a slot from a bootstrap list whose
+    /// node has not been seen yet (the first node that authenticates at `addr` holds it,
+    /// and the primary then writes its id down).
+    pub node: Option<NodeId>,
+    /// Votes (a witness votes too); a non-voter follows, runs checks and answers the
+    /// balancer, and never counts towards a majority.
+    pub voter: bool,
+}
+
+/// The agreed member set, as held by one node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Membership {
+    pub stamp: ConfigStamp,
+    /// Sorted by address; addresses and ids are unique.
+    pub members: Vec<MemberSlot>,
+}
+
+impl Membership {
+    /// The slot a node with this id, at this address, holds: its own by id, or an
+    /// unnamed bootstrap slot at its address.
+    pub fn slot(&self, node: &NodeId, addr: &str) -> Option<&MemberSlot> {
+        self.members
+            .iter()
+            .find(|s| s.node.as_ref() == Some(node))
+            .or_else(|| {
+                self.members
+                    .iter()
+                    .find(|s| s.node.is_none() && s.addr == addr)
+            })
+    }
+
+    /// Whether `node` (advertising `addr`) is a voter of this set.
+    pub fn is_voter(&self, node: &NodeId, addr: &str) -> bool {
+        self.slot(node, addr).is_some_and(|s| s.voter)
+    }
+
+    pub fn voters(&self) -> usize {
+        self.members.iter().filter(|s| s.voter).count()
+    }
+}
