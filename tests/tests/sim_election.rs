@@ -131,6 +131,11 @@ fn broken_core_is_caught_ignore_timing() {
     assert_caught(InjectedFault::IgnoreTiming);
 }
 
+#[test]
+fn broken_core_is_caught_own_list_majority() {
+    assert_caught(InjectedFault::OwnListMajority);
+}
+
 /// A rolling `[timing]` edit caught half-way: n1 on the defaults (lease 300 ms, and the
 /// highest priority, so it campaigns first), n2 and n3 on the fast preset (their promise
 /// is a 200 ms election timeout). Acknowledgements whose promise ends before the lease

@@ -239,8 +239,11 @@ impl Node {
                     Some(t) if unfit => format!(
                         "{t}'s lease is longer than a majority's election timeout: it could not keep the primary role (see the timing reason)"
                     ),
+                    Some(t) if !self.counts(t) => format!(
+                        "{t} is not a voter in the agreed member set (`quorate member add` first)"
+                    ),
                     Some(t) => format!("{t} is not an alive, eligible member"),
-                    None => "no other alive, eligible member".into(),
+                    None => "no other alive, eligible voter".into(),
                 };
                 refuse(self, reason);
             }
@@ -254,6 +257,9 @@ impl Node {
             m.state == MemberState::Alive
                 && m.mode == Mode::Member
                 && m.health.has(HealthBits::ELIGIBLE)
+                && self.counts(&m.id)
+                // It would lose the vote holding an older member set than ours.
+                && m.config >= self.hard.members.stamp
                 && self.follows_me(m)
                 && self.could_hold_a_lease(m)
         };
@@ -529,7 +535,7 @@ impl Node {
         }
     }
 
-    fn adopt_term(&mut self, now: Instant, term: Term) {
+    pub(super) fn adopt_term(&mut self, now: Instant, term: Term) {
         if self.is_primary_role() {
             self.events.push_back(Event::SteppedDown {
                 term: self.hard.term,
@@ -719,6 +725,7 @@ impl Node {
             || (self.leader.is_none() && self.hard.voted_for.as_ref() == Some(&t.from));
         if t.term == self.hard.term
             && from_primary
+            && self.in_the_set()
             && self.eligible
             && !self.shutting_down
             && !self.freeze.frozen
@@ -826,7 +833,11 @@ impl Node {
         };
         let own_vote_durable = self.persisted.term == *term
             && self.persisted.voted_for.as_ref() == Some(&self.cfg.node);
-        if !own_vote_durable || granted.len() + 1 < majority(self.voter_count()) {
+        // Only a voter of its own set may win (a node outside it counts for nothing).
+        if !own_vote_durable
+            || !self.in_the_set()
+            || granted.len() + 1 < majority(self.voter_count())
+        {
             return;
         }
         let term = *term;
@@ -941,6 +952,7 @@ impl Node {
             .members
             .values()
             .filter(|m| m.state == MemberState::Alive && m.mode == Mode::Member)
+            .filter(|m| self.counts(&m.id) && m.config >= self.hard.members.stamp)
             .filter(|m| self.follows_me(m))
             .filter(|m| self.could_hold_a_lease(m))
             .filter(|m| {

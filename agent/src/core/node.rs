@@ -226,6 +226,8 @@ pub struct Node {
     /// Without a set: why none yet (bootstrap progress, or what stops it).
     pub(super) bootstrap_status: Option<MembersProblem>,
     pub(super) started: Instant,
+    /// Joined with an empty `state_dir` as a voter: no votes until `rejoin_tick` says.
+    pub(super) rejoining: bool,
 }
 
 impl Node {
@@ -262,6 +264,7 @@ impl Node {
             in_flight: None,
             bootstrap_status: None,
             started: now,
+            rejoining: false,
             cfg,
         };
         node.reset_election_timer(now);
@@ -537,6 +540,7 @@ impl Node {
             self.next_check = now + self.check_interval();
         }
         self.bootstrap_tick(now);
+        self.rejoin_tick(now);
         self.election_tick(now);
         if self.is_primary_role() {
             self.members_tick(now);

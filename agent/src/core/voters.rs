@@ -97,6 +97,10 @@ pub enum MembersProblem {
     NotAMember { held_by: NodeId },
     /// The agreed set it holds does not make it a voter (removed, or a non-voter).
     NotAVoter,
+    /// It started with an empty `state_dir` and the set names it as a voter: it may have
+    /// voted before its state was lost, so it votes only once it has heard every other
+    /// voter's term (and then only in later terms).
+    Rejoining { waiting_for: Vec<String> },
 }
 
 impl std::fmt::Display for MembersProblem {
@@ -117,6 +121,11 @@ impl std::fmt::Display for MembersProblem {
             MembersProblem::NotAVoter => {
                 f.write_str("not a voter in the agreed member set (removed, or a non-voter)")
             }
+            MembersProblem::Rejoining { waiting_for } => write!(
+                f,
+                "joined with an empty state_dir: votes once it has heard from every voter (waiting for {})",
+                waiting_for.join(", ")
+            ),
         }
     }
 }
@@ -207,7 +216,62 @@ impl Node {
                     }),
             );
         }
-        (!self.is_voter()).then_some(MembersProblem::NotAVoter)
+        if !self.is_voter() {
+            return Some(MembersProblem::NotAVoter);
+        }
+        self.rejoining.then(|| MembersProblem::Rejoining {
+            waiting_for: self.unheard_voters(),
+        })
+    }
+
+    /// The other voters of this node's set (ids, or addresses of unnamed slots) it has
+    /// not heard a heartbeat from since it started.
+    fn unheard_voters(&self) -> Vec<String> {
+        let is = |slot: &MemberSlot, id: &NodeId, addr: &str| match &slot.node {
+            Some(n) => n == id,
+            None => slot.addr == addr,
+        };
+        self.hard
+            .members
+            .members
+            .iter()
+            .filter(|s| s.voter && !is(s, &self.cfg.node, &self.cfg.advertise))
+            .filter(|s| {
+                !self
+                    .members
+                    .values()
+                    .any(|m| m.last_heard().is_some() && is(s, &m.id, &m.addr))
+            })
+            .map(|s| {
+                s.node
+                    .as_ref()
+                    .map_or_else(|| s.addr.clone(), |n| n.to_string())
+            })
+            .collect()
+    }
+
+    /// Rejoining after an empty start: once every other voter has been heard, take the
+    /// highest term among them as voted in (a vote this node gave before its state was
+    /// lost was in a term some voter still holds: at least the candidate's own).
+    pub(super) fn rejoin_tick(&mut self, now: Instant) {
+        if !self.rejoining || !self.unheard_voters().is_empty() {
+            return;
+        }
+        let floor = self
+            .members
+            .values()
+            .filter(|m| self.counts(&m.id))
+            .map(|m| m.term)
+            .max()
+            .unwrap_or_default()
+            .max(self.hard.term);
+        if floor > self.hard.term {
+            self.adopt_term(now, floor);
+        }
+        if self.hard.voted_for.is_none() {
+            self.hard.voted_for = Some(self.cfg.node.clone());
+        }
+        self.rejoining = false;
     }
 
     /// The change the primary is committing, if any.
@@ -247,7 +311,10 @@ impl Node {
 
     /// May grant votes and campaign: holds a set in which it votes.
     pub(super) fn in_the_set(&self) -> bool {
-        !self.hard.members.stamp.is_none() && self.is_voter()
+        if self.cfg.fault == Some(InjectedFault::OwnListMajority) {
+            return true;
+        }
+        !self.hard.members.stamp.is_none() && self.is_voter() && !self.rejoining
     }
 
     /// A fetched state from `from`: learn its member set if this node should.
@@ -264,12 +331,10 @@ impl Node {
         }
         let mine = self.hard.members.stamp;
         if mine.is_none() {
-            if theirs.slot(&self.cfg.node, &self.cfg.advertise).is_some() {
-                // Joining: this node may have voted in the current term before its
-                // `state_dir` was lost, so it treats that term as voted in.
-                if self.hard.voted_for.is_none() {
-                    self.hard.voted_for = Some(self.cfg.node.clone());
-                }
+            if let Some(slot) = theirs.slot(&self.cfg.node, &self.cfg.advertise) {
+                // A voter starting empty may have voted before its `state_dir` was lost
+                // (or was added before its first start): see `rejoin_tick`.
+                self.rejoining = slot.voter;
                 let set = theirs.clone();
                 self.adopt(set);
             } else {
@@ -476,11 +541,15 @@ impl Node {
                 return;
             }
         };
-        // Safe either way; refused only so the cluster is not left without a majority.
+        // Safe either way; refused only so the cluster is not left without a majority
+        // that can back this primary's lease (alive, and promising long enough).
+        let own_lease = super::lease::lease_ms(self.cfg.lease);
         let alive = |slot: &MemberSlot| {
             slot.addr == self.cfg.advertise
                 || self.members.values().any(|m| {
                     m.state == MemberState::Alive
+                        && m.timing
+                            .is_some_and(|(_, promise)| self.covers(promise, own_lease))
                         && (slot.node.as_ref() == Some(&m.id)
                             || (slot.node.is_none() && slot.addr == m.addr))
                 })
@@ -490,7 +559,7 @@ impl Node {
             self.events.push_back(Event::Refused {
                 command: format!("member {change}"),
                 reason: format!(
-                    "afterwards only {up} of {} voters would be up, not a majority: start the new node first, or bring a voter back",
+                    "afterwards only {up} of {} voters would be up and able to back the primary's lease, not a majority: start the new node first, bring a voter back, or fix its [timing]",
                     next.voters()
                 ),
             });

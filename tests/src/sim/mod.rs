@@ -101,7 +101,7 @@ pub use harness::{Sim, Win};
 pub use host::Process;
 pub use net::Delay;
 pub use report::{Failure, Invariant, Violation};
-pub use scenario::{Fault, Scenario, name as node_name};
+pub use scenario::{Fault, MemberOp, Scenario, name as node_name};
 
 /// After the final heal, a primary must hold the lease within this much simulated time.
 pub const LIVENESS_BOUND: Duration = Duration::from_secs(2);

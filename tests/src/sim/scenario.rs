@@ -66,6 +66,23 @@ pub enum Fault {
     /// `quorate freeze`, typed on node `at`.
     Freeze(usize),
     Unfreeze(usize),
+    /// `quorate member …`, typed on the node that holds the primary lease (nothing
+    /// happens without one; the core refuses what it cannot do safely now).
+    Member(MemberOp),
+    /// Edit the node's `peers` file to list these nodes (itself included); read at its
+    /// next start.
+    Relist(usize, Vec<usize>),
+    /// SIGKILL, and the node's `state_dir` is lost (a new disk).
+    Wipe(usize),
+}
+
+/// A change to the agreed member set, by node index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberOp {
+    Add { node: usize, voter: bool },
+    Remove(usize),
+    Replace { old: usize, new: usize },
+    Promote(usize),
 }
 
 impl fmt::Display for Fault {
@@ -98,6 +115,22 @@ impl fmt::Display for Fault {
                 None => write!(f, "transfer (typed on {})", name(*at)),
             },
             Fault::Freeze(n) => write!(f, "freeze (typed on {})", name(*n)),
+            Fault::Member(MemberOp::Add { node, voter }) => write!(
+                f,
+                "member add {}{}",
+                name(*node),
+                if *voter { "" } else { " --non-voter" }
+            ),
+            Fault::Member(MemberOp::Remove(n)) => write!(f, "member remove {}", name(*n)),
+            Fault::Member(MemberOp::Replace { old, new }) => {
+                write!(f, "member replace {} {}", name(*old), name(*new))
+            }
+            Fault::Member(MemberOp::Promote(n)) => write!(f, "member promote {}", name(*n)),
+            Fault::Relist(n, list) => {
+                let names: Vec<String> = list.iter().map(|&n| name(n)).collect();
+                write!(f, "relist {}: peers [{}]", name(*n), names.join(" "))
+            }
+            Fault::Wipe(n) => write!(f, "wipe {} (crash, state_dir lost)", name(*n)),
             Fault::Unfreeze(n) => write!(f, "unfreeze (typed on {})", name(*n)),
         }
     }
@@ -239,6 +272,66 @@ impl Scenario {
                             to: node,
                         },
                     ));
+                }
+            }
+        }
+        // 30 % of the clusters change their membership on the way: spares started, added,
+        // promoted; members removed or replaced; `peers` files edited (a rolling edit);
+        // a node's disk lost. Drawn from a stream of its own, so every other choice of a
+        // seed stays what it was.
+        let mut member_rng = SmallRng::seed_from_u64(seed ^ 0x6d65_6d62_0000_0000);
+        if member_rng.random_bool(0.3) {
+            let spares = member_rng.random_range(1..3);
+            config = config.with_spares(spares);
+            let all: Vec<usize> = (0..config.size()).collect();
+            // A new node's file lists the whole cluster it is meant for.
+            for spare in size..config.size() {
+                config.lists.push((spare, all.clone()));
+            }
+            let mut wiped = false;
+            for _ in 0..member_rng.random_range(2..7) {
+                let at = Duration::from_secs_f64(member_rng.random_range(0.5..window));
+                let later = at + Duration::from_millis(member_rng.random_range(200..3_000));
+                let node = member_rng.random_range(0..config.size());
+                let spare = member_rng.random_range(size..config.size());
+                match member_rng.random_range(0..100) {
+                    0..30 => {
+                        faults.push((at, Fault::Restart(spare)));
+                        let voter = member_rng.random_bool(0.8);
+                        faults.push((later, Fault::Member(MemberOp::Add { node: spare, voter })));
+                        if !voter {
+                            faults.push((
+                                later + Duration::from_secs(1),
+                                Fault::Member(MemberOp::Promote(spare)),
+                            ));
+                        }
+                    }
+                    30..50 => faults.push((at, Fault::Member(MemberOp::Remove(node)))),
+                    50..65 => {
+                        let old = member_rng.random_range(0..size);
+                        faults.push((at, Fault::Restart(spare)));
+                        faults.push((later, Fault::Member(MemberOp::Replace { old, new: spare })));
+                    }
+                    65..85 => {
+                        // A rolling `peers` edit, applied by a restart.
+                        faults.push((at, Fault::Relist(node, all.clone())));
+                        faults.push((at, Fault::Stop(node)));
+                        faults.push((later, Fault::Restart(node)));
+                    }
+                    85..93 => {
+                        // The old members against the last of them with the new nodes:
+                        // where majorities of different lists part ways.
+                        let groups =
+                            vec![(0..size - 1).collect(), (size - 1..config.size()).collect()];
+                        faults.push((at, Fault::Partition(groups)));
+                        faults.push((later + Duration::from_secs(2), Fault::Heal));
+                    }
+                    _ if !wiped => {
+                        wiped = true;
+                        faults.push((at, Fault::Wipe(node)));
+                        faults.push((later, Fault::Restart(node)));
+                    }
+                    _ => {}
                 }
             }
         }

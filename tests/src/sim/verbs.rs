@@ -5,14 +5,14 @@
 use std::time::Duration;
 
 use proto::{FreezeFlag, LoadFigures};
-use quorate_agent::core::{Command, CoreConfig, Node};
+use quorate_agent::core::{Command, CoreConfig, MemberChange, Node};
 use rand::Rng;
 
 use super::Sim;
 use super::host::{Input, Process};
 use super::net::Delay;
 use super::report::{Failure, Violation};
-use super::scenario::Fault;
+use super::scenario::{Fault, MemberOp};
 
 /// How long a leaving primary waits for its successor (the driver's `HANDOVER_WAIT`).
 const HANDOVER_WAIT: Duration = Duration::from_secs(2);
@@ -55,6 +55,12 @@ impl Sim {
             }
             Fault::Freeze(n) => self.set_frozen(*n, true, None),
             Fault::Unfreeze(n) => self.set_frozen(*n, false, None),
+            Fault::Member(op) => self.member_op(*op),
+            Fault::Relist(n, list) => self.config.lists.push((*n, list.clone())),
+            Fault::Wipe(n) => {
+                self.crash_process(*n);
+                self.hosts[*n].disk = Default::default();
+            }
         }
         self.applied.push((self.now, fault));
         self.connect_pairs();
@@ -129,6 +135,19 @@ impl Sim {
 
     pub fn transfer(&mut self, at: usize, to: Option<usize>) -> Result<(), Failure> {
         self.apply(Fault::Transfer { at, to })
+    }
+
+    /// `quorate member …` on the primary (see [`Fault::Member`]).
+    pub fn member(&mut self, op: MemberOp) -> Result<(), Failure> {
+        self.apply(Fault::Member(op))
+    }
+
+    pub fn relist(&mut self, node: usize, list: &[usize]) -> Result<(), Failure> {
+        self.apply(Fault::Relist(node, list.to_vec()))
+    }
+
+    pub fn wipe(&mut self, node: usize) -> Result<(), Failure> {
+        self.apply(Fault::Wipe(node))
     }
 
     pub fn freeze(&mut self, at: usize) -> Result<(), Failure> {
@@ -378,6 +397,31 @@ impl Sim {
         if host.process.is_live() {
             self.report_local(node);
         }
+    }
+
+    fn member_op(&mut self, op: MemberOp) {
+        let Some(at) = self.primary() else {
+            self.trace
+                .line(self.now, format_args!("  (no primary to take it)"));
+            return;
+        };
+        let id = |n: usize| self.ids[n].clone();
+        let addr = |n: usize| super::host::address(&self.ids[n]);
+        let change = match op {
+            MemberOp::Add { node, voter } => MemberChange::Add {
+                node: id(node),
+                addr: addr(node),
+                voter,
+            },
+            MemberOp::Remove(node) => MemberChange::Remove { node: id(node) },
+            MemberOp::Replace { old, new } => MemberChange::Replace {
+                old: id(old),
+                node: id(new),
+                addr: addr(new),
+            },
+            MemberOp::Promote(node) => MemberChange::Promote { node: id(node) },
+        };
+        self.command(at, Command::Member(change));
     }
 
     fn command(&mut self, node: usize, command: Command) {

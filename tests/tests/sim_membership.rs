@@ -1,0 +1,206 @@
+//! The agreed member set under the deterministic simulation: the `peers` experiments that
+//! made two primaries when each node counted a majority of its own list, member changes
+//! through partitions, a lost `state_dir`, and the broken-core switch that counts a
+//! majority of the node's own list (`InjectedFault::OwnListMajority`), which the
+//! simulation must catch. Random membership scenarios run in `sim_election`'s
+//! `many_seeds` (30 % of seeds).
+
+use std::time::Duration;
+
+use quorate_agent::core::{InjectedFault, MembersProblem};
+use quorate_tests::sim::{Failure, Invariant, MemberOp, Sim, SimConfig};
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// Five fresh nodes: n1 and n2 list {n1, n2, n3}, n3–n5 list all five.
+fn two_lists(seed: u64, fault: Option<InjectedFault>) -> SimConfig {
+    let mut config = SimConfig::members(5).seed(seed);
+    config.lists = vec![(0, vec![0, 1, 2]), (1, vec![0, 1, 2])];
+    config.fault = fault;
+    config
+}
+
+/// A running cluster of n1–n3; then n3 is restarted with a five-node list and n4, n5
+/// (new, listing all five) start beside it.
+fn longer_list_joins(seed: u64, fault: Option<InjectedFault>) -> Result<Sim, Failure> {
+    let mut config = SimConfig::members(3).with_spares(2).seed(seed);
+    config.lists = vec![(3, vec![0, 1, 2, 3, 4]), (4, vec![0, 1, 2, 3, 4])];
+    config.fault = fault;
+    let mut sim = Sim::new(config);
+    sim.await_primary(secs(3))?;
+    sim.run_for(secs(1))?;
+    sim.relist(2, &[0, 1, 2, 3, 4])?;
+    sim.stop(2)?;
+    sim.run_for(secs(1))?;
+    sim.restart(2)?;
+    sim.restart(3)?;
+    sim.restart(4)?;
+    Ok(sim)
+}
+
+#[test]
+fn five_fresh_nodes_with_two_lists_form_no_cluster_and_say_why() -> Result<(), Failure> {
+    for seed in 0..20 {
+        let mut sim = Sim::new(two_lists(seed, None));
+        sim.run_for(secs(8))?;
+        sim.partition(&[&[0, 1], &[2, 3, 4]])?;
+        sim.run_for(secs(4))?;
+        sim.heal()?;
+        sim.run_for(secs(2))?;
+        // At most one primary is checked at every step; here there is none at all, and
+        // every node says why.
+        assert!(sim.wins().is_empty(), "seed {seed}: {:?}", sim.wins());
+        for node in 0..5 {
+            let problem = sim.node(node).and_then(|n| n.members_problem());
+            assert!(
+                matches!(problem, Some(MembersProblem::ListsDisagree { .. })),
+                "seed {seed}: n{} says {problem:?}",
+                node + 1
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_longer_list_carried_into_a_running_cluster_changes_nothing() -> Result<(), Failure> {
+    for seed in 0..20 {
+        let mut sim = longer_list_joins(seed, None)?;
+        sim.run_for(secs(3))?;
+        sim.partition(&[&[0, 1], &[2, 3, 4]])?;
+        sim.run_for(secs(4))?;
+        // The agreed set is still n1–n3: only {n1, n2} is a majority of it.
+        let p = sim.primary();
+        assert!(matches!(p, Some(0 | 1)), "seed {seed}: primary {p:?}");
+        for new in [3, 4] {
+            let problem = sim.node(new).and_then(|n| n.members_problem());
+            assert!(
+                matches!(problem, Some(MembersProblem::NotAMember { .. })),
+                "seed {seed}: n{} says {problem:?}",
+                new + 1
+            );
+        }
+        sim.heal()?;
+        sim.run_for(secs(2))?;
+        // Added the way the operator guide says, they become voters one at a time.
+        sim.member(MemberOp::Add {
+            node: 3,
+            voter: true,
+        })?;
+        sim.run_for(secs(1))?;
+        sim.member(MemberOp::Add {
+            node: 4,
+            voter: true,
+        })?;
+        sim.run_for(secs(2))?;
+        for node in 0..5 {
+            assert_eq!(
+                sim.node(node).map(|n| n.voters()),
+                Some(5),
+                "seed {seed}: n{}",
+                node + 1
+            );
+        }
+        // And now {n3, n4, n5} is the majority.
+        sim.partition(&[&[0, 1], &[2, 3, 4]])?;
+        sim.run_for(secs(4))?;
+        let p = sim.primary();
+        assert!(matches!(p, Some(2..=4)), "seed {seed}: primary {p:?}");
+    }
+    Ok(())
+}
+
+/// The broken core counts a majority of its own list: both experiments make two
+/// primaries, and the simulation says so.
+#[test]
+fn counting_a_majority_of_the_own_list_is_caught() {
+    let fault = Some(InjectedFault::OwnListMajority);
+    let caught = |result: Result<(), Failure>| matches!(result, Err(f) if f.violation.invariant == Invariant::OneLeaseHolder);
+    let fresh = (0..20).any(|seed| {
+        let mut sim = Sim::new(two_lists(seed, fault));
+        caught(
+            sim.run_for(secs(3))
+                .and_then(|_| sim.partition(&[&[0, 1], &[2, 3, 4]]))
+                .and_then(|_| sim.run_for(secs(4))),
+        )
+    });
+    assert!(fresh, "five fresh nodes with two lists: no overlap found");
+    let joined = (0..20).any(|seed| {
+        caught(longer_list_joins(seed, fault).and_then(|mut sim| {
+            sim.run_for(secs(3))?;
+            sim.partition(&[&[0, 1], &[2, 3, 4]])?;
+            sim.run_for(secs(4))
+        }))
+    });
+    assert!(
+        joined,
+        "a longer list joining a running cluster: no overlap found"
+    );
+}
+
+/// Remove and add through a partition that cuts off the primary mid-change: the old
+/// and the new majority both hold the change before the next may start.
+#[test]
+fn changes_through_partitions_keep_one_primary() -> Result<(), Failure> {
+    for seed in 0..30 {
+        let mut sim = Sim::new(SimConfig::members(3).with_spares(2).seed(seed));
+        let p = sim.await_primary(secs(3))?;
+        sim.restart(3)?;
+        sim.run_for(secs(1))?;
+        sim.member(MemberOp::Add {
+            node: 3,
+            voter: true,
+        })?;
+        // Cut the primary off at once: the change may or may not be committed.
+        let rest: Vec<usize> = (0..4).filter(|&n| n != p).collect();
+        sim.partition(&[&[p], &rest])?;
+        sim.run_for(secs(3))?;
+        sim.heal()?;
+        sim.run_for(secs(2))?;
+        sim.restart(4)?;
+        sim.run_for(secs(1))?;
+        sim.member(MemberOp::Replace { old: 0, new: 4 })?;
+        sim.run_for(ms(30 + seed * 7))?;
+        let q = sim.await_primary(secs(3))?;
+        let rest: Vec<usize> = (0..5).filter(|&n| n != q).collect();
+        sim.partition(&[&[q, rest[0]], &rest[1..]])?;
+        sim.run_for(secs(3))?;
+        sim.heal()?;
+        sim.run_for(secs(3))?;
+        sim.expect_one_holder()?;
+    }
+    Ok(())
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A voter loses its disk and comes back empty: it learns the set from its peers and
+/// treats the current term as voted in (it may have voted before the loss).
+#[test]
+fn a_lost_state_dir_rejoins_without_voting_twice() -> Result<(), Failure> {
+    for seed in 0..30 {
+        let mut sim = Sim::new(SimConfig::members(3).seed(seed));
+        let p = sim.await_primary(secs(3))?;
+        let victim = (p + 1 + (seed as usize % 2)) % 3;
+        sim.wipe(victim)?;
+        sim.run_for(ms(200))?;
+        sim.restart(victim)?;
+        sim.run_for(secs(2))?;
+        assert_eq!(sim.node(victim).map(|n| n.voters()), Some(3), "seed {seed}");
+        assert!(
+            sim.node(victim)
+                .is_some_and(|n| n.members_problem().is_none())
+        );
+        // And the cluster still fails over through it.
+        sim.crash(p)?;
+        sim.run_for(secs(3))?;
+        sim.restart(p)?;
+        sim.run_for(secs(2))?;
+        sim.expect_one_holder()?;
+    }
+    Ok(())
+}
