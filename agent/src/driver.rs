@@ -86,6 +86,10 @@ pub struct Driver {
     pub(crate) published: Option<(Signature, Instant)>,
     /// READY, STATUS and the watchdog for systemd.
     pub(crate) notifier: crate::systemd::Notifier,
+    /// Member changes waiting for the primary's answer ([`Event::MemberAnswer`]), by
+    /// request number.
+    pub(crate) member_replies: HashMap<u64, tokio::sync::oneshot::Sender<Result<String, String>>>,
+    pub(crate) member_req: u64,
 }
 
 /// A config read from the file (checked) and its TLS files (loaded), for the driver to
@@ -441,6 +445,28 @@ impl Driver {
             caller,
             reply,
         } = order;
+        if let CtlCommand::Member(_) | CtlCommand::ForceNewCluster = &command {
+            // Answered by the core's `Event::MemberAnswer` (from the primary, for a
+            // change typed elsewhere). Callers that gave up waiting leave closed
+            // senders behind.
+            self.member_replies.retain(|_, r| !r.is_closed());
+            self.member_req += 1;
+            let req = self.member_req;
+            self.member_replies.insert(req, reply);
+            let command = match command {
+                CtlCommand::Member(change) => {
+                    tracing::info!("{caller}: member {change}");
+                    Command::Member { req, change }
+                }
+                _ => {
+                    tracing::warn!("{caller}: member force-new-cluster");
+                    Command::ForceNewCluster { req }
+                }
+            };
+            self.core.handle_command(clock::now(), command);
+            self.drain_quietly();
+            return;
+        }
         let result = self.carry_out(&command, &caller);
         match &result {
             Ok(done) => {
@@ -512,6 +538,10 @@ impl Driver {
                 })
             }
             CtlCommand::Transfer { node } => self.transfer(node, &known),
+            // Taken in `on_order`, answered when the primary has.
+            CtlCommand::Member(_) | CtlCommand::ForceNewCluster => {
+                Err("a member change is answered by the primary".into())
+            }
             CtlCommand::Freeze | CtlCommand::Unfreeze => {
                 let frozen = matches!(command, CtlCommand::Freeze);
                 if self.core.frozen() == frozen {
@@ -993,8 +1023,29 @@ impl Driver {
         Ok(())
     }
 
+    /// Runs `drain`, logging (not returning) an error: a failed write stops the agent
+    /// from the main loop's next turn.
+    fn drain_quietly(&mut self) {
+        if let Err(e) = self.drain() {
+            tracing::error!("{e:#}");
+        }
+    }
+
     /// Logs a core event and writes it to the journal.
     fn on_event(&mut self, event: &Event) {
+        if let Event::MemberAnswer {
+            req,
+            accepted,
+            message,
+        } = event
+            && let Some(reply) = self.member_replies.remove(req)
+        {
+            let _ = reply.send(if *accepted {
+                Ok(message.clone())
+            } else {
+                Err(message.clone())
+            });
+        }
         self.log_event(event);
         let (kind, node, text) = describe(&self.config.node, event);
         self.journal
@@ -1060,6 +1111,15 @@ impl Driver {
             Event::MembersCommitted { stamp, what } => {
                 tracing::info!(stamp = %stamp, "committed: {what}")
             }
+            Event::MemberAnswer {
+                accepted, message, ..
+            } => {
+                if *accepted {
+                    tracing::info!("member change: {message}")
+                } else {
+                    tracing::warn!("member change refused: {message}")
+                }
+            }
             Event::FreezeChanged { frozen } => {
                 tracing::info!(
                     frozen,
@@ -1081,6 +1141,8 @@ fn name_of(c: &CtlCommand) -> &'static str {
         CtlCommand::Unfreeze => "unfreeze",
         CtlCommand::UpgradeAllow { .. } => "upgrade allow",
         CtlCommand::DriftAck { .. } => "drift ack",
+        CtlCommand::Member(_) => "member",
+        CtlCommand::ForceNewCluster => "member force-new-cluster",
     }
 }
 
@@ -1167,6 +1229,17 @@ fn describe(me: &NodeId, event: &Event) -> (EventKind, Option<String>, String) {
             Membership,
             None,
             format!("member set {stamp} committed: {what}"),
+        ),
+        Event::MemberAnswer {
+            accepted, message, ..
+        } => (
+            Operator,
+            None,
+            if *accepted {
+                format!("member change: {message}")
+            } else {
+                format!("member change refused: {message}")
+            },
         ),
         Event::FreezeChanged { frozen } => (
             Operator,

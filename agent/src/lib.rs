@@ -276,6 +276,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         jump_guard: clock::JumpGuard::new(),
         hooks: hooks::Hooks::new(config.hooks.clone(), config.node.clone()),
         notifier: systemd::Notifier::new(notify.clone(), now, config.timing.election_timeout.0),
+        member_replies: HashMap::new(),
+        member_req: 0,
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let driver = tokio::spawn(driver.run(shutdown_rx));

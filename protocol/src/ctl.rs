@@ -83,6 +83,14 @@ pub enum CtlCommand {
         reason: String,
         for_secs: u64,
     },
+    /// Change the agreed member set (`quorate member add|remove|replace|promote`): made
+    /// by the primary, to which the agent asked forwards it; answered with what the
+    /// primary did or why it refused.
+    Member(crate::MemberChange),
+    /// `quorate member force-new-cluster`: the node asked becomes the only voter of a
+    /// new member set (refused while any other voter answers). For a majority lost for
+    /// good.
+    ForceNewCluster,
 }
 
 /// What the agent sends back.

@@ -31,7 +31,7 @@ pub use codec::{
     encode_datagram, encode_frame, frame_body_len,
 };
 pub use ids::{ClusterName, IdError, Incarnation, NodeId, Seq, Term, WallMicros};
-pub use members::{ConfigStamp, MemberSlot, Membership};
+pub use members::{ConfigStamp, MemberChange, MemberReply, MemberRequest, MemberSlot, Membership};
 pub use messages::{
     Datagram, Echo, Frame, FreezeFlag, Goodbye, HealthBits, Heartbeat, Hello, LoadFigures,
     StateDigest, TimeoutNow, TransferRequest, VoteReply, VoteRequest,

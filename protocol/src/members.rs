@@ -85,3 +85,64 @@ impl Membership {
         self.members.iter().filter(|s| s.voter).count()
     }
 }
+
+/// A change to the agreed member set, as an operator asks for it. Only the primary
+/// makes changes; another node forwards the request ([`MemberRequest`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberChange {
+    /// Add `node` at `addr`, voting or not.
+    Add {
+        node: NodeId,
+        addr: String,
+        voter: bool,
+    },
+    /// Remove `node` (a voter or not).
+    Remove { node: NodeId },
+    /// Remove `old`, then add `node` at `addr` as a voter: two changes, each committed
+    /// before the next.
+    Replace {
+        old: NodeId,
+        node: NodeId,
+        addr: String,
+    },
+    /// Make the non-voter `node` a voter.
+    Promote { node: NodeId },
+}
+
+impl std::fmt::Display for MemberChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemberChange::Add {
+                node,
+                addr,
+                voter: true,
+            } => write!(f, "add {node} at {addr}"),
+            MemberChange::Add { node, addr, .. } => {
+                write!(f, "add {node} at {addr} (non-voter)")
+            }
+            MemberChange::Remove { node } => write!(f, "remove {node}"),
+            MemberChange::Replace { old, node, addr } => {
+                write!(f, "replace {old} with {node} at {addr}")
+            }
+            MemberChange::Promote { node } => write!(f, "promote {node}"),
+        }
+    }
+}
+
+/// A member change typed on a node that is not the primary, forwarded to the primary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRequest {
+    /// Matches the reply.
+    pub req: crate::ids::Seq,
+    pub change: MemberChange,
+}
+
+/// The primary's answer to a [`MemberRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberReply {
+    pub req: crate::ids::Seq,
+    /// Whether the primary started the change (it commits once a majority holds it).
+    pub accepted: bool,
+    /// What it did ("member set 4.7: n1, n2, n3, n4"), or why not.
+    pub message: String,
+}

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ClusterName, Incarnation, NodeId, Seq, Term, WallMicros};
-use crate::members::ConfigStamp;
+use crate::members::{ConfigStamp, MemberReply, MemberRequest};
 use crate::state::{Mode, NodeState};
 
 /// Everything sent as a QUIC DATAGRAM between agents.
@@ -22,6 +22,9 @@ pub enum Datagram {
     /// Asks the primary to hand over (an operator's `quorate transfer` arriving at
     /// another node is forwarded to the primary this way).
     TransferRequest(TransferRequest),
+    /// A member change forwarded to the primary, and its answer.
+    MemberRequest(MemberRequest),
+    MemberReply(MemberReply),
 }
 
 /// "Primary, please hand over to `to` (or to the best node)."

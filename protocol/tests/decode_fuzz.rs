@@ -451,8 +451,8 @@ fn check_frame_reencodes(body: &[u8]) {
     }
 }
 
-/// Datagram variants (`Heartbeat` .. `TransferRequest`); frames have fewer.
-const DATAGRAM_VARIANTS: u8 = 8;
+/// Datagram variants (`Heartbeat` .. `MemberReply`); frames have fewer.
+const DATAGRAM_VARIANTS: u8 = 10;
 
 /// Prefixes that steer random bytes past the version check and into each variant (of
 /// datagrams and frames), or just past the last one.
@@ -512,7 +512,10 @@ fn expected_election_len(d: &Datagram) -> usize {
             Datagram::PreVoteReply(r) | Datagram::VoteReply(r) => 8 + id_len(&r.voter) + 1 + 8 + 4,
             Datagram::TimeoutNow(t) => 8 + id_len(&t.from),
             Datagram::TransferRequest(t) => opt_id_len(t.to.as_ref()),
-            Datagram::Heartbeat(_) | Datagram::Goodbye(_) => {
+            Datagram::Heartbeat(_)
+            | Datagram::Goodbye(_)
+            | Datagram::MemberRequest(_)
+            | Datagram::MemberReply(_) => {
                 unreachable!("not an election datagram")
             }
         }

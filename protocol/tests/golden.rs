@@ -16,9 +16,10 @@ use std::path::PathBuf;
 
 use quorate_protocol::{
     ClusterName, ConfigStamp, Datagram, Echo, Frame, FreezeFlag, Goodbye, HealthBits, Heartbeat,
-    Hello, Incarnation, LoadFigures, MAX_DATAGRAM, MemberSlot, Membership, Mode, NodeId, NodeState,
-    Seq, StateDigest, Term, TimeoutNow, TransferRequest, VoteReply, VoteRequest, WallMicros,
-    decode_datagram, decode_frame_body, encode_datagram, encode_frame, frame_body_len,
+    Hello, Incarnation, LoadFigures, MAX_DATAGRAM, MemberChange, MemberReply, MemberRequest,
+    MemberSlot, Membership, Mode, NodeId, NodeState, Seq, StateDigest, Term, TimeoutNow,
+    TransferRequest, VoteReply, VoteRequest, WallMicros, decode_datagram, decode_frame_body,
+    encode_datagram, encode_frame, frame_body_len,
 };
 
 /// The size pinned in this file's doc comment.
@@ -148,6 +149,25 @@ fn timeout_now() -> TimeoutNow {
     }
 }
 
+fn member_request() -> MemberRequest {
+    MemberRequest {
+        req: Seq(0x0102_0304_0506_0708),
+        change: MemberChange::Replace {
+            old: id("n3"),
+            node: id("n4"),
+            addr: "10.0.0.14:7700".to_owned(),
+        },
+    }
+}
+
+fn member_reply() -> MemberReply {
+    MemberReply {
+        req: Seq(0x0102_0304_0506_0708),
+        accepted: false,
+        message: "a change is still being committed".to_owned(),
+    }
+}
+
 fn transfer_request() -> TransferRequest {
     TransferRequest { to: Some(id("n2")) }
 }
@@ -262,6 +282,8 @@ fn datagram_samples() -> Vec<(&'static str, Datagram)> {
             "transfer_request",
             Datagram::TransferRequest(transfer_request()),
         ),
+        ("member_request", Datagram::MemberRequest(member_request())),
+        ("member_reply", Datagram::MemberReply(member_reply())),
     ]
 }
 

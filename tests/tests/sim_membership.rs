@@ -204,3 +204,48 @@ fn a_lost_state_dir_rejoins_without_voting_twice() -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// Two of three hosts lost for good: `force-new-cluster` on the survivor is refused while
+/// they answer, then makes it the only voter (and primary); a lost host comes back with an
+/// emptied disk and is added again.
+#[test]
+fn force_new_cluster_recovers_a_lost_majority() -> Result<(), Failure> {
+    for seed in 0..10 {
+        let mut sim = Sim::new(SimConfig::members(3).seed(seed));
+        let p = sim.await_primary(secs(3))?;
+        let survivor = (p + 1) % 3;
+        let lost: Vec<usize> = (0..3).filter(|&n| n != survivor).collect();
+        assert!(
+            !sim.force_new_cluster(survivor)?,
+            "seed {seed}: refused while the others answer"
+        );
+        for &n in &lost {
+            sim.crash(n)?;
+        }
+        sim.run_for(secs(5))?;
+        assert_eq!(sim.primary(), None, "seed {seed}: no majority, no primary");
+        assert!(sim.force_new_cluster(survivor)?, "seed {seed}");
+        let q = sim.await_primary(secs(3))?;
+        assert_eq!(q, survivor, "seed {seed}");
+        // One lost host returns with an emptied disk: not a member until added.
+        sim.wipe(lost[0])?;
+        sim.restart(lost[0])?;
+        sim.run_for(secs(2))?;
+        assert!(matches!(
+            sim.node(lost[0]).and_then(|n| n.members_problem()),
+            Some(MembersProblem::NotAMember { .. })
+        ));
+        sim.member(MemberOp::Add {
+            node: lost[0],
+            voter: true,
+        })?;
+        sim.run_for(secs(2))?;
+        assert_eq!(
+            sim.node(lost[0]).map(|n| n.voters()),
+            Some(2),
+            "seed {seed}"
+        );
+        sim.expect_one_holder()?;
+    }
+    Ok(())
+}

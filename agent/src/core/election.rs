@@ -194,7 +194,8 @@ impl Node {
             // to redo now.
             Command::SetPriority(p) => self.cfg.priority = p,
             Command::SetPreempt(p) => self.cfg.preempt = p,
-            Command::Member(change) => self.request_member_change(now, change),
+            Command::Member { req, change } => self.member_command(now, req, change),
+            Command::ForceNewCluster { req } => self.force_new_cluster(now, req),
         }
     }
 

@@ -84,8 +84,12 @@ pub enum Command {
     SetPriority(u32),
     /// A reloaded `[election] preempt` / `preempt_delay` (`None`: no preemption).
     SetPreempt(Option<Duration>),
-    /// A change to the agreed member set (taken by the primary only).
-    Member(MemberChange),
+    /// A change to the agreed member set, typed on this node: made by the primary, so
+    /// forwarded to it from any other node. Answered by [`Event::MemberAnswer`] with
+    /// `req`.
+    Member { req: u64, change: MemberChange },
+    /// `quorate member force-new-cluster` (answered by [`Event::MemberAnswer`]).
+    ForceNewCluster { req: u64 },
 }
 
 /// A datagram to send.
@@ -150,6 +154,13 @@ pub enum Event {
     },
     /// The primary's change to the member set is held by a majority.
     MembersCommitted { stamp: ConfigStamp, what: String },
+    /// The answer to `Command::Member` number `req`: started by the primary (it commits
+    /// once a majority holds it), or refused and why.
+    MemberAnswer {
+        req: u64,
+        accepted: bool,
+        message: String,
+    },
 }
 
 /// This node's own figures, fed in by the probes.
@@ -407,6 +418,8 @@ impl Node {
             Datagram::VoteReply(r) if r.voter == *from => self.on_vote_reply(now, &r),
             Datagram::TimeoutNow(t) if t.from == *from => self.on_timeout_now(now, &t),
             Datagram::TransferRequest(r) => self.on_transfer_request(now, &r),
+            Datagram::MemberRequest(r) => self.on_member_request(now, from, &r),
+            Datagram::MemberReply(r) => self.on_member_reply(from, &r),
             // A connection speaks for the node its certificate names, and no other.
             _ => {}
         }

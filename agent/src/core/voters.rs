@@ -24,58 +24,19 @@
 
 use std::time::{Duration, Instant};
 
-use proto::{ConfigStamp, MemberSlot, Membership, NodeId, Term};
+pub use proto::MemberChange;
+use proto::{
+    ConfigStamp, Datagram, MemberReply, MemberRequest, MemberSlot, Membership, NodeId, Seq, Term,
+};
 
 use super::membership::MemberState;
-use super::node::{Event, InjectedFault, Node};
+use super::node::{Event, InjectedFault, Node, Transmit};
 use super::quorum::majority;
 
 /// How long a node with an empty `state_dir` waits for every node it lists before it
 /// bootstraps with a majority of them (one host down at install must not block it, and
 /// a node whose list differs must have a chance to be seen).
 pub const BOOTSTRAP_WAIT: Duration = Duration::from_secs(5);
-
-/// A change to the agreed member set, asked of the primary.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MemberChange {
-    /// Add `node` at `addr`, voting or not.
-    Add {
-        node: NodeId,
-        addr: String,
-        voter: bool,
-    },
-    /// Remove `node` (a voter or not).
-    Remove { node: NodeId },
-    /// Remove `old`, then add `node` at `addr` as a voter: two changes, each committed
-    /// before the next.
-    Replace {
-        old: NodeId,
-        node: NodeId,
-        addr: String,
-    },
-    /// Make the non-voter `node` a voter.
-    Promote { node: NodeId },
-}
-
-impl std::fmt::Display for MemberChange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MemberChange::Add {
-                node,
-                addr,
-                voter: true,
-            } => write!(f, "add {node} at {addr}"),
-            MemberChange::Add { node, addr, .. } => {
-                write!(f, "add {node} at {addr} (non-voter)")
-            }
-            MemberChange::Remove { node } => write!(f, "remove {node}"),
-            MemberChange::Replace { old, node, addr } => {
-                write!(f, "replace {old} with {node} at {addr}")
-            }
-            MemberChange::Promote { node } => write!(f, "promote {node}"),
-        }
-    }
-}
 
 /// A change the primary is committing: the set it made, and what follows it.
 #[derive(Debug, Clone)]
@@ -476,71 +437,219 @@ impl Node {
             stamp: flight.stamp,
             what: flight.what,
         });
-        if let Some(next) = flight.then {
-            self.start_change(now, next, None);
+        if let Some(next) = flight.then
+            && let Err(reason) = self.start_change(now, next.clone(), None)
+        {
+            self.events.push_back(Event::Refused {
+                command: format!("member {next}"),
+                reason,
+            });
         }
     }
 
-    /// An operator's change, at the primary.
-    pub(super) fn request_member_change(&mut self, now: Instant, change: MemberChange) {
-        let refuse = |node: &mut Self, reason: String| {
-            node.events.push_back(Event::Refused {
-                command: format!("member {change}"),
-                reason,
-            });
-        };
+    /// An operator's change, typed on this node: made here if this node is primary,
+    /// else forwarded to the primary. The answer comes back as [`Event::MemberAnswer`]
+    /// with `req`.
+    pub(super) fn member_command(&mut self, now: Instant, req: u64, change: MemberChange) {
         if !self.is_primary_role() {
-            return refuse(
-                self,
-                match &self.leader {
-                    Some(p) => format!("this node is not the primary; {p} is: ask it"),
-                    None => "no primary is known to this node; a change needs one".into(),
-                },
-            );
+            match self.leader.clone() {
+                Some(leader) => self.transmits.push_back(Transmit {
+                    to: leader,
+                    datagram: Datagram::MemberRequest(MemberRequest {
+                        req: Seq(req),
+                        change,
+                    }),
+                }),
+                None => self.events.push_back(Event::MemberAnswer {
+                    req,
+                    accepted: false,
+                    message: "no primary is known to this node; a change needs one (try again once one is elected)".into(),
+                }),
+            }
+            return;
         }
-        if let Some(f) = &self.in_flight {
-            return refuse(
-                self,
-                format!(
-                    "a change is still being committed ({}); retry when it is",
-                    f.what
-                ),
-            );
-        }
-        let first = match &change {
-            MemberChange::Replace { old, .. } => MemberChange::Remove { node: old.clone() },
-            other => other.clone(),
+        let (accepted, message) = match self.member_change(now, change) {
+            Ok(m) => (true, m),
+            Err(m) => (false, m),
         };
-        let then = match &change {
-            MemberChange::Replace { node, addr, .. } => Some(MemberChange::Add {
-                node: node.clone(),
-                addr: addr.clone(),
-                voter: true,
+        self.events.push_back(Event::MemberAnswer {
+            req,
+            accepted,
+            message,
+        });
+    }
+
+    /// `quorate member force-new-cluster`, typed on this node: the way out when a
+    /// majority of the voters is lost for good. This node becomes the only voter of a
+    /// new set in a new term, and so primary on its own. Refused while any other voter
+    /// answers: that is not a lost majority, and forcing would make two clusters.
+    pub(super) fn force_new_cluster(&mut self, now: Instant, req: u64) {
+        let answer = self.try_force_new_cluster(now);
+        let (accepted, message) = match answer {
+            Ok(m) => (true, m),
+            Err(m) => (false, m),
+        };
+        self.events.push_back(Event::MemberAnswer {
+            req,
+            accepted,
+            message,
+        });
+    }
+
+    fn try_force_new_cluster(&mut self, now: Instant) -> Result<String, String> {
+        if self.hard.members.stamp.is_none() {
+            return Err("this node holds no member set: there is no cluster to recover".into());
+        }
+        if !self.is_voter() {
+            return Err("this node is not a voter of its member set: run it on a voter".into());
+        }
+        let answering: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                matches!(m.state, MemberState::Alive | MemberState::Suspect) && self.counts(&m.id)
+            })
+            .map(|m| m.id.to_string())
+            .collect();
+        if !answering.is_empty() {
+            return Err(format!(
+                "voter(s) {} still answer: this is not a lost majority (force-new-cluster would make a second cluster beside theirs); stop them first if they are to be discarded",
+                answering.join(", ")
+            ));
+        }
+        let mine = self
+            .hard
+            .members
+            .slot(&self.cfg.node, &self.cfg.advertise)
+            .cloned()
+            .ok_or("this node has no slot in its member set")?;
+        // A new term, so the new set outranks every set the lost voters may hold.
+        let term = Term(self.hard.term.0 + 1);
+        self.adopt_term(now, term);
+        self.hard.voted_for = Some(self.cfg.node.clone());
+        let set = Membership {
+            stamp: ConfigStamp {
+                term,
+                index: self.hard.members.stamp.index + 1,
+            },
+            members: vec![MemberSlot {
+                node: Some(self.cfg.node.clone()),
+                ..mine
+            }],
+        };
+        let stamp = set.stamp;
+        self.events.push_back(Event::MembersChanged {
+            stamp,
+            voters: describe(&set),
+        });
+        self.hard.members = set;
+        self.in_flight = None;
+        self.rejoining = false;
+        self.reset_election_timer(now);
+        Ok(format!(
+            "FORCED a new cluster: member set {stamp} has {} as its only voter; add the other nodes back with `quorate member add` (each with an emptied state_dir)",
+            self.cfg.node
+        ))
+    }
+
+    /// A change forwarded by `from`: answered at once.
+    pub(super) fn on_member_request(&mut self, now: Instant, from: &NodeId, r: &MemberRequest) {
+        let (accepted, message) = if self.is_primary_role() {
+            match self.member_change(now, r.change.clone()) {
+                Ok(m) => (true, m),
+                Err(m) => (false, m),
+            }
+        } else {
+            (
+                false,
+                format!("{} is no longer the primary; try again", self.cfg.node),
+            )
+        };
+        self.transmits.push_back(Transmit {
+            to: from.clone(),
+            datagram: Datagram::MemberReply(MemberReply {
+                req: r.req,
+                accepted,
+                message,
             }),
-            _ => None,
+        });
+    }
+
+    /// The primary's answer to a change this node forwarded.
+    pub(super) fn on_member_reply(&mut self, from: &NodeId, r: &MemberReply) {
+        self.events.push_back(Event::MemberAnswer {
+            req: r.req.0,
+            accepted: r.accepted,
+            message: if r.accepted {
+                format!("{from} (the primary): {}", r.message)
+            } else {
+                format!("refused by {from} (the primary): {}", r.message)
+            },
+        });
+    }
+
+    /// At the primary: starts `change`, or says why not.
+    fn member_change(&mut self, now: Instant, change: MemberChange) -> Result<String, String> {
+        let result = self.try_member_change(now, &change);
+        if let Err(reason) = &result {
+            self.events.push_back(Event::Refused {
+                command: format!("member {change}"),
+                reason: reason.clone(),
+            });
+        }
+        result
+    }
+
+    fn try_member_change(&mut self, now: Instant, change: &MemberChange) -> Result<String, String> {
+        if let Some(f) = &self.in_flight {
+            return Err(format!(
+                "a change is still being committed ({}); retry when it is",
+                f.what
+            ));
+        }
+        let (first, then) = match change {
+            MemberChange::Replace { old, node, addr } => (
+                MemberChange::Remove { node: old.clone() },
+                Some(MemberChange::Add {
+                    node: node.clone(),
+                    addr: addr.clone(),
+                    voter: true,
+                }),
+            ),
+            other => (other.clone(), None),
         };
         if let MemberChange::Remove { node } = &first
             && *node == self.cfg.node
         {
-            return refuse(
-                self,
-                format!("{node} is the primary: hand over first (`quorate transfer`)"),
-            );
+            return Err(format!(
+                "{node} is the primary: hand over first (`quorate transfer`)"
+            ));
         }
-        self.start_change(now, first, then);
+        if let (MemberChange::Remove { node: old }, Some(MemberChange::Add { node, addr, .. })) =
+            (&first, &then)
+        {
+            // Both steps must be possible before the first is taken.
+            let removed = apply(&self.hard.members, &first)?;
+            apply(
+                &removed,
+                &MemberChange::Add {
+                    node: node.clone(),
+                    addr: addr.clone(),
+                    voter: true,
+                },
+            )
+            .map_err(|e| format!("cannot replace {old}: {e}"))?;
+        }
+        self.start_change(now, first, then)
     }
 
-    fn start_change(&mut self, now: Instant, change: MemberChange, then: Option<MemberChange>) {
-        let next = match apply(&self.hard.members, &change) {
-            Ok(next) => next,
-            Err(reason) => {
-                self.events.push_back(Event::Refused {
-                    command: format!("member {change}"),
-                    reason,
-                });
-                return;
-            }
-        };
+    fn start_change(
+        &mut self,
+        now: Instant,
+        change: MemberChange,
+        then: Option<MemberChange>,
+    ) -> Result<String, String> {
+        let next = apply(&self.hard.members, &change)?;
         // Safe either way; refused only so the cluster is not left without a majority
         // that can back this primary's lease (alive, and promising long enough).
         let own_lease = super::lease::lease_ms(self.cfg.lease);
@@ -556,33 +665,37 @@ impl Node {
         };
         let up = next.members.iter().filter(|s| s.voter && alive(s)).count();
         if up < majority(next.voters()) {
-            self.events.push_back(Event::Refused {
-                command: format!("member {change}"),
-                reason: format!(
-                    "afterwards only {up} of {} voters would be up and able to back the primary's lease, not a majority: start the new node first, bring a voter back, or fix its [timing]",
-                    next.voters()
-                ),
-            });
-            return;
+            return Err(format!(
+                "afterwards only {up} of {} voters would be up and able to back the primary's lease, not a majority: start the new node first, bring a voter back, or fix its [timing]",
+                next.voters()
+            ));
         }
         let mut next = next;
         next.stamp = ConfigStamp {
             term: self.hard.term,
             index: self.hard.members.stamp.index + 1,
         };
+        let what = change.to_string();
         self.in_flight = Some(InFlight {
             stamp: next.stamp,
-            what: change.to_string(),
+            what: what.clone(),
             then,
         });
+        let voters = describe(&next);
         self.events.push_back(Event::MembersChanged {
             stamp: next.stamp,
-            voters: describe(&next),
+            voters: voters.clone(),
         });
+        let message = format!(
+            "{what}: member set {} ({}) is being committed",
+            next.stamp,
+            voters.join(", ")
+        );
         self.hard.members = next;
         // The primary's own lease is now counted in the new set; acknowledgements from a
         // removed voter no longer count.
         self.update_lease(now);
+        Ok(message)
     }
 }
 

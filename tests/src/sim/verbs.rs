@@ -150,6 +150,29 @@ impl Sim {
         self.apply(Fault::Wipe(node))
     }
 
+    /// `quorate member force-new-cluster` typed on `node`: whether the core took it.
+    pub fn force_new_cluster(&mut self, node: usize) -> Result<bool, Failure> {
+        let now = self.now;
+        let host = &mut self.hosts[node];
+        let mut taken = false;
+        if let Some(core) = host.core.as_mut() {
+            core.handle_command(host.clock.now(now), Command::ForceNewCluster { req: 1 });
+            while let Some(event) = core.poll_event() {
+                if let quorate_agent::core::Event::MemberAnswer {
+                    accepted, message, ..
+                } = &event
+                {
+                    taken = *accepted;
+                    self.trace
+                        .line(now, format_args!("{}: {message}", self.ids[node]));
+                }
+            }
+        }
+        self.drain(node);
+        self.check()?;
+        Ok(taken)
+    }
+
     pub fn freeze(&mut self, at: usize) -> Result<(), Failure> {
         self.apply(Fault::Freeze(at))
     }
@@ -421,7 +444,7 @@ impl Sim {
             },
             MemberOp::Promote(node) => MemberChange::Promote { node: id(node) },
         };
-        self.command(at, Command::Member(change));
+        self.command(at, Command::Member { req: 0, change });
     }
 
     fn command(&mut self, node: usize, command: Command) {

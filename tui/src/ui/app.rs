@@ -409,6 +409,8 @@ pub fn describe(command: &CtlCommand) -> String {
         CtlCommand::Unfreeze => "unfreeze".into(),
         CtlCommand::UpgradeAllow { node } => format!("upgrade allow {}", who(node)),
         CtlCommand::DriftAck { name, .. } => format!("drift ack {name}"),
+        CtlCommand::Member(change) => format!("member {change}"),
+        CtlCommand::ForceNewCluster => "member force-new-cluster".into(),
     }
 }
 
