@@ -875,6 +875,8 @@ impl Node {
             .members
             .values()
             .filter(|m| m.state == MemberState::Alive && m.health.has(HealthBits::ELIGIBLE))
+            // Only voters of the set campaign: a non-voter or removed node takes no slot.
+            .filter(|m| self.counts(&m.id))
             .map(|m| {
                 (
                     m.node_state.as_ref().map(|s| s.priority).unwrap_or(0),
@@ -919,10 +921,21 @@ impl Node {
                 self.maybe_preempt(now);
                 self.retry_handover(now);
             }
-            Role::PreCandidate { until, .. } | Role::Candidate { until, .. } => {
+            Role::PreCandidate { until, .. } => {
                 if now >= *until {
                     self.role = Role::Follower;
                     self.reset_election_timer(now);
+                }
+            }
+            Role::Candidate { until, .. } => {
+                if now >= *until {
+                    // A split vote: the priority stagger put both candidates in the same
+                    // window (it is narrower than a slow link), so the retry also draws
+                    // from a whole extra election timeout, as Raft does.
+                    self.role = Role::Follower;
+                    self.reset_election_timer(now);
+                    self.election_deadline +=
+                        self.cfg.election_timeout.mul_f64(self.rng.random::<f64>());
                 }
             }
             Role::Follower => {

@@ -308,7 +308,9 @@ impl Node {
         let from_primary = self.leader.as_ref() == Some(from)
             && m.term == self.hard.term
             && !self.is_primary_role();
-        if from_primary && theirs.stamp > mine {
+        // Rejoining after an empty start, it has granted nothing yet: it takes the newest
+        // set any peer holds (a stale one could leave it refusing the only candidates).
+        if (from_primary || self.rejoining) && theirs.stamp > mine {
             let set = theirs.clone();
             self.adopt(set);
         }
@@ -329,7 +331,7 @@ impl Node {
         if stamp.is_none() || stamp <= self.hard.members.stamp {
             return false;
         }
-        self.hard.members.stamp.is_none() || self.leader.as_ref() == Some(from)
+        self.hard.members.stamp.is_none() || self.rejoining || self.leader.as_ref() == Some(from)
     }
 
     /// With no set yet: bootstrap one when every listed node is up with an equal list, or
