@@ -851,7 +851,6 @@ impl Node {
         self.transfer = None;
         self.update_lease(now);
         self.events.push_back(Event::BecamePrimary { term });
-        self.stamp_own_term();
         // Announce at once; the heartbeats are what voters acknowledge.
         for m in self.members.values_mut() {
             m.next_heartbeat = now;

@@ -146,7 +146,29 @@ impl Harness {
                     let to = self.idx(t.to.as_str());
                     in_flight.push((now + self.latency, to, from.clone(), t.datagram));
                 }
-                while self.nodes[i].poll_fetch().is_some() {}
+                // State fetches answer at once, with what the member set needs.
+                let mut fetched = Vec::new();
+                while let Some(target) = self.nodes[i].poll_fetch() {
+                    fetched.push(self.idx(target.as_str()));
+                }
+                for t in fetched {
+                    if self.up[t] {
+                        let n = &self.nodes[t];
+                        let state = proto::NodeState {
+                            members: n.persisted().members.clone(),
+                            ..proto::NodeState::new(
+                                n.id().clone(),
+                                n.config().incarnation,
+                                n.config().advertise.clone(),
+                                Mode::Member,
+                                n.config().priority,
+                                wall,
+                            )
+                        };
+                        let from = n.id().clone();
+                        self.nodes[i].handle_state(&from, state);
+                    }
+                }
                 while let Some(e) = self.nodes[i].poll_event() {
                     self.events[i].push(e);
                 }

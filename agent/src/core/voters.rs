@@ -43,8 +43,8 @@ pub const BOOTSTRAP_WAIT: Duration = Duration::from_secs(5);
 pub(super) struct InFlight {
     pub(super) stamp: ConfigStamp,
     pub(super) what: String,
-    /// The second step of a replace.
-    pub(super) then: Option<MemberChange>,
+    /// The steps that follow, each once the one before is committed (a replace's add).
+    pub(super) then: std::collections::VecDeque<MemberChange>,
 }
 
 /// Why this node cannot take part in elections as things stand, for operators.
@@ -56,8 +56,8 @@ pub enum MembersProblem {
     ListsDisagree { node: NodeId },
     /// Its peers hold an agreed set without it.
     NotAMember { held_by: NodeId },
-    /// The agreed set it holds does not make it a voter (removed, or a non-voter).
-    NotAVoter,
+    /// The agreed set it holds no longer includes it (it was removed).
+    Removed,
     /// It started with an empty `state_dir` and the set names it as a voter: it may have
     /// voted before its state was lost, so it votes only once it has heard every other
     /// voter's term (and then only in later terms).
@@ -79,9 +79,9 @@ impl std::fmt::Display for MembersProblem {
                 f,
                 "the cluster's agreed member set (held by {held_by}) does not include this node: add it with `quorate member add`"
             ),
-            MembersProblem::NotAVoter => {
-                f.write_str("not a voter in the agreed member set (removed, or a non-voter)")
-            }
+            MembersProblem::Removed => f.write_str(
+                "the agreed member set no longer includes this node (removed): it takes no part; `quorate member add` brings it back",
+            ),
             MembersProblem::Rejoining { waiting_for } => write!(
                 f,
                 "joined with an empty state_dir: votes once it has heard from every voter (waiting for {})",
@@ -177,8 +177,13 @@ impl Node {
                     }),
             );
         }
-        if !self.is_voter() {
-            return Some(MembersProblem::NotAVoter);
+        if self
+            .hard
+            .members
+            .slot(&self.cfg.node, &self.cfg.advertise)
+            .is_none()
+        {
+            return Some(MembersProblem::Removed);
         }
         self.rejoining.then(|| MembersProblem::Rejoining {
             waiting_for: self.unheard_voters(),
@@ -242,7 +247,11 @@ impl Node {
 
     /// Whether this node votes in the set it holds.
     pub(super) fn is_voter(&self) -> bool {
-        if self.cfg.fault == Some(InjectedFault::OwnListMajority) {
+        // Without a set (bootstrapping), the configured list stands in for counting who
+        // is up; such a node grants and wins nothing (`in_the_set`).
+        if self.cfg.fault == Some(InjectedFault::OwnListMajority)
+            || self.hard.members.stamp.is_none()
+        {
             return true;
         }
         self.hard
@@ -256,7 +265,9 @@ impl Node {
         let Some(m) = self.members.get(id) else {
             return false;
         };
-        if self.cfg.fault == Some(InjectedFault::OwnListMajority) {
+        if self.cfg.fault == Some(InjectedFault::OwnListMajority)
+            || self.hard.members.stamp.is_none()
+        {
             return self.cfg.bootstrap.contains(&m.addr);
         }
         self.hard.members.is_voter(id, &m.addr)
@@ -264,7 +275,9 @@ impl Node {
 
     /// How many voters a majority is taken of.
     pub(super) fn voter_count(&self) -> usize {
-        if self.cfg.fault == Some(InjectedFault::OwnListMajority) {
+        if self.cfg.fault == Some(InjectedFault::OwnListMajority)
+            || self.hard.members.stamp.is_none()
+        {
             return self.cfg.bootstrap.len();
         }
         self.hard.members.voters()
@@ -381,36 +394,43 @@ impl Node {
         }
     }
 
-    /// A new primary first re-stamps the set it won with in its own term (and writes down
-    /// the ids of bootstrap slots it has seen): no change may start before that stamp is
-    /// committed.
-    pub(super) fn stamp_own_term(&mut self) {
-        let term = self.hard.term;
-        if self.hard.members.stamp.term == term {
-            return;
-        }
-        let mut next = self.hard.members.clone();
-        for slot in next.members.iter_mut().filter(|s| s.node.is_none()) {
+    /// Writes down the ids of unnamed bootstrap slots whose node this primary knows (by
+    /// its address): content only, no voter changes.
+    fn pin_ids(&self, set: &mut Membership) {
+        for slot in set.members.iter_mut().filter(|s| s.node.is_none()) {
             if slot.addr == self.cfg.advertise {
                 slot.node = Some(self.cfg.node.clone());
-            } else if let Some(m) = self
-                .members
-                .values()
-                .find(|m| m.addr == slot.addr && m.state == MemberState::Alive)
-            {
+            } else if let Some(m) = self.members.values().find(|m| m.addr == slot.addr) {
                 slot.node = Some(m.id.clone());
             }
         }
+    }
+
+    /// Before its first change, a primary re-stamps the set it won with in its own term
+    /// (writing down ids it knows) and commits that: then no set made in an earlier term
+    /// and never committed can come back (the fix for Ongaro's 2015 flaw). Done on
+    /// demand, not at every election, so a fresh primary can hand over at once.
+    fn stamp_own_term(&mut self, steps: std::collections::VecDeque<MemberChange>) -> String {
+        let term = self.hard.term;
+        let mut next = self.hard.members.clone();
+        self.pin_ids(&mut next);
         next.stamp = ConfigStamp {
             term,
             index: next.stamp.index + 1,
         };
+        let what = format!("member set of term {}", term.0);
         self.in_flight = Some(InFlight {
             stamp: next.stamp,
-            what: format!("member set of term {}", term.0),
-            then: None,
+            what: what.clone(),
+            then: steps,
+        });
+        let stamp = next.stamp;
+        self.events.push_back(Event::MembersChanged {
+            stamp,
+            voters: describe(&next),
         });
         self.hard.members = next;
+        format!("{what} ({stamp}) is being committed first")
     }
 
     /// Whether a majority of this node's voters hold `stamp` durably (itself included).
@@ -439,8 +459,9 @@ impl Node {
             stamp: flight.stamp,
             what: flight.what,
         });
-        if let Some(next) = flight.then
-            && let Err(reason) = self.start_change(now, next.clone(), None)
+        let mut steps = flight.then;
+        if let Some(next) = steps.pop_front()
+            && let Err(reason) = self.start_change(now, next.clone(), steps)
         {
             self.events.push_back(Event::Refused {
                 command: format!("member {next}"),
@@ -609,69 +630,96 @@ impl Node {
                 f.what
             ));
         }
-        let (first, then) = match change {
-            MemberChange::Replace { old, node, addr } => (
+        let mut steps: std::collections::VecDeque<MemberChange> = match change {
+            MemberChange::Replace { old, node, addr } => [
                 MemberChange::Remove { node: old.clone() },
-                Some(MemberChange::Add {
+                MemberChange::Add {
                     node: node.clone(),
                     addr: addr.clone(),
                     voter: true,
-                }),
-            ),
-            other => (other.clone(), None),
+                },
+            ]
+            .into(),
+            other => [other.clone()].into(),
         };
-        if let MemberChange::Remove { node } = &first
+        if let Some(MemberChange::Remove { node }) = steps.front()
             && *node == self.cfg.node
         {
             return Err(format!(
                 "{node} is the primary: hand over first (`quorate transfer`)"
             ));
         }
-        if let (MemberChange::Remove { node: old }, Some(MemberChange::Add { node, addr, .. })) =
-            (&first, &then)
-        {
-            // Both steps must be possible before the first is taken.
-            let removed = apply(&self.hard.members, &first)?;
-            apply(
-                &removed,
-                &MemberChange::Add {
-                    node: node.clone(),
-                    addr: addr.clone(),
-                    voter: true,
-                },
-            )
-            .map_err(|e| format!("cannot replace {old}: {e}"))?;
+        // Every step must be possible now, before the first is taken.
+        let mut set = self.hard.members.clone();
+        self.pin_ids(&mut set);
+        for step in &steps {
+            set = self.check_step(&set, step)?;
         }
-        self.start_change(now, first, then)
+        if self.hard.members.stamp.term < self.hard.term {
+            let first = self.stamp_own_term(steps);
+            return Ok(format!("{first}, then: {change}"));
+        }
+        let Some(first) = steps.pop_front() else {
+            return Err("nothing to change".into());
+        };
+        self.start_change(now, first, steps)
+    }
+
+    /// `set` after `change`, if the change is possible and leaves a majority of the new
+    /// set's voters up and able to back this primary's lease (safe either way; refused
+    /// so the cluster is not left without a primary).
+    fn check_step(&self, set: &Membership, change: &MemberChange) -> Result<Membership, String> {
+        let next = apply(set, change)?;
+        let own_lease = super::lease::lease_ms(self.cfg.lease);
+        let backs = |m: &super::Member| {
+            m.state == MemberState::Alive
+                && m.timing
+                    .is_some_and(|(_, promise)| self.covers(promise, own_lease))
+        };
+        let alive = |slot: &MemberSlot| {
+            slot.addr == self.cfg.advertise
+                || self.members.values().any(|m| {
+                    backs(m)
+                        && (slot.node.as_ref() == Some(&m.id)
+                            || (slot.node.is_none() && slot.addr == m.addr))
+                })
+        };
+        let up = next.members.iter().filter(|s| s.voter && alive(s)).count();
+        if up >= majority(next.voters()) {
+            return Ok(next);
+        }
+        // Say which node is missing when it is the one being made a voter.
+        let newcomer = match change {
+            MemberChange::Add {
+                node, voter: true, ..
+            }
+            | MemberChange::Promote { node } => Some(node),
+            _ => None,
+        };
+        if let Some(node) = newcomer
+            && !self.members.get(node).is_some_and(backs)
+        {
+            return Err(format!(
+                "{node} is not connected to the primary ({}), and without it only {up} of the {} voters would be up: start it, list its address in the primary's `peers`, or add it with --non-voter first and promote it once it shows alive",
+                self.cfg.node,
+                next.voters()
+            ));
+        }
+        Err(format!(
+            "afterwards only {up} of {} voters would be up and able to back the primary's lease, not a majority: bring a voter back (or fix its [timing]) first",
+            next.voters()
+        ))
     }
 
     fn start_change(
         &mut self,
         now: Instant,
         change: MemberChange,
-        then: Option<MemberChange>,
+        then: std::collections::VecDeque<MemberChange>,
     ) -> Result<String, String> {
-        let next = apply(&self.hard.members, &change)?;
-        // Safe either way; refused only so the cluster is not left without a majority
-        // that can back this primary's lease (alive, and promising long enough).
-        let own_lease = super::lease::lease_ms(self.cfg.lease);
-        let alive = |slot: &MemberSlot| {
-            slot.addr == self.cfg.advertise
-                || self.members.values().any(|m| {
-                    m.state == MemberState::Alive
-                        && m.timing
-                            .is_some_and(|(_, promise)| self.covers(promise, own_lease))
-                        && (slot.node.as_ref() == Some(&m.id)
-                            || (slot.node.is_none() && slot.addr == m.addr))
-                })
-        };
-        let up = next.members.iter().filter(|s| s.voter && alive(s)).count();
-        if up < majority(next.voters()) {
-            return Err(format!(
-                "afterwards only {up} of {} voters would be up and able to back the primary's lease, not a majority: start the new node first, bring a voter back, or fix its [timing]",
-                next.voters()
-            ));
-        }
+        let mut current = self.hard.members.clone();
+        self.pin_ids(&mut current);
+        let next = self.check_step(&current, &change)?;
         let mut next = next;
         next.stamp = ConfigStamp {
             term: self.hard.term,
