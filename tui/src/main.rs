@@ -2,7 +2,8 @@
 //! every error ends as one line on stderr and exit status 1.
 //!
 //! Internal modules:
-//! - `cli`: argument definitions and one module per subcommand (`ca`, `status`, `demo`)
+//! - `cli`: argument definitions and one module per subcommand (`ca`, `status`, `demo`,
+//!   `member`, …)
 //! - `table`: the pure status table renderer
 //! - `target`: which agent to ask and with which certificate (`--connect`, `--cert`…,
 //!   else the agent's config)
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Upgrade(UpgradeCommand::Status)) => cli::checks::upgrade_status(&cli.global),
         Some(Command::Upgrade(UpgradeCommand::Allow)) => cli::checks::upgrade_allow(&cli.global),
+        Some(Command::Member(command)) => cli::member::run(&cli.global, command),
         Some(Command::Task(TaskCommand::ShouldRun { name })) => {
             match cli::checks::should_run(&cli.global, name) {
                 Ok(true) => return ExitCode::SUCCESS,

@@ -28,7 +28,7 @@ const COLUMNS: [(&str, Align); 11] = [
 /// the answering agent runs without (pending a restart). Ends with a
 /// newline; no line has trailing spaces.
 pub fn render_status(status: &ClusterStatus) -> String {
-    let alive = status.nodes.iter().filter(|n| n.state == "alive").count();
+    let alive = alive_voters(status);
     let mut out = format!(
         "cluster {}  term {}  primary {}  quorum {} ({}/{})",
         status.cluster,
@@ -47,34 +47,7 @@ pub fn render_status(status: &ClusterStatus) -> String {
     nodes.sort_by(|a, b| a.node.cmp(&b.node));
     let mut rows: Vec<[String; 11]> = vec![COLUMNS.map(|(title, _)| title.to_string())];
     rows.extend(nodes.into_iter().map(row));
-
-    let mut widths = [0usize; 11];
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    for row in &rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            let pad = widths[i].saturating_sub(cell.chars().count());
-            match COLUMNS[i].1 {
-                Align::Left => {
-                    line.push_str(cell);
-                    line.extend(std::iter::repeat_n(' ', pad));
-                }
-                Align::Right => {
-                    line.extend(std::iter::repeat_n(' ', pad));
-                    line.push_str(cell);
-                }
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
+    out.push_str(&aligned(&rows, &COLUMNS.map(|(_, a)| a)));
 
     if !status.unreachable_peers.is_empty() {
         out.push_str("unreachable: ");
@@ -97,6 +70,161 @@ pub fn render_status(status: &ClusterStatus) -> String {
             status.timing_mismatch.join(", ")
         ));
     }
+    out.push_str(&members_disagreement(status));
+    out
+}
+
+/// How many voters of the agreed member set the answering node sees alive (itself
+/// included): a node out of the set, or a non-voter, does not count. Without a member set
+/// in the status (an older agent), every alive node counts.
+pub fn alive_voters(status: &ClusterStatus) -> usize {
+    let alive = status.nodes.iter().filter(|n| n.state == "alive");
+    let m = &status.members;
+    if m.members.is_empty() {
+        return alive.count();
+    }
+    alive
+        .filter(|n| {
+            m.members.iter().any(|s| {
+                s.voter
+                    && match &s.node {
+                        Some(id) => *id == n.node,
+                        None => s.addr == n.addr,
+                    }
+            })
+        })
+        .count()
+}
+
+/// The rows as lines, each column as wide as its widest cell, two spaces between
+/// columns; no trailing spaces.
+fn aligned<const N: usize>(rows: &[[String; N]], align: &[Align; N]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            match align[i] {
+                Align::Left => {
+                    line.push_str(cell);
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+                Align::Right => {
+                    line.extend(std::iter::repeat_n(' ', pad));
+                    line.push_str(cell);
+                }
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The lines `quorate status` and `quorate member list` end with when the answering
+/// node's member set has a problem or its `peers` disagree with it; empty otherwise.
+fn members_disagreement(status: &ClusterStatus) -> String {
+    let m = &status.members;
+    let mut out = String::new();
+    if let Some(problem) = &m.problem {
+        out.push_str(&format!("members on {}: {problem}\n", status.node));
+    }
+    if !m.only_in_peers.is_empty() || !m.not_in_peers.is_empty() {
+        let mut parts = Vec::new();
+        if !m.only_in_peers.is_empty() {
+            parts.push(format!("only in peers {}", m.only_in_peers.join(", ")));
+        }
+        if !m.not_in_peers.is_empty() {
+            parts.push(format!("not in peers {}", m.not_in_peers.join(", ")));
+        }
+        out.push_str(&format!(
+            "members on {}: its peers disagree with the agreed member set{}: {} (peers is only read to bootstrap a cluster; update it to match)\n",
+            status.node,
+            if m.stamp.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", m.stamp)
+            },
+            parts.join("; ")
+        ));
+    }
+    out
+}
+
+const MEMBER_COLUMNS: [(&str, Align); 4] = [
+    ("NODE", Align::Left),
+    ("ADDR", Align::Left),
+    ("VOTE", Align::Left),
+    ("STATE", Align::Left),
+];
+
+/// `quorate member list`: the agreed member set as the answering node holds it — a
+/// header with its stamp and counts, one row per member (in the set's address order,
+/// the answering node marked `*`, its state as the answering node sees it, `-` when it
+/// knows none), the change being committed, and what disagrees with the set. Ends with a
+/// newline; no line has trailing spaces.
+pub fn render_members(status: &ClusterStatus) -> String {
+    let m = &status.members;
+    let mut out = String::new();
+    if m.stamp.is_empty() {
+        out.push_str(&format!("no agreed member set (held by {})\n", status.node));
+    } else {
+        let voters = m.members.iter().filter(|s| s.voter).count();
+        let others = m.members.len() - voters;
+        out.push_str(&format!(
+            "member set {} (held by {}): {voters} voter{}",
+            m.stamp,
+            status.node,
+            if voters == 1 { "" } else { "s" },
+        ));
+        if others > 0 {
+            out.push_str(&format!(
+                ", {others} non-voter{}",
+                if others == 1 { "" } else { "s" }
+            ));
+        }
+        out.push('\n');
+    }
+    if !m.members.is_empty() {
+        let mut rows: Vec<[String; 4]> = vec![MEMBER_COLUMNS.map(|(t, _)| t.to_string())];
+        for slot in &m.members {
+            // A bootstrap slot has no id until a primary has seen its node: matched by
+            // address then.
+            let seen = status.nodes.iter().find(|n| match &slot.node {
+                Some(id) => n.node == *id,
+                None => n.addr == slot.addr,
+            });
+            let mut name = slot.node.clone().unwrap_or_else(|| "-".to_string());
+            if seen.is_some_and(|n| n.local) {
+                name.push('*');
+            }
+            let state = match (seen, &slot.node) {
+                (Some(n), Some(_)) => n.state.clone(),
+                (Some(n), None) => format!("{} (as {})", n.state, n.node),
+                (None, _) => "-".to_string(),
+            };
+            rows.push([
+                name,
+                slot.addr.clone(),
+                if slot.voter { "voter" } else { "non-voter" }.to_string(),
+                state,
+            ]);
+        }
+        out.push_str(&aligned(&rows, &MEMBER_COLUMNS.map(|(_, a)| a)));
+    }
+    if let Some(change) = &m.change {
+        out.push_str(&format!("being committed: {change}\n"));
+    }
+    out.push_str(&members_disagreement(status));
     out
 }
 
@@ -192,7 +320,7 @@ fn age(ms: Option<u64>) -> String {
 mod tests {
     use std::collections::BTreeMap;
 
-    use proto::status::{LoadStatus, VersionStatus};
+    use proto::status::{LoadStatus, MemberStatus, MembersStatus, VersionStatus};
 
     use super::*;
 
@@ -309,6 +437,137 @@ unreachable: 10.0.0.14:7700
         assert_eq!(
             render_status(&status).lines().last(),
             Some("timing mismatch between n1 and n2: set the same [timing] on every node")
+        );
+    }
+
+    #[test]
+    fn member_problems_and_peers_disagreement_end_the_status() {
+        let mut status = cluster();
+        status.timing_mismatch = vec!["n2".into()];
+        assert!(!render_status(&status).contains("members"));
+        status.members.problem =
+            Some("not a voter in the agreed member set (removed, or a non-voter)".into());
+        assert_eq!(
+            render_status(&status).lines().last(),
+            Some("members on n1: not a voter in the agreed member set (removed, or a non-voter)")
+        );
+        status.members.stamp = "7.4".into();
+        status.members.only_in_peers = vec!["10.0.0.14:7700".into(), "10.0.0.15:7700".into()];
+        status.members.not_in_peers = vec!["10.0.0.16:7700".into()];
+        let out = render_status(&status);
+        let tail: Vec<&str> = out.lines().rev().take(3).collect();
+        assert_eq!(
+            tail,
+            [
+                "members on n1: its peers disagree with the agreed member set 7.4: only in peers 10.0.0.14:7700, 10.0.0.15:7700; not in peers 10.0.0.16:7700 (peers is only read to bootstrap a cluster; update it to match)",
+                "members on n1: not a voter in the agreed member set (removed, or a non-voter)",
+                "timing mismatch between n1 and n2: set the same [timing] on every node",
+            ]
+        );
+        status.members.problem = None;
+        status.members.only_in_peers.clear();
+        assert_eq!(
+            render_status(&status).lines().last(),
+            Some(
+                "members on n1: its peers disagree with the agreed member set 7.4: not in peers 10.0.0.16:7700 (peers is only read to bootstrap a cluster; update it to match)"
+            )
+        );
+    }
+
+    fn member(node: Option<&str>, addr: &str, voter: bool) -> MemberStatus {
+        MemberStatus {
+            node: node.map(str::to_string),
+            addr: addr.to_string(),
+            voter,
+        }
+    }
+
+    #[test]
+    fn member_list_shows_the_set_states_and_what_disagrees() {
+        let mut status = cluster();
+        status.members = MembersStatus {
+            stamp: "7.4".into(),
+            // In the set's own order (by address), not re-sorted.
+            members: vec![
+                member(Some("n1"), "10.0.0.11:7700", true),
+                member(Some("n2"), "10.0.0.12:7700", true),
+                member(Some("n3"), "10.0.0.13:7700", true),
+                member(Some("n4"), "10.0.0.14:7700", false),
+                member(None, "10.0.0.9:7700", true),
+            ],
+            problem: None,
+            only_in_peers: vec![],
+            not_in_peers: vec!["10.0.0.14:7700".into()],
+            change: Some("add n4 at 10.0.0.14:7700 (non-voter)".into()),
+        };
+        let expected = "\
+member set 7.4 (held by n1): 4 voters, 1 non-voter
+NODE  ADDR            VOTE       STATE
+n1*   10.0.0.11:7700  voter      alive
+n2    10.0.0.12:7700  voter      alive
+n3    10.0.0.13:7700  voter      suspect
+n4    10.0.0.14:7700  non-voter  -
+-     10.0.0.9:7700   voter      -
+being committed: add n4 at 10.0.0.14:7700 (non-voter)
+members on n1: its peers disagree with the agreed member set 7.4: not in peers 10.0.0.14:7700 (peers is only read to bootstrap a cluster; update it to match)
+";
+        assert_eq!(render_members(&status), expected);
+
+        // A bootstrap slot takes the state of the node seen at its address.
+        status.members.members[4].addr = "10.0.0.13:7700".into();
+        status.members.members.remove(2);
+        status.members.change = None;
+        status.members.not_in_peers.clear();
+        let out = render_members(&status);
+        assert!(
+            out.lines()
+                .any(|l| l == "-     10.0.0.13:7700  voter      suspect (as n3)"),
+            "{out}"
+        );
+        assert!(out.lines().all(|l| l == l.trim_end()), "{out}");
+        assert!(!out.contains("members on"), "{out}");
+    }
+
+    #[test]
+    fn quorum_counts_alive_voters_of_the_member_set() {
+        let mut status = cluster();
+        // No member set reported: every alive node counts (n1, n2).
+        assert!(
+            render_status(&status)
+                .starts_with("cluster dam-prod  term 7  primary n2  quorum yes (2/4)\n")
+        );
+        // n1 is a non-voter, n3 (suspect) and an unnamed slot at n2's address vote.
+        status.members.members = vec![
+            member(Some("n1"), "10.0.0.11:7700", false),
+            member(None, "10.0.0.12:7700", true),
+            member(Some("n3"), "10.0.0.13:7700", true),
+        ];
+        status.voters = 2;
+        assert_eq!(alive_voters(&status), 1);
+        assert!(render_status(&status).contains("quorum yes (1/2)"));
+    }
+
+    #[test]
+    fn member_list_without_a_set() {
+        let mut status = cluster();
+        status.members.problem = Some(
+            "no agreed member set yet: 1 of the 2 nodes needed to bootstrap one are up with this node's peer list".into(),
+        );
+        assert_eq!(
+            render_members(&status),
+            "\
+no agreed member set (held by n1)
+members on n1: no agreed member set yet: 1 of the 2 nodes needed to bootstrap one are up with this node's peer list
+"
+        );
+        status.members = MembersStatus {
+            stamp: "1.1".into(),
+            members: vec![member(Some("n1"), "10.0.0.11:7700", true)],
+            ..Default::default()
+        };
+        assert_eq!(
+            render_members(&status).lines().next(),
+            Some("member set 1.1 (held by n1): 1 voter")
         );
     }
 

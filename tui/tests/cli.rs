@@ -156,6 +156,50 @@ fn missing_credentials_name_the_file_and_the_flag() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+#[test]
+fn member_commands_check_their_arguments_before_connecting() {
+    // Without its flag, force-new-cluster explains itself and connects nowhere (the
+    // config named does not exist, and is not mentioned).
+    let out = quorate(&[
+        "member",
+        "force-new-cluster",
+        "--config",
+        "/nonexistent/agent.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--yes-i-lost-the-majority") && err.contains("lost for good"),
+        "{err}"
+    );
+    assert!(!err.contains("/nonexistent"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(out.stdout.is_empty());
+
+    // Bad ids and addresses are usage errors naming the argument.
+    let out = quorate(&["member", "add", "n4", "n4.example"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("<ADDR>"), "{}", stderr(&out));
+    let out = quorate(&["member", "replace", "n3", "n_5", "10.0.0.15:7700"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("<NEW>"), "{}", stderr(&out));
+
+    // A change goes through the agent like any command: its address is named.
+    let out = quorate(&[
+        "member",
+        "remove",
+        "n3",
+        "--config",
+        "/nonexistent/agent.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/nonexistent/agent.toml"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 // `status` and `status --json` against real agents, over the operator channel, are
 // tested in tests/tests/cluster.rs (`status_cli_prints_the_cluster_as_a_table_and_as_json`)
 // and tests/tests/ctl.rs.

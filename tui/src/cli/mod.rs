@@ -5,8 +5,10 @@ pub mod checks;
 pub mod control;
 pub mod demo;
 pub mod events;
+pub mod member;
 pub mod status;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -104,6 +106,88 @@ pub enum Command {
     /// Singleton tasks
     #[command(subcommand)]
     Task(TaskCommand),
+    /// The agreed member set (who votes): list it, or change it through the primary
+    #[command(subcommand)]
+    Member(MemberCommand),
+}
+
+/// `quorate member …`. A change is made by the primary (the agent asked forwards it
+/// there) and committed once a majority of the voters holds it; one change at a time.
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// The agreed member set as the agent asked holds it: stamp, members (with their
+    /// state), the change being committed, and what disagrees with it
+    List(MemberListArgs),
+    /// Add NODE, reachable at ADDR, to the member set (as a voter unless --non-voter);
+    /// start it first: the primary refuses a change that would leave too few voters up
+    Add {
+        /// The new member's node id (the name its certificate carries)
+        #[arg(value_name = "NODE", value_parser = node_id)]
+        node: NodeId,
+        /// The QUIC address it advertises (ip:port)
+        #[arg(value_name = "ADDR", value_parser = member_addr)]
+        addr: SocketAddr,
+        /// Add it as a non-voter: it follows and answers the balancer, but never counts
+        /// towards a majority (`quorate member promote` later)
+        #[arg(long)]
+        non_voter: bool,
+    },
+    /// Remove NODE from the member set (hand the primary role over first if it is NODE)
+    Remove {
+        /// The member to remove
+        #[arg(value_name = "NODE", value_parser = node_id)]
+        node: NodeId,
+    },
+    /// Replace member OLD by NEW at ADDR, as a voter: OLD is removed, then NEW added, each
+    /// change committed before the next
+    Replace {
+        /// The member to remove
+        #[arg(value_name = "OLD", value_parser = node_id)]
+        old: NodeId,
+        /// The node to add in its place (as a voter)
+        #[arg(value_name = "NEW", value_parser = node_id)]
+        new: NodeId,
+        /// The QUIC address NEW advertises (ip:port)
+        #[arg(value_name = "ADDR", value_parser = member_addr)]
+        addr: SocketAddr,
+    },
+    /// Make the non-voter NODE a voter
+    Promote {
+        /// The non-voter to promote
+        #[arg(value_name = "NODE", value_parser = node_id)]
+        node: NodeId,
+    },
+    /// Only when a majority of the voters is lost for good: make the node asked the only
+    /// voter of a new member set (refused while another voter answers)
+    ForceNewCluster {
+        /// Required: confirms that a majority of the voters is gone for good
+        #[arg(long)]
+        yes_i_lost_the_majority: bool,
+    },
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct MemberListArgs {
+    /// Print the agent's `members` object (as in `/cluster`) as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A node id argument, with the rule it breaks.
+fn node_id(s: &str) -> Result<NodeId, String> {
+    NodeId::new(s).map_err(|e| format!("not a node id: {e}"))
+}
+
+/// A member's address argument: `ip:port`, reachable (no wildcard, no port 0).
+fn member_addr(s: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = s.trim().parse().map_err(|_| {
+        "not an ip:port address (e.g. 10.0.0.14:7700, [fd00::14]:7700); a host name is not accepted"
+            .to_string()
+    })?;
+    if addr.ip().is_unspecified() || addr.port() == 0 {
+        return Err(format!("{addr} is not an address peers can reach"));
+    }
+    Ok(addr)
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,6 +381,176 @@ mod tests {
         assert!(parse(&["ca", "issue", "n1"]).is_err(), "--dir is required");
         assert!(parse(&["ca", "issue", "--dir", "d", "bad.name"]).is_err());
         assert!(parse(&["ca", "issue", "--dir", "d", "--operator", "a.b"]).is_err());
+    }
+
+    fn member(args: &[&str]) -> Result<MemberCommand, clap::Error> {
+        let all: Vec<&str> = std::iter::once("member")
+            .chain(args.iter().copied())
+            .collect();
+        match parse(&all)?.command {
+            Some(Command::Member(m)) => Ok(m),
+            other => panic!("not member: {other:?}"),
+        }
+    }
+
+    fn error_text(args: &[&str]) -> String {
+        member(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn member_changes_parse() {
+        let Ok(MemberCommand::Add {
+            node,
+            addr,
+            non_voter,
+        }) = member(&["add", "n4", "10.0.0.14:7700"])
+        else {
+            panic!("not member add");
+        };
+        assert_eq!(
+            (node.as_str(), addr.to_string().as_str(), non_voter),
+            ("n4", "10.0.0.14:7700", false)
+        );
+        let Ok(MemberCommand::Add {
+            addr, non_voter, ..
+        }) = member(&["add", "--non-voter", "n4", "[fd00::14]:7700"])
+        else {
+            panic!("not member add");
+        };
+        assert_eq!(
+            (addr.to_string().as_str(), non_voter),
+            ("[fd00::14]:7700", true)
+        );
+
+        assert!(matches!(
+            member(&["remove", "n3"]),
+            Ok(MemberCommand::Remove { node }) if node.as_str() == "n3"
+        ));
+        assert!(matches!(
+            member(&["promote", "n4"]),
+            Ok(MemberCommand::Promote { node }) if node.as_str() == "n4"
+        ));
+        let Ok(MemberCommand::Replace { old, new, addr }) =
+            member(&["replace", "n3", "n5", "10.0.0.15:7700"])
+        else {
+            panic!("not member replace");
+        };
+        assert_eq!(
+            (old.as_str(), new.as_str(), addr.to_string().as_str()),
+            ("n3", "n5", "10.0.0.15:7700")
+        );
+
+        assert!(member(&["add", "n4"]).is_err(), "ADDR is required");
+        assert!(member(&["remove"]).is_err(), "NODE is required");
+        assert!(member(&["replace", "n3", "10.0.0.15:7700"]).is_err());
+        assert!(member(&["promote", "n4", "n5"]).is_err());
+        assert!(member(&[]).is_err(), "a member subcommand is required");
+    }
+
+    #[test]
+    fn member_bad_ids_and_addresses_are_named() {
+        let e = error_text(&["add", "bad.name", "10.0.0.14:7700"]);
+        assert!(e.contains("'bad.name'") && e.contains("<NODE>"), "{e}");
+        assert!(e.contains("not a node id"), "{e}");
+        let e = error_text(&["replace", "n3", "n_5", "10.0.0.15:7700"]);
+        assert!(e.contains("<NEW>") && e.contains("not a node id"), "{e}");
+        let e = error_text(&["remove", ""]);
+        assert!(
+            e.contains("<NODE>") && e.contains("must not be empty"),
+            "{e}"
+        );
+
+        for bad in [
+            "node4",
+            "10.0.0.14",
+            "node4.example:7700",
+            "10.0.0.14:99999",
+        ] {
+            let e = error_text(&["add", "n4", bad]);
+            assert!(
+                e.contains(&format!("'{bad}'")) && e.contains("<ADDR>"),
+                "{e}"
+            );
+            assert!(e.contains("not an ip:port address"), "{e}");
+        }
+        for unreachable in ["0.0.0.0:7700", "[::]:7700", "10.0.0.14:0"] {
+            let e = error_text(&["replace", "n3", "n5", unreachable]);
+            assert!(
+                e.contains("<ADDR>") && e.contains("not an address peers can reach"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn member_list_and_force_new_cluster_parse() {
+        assert!(matches!(
+            member(&["list"]),
+            Ok(MemberCommand::List(MemberListArgs { json: false }))
+        ));
+        assert!(matches!(
+            member(&["list", "--json"]),
+            Ok(MemberCommand::List(MemberListArgs { json: true }))
+        ));
+        // Parsed without the flag, and refused by `member::run` with the explanation.
+        assert!(matches!(
+            member(&["force-new-cluster"]),
+            Ok(MemberCommand::ForceNewCluster {
+                yes_i_lost_the_majority: false
+            })
+        ));
+        assert!(matches!(
+            member(&["force-new-cluster", "--yes-i-lost-the-majority"]),
+            Ok(MemberCommand::ForceNewCluster {
+                yes_i_lost_the_majority: true
+            })
+        ));
+        assert!(
+            member(&["force-new-cluster", "--yes"]).is_err(),
+            "no short form"
+        );
+        assert!(member(&["force-new-cluster", "n1"]).is_err());
+    }
+
+    #[test]
+    fn member_subcommands_take_the_global_flags() {
+        let cli = parse(&[
+            "--config",
+            "/x.toml",
+            "member",
+            "add",
+            "n4",
+            "10.0.0.14:7700",
+            "--connect",
+            "10.0.0.12:7700",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.config, Some(PathBuf::from("/x.toml")));
+        assert_eq!(cli.global.connect.as_deref(), Some("10.0.0.12:7700"));
+        let cli = parse(&["member", "list", "--json", "--connect", "h:1"]).unwrap();
+        assert_eq!(cli.global.connect.as_deref(), Some("h:1"));
+    }
+
+    /// The packaged man page and completions come from these definitions.
+    #[test]
+    fn man_page_and_completions_generate() {
+        use quorate_agent::generate::{Generated, write};
+        for kind in [
+            Generated::Man,
+            Generated::Bash,
+            Generated::Zsh,
+            Generated::Fish,
+        ] {
+            let mut out = Vec::new();
+            write(kind, Cli::command(), "1", &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.contains("member"), "{kind:?}");
+            if kind != Generated::Man {
+                assert!(text.contains("force-new-cluster"), "{kind:?}");
+                assert!(text.contains("yes-i-lost-the-majority"), "{kind:?}");
+            }
+        }
+        assert!(parse(&["--generate", "man"]).unwrap().generate.is_some());
     }
 
     #[test]

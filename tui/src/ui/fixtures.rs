@@ -1,5 +1,5 @@
 //! Fixed clusters for the state, app and screen tests: healthy, failover in progress,
-//! config drift, a hung mount, lost quorum. Every time is an offset from [`t0`] and every
+//! config drift, a hung mount, lost quorum, a member set the attached node disagrees with. Every time is an offset from [`t0`] and every
 //! wall time a fixed day, so snapshots never change between runs.
 
 #![allow(clippy::unwrap_used)]
@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use proto::ctl::{EventKind, EventRecord};
 use proto::status::{
-    BalancerStatus, ClusterStatus, ConfigStatus, DrainStatus, FileDrift, LoadStatus, MountStatus,
-    NodeStatus, VersionStatus,
+    BalancerStatus, ClusterStatus, ConfigStatus, DrainStatus, FileDrift, LoadStatus, MemberStatus,
+    MembersStatus, MountStatus, NodeStatus, VersionStatus,
 };
 
 use super::state::{ConnStatus, State};
@@ -373,6 +373,27 @@ pub fn hung_mount_events() -> Vec<EventRecord> {
         ),
     ]);
     e
+}
+
+/// n3 was replaced by n4 (10.0.0.4, not up yet) in member set 7.5; attached to n3,
+/// which is no longer a voter and whose `peers` still list the old set.
+pub fn members_disagree() -> ClusterStatus {
+    let mut s = healthy();
+    attach(&mut s, "n3");
+    let member = |node: &str, i: u8| MemberStatus {
+        node: Some(node.into()),
+        addr: format!("10.0.0.{i}:7400"),
+        voter: true,
+    };
+    s.members = MembersStatus {
+        stamp: "7.5".into(),
+        members: vec![member("n1", 1), member("n2", 2), member("n4", 4)],
+        problem: Some("not a voter in the agreed member set (removed, or a non-voter)".into()),
+        only_in_peers: strings(&["10.0.0.3:7400"]),
+        not_in_peers: strings(&["10.0.0.4:7400"]),
+        change: None,
+    };
+    s
 }
 
 /// n2 and n3 are gone; n1 alone has no quorum and stepped down. Attached to n1.

@@ -544,8 +544,7 @@ impl State {
     /// Voters seen alive (the attached node counts itself) and the voter count.
     pub fn quorum_counts(&self) -> Option<(usize, usize)> {
         let s = self.status.as_ref()?;
-        let alive = s.nodes.iter().filter(|n| n.state == "alive").count();
-        Some((alive, s.voters))
+        Some((crate::table::alive_voters(s), s.voters))
     }
 }
 

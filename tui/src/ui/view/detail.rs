@@ -190,6 +190,9 @@ pub(super) fn identity_and_checks(
     for l in th.wrap(&facts.join(&dot), w) {
         out.push(Line::raw(l));
     }
+    if n.local {
+        out.extend(members_disagreement(state, w, th));
+    }
 
     out.push(Line::raw(""));
     let name_w = n
@@ -248,6 +251,40 @@ pub(super) fn identity_and_checks(
         for more in wrapped {
             out.push(Line::raw(format!("{:indent$}{more}", "")));
         }
+    }
+    out
+}
+
+/// For the attached node: why it cannot vote, and how its `peers` disagree with the
+/// agreed member set (nothing when they agree).
+fn members_disagreement(state: &State, w: usize, th: Theme) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    let Some(m) = state.status().map(|s| &s.members).filter(|m| m.disagrees()) else {
+        return out;
+    };
+    let label = |s: &str| Span::styled(format!("{s:<9}"), th.strong());
+    if let Some(problem) = &m.problem {
+        push_wrapped(&mut out, label("members"), problem, th.warn(), w, th);
+    }
+    let mut peers = Vec::new();
+    if !m.only_in_peers.is_empty() {
+        peers.push(format!("only in peers {}", m.only_in_peers.join(", ")));
+    }
+    if !m.not_in_peers.is_empty() {
+        peers.push(format!("not in peers {}", m.not_in_peers.join(", ")));
+    }
+    if !peers.is_empty() {
+        let set = if m.stamp.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", m.stamp)
+        };
+        let text = format!(
+            "peers {} member set{set}: {}",
+            th.g.differs,
+            peers.join(&format!(" {} ", th.g.dot))
+        );
+        push_wrapped(&mut out, label("members"), &text, th.warn(), w, th);
     }
     out
 }

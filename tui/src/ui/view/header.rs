@@ -27,8 +27,9 @@ pub(super) fn pack(parts: Vec<Line<'static>>, w: usize, th: Theme) -> Text<'stat
     Text::from(lines)
 }
 
-/// The header's parts: the cluster (quorum, primary, term, frozen), the connection, and
-/// the snapshot's age.
+/// The header's parts: the cluster (quorum, primary, term, frozen), the connection, a
+/// `MEMBERS` warning when the attached node's member set disagrees, and the snapshot's
+/// age.
 pub(super) fn header_parts(state: &State, th: Theme) -> Vec<Line<'static>> {
     let sep = || Span::raw(format!(" {} ", th.g.sep));
     let dot = th.g.dot;
@@ -104,6 +105,9 @@ pub(super) fn header_parts(state: &State, th: Theme) -> Vec<Line<'static>> {
         }
     }
     let mut parts = vec![Line::from(a), Line::from(b)];
+    if let Some(m) = members_warning(state, th) {
+        parts.push(m);
+    }
     if let Some(a) = state.snapshot_age() {
         let mut c = vec![Span::raw(format!("snapshot {} ago", age(a)))];
         if state.snapshot_stale() {
@@ -113,4 +117,34 @@ pub(super) fn header_parts(state: &State, th: Theme) -> Vec<Line<'static>> {
         parts.push(Line::from(c));
     }
     parts
+}
+
+/// `MEMBERS n1 cannot vote · peers ≠ member set 7.4`: the attached node has a member-set
+/// problem, or its `peers` disagree with the agreed set (the detail of the attached node
+/// says what exactly; `quorate member list` too).
+fn members_warning(state: &State, th: Theme) -> Option<Line<'static>> {
+    let s = state.status()?;
+    let m = &s.members;
+    if !m.disagrees() {
+        return None;
+    }
+    let mut what = Vec::new();
+    if m.problem.is_some() {
+        what.push(format!("{} cannot vote", s.node));
+    }
+    if !m.only_in_peers.is_empty() || !m.not_in_peers.is_empty() {
+        let set = if m.stamp.is_empty() {
+            "member set".to_string()
+        } else {
+            format!("member set {}", m.stamp)
+        };
+        what.push(format!("{}'s peers {} {set}", s.node, th.g.differs));
+    }
+    Some(Line::from(vec![
+        Span::styled(" MEMBERS ", th.flag()),
+        Span::styled(
+            format!(" {}", what.join(&format!(" {} ", th.g.dot))),
+            th.warn(),
+        ),
+    ]))
 }

@@ -169,6 +169,58 @@ fn connection_trouble_and_filter() {
     );
 }
 
+/// The attached node's member-set trouble: a `MEMBERS` flag in the header (with its
+/// text twin), the problem and the peers disagreement in its detail; nothing of it while
+/// the set agrees.
+#[test]
+fn members_disagreement_shows_in_the_header_and_the_detail() {
+    let state = fixtures::state(fixtures::members_disagree(), fixtures::healthy_events());
+    for (w, h) in [(80, 24), (120, 40)] {
+        let mut app = App::new(false, Charset::Unicode);
+        let main = text(&render(&state, &app, w, h));
+        snapshot!(format!("members_main_{w}x{h}"), main);
+        assert!(
+            main.contains(" MEMBERS  n3 cannot vote · n3's peers ≠ member set 7.5"),
+            "{main}"
+        );
+        // n3, the attached node, is the third row.
+        keys(
+            &mut app,
+            &state,
+            &[KeyCode::Down, KeyCode::Down, KeyCode::Enter],
+        );
+        let detail = text(&render(&state, &app, w, h));
+        snapshot!(format!("members_detail_{w}x{h}"), detail);
+        assert!(
+            detail.contains("members  not a voter in the agreed"),
+            "{detail}"
+        );
+        assert!(
+            detail.contains("members  peers ≠ member set 7.5: only in peers 10.0.0.3:7400"),
+            "{detail}"
+        );
+        assert!(detail.contains("10.0.0.4:7400"), "{detail}");
+
+        // Another node's detail does not repeat it.
+        let mut app = App::new(false, Charset::Unicode);
+        keys(&mut app, &state, &[KeyCode::Enter]);
+        let other = text(&render(&state, &app, w, h));
+        assert!(!other.contains("members  "), "{other}");
+    }
+    let app = App::new(false, Charset::Ascii);
+    let ascii = text(&render(&state, &app, 120, 40));
+    assert!(
+        ascii.contains(" MEMBERS  n3 cannot vote - n3's peers != member set 7.5"),
+        "{ascii}"
+    );
+
+    for (_, status, events) in FIXTURES {
+        let state = fixtures::state(status(), events());
+        let screen = text(&render(&state, &App::new(false, Charset::Unicode), 120, 40));
+        assert!(!screen.contains("MEMBERS"), "{screen}");
+    }
+}
+
 /// What does not fit in the detail pane at 80×24 is reachable by scrolling, and
 /// scrolling stops at its end; a command's answer shows in the status line.
 #[test]
@@ -217,6 +269,7 @@ fn no_size_panics() {
         .collect();
     states.push(fixtures::state(odd, vec![]));
     states.push(fixtures::state(empty, vec![]));
+    states.push(fixtures::state(fixtures::members_disagree(), vec![]));
     states.push(State::new(
         fixtures::t0(),
         ConnStatus::Reconnecting {
@@ -337,6 +390,10 @@ fn ascii_screens_are_all_ascii() {
     });
     trouble.tick(fixtures::now() + Duration::from_secs(30));
     states.push(("reconnecting", trouble));
+    states.push((
+        "members",
+        fixtures::state(fixtures::members_disagree(), fixtures::healthy_events()),
+    ));
     states.push((
         "connecting",
         State::new(
