@@ -90,6 +90,8 @@ pub struct Driver {
     /// request number.
     pub(crate) member_replies: HashMap<u64, tokio::sync::oneshot::Sender<Result<String, String>>>,
     pub(crate) member_req: u64,
+    /// The members line last logged (see `log_members`).
+    pub(crate) members_logged: Option<String>,
 }
 
 /// A config read from the file (checked) and its TLS files (loaded), for the driver to
@@ -356,11 +358,28 @@ impl Driver {
             });
             self.digest = self.state_tx.borrow().digest();
         }
+        if plan.changed("peers") {
+            // Dialed and admitted at once; compared with the agreed set in the next view.
+            // A node still bootstrapping judges its new list afresh.
+            self.core.handle_command(
+                now,
+                Command::SetBootstrap {
+                    list: run.bootstrap_list(),
+                    hash: run.bootstrap_hash(),
+                },
+            );
+            self.state_tx
+                .send_modify(|s| s.peers_hash = run.bootstrap_hash());
+            self.digest = self.state_tx.borrow().digest();
+        }
         if plan.changed("hooks") {
             // A hook already queued or running finishes on the old runner.
             self.hooks = Hooks::new(run.hooks.clone(), run.node.clone());
         }
         self.config = run;
+        if plan.changed("peers") {
+            self.net.set_peers(self.dial_list());
+        }
         if plan.changed("load") {
             // Judged again against the new limits (logged if that changes the verdict).
             self.on_load(self.local.load);
@@ -896,6 +915,16 @@ impl Driver {
             return;
         }
         let held = held.clone();
+        self.state_tx.send_modify(|s| s.members = held);
+        self.digest = self.state_tx.borrow().digest();
+        self.net.set_peers(self.dial_list());
+        self.dirty = true;
+    }
+
+    /// Whom the network layer dials and admits: the configured peers and every other
+    /// member of the agreed set this node holds durably.
+    fn dial_list(&self) -> Vec<std::net::SocketAddr> {
+        let held = &self.core.persisted().members;
         let own = self.config.advertise.to_string();
         let mut dial: Vec<std::net::SocketAddr> = self.config.peers.clone();
         for slot in held.members.iter().filter(|s| s.addr != own) {
@@ -909,10 +938,7 @@ impl Driver {
                 ),
             }
         }
-        self.state_tx.send_modify(|s| s.members = held);
-        self.digest = self.state_tx.borrow().digest();
-        self.net.set_peers(dial);
-        self.dirty = true;
+        dial
     }
 
     fn send(&self, to: &NodeId, datagram: &Datagram) {
@@ -970,6 +996,7 @@ impl Driver {
         };
         let view = view::build(&self.core, &local, now, clock::boottime());
         drop(state);
+        self.log_members(&view.status.members);
         self.view_tx.send_replace(Arc::new(view));
         self.published = Some((sig, now));
     }
@@ -1021,6 +1048,44 @@ impl Driver {
             let _ = tokio::time::timeout(Duration::from_secs(1), joined).await;
         }
         Ok(())
+    }
+
+    /// Says once, when it changes, that this node cannot vote or that its `peers` file
+    /// disagrees with the agreed member set (and when that is over).
+    fn log_members(&mut self, m: &proto::status::MembersStatus) {
+        let now = if m.disagrees() {
+            let mut parts = Vec::new();
+            if let Some(p) = &m.problem {
+                parts.push(p.clone());
+            }
+            if !m.only_in_peers.is_empty() {
+                parts.push(format!(
+                    "peers lists {} outside the agreed member set (`quorate member add` it, or remove it from peers)",
+                    m.only_in_peers.join(", ")
+                ));
+            }
+            if !m.not_in_peers.is_empty() {
+                parts.push(format!(
+                    "the agreed member set has {}, which peers does not list (add it to peers)",
+                    m.not_in_peers.join(", ")
+                ));
+            }
+            Some(parts.join("; "))
+        } else {
+            None
+        };
+        if now == self.members_logged {
+            return;
+        }
+        match &now {
+            // Bootstrapping is what a new cluster does first; anything else is a fault.
+            Some(line) if m.stamp.is_empty() => tracing::info!("members: {line}"),
+            Some(line) => tracing::warn!(stamp = %m.stamp, "members: {line}"),
+            None => {
+                tracing::info!(stamp = %m.stamp, "members: this node votes, and its peers agree with the member set")
+            }
+        }
+        self.members_logged = now;
     }
 
     /// Runs `drain`, logging (not returning) an error: a failed write stops the agent

@@ -278,6 +278,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         notifier: systemd::Notifier::new(notify.clone(), now, config.timing.election_timeout.0),
         member_replies: HashMap::new(),
         member_req: 0,
+        members_logged: None,
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let driver = tokio::spawn(driver.run(shutdown_rx));

@@ -8,8 +8,9 @@
 //!   safety rests on). A reload keeps the running value, says so once per key, and
 //!   `/cluster` lists it under `pending_restart` until the file and the agent agree
 //!   again (PostgreSQL/Patroni's `pending_restart`);
-//! - [`Class::Bootstrap`]: `peers`, which only seeds a new cluster's membership; treated
-//!   like a restart-only key, with its own wording.
+//!
+//! `peers` is live: after the cluster has bootstrapped it only says which addresses to
+//! dial and admit (with the agreed member set's), and what the `members` reason compares.
 //!
 //! It must never do IO or apply anything: the driver applies a [`ReloadPlan`]
 //! ([`crate::driver`]), the caller reads the file ([`crate::Reloader`]).
@@ -25,8 +26,6 @@ pub enum Class {
     Live,
     /// At the next start; a reload keeps the running value.
     Restart,
-    /// Seeds a new cluster (`peers`); a reload keeps the running value.
-    Bootstrap,
 }
 
 impl Class {
@@ -34,7 +33,6 @@ impl Class {
         match self {
             Class::Live => "live",
             Class::Restart => "restart",
-            Class::Bootstrap => "bootstrap",
         }
     }
 }
@@ -85,12 +83,12 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "peers",
-        class: Class::Bootstrap,
+        class: Class::Live,
         show: |c| {
             let p: Vec<String> = c.peers.iter().map(|p| p.to_string()).collect();
             format!("[{}]", p.join(", "))
         },
-        keep: |c, o| c.peers = o.peers.clone(),
+        keep: apply,
     },
     Key {
         name: "priority",
@@ -320,9 +318,6 @@ impl Change {
             Class::Restart => format!(
                 "reload: {key} changed ({old} → {new}): needs a restart (systemctl restart quorate); still using {old}"
             ),
-            Class::Bootstrap => format!(
-                "reload: {key} changed ({old} → {new}): peers is read at start only, to bootstrap the cluster's membership; restart to use it (systemctl restart quorate); still using {old}"
-            ),
         }
     }
 }
@@ -539,7 +534,7 @@ mod tests {
     }
 
     #[test]
-    fn peers_are_bootstrap_with_their_own_words() {
+    fn peers_apply_live() {
         let dir = tempfile::tempdir().unwrap();
         let old = parse(dir.path(), "");
         let text = config_text(dir.path(), "").replace(
@@ -549,12 +544,7 @@ mod tests {
         let new = crate::config::Config::parse(&dir.path().join("agent.toml"), &text).unwrap();
         let plan = diff(&old, &new);
         assert_eq!(plan.changes.len(), 1);
-        assert_eq!(plan.changes[0].class, Class::Bootstrap);
-        assert!(
-            plan.changes[0].pending_line().contains("bootstrap"),
-            "{}",
-            plan.changes[0].pending_line()
-        );
-        assert_eq!(plan.effective(&old, &new).peers, old.peers);
+        assert_eq!(plan.changes[0].class, Class::Live);
+        assert_eq!(plan.effective(&old, &new).peers, new.peers);
     }
 }

@@ -196,6 +196,11 @@ impl Node {
             Command::SetPreempt(p) => self.cfg.preempt = p,
             Command::Member { req, change } => self.member_command(now, req, change),
             Command::ForceNewCluster { req } => self.force_new_cluster(now, req),
+            Command::SetBootstrap { list, hash } => {
+                self.cfg.bootstrap = list;
+                self.cfg.bootstrap_hash = hash;
+                self.bootstrap_status = None;
+            }
         }
     }
 

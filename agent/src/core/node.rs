@@ -84,6 +84,9 @@ pub enum Command {
     SetPriority(u32),
     /// A reloaded `[election] preempt` / `preempt_delay` (`None`: no preemption).
     SetPreempt(Option<Duration>),
+    /// A reloaded `peers`: the bootstrap list (sorted addresses, this node's included) and
+    /// its hash. Matters only to a node that holds no set yet, which judges it afresh.
+    SetBootstrap { list: Vec<String>, hash: [u8; 8] },
     /// A change to the agreed member set, typed on this node: made by the primary, so
     /// forwarded to it from any other node. Answered by [`Event::MemberAnswer`] with
     /// `req`.
