@@ -95,9 +95,16 @@ impl PrimaryWatch {
 ///   each answer certainly after the previous one: A held its term's lease across B's.
 pub fn proven_overlap(answers: &[Answer]) -> Option<String> {
     let primaries: Vec<&Answer> = answers.iter().filter(|a| a.is_primary()).collect();
-    for (i, a) in primaries.iter().enumerate() {
-        for b in &primaries[i + 1..] {
-            if a.node != b.node && a.term.is_some() && a.term == b.term {
+    // The first 200 of each term, by node.
+    let mut firsts: Vec<&Answer> = Vec::new();
+    for a in &primaries {
+        if a.term.is_some() && !firsts.iter().any(|f| f.node == a.node && f.term == a.term) {
+            firsts.push(a);
+        }
+    }
+    for (i, a) in firsts.iter().enumerate() {
+        for b in &firsts[i + 1..] {
+            if a.node != b.node && a.term == b.term {
                 return Some(format!(
                     "nodes {} and {} both answered 200 in term {:?}",
                     a.node, b.node, a.term
@@ -105,20 +112,41 @@ pub fn proven_overlap(answers: &[Answer]) -> Option<String> {
             }
         }
     }
-    for (i, a) in primaries.iter().enumerate() {
-        for b in primaries[i + 1..]
-            .iter()
-            .filter(|b| b.node != a.node && a.before(b))
+    // Per node and term: the earliest end of an answer and the latest start of one. Node
+    // A held term T across B's answer exactly when one of A's answers in T ended before
+    // B's began and another began after B's ended (linear in the answers, so pollers
+    // running for many seconds stay cheap to check).
+    struct Span<'a> {
+        first: &'a Answer,
+        earliest_received: Instant,
+        latest_sent: Instant,
+    }
+    let mut spans: Vec<Span<'_>> = Vec::new();
+    for a in &primaries {
+        match spans
+            .iter_mut()
+            .find(|s| s.first.node == a.node && s.first.term == a.term)
         {
-            let sandwich = primaries
-                .iter()
-                .any(|c| c.node == a.node && c.term == a.term && b.before(c));
-            if sandwich {
-                return Some(format!(
-                    "node {} answered 200 in term {:?} before and after node {} answered 200 (term {:?})",
-                    a.node, a.term, b.node, b.term
-                ));
+            Some(s) => {
+                s.earliest_received = s.earliest_received.min(a.received);
+                s.latest_sent = s.latest_sent.max(a.sent);
             }
+            None => spans.push(Span {
+                first: a,
+                earliest_received: a.received,
+                latest_sent: a.sent,
+            }),
+        }
+    }
+    for s in &spans {
+        let a = s.first;
+        if let Some(b) = primaries.iter().find(|b| {
+            b.node != a.node && s.earliest_received < b.sent && b.received < s.latest_sent
+        }) {
+            return Some(format!(
+                "node {} answered 200 in term {:?} before and after node {} answered 200 (term {:?})",
+                a.node, a.term, b.node, b.term
+            ));
         }
     }
     None
@@ -147,4 +175,84 @@ pub fn wait_one_primary(addrs: &[SocketAddr], timeout: std::time::Duration) -> O
         found.is_some()
     });
     found
+}
+
+/// A stretch in which no node was seen answering `/primary` 200: from the answer of the
+/// last 200 before it (`after`) to the request of the first 200 after it (`before`).
+/// The real stretch is at most this long (a poller's interval is added on each side at
+/// worst, less the time the requests took).
+#[derive(Debug, Clone, Copy)]
+pub struct Gap {
+    pub from: Instant,
+    pub to: Instant,
+    /// The nodes that answered 200 on each side of it.
+    pub after: usize,
+    pub before: usize,
+}
+
+impl Gap {
+    pub fn len(&self) -> Duration {
+        self.to.saturating_duration_since(self.from)
+    }
+}
+
+/// The stretches without a primary between the first and the last 200 answer (a handover,
+/// a failover), longest first. `answers` as [`PrimaryWatch::finish`] returns them.
+pub fn gaps(answers: &[Answer]) -> Vec<Gap> {
+    let primaries: Vec<&Answer> = answers.iter().filter(|a| a.is_primary()).collect();
+    let mut gaps: Vec<Gap> = primaries
+        .windows(2)
+        .map(|w| Gap {
+            from: w[0].received,
+            to: w[1].sent,
+            after: w[0].node,
+            before: w[1].node,
+        })
+        .collect();
+    gaps.sort_by_key(|g| std::cmp::Reverse(g.len()));
+    gaps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(t0: Instant, node: usize, from_ms: u64, to_ms: u64, term: u64) -> Answer {
+        Answer {
+            node,
+            sent: t0 + Duration::from_millis(from_ms),
+            received: t0 + Duration::from_millis(to_ms),
+            status: Some(200),
+            term: Some(term),
+        }
+    }
+
+    #[test]
+    fn overlaps_are_proven_only_by_a_shared_term_or_a_sandwich() {
+        let t0 = now();
+        // A handover: n0 in term 1, then n1 in term 2.
+        let handover = [
+            answer(t0, 0, 0, 2, 1),
+            answer(t0, 0, 5, 7, 1),
+            answer(t0, 1, 10, 12, 2),
+        ];
+        assert_eq!(proven_overlap(&handover), None);
+        // Overlapping requests prove nothing.
+        let close = [
+            answer(t0, 0, 0, 10, 1),
+            answer(t0, 1, 5, 15, 2),
+            answer(t0, 0, 12, 20, 1),
+        ];
+        assert_eq!(proven_overlap(&close), None);
+        // Two nodes in one term.
+        let shared = [answer(t0, 0, 0, 2, 3), answer(t0, 1, 50, 52, 3)];
+        assert!(proven_overlap(&shared).is_some_and(|p| p.contains("both answered")));
+        // n0 in term 1 before and after n1 in term 2.
+        let sandwich = [
+            answer(t0, 0, 0, 2, 1),
+            answer(t0, 1, 5, 7, 2),
+            answer(t0, 0, 10, 12, 1),
+        ];
+        assert!(proven_overlap(&sandwich).is_some_and(|p| p.contains("before and after")));
+    }
 }
