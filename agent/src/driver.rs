@@ -1176,6 +1176,10 @@ impl Driver {
             Event::MembersCommitted { stamp, what } => {
                 tracing::info!(stamp = %stamp, "committed: {what}")
             }
+            Event::ForeignCluster { peer } => tracing::error!(
+                peer = %peer,
+                "{peer} is in this node's member set but holds another cluster's set (another origin): two clusters were formed from these nodes; this node stands down and votes for no one until one side is re-made"
+            ),
             Event::MemberAnswer {
                 accepted, message, ..
             } => {
@@ -1294,6 +1298,11 @@ fn describe(me: &NodeId, event: &Event) -> (EventKind, Option<String>, String) {
             Membership,
             None,
             format!("member set {stamp} committed: {what}"),
+        ),
+        Event::ForeignCluster { peer } => (
+            Alarm,
+            Some(peer.to_string()),
+            format!("{peer} holds another cluster's member set: {me} stands down"),
         ),
         Event::MemberAnswer {
             accepted, message, ..

@@ -153,6 +153,10 @@ fn load_members(state_dir: &Path) -> Result<proto::Membership, PersistError> {
                 };
                 stamped = true;
             }
+            Some(("origin", v)) => {
+                set.origin = u64::from_str_radix(v.trim(), 16)
+                    .map_err(|_| corrupt(n, "origin is not a hex number"))?;
+            }
             Some(("member", v)) => {
                 let mut parts = v.split_whitespace();
                 let (Some(addr), Some(node), Some(kind), None) =
@@ -186,8 +190,8 @@ fn load_members(state_dir: &Path) -> Result<proto::Membership, PersistError> {
 
 fn render_members(set: &proto::Membership) -> String {
     let mut out = format!(
-        "# The agreed member set of this node's cluster. Changed only by `quorate member`.\nstamp={}\n",
-        set.stamp
+        "# The agreed member set of this node's cluster. Changed only by `quorate member`.\norigin={:016x}\nstamp={}\n",
+        set.origin, set.stamp
     );
     for s in &set.members {
         let node = s.node.as_ref().map(|n| n.as_str()).unwrap_or("-");

@@ -57,6 +57,11 @@ pub struct MemberSlot {
 /// The agreed member set, as held by one node.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Membership {
+    /// Which cluster the set belongs to: fixed when the cluster is bootstrapped (a hash
+    /// of its bootstrap list) or forced anew (`force-new-cluster`), and kept by every
+    /// change. Two sets of different origins are two clusters, never versions of one.
+    #[serde(with = "postcard::fixint::le")]
+    pub origin: u64,
     pub stamp: ConfigStamp,
     /// Sorted by address; addresses and ids are unique.
     pub members: Vec<MemberSlot>,

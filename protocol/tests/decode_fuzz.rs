@@ -332,6 +332,7 @@ fn node_state() -> impl Strategy<Value = NodeState> {
                 started,
                 peers_hash,
                 members: Membership {
+                    origin: inc,
                     stamp: ConfigStamp::NONE,
                     members: suspects
                         .iter()
@@ -751,6 +752,7 @@ fn crafted_state_body(roles_len: u64, role_bytes: &[u8]) -> Vec<u8> {
     b.push(0); // app_version: None
     b.extend([0; 8]); // started
     b.extend([0; 8]); // peers_hash
+    b.extend([0; 8]); // members: origin
     b.extend([0; 16]); // members: stamp
     b.push(0); // members: no slots
     // checks, mounts, config, drain, drain_orders, drift_acks, balancer, tasks: empty;

@@ -195,6 +195,7 @@ fn node_state() -> NodeState {
         started: WallMicros(1_700_000_000_123_456),
         peers_hash: [0xde, 0xad, 0xbe, 0xef, 0x01, 0x23, 0x45, 0x67],
         members: Membership {
+            origin: 0x0102_0304_0506_0708,
             stamp: ConfigStamp {
                 term: Term(3),
                 index: 5,

@@ -314,6 +314,8 @@ impl Node {
     fn transfer_to(&mut self, now: Instant, to: NodeId) {
         let term = self.hard.term;
         self.role = Role::Follower;
+        // A change in flight is the next primary's to finish (it holds the set or not).
+        self.in_flight = None;
         self.leader = None;
         self.transfer = Some((to.clone(), now + self.cfg.election_timeout));
         self.events.push_back(Event::TransferStarted {
@@ -551,6 +553,7 @@ impl Node {
         self.hard.term = term;
         self.hard.voted_for = None;
         self.leader = None;
+        self.in_flight = None;
         if !matches!(self.role, Role::Follower) {
             self.role = Role::Follower;
             self.reset_election_timer(now);
@@ -564,6 +567,7 @@ impl Node {
         });
         self.role = Role::Follower;
         self.leader = None;
+        self.in_flight = None;
         self.reset_election_timer(now);
     }
 
@@ -912,6 +916,9 @@ impl Node {
             self.transfer = None;
         }
         match &self.role {
+            Role::Primary { .. } if !self.foreign.is_empty() => {
+                self.step_down(now, "foreign-cluster");
+            }
             Role::Primary { .. } => {
                 self.update_lease(now);
                 // Without a lease it answers no /primary; it keeps the role (and takes

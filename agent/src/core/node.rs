@@ -157,6 +157,8 @@ pub enum Event {
     },
     /// The primary's change to the member set is held by a majority.
     MembersCommitted { stamp: ConfigStamp, what: String },
+    /// A member of this node's set holds another cluster's set: this node stands down.
+    ForeignCluster { peer: NodeId },
     /// The answer to `Command::Member` number `req`: started by the primary (it commits
     /// once a majority holds it), or refused and why.
     MemberAnswer {
@@ -242,6 +244,8 @@ pub struct Node {
     pub(super) started: Instant,
     /// Joined with an empty `state_dir` as a voter: no votes until `rejoin_tick` says.
     pub(super) rejoining: bool,
+    /// Members of our set seen holding another cluster's set (see `voters::member_state`).
+    pub(super) foreign: std::collections::BTreeSet<NodeId>,
 }
 
 impl Node {
@@ -279,6 +283,7 @@ impl Node {
             bootstrap_status: None,
             started: now,
             rejoining: false,
+            foreign: Default::default(),
             cfg,
         };
         node.reset_election_timer(now);

@@ -58,6 +58,8 @@ pub enum MembersProblem {
     NotAMember { held_by: NodeId },
     /// The agreed set it holds no longer includes it (it was removed).
     Removed,
+    /// Members of its set hold the set of another cluster (same nodes, another origin).
+    ForeignCluster { peers: Vec<String> },
     /// It started with an empty `state_dir` and the set names it as a voter: it may have
     /// voted before its state was lost, so it votes only once it has heard every other
     /// voter's term (and then only in later terms).
@@ -78,6 +80,11 @@ impl std::fmt::Display for MembersProblem {
             MembersProblem::NotAMember { held_by } => write!(
                 f,
                 "the cluster's agreed member set (held by {held_by}) does not include this node: add it with `quorate member add`"
+            ),
+            MembersProblem::ForeignCluster { peers } => write!(
+                f,
+                "{} belong to this node's member set but hold another cluster's: two clusters formed from these nodes; this node votes for no one until one side is re-made (see the operator guide, force-new-cluster)",
+                peers.join(", ")
             ),
             MembersProblem::Removed => f.write_str(
                 "the agreed member set no longer includes this node (removed): it takes no part; `quorate member add` brings it back",
@@ -104,7 +111,16 @@ pub fn bootstrap_set(addrs: &[String]) -> Membership {
         .collect();
     members.sort_by(|a, b| a.addr.cmp(&b.addr));
     members.dedup_by(|a, b| a.addr == b.addr);
+    // Nodes bootstrapping from equal lists must agree on it; FNV-1a of the sorted list.
+    let mut origin: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in members
+        .iter()
+        .flat_map(|m| m.addr.bytes().chain(std::iter::once(b',')))
+    {
+        origin = (origin ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
     Membership {
+        origin,
         stamp: ConfigStamp {
             term: Term(0),
             index: 1,
@@ -184,6 +200,11 @@ impl Node {
             .is_none()
         {
             return Some(MembersProblem::Removed);
+        }
+        if !self.foreign.is_empty() {
+            return Some(MembersProblem::ForeignCluster {
+                peers: self.foreign.iter().map(|n| n.to_string()).collect(),
+            });
         }
         self.rejoining.then(|| MembersProblem::Rejoining {
             waiting_for: self.unheard_voters(),
@@ -288,7 +309,10 @@ impl Node {
         if self.cfg.fault == Some(InjectedFault::OwnListMajority) {
             return true;
         }
-        !self.hard.members.stamp.is_none() && self.is_voter() && !self.rejoining
+        !self.hard.members.stamp.is_none()
+            && self.is_voter()
+            && !self.rejoining
+            && self.foreign.is_empty()
     }
 
     /// A fetched state from `from`: learn its member set if this node should.
@@ -304,6 +328,21 @@ impl Node {
             return;
         }
         let mine = self.hard.members.stamp;
+        if !mine.is_none() {
+            // A member of our set holding a set of another cluster: two clusters were
+            // formed (different bootstrap lists kept apart at install, or lost voters
+            // back after force-new-cluster). This node cannot reconcile that: it grants
+            // nothing and stands down until the other side is fixed.
+            let ours = self.counts(from) || self.hard.members.slot(from, &m.addr).is_some();
+            if ours && theirs.origin != self.hard.members.origin {
+                if self.foreign.insert(from.clone()) {
+                    self.events
+                        .push_back(Event::ForeignCluster { peer: from.clone() });
+                }
+            } else {
+                self.foreign.remove(from);
+            }
+        }
         if mine.is_none() {
             if let Some(slot) = theirs.slot(&self.cfg.node, &self.cfg.advertise) {
                 // A voter starting empty may have voted before its `state_dir` was lost
@@ -323,7 +362,10 @@ impl Node {
             && !self.is_primary_role();
         // Rejoining after an empty start, it has granted nothing yet: it takes the newest
         // set any peer holds (a stale one could leave it refusing the only candidates).
-        if (from_primary || self.rejoining) && theirs.stamp > mine {
+        if (from_primary || self.rejoining)
+            && theirs.origin == self.hard.members.origin
+            && theirs.stamp > mine
+        {
             let set = theirs.clone();
             self.adopt(set);
         }
@@ -551,6 +593,8 @@ impl Node {
         self.adopt_term(now, term);
         self.hard.voted_for = Some(self.cfg.node.clone());
         let set = Membership {
+            // A new cluster: the lost voters' sets (their old origin) are foreign to it.
+            origin: rand::Rng::random(&mut self.rng),
             stamp: ConfigStamp {
                 term,
                 index: self.hard.members.stamp.index + 1,
