@@ -910,6 +910,14 @@ impl Driver {
     /// there) and decides whom the network layer dials and admits: its addresses and
     /// the configured peers (a new node must reach the cluster to learn it).
     fn sync_members(&mut self) {
+        let disagree = matches!(
+            self.core.members_problem(),
+            Some(crate::core::MembersProblem::ListsDisagree { .. })
+        );
+        if self.state_tx.borrow().lists_disagree != disagree {
+            self.state_tx.send_modify(|s| s.lists_disagree = disagree);
+            self.digest = self.state_tx.borrow().digest();
+        }
         let held = &self.core.persisted().members;
         if self.state_tx.borrow().members == *held {
             return;

@@ -45,6 +45,9 @@ pub struct NodeState {
     /// The agreed member set this node holds (durably): what its votes and
     /// acknowledgements are judged against.
     pub members: Membership,
+    /// Holding no set yet, it has seen a listed node with another bootstrap list: it
+    /// will not bootstrap, and neither will the nodes it lists that hear of it.
+    pub lists_disagree: bool,
     /// Every local check with its current result (app, mounts, config, clock, version,
     /// load), in a fixed order.
     pub checks: Vec<CheckState>,
@@ -211,6 +214,7 @@ impl NodeState {
             started,
             peers_hash: [0; 8],
             members: Membership::default(),
+            lists_disagree: false,
             checks: Vec::new(),
             mounts: Vec::new(),
             config: Vec::new(),

@@ -343,6 +343,7 @@ fn node_state() -> impl Strategy<Value = NodeState> {
                         })
                         .collect(),
                 },
+                lists_disagree: upgrade_allowed,
                 checks: checks
                     .into_iter()
                     .map(|(name, reason)| quorate_protocol::CheckState {
@@ -755,6 +756,7 @@ fn crafted_state_body(roles_len: u64, role_bytes: &[u8]) -> Vec<u8> {
     b.extend([0; 8]); // members: origin
     b.extend([0; 16]); // members: stamp
     b.push(0); // members: no slots
+    b.push(0); // lists_disagree: false
     // checks, mounts, config, drain, drain_orders, drift_acks, balancer, tasks: empty;
     // upgrade_allowed: false; suspects: empty.
     b.extend([0; 10]);

@@ -213,6 +213,7 @@ fn node_state() -> NodeState {
                 },
             ],
         },
+        lists_disagree: true,
         checks: vec![quorate_protocol::CheckState {
             name: "app".to_owned(),
             code: quorate_protocol::CheckCode::Hung,

@@ -249,3 +249,39 @@ fn force_new_cluster_recovers_a_lost_majority() -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// After `force-new-cluster`, the lost voters come back with their old disks (what the
+/// operator guide says never to do): together they are a majority of the old set, but
+/// the survivor they list holds a set of another origin, so they stand down.
+#[test]
+fn lost_voters_back_with_old_disks_stand_down_after_force_new_cluster() -> Result<(), Failure> {
+    for seed in 0..10 {
+        let mut sim = Sim::new(SimConfig::members(3).seed(seed));
+        let p = sim.await_primary(secs(3))?;
+        let survivor = (p + 1) % 3;
+        let lost: Vec<usize> = (0..3).filter(|&n| n != survivor).collect();
+        for &n in &lost {
+            sim.crash(n)?;
+        }
+        sim.run_for(secs(5))?;
+        assert!(sim.force_new_cluster(survivor)?, "seed {seed}");
+        assert_eq!(sim.await_primary(secs(3))?, survivor, "seed {seed}");
+        for &n in &lost {
+            sim.restart(n)?;
+        }
+        sim.run_for(secs(5))?;
+        assert_eq!(sim.primary(), Some(survivor), "seed {seed}");
+        for &n in &lost {
+            assert!(
+                matches!(
+                    sim.node(n).and_then(|x| x.members_problem()),
+                    Some(MembersProblem::ForeignCluster { .. })
+                ),
+                "seed {seed}: n{} says {:?}",
+                n + 1,
+                sim.node(n).and_then(|x| x.members_problem())
+            );
+        }
+    }
+    Ok(())
+}

@@ -52,7 +52,8 @@ pub(super) struct InFlight {
 pub enum MembersProblem {
     /// No agreed set yet: waiting for the nodes it lists.
     Bootstrapping { seen: usize, needed: usize },
-    /// Nodes it lists list other peers: no cluster forms until the lists agree.
+    /// Nodes it lists list other peers (or heard of such a node): no cluster forms
+    /// until the lists agree.
     ListsDisagree { node: NodeId },
     /// Its peers hold an agreed set without it.
     NotAMember { held_by: NodeId },
@@ -75,7 +76,7 @@ impl std::fmt::Display for MembersProblem {
             ),
             MembersProblem::ListsDisagree { node } => write!(
                 f,
-                "{node} lists other peers than this node: a new cluster forms only from equal lists; make `peers` agree on every node"
+                "{node} lists other peers than this node (or heard of a node that does): a new cluster forms only from equal lists; make `peers` agree on every node, then reload"
             ),
             MembersProblem::NotAMember { held_by } => write!(
                 f,
@@ -416,7 +417,7 @@ impl Node {
                 // It holds a set: this node learns it from its state (member_state).
                 return;
             }
-            if state.peers_hash != self.cfg.bootstrap_hash {
+            if state.peers_hash != self.cfg.bootstrap_hash || state.lists_disagree {
                 self.bootstrap_status = Some(MembersProblem::ListsDisagree { node: m.id.clone() });
                 return;
             }

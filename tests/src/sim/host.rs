@@ -120,6 +120,12 @@ impl Host {
                 .core
                 .as_ref()
                 .map_or_else(Default::default, |core| core.persisted().members.clone()),
+            lists_disagree: self.core.as_ref().is_some_and(|core| {
+                matches!(
+                    core.members_problem(),
+                    Some(quorate_agent::core::MembersProblem::ListsDisagree { .. })
+                )
+            }),
             ..NodeState::new(
                 self.id.clone(),
                 Incarnation(self.incarnation),
