@@ -1095,3 +1095,64 @@ fn force_new_cluster_recovers_a_lost_majority() {
         "{b_id} answered /primary 200 before it was added\n{summary}"
     );
 }
+
+/// The documented way to add a node the running agents do not list: add its address to
+/// `peers` on the primary and reload (`peers` is live), start the node, then
+/// `member add`. Before the reload the cluster refuses the newcomer's connections; after
+/// it, the newcomer learns the agreed set (and says it is not a member), the primary
+/// reports its file lists an address outside the set, and the add is taken.
+#[test]
+fn a_reloaded_peers_admits_a_new_node_which_is_then_added() {
+    let n = 4;
+    let mut c = TestCluster::builder(n).build();
+    for i in 0..3 {
+        set_peers(&mut c, i, &all_but(i, 3));
+    }
+    for i in 0..3 {
+        c.start(i);
+    }
+    let p = wait_one_primary(&http_addrs(&c, 3), SETTLE).expect("a primary among n1–n3");
+    wait_committed(&c, &[0, 1, 2], 3);
+    c.start(3);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        c.state_of(p, c.id(3)).is_none(),
+        "{} let n4 in before listing it",
+        c.id(p)
+    );
+    // The primary's file now lists n4; SIGHUP applies it.
+    set_peers(&mut c, p, &[all_but(p, 3), vec![3]].concat());
+    c.signal(p, libc::SIGHUP);
+    assert!(
+        wait_until(SETTLE, || c.state_of(p, c.id(3)).as_deref()
+            == Some("alive")),
+        "n4 not admitted by {} after the reload:\n{}",
+        c.id(p),
+        c.log(p)
+    );
+    assert!(
+        wait_until(SETTLE, || problem(&c, 3)
+            .is_some_and(|m| m.contains("does not include this node"))),
+        "n4 does not say it is not a member: {:?}",
+        problem(&c, 3)
+    );
+    let n4 = c.quic_addr(3).to_string();
+    assert!(
+        wait_until(SETTLE, || members(&c, p)
+            .is_some_and(|m| strings(&m["only_in_peers"]).contains(&n4))),
+        "{} does not report that its peers list n4 outside the set",
+        c.id(p)
+    );
+    let (message, _) = member_done(
+        &c,
+        p,
+        &MemberChange::Add {
+            node: proto::NodeId::new(c.id(3)).expect("a node id"),
+            addr: n4.clone(),
+            voter: true,
+        },
+    );
+    eprintln!("member add n4: {message}");
+    wait_committed(&c, &every(n), 4);
+    assert!(wait_until(SETTLE, || problem(&c, 3).is_none()));
+}

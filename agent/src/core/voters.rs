@@ -1,26 +1,30 @@
 //! The agreed member set: who votes. Bootstrap, adoption, one change at a time, and the
-//! one place that says whose vote or acknowledgement counts.
+//! one place that says whose vote or acknowledgement counts (`Node::counts`).
 //!
 //! The set is Raft's configuration without the rest of the log: each node holds the
-//! newest set it has durably adopted ([`HardState::members`]) and uses it at once,
+//! newest set it has durably adopted ([`HardState::members`](super::HardState::members)) and uses it at once,
 //! committed or not. The rules that keep any two majorities in force intersecting:
 //! - a set is made only by the primary of a term, stamped `(term, index)`; a node adopts
 //!   a newer set only from the primary it follows in its current term (or, holding none
-//!   yet, from any peer whose set names it);
+//!   yet, from any peer whose set names it; or, rejoining with an empty `state_dir`,
+//!   the newest any peer of its cluster holds), and reports it only once durable;
 //! - a voter grants a (pre-)vote only to a candidate whose set is at least as new as its
 //!   own (the stamp in [`proto::VoteRequest::config`]);
 //! - a primary changes one voter at a time, and only once the set it holds is committed
-//!   (a majority of its voters report holding it durably) — which a new primary first
-//!   does by re-stamping the set it won with in its own term (the fix for the flaw
-//!   Ongaro reported in 2015: two single-voter changes from different terms overlapping
-//!   a change of primary);
-//! - votes and acknowledgements count only from voters of the counter's own set
-//!   ([`Node::counts`]).
+//!   (a majority of its voters report holding it durably); before its first change in
+//!   a term it re-stamps the set it won with in that term and commits it (the fix for
+//!   the flaw Ongaro reported in 2015: two single-voter changes from different terms
+//!   overlapping a change of primary);
+//! - votes and acknowledgements count only from voters of the counter's own set.
 //!
+//! A set carries its cluster's `origin`: a member of our set holding a set of another
+//! origin means two clusters were made from these nodes, and this node stands down.
 //! A node without a set (an empty `state_dir`) grants nothing and never campaigns: it
 //! bootstraps one together with the nodes it lists, or learns one from a peer.
-//! This file must never read the node's `peers` file: what it bootstraps from arrives as
-//! [`CoreConfig::bootstrap`](super::CoreConfig::bootstrap).
+//!
+//! It must never read the node's `peers` file or do IO: what it bootstraps from arrives
+//! as [`CoreConfig::bootstrap`](super::CoreConfig::bootstrap), and what it must persist
+//! leaves through `poll_persist` like `(term, voted_for)`.
 
 use std::time::{Duration, Instant};
 
