@@ -541,8 +541,10 @@ fn fresh_nodes_with_two_peer_lists_form_no_cluster_and_say_why() {
     for i in 0..N {
         c.start(i);
     }
-    let disagree =
-        |c: &TestCluster, i: usize| problem(c, i).is_some_and(|p| p.contains("lists other peers"));
+    let disagree = |c: &TestCluster, i: usize| {
+        problem(c, i)
+            .is_some_and(|p| p.contains("lists other peers") || p.contains("peers list differs"))
+    };
     assert!(
         wait_until(SETTLE, || (0..N).all(|i| disagree(&c, i))),
         "not every node says its list disagrees within {SETTLE:?}:\n{}",

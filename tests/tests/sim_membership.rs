@@ -55,7 +55,13 @@ fn five_fresh_nodes_with_two_lists_form_no_cluster_and_say_why() -> Result<(), F
         for node in 0..5 {
             let problem = sim.node(node).and_then(|n| n.members_problem());
             assert!(
-                matches!(problem, Some(MembersProblem::ListsDisagree { .. })),
+                matches!(
+                    problem,
+                    Some(
+                        MembersProblem::ListsDisagree { .. }
+                            | MembersProblem::HeardOfDisagreement { .. }
+                    )
+                ),
                 "seed {seed}: n{} says {problem:?}",
                 node + 1
             );
@@ -280,6 +286,36 @@ fn lost_voters_back_with_old_disks_stand_down_after_force_new_cluster() -> Resul
                 "seed {seed}: n{} says {:?}",
                 n + 1,
                 sim.node(n).and_then(|x| x.members_problem())
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Lists that disagree block the bootstrap until the file is corrected and reloaded:
+/// then the cluster forms, without restarting anything.
+#[test]
+fn a_corrected_list_reloaded_lets_the_cluster_form() -> Result<(), Failure> {
+    for seed in 0..20 {
+        let mut config = SimConfig::members(3).with_spares(1).seed(seed);
+        // n3's file lists a fourth node by mistake.
+        config.lists = vec![(2, vec![0, 1, 2, 3])];
+        let mut sim = Sim::new(config);
+        sim.run_for(secs(3))?;
+        assert!(sim.wins().is_empty(), "seed {seed}");
+        assert!(matches!(
+            sim.node(0).and_then(|n| n.members_problem()),
+            Some(MembersProblem::ListsDisagree { .. })
+        ));
+        sim.reload_list(2, &[0, 1, 2])?;
+        let p = sim.await_primary(secs(3))?;
+        assert!(p < 3, "seed {seed}");
+        sim.run_for(secs(1))?;
+        for n in 0..3 {
+            assert_eq!(
+                sim.node(n).and_then(|x| x.members_problem()),
+                None,
+                "seed {seed}"
             );
         }
     }

@@ -56,9 +56,11 @@ pub(super) struct InFlight {
 pub enum MembersProblem {
     /// No agreed set yet: waiting for the nodes it lists.
     Bootstrapping { seen: usize, needed: usize },
-    /// Nodes it lists list other peers (or heard of such a node): no cluster forms
-    /// until the lists agree.
+    /// A node it lists lists other peers: no cluster forms until the lists agree.
     ListsDisagree { node: NodeId },
+    /// A node it lists has seen a list that differs from its own: no cluster forms
+    /// until the lists agree.
+    HeardOfDisagreement { node: NodeId },
     /// Its peers hold an agreed set without it.
     NotAMember { held_by: NodeId },
     /// The agreed set it holds no longer includes it (it was removed).
@@ -80,7 +82,11 @@ impl std::fmt::Display for MembersProblem {
             ),
             MembersProblem::ListsDisagree { node } => write!(
                 f,
-                "{node} lists other peers than this node (or heard of a node that does): a new cluster forms only from equal lists; make `peers` agree on every node, then reload"
+                "{node} lists other peers than this node: a new cluster forms only from equal lists; make `peers` agree on every node, then reload"
+            ),
+            MembersProblem::HeardOfDisagreement { node } => write!(
+                f,
+                "{node} has seen a node whose peers list differs from its own: a new cluster forms only from equal lists; make `peers` agree on every node, then reload"
             ),
             MembersProblem::NotAMember { held_by } => write!(
                 f,
@@ -404,12 +410,15 @@ impl Node {
         }
         if matches!(
             self.bootstrap_status,
-            Some(MembersProblem::ListsDisagree { .. } | MembersProblem::NotAMember { .. })
+            Some(MembersProblem::NotAMember { .. })
         ) {
             return;
         }
+        // Judged afresh every time from the last state seen of each listed node, so it
+        // lasts until that node shows an equal list (a corrected file, reloaded).
         let listed = self.cfg.bootstrap.len();
         let mut equal = 1;
+        let (mut differs, mut heard) = (None, None);
         for m in self.members.values() {
             if !self.cfg.bootstrap.contains(&m.addr) {
                 continue;
@@ -421,13 +430,29 @@ impl Node {
                 // It holds a set: this node learns it from its state (member_state).
                 return;
             }
-            if state.peers_hash != self.cfg.bootstrap_hash || state.lists_disagree {
-                self.bootstrap_status = Some(MembersProblem::ListsDisagree { node: m.id.clone() });
-                return;
-            }
-            if m.state == MemberState::Alive {
+            if state.peers_hash != self.cfg.bootstrap_hash {
+                differs.get_or_insert_with(|| m.id.clone());
+            } else if state.lists_disagree {
+                heard.get_or_insert_with(|| m.id.clone());
+            } else if m.state == MemberState::Alive {
                 equal += 1;
             }
+        }
+        let blocked = match (differs, heard) {
+            (Some(node), _) => Some(MembersProblem::ListsDisagree { node }),
+            (None, Some(node)) => Some(MembersProblem::HeardOfDisagreement { node }),
+            (None, None) => None,
+        };
+        if let Some(problem) = blocked {
+            self.bootstrap_status = Some(problem);
+            return;
+        }
+        if matches!(
+            self.bootstrap_status,
+            Some(MembersProblem::ListsDisagree { .. } | MembersProblem::HeardOfDisagreement { .. })
+        ) {
+            // Resolved: wait again before bootstrapping without every listed node.
+            self.started = now;
         }
         let needed = majority(listed);
         self.bootstrap_status = Some(MembersProblem::Bootstrapping {

@@ -535,6 +535,10 @@ impl Sim {
                 restart: matches!(host.process, Process::Leaving { restart: true, .. }),
             };
         }
+        if host.core_state() != host.reported {
+            // Its state changed: the driver publishes the new digest at once.
+            self.report_local(node);
+        }
     }
 
     /// After every step: the invariants.

@@ -71,6 +71,9 @@ pub(crate) struct Host {
     pub(crate) stalled: Vec<Input>,
     /// When this incarnation started (global time).
     pub(crate) started: Duration,
+    /// What of its state the core changes (its durable set, its bootstrap objection),
+    /// as last reported with the digest: the agent's driver re-reports on a change.
+    pub(crate) reported: (proto::ConfigStamp, bool),
 }
 
 impl Host {
@@ -88,6 +91,7 @@ impl Host {
             timer_at: None,
             stalled: Vec::new(),
             started: Duration::ZERO,
+            reported: Default::default(),
         }
     }
 
@@ -120,12 +124,7 @@ impl Host {
                 .core
                 .as_ref()
                 .map_or_else(Default::default, |core| core.persisted().members.clone()),
-            lists_disagree: self.core.as_ref().is_some_and(|core| {
-                matches!(
-                    core.members_problem(),
-                    Some(quorate_agent::core::MembersProblem::ListsDisagree { .. })
-                )
-            }),
+            lists_disagree: self.core_state().1,
             ..NodeState::new(
                 self.id.clone(),
                 Incarnation(self.incarnation),
@@ -149,6 +148,19 @@ impl Host {
 
     pub(crate) fn advertise(&self) -> String {
         address(&self.id)
+    }
+
+    /// The parts of its state the core itself changes (see `reported`).
+    pub(crate) fn core_state(&self) -> (proto::ConfigStamp, bool) {
+        self.core.as_ref().map_or_else(Default::default, |core| {
+            (
+                core.persisted().members.stamp,
+                matches!(
+                    core.members_problem(),
+                    Some(quorate_agent::core::MembersProblem::ListsDisagree { .. })
+                ),
+            )
+        })
     }
 
     /// The lease, if this node holds it at global time `now`.

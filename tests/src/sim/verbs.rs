@@ -146,6 +146,18 @@ impl Sim {
         self.apply(Fault::Relist(node, list.to_vec()))
     }
 
+    /// Edits the node's `peers` file and reloads it (`peers` is live).
+    pub fn reload_list(&mut self, node: usize, list: &[usize]) -> Result<(), Failure> {
+        self.config.lists.push((node, list.to_vec()));
+        let ids: Vec<proto::NodeId> = list.iter().map(|&n| self.ids[n].clone()).collect();
+        let (list, hash) = super::host::bootstrap(&ids);
+        self.command(node, Command::SetBootstrap { list, hash });
+        if self.hosts[node].process.is_live() {
+            self.report_local(node);
+        }
+        self.check()
+    }
+
     pub fn wipe(&mut self, node: usize) -> Result<(), Failure> {
         self.apply(Fault::Wipe(node))
     }
@@ -271,9 +283,10 @@ impl Sim {
     }
 
     /// Tells the core its health (the probes' verdict) and state digest.
-    fn report_local(&mut self, node: usize) {
+    pub(super) fn report_local(&mut self, node: usize) {
         let now = self.now;
         let host = &mut self.hosts[node];
+        host.reported = host.core_state();
         let (health, digest) = (host.health(), host.node_state().digest());
         let local = host.clock.now(now);
         if let Some(core) = host.core.as_mut() {
