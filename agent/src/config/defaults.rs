@@ -65,7 +65,8 @@ pub fn render(active: bool) -> String {
         &quote(&format!("10.0.0.11:{QUIC_PORT}")),
     );
     f.example(
-        "The other nodes' addresses (not this one). They bootstrap the cluster's voters.",
+        "The other nodes' addresses (not this one): a new cluster bootstraps its voters from\n\
+         them; after that, `quorate member` changes who votes, and these are only dialed.",
         "peers",
         &format!("[\"10.0.0.12:{QUIC_PORT}\", \"10.0.0.13:{QUIC_PORT}\"]"),
     );
