@@ -895,7 +895,18 @@ impl Node {
         let rank = contenders.iter().filter(|c| **c > mine).count();
         let slots = (contenders.len() + 1) as f64;
         let u: f64 = self.rng.random();
-        t.mul_f64(1.0 + 0.3 * (rank as f64 + u) / slots)
+        // A slot must outlast a round trip to the voters, or two candidates a slot apart
+        // still split the vote on a slow link: it widens with the slowest RTT seen.
+        let rtt = self
+            .members
+            .values()
+            .filter(|m| m.state == MemberState::Alive && self.counts(&m.id))
+            .filter_map(|m| m.rtt)
+            .max()
+            .unwrap_or_default();
+        // Capped: an RTT measured across a pause is not the link's.
+        let slot = t.mul_f64(0.3 / slots).max((rtt * 2).min(t.mul_f64(0.3)));
+        t + slot.mul_f64(rank as f64 + u)
     }
 
     fn jitter(&mut self) -> Duration {
@@ -940,13 +951,17 @@ impl Node {
             }
             Role::Candidate { until, .. } => {
                 if now >= *until {
-                    // A split vote: the priority stagger put both candidates in the same
-                    // window (it is narrower than a slow link), so the retry also draws
-                    // from a whole extra election timeout, as Raft does.
+                    // A split vote (candidates that timed out within a round trip of
+                    // each other). The candidacy already lasted a staggered election
+                    // timeout; the retry comes after a fresh random share of half of one,
+                    // so the candidates part (Raft's randomised retry) without waiting a
+                    // whole timeout again.
                     self.role = Role::Follower;
-                    self.reset_election_timer(now);
-                    self.election_deadline +=
-                        self.cfg.election_timeout.mul_f64(self.rng.random::<f64>());
+                    self.election_deadline = now
+                        + self
+                            .cfg
+                            .election_timeout
+                            .mul_f64(0.5 * self.rng.random::<f64>());
                 }
             }
             Role::Follower => {
