@@ -19,9 +19,9 @@ use quorate_tests::sim::{
 };
 
 /// Seeds `many_seeds` runs in CI. Measured on the 2-core CI machine kind, default dev
-/// profile (our crates at opt-level 0), two threads: about 52 seeds/s, so 2 500 seeds
-/// take about 48 s and this whole file under a minute. A release build runs about
-/// 300 seeds/s (100 000 seeds in about 6 minutes).
+/// profile (our crates at opt-level 0), two threads: this whole file (2 500 seeds, and
+/// the broken-core self-tests, which stop at their first failure) takes about 100 s.
+/// A release build runs about 180 seeds/s (100 000 seeds in about 9 minutes).
 const CI_SEEDS: u64 = 2_500;
 
 fn env_u64(name: &str) -> Option<u64> {
