@@ -147,7 +147,7 @@ fn members_disagreement(status: &ClusterStatus) -> String {
             parts.push(format!("not in peers {}", m.not_in_peers.join(", ")));
         }
         out.push_str(&format!(
-            "members on {}: its peers disagree with the agreed member set{}: {} (peers is only read to bootstrap a cluster; update it to match)\n",
+            "members on {}: its peers disagree with the agreed member set{}: {} (peers does not change who votes: `quorate member` does; make peers match and reload)\n",
             status.node,
             if m.stamp.is_empty() {
                 String::new()
@@ -459,7 +459,7 @@ unreachable: 10.0.0.14:7700
         assert_eq!(
             tail,
             [
-                "members on n1: its peers disagree with the agreed member set 7.4: only in peers 10.0.0.14:7700, 10.0.0.15:7700; not in peers 10.0.0.16:7700 (peers is only read to bootstrap a cluster; update it to match)",
+                "members on n1: its peers disagree with the agreed member set 7.4: only in peers 10.0.0.14:7700, 10.0.0.15:7700; not in peers 10.0.0.16:7700 (peers does not change who votes: `quorate member` does; make peers match and reload)",
                 "members on n1: not a voter in the agreed member set (removed, or a non-voter)",
                 "timing mismatch between n1 and n2: set the same [timing] on every node",
             ]
@@ -469,7 +469,7 @@ unreachable: 10.0.0.14:7700
         assert_eq!(
             render_status(&status).lines().last(),
             Some(
-                "members on n1: its peers disagree with the agreed member set 7.4: not in peers 10.0.0.16:7700 (peers is only read to bootstrap a cluster; update it to match)"
+                "members on n1: its peers disagree with the agreed member set 7.4: not in peers 10.0.0.16:7700 (peers does not change who votes: `quorate member` does; make peers match and reload)"
             )
         );
     }
@@ -509,7 +509,7 @@ n3    10.0.0.13:7700  voter      suspect
 n4    10.0.0.14:7700  non-voter  -
 -     10.0.0.9:7700   voter      -
 being committed: add n4 at 10.0.0.14:7700 (non-voter)
-members on n1: its peers disagree with the agreed member set 7.4: not in peers 10.0.0.14:7700 (peers is only read to bootstrap a cluster; update it to match)
+members on n1: its peers disagree with the agreed member set 7.4: not in peers 10.0.0.14:7700 (peers does not change who votes: `quorate member` does; make peers match and reload)
 ";
         assert_eq!(render_members(&status), expected);
 
