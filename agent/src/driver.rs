@@ -910,10 +910,7 @@ impl Driver {
     /// there) and decides whom the network layer dials and admits: its addresses and
     /// the configured peers (a new node must reach the cluster to learn it).
     fn sync_members(&mut self) {
-        let disagree = matches!(
-            self.core.members_problem(),
-            Some(crate::core::MembersProblem::ListsDisagree { .. })
-        );
+        let disagree = self.core.lists_disagree();
         if self.state_tx.borrow().lists_disagree != disagree {
             self.state_tx.send_modify(|s| s.lists_disagree = disagree);
             self.digest = self.state_tx.borrow().digest();

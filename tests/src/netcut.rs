@@ -35,7 +35,8 @@ pub fn available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn nft(script: &str) -> Result<(), String> {
+/// Runs an nftables script (`nft -f -`); the error carries nft's own message.
+pub fn nft(script: &str) -> Result<(), String> {
     let out = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())

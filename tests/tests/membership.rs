@@ -39,7 +39,6 @@
 //! `nft`, and the tests that cut skip with a message otherwise.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -47,7 +46,7 @@ use proto::MemberChange;
 use proto::ctl::CtlCommand;
 use quorate_agent::core::voters::BOOTSTRAP_WAIT;
 use quorate_agent::ctl::client::Outcome;
-use quorate_tests::netcut;
+use quorate_tests::netcut::{self, nft};
 use quorate_tests::primary::{Answer, PrimaryWatch, gaps, proven_overlap, wait_one_primary};
 use quorate_tests::{Stopwatch, TestCluster, now, wait_until, wait_until_every};
 use serde_json::Value;
@@ -119,31 +118,6 @@ impl Partition {
 impl Drop for Partition {
     fn drop(&mut self) {
         let _ = nft(&format!("delete table inet {}\n", self.table));
-    }
-}
-
-fn nft(script: &str) -> Result<(), String> {
-    use std::io::Write as _;
-    let out = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            if let Some(stdin) = child.stdin.as_mut() {
-                stdin.write_all(script.as_bytes())?;
-            }
-            child.wait_with_output()
-        })
-        .map_err(|e| format!("nft: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "nft: {}\n{script}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
     }
 }
 
@@ -393,6 +367,26 @@ fn member_done(c: &TestCluster, via: usize, change: &MemberChange) -> (String, I
             }
         }
     }
+}
+
+/// Starts n1–n3 (each listing the other two; n4 and n5 keep the builder's list of all
+/// five and do not run yet) under pollers on every node's `/primary`, and waits for one
+/// primary and a committed set.
+fn start_three(c: &mut TestCluster) -> (PrimaryWatch, Instant) {
+    for i in 0..3 {
+        set_peers(c, i, &all_but(i, 3));
+    }
+    let watch = PrimaryWatch::start(&http_addrs(c, N), POLL);
+    let started = now();
+    for i in 0..3 {
+        c.start(i);
+    }
+    assert!(
+        wait_one_primary(&http_addrs(c, 3), SETTLE).is_some(),
+        "no single primary among n1–n3 within {SETTLE:?}"
+    );
+    wait_committed(c, &[0, 1, 2], 3);
+    (watch, started)
 }
 
 /// Named instants of an experiment; a phase runs from its mark to the next one.
@@ -656,19 +650,7 @@ fn a_longer_list_changes_nothing_until_the_new_nodes_are_added() {
     }
     let mut c = TestCluster::builder(N).build();
     // n1–n3 form the cluster; n4 and n5 have configs (and ports) but do not run yet.
-    for i in 0..3 {
-        set_peers(&mut c, i, &all_but(i, 3));
-    }
-    let watch = PrimaryWatch::start(&http_addrs(&c, N), POLL);
-    let started = now();
-    for i in 0..3 {
-        c.start(i);
-    }
-    assert!(
-        wait_one_primary(&http_addrs(&c, 3), SETTLE).is_some(),
-        "no single primary among n1–n3 within {SETTLE:?}"
-    );
-    wait_committed(&c, &[0, 1, 2], 3);
+    let (watch, started) = start_three(&mut c);
     step(started, "n1–n3 have a primary and a committed set");
 
     // The rolling edit, caught half-way: n3 and the two new nodes list all five.
@@ -789,20 +771,7 @@ fn a_longer_list_changes_nothing_until_the_new_nodes_are_added() {
 #[test]
 fn rolling_add_of_two_nodes_and_a_removal_never_overlaps() {
     let mut c = TestCluster::builder(N).build();
-    for i in 0..3 {
-        set_peers(&mut c, i, &all_but(i, 3));
-    }
-    // n4 and n5 keep the builder's list: all five.
-    let watch = PrimaryWatch::start(&http_addrs(&c, N), POLL);
-    let started = now();
-    for i in 0..3 {
-        c.start(i);
-    }
-    assert!(
-        wait_one_primary(&http_addrs(&c, 3), SETTLE).is_some(),
-        "no single primary among n1–n3 within {SETTLE:?}"
-    );
-    wait_committed(&c, &[0, 1, 2], 3);
+    let (watch, started) = start_three(&mut c);
     let mut marks: Marks = vec![("start", started)];
     let mut report = Vec::new();
 

@@ -272,6 +272,16 @@ impl Node {
         self.rejoining = false;
     }
 
+    /// Holding no set yet, it saw a listed node with another bootstrap list (what its
+    /// state publishes as `lists_disagree`). Cheap: asked on every driver turn.
+    pub fn lists_disagree(&self) -> bool {
+        self.hard.members.stamp.is_none()
+            && matches!(
+                self.bootstrap_status,
+                Some(MembersProblem::ListsDisagree { .. })
+            )
+    }
+
     /// The change the primary is committing, if any.
     pub fn member_change_in_flight(&self) -> Option<&str> {
         self.in_flight.as_ref().map(|c| c.what.as_str())
@@ -563,7 +573,13 @@ impl Node {
             }
             return;
         }
-        let (accepted, message) = match self.member_change(now, change) {
+        let result = self.member_change(now, change);
+        self.answer(req, result);
+    }
+
+    /// Answers `Command::Member` / `ForceNewCluster` number `req`.
+    fn answer(&mut self, req: u64, result: Result<String, String>) {
+        let (accepted, message) = match result {
             Ok(m) => (true, m),
             Err(m) => (false, m),
         };
@@ -579,16 +595,8 @@ impl Node {
     /// new set in a new term, and so primary on its own. Refused while any other voter
     /// answers: that is not a lost majority, and forcing would make two clusters.
     pub(super) fn force_new_cluster(&mut self, now: Instant, req: u64) {
-        let answer = self.try_force_new_cluster(now);
-        let (accepted, message) = match answer {
-            Ok(m) => (true, m),
-            Err(m) => (false, m),
-        };
-        self.events.push_back(Event::MemberAnswer {
-            req,
-            accepted,
-            message,
-        });
+        let result = self.try_force_new_cluster(now);
+        self.answer(req, result);
     }
 
     fn try_force_new_cluster(&mut self, now: Instant) -> Result<String, String> {

@@ -153,13 +153,7 @@ impl Host {
     /// The parts of its state the core itself changes (see `reported`).
     pub(crate) fn core_state(&self) -> (proto::ConfigStamp, bool) {
         self.core.as_ref().map_or_else(Default::default, |core| {
-            (
-                core.persisted().members.stamp,
-                matches!(
-                    core.members_problem(),
-                    Some(quorate_agent::core::MembersProblem::ListsDisagree { .. })
-                ),
-            )
+            (core.persisted().members.stamp, core.lists_disagree())
         })
     }
 
