@@ -113,7 +113,8 @@ pub(crate) struct Signature {
     frozen: bool,
     quorum: bool,
     health: HealthBits,
-    claimed: Vec<String>,
+    /// The task claims held, and until when (they extend with every confirmation).
+    claims: Vec<(String, Instant)>,
     agent_check: String,
     members: Vec<(
         NodeId,
@@ -348,6 +349,15 @@ impl Driver {
             self.core.handle_command(
                 now,
                 Command::SetPreempt(run.election.preempt.then_some(run.election.preempt_delay.0)),
+            );
+        }
+        if plan.changed("task") || plan.changed_in("election") {
+            self.core.handle_command(
+                now,
+                Command::SetTasks {
+                    tasks: run.tasks.clone(),
+                    return_delay: run.election.preempt_delay.0,
+                },
             );
         }
         if plan.changed("priority") || plan.changed("roles") {
@@ -976,7 +986,12 @@ impl Driver {
             frozen: self.core.frozen(),
             quorum: self.core.has_quorum(),
             health: a.health,
-            claimed: a.claimed.clone(),
+            claims: self
+                .config
+                .tasks
+                .iter()
+                .filter_map(|t| Some((t.name.clone(), self.core.task_claim(&t.name, now)?.until)))
+                .collect(),
             agent_check: self.agent_check.clone(),
             members: self
                 .core
@@ -989,6 +1004,11 @@ impl Driver {
             && now.saturating_duration_since(*at) < REFRESH
         {
             return;
+        }
+        let names = |s: &Signature| s.claims.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        let running = names(&sig);
+        if self.published.as_ref().map(|(last, _)| names(last)) != Some(running.clone()) {
+            tracing::info!(tasks = ?running, "singleton tasks running here changed");
         }
         let state = self.state_tx.borrow();
         let local = view::Local {
@@ -1392,9 +1412,6 @@ fn log_transitions(me: &str, old: &Assessment, new: &Assessment) -> Vec<(EventKi
                 format!("{me} is not fit for traffic: {}", new.reasons.join(", ")),
             ));
         }
-    }
-    if old.claimed != new.claimed {
-        tracing::info!(tasks = ?new.claimed, "singleton tasks running here changed");
     }
     out
 }

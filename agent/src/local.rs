@@ -9,7 +9,6 @@
 //! election: the core does, from the eligibility bit.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,6 @@ use proto::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::core::tasks::{self, RunOn};
 use crate::core::{MemberState, Node};
 use crate::probe::load::LoadSample;
 use crate::probe::{CheckResult, ConfigSetReport, MountReport, ProbeReport, config_hash, mounts};
@@ -62,8 +60,6 @@ pub struct LocalState {
     pub balancer: Option<BalancerSeen>,
     /// When the assessment last said `draining` (for the agent-check's drain → maint).
     draining_since: Option<Instant>,
-    /// Since when a majority has placed each non-primary task here.
-    task_support_since: BTreeMap<String, Instant>,
     /// Every check has reported at least once since the start. From then on a check
     /// that a reload added or changed shows `first probe pending` until it reports, but
     /// does not make the node not-ready: a reload must not take a healthy primary out
@@ -87,10 +83,8 @@ pub struct Assessment {
     pub drained: bool,
     pub reasons: Vec<&'static str>,
     pub health: HealthBits,
-    /// Where this node places each task.
+    /// Where this node places each task (the core places; see `core::tasks`).
     pub placements: Vec<TaskPlacement>,
-    /// Non-primary tasks this node runs now.
-    pub claimed: Vec<String>,
     pub draining_since: Option<Instant>,
     /// Peers this node's failure detector holds suspect or dead, by id.
     pub suspects: Vec<NodeId>,
@@ -110,7 +104,6 @@ impl Assessment {
             reasons: vec![reason::STARTING],
             health: HealthBits::default(),
             placements: Vec::new(),
-            claimed: Vec::new(),
             draining_since: None,
             suspects: Vec::new(),
         }
@@ -133,7 +126,6 @@ impl LocalState {
             drain_orders: Vec::new(),
             balancer: None,
             draining_since: None,
-            task_support_since: BTreeMap::new(),
             settled: false,
         }
     }
@@ -151,8 +143,6 @@ impl LocalState {
         if config {
             self.config = None;
         }
-        self.task_support_since
-            .retain(|name, _| cfg.tasks.iter().any(|t| t.name == *name));
         self.cfg = cfg;
     }
 
@@ -508,7 +498,6 @@ impl LocalState {
             _ => {}
         }
 
-        let (placements, claimed) = self.place_tasks(core, now, healthy, lease_held);
         Assessment {
             checks,
             mounts: mount_states,
@@ -519,8 +508,7 @@ impl LocalState {
             drained,
             reasons,
             health,
-            placements,
-            claimed,
+            placements: core.task_placements(),
             draining_since: self.draining_since,
             suspects: core
                 .members()
@@ -528,71 +516,6 @@ impl LocalState {
                 .map(|m| m.id.clone())
                 .collect(),
         }
-    }
-
-    /// Places every task, and decides which non-primary tasks this node runs: those a
-    /// majority of voters (this node included) has placed here without a break for the
-    /// handover grace, so the previous holder — which stops as soon as its own view
-    /// changes — has stopped before this node starts.
-    fn place_tasks(
-        &mut self,
-        core: &Node,
-        now: Instant,
-        healthy: bool,
-        lease_held: bool,
-    ) -> (Vec<TaskPlacement>, Vec<String>) {
-        let cfg = self.cfg.clone();
-        let me = &cfg.node;
-        let mut fit: Vec<&NodeId> = core
-            .members()
-            .filter(|m| {
-                m.state == MemberState::Alive
-                    && m.mode == Mode::Member
-                    && m.health.has(HealthBits::HEALTHY)
-                    && !m.health.has(HealthBits::DRAINING)
-            })
-            .map(|m| &m.id)
-            .collect();
-        if healthy && cfg.mode == Mode::Member {
-            fit.push(me);
-        }
-        let primary = if lease_held { Some(me) } else { core.primary() };
-        let grace = task_grace(&cfg);
-        let mut placements = Vec::new();
-        let mut claimed = Vec::new();
-        for task in &cfg.tasks {
-            let holder = tasks::place(&task.name, &task.run_on, &fit, primary);
-            if task.run_on != RunOn::Primary {
-                let here = holder.as_ref() == Some(me) && core.has_quorum();
-                let support = usize::from(here)
-                    + core
-                        .members()
-                        .filter(|m| m.state == MemberState::Alive)
-                        .filter_map(|m| m.node_state.as_ref())
-                        .filter(|s| {
-                            s.tasks
-                                .iter()
-                                .any(|t| t.name == task.name && t.holder.as_ref() == Some(me))
-                        })
-                        .count();
-                if here && support > core.voters() / 2 {
-                    let since = *self
-                        .task_support_since
-                        .entry(task.name.clone())
-                        .or_insert(now);
-                    if now.saturating_duration_since(since) >= grace {
-                        claimed.push(task.name.clone());
-                    }
-                } else {
-                    self.task_support_since.remove(&task.name);
-                }
-            }
-            placements.push(TaskPlacement {
-                name: task.name.clone(),
-                holder,
-            });
-        }
-        (placements, claimed)
     }
 
     /// The full state peers fetch.
@@ -626,13 +549,6 @@ impl LocalState {
 
 fn m_id(s: &NodeState) -> String {
     s.node.to_string()
-}
-
-/// How long a majority must place a task on a node before it runs there: long enough
-/// for the previous holder's view (heartbeats, a state fetch) to have changed too.
-pub fn task_grace(cfg: &Config) -> Duration {
-    (cfg.timing.heartbeat_interval.0 * 2 + cfg.timing.election_timeout.0)
-        .max(Duration::from_secs(1))
 }
 
 /// Majority attribution of a clock fault: `offsets` are (peer, its clock − ours, µs) for

@@ -100,8 +100,11 @@ pub struct TaskClaim {
     /// `run_on = "primary"`: runs here exactly while the primary lease holds, judged at
     /// the moment of the request (like `/primary`).
     pub on_primary: bool,
-    /// For other rules: whether this node runs it now.
-    pub claimed: bool,
+    /// For other rules: the claim this node holds, as of the view: it runs the task
+    /// while both clocks are short of these ends, judged at the moment of the request
+    /// (like the primary lease).
+    pub until: Option<Instant>,
+    pub boot_until: Option<Duration>,
 }
 
 /// The local inputs of a view besides the core: the assessment and what the driver keeps.
@@ -355,10 +358,14 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
     let tasks: Vec<TaskClaim> = cfg
         .tasks
         .iter()
-        .map(|t| TaskClaim {
-            name: t.name.clone(),
-            on_primary: t.run_on == RunOn::Primary,
-            claimed: a.claimed.contains(&t.name),
+        .map(|t| {
+            let until = core.task_claim(&t.name, now).map(|c| c.until);
+            TaskClaim {
+                name: t.name.clone(),
+                on_primary: t.run_on == RunOn::Primary,
+                until,
+                boot_until: until.map(|u| boot_now + u.saturating_duration_since(now)),
+            }
         })
         .collect();
     let task_status = cfg
@@ -377,7 +384,7 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
                 running_here: if t.run_on == RunOn::Primary {
                     lease_held
                 } else {
-                    a.claimed.contains(&t.name)
+                    core.task_claim(&t.name, now).is_some()
                 },
                 holder,
             }

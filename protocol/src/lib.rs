@@ -34,7 +34,7 @@ pub use ids::{ClusterName, IdError, Incarnation, NodeId, Seq, Term, WallMicros};
 pub use members::{ConfigStamp, MemberChange, MemberReply, MemberRequest, MemberSlot, Membership};
 pub use messages::{
     Datagram, Echo, Frame, FreezeFlag, Goodbye, HealthBits, Heartbeat, Hello, LoadFigures,
-    StateDigest, TimeoutNow, TransferRequest, VoteReply, VoteRequest,
+    StateDigest, TaskGrant, TaskTag, TimeoutNow, TransferRequest, VoteReply, VoteRequest,
 };
 pub use state::{
     BalancerSeen, CheckCode, CheckState, ConfigSetState, Drain, DrainOrder, DriftAck, FileHash,

@@ -229,4 +229,39 @@ pub struct Heartbeat {
     /// The agreed member set the sender holds durably: the primary counts a change as
     /// committed once a majority report it, and a node behind fetches the sender's state.
     pub config: ConfigStamp,
+    /// The singleton tasks the sender places on the receiver, and what that promises:
+    /// `None` when it places none there (the common case costs one byte).
+    pub tasks: Option<TaskGrant>,
+}
+
+/// A voter's word, in a heartbeat to a node, that it places these tasks on that node.
+///
+/// Together with the heartbeat's echo it confirms a task claim: the receiver knows that
+/// the voter still placed the task on it after the echoed heartbeat left. The voter
+/// promises to place the task on nobody else for `promise_ms` after it last heard from
+/// the receiver, so a claim that ends `claim` after the echoed send time, with `claim`
+/// shorter than the promise, ends before any other node's can begin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskGrant {
+    #[serde(with = "postcard::fixint::le")]
+    pub promise_ms: u32,
+    pub tasks: Vec<TaskTag>,
+}
+
+/// A task, as it travels: a hash of its `[[task]]` name (names are checked for tag
+/// collisions when the config is read, so within a cluster a tag names one task).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskTag(#[serde(with = "postcard::fixint::le")] pub u32);
+
+impl TaskTag {
+    /// The tag of task `name` (FNV-1a, folded to 32 bits): the same on every node and
+    /// every version.
+    pub fn of(name: &str) -> Self {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in name.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        TaskTag((h ^ (h >> 32)) as u32)
+    }
 }

@@ -15,9 +15,9 @@ use proptest::sample::Index;
 use quorate_protocol::{
     ClusterName, ConfigStamp, Datagram, DecodeError, Echo, FRAME_HEADER_LEN, Frame, FreezeFlag,
     Goodbye, HealthBits, Heartbeat, Hello, Incarnation, LoadFigures, MAX_DATAGRAM, MAX_FRAME,
-    MemberSlot, Membership, Mode, NodeId, NodeState, PROTOCOL_VERSION, Seq, StateDigest, Term,
-    TimeoutNow, TransferRequest, VoteReply, VoteRequest, WallMicros, decode_datagram,
-    decode_frame_body, encode_datagram, encode_frame, frame_body_len,
+    MemberSlot, Membership, Mode, NodeId, NodeState, PROTOCOL_VERSION, Seq, StateDigest, TaskGrant,
+    TaskTag, Term, TimeoutNow, TransferRequest, VoteReply, VoteRequest, WallMicros,
+    decode_datagram, decode_frame_body, encode_datagram, encode_frame, frame_body_len,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -168,7 +168,11 @@ fn freeze() -> impl Strategy<Value = FreezeFlag> {
 fn heartbeat() -> impl Strategy<Value = Heartbeat> {
     (
         (node_id(), any::<u64>(), seq(), wall(), any::<u16>()),
-        (proptest::option::of(echo()), term()),
+        (
+            proptest::option::of(echo()),
+            term(),
+            proptest::option::of(task_grant()),
+        ),
         (
             proptest::option::of(node_id()),
             proptest::option::of(seq()),
@@ -184,7 +188,7 @@ fn heartbeat() -> impl Strategy<Value = Heartbeat> {
         .prop_map(
             |(
                 (node, incarnation, seq, sent, interval_ms),
-                (echo, term),
+                (echo, term, tasks),
                 (primary, lease_ack, freeze),
                 (health, load, digest, (lease_ms, promise_ms, config_term, config_index)),
             )| Heartbeat {
@@ -207,8 +211,14 @@ fn heartbeat() -> impl Strategy<Value = Heartbeat> {
                     term: Term(config_term),
                     index: config_index,
                 },
+                tasks,
             },
         )
+}
+
+fn task_grant() -> impl Strategy<Value = TaskGrant> {
+    (any::<u32>(), vec(any::<u32>().prop_map(TaskTag), 0..8))
+        .prop_map(|(promise_ms, tasks)| TaskGrant { promise_ms, tasks })
 }
 
 fn goodbye() -> impl Strategy<Value = Goodbye> {
@@ -474,7 +484,7 @@ fn steered_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
 fn expected_heartbeat_len(hb: &Heartbeat) -> usize {
     // version, variant, node (1-byte length prefix for ids <= 63 bytes), incarnation,
     // seq, sent, interval_ms, echo, term, primary, lease_ack, lease_ms, promise_ms,
-    // freeze, health, load, digest, config.
+    // freeze, health, load, digest, config, tasks (fewer than 128 tags: a 1-byte count).
     1 + 1
         + id_len(&hb.node)
         + 8
@@ -492,6 +502,7 @@ fn expected_heartbeat_len(hb: &Heartbeat) -> usize {
         + (2 + 2 + 4)
         + 8
         + (8 + 8)
+        + hb.tasks.as_ref().map_or(1, |g| 1 + 4 + 1 + 4 * g.tasks.len())
 }
 
 /// An encoded node id: a 1-byte length prefix (ids are at most 63 bytes), then the id.

@@ -6,10 +6,11 @@
 //! `QUORATE_BLESS=1 cargo test -p quorate-protocol --test golden`, then review the diff.
 //!
 //! Heartbeat size: a steady-cluster heartbeat (node id `"n1"`, primary `Some("n1")`,
-//! echo `Some`, lease ack `Some`) is **126 bytes** on the wire, version byte included,
+//! echo `Some`, lease ack `Some`, no task grant) is **127 bytes** on the wire, version byte included,
 //! whatever its sequence number, timestamps, interval, term, freeze flag, health or load
 //! figures: every counter is a fixed-width little-endian integer. Only the lengths of the node ids
-//! (sender and believed primary) and the three `Option` tags change it. `MAX_DATAGRAM`
+//! (sender and believed primary), the four `Option` tags and a task grant (5 bytes plus 4
+//! per task placed on the receiver) change it. `MAX_DATAGRAM`
 //! is 1100.
 
 use std::path::PathBuf;
@@ -17,13 +18,13 @@ use std::path::PathBuf;
 use quorate_protocol::{
     ClusterName, ConfigStamp, Datagram, Echo, Frame, FreezeFlag, Goodbye, HealthBits, Heartbeat,
     Hello, Incarnation, LoadFigures, MAX_DATAGRAM, MemberChange, MemberReply, MemberRequest,
-    MemberSlot, Membership, Mode, NodeId, NodeState, Seq, StateDigest, Term, TimeoutNow,
-    TransferRequest, VoteReply, VoteRequest, WallMicros, decode_datagram, decode_frame_body,
-    encode_datagram, encode_frame, frame_body_len,
+    MemberSlot, Membership, Mode, NodeId, NodeState, Seq, StateDigest, TaskGrant, TaskTag, Term,
+    TimeoutNow, TransferRequest, VoteReply, VoteRequest, WallMicros, decode_datagram,
+    decode_frame_body, encode_datagram, encode_frame, frame_body_len,
 };
 
 /// The size pinned in this file's doc comment.
-const STEADY_HEARTBEAT_LEN: usize = 126;
+const STEADY_HEARTBEAT_LEN: usize = 127;
 
 fn id(s: &str) -> NodeId {
     NodeId::new(s).expect("valid node id")
@@ -63,6 +64,18 @@ fn heartbeat() -> Heartbeat {
             term: Term(0x0e),
             index: 0x0f,
         },
+        tasks: None,
+    }
+}
+
+/// A heartbeat that places two singleton tasks on its receiver.
+fn heartbeat_task_grant() -> Heartbeat {
+    Heartbeat {
+        tasks: Some(TaskGrant {
+            promise_ms: 0xe1e2_e3e4,
+            tasks: vec![TaskTag(0xf1f2_f3f4), TaskTag::of("nightly-report")],
+        }),
+        ..heartbeat()
     }
 }
 
@@ -85,6 +98,7 @@ fn heartbeat_no_echo() -> Heartbeat {
         load: LoadFigures::default(),
         digest: StateDigest(0),
         config: ConfigStamp::NONE,
+        tasks: None,
     }
 }
 
@@ -273,6 +287,10 @@ fn datagram_samples() -> Vec<(&'static str, Datagram)> {
         (
             "heartbeat_no_echo",
             Datagram::Heartbeat(heartbeat_no_echo()),
+        ),
+        (
+            "heartbeat_task_grant",
+            Datagram::Heartbeat(heartbeat_task_grant()),
         ),
         ("goodbye", Datagram::Goodbye(goodbye())),
         ("pre_vote", Datagram::PreVote(pre_vote())),

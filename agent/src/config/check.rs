@@ -343,6 +343,8 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
         });
     }
 
+    // Every task placed on a node travels in each heartbeat to it (4 bytes a task).
+    const MAX_TASKS: usize = 64;
     let mut tasks: Vec<super::Task> = Vec::new();
     for t in raw.task {
         let span = t.span();
@@ -359,7 +361,25 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
         let run_on = t
             .run_on
             .parse()
-            .map_err(|e| err(span, format!("task {:?}: {e}", t.name)))?;
+            .map_err(|e| err(span.clone(), format!("task {:?}: {e}", t.name)))?;
+        if tasks.len() == MAX_TASKS {
+            return Err(err(
+                span.clone(),
+                format!("task {:?}: at most {MAX_TASKS} [[task]]s", t.name),
+            ));
+        }
+        // Tasks travel as 32-bit tags of their names: two names with one tag would be
+        // one task on the wire.
+        let tag = proto::TaskTag::of(&t.name);
+        if let Some(other) = tasks.iter().find(|o| proto::TaskTag::of(&o.name) == tag) {
+            return Err(err(
+                span,
+                format!(
+                    "task {:?}: its name hashes like task {:?}'s on the wire; rename one",
+                    t.name, other.name
+                ),
+            ));
+        }
         tasks.push(super::Task {
             name: t.name,
             run_on,

@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Dur;
-use crate::core::tasks::RunOn;
 
 /// `[app]`: how to tell whether the application on this node works, and its version.
 #[derive(Debug, Clone)]
@@ -201,11 +200,7 @@ impl Default for Clock {
 }
 
 /// One `[[task]]`: a singleton job that must run on exactly one node.
-#[derive(Debug, Clone)]
-pub struct Task {
-    pub name: String,
-    pub run_on: RunOn,
-}
+pub use crate::core::tasks::TaskSpec as Task;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

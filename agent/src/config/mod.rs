@@ -416,6 +416,8 @@ impl Config {
                 .election
                 .preempt
                 .then_some(self.election.preempt_delay.0),
+            tasks: self.tasks.clone(),
+            task_return_delay: self.election.preempt_delay.0,
             fault: None,
         }
     }

@@ -170,6 +170,8 @@ impl Node {
         if self.is_primary_role() {
             self.step_down(now, "clock-jump");
         }
+        // Task claims are leases on the same clock.
+        self.tasks.forget_support();
     }
 
     /// An operator's or the driver's command.
@@ -194,6 +196,14 @@ impl Node {
             // to redo now.
             Command::SetPriority(p) => self.cfg.priority = p,
             Command::SetPreempt(p) => self.cfg.preempt = p,
+            Command::SetTasks {
+                tasks,
+                return_delay,
+            } => {
+                self.tasks.set_specs(tasks.clone());
+                self.cfg.tasks = tasks;
+                self.cfg.task_return_delay = return_delay;
+            }
             Command::Member { req, change } => self.member_command(now, req, change),
             Command::ForceNewCluster { req } => self.force_new_cluster(now, req),
             Command::SetBootstrap { list, hash } => {

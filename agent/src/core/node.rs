@@ -12,6 +12,7 @@ use rand::{SeedableRng, rngs::SmallRng};
 
 use super::election::Role;
 use super::membership::{Accepted, Member, MemberState};
+use super::tasks::{TaskSpec, Tasks};
 use super::voters::{InFlight, MemberChange, MembersProblem};
 
 /// What the core needs to know about this node and its timing.
@@ -40,6 +41,11 @@ pub struct CoreConfig {
     pub dead_after: Duration,
     /// Hand over to a higher-priority eligible node that stayed eligible this long.
     pub preempt: Option<Duration>,
+    /// The `[[task]]`s ([`super::tasks`]).
+    pub tasks: Vec<TaskSpec>,
+    /// A task moves back to a node its rule prefers only once that node has been fit
+    /// this long without a break.
+    pub task_return_delay: Duration,
     /// Test-only: deliberately break a safety rule, to prove the simulation notices.
     /// The agent never sets it.
     pub fault: Option<InjectedFault>,
@@ -58,6 +64,9 @@ pub enum InjectedFault {
     /// Majorities are counted over the node's own configured list, not the agreed
     /// member set (what quorate did before membership was agreed).
     OwnListMajority,
+    /// A voter places a task elsewhere at once, keeping no promise to the node it
+    /// placed it on before (and grants as soon as it starts).
+    TaskPromiseIgnored,
 }
 
 /// `(term, voted_for)` and the agreed member set: what must be on disk before a vote or
@@ -84,6 +93,12 @@ pub enum Command {
     SetPriority(u32),
     /// A reloaded `[election] preempt` / `preempt_delay` (`None`: no preemption).
     SetPreempt(Option<Duration>),
+    /// Reloaded `[[task]]`s and return delay. Placement may change at any moment: the
+    /// claims' safety rests on grants and promises, never on placement.
+    SetTasks {
+        tasks: Vec<TaskSpec>,
+        return_delay: Duration,
+    },
     /// A reloaded `peers`: the bootstrap list (sorted addresses, this node's included) and
     /// its hash. Matters only to a node that holds no set yet, which judges it afresh.
     SetBootstrap { list: Vec<String>, hash: [u8; 8] },
@@ -246,6 +261,8 @@ pub struct Node {
     pub(super) rejoining: bool,
     /// Members of our set seen holding another cluster's set (see `voters::member_state`).
     pub(super) foreign: std::collections::BTreeSet<NodeId>,
+    /// Task placement, grants and claims (see `tasks.rs`).
+    pub(super) tasks: Tasks,
 }
 
 impl Node {
@@ -284,6 +301,7 @@ impl Node {
             started: now,
             rejoining: false,
             foreign: Default::default(),
+            tasks: Tasks::new(cfg.tasks.clone()),
             cfg,
         };
         node.reset_election_timer(now);
@@ -467,6 +485,7 @@ impl Node {
             }
         }
         self.merge_freeze(hb.freeze);
+        self.task_heartbeat(from, hb);
         self.election_heartbeat(now, wall, from, hb);
         if self.wants_set_from(from, hb.config)
             && let Some(m) = self.members.get_mut(from)
@@ -566,6 +585,7 @@ impl Node {
         if self.is_primary_role() {
             self.members_tick(now);
         }
+        self.tasks_tick(now);
         self.send_heartbeats(now, wall);
     }
 
@@ -597,6 +617,7 @@ impl Node {
         let seq = self.seq;
         let is_primary = self.is_primary_role();
         let lease_ack = self.lease_ack_for(to);
+        let tasks = self.task_grant_for(to);
         let Some(m) = self.members.get_mut(to) else {
             return;
         };
@@ -622,7 +643,9 @@ impl Node {
             load: self.local.load,
             digest: self.local.digest,
             config: self.persisted.members.stamp,
+            tasks,
         };
+        self.task_heartbeat_sent(now, wall, to);
         if is_primary {
             self.sent_log.push_back((seq, now));
             let horizon = self.cfg.election_timeout * 2;

@@ -1,11 +1,36 @@
-//! Singleton task placement: where `[[task]]` `run_on` puts a task, given who is fit.
+//! Singleton tasks: where `[[task]]` `run_on` puts a task, and the claim that lets a
+//! node run it — a lease, like the primary's.
 //!
-//! Pure and deterministic: every node computes the same placement from the same view,
-//! so nodes agree without a message of their own. Whether a node may *run* the task
-//! now (a majority places it there, and it has been so for a grace period) is the
-//! driver's business; this module only places.
+//! [`place`] is pure: every node computes the same placement from the same view. A
+//! placement alone is not enough to run a task: views differ for a moment, and a node
+//! that was paused or cut off still believes its old view. So a node runs a
+//! (non-`primary`) task only while it holds a *claim*:
+//!
+//! - every voter tells each node, in its heartbeats to it, which tasks it places there
+//!   (a [`TaskGrant`]); with the heartbeat's echo, the receiver learns that the voter
+//!   still placed the task on it after the echoed heartbeat left (its send time, on the
+//!   receiver's monotonic clock);
+//! - a claim holds until the newest such send time a majority of voters confirmed, plus
+//!   the claim length `claim_len` ([`Node::task_claim`]), judged at the moment of the
+//!   answer: a paused, starved or cut-off holder stops on its own;
+//! - a voter that stops placing a task on a node places it on nobody else until
+//!   `promise_len` (> `claim_len`, checked per grant as it travels) after it last heard
+//!   from that node, and a voter that has just started grants nothing for `promise_len`;
+//!   so every claim resting on its grant has ended before another can rest on it, and
+//!   two majorities share a voter: no two nodes hold a claim at the same instant.
+//!
+//! Placement never reads the election's votes or leases, and the election never reads
+//! tasks. This module never does IO or reads a clock.
 
-use proto::NodeId;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use proto::{HealthBits, Heartbeat, Mode, NodeId, TaskGrant, TaskPlacement, TaskTag, WallMicros};
+
+use super::lease;
+use super::membership::MemberState;
+use super::node::{InjectedFault, Node};
+use super::quorum::majority;
 
 /// Where a task runs (`run_on` in `[[task]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,19 +93,43 @@ impl std::fmt::Display for RunOn {
 }
 
 /// Places task `name` among `fit` nodes (alive, healthy, member mode, not draining).
-/// `primary` is the node believed to hold the primary lease.
+///
+/// `settled` are the fit nodes that have been fit without a break for the return delay,
+/// and `current` is where the task is now (as this node granted it). A task stays on
+/// its current node while that node is fit, and moves to a node the rule prefers only
+/// once that node has settled, so a node back from a pause or a cut does not take the
+/// task back at once (every glitch would move it twice). A task with no fit current
+/// node goes to the best fit node at once. `primary` is the node believed to hold the
+/// primary lease.
 pub fn place(
     name: &str,
     run_on: &RunOn,
     fit: &[&NodeId],
+    settled: &[&NodeId],
+    current: Option<&NodeId>,
     primary: Option<&NodeId>,
 ) -> Option<NodeId> {
+    // The holder counts only while the rule could still place the task there.
+    let current = current.filter(|c| {
+        fit.contains(c)
+            && match run_on {
+                RunOn::Prefer(list) => list.contains(c),
+                _ => true,
+            }
+    });
+    // Whom the task may go to: any fit node when it has no holder; else only the holder
+    // or a settled node.
+    let candidate = |n: &NodeId| current.is_none_or(|c| c == n) || settled.contains(&n);
     match run_on {
         RunOn::Primary => primary.cloned(),
         RunOn::Node(n) => fit.contains(&n).then(|| n.clone()),
-        RunOn::Prefer(list) => list.iter().find(|n| fit.contains(n)).cloned(),
+        RunOn::Prefer(list) => list
+            .iter()
+            .find(|n| fit.contains(n) && candidate(n))
+            .cloned(),
         RunOn::Spread => fit
             .iter()
+            .filter(|n| candidate(n))
             .max_by_key(|n| (rendezvous(name, n.as_str()), n.as_str()))
             .map(|n| (*n).clone()),
     }
@@ -98,6 +147,314 @@ fn rendezvous(task: &str, node: &str) -> u64 {
     u64::from_le_bytes(out)
 }
 
+/// One `[[task]]` as the core sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSpec {
+    pub name: String,
+    pub run_on: RunOn,
+}
+
+/// How long a claim lasts after the newest send time a majority confirmed: several
+/// heartbeats between two nodes that are not the primary (grants refresh at that rate),
+/// and several leases.
+pub fn claim_len(lease: Duration, heartbeat_interval: Duration) -> Duration {
+    lease.max(heartbeat_interval) * 4
+}
+
+/// How long a voter places a task on nobody else after it last heard from the node it
+/// placed it on: half as long again as the claim, for the two clocks' rates and the
+/// rounding as it travels.
+pub fn promise_len(lease: Duration, heartbeat_interval: Duration) -> Duration {
+    claim_len(lease, heartbeat_interval) * 3 / 2
+}
+
+/// A task claim held now: the task runs here until `until` (this node's monotonic clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskClaim {
+    pub until: Instant,
+}
+
+/// How many of its own heartbeats to each peer a node remembers, to map an echo back to
+/// the monotonic send time.
+const SENT_KEPT: usize = 64;
+
+/// The task state a [`Node`] keeps.
+#[derive(Debug, Default)]
+pub(super) struct Tasks {
+    specs: Vec<(TaskSpec, TaskTag)>,
+    /// Where this node places each task (its own view; shown to operators).
+    placed: BTreeMap<String, Option<NodeId>>,
+    /// To whom this node grants each task now: its placement, held back by its promises.
+    granted: BTreeMap<String, NodeId>,
+    /// Per task: the node last granted it, and until when this node grants it to no
+    /// other.
+    promised: BTreeMap<String, (NodeId, Instant)>,
+    /// Per task and voter: the send time of this node's heartbeat that the voter's
+    /// newest grant echoed.
+    support: BTreeMap<String, BTreeMap<NodeId, Instant>>,
+    /// Per peer: wall and monotonic send times of this node's recent heartbeats to it.
+    sent: BTreeMap<NodeId, VecDeque<(WallMicros, Instant)>>,
+    /// Since when each node (this one included) has been fit without a break.
+    fit_since: BTreeMap<NodeId, Instant>,
+}
+
+impl Tasks {
+    pub(super) fn new(specs: Vec<TaskSpec>) -> Self {
+        let mut t = Self::default();
+        t.set_specs(specs);
+        t
+    }
+
+    pub(super) fn set_specs(&mut self, specs: Vec<TaskSpec>) {
+        self.specs = specs
+            .into_iter()
+            .map(|s| {
+                let tag = TaskTag::of(&s.name);
+                (s, tag)
+            })
+            .collect();
+        let names: Vec<String> = self.specs.iter().map(|(s, _)| s.name.clone()).collect();
+        self.placed.retain(|n, _| names.contains(n));
+        self.granted.retain(|n, _| names.contains(n));
+        self.support.retain(|n, _| names.contains(n));
+        // Promises outlive a task's removal: a task added back under the same name must
+        // not be granted elsewhere early.
+    }
+
+    /// After a clock jump nothing measured on the monotonic clock can be trusted.
+    pub(super) fn forget_support(&mut self) {
+        self.support.clear();
+        self.sent.clear();
+    }
+}
+
+impl Node {
+    fn claim_len(&self) -> Duration {
+        claim_len(self.cfg.lease, self.cfg.heartbeat_interval)
+    }
+
+    fn promise_len(&self) -> Duration {
+        promise_len(self.cfg.lease, self.cfg.heartbeat_interval)
+    }
+
+    /// Whether `m` may hold a task: alive, a member (not a witness), healthy, not
+    /// draining.
+    fn task_fit(state: MemberState, mode: Mode, health: HealthBits) -> bool {
+        state == MemberState::Alive
+            && mode == Mode::Member
+            && health.has(HealthBits::HEALTHY)
+            && !health.has(HealthBits::DRAINING)
+    }
+
+    /// Re-places every task and decides what this node grants: called on every timer.
+    pub(super) fn tasks_tick(&mut self, now: Instant) {
+        if self.tasks.specs.is_empty() {
+            return;
+        }
+        let me = self.cfg.node.clone();
+        let mut fit: Vec<NodeId> = self
+            .members
+            .values()
+            .filter(|m| Self::task_fit(m.state, m.mode, m.health))
+            .map(|m| m.id.clone())
+            .collect();
+        if Self::task_fit(MemberState::Alive, self.cfg.mode, self.local.health) {
+            fit.push(me.clone());
+        }
+        let t = &mut self.tasks;
+        t.fit_since.retain(|n, _| fit.contains(n));
+        for n in &fit {
+            t.fit_since.entry(n.clone()).or_insert(now);
+        }
+        let delay = self.cfg.task_return_delay;
+        let settled: Vec<&NodeId> = fit
+            .iter()
+            .filter(|n| {
+                t.fit_since
+                    .get(*n)
+                    .is_some_and(|s| now.saturating_duration_since(*s) >= delay)
+            })
+            .collect();
+        let fit_refs: Vec<&NodeId> = fit.iter().collect();
+        let primary = self.primary().cloned();
+        let promise = self.promise_len();
+        let broken = self.cfg.fault == Some(InjectedFault::TaskPromiseIgnored);
+        let may_grant = broken || now >= self.started + promise;
+        let t = &mut self.tasks;
+        for (spec, _) in &t.specs {
+            let name = &spec.name;
+            // The grant in force until now: refresh what it promises (heartbeats sent
+            // since the last tick echoed what had arrived from its holder by now).
+            if let Some(holder) = t.granted.get(name) {
+                let heard = if *holder == me {
+                    Some(now)
+                } else {
+                    self.members.get(holder).and_then(|m| m.last_heard())
+                };
+                if let Some(heard) = heard {
+                    let until = heard + promise;
+                    let entry = t
+                        .promised
+                        .entry(name.clone())
+                        .or_insert((holder.clone(), until));
+                    if entry.0 == *holder {
+                        entry.1 = entry.1.max(until);
+                    } else {
+                        *entry = (holder.clone(), until);
+                    }
+                }
+            }
+            let current = t
+                .granted
+                .get(name)
+                .or_else(|| {
+                    t.promised
+                        .get(name)
+                        .filter(|(_, until)| now < *until)
+                        .map(|(n, _)| n)
+                })
+                .cloned();
+            let placed = place(
+                name,
+                &spec.run_on,
+                &fit_refs,
+                &settled,
+                current.as_ref(),
+                primary.as_ref(),
+            );
+            let grant = match (&spec.run_on, &placed) {
+                // The primary lease decides these; nothing to grant.
+                (RunOn::Primary, _) | (_, None) => None,
+                (_, Some(to)) => {
+                    let free = broken
+                        || t
+                            .promised
+                            .get(name)
+                            .is_none_or(|(n, until)| n == to || now >= *until);
+                    (may_grant && free).then(|| to.clone())
+                }
+            };
+            match grant {
+                Some(to) => t.granted.insert(name.clone(), to),
+                None => t.granted.remove(name),
+            };
+            t.placed.insert(name.clone(), placed);
+        }
+    }
+
+    /// What this node grants `to` in its next heartbeat: the tasks it places there. A
+    /// node that does not vote grants nothing (nobody would count it).
+    pub(super) fn task_grant_for(&self, to: &NodeId) -> Option<TaskGrant> {
+        if !self.is_voter() {
+            return None;
+        }
+        let tasks: Vec<TaskTag> = self
+            .tasks
+            .specs
+            .iter()
+            .filter(|(s, _)| self.tasks.granted.get(&s.name) == Some(to))
+            .map(|(_, tag)| *tag)
+            .collect();
+        (!tasks.is_empty()).then(|| TaskGrant {
+            promise_ms: lease::promise_ms(self.promise_len()),
+            tasks,
+        })
+    }
+
+    /// Remembers when a heartbeat to `to` left, to read the echo of it.
+    pub(super) fn task_heartbeat_sent(&mut self, now: Instant, wall: WallMicros, to: &NodeId) {
+        if self.tasks.specs.is_empty() {
+            return;
+        }
+        let horizon = self.claim_len();
+        let log = self.tasks.sent.entry(to.clone()).or_default();
+        log.push_back((wall, now));
+        while log.len() > SENT_KEPT
+            || log
+                .front()
+                .is_some_and(|(_, t)| now.saturating_duration_since(*t) > horizon)
+        {
+            log.pop_front();
+        }
+    }
+
+    /// A fresh heartbeat from `from`: what it grants this node, as of the echoed send.
+    pub(super) fn task_heartbeat(&mut self, from: &NodeId, hb: &Heartbeat) {
+        if self.tasks.specs.is_empty() {
+            return;
+        }
+        let claim_ms = lease::lease_ms(self.claim_len());
+        let sent = hb.echo.and_then(|e| {
+            self.tasks
+                .sent
+                .get(from)
+                .and_then(|log| log.iter().find(|(w, _)| *w == e.peer_sent))
+                .map(|(_, t)| *t)
+        });
+        let broken = self.cfg.fault == Some(InjectedFault::TaskPromiseIgnored);
+        for (spec, tag) in &self.tasks.specs {
+            let granted = hb.tasks.as_ref().is_some_and(|g| {
+                g.tasks.contains(tag) && (broken || lease::promise_covers(g.promise_ms, claim_ms))
+            });
+            let support = self.tasks.support.entry(spec.name.clone()).or_default();
+            match (granted, sent) {
+                (true, Some(at)) => {
+                    let e = support.entry(from.clone()).or_insert(at);
+                    *e = (*e).max(at);
+                }
+                // Granted, but the echo is of a heartbeat too old to remember: what it
+                // confirmed before still stands.
+                (true, None) => {}
+                // The voter no longer places it here: stop as soon as that is known.
+                (false, _) => {
+                    support.remove(from);
+                }
+            }
+        }
+    }
+
+    /// The claim on task `name` this node holds at `now`, if any: it places the task
+    /// here, grants it to itself, and a majority of voters confirmed it within the claim
+    /// length. `run_on = "primary"` tasks have none (the primary lease rules them).
+    pub fn task_claim(&self, name: &str, now: Instant) -> Option<TaskClaim> {
+        let (spec, _) = self.tasks.specs.iter().find(|(s, _)| s.name == name)?;
+        if spec.run_on == RunOn::Primary
+            || self.tasks.granted.get(name) != Some(&self.cfg.node)
+            || self.voter_count() == 0
+        {
+            return None;
+        }
+        let mut times: Vec<Instant> = self
+            .tasks
+            .support
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter(|(v, _)| self.counts(v))
+            .map(|(_, t)| *t)
+            .collect();
+        if self.is_voter() {
+            times.push(now);
+        }
+        times.sort_unstable_by(|a, b| b.cmp(a));
+        let confirmed = *times.get(majority(self.voter_count()).checked_sub(1)?)?;
+        let until = confirmed + self.claim_len();
+        (now < until).then_some(TaskClaim { until })
+    }
+
+    /// Every task and where this node places it, for its state (operators see it).
+    pub fn task_placements(&self) -> Vec<TaskPlacement> {
+        self.tasks
+            .specs
+            .iter()
+            .map(|(s, _)| TaskPlacement {
+                name: s.name.clone(),
+                holder: self.tasks.placed.get(&s.name).cloned().flatten(),
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,10 +463,12 @@ mod tests {
         NodeId::new(s).unwrap()
     }
 
-    /// (rule, fit nodes, primary, expected placement)
+    /// (rule, fit nodes, settled nodes, current holder, primary, expected placement)
     type Row<'a> = (
         &'a str,
         &'a [&'a NodeId],
+        &'a [&'a NodeId],
+        Option<&'a NodeId>,
         Option<&'a NodeId>,
         Option<&'a NodeId>,
     );
@@ -119,22 +478,34 @@ mod tests {
         let (n1, n2, n3) = (id("n1"), id("n2"), id("n3"));
         let all = [&n1, &n2, &n3];
         let no_n1 = [&n2, &n3];
+        let none: [&NodeId; 0] = [];
         let table: &[Row<'_>] = &[
-            ("primary", &all, Some(&n2), Some(&n2)),
-            ("primary", &all, None, None),
-            ("node:n1", &all, None, Some(&n1)),
-            ("node:n1", &no_n1, None, None),
-            ("prefer:n1,n3", &all, None, Some(&n1)),
-            ("prefer:n1,n3", &no_n1, None, Some(&n3)),
-            ("prefer:n1", &no_n1, None, None),
+            ("primary", &all, &all, None, Some(&n2), Some(&n2)),
+            ("primary", &all, &all, None, None, None),
+            ("node:n1", &all, &all, None, None, Some(&n1)),
+            ("node:n1", &no_n1, &no_n1, None, None, None),
+            // A node the rule names comes back: the task follows at once (it had none).
+            ("node:n1", &all, &none, None, None, Some(&n1)),
+            ("prefer:n1,n3", &all, &all, None, None, Some(&n1)),
+            ("prefer:n1,n3", &no_n1, &no_n1, None, None, Some(&n3)),
+            ("prefer:n1", &no_n1, &no_n1, None, None, None),
+            // With no holder, the best fit node takes it, settled or not.
+            ("prefer:n1,n3", &all, &none, None, None, Some(&n1)),
+            // n1 is back but not settled: the task stays on n3; settled, it returns.
+            ("prefer:n1,n3", &all, &[&n2, &n3], Some(&n3), None, Some(&n3)),
+            ("prefer:n1,n3", &all, &all, Some(&n3), None, Some(&n1)),
+            // The holder is lost: the next fit node takes it at once.
+            ("prefer:n1,n2,n3", &[&n1, &n2], &none, Some(&n3), None, Some(&n1)),
+            // A holder the rule no longer names (a reload) holds nothing: the best goes.
+            ("prefer:n1,n2", &all, &[&n2], Some(&n3), None, Some(&n1)),
         ];
-        for (rule, fit, primary, want) in table {
+        for (rule, fit, settled, current, primary, want) in table {
             let run_on: RunOn = rule.parse().unwrap();
             assert_eq!(run_on.to_string(), *rule);
             assert_eq!(
-                place("t", &run_on, fit, *primary).as_ref(),
+                place("t", &run_on, fit, settled, *current, *primary).as_ref(),
                 *want,
-                "{rule} over {fit:?}"
+                "{rule} over {fit:?}, settled {settled:?}, held by {current:?}"
             );
         }
     }
@@ -146,7 +517,7 @@ mod tests {
         let tasks: Vec<String> = (0..40).map(|i| format!("task-{i}")).collect();
         let before: Vec<NodeId> = tasks
             .iter()
-            .map(|t| place(t, &RunOn::Spread, &all, None).unwrap())
+            .map(|t| place(t, &RunOn::Spread, &all, &all, None, None).unwrap())
             .collect();
         // Every node gets some of 40 tasks.
         for n in &nodes {
@@ -155,19 +526,25 @@ mod tests {
         // Order of the fit list does not matter.
         let reversed: Vec<&NodeId> = all.iter().rev().copied().collect();
         for (t, b) in tasks.iter().zip(&before) {
-            assert_eq!(place(t, &RunOn::Spread, &reversed, None).as_ref(), Some(b));
+            assert_eq!(place(t, &RunOn::Spread, &reversed, &reversed, None, None).as_ref(), Some(b));
         }
         // Losing n2 moves only n2's tasks.
         let without: Vec<&NodeId> = all.iter().filter(|n| n.as_str() != "n2").copied().collect();
         for (t, b) in tasks.iter().zip(&before) {
-            let after = place(t, &RunOn::Spread, &without, None).unwrap();
+            let after = place(t, &RunOn::Spread, &without, &without, Some(b), None).unwrap();
             if b.as_str() != "n2" {
                 assert_eq!(&after, b, "{t} moved needlessly");
             } else {
                 assert_ne!(after.as_str(), "n2");
             }
+            // n2 back but not settled: nothing moves; settled, its tasks go back.
+            let held = after.clone();
+            let back = place(t, &RunOn::Spread, &all, &without, Some(&held), None).unwrap();
+            assert_eq!(back, held, "{t} moved to a node not settled");
+            let settled = place(t, &RunOn::Spread, &all, &all, Some(&held), None).unwrap();
+            assert_eq!(&settled, b, "{t} did not go back");
         }
-        assert_eq!(place("t", &RunOn::Spread, &[], None), None);
+        assert_eq!(place("t", &RunOn::Spread, &[], &[], None, None), None);
     }
 
     #[test]

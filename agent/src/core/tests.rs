@@ -32,6 +32,8 @@ fn config(name: &str, incarnation: u64) -> CoreConfig {
         phi_threshold: t.phi_threshold,
         dead_after: t.dead_after.0,
         preempt: None,
+        tasks: Vec::new(),
+        task_return_delay: Duration::from_secs(30),
         fault: None,
     }
 }
@@ -308,6 +310,7 @@ fn heartbeats_from_the_wrong_connection_or_replayed_are_ignored() {
         load: Default::default(),
         digest: Default::default(),
         config: agreed().members.stamp,
+        tasks: None,
     });
     let (now, wall) = (h.now, h.wall());
     h.nodes[0].handle_datagram(now, wall, &id("n3"), hb.clone());
@@ -492,6 +495,7 @@ fn a_second_primary_claim_in_one_term_raises_split_brain_suspected() {
         load: Default::default(),
         digest: Default::default(),
         config: agreed().members.stamp,
+        tasks: None,
     });
     let (now, wall) = (h.now, h.wall());
     let i = h.idx(other);
@@ -619,6 +623,7 @@ fn a_promise_shorter_than_the_lease_grants_no_vote_and_no_acknowledgement() {
         load: Default::default(),
         digest: Default::default(),
         config: agreed().members.stamp,
+        tasks: None,
     });
     voter.handle_datagram(later, WallMicros(0), &id("n2"), hb);
     assert_eq!(voter.primary(), Some(&id("n2")));

@@ -402,7 +402,7 @@ fn task_verdict(view: &ClusterView, req: &Request<'_>, raw: &str) -> Verdict {
         None => Verdict::new(view, 404, "fail", vec![code::UNKNOWN_TASK]),
         Some(t) => {
             let (role, term) = role_now(view, req);
-            let mut v = if runs_here(t, role) {
+            let mut v = if runs_here(t, role, req) {
                 Verdict::ok(view)
             } else {
                 Verdict::fail(view, vec![code::NOT_HERE])
@@ -415,11 +415,14 @@ fn task_verdict(view: &ClusterView, req: &Request<'_>, raw: &str) -> Verdict {
     v
 }
 
-fn runs_here(t: &crate::view::TaskClaim, role_now: &str) -> bool {
+/// Whether this node runs task `t` at the moment of `req`: the primary lease for
+/// `run_on = "primary"`, else the task's claim, on both clocks (a node that was paused,
+/// starved or suspended answers 503 before another may take the task).
+fn runs_here(t: &crate::view::TaskClaim, role_now: &str, req: &Request<'_>) -> bool {
     if t.on_primary {
         role_now == "primary"
     } else {
-        t.claimed
+        t.until.is_some_and(|u| req.now < u) && t.boot_until.is_some_and(|b| req.boot_now < b)
     }
 }
 
@@ -442,7 +445,7 @@ pub fn task_answer(
         boot_now,
     };
     let (role, term) = role_now(view, &req);
-    Some((runs_here(t, role), term))
+    Some((runs_here(t, role, &req), term))
 }
 
 #[cfg(test)]
@@ -758,12 +761,19 @@ pub(crate) mod tests {
         .map(|(n, on_primary, claimed)| TaskClaim {
             name: n.into(),
             on_primary,
-            claimed,
+            until: claimed.then(|| crate::clock::now() + Duration::from_secs(60)),
+            boot_until: claimed.then_some(Duration::from_secs(60)),
         })
         .collect::<Vec<_>>();
         let mut secondary = view(true, true, vec![]);
         secondary.term = 3;
         secondary.tasks = claims.clone();
+        // A claim the view still shows, over at the request's moment: on the monotonic
+        // clock (a pause or a stall) or on the boot clock (a suspend).
+        let mut lapsed = secondary.clone();
+        lapsed.tasks[0].until = Some(crate::clock::now());
+        let mut suspended = secondary.clone();
+        suspended.tasks[0].boot_until = Some(Duration::ZERO);
         let mut primary = primary_view();
         primary.tasks = claims.clone();
         let mut expired = primary.clone();
@@ -772,6 +782,8 @@ pub(crate) mod tests {
         // (view, path, status, term header, reason)
         let table: &[(&ClusterView, &str, u16, &str, &str)] = &[
             (&secondary, "/task/cron", 200, "3", ""),
+            (&lapsed, "/task/cron", 503, "3", "not-here"),
+            (&suspended, "/task/cron", 503, "3", "not-here"),
             (&secondary, "/task/mail", 503, "3", "not-here"),
             (&secondary, "/task/lead", 503, "3", "not-here"),
             (&secondary, "/task/nope", 404, "3", "unknown-task"),
@@ -795,6 +807,7 @@ pub(crate) mod tests {
         let now = crate::clock::now();
         for (v, name, want) in [
             (&secondary, "cron", Some((true, 3))),
+            (&lapsed, "cron", Some((false, 3))),
             (&secondary, "lead", Some((false, 3))),
             (&primary, "lead", Some((true, 7))),
             (&expired, "lead", Some((false, 6))),
