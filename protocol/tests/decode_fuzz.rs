@@ -502,7 +502,9 @@ fn expected_heartbeat_len(hb: &Heartbeat) -> usize {
         + (2 + 2 + 4)
         + 8
         + (8 + 8)
-        + hb.tasks.as_ref().map_or(1, |g| 1 + 4 + 1 + 4 * g.tasks.len())
+        + hb.tasks
+            .as_ref()
+            .map_or(1, |g| 1 + 4 + 1 + 4 * g.tasks.len())
 }
 
 /// An encoded node id: a 1-byte length prefix (ids are at most 63 bytes), then the id.

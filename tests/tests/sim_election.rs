@@ -110,7 +110,7 @@ fn assert_caught(fault: InjectedFault) {
     assert!(
         matches!(
             failure.violation.invariant,
-            Invariant::OneLeaseHolder | Invariant::OneWinnerPerTerm
+            Invariant::OneLeaseHolder | Invariant::OneWinnerPerTerm | Invariant::OneTaskHolder
         ),
         "a safety invariant should catch it, not: {failure}"
     );
@@ -134,6 +134,13 @@ fn broken_core_is_caught_ignore_timing() {
 #[test]
 fn broken_core_is_caught_own_list_majority() {
     assert_caught(InjectedFault::OwnListMajority);
+}
+
+/// Voters that move a task at once, with no promise to its old holder (and grant from
+/// their first moment after a restart): two nodes claim it at once.
+#[test]
+fn broken_core_is_caught_task_promise_ignored() {
+    assert_caught(InjectedFault::TaskPromiseIgnored);
 }
 
 /// A rolling `[timing]` edit caught half-way: n1 on the defaults (lease 300 ms, and the

@@ -10,14 +10,15 @@
 //!   (a [`TaskGrant`]); with the heartbeat's echo, the receiver learns that the voter
 //!   still placed the task on it after the echoed heartbeat left (its send time, on the
 //!   receiver's monotonic clock);
-//! - a claim holds until the newest such send time a majority of voters confirmed, plus
-//!   the claim length `claim_len` ([`Node::task_claim`]), judged at the moment of the
-//!   answer: a paused, starved or cut-off holder stops on its own;
-//! - a voter that stops placing a task on a node places it on nobody else until
-//!   `promise_len` (> `claim_len`, checked per grant as it travels) after it last heard
-//!   from that node, and a voter that has just started grants nothing for `promise_len`;
-//!   so every claim resting on its grant has ended before another can rest on it, and
-//!   two majorities share a voter: no two nodes hold a claim at the same instant.
+//! - each grant backs a claim until that send time plus the claim length ([`claim_len`],
+//!   cut to two thirds of the promise the grant carries when that is shorter); a claim
+//!   holds while a majority of voters back it ([`Node::task_claim`]), judged at the
+//!   moment of the answer: a paused, starved or cut-off holder stops on its own;
+//! - a voter that stops placing a task on a node places it on nobody else until its
+//!   promise ([`promise_len`]) has run from when it last heard from that node, and a
+//!   voter that has just started grants nothing for that long; so every claim resting on
+//!   its grant has ended before another can rest on it, and two majorities share a
+//!   voter: no two nodes hold a claim at the same instant.
 //!
 //! Placement never reads the election's votes or leases, and the election never reads
 //! tasks. This module never does IO or reads a clock.
@@ -189,8 +190,8 @@ pub(super) struct Tasks {
     /// Per task: the node last granted it, and until when this node grants it to no
     /// other.
     promised: BTreeMap<String, (NodeId, Instant)>,
-    /// Per task and voter: the send time of this node's heartbeat that the voter's
-    /// newest grant echoed.
+    /// Per task and voter: until when the voter's newest grant backs a claim here (the
+    /// send time of this node's heartbeat it echoed, plus the claim length).
     support: BTreeMap<String, BTreeMap<NodeId, Instant>>,
     /// Per peer: wall and monotonic send times of this node's recent heartbeats to it.
     sent: BTreeMap<NodeId, VecDeque<(WallMicros, Instant)>>,
@@ -237,10 +238,24 @@ impl Node {
         promise_len(self.cfg.lease, self.cfg.heartbeat_interval)
     }
 
-    /// Whether `m` may hold a task: alive, a member (not a witness), healthy, not
-    /// draining.
-    fn task_fit(state: MemberState, mode: Mode, health: HealthBits) -> bool {
-        state == MemberState::Alive
+    /// Whether a node may hold a task: alive, in the agreed member set (voting or not; a
+    /// node not yet added, or removed, holds none), a member (not a witness), healthy,
+    /// not draining.
+    fn task_fit(
+        &self,
+        id: &NodeId,
+        addr: &str,
+        state: MemberState,
+        mode: Mode,
+        health: HealthBits,
+    ) -> bool {
+        let in_set = if self.hard.members.stamp.is_none() {
+            self.cfg.bootstrap.iter().any(|a| a == addr)
+        } else {
+            self.hard.members.slot(id, addr).is_some()
+        };
+        in_set
+            && state == MemberState::Alive
             && mode == Mode::Member
             && health.has(HealthBits::HEALTHY)
             && !health.has(HealthBits::DRAINING)
@@ -255,10 +270,16 @@ impl Node {
         let mut fit: Vec<NodeId> = self
             .members
             .values()
-            .filter(|m| Self::task_fit(m.state, m.mode, m.health))
+            .filter(|m| self.task_fit(&m.id, &m.addr, m.state, m.mode, m.health))
             .map(|m| m.id.clone())
             .collect();
-        if Self::task_fit(MemberState::Alive, self.cfg.mode, self.local.health) {
+        if self.task_fit(
+            &me,
+            &self.cfg.advertise,
+            MemberState::Alive,
+            self.cfg.mode,
+            self.local.health,
+        ) {
             fit.push(me.clone());
         }
         let t = &mut self.tasks;
@@ -327,8 +348,7 @@ impl Node {
                 (RunOn::Primary, _) | (_, None) => None,
                 (_, Some(to)) => {
                     let free = broken
-                        || t
-                            .promised
+                        || t.promised
                             .get(name)
                             .is_none_or(|(n, until)| n == to || now >= *until);
                     (may_grant && free).then(|| to.clone())
@@ -342,10 +362,12 @@ impl Node {
         }
     }
 
-    /// What this node grants `to` in its next heartbeat: the tasks it places there. A
-    /// node that does not vote grants nothing (nobody would count it).
+    /// What this node grants `to` in its next heartbeat: the tasks it places there.
+    /// Only a voter of an agreed set that it may vote in grants (the same gate as its
+    /// votes): a node still bootstrapping, rejoining after losing its disk, or standing
+    /// down beside another cluster grants nothing.
     pub(super) fn task_grant_for(&self, to: &NodeId) -> Option<TaskGrant> {
-        if !self.is_voter() {
+        if !self.in_the_set() {
             return None;
         }
         let tasks: Vec<TaskTag> = self
@@ -383,7 +405,6 @@ impl Node {
         if self.tasks.specs.is_empty() {
             return;
         }
-        let claim_ms = lease::lease_ms(self.claim_len());
         let sent = hb.echo.and_then(|e| {
             self.tasks
                 .sent
@@ -391,24 +412,33 @@ impl Node {
                 .and_then(|log| log.iter().find(|(w, _)| *w == e.peer_sent))
                 .map(|(_, t)| *t)
         });
+        // What the grant backs: the claim length, cut to two thirds of the granter's
+        // promise when that is shorter (nodes part-way through a `[timing]` edit).
         let broken = self.cfg.fault == Some(InjectedFault::TaskPromiseIgnored);
+        let backs = hb.tasks.as_ref().map(|g| {
+            let promise = Duration::from_millis(u64::from(g.promise_ms));
+            if broken {
+                self.claim_len()
+            } else {
+                self.claim_len().min(promise * 2 / 3)
+            }
+        });
         for (spec, tag) in &self.tasks.specs {
-            let granted = hb.tasks.as_ref().is_some_and(|g| {
-                g.tasks.contains(tag) && (broken || lease::promise_covers(g.promise_ms, claim_ms))
-            });
+            let granted = hb.tasks.as_ref().is_some_and(|g| g.tasks.contains(tag));
             let support = self.tasks.support.entry(spec.name.clone()).or_default();
-            match (granted, sent) {
-                (true, Some(at)) => {
-                    let e = support.entry(from.clone()).or_insert(at);
-                    *e = (*e).max(at);
+            match (granted, sent, backs) {
+                (true, Some(at), Some(backs)) => {
+                    let until = at + backs;
+                    let e = support.entry(from.clone()).or_insert(until);
+                    *e = (*e).max(until);
+                }
+                // The voter no longer places it here: stop as soon as that is known.
+                (false, _, _) => {
+                    support.remove(from);
                 }
                 // Granted, but the echo is of a heartbeat too old to remember: what it
                 // confirmed before still stands.
-                (true, None) => {}
-                // The voter no longer places it here: stop as soon as that is known.
-                (false, _) => {
-                    support.remove(from);
-                }
+                _ => {}
             }
         }
     }
@@ -418,13 +448,16 @@ impl Node {
     /// length. `run_on = "primary"` tasks have none (the primary lease rules them).
     pub fn task_claim(&self, name: &str, now: Instant) -> Option<TaskClaim> {
         let (spec, _) = self.tasks.specs.iter().find(|(s, _)| s.name == name)?;
+        // Majorities are of an agreed set: none without one, or beside another cluster.
         if spec.run_on == RunOn::Primary
             || self.tasks.granted.get(name) != Some(&self.cfg.node)
+            || self.hard.members.stamp.is_none()
+            || !self.foreign.is_empty()
             || self.voter_count() == 0
         {
             return None;
         }
-        let mut times: Vec<Instant> = self
+        let mut backed: Vec<Instant> = self
             .tasks
             .support
             .get(name)
@@ -433,12 +466,11 @@ impl Node {
             .filter(|(v, _)| self.counts(v))
             .map(|(_, t)| *t)
             .collect();
-        if self.is_voter() {
-            times.push(now);
+        if self.in_the_set() {
+            backed.push(now + self.claim_len());
         }
-        times.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed = *times.get(majority(self.voter_count()).checked_sub(1)?)?;
-        let until = confirmed + self.claim_len();
+        backed.sort_unstable_by(|a, b| b.cmp(a));
+        let until = *backed.get(majority(self.voter_count()).checked_sub(1)?)?;
         (now < until).then_some(TaskClaim { until })
     }
 
@@ -492,10 +524,24 @@ mod tests {
             // With no holder, the best fit node takes it, settled or not.
             ("prefer:n1,n3", &all, &none, None, None, Some(&n1)),
             // n1 is back but not settled: the task stays on n3; settled, it returns.
-            ("prefer:n1,n3", &all, &[&n2, &n3], Some(&n3), None, Some(&n3)),
+            (
+                "prefer:n1,n3",
+                &all,
+                &[&n2, &n3],
+                Some(&n3),
+                None,
+                Some(&n3),
+            ),
             ("prefer:n1,n3", &all, &all, Some(&n3), None, Some(&n1)),
             // The holder is lost: the next fit node takes it at once.
-            ("prefer:n1,n2,n3", &[&n1, &n2], &none, Some(&n3), None, Some(&n1)),
+            (
+                "prefer:n1,n2,n3",
+                &[&n1, &n2],
+                &none,
+                Some(&n3),
+                None,
+                Some(&n1),
+            ),
             // A holder the rule no longer names (a reload) holds nothing: the best goes.
             ("prefer:n1,n2", &all, &[&n2], Some(&n3), None, Some(&n1)),
         ];
@@ -526,7 +572,10 @@ mod tests {
         // Order of the fit list does not matter.
         let reversed: Vec<&NodeId> = all.iter().rev().copied().collect();
         for (t, b) in tasks.iter().zip(&before) {
-            assert_eq!(place(t, &RunOn::Spread, &reversed, &reversed, None, None).as_ref(), Some(b));
+            assert_eq!(
+                place(t, &RunOn::Spread, &reversed, &reversed, None, None).as_ref(),
+                Some(b)
+            );
         }
         // Losing n2 moves only n2's tasks.
         let without: Vec<&NodeId> = all.iter().filter(|n| n.as_str() != "n2").copied().collect();

@@ -125,6 +125,8 @@ pub struct Sim {
     pub(super) wins: Vec<Win>,
     /// Nodes holding the lease after the last step (to trace changes).
     pub(super) holders: Vec<usize>,
+    /// Per task, the nodes claiming it after the last step (to trace changes).
+    pub(super) task_holders: Vec<Vec<usize>>,
     /// Faults applied so far.
     pub(super) applied: Vec<(Duration, Fault)>,
     /// A violation found while draining a node, reported by the next check.
@@ -183,6 +185,7 @@ impl Sim {
             winners: BTreeMap::new(),
             wins: Vec::new(),
             holders: Vec::new(),
+            task_holders: vec![Vec::new(); config.tasks.len()],
             applied: Vec::new(),
             found: None,
             trace: Trace::new(config.trace),
@@ -306,6 +309,45 @@ impl Sim {
                 secs(since),
                 self.describe_roles()
             ),
+        ))
+    }
+
+    /// The running nodes that claim task number `task` (in `config.tasks`) now.
+    pub fn task_holders(&self, task: usize) -> Vec<usize> {
+        let name = &self.config.tasks[task].name;
+        (0..self.hosts.len())
+            .filter(|&i| {
+                let h = &self.hosts[i];
+                h.process.is_live()
+                    && h.core
+                        .as_ref()
+                        .is_some_and(|c| c.task_claim(name, h.clock.now(self.now)).is_some())
+            })
+            .collect()
+    }
+
+    /// Runs until every task is claimed by exactly one node; a liveness violation if
+    /// that does not happen within `within`.
+    pub fn await_task_holders(&mut self, within: Duration) -> Result<(), Failure> {
+        let tasks = self.config.tasks.len();
+        let all_held = |sim: &Sim| (0..tasks).all(|t| sim.task_holders(t).len() == 1);
+        if self.run_until_true(within, all_held)? {
+            return Ok(());
+        }
+        let detail = (0..tasks)
+            .map(|t| {
+                let names: Vec<&str> = self
+                    .task_holders(t)
+                    .iter()
+                    .map(|&i| self.ids[i].as_str())
+                    .collect();
+                format!("{}: {names:?}", self.config.tasks[t].name)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(self.fail(
+            Invariant::TaskLiveness,
+            format!("tasks not held by one node each {}: {detail}", secs(within)),
         ))
     }
 
@@ -569,6 +611,38 @@ impl Sim {
                 .collect::<Vec<_>>()
                 .join(" and ");
             return Err(self.fail(Invariant::OneLeaseHolder, format!("both hold: {detail}")));
+        }
+        for t in 0..self.config.tasks.len() {
+            let claims = self.task_holders(t);
+            if claims.len() > 1 {
+                let name = self.config.tasks[t].name.clone();
+                let detail = claims
+                    .iter()
+                    .map(|&i| {
+                        let h = &self.hosts[i];
+                        let now = h.clock.now(self.now);
+                        let left = h
+                            .core
+                            .as_ref()
+                            .and_then(|c| c.task_claim(&name, now))
+                            .map(|c| c.until - now);
+                        format!("{} ({left:?} left)", self.ids[i])
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                return Err(self.fail(
+                    Invariant::OneTaskHolder,
+                    format!("task {name}: both claim it: {detail}"),
+                ));
+            }
+            if claims != self.task_holders[t] {
+                let names: Vec<&str> = claims.iter().map(|&i| self.ids[i].as_str()).collect();
+                self.trace.line(
+                    self.now,
+                    format_args!("task {}: claimed by {names:?}", self.config.tasks[t].name),
+                );
+                self.task_holders[t] = claims;
+            }
         }
         if holders.len() != self.holders.len()
             || holders.iter().zip(&self.holders).any(|(a, b)| a.0 != *b)

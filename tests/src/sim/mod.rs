@@ -50,6 +50,10 @@
 //!    undrained, unfrozen) some node holds the lease within [`LIVENESS_BOUND`] of
 //!    simulated time, and exactly one holds it at the end of the run.
 //! 5. Progress: a node's timer does not stay due while time stands still.
+//! 6. Never two running nodes that hold a claim on the same task
+//!    (`node.task_claim(name, its own now)`) at the same global instant; and after the
+//!    final heal and settle, every task is claimed by exactly one node within
+//!    [`TASK_LIVENESS_BOUND`].
 //!
 //! # Replaying a seed
 //!
@@ -95,7 +99,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use std::{env, fmt, thread};
 
+use proto::NodeId;
 use quorate_agent::core::InjectedFault;
+use quorate_agent::core::tasks::{RunOn, TaskSpec};
 
 pub use harness::{Sim, Win};
 pub use host::Process;
@@ -105,6 +111,10 @@ pub use scenario::{Fault, MemberOp, Scenario, name as node_name};
 
 /// After the final heal, a primary must hold the lease within this much simulated time.
 pub const LIVENESS_BOUND: Duration = Duration::from_secs(2);
+
+/// After the settle, every task must be claimed by exactly one node within this much
+/// simulated time (a task moving back waits out a promise: 1.8 s at default timing).
+pub const TASK_LIVENESS_BOUND: Duration = Duration::from_secs(8);
 
 /// The simulation's one reading of the real monotonic clock: every node's clock is
 /// `base + something virtual`. Only the differences matter, so runs stay deterministic.
@@ -205,6 +215,10 @@ pub struct SimConfig {
     /// Per node (by index), timing that differs from `timing`: nodes that read
     /// different `[timing]` from their files (a rolling edit).
     pub node_timing: Vec<(usize, Timing)>,
+    /// The `[[task]]`s every node runs with (the task invariant checks their claims).
+    pub tasks: Vec<TaskSpec>,
+    /// A task moves back to a node its rule prefers once that node was fit this long.
+    pub task_return_delay: Duration,
     /// A deliberately broken core, for the self-test.
     pub fault: Option<InjectedFault>,
     /// Call `handle_clock_jump` when a suspended node resumes (the agent does).
@@ -229,6 +243,8 @@ impl SimConfig {
             delay: Delay::LAN,
             timing: Timing::default(),
             node_timing: Vec::new(),
+            tasks: default_tasks(members),
+            task_return_delay: Duration::from_secs(1),
             fault: None,
             jump_guard: true,
             trace: TraceLevel::from_env_or(TraceLevel::Quiet),
@@ -331,6 +347,24 @@ impl fmt::Display for SimConfig {
     }
 }
 
+/// The tasks a simulated cluster of `members` runs: one that prefers the last members
+/// first (so its holder is often not the primary, whose links are fast) and one spread
+/// by rendezvous hashing. (`run_on = "primary"` tasks are the primary lease's, which
+/// invariant 1 checks.)
+pub fn default_tasks(members: usize) -> Vec<TaskSpec> {
+    let id = |i: usize| NodeId::new(scenario::name(i)).expect("n1…nN are valid node ids");
+    vec![
+        TaskSpec {
+            name: "resolver".into(),
+            run_on: RunOn::Prefer((0..members).rev().map(id).collect()),
+        },
+        TaskSpec {
+            name: "indexer".into(),
+            run_on: RunOn::Spread,
+        },
+    ]
+}
+
 /// The env value naming a broken core (`QUORATE_SIM_FAULT`).
 pub fn fault_name(fault: InjectedFault) -> &'static str {
     match fault {
@@ -338,6 +372,7 @@ pub fn fault_name(fault: InjectedFault) -> &'static str {
         InjectedFault::LeaseNeverExpires => "lease-never-expires",
         InjectedFault::IgnoreTiming => "ignore-timing",
         InjectedFault::OwnListMajority => "own-list-majority",
+        InjectedFault::TaskPromiseIgnored => "task-promise-ignored",
     }
 }
 
@@ -348,6 +383,7 @@ pub fn parse_fault(name: &str) -> Option<InjectedFault> {
         "lease-never-expires" => Some(InjectedFault::LeaseNeverExpires),
         "ignore-timing" => Some(InjectedFault::IgnoreTiming),
         "own-list-majority" => Some(InjectedFault::OwnListMajority),
+        "task-promise-ignored" => Some(InjectedFault::TaskPromiseIgnored),
         _ => None,
     }
 }
@@ -394,6 +430,10 @@ pub fn run_seed(
     sim.await_primary(LIVENESS_BOUND)?;
     sim.run_until(scenario.heal_at + scenario.settle)?;
     sim.expect_one_holder()?;
+    // A deliberately broken core is judged on safety alone.
+    if fault.is_none() {
+        sim.await_task_holders(TASK_LIVENESS_BOUND)?;
+    }
     Ok(SeedRun {
         steps: sim.steps(),
         simulated: sim.now(),

@@ -20,6 +20,10 @@ pub enum Invariant {
     Liveness,
     /// Time moves on: a node whose timer stays due at the same instant is spinning.
     Progress,
+    /// Never two running nodes that claim one task at the same global instant.
+    OneTaskHolder,
+    /// After the heal and settle, every task is claimed by exactly one node.
+    TaskLiveness,
 }
 
 impl fmt::Display for Invariant {
@@ -30,6 +34,8 @@ impl fmt::Display for Invariant {
             Invariant::OnlyEligibleLead => "only eligible members lead",
             Invariant::Liveness => "liveness (a primary within the bound, one at the end)",
             Invariant::Progress => "time moves on",
+            Invariant::OneTaskHolder => "at most one claim on a task at any instant",
+            Invariant::TaskLiveness => "every task claimed by one node after the heal",
         })
     }
 }

@@ -241,6 +241,7 @@ impl Sim {
         let (bootstrap, bootstrap_hash) = super::host::bootstrap(&listed);
         let timing = self.config.timing_of(node);
         let (preempt, fault) = (self.config.preempt, self.config.fault);
+        let (tasks, task_return_delay) = (self.config.tasks.clone(), self.config.task_return_delay);
         let host = &mut self.hosts[node];
         if host.process != Process::Down {
             return;
@@ -263,6 +264,8 @@ impl Sim {
             phi_threshold: timing.phi_threshold,
             dead_after: timing.dead_after,
             preempt,
+            tasks,
+            task_return_delay,
             fault,
         };
         host.core = Some(Node::new(
