@@ -1,6 +1,6 @@
-//! [`PrimaryWatch`]: pollers that ask every node's `/primary` every few milliseconds and
-//! keep every answer with the interval in which it was given, so a test can look for two
-//! primaries at once after the fact.
+//! [`PrimaryWatch`]: pollers that ask every node's `/primary` (or a `/task/{name}`) every
+//! few milliseconds and keep every answer with the interval in which it was given, so a
+//! test can look for two primaries, or two runners of a task, at once after the fact.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +44,11 @@ pub struct PrimaryWatch {
 impl PrimaryWatch {
     /// Polls each address's `/primary` every `every`.
     pub fn start(addrs: &[SocketAddr], every: Duration) -> Self {
+        Self::start_path(addrs, "/primary", every)
+    }
+
+    /// Polls `path` on each address every `every`.
+    pub fn start_path(addrs: &[SocketAddr], path: &'static str, every: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let threads = addrs
             .iter()
@@ -54,7 +59,7 @@ impl PrimaryWatch {
                     let mut answers = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
                         let sent = now();
-                        let r = http_request(addr, "GET", "/primary").ok();
+                        let r = http_request(addr, "GET", path).ok();
                         let received = now();
                         answers.push(Answer {
                             node,
@@ -147,6 +152,38 @@ pub fn proven_overlap(answers: &[Answer]) -> Option<String> {
                 "node {} answered 200 in term {:?} before and after node {} answered 200 (term {:?})",
                 a.node, a.term, b.node, b.term
             ));
+        }
+    }
+    None
+}
+
+/// Evidence that two nodes ran a singleton task at the same moment, if the answers of
+/// their `/task/{name}` prove it: a node answered 200 certainly after one of another
+/// node's 200s and certainly before the next answer of that node, which was a 200 too
+/// (a task has no term to tell claims apart, so a run of 200s from one node, polled
+/// every few milliseconds, counts as one claim held throughout).
+pub fn proven_task_overlap(answers: &[Answer]) -> Option<String> {
+    let nodes = answers.iter().map(|a| a.node).max().map_or(0, |n| n + 1);
+    for a_node in 0..nodes {
+        let mine: Vec<&Answer> = answers.iter().filter(|a| a.node == a_node).collect();
+        for pair in mine.windows(2) {
+            let (first, next) = (pair[0], pair[1]);
+            if !(first.is_primary() && next.is_primary()) {
+                continue;
+            }
+            if let Some(b) = answers.iter().find(|b| {
+                b.node != a_node
+                    && b.is_primary()
+                    && first.received < b.sent
+                    && b.received < next.sent
+            }) {
+                return Some(format!(
+                    "node {} answered 200 between two 200s of node {} ({:?} apart)",
+                    b.node,
+                    a_node,
+                    next.sent.saturating_duration_since(first.received)
+                ));
+            }
         }
     }
     None

@@ -12,6 +12,11 @@ use std::time::{Duration, Instant};
 const WINDOW: usize = 200;
 /// phi is capped so it stays a finite, printable number.
 pub const PHI_MAX: f64 = 999.0;
+/// An interval this many times the current mean is an outage (a pause, a cut), not the
+/// network's jitter: it is not learnt. Learnt, a 3 s pause among 250 ms heartbeats would
+/// widen the fit so much that the next 3 s pause went unsuspected (Cassandra drops
+/// long intervals for the same reason). Two lost heartbeats in a row (3×) still count.
+const OUTAGE_FACTOR: f64 = 4.0;
 
 #[derive(Debug, Clone)]
 pub struct PhiDetector {
@@ -68,7 +73,9 @@ impl PhiDetector {
     pub fn heartbeat(&mut self, now: Instant) {
         if let Some(last) = self.last {
             let ms = now.saturating_duration_since(last).as_secs_f64() * 1000.0;
-            self.push(ms);
+            if ms <= self.mean_std().0 * OUTAGE_FACTOR {
+                self.push(ms);
+            }
         }
         self.last = Some(now);
     }
@@ -159,6 +166,35 @@ mod tests {
         let last = t0 + Duration::from_millis(250 * 99);
         assert!(d.phi(last + Duration::from_millis(300)) < 1.0);
         assert!(d.phi(last + Duration::from_millis(1000)) > 8.0);
+    }
+
+    /// A pause of the sender is not learnt as an interval: the next pause is suspected as
+    /// fast as the first.
+    #[test]
+    fn an_outage_does_not_blind_the_detector_to_the_next() {
+        let t0 = crate::clock::now();
+        let mut d = PhiDetector::new(Duration::from_millis(250));
+        let mut t = t0;
+        for _ in 0..20 {
+            t += Duration::from_millis(250);
+            d.heartbeat(t);
+        }
+        let (first, fresh) = (t, d.clone());
+        // A 3 s pause, then beats again.
+        t += Duration::from_secs(3);
+        d.heartbeat(t);
+        for _ in 0..20 {
+            t += Duration::from_millis(250);
+            d.heartbeat(t);
+        }
+        let suspected_after = |d: &PhiDetector, from: Instant| {
+            (1..100)
+                .map(|i| Duration::from_millis(50 * i))
+                .find(|&s| d.phi(from + s) >= 8.0)
+        };
+        let before = suspected_after(&fresh, first);
+        assert!(before.is_some());
+        assert_eq!(suspected_after(&d, t), before);
     }
 
     #[test]
