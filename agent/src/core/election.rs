@@ -32,12 +32,17 @@ use rand::Rng;
 
 use super::lease::{self, Lease};
 use super::membership::MemberState;
-use super::node::{Command, Event, HardState, InjectedFault, Node, Transmit};
+use super::node::{Command, Event, HardState, InjectedFault, Node, TransferReason, Transmit};
 use super::quorum::{majority, majority_acked};
 
 /// How long a timing mismatch stays shown after it was last seen (it recurs with every
 /// heartbeat or vote while it lasts).
 pub const TIMING_MISMATCH_SHOWN: Duration = Duration::from_secs(10);
+
+/// For how many election timeouts after it last had a primary (or started) a node defers
+/// to a higher-priority eligible voter it hears ([`Node::defers`]). After that, plain
+/// Raft: a preferred node that cannot win never blocks the cluster for longer.
+pub const DEFER_WINDOW: u32 = 3;
 
 /// Where this node stands in the election.
 #[derive(Debug, Clone)]
@@ -180,7 +185,7 @@ impl Node {
                 self.shutting_down = true;
                 match self.role {
                     Role::Primary { .. } => match self.best_successor(None) {
-                        Some(to) => self.transfer_to(now, to),
+                        Some(to) => self.transfer_to(now, to, TransferReason::Shutdown),
                         None => self.step_down(now, "shutdown"),
                     },
                     Role::PreCandidate { .. } | Role::Candidate { .. } => {
@@ -229,7 +234,7 @@ impl Node {
             return;
         }
         match self.best_successor(to.as_ref()) {
-            Some(target) => self.transfer_to(now, target),
+            Some(target) => self.transfer_to(now, target, TransferReason::Operator),
             None => {
                 let unfit = to
                     .as_ref()
@@ -311,7 +316,7 @@ impl Node {
     }
 
     /// Drops the lease, then tells `to` to campaign at once.
-    fn transfer_to(&mut self, now: Instant, to: NodeId) {
+    fn transfer_to(&mut self, now: Instant, to: NodeId, reason: TransferReason) {
         let term = self.hard.term;
         self.role = Role::Follower;
         // A change in flight is the next primary's to finish (it holds the set or not).
@@ -321,6 +326,7 @@ impl Node {
         self.events.push_back(Event::TransferStarted {
             to: to.clone(),
             term,
+            reason,
         });
         self.transmits.push_back(Transmit {
             to,
@@ -342,7 +348,7 @@ impl Node {
                 reason: "the cluster is frozen; staying primary until unfrozen".into(),
             }),
             Role::Primary { .. } => match self.best_successor(None) {
-                Some(to) => self.transfer_to(now, to),
+                Some(to) => self.transfer_to(now, to, TransferReason::Ineligible),
                 None => self.events.push_back(Event::Refused {
                     command: "hand over (this node is no longer eligible)".into(),
                     reason: "no other alive, eligible member; staying primary".into(),
@@ -426,6 +432,7 @@ impl Node {
                 self.role = Role::Follower;
             }
             self.transfer = None;
+            self.had_primary = now;
             self.primary_seq = Some((hb.term, hb.seq));
             // Followed, but acknowledged only if our promise outlasts this lease
             // (`lease_ack_for`); a mismatch was reported above.
@@ -435,6 +442,25 @@ impl Node {
             // Acknowledge at once: the primary's lease runs from its send time.
             self.send_heartbeat(now, wall, from);
             return;
+        }
+        // A follower whose newest acknowledgement is of a heartbeat older than an election
+        // timeout has not heard us (a one-way cut towards it): it is not "seen alive
+        // without a break" for preemption, which counts again from its next fresh one.
+        if self.is_primary_role()
+            && hb.primary.as_ref() == Some(&self.cfg.node)
+            && let Some(ack) = hb.lease_ack
+            && self.cfg.fault != Some(InjectedFault::KeepEligibleThroughSilence)
+        {
+            let fresh = self
+                .sent_log
+                .iter()
+                .find(|(seq, _)| *seq == ack.0)
+                .is_some_and(|(_, t)| {
+                    now.saturating_duration_since(*t) <= self.cfg.election_timeout
+                });
+            if !fresh && let Some(m) = self.members.get_mut(from) {
+                m.eligible_since = None;
+            }
         }
         // An acknowledgement whose promise ends before our lease does not count (the
         // mismatch was reported above).
@@ -571,6 +597,85 @@ impl Node {
         self.reset_election_timer(now);
     }
 
+    /// Keeps a (pre-)vote request that arrived in the start-up embargo, to judge when it
+    /// ends; says whether it did. Refusing it instead would fail a cold start's first
+    /// campaign everywhere and leave the retry order to chance.
+    fn hold_in_embargo(&mut self, now: Instant, req: &VoteRequest, vote: bool) -> bool {
+        if now >= self.no_votes_until {
+            return false;
+        }
+        self.embargoed
+            .insert((req.candidate.clone(), vote), req.clone());
+        true
+    }
+
+    /// The embargo is over: the requests it held are judged now, as if they had just
+    /// arrived (a vote still waits for its persistence before it leaves).
+    pub(super) fn release_embargoed(&mut self, now: Instant) {
+        if now < self.no_votes_until || self.embargoed.is_empty() {
+            return;
+        }
+        for ((candidate, vote), req) in std::mem::take(&mut self.embargoed) {
+            if !self.members.contains_key(&candidate) {
+                continue;
+            }
+            if vote {
+                self.on_vote_request(now, &req);
+            } else {
+                self.on_pre_vote(now, &req);
+            }
+        }
+    }
+
+    /// Priority deference, a liveness rule: within [`DEFER_WINDOW`] election timeouts of
+    /// last having a primary (or of starting), this node neither starts a pre-vote nor
+    /// grants one to `candidate` while it hears, within an election timeout, an eligible
+    /// voter that hears it too and outranks `candidate` (priority, then the lower id; itself included when
+    /// it is eligible) and could win: one of its set, holding a set at least as new, whose
+    /// lease a majority can back. So the highest-priority eligible node wins the first
+    /// election of a cold start (and of a failover) by rule, whatever the start skew.
+    /// Votes, promises and leases never read it.
+    pub(super) fn defers(&self, now: Instant, candidate: &NodeId) -> bool {
+        let window = self.cfg.election_timeout * DEFER_WINDOW;
+        if now >= self.had_primary + window {
+            return false;
+        }
+        let rank_of = |id: &NodeId| -> (u32, std::cmp::Reverse<NodeId>) {
+            let priority = if *id == self.cfg.node {
+                self.cfg.priority
+            } else {
+                self.members
+                    .get(id)
+                    .and_then(|m| m.node_state.as_ref())
+                    .map_or(0, |s| s.priority)
+            };
+            (priority, std::cmp::Reverse(id.clone()))
+        };
+        let theirs = rank_of(candidate);
+        if *candidate != self.cfg.node
+            && self.eligible
+            && self.in_the_set()
+            && rank_of(&self.cfg.node) > theirs
+        {
+            return true;
+        }
+        self.members.values().any(|m| {
+            m.id != *candidate
+                && m.state == MemberState::Alive
+                && m.last_heard()
+                    .is_some_and(|t| now.saturating_duration_since(t) < self.cfg.election_timeout)
+                // Two-way: a node that does not hear us could not win our vote either.
+                && m.heard_us.is_some_and(|h| h < self.cfg.election_timeout)
+                && m.mode == Mode::Member
+                && m.health.has(HealthBits::ELIGIBLE)
+                && self.counts(&m.id)
+                && m.config >= self.hard.members.stamp
+                && self.could_hold_a_lease(m)
+                && m.node_state.is_some()
+                && rank_of(&m.id) > theirs
+        })
+    }
+
     /// Whether this node may grant `candidate` a (pre-)vote now: not just started, not
     /// primary, and not bound by a promise to another node — unless that node handed
     /// over to `candidate`.
@@ -593,6 +698,9 @@ impl Node {
     }
 
     pub(super) fn on_pre_vote(&mut self, now: Instant, req: &VoteRequest) {
+        if self.hold_in_embargo(now, req, false) {
+            return;
+        }
         let own_promise = lease::promise_ms(self.cfg.election_timeout);
         let fits = self.covers(own_promise, req.lease_ms);
         if !fits {
@@ -601,7 +709,8 @@ impl Node {
         let granted = req.term > self.hard.term
             && fits
             && self.up_to_date(req)
-            && self.votes_open(now, &req.candidate, req.transfer_from.as_ref());
+            && self.votes_open(now, &req.candidate, req.transfer_from.as_ref())
+            && !self.defers(now, &req.candidate);
         self.transmits.push_back(Transmit {
             to: req.candidate.clone(),
             datagram: Datagram::PreVoteReply(VoteReply {
@@ -615,6 +724,9 @@ impl Node {
     }
 
     pub(super) fn on_vote_request(&mut self, now: Instant, req: &VoteRequest) {
+        if self.hold_in_embargo(now, req, true) {
+            return;
+        }
         let reply = |node: &Self, granted: bool| Transmit {
             to: req.candidate.clone(),
             datagram: Datagram::VoteReply(VoteReply {
@@ -763,6 +875,11 @@ impl Node {
             self.reset_election_timer(now);
             return;
         }
+        if self.defers(now, &self.cfg.node.clone()) {
+            // A better node is there to campaign: leave it the first go.
+            self.reset_election_timer(now);
+            return;
+        }
         if let Some((_, until)) = &self.promise
             && now < *until
         {
@@ -858,6 +975,7 @@ impl Node {
         };
         self.leader = Some(self.cfg.node.clone());
         self.transfer = None;
+        self.had_primary = now;
         self.update_lease(now);
         self.events.push_back(Event::BecamePrimary { term });
         // Announce at once; the heartbeats are what voters acknowledge.
@@ -931,6 +1049,7 @@ impl Node {
                 self.step_down(now, "foreign-cluster");
             }
             Role::Primary { .. } => {
+                self.had_primary = now;
                 self.update_lease(now);
                 // Without a lease it answers no /primary; it keeps the role (and takes
                 // late acknowledgements) for an election timeout before giving up.
@@ -1003,7 +1122,7 @@ impl Node {
             .filter(|(p, _)| *p > mine)
             .max();
         if let Some((_, to)) = better {
-            self.transfer_to(now, to);
+            self.transfer_to(now, to, TransferReason::Preempt);
         }
     }
 
@@ -1017,7 +1136,7 @@ impl Node {
             return;
         }
         if let Some(to) = self.best_successor(None) {
-            self.transfer_to(now, to);
+            self.transfer_to(now, to, TransferReason::Ineligible);
         }
     }
 
@@ -1028,6 +1147,7 @@ impl Node {
             Role::PreCandidate { until, .. } | Role::Candidate { until, .. } => Some(*until),
             Role::Follower => Some(self.election_deadline),
         };
-        role_timer.into_iter()
+        let embargo_ends = (!self.embargoed.is_empty()).then_some(self.no_votes_until);
+        role_timer.into_iter().chain(embargo_ends)
     }
 }

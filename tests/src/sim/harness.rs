@@ -672,7 +672,9 @@ fn describe(event: &Event) -> String {
         }
         Event::BecamePrimary { term } => format!("BECAME PRIMARY of term {term}"),
         Event::SteppedDown { term, reason } => format!("steps down from term {term}: {reason}"),
-        Event::TransferStarted { to, term } => format!("hands over term {term} to {to}"),
+        Event::TransferStarted { to, term, reason } => {
+            format!("hands over term {term} to {to} ({})", reason.as_str())
+        }
         other => format!("{other:?}"),
     }
 }
