@@ -630,9 +630,10 @@ impl Node {
     /// Priority deference, a liveness rule: within [`DEFER_WINDOW`] election timeouts of
     /// last having a primary (or of starting), this node neither starts a pre-vote nor
     /// grants one to `candidate` while it hears, within an election timeout, an eligible
-    /// voter that hears it too and outranks `candidate` (priority, then the lower id; itself included when
-    /// it is eligible) and could win: one of its set, holding a set at least as new, whose
-    /// lease a majority can back. So the highest-priority eligible node wins the first
+    /// voter that hears it too and outranks `candidate` (priority, then the lower id; itself
+    /// included when it is eligible) and could win: a voter of its set whose lease a
+    /// majority can back. (Not "holding a set at least as new": during a bootstrap the
+    /// preferred node may announce its set a heartbeat late.) So the highest-priority eligible node wins the first
     /// election of a cold start (and of a failover) by rule, whatever the start skew.
     /// Votes, promises and leases never read it.
     pub(super) fn defers(&self, now: Instant, candidate: &NodeId) -> bool {
@@ -669,7 +670,6 @@ impl Node {
                 && m.mode == Mode::Member
                 && m.health.has(HealthBits::ELIGIBLE)
                 && self.counts(&m.id)
-                && m.config >= self.hard.members.stamp
                 && self.could_hold_a_lease(m)
                 && m.node_state.is_some()
                 && rank_of(&m.id) > theirs

@@ -88,6 +88,7 @@ mod host;
 mod net;
 mod report;
 mod scenario;
+mod truth;
 mod verbs;
 
 use std::ops::Range;
@@ -338,6 +339,7 @@ pub fn fault_name(fault: InjectedFault) -> &'static str {
         InjectedFault::LeaseNeverExpires => "lease-never-expires",
         InjectedFault::IgnoreTiming => "ignore-timing",
         InjectedFault::OwnListMajority => "own-list-majority",
+        InjectedFault::KeepEligibleThroughSilence => "keep-eligible-through-silence",
     }
 }
 
@@ -348,6 +350,7 @@ pub fn parse_fault(name: &str) -> Option<InjectedFault> {
         "lease-never-expires" => Some(InjectedFault::LeaseNeverExpires),
         "ignore-timing" => Some(InjectedFault::IgnoreTiming),
         "own-list-majority" => Some(InjectedFault::OwnListMajority),
+        "keep-eligible-through-silence" => Some(InjectedFault::KeepEligibleThroughSilence),
         _ => None,
     }
 }

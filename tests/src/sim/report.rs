@@ -20,6 +20,11 @@ pub enum Invariant {
     Liveness,
     /// Time moves on: a node whose timer stays due at the same instant is spinning.
     Progress,
+    /// A primary preempts only in favour of a node it has seen alive, without a break,
+    /// for `preempt_delay`.
+    PreemptAfterDelay,
+    /// A cold start of every node elects the highest-priority eligible node first.
+    ColdStartOrder,
 }
 
 impl fmt::Display for Invariant {
@@ -30,6 +35,10 @@ impl fmt::Display for Invariant {
             Invariant::OnlyEligibleLead => "only eligible members lead",
             Invariant::Liveness => "liveness (a primary within the bound, one at the end)",
             Invariant::Progress => "time moves on",
+            Invariant::PreemptAfterDelay => {
+                "preemption only to a node seen alive for preempt_delay"
+            }
+            Invariant::ColdStartOrder => "a cold start elects the highest priority first",
         })
     }
 }
