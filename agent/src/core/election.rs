@@ -14,12 +14,24 @@
 //!   depose a healthy primary ([`Node::on_pre_vote`]);
 //! - `(term, voted_for)` is durable before a vote or a vote request leaves
 //!   ([`Node::poll_persist`], [`Node::handle_persisted`]);
-//! - a node that has just started grants no vote for one election timeout;
+//! - a node that has just started grants no vote for one election timeout; requests that
+//!   arrive meanwhile are held and judged when it ends ([`Node::release_embargoed`]);
 //! - handover is a transfer (TimeoutNow): the primary drops its lease *before* telling
 //!   the successor to campaign, and voters let that successor past their promise;
 //! - priority and preemption only order who campaigns first and when a primary hands
 //!   over; none of the rules above reads them, so a reload may change them at any time
-//!   (`Command::SetPriority`, `Command::SetPreempt`).
+//!   (`Command::SetPriority`, `Command::SetPreempt`):
+//!   - deference ([`Node::defers`]): within [`DEFER_WINDOW`] election timeouts of last
+//!     having a primary (or starting), no pre-vote is started, or granted to a candidate,
+//!     while an eligible voter that outranks it is heard both ways — so a cold start
+//!     elects the highest priority first by rule, not by the stagger's timing. Liveness
+//!     bound: it only withholds pre-votes, and only for that window, so a preferred node
+//!     that cannot win delays an election by at most `DEFER_WINDOW × election_timeout`;
+//!   - preemption ([`Node::maybe_preempt`]) hands over to a higher-priority node seen
+//!     alive and eligible *without a break* for `preempt_delay`: `Member::eligible_since`
+//!     restarts when the member leaves alive (`Member::set_state`), comes back after a
+//!     silence longer than an election timeout (`Member::accept`) or acknowledges only
+//!     heartbeats older than that ([`Node::election_heartbeat`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

@@ -50,6 +50,10 @@
 //!    undrained, unfrozen) some node holds the lease within [`LIVENESS_BOUND`] of
 //!    simulated time, and exactly one holds it at the end of the run.
 //! 5. Progress: a node's timer does not stay due while time stands still.
+//! 6. Preemption: a primary hands over by preemption only to a node it can have seen
+//!    alive and eligible without a break for `preempt_delay` — not one whose process
+//!    started, or was stopped, or whose link to or from the primary was cut for longer
+//!    than twice an election timeout, within that delay (ground truth in `truth`).
 //!
 //! # Replaying a seed
 //!
@@ -61,7 +65,8 @@
 //! ```
 //!
 //! `QUORATE_SIM_TRACE=datagrams` adds every delivery to the trace;
-//! `QUORATE_SIM_FAULT=ignore-lease-promise` (or `lease-never-expires`) replays a seed
+//! `QUORATE_SIM_FAULT=ignore-lease-promise` (or `lease-never-expires`, `ignore-timing`,
+//! `own-list-majority`, `keep-eligible-through-silence`) replays a seed
 //! against the deliberately broken core. A seed that found a bug becomes a named test.
 //!
 //! CI runs `many_seeds` with the default count; the long run is
@@ -80,6 +85,7 @@
 //! - `clock`: skewed monotonic clocks that stop on suspend, and wall clocks;
 //! - `net`: directed links, loss, delay;
 //! - `scenario`: [`Fault`] and the random [`Scenario`] of a seed;
+//! - `truth`: when processes were stopped and links cut (the preemption invariant);
 //! - `report`: [`Invariant`], [`Violation`], [`Failure`] and the trace.
 
 mod clock;
