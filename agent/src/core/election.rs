@@ -30,8 +30,8 @@
 //!   - preemption ([`Node::maybe_preempt`]) hands over to a higher-priority node seen
 //!     alive and eligible *without a break* for `preempt_delay`: `Member::eligible_since`
 //!     restarts when the member leaves alive (`Member::set_state`), comes back after a
-//!     silence longer than an election timeout (`Member::accept`) or acknowledges only
-//!     heartbeats older than that ([`Node::election_heartbeat`]).
+//!     silence longer than an election timeout, or says (its echo's hold time) that it
+//!     has not heard this node for that long (`Member::accept`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -454,25 +454,6 @@ impl Node {
             // Acknowledge at once: the primary's lease runs from its send time.
             self.send_heartbeat(now, wall, from);
             return;
-        }
-        // A follower whose newest acknowledgement is of a heartbeat older than an election
-        // timeout has not heard us (a one-way cut towards it): it is not "seen alive
-        // without a break" for preemption, which counts again from its next fresh one.
-        if self.is_primary_role()
-            && hb.primary.as_ref() == Some(&self.cfg.node)
-            && let Some(ack) = hb.lease_ack
-            && self.cfg.fault != Some(InjectedFault::KeepEligibleThroughSilence)
-        {
-            let fresh = self
-                .sent_log
-                .iter()
-                .find(|(seq, _)| *seq == ack.0)
-                .is_some_and(|(_, t)| {
-                    now.saturating_duration_since(*t) <= self.cfg.election_timeout
-                });
-            if !fresh && let Some(m) = self.members.get_mut(from) {
-                m.eligible_since = None;
-            }
         }
         // An acknowledgement whose promise ends before our lease does not count (the
         // mismatch was reported above).

@@ -69,9 +69,9 @@ pub struct Member {
     pub believed_primary: Option<NodeId>,
     /// Since when this node has heard it alive and eligible to be primary, without a
     /// break: cleared when it stops being alive (suspect, dead, left), restarts, says it
-    /// is not eligible, or comes back after a silence longer than an election timeout
-    /// (a pause or a cut too short for the failure detector), and when it stops hearing
-    /// the primary it follows (see `election.rs`). Preemption counts `preempt_delay` from
+    /// is not eligible, comes back after a silence longer than an election timeout (a
+    /// pause or a cut too short for the failure detector), or says it has not heard us
+    /// for that long (a one-way cut towards it). Preemption counts `preempt_delay` from
     /// here.
     pub eligible_since: Option<Instant>,
     /// Silent for `dead_after` as far as this node alone can tell: what `dead` meant
@@ -202,8 +202,9 @@ impl Member {
     }
 
     /// Takes a heartbeat of the member's current incarnation. A heartbeat after a silence
-    /// longer than `gap` (the election timeout) restarts `eligible_since`: the member was
-    /// cut off or stopped, even if too briefly for the failure detector to suspect it.
+    /// longer than `gap` (the election timeout), or one saying the member has not heard
+    /// us for that long, restarts `eligible_since`: the member was cut off (either way)
+    /// or stopped, even if too briefly for the failure detector to suspect it.
     pub(super) fn accept(
         &mut self,
         now: Instant,
@@ -214,11 +215,17 @@ impl Member {
         if hb.incarnation != self.incarnation || self.last_seq.is_some_and(|s| hb.seq <= s) {
             return Accepted::Stale;
         }
-        if !self.keep_eligible
-            && self
-                .last_heard()
-                .is_some_and(|t| now.saturating_duration_since(t) > gap)
-        {
+        // Seen alive both ways without a break, or not: silent for longer than `gap`, or
+        // not hearing us (its echo held for longer than that, or no echo yet: a one-way
+        // cut towards it).
+        self.heard_us = hb.echo.map(|e| Duration::from_micros(u64::from(e.held_us)));
+        let silent = self
+            .last_heard()
+            .is_some_and(|t| now.saturating_duration_since(t) > gap);
+        // This heartbeat ends a silence: it counts (the member is back). One saying it does
+        // not hear us does not: the count starts at the first that does.
+        let deaf = !self.keep_eligible && self.heard_us.is_none_or(|h| h > gap);
+        if !self.keep_eligible && (silent || deaf) {
             self.eligible_since = None;
         }
         self.last_seq = Some(hb.seq);
@@ -233,7 +240,9 @@ impl Member {
         }
         self.detector.heartbeat(now);
         if hb.health.has(HealthBits::ELIGIBLE) {
-            self.eligible_since.get_or_insert(now);
+            if !deaf {
+                self.eligible_since.get_or_insert(now);
+            }
         } else {
             self.eligible_since = None;
         }
@@ -242,7 +251,6 @@ impl Member {
             at_wall: wall,
             at: now,
         });
-        self.heard_us = hb.echo.map(|e| Duration::from_micros(u64::from(e.held_us)));
         if let Some(echo) = hb.echo {
             self.take_echo(echo, hb.sent, wall);
         }
