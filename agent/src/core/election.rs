@@ -656,10 +656,8 @@ impl Node {
         self.members.values().any(|m| {
             m.id != *candidate
                 && m.state == MemberState::Alive
-                && m.last_heard()
-                    .is_some_and(|t| now.saturating_duration_since(t) < self.cfg.election_timeout)
                 // Two-way: a node that does not hear us could not win our vote either.
-                && m.heard_us.is_some_and(|h| h < self.cfg.election_timeout)
+                && self.hears_both_ways(m, now)
                 && m.mode == Mode::Member
                 && m.health.has(HealthBits::ELIGIBLE)
                 && self.counts(&m.id)
@@ -1111,12 +1109,25 @@ impl Node {
                 m.eligible_since
                     .is_some_and(|t| now.saturating_duration_since(t) >= delay)
             })
+            // Alive *now*, both ways: the failure detector can take seconds to suspect a
+            // node whose heartbeats it learnt across a pause, and a silent node would
+            // neither hear the TimeoutNow nor be "seen alive without a break".
+            .filter(|m| self.hears_both_ways(m, now))
             .filter_map(|m| m.node_state.as_ref().map(|s| (s.priority, m.id.clone())))
             .filter(|(p, _)| *p > mine)
             .max();
         if let Some((_, to)) = better {
             self.transfer_to(now, to, TransferReason::Preempt);
         }
+    }
+
+    /// Whether `m` was heard within an election timeout and its latest heartbeat says it
+    /// heard this node within one too.
+    fn hears_both_ways(&self, m: &super::Member, now: Instant) -> bool {
+        let t = self.cfg.election_timeout;
+        m.last_heard()
+            .is_some_and(|h| now.saturating_duration_since(h) < t)
+            && m.heard_us.is_some_and(|h| h < t)
     }
 
     /// An ineligible primary that could not hand over (frozen, or nobody to take it)
