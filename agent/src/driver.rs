@@ -1169,8 +1169,8 @@ impl Driver {
             Event::PrimaryChanged { node, term } => {
                 tracing::info!(primary = %node, term = term.0, "new primary");
             }
-            Event::TransferStarted { to, term } => {
-                tracing::info!(to = %to, term = term.0, "handing over");
+            Event::TransferStarted { to, term, reason } => {
+                tracing::info!(to = %to, term = term.0, reason = reason.as_str(), "handing over");
             }
             Event::SplitBrainSuspected {
                 claimant,
@@ -1282,10 +1282,14 @@ fn describe(me: &NodeId, event: &Event) -> (EventKind, Option<String>, String) {
             Some(node.to_string()),
             format!("{node} is primary (term {})", term.0),
         ),
-        Event::TransferStarted { to, term } => (
+        Event::TransferStarted { to, term, reason } => (
             Election,
             Some(to.to_string()),
-            format!("{me} hands the primary role over to {to} (term {})", term.0),
+            format!(
+                "{me} hands the primary role over to {to} (term {}, {})",
+                term.0,
+                reason.as_str()
+            ),
         ),
         Event::SplitBrainSuspected {
             claimant,

@@ -94,8 +94,22 @@ fn replay() {
     }
 }
 
-/// Runs CI's seed count against a core broken by `fault`: some seed must fail.
+/// Runs CI's seed count against a core broken by `fault`: some seed must fail, on one of
+/// the safety invariants.
 fn assert_caught(fault: InjectedFault) {
+    assert_caught_by(
+        fault,
+        &[
+            Invariant::OneLeaseHolder,
+            Invariant::OneWinnerPerTerm,
+            Invariant::OneTaskHolder,
+        ],
+    );
+}
+
+/// Runs CI's seed count against a core broken by `fault`: some seed must fail, on one of
+/// `by`.
+fn assert_caught_by(fault: InjectedFault, by: &[Invariant]) {
     let batch = sim::run_seeds(0..CI_SEEDS, threads(), Some(fault), true);
     let Some(failure) = batch.failures.first() else {
         panic!(
@@ -108,11 +122,8 @@ fn assert_caught(fault: InjectedFault) {
         batch.seeds, failure.violation
     );
     assert!(
-        matches!(
-            failure.violation.invariant,
-            Invariant::OneLeaseHolder | Invariant::OneWinnerPerTerm | Invariant::OneTaskHolder
-        ),
-        "a safety invariant should catch it, not: {failure}"
+        by.contains(&failure.violation.invariant),
+        "{by:?} should catch it, not: {failure}"
     );
 }
 
@@ -141,6 +152,16 @@ fn broken_core_is_caught_own_list_majority() {
 #[test]
 fn broken_core_is_caught_task_promise_ignored() {
     assert_caught(InjectedFault::TaskPromiseIgnored);
+}
+
+/// Issue 11: a node back from a pause or a cut was "eligible for `preempt_delay`" at once,
+/// and the role went straight back to it.
+#[test]
+fn broken_core_is_caught_keep_eligible_through_silence() {
+    assert_caught_by(
+        InjectedFault::KeepEligibleThroughSilence,
+        &[Invariant::PreemptAfterDelay],
+    );
 }
 
 /// A rolling `[timing]` edit caught half-way: n1 on the defaults (lease 300 ms, and the
@@ -675,4 +696,108 @@ fn longest_gap_without_primary(sim: &mut Sim, within: Duration) -> Result<Durati
         longest = longest.max(sim.now() - since);
     }
     Ok(longest)
+}
+
+/// Issue 11 §2, the measured flap: n1 (the highest priority) is primary, is paused (or cut
+/// off) for 3 s, and comes back. The role must not go back to it before `preempt_delay`
+/// has passed since its return (the preemption invariant checks every handover), and it
+/// does go back after that.
+#[test]
+fn a_returning_primary_waits_the_whole_preempt_delay() -> Result<(), Failure> {
+    for seed in 0..10 {
+        for cut in [false, true] {
+            let mut config = SimConfig::members(3).seed(seed);
+            config.priorities = vec![200, 100, 100];
+            config.preempt = Some(secs(2));
+            let mut sim = Sim::new(config);
+            assert_eq!(sim.await_primary(secs(3))?, 0, "seed {seed}: n1 first");
+            sim.run_for(secs(3))?;
+            if cut {
+                sim.partition(&[&[0], &[1, 2]])?;
+            } else {
+                sim.pause(0)?;
+            }
+            let new = await_successor(&mut sim, 0, secs(3))?;
+            sim.run_for(secs(2))?;
+            let back = sim.now();
+            if cut {
+                sim.heal()?;
+            } else {
+                sim.resume(0)?;
+            }
+            let early = sim.run_until_true(ms(1_900), |sim| sim.primary() == Some(0))?;
+            assert!(!early, "seed {seed}: back to n1 at {:?}", sim.now() - back);
+            let returned = sim.run_until_true(secs(3), |sim| sim.primary() == Some(0))?;
+            assert!(
+                returned,
+                "seed {seed}: {} keeps the role",
+                sim::node_name(new)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Issue 11 §3: every node of a cluster starts within 0–50 ms of the others (a power
+/// loss, a full restart; in any order), priorities distinct, links from a LAN to tens of
+/// milliseconds, disks from instant to 40 ms: the first term is won by the
+/// highest-priority node, every seed — by rule (deference, held embargo requests), not by
+/// the stagger's timing.
+#[test]
+fn cold_start_elects_the_highest_priority_first() -> Result<(), Failure> {
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    for seed in 0..300 {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+        let mut config = match seed % 3 {
+            0 => SimConfig::members(3),
+            1 => SimConfig::members(5),
+            _ => SimConfig::members_and_witness(2),
+        }
+        .seed(seed);
+        let members = config.members;
+        let mut priorities: Vec<u32> = (1..=members as u32).map(|p| p * 10).collect();
+        priorities.shuffle(&mut rng);
+        config.priorities[..members].copy_from_slice(&priorities);
+        config.preempt = Some(secs(30));
+        config.delay = match rng.random_range(0..3) {
+            0 => Delay::LAN,
+            1 => Delay {
+                base: Duration::from_micros(rng.random_range(100..5_000)),
+                jitter: Duration::from_micros(rng.random_range(0..5_000)),
+            },
+            _ => Delay {
+                base: ms(rng.random_range(1..40)),
+                jitter: ms(rng.random_range(0..60)),
+            },
+        };
+        config.persist_delay = match rng.random_range(0..3) {
+            0 => Duration::ZERO..Duration::from_micros(1),
+            1 => Duration::from_micros(100)..ms(3),
+            _ => ms(1)..ms(40),
+        };
+        let top = (0..members)
+            .max_by_key(|&n| config.priorities[n])
+            .expect("members");
+        let mut sim = Sim::new_down(config);
+        let mut order: Vec<usize> = (0..sim.size()).collect();
+        order.shuffle(&mut rng);
+        for node in order {
+            sim.restart(node)?;
+            sim.run_for(Duration::from_micros(rng.random_range(0..17_000)))?;
+        }
+        sim.await_primary(secs(3))?;
+        let first = sim.wins()[0];
+        assert_eq!(
+            first.node,
+            top,
+            "seed {seed}: {} won term {} first, not {} (the highest priority)",
+            sim::node_name(first.node),
+            first.term,
+            sim::node_name(top)
+        );
+        sim.run_for(secs(2))?;
+        assert_eq!(sim.wins().len(), 1, "seed {seed}: one election");
+    }
+    Ok(())
 }

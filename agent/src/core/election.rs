@@ -14,12 +14,24 @@
 //!   depose a healthy primary ([`Node::on_pre_vote`]);
 //! - `(term, voted_for)` is durable before a vote or a vote request leaves
 //!   ([`Node::poll_persist`], [`Node::handle_persisted`]);
-//! - a node that has just started grants no vote for one election timeout;
+//! - a node that has just started grants no vote for one election timeout; requests that
+//!   arrive meanwhile are held and judged when it ends ([`Node::release_embargoed`]);
 //! - handover is a transfer (TimeoutNow): the primary drops its lease *before* telling
 //!   the successor to campaign, and voters let that successor past their promise;
 //! - priority and preemption only order who campaigns first and when a primary hands
 //!   over; none of the rules above reads them, so a reload may change them at any time
-//!   (`Command::SetPriority`, `Command::SetPreempt`).
+//!   (`Command::SetPriority`, `Command::SetPreempt`):
+//!   - deference ([`Node::defers`]): within [`DEFER_WINDOW`] election timeouts of last
+//!     having a primary (or starting), no pre-vote is started, or granted to a candidate,
+//!     while an eligible voter that outranks it is heard both ways — so a cold start
+//!     elects the highest priority first by rule, not by the stagger's timing. Liveness
+//!     bound: it only withholds pre-votes, and only for that window, so a preferred node
+//!     that cannot win delays an election by at most `DEFER_WINDOW × election_timeout`;
+//!   - preemption ([`Node::maybe_preempt`]) hands over to a higher-priority node seen
+//!     alive and eligible *without a break* for `preempt_delay`: `Member::eligible_since`
+//!     restarts when the member leaves alive (`Member::set_state`), comes back after a
+//!     silence longer than an election timeout, or says (its echo's hold time) that it
+//!     has not heard this node for that long (`Member::accept`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -32,12 +44,17 @@ use rand::Rng;
 
 use super::lease::{self, Lease};
 use super::membership::MemberState;
-use super::node::{Command, Event, HardState, InjectedFault, Node, Transmit};
+use super::node::{Command, Event, HardState, InjectedFault, Node, TransferReason, Transmit};
 use super::quorum::{majority, majority_acked};
 
 /// How long a timing mismatch stays shown after it was last seen (it recurs with every
 /// heartbeat or vote while it lasts).
 pub const TIMING_MISMATCH_SHOWN: Duration = Duration::from_secs(10);
+
+/// For how many election timeouts after it last had a primary (or started) a node defers
+/// to a higher-priority eligible voter it hears ([`Node::defers`]). After that, plain
+/// Raft: a preferred node that cannot win never blocks the cluster for longer.
+pub const DEFER_WINDOW: u32 = 3;
 
 /// Where this node stands in the election.
 #[derive(Debug, Clone)]
@@ -182,7 +199,7 @@ impl Node {
                 self.shutting_down = true;
                 match self.role {
                     Role::Primary { .. } => match self.best_successor(None) {
-                        Some(to) => self.transfer_to(now, to),
+                        Some(to) => self.transfer_to(now, to, TransferReason::Shutdown),
                         None => self.step_down(now, "shutdown"),
                     },
                     Role::PreCandidate { .. } | Role::Candidate { .. } => {
@@ -239,7 +256,7 @@ impl Node {
             return;
         }
         match self.best_successor(to.as_ref()) {
-            Some(target) => self.transfer_to(now, target),
+            Some(target) => self.transfer_to(now, target, TransferReason::Operator),
             None => {
                 let unfit = to
                     .as_ref()
@@ -321,7 +338,7 @@ impl Node {
     }
 
     /// Drops the lease, then tells `to` to campaign at once.
-    fn transfer_to(&mut self, now: Instant, to: NodeId) {
+    fn transfer_to(&mut self, now: Instant, to: NodeId, reason: TransferReason) {
         let term = self.hard.term;
         self.role = Role::Follower;
         // A change in flight is the next primary's to finish (it holds the set or not).
@@ -331,6 +348,7 @@ impl Node {
         self.events.push_back(Event::TransferStarted {
             to: to.clone(),
             term,
+            reason,
         });
         self.transmits.push_back(Transmit {
             to,
@@ -352,7 +370,7 @@ impl Node {
                 reason: "the cluster is frozen; staying primary until unfrozen".into(),
             }),
             Role::Primary { .. } => match self.best_successor(None) {
-                Some(to) => self.transfer_to(now, to),
+                Some(to) => self.transfer_to(now, to, TransferReason::Ineligible),
                 None => self.events.push_back(Event::Refused {
                     command: "hand over (this node is no longer eligible)".into(),
                     reason: "no other alive, eligible member; staying primary".into(),
@@ -436,6 +454,7 @@ impl Node {
                 self.role = Role::Follower;
             }
             self.transfer = None;
+            self.had_primary = now;
             self.primary_seq = Some((hb.term, hb.seq));
             // Followed, but acknowledged only if our promise outlasts this lease
             // (`lease_ack_for`); a mismatch was reported above.
@@ -581,6 +600,83 @@ impl Node {
         self.reset_election_timer(now);
     }
 
+    /// Keeps a (pre-)vote request that arrived in the start-up embargo, to judge when it
+    /// ends; says whether it did. Refusing it instead would fail a cold start's first
+    /// campaign everywhere and leave the retry order to chance.
+    fn hold_in_embargo(&mut self, now: Instant, req: &VoteRequest, vote: bool) -> bool {
+        if now >= self.no_votes_until {
+            return false;
+        }
+        self.embargoed
+            .insert((req.candidate.clone(), vote), req.clone());
+        true
+    }
+
+    /// The embargo is over: the requests it held are judged now, as if they had just
+    /// arrived (a vote still waits for its persistence before it leaves).
+    pub(super) fn release_embargoed(&mut self, now: Instant) {
+        if now < self.no_votes_until || self.embargoed.is_empty() {
+            return;
+        }
+        for ((candidate, vote), req) in std::mem::take(&mut self.embargoed) {
+            if !self.members.contains_key(&candidate) {
+                continue;
+            }
+            if vote {
+                self.on_vote_request(now, &req);
+            } else {
+                self.on_pre_vote(now, &req);
+            }
+        }
+    }
+
+    /// Priority deference, a liveness rule: within [`DEFER_WINDOW`] election timeouts of
+    /// last having a primary (or of starting), this node neither starts a pre-vote nor
+    /// grants one to `candidate` while it hears, within an election timeout, an eligible
+    /// voter that hears it too and outranks `candidate` (priority, then the lower id; itself
+    /// included when it is eligible) and could win: a voter of its set whose lease a
+    /// majority can back. (Not "holding a set at least as new": during a bootstrap the
+    /// preferred node may announce its set a heartbeat late.) So the highest-priority eligible node wins the first
+    /// election of a cold start (and of a failover) by rule, whatever the start skew.
+    /// Votes, promises and leases never read it.
+    pub(super) fn defers(&self, now: Instant, candidate: &NodeId) -> bool {
+        let window = self.cfg.election_timeout * DEFER_WINDOW;
+        if now >= self.had_primary + window {
+            return false;
+        }
+        let rank_of = |id: &NodeId| -> (u32, std::cmp::Reverse<NodeId>) {
+            let priority = if *id == self.cfg.node {
+                self.cfg.priority
+            } else {
+                self.members
+                    .get(id)
+                    .and_then(|m| m.node_state.as_ref())
+                    .map_or(0, |s| s.priority)
+            };
+            (priority, std::cmp::Reverse(id.clone()))
+        };
+        let theirs = rank_of(candidate);
+        if *candidate != self.cfg.node
+            && self.eligible
+            && self.in_the_set()
+            && rank_of(&self.cfg.node) > theirs
+        {
+            return true;
+        }
+        self.members.values().any(|m| {
+            m.id != *candidate
+                && m.state == MemberState::Alive
+                // Two-way: a node that does not hear us could not win our vote either.
+                && self.hears_both_ways(m, now)
+                && m.mode == Mode::Member
+                && m.health.has(HealthBits::ELIGIBLE)
+                && self.counts(&m.id)
+                && self.could_hold_a_lease(m)
+                && m.node_state.is_some()
+                && rank_of(&m.id) > theirs
+        })
+    }
+
     /// Whether this node may grant `candidate` a (pre-)vote now: not just started, not
     /// primary, and not bound by a promise to another node — unless that node handed
     /// over to `candidate`.
@@ -603,6 +699,9 @@ impl Node {
     }
 
     pub(super) fn on_pre_vote(&mut self, now: Instant, req: &VoteRequest) {
+        if self.hold_in_embargo(now, req, false) {
+            return;
+        }
         let own_promise = lease::promise_ms(self.cfg.election_timeout);
         let fits = self.covers(own_promise, req.lease_ms);
         if !fits {
@@ -611,7 +710,8 @@ impl Node {
         let granted = req.term > self.hard.term
             && fits
             && self.up_to_date(req)
-            && self.votes_open(now, &req.candidate, req.transfer_from.as_ref());
+            && self.votes_open(now, &req.candidate, req.transfer_from.as_ref())
+            && !self.defers(now, &req.candidate);
         self.transmits.push_back(Transmit {
             to: req.candidate.clone(),
             datagram: Datagram::PreVoteReply(VoteReply {
@@ -625,6 +725,9 @@ impl Node {
     }
 
     pub(super) fn on_vote_request(&mut self, now: Instant, req: &VoteRequest) {
+        if self.hold_in_embargo(now, req, true) {
+            return;
+        }
         let reply = |node: &Self, granted: bool| Transmit {
             to: req.candidate.clone(),
             datagram: Datagram::VoteReply(VoteReply {
@@ -773,6 +876,11 @@ impl Node {
             self.reset_election_timer(now);
             return;
         }
+        if self.defers(now, &self.cfg.node.clone()) {
+            // A better node is there to campaign: leave it the first go.
+            self.reset_election_timer(now);
+            return;
+        }
         if let Some((_, until)) = &self.promise
             && now < *until
         {
@@ -868,6 +976,7 @@ impl Node {
         };
         self.leader = Some(self.cfg.node.clone());
         self.transfer = None;
+        self.had_primary = now;
         self.update_lease(now);
         self.events.push_back(Event::BecamePrimary { term });
         // Announce at once; the heartbeats are what voters acknowledge.
@@ -941,6 +1050,7 @@ impl Node {
                 self.step_down(now, "foreign-cluster");
             }
             Role::Primary { .. } => {
+                self.had_primary = now;
                 self.update_lease(now);
                 // Without a lease it answers no /primary; it keeps the role (and takes
                 // late acknowledgements) for an election timeout before giving up.
@@ -1009,12 +1119,25 @@ impl Node {
                 m.eligible_since
                     .is_some_and(|t| now.saturating_duration_since(t) >= delay)
             })
+            // Alive *now*, both ways: the failure detector can take seconds to suspect a
+            // node whose heartbeats it learnt across a pause, and a silent node would
+            // neither hear the TimeoutNow nor be "seen alive without a break".
+            .filter(|m| self.hears_both_ways(m, now))
             .filter_map(|m| m.node_state.as_ref().map(|s| (s.priority, m.id.clone())))
             .filter(|(p, _)| *p > mine)
             .max();
         if let Some((_, to)) = better {
-            self.transfer_to(now, to);
+            self.transfer_to(now, to, TransferReason::Preempt);
         }
+    }
+
+    /// Whether `m` was heard within an election timeout and its latest heartbeat says it
+    /// heard this node within one too.
+    fn hears_both_ways(&self, m: &super::Member, now: Instant) -> bool {
+        let t = self.cfg.election_timeout;
+        m.last_heard()
+            .is_some_and(|h| now.saturating_duration_since(h) < t)
+            && m.heard_us.is_some_and(|h| h < t)
     }
 
     /// An ineligible primary that could not hand over (frozen, or nobody to take it)
@@ -1027,7 +1150,7 @@ impl Node {
             return;
         }
         if let Some(to) = self.best_successor(None) {
-            self.transfer_to(now, to);
+            self.transfer_to(now, to, TransferReason::Ineligible);
         }
     }
 
@@ -1038,6 +1161,7 @@ impl Node {
             Role::PreCandidate { until, .. } | Role::Candidate { until, .. } => Some(*until),
             Role::Follower => Some(self.election_deadline),
         };
-        role_timer.into_iter()
+        let embargo_ends = (!self.embargoed.is_empty()).then_some(self.no_votes_until);
+        role_timer.into_iter().chain(embargo_ends)
     }
 }

@@ -67,8 +67,24 @@ pub struct Member {
     pub clock_offset_us: Option<i64>,
     pub term: Term,
     pub believed_primary: Option<NodeId>,
-    /// Since when it has said it is eligible to be primary, without a break.
+    /// Since when this node has heard it alive and eligible to be primary, without a
+    /// break: cleared when it stops being alive (suspect, dead, left), restarts, says it
+    /// is not eligible, comes back after a silence longer than an election timeout (a
+    /// pause or a cut too short for the failure detector), or says it has not heard us
+    /// for that long (a one-way cut towards it). Preemption counts `preempt_delay` from
+    /// here.
     pub eligible_since: Option<Instant>,
+    /// Silent for `dead_after` as far as this node alone can tell: what `dead` meant
+    /// before suspicions needed a quorum's confirmation. A new holder of its address may
+    /// replace it, and it no longer answers for `force-new-cluster`.
+    pub silent: bool,
+    /// How long it had gone without hearing from us when it sent its latest heartbeat
+    /// (the echo's hold time; `None` if it has never heard us): whether contact is
+    /// two-way.
+    pub heard_us: Option<Duration>,
+    /// Test-only (`InjectedFault::KeepEligibleThroughSilence`): `eligible_since` survives
+    /// suspicion and silence, as it did before preemption waited for a node's return.
+    pub(super) keep_eligible: bool,
     /// The heartbeat interval it last announced on its link to us.
     interval_ms: u16,
     /// Its timing as its latest heartbeat announced it: the lease it would hold as
@@ -118,6 +134,9 @@ impl Member {
             term: Term::default(),
             believed_primary: None,
             eligible_since: None,
+            silent: false,
+            heard_us: None,
+            keep_eligible: false,
             interval_ms: u16::try_from(expected.as_millis()).unwrap_or(u16::MAX),
             timing: None,
             config: ConfigStamp::NONE,
@@ -130,6 +149,7 @@ impl Member {
     pub(super) fn restart(&mut self, incarnation: Incarnation, now: Instant, expected: Duration) {
         *self = Self {
             next_heartbeat: self.next_heartbeat,
+            keep_eligible: self.keep_eligible,
             ..Self::new(
                 self.id.clone(),
                 self.addr.clone(),
@@ -143,6 +163,17 @@ impl Member {
 
     pub fn phi(&self, now: Instant) -> f64 {
         self.detector.phi(now)
+    }
+
+    /// Alive, or suspect but heard within `dead_after`: a node that may still be running
+    /// (what an address conflict and `force-new-cluster` ask). A suspect silent for that
+    /// long no longer answers, whether or not a quorum has confirmed it dead.
+    pub fn answers(&self) -> bool {
+        match self.state {
+            MemberState::Alive => true,
+            MemberState::Suspect => !self.silent,
+            MemberState::Dead | MemberState::Left => false,
+        }
     }
 
     pub fn last_heard(&self) -> Option<Instant> {
@@ -160,13 +191,42 @@ impl Member {
         let from = self.state;
         self.state = state;
         self.state_since = now;
+        if state != MemberState::Alive && !self.keep_eligible {
+            // "Seen alive without a break" is broken: a node back from a pause or a cut
+            // waits the whole `preempt_delay` again.
+            self.eligible_since = None;
+        } else {
+            self.silent = false;
+        }
         Some((from, state))
     }
 
-    /// Takes a heartbeat of the member's current incarnation.
-    pub(super) fn accept(&mut self, now: Instant, wall: WallMicros, hb: &Heartbeat) -> Accepted {
+    /// Takes a heartbeat of the member's current incarnation. A heartbeat after a silence
+    /// longer than `gap` (the election timeout), or one saying the member has not heard
+    /// us for that long, restarts `eligible_since`: the member was cut off (either way)
+    /// or stopped, even if too briefly for the failure detector to suspect it.
+    pub(super) fn accept(
+        &mut self,
+        now: Instant,
+        wall: WallMicros,
+        hb: &Heartbeat,
+        gap: Duration,
+    ) -> Accepted {
         if hb.incarnation != self.incarnation || self.last_seq.is_some_and(|s| hb.seq <= s) {
             return Accepted::Stale;
+        }
+        // Seen alive both ways without a break, or not: silent for longer than `gap`, or
+        // not hearing us (its echo held for longer than that, or no echo yet: a one-way
+        // cut towards it).
+        self.heard_us = hb.echo.map(|e| Duration::from_micros(u64::from(e.held_us)));
+        let silent = self
+            .last_heard()
+            .is_some_and(|t| now.saturating_duration_since(t) > gap);
+        // This heartbeat ends a silence: it counts (the member is back). One saying it does
+        // not hear us does not: the count starts at the first that does.
+        let deaf = !self.keep_eligible && self.heard_us.is_none_or(|h| h > gap);
+        if !self.keep_eligible && (silent || deaf) {
+            self.eligible_since = None;
         }
         self.last_seq = Some(hb.seq);
         self.timing = Some((hb.lease_ms, hb.promise_ms));
@@ -180,7 +240,9 @@ impl Member {
         }
         self.detector.heartbeat(now);
         if hb.health.has(HealthBits::ELIGIBLE) {
-            self.eligible_since.get_or_insert(now);
+            if !deaf {
+                self.eligible_since.get_or_insert(now);
+            }
         } else {
             self.eligible_since = None;
         }

@@ -67,6 +67,10 @@ pub enum InjectedFault {
     /// A voter places a task elsewhere at once, keeping no promise to the node it
     /// placed it on before (and grants as soon as it starts).
     TaskPromiseIgnored,
+    /// A member stays "eligible since" through suspicion, silence and the loss of
+    /// contact with the primary (what quorate did before issue 11): a node back from a
+    /// pause or a cut is preempted to at once.
+    KeepEligibleThroughSilence,
 }
 
 /// `(term, voted_for)` and the agreed member set: what must be on disk before a vote or
@@ -144,8 +148,12 @@ pub enum Event {
     SteppedDown { term: Term, reason: &'static str },
     /// Another node is primary of `term`.
     PrimaryChanged { node: NodeId, term: Term },
-    /// This node hands the primary role over.
-    TransferStarted { to: NodeId, term: Term },
+    /// This node hands the primary role over, and why.
+    TransferStarted {
+        to: NodeId,
+        term: Term,
+        reason: TransferReason,
+    },
     /// Two nodes claim to be primary in the same term, or a primary claim arrived for a
     /// term this node did not expect.
     SplitBrainSuspected {
@@ -181,6 +189,30 @@ pub enum Event {
         accepted: bool,
         message: String,
     },
+}
+
+/// Why a primary hands its role over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferReason {
+    /// The agent is stopping (SIGTERM).
+    Shutdown,
+    /// `quorate transfer`.
+    Operator,
+    /// This node is no longer eligible (app check, required mount, drain).
+    Ineligible,
+    /// A higher-priority node has been seen alive and eligible for `preempt_delay`.
+    Preempt,
+}
+
+impl TransferReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferReason::Shutdown => "shutdown",
+            TransferReason::Operator => "operator",
+            TransferReason::Ineligible => "ineligible",
+            TransferReason::Preempt => "preemption",
+        }
+    }
 }
 
 /// This node's own figures, fed in by the probes.
@@ -237,6 +269,14 @@ pub struct Node {
     pub(super) election_deadline: Instant,
     /// No votes before this (this node may have acknowledged a lease before a restart).
     pub(super) no_votes_until: Instant,
+    /// (Pre-)vote requests that arrived before `no_votes_until`, newest per candidate and
+    /// kind (`true`: a vote): judged afresh when the embargo ends, so a cold start's
+    /// first campaign is answered instead of refused everywhere.
+    pub(super) embargoed: BTreeMap<(NodeId, bool), proto::VoteRequest>,
+    /// When this node last had a primary (followed one, or was one), or started: priority
+    /// deference applies for [`DEFER_WINDOW`](super::election::DEFER_WINDOW) election
+    /// timeouts after it.
+    pub(super) had_primary: Instant,
     pub(super) eligible: bool,
     pub(super) freeze: FreezeFlag,
     pub(super) req_seq: u64,
@@ -287,6 +327,8 @@ impl Node {
             promise: None,
             election_deadline: now,
             no_votes_until: now + cfg.election_timeout,
+            embargoed: BTreeMap::new(),
+            had_primary: now,
             eligible: false,
             freeze: FreezeFlag::default(),
             req_seq: 0,
@@ -380,6 +422,7 @@ impl Node {
                     now,
                     interval,
                 );
+                m.keep_eligible = self.cfg.fault == Some(InjectedFault::KeepEligibleThroughSilence);
                 // Stagger first heartbeats so a cluster started at once does not beat in
                 // lockstep.
                 m.next_heartbeat =
@@ -404,15 +447,11 @@ impl Node {
     }
 
     /// Why `hello` must be refused, if it must: its address belongs to another node id
-    /// that is alive or suspect. The driver closes such a connection.
+    /// that is alive, or suspect and heard within `dead_after`. The driver closes such a connection.
     pub fn hello_conflict(&self, hello: &Hello) -> Option<String> {
         self.members
             .values()
-            .find(|m| {
-                m.addr == hello.advertise
-                    && m.id != hello.node
-                    && matches!(m.state, MemberState::Alive | MemberState::Suspect)
-            })
+            .find(|m| m.addr == hello.advertise && m.id != hello.node && m.answers())
             .map(|m| {
                 format!(
                     "{} claims address {}, which belongs to node {} ({})",
@@ -466,7 +505,7 @@ impl Node {
                 incarnation: hb.incarnation,
             });
         }
-        match m.accept(now, wall, hb) {
+        match m.accept(now, wall, hb, self.cfg.election_timeout) {
             Accepted::Stale => return,
             Accepted::Fresh { fetch } => {
                 if fetch {
@@ -581,6 +620,7 @@ impl Node {
         }
         self.bootstrap_tick(now);
         self.rejoin_tick(now);
+        self.release_embargoed(now);
         self.election_tick(now);
         if self.is_primary_role() {
             self.members_tick(now);
@@ -669,17 +709,27 @@ impl Node {
             .min(self.cfg.heartbeat_interval / 5)
     }
 
+    /// Failure detection: alive → suspect when phi crosses the threshold; suspect → dead
+    /// once silent for `dead_after` *and* a majority confirms the suspicion
+    /// ([`suspicion_confirmed`](Self::suspicion_confirmed)): a node that cannot hear one
+    /// peer does not declare it dead on its own.
     fn check_members(&mut self, now: Instant) {
-        for m in self.members.values_mut() {
+        let ids: Vec<NodeId> = self.members.keys().cloned().collect();
+        for id in ids {
+            let confirmed = self.suspicion_confirmed(&id);
+            let dead_after = self.cfg.dead_after;
+            let Some(m) = self.members.get_mut(&id) else {
+                continue;
+            };
+            let silent = m.state == MemberState::Suspect
+                && m.last_heard()
+                    .is_none_or(|t| now.saturating_duration_since(t) >= dead_after);
+            if matches!(m.state, MemberState::Suspect | MemberState::Dead) {
+                m.silent = silent || m.state == MemberState::Dead;
+            }
             let next = match m.state {
                 MemberState::Alive if m.phi(now) >= self.cfg.phi_threshold => MemberState::Suspect,
-                MemberState::Suspect
-                    if m.last_heard().is_none_or(|t| {
-                        now.saturating_duration_since(t) >= self.cfg.dead_after
-                    }) =>
-                {
-                    MemberState::Dead
-                }
+                MemberState::Suspect if silent && confirmed => MemberState::Dead,
                 s => s,
             };
             if let Some((from, to)) = m.set_state(next, now) {
@@ -690,6 +740,24 @@ impl Node {
                 });
             }
         }
+    }
+
+    /// Whether a majority of the voters other than `suspect` suspect it: this node (if it
+    /// is one of them) and each voter whose fetched state lists `suspect` among its
+    /// suspects (`NodeState::suspects`, who suspects whom).
+    pub(super) fn suspicion_confirmed(&self, suspect: &NodeId) -> bool {
+        let electorate = self.voter_count() - usize::from(self.counts(suspect));
+        let others = self
+            .members
+            .values()
+            .filter(|v| v.id != *suspect && self.counts(&v.id))
+            .filter(|v| {
+                v.node_state
+                    .as_ref()
+                    .is_some_and(|s| s.suspects.contains(suspect))
+            })
+            .count();
+        super::quorum::suspicion_confirmed(electorate, usize::from(self.is_voter()) + others)
     }
 
     /// The goodbye to send to every peer on a clean shutdown.

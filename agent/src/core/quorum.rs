@@ -7,6 +7,14 @@ pub fn majority(voters: usize) -> usize {
     voters / 2 + 1
 }
 
+/// Whether a suspicion is confirmed: `electorate` voters other than the suspected member,
+/// `confirming` of them (this node, if it is one, and those whose state lists the member
+/// as suspect) suspect it. A majority of them must; with nobody else to ask (no voter
+/// but the suspected one), this node's own judgement stands.
+pub fn suspicion_confirmed(electorate: usize, confirming: usize) -> bool {
+    electorate == 0 || confirming >= majority(electorate)
+}
+
 /// The newest instant that a majority of voters have acknowledged, when this node (one of
 /// the voters) acknowledges everything and `others` holds the other voters'
 /// acknowledgements (absent voters simply have none). `None` if too few acknowledged.
@@ -67,6 +75,95 @@ mod tests {
                 want,
                 "{voters} voters, {acks:?}"
             );
+        }
+    }
+
+    #[test]
+    fn suspicion_confirmed_table() {
+        // (case, voters in the set, the suspect is one of them, this node is one of them,
+        //  other voters whose state lists the suspect, dead?)
+        let table = [
+            ("3 voters, only this node suspects", 3, true, true, 0, false),
+            ("3 voters, the other voter confirms", 3, true, true, 1, true),
+            (
+                "2 members + witness: the witness confirms",
+                3,
+                true,
+                true,
+                1,
+                true,
+            ),
+            (
+                "2 members + witness: the witness hears it",
+                3,
+                true,
+                true,
+                0,
+                false,
+            ),
+            ("5 voters, this node and one other", 5, true, true, 1, false),
+            ("5 voters, this node and two others", 5, true, true, 2, true),
+            (
+                "a non-voter suspected by this voter alone, 3 voters",
+                3,
+                false,
+                true,
+                0,
+                false,
+            ),
+            (
+                "a non-voter suspected by this voter and one other",
+                3,
+                false,
+                true,
+                1,
+                true,
+            ),
+            (
+                "this non-voter and one voter of 3, the suspect a voter",
+                3,
+                true,
+                false,
+                1,
+                false,
+            ),
+            (
+                "this non-voter and both other voters",
+                3,
+                true,
+                false,
+                2,
+                true,
+            ),
+            (
+                "one voter, this node, suspecting a non-voter",
+                1,
+                false,
+                true,
+                0,
+                true,
+            ),
+            (
+                "two voters: the only other one suspected",
+                2,
+                true,
+                true,
+                0,
+                true,
+            ),
+            (
+                "nobody else votes (no set yet, nothing to ask)",
+                1,
+                true,
+                false,
+                0,
+                true,
+            ),
+        ];
+        for (case, voters, suspect_votes, me_votes, others, dead) in table {
+            let electorate: usize = voters - usize::from(suspect_votes);
+            let confirming = usize::from(me_votes) + others;
+            assert_eq!(suspicion_confirmed(electorate, confirming), dead, "{case}");
         }
     }
 }

@@ -68,6 +68,33 @@ struct Harness {
     events: Vec<Vec<Event>>,
     /// (delivery time, to, from, datagram)
     in_flight: Vec<(Instant, usize, NodeId, Datagram)>,
+    /// Directed links that drop everything: (sender, receiver index).
+    cut: Vec<(NodeId, usize)>,
+    /// What each node's probes report.
+    health: Vec<proto::HealthBits>,
+    /// The digest each node announces: it changes with whom it suspects, as the agent's
+    /// does, so peers fetch the new list.
+    digests: Vec<proto::StateDigest>,
+}
+
+/// The state node `n` serves to a fetch: its member set and whom it suspects.
+fn served_state(n: &Node, wall: WallMicros) -> proto::NodeState {
+    proto::NodeState {
+        members: n.persisted().members.clone(),
+        suspects: n
+            .members()
+            .filter(|m| matches!(m.state, MemberState::Suspect | MemberState::Dead))
+            .map(|m| m.id.clone())
+            .collect(),
+        ..proto::NodeState::new(
+            n.id().clone(),
+            n.config().incarnation,
+            n.config().advertise.clone(),
+            Mode::Member,
+            n.config().priority,
+            wall,
+        )
+    }
 }
 
 impl Harness {
@@ -84,6 +111,9 @@ impl Harness {
             up: vec![true; nodes.len()],
             events: vec![Vec::new(); nodes.len()],
             in_flight: Vec::new(),
+            cut: Vec::new(),
+            health: vec![proto::HealthBits::default(); nodes.len()],
+            digests: vec![proto::StateDigest::default(); nodes.len()],
             nodes,
             latency: Duration::from_millis(1),
         };
@@ -129,7 +159,7 @@ impl Harness {
             let (due, rest): (Vec<_>, Vec<_>) = in_flight.into_iter().partition(|m| m.0 <= now);
             in_flight = rest;
             for (_, to, from, dg) in due {
-                if self.up[to] {
+                if self.up[to] && !self.cut.contains(&(from.clone(), to)) {
                     self.nodes[to].handle_datagram(now, wall, &from, dg);
                 }
             }
@@ -155,21 +185,16 @@ impl Harness {
                 }
                 for t in fetched {
                     if self.up[t] {
-                        let n = &self.nodes[t];
-                        let state = proto::NodeState {
-                            members: n.persisted().members.clone(),
-                            ..proto::NodeState::new(
-                                n.id().clone(),
-                                n.config().incarnation,
-                                n.config().advertise.clone(),
-                                Mode::Member,
-                                n.config().priority,
-                                wall,
-                            )
-                        };
-                        let from = n.id().clone();
+                        let state = served_state(&self.nodes[t], WallMicros(0));
+                        let from = self.nodes[t].id().clone();
                         self.nodes[i].handle_state(&from, state);
                     }
+                }
+                let digest = served_state(&self.nodes[i], WallMicros(0)).digest();
+                if digest != self.digests[i] {
+                    self.digests[i] = digest;
+                    let health = self.health[i];
+                    self.nodes[i].handle_local(now, health, Default::default(), digest);
                 }
                 while let Some(e) = self.nodes[i].poll_event() {
                     self.events[i].push(e);
@@ -215,6 +240,49 @@ fn crashed_node_becomes_suspect_then_dead_and_quorum_holds() {
     h.up[1] = false;
     h.run(Duration::from_secs(4));
     assert!(!h.nodes[0].has_quorum(), "one of three is not");
+}
+
+/// Issue 11: `dead` needs a quorum's confirmation. n1 cannot hear n3 (the link is cut both
+/// ways) while n2 hears both: n1 suspects n3 for as long as it likes, but never declares
+/// it dead on its own; once n3 really stops, n2 confirms and n1 (and n2) mark it dead.
+#[test]
+fn a_node_that_cannot_hear_one_peer_does_not_declare_it_dead_alone() {
+    let mut h = Harness::new(&["n1", "n2", "n3"]);
+    h.run(Duration::from_secs(2));
+    h.cut.push((id("n3"), 0));
+    h.cut.push((id("n1"), 2));
+    h.run(Duration::from_secs(6));
+    assert_eq!(h.state("n3", "n1"), MemberState::Suspect);
+    assert_eq!(h.state("n1", "n3"), MemberState::Suspect);
+    assert_eq!(h.state("n3", "n2"), MemberState::Alive);
+    assert!(
+        !h.nodes[0].member(&id("n3")).unwrap().answers(),
+        "silent here"
+    );
+    h.up[2] = false;
+    h.run(Duration::from_secs(5));
+    assert_eq!(h.state("n3", "n2"), MemberState::Dead);
+    assert_eq!(h.state("n3", "n1"), MemberState::Dead);
+}
+
+/// Issue 11: "seen alive and eligible without a break". A node silent for longer than an
+/// election timeout (a pause or a cut too short for suspicion) starts its eligibility
+/// again from the heartbeat that ends the silence.
+#[test]
+fn eligibility_restarts_after_a_silence_longer_than_an_election_timeout() {
+    let mut h = Harness::new(&["n1", "n2", "n3"]);
+    h.make_eligible();
+    h.run(Duration::from_secs(3));
+    let since = |h: &Harness| h.nodes[0].member(&id("n3")).unwrap().eligible_since;
+    assert!(since(&h).is_some(), "eligible");
+    h.up[2] = false;
+    h.run(Duration::from_millis(700));
+    let back = h.now;
+    h.up[2] = true;
+    h.run(Duration::from_secs(1));
+    let again = since(&h).expect("eligible again");
+    assert!(again >= back, "counted from its return");
+    assert_eq!(h.state("n3", "n1"), MemberState::Alive);
 }
 
 #[test]
@@ -330,10 +398,17 @@ fn eligible() -> proto::HealthBits {
 }
 
 impl Harness {
+    fn set_health(&mut self, i: usize, health: proto::HealthBits) {
+        let now = self.now;
+        self.health[i] = health;
+        self.nodes[i].handle_local(now, health, Default::default(), self.digests[i]);
+    }
+
     fn make_eligible(&mut self) {
         let now = self.now;
-        for n in &mut self.nodes {
-            n.handle_local(now, eligible(), Default::default(), Default::default());
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            self.health[i] = eligible();
+            n.handle_local(now, eligible(), Default::default(), self.digests[i]);
         }
     }
 
@@ -437,8 +512,11 @@ fn vote_replies_wait_for_persistence() {
     }
 }
 
+/// A node that has just started grants no vote for one election timeout (it may have
+/// acknowledged a lease before it restarted); a request that arrives then is held, not
+/// refused, and judged when the embargo ends (issue 11: a cold start's first campaign).
 #[test]
-fn a_just_started_node_grants_no_vote() {
+fn a_just_started_node_grants_no_vote_until_its_embargo_ends() {
     let t0 = crate::clock::now();
     let mut voter = Node::new(config("n1", 1), t0, 1, agreed());
     voter.handle_hello(t0, &hello_of("n2"));
@@ -457,10 +535,32 @@ fn a_just_started_node_grants_no_vote() {
         req,
     );
     assert!(voter.poll_persist().is_none());
-    match voter.poll_transmit().map(|t| t.datagram) {
-        Some(Datagram::VoteReply(r)) => assert!(!r.granted),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    assert!(
+        voter.poll_transmit().is_none(),
+        "neither granted nor refused while embargoed"
+    );
+    let embargo_ends = t0 + voter.config().election_timeout;
+    assert!(voter.poll_timeout().is_some_and(|t| t <= embargo_ends));
+    voter.handle_timeout(t0 + Duration::from_millis(200), WallMicros(0));
+    assert!(voter.poll_persist().is_none(), "still embargoed");
+    voter.handle_timeout(embargo_ends, WallMicros(0));
+    let hs = voter.poll_persist().expect("the vote is recorded first");
+    assert_eq!(hs.voted_for, Some(id("n2")));
+    assert!(
+        !voter
+            .poll_transmit()
+            .is_some_and(|t| matches!(t.datagram, Datagram::VoteReply(_))),
+        "persist before the reply"
+    );
+    voter.handle_persisted(embargo_ends, hs);
+    let replies: Vec<_> = std::iter::from_fn(|| voter.poll_transmit())
+        .filter_map(|t| match t.datagram {
+            Datagram::VoteReply(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].granted);
 }
 
 #[test]
@@ -538,13 +638,7 @@ fn a_frozen_primary_that_turns_ineligible_stays_until_unfrozen_then_hands_over()
     let now = h.now;
     h.nodes[i].handle_command(now, freeze(true, 1));
     h.run(Duration::from_millis(500));
-    let now = h.now;
-    h.nodes[i].handle_local(
-        now,
-        proto::HealthBits::default(),
-        Default::default(),
-        Default::default(),
-    );
+    h.set_health(i, proto::HealthBits::default());
     h.run(Duration::from_secs(2));
     // Frozen: nobody may campaign, so handing over would leave no primary at all.
     assert_eq!(h.holders(), vec![old.clone()]);

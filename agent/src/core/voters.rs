@@ -609,9 +609,9 @@ impl Node {
         let answering: Vec<String> = self
             .members
             .values()
-            .filter(|m| {
-                matches!(m.state, MemberState::Alive | MemberState::Suspect) && self.counts(&m.id)
-            })
+            // A suspect silent for `dead_after` does not answer, confirmed or not: a lost
+            // majority cannot confirm anything.
+            .filter(|m| m.answers() && self.counts(&m.id))
             .map(|m| m.id.to_string())
             .collect();
         if !answering.is_empty() {

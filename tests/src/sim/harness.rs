@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use proto::{ClusterName, Mode, NodeId, Term};
 use quorate_agent::core::lease::Lease;
-use quorate_agent::core::{Event, Node};
+use quorate_agent::core::{Event, Node, TransferReason};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -23,6 +23,7 @@ use super::host::{Host, Input, Process};
 use super::net::Network;
 use super::report::{Failure, Invariant, Trace, Violation, secs};
 use super::scenario::{Fault, name};
+use super::truth::Truth;
 use super::{SimConfig, TraceLevel};
 
 /// Steps at one instant after which a node is taken to be spinning.
@@ -136,6 +137,8 @@ pub struct Sim {
     pub(super) steps_at_now: u32,
     /// The whole scenario and its replay command, for a random run's failure report.
     pub(super) plan: Option<(String, String)>,
+    /// When processes were stopped and links cut, for the preemption invariant.
+    pub(super) truth: Truth,
 }
 
 impl Sim {
@@ -192,6 +195,13 @@ impl Sim {
             steps: 0,
             steps_at_now: 0,
             plan: None,
+            truth: Truth::new(
+                size,
+                config
+                    .timing
+                    .election_timeout
+                    .min(Duration::from_millis(200)),
+            ),
             now: Duration::ZERO,
             rng,
             hosts,
@@ -527,7 +537,16 @@ impl Sim {
                 .unwrap_or(Duration::from_millis(1));
             self.agenda.push(now + rtt, node, Input::Fetched { target });
         }
+        let mut preempted = None;
         while let Some(event) = core.poll_event() {
+            if let Event::TransferStarted {
+                to,
+                reason: TransferReason::Preempt,
+                ..
+            } = &event
+            {
+                preempted = self.ids.iter().position(|id| id == to);
+            }
             if let Event::BecamePrimary { term } = event {
                 self.wins.push(Win {
                     at: now,
@@ -581,10 +600,49 @@ impl Sim {
             // Its state changed: the driver publishes the new digest at once.
             self.report_local(node);
         }
+        if let Some(target) = preempted {
+            self.check_preemption(node, target);
+        }
+    }
+
+    /// Invariant 6: `primary` hands over by preemption only to a node it can have seen
+    /// alive and eligible, without a break, for `preempt_delay`: not one that started, or
+    /// was stopped or cut off from it (either way) for longer than its failure to hear
+    /// could go unnoticed, within that delay. (The margins cover clock skew, link jitter
+    /// and a few heartbeats lost to link loss, so only a real early preemption fails.)
+    fn check_preemption(&mut self, primary: usize, target: usize) {
+        let Some(delay) = self.config.preempt else {
+            return;
+        };
+        let now = self.now;
+        let after = now.saturating_sub(delay) + Duration::from_millis(10);
+        let gap = self.config.timing_of(primary).election_timeout * 2 + Duration::from_millis(100);
+        let started = self.hosts[target].started;
+        let why = if started > after {
+            Some(format!("{} started at {}", self.ids[target], secs(started)))
+        } else {
+            self.truth.disrupted(now, primary, target, after, gap)
+        };
+        if let Some(why) = why {
+            self.found.get_or_insert(Violation {
+                at: now,
+                invariant: Invariant::PreemptAfterDelay,
+                detail: format!(
+                    "{} preempted in favour of {}, but {why}: not seen alive for preempt_delay ({delay:?})",
+                    self.ids[primary], self.ids[target]
+                ),
+            });
+        }
     }
 
     /// After every step: the invariants.
     pub(super) fn check(&mut self) -> Result<(), Failure> {
+        let (hosts, net) = (&self.hosts, &self.net);
+        self.truth.observe(
+            self.now,
+            |n| hosts[n].process == Process::Running,
+            |a, b| net.up(a, b),
+        );
         if let Some(v) = self.found.take() {
             return Err(self.failure(v));
         }
@@ -746,7 +804,9 @@ fn describe(event: &Event) -> String {
         }
         Event::BecamePrimary { term } => format!("BECAME PRIMARY of term {term}"),
         Event::SteppedDown { term, reason } => format!("steps down from term {term}: {reason}"),
-        Event::TransferStarted { to, term } => format!("hands over term {term} to {to}"),
+        Event::TransferStarted { to, term, reason } => {
+            format!("hands over term {term} to {to} ({})", reason.as_str())
+        }
         other => format!("{other:?}"),
     }
 }

@@ -54,6 +54,10 @@
 //!    (`node.task_claim(name, its own now)`) at the same global instant; and after the
 //!    final heal and settle, every task is claimed by exactly one node within
 //!    [`TASK_LIVENESS_BOUND`].
+//! 7. Preemption: a primary hands over by preemption only to a node it can have seen
+//!    alive and eligible without a break for `preempt_delay` — not one whose process
+//!    started, or was stopped, or whose link to or from the primary was cut for longer
+//!    than twice an election timeout, within that delay (ground truth in `truth`).
 //!
 //! # Replaying a seed
 //!
@@ -65,7 +69,8 @@
 //! ```
 //!
 //! `QUORATE_SIM_TRACE=datagrams` adds every delivery to the trace;
-//! `QUORATE_SIM_FAULT=ignore-lease-promise` (or `lease-never-expires`) replays a seed
+//! `QUORATE_SIM_FAULT=ignore-lease-promise` (or `lease-never-expires`, `ignore-timing`,
+//! `own-list-majority`, `keep-eligible-through-silence`) replays a seed
 //! against the deliberately broken core. A seed that found a bug becomes a named test.
 //!
 //! CI runs `many_seeds` with the default count; the long run is
@@ -84,6 +89,7 @@
 //! - `clock`: skewed monotonic clocks that stop on suspend, and wall clocks;
 //! - `net`: directed links, loss, delay;
 //! - `scenario`: [`Fault`] and the random [`Scenario`] of a seed;
+//! - `truth`: when processes were stopped and links cut (the preemption invariant);
 //! - `report`: [`Invariant`], [`Violation`], [`Failure`] and the trace.
 
 mod clock;
@@ -92,6 +98,7 @@ mod host;
 mod net;
 mod report;
 mod scenario;
+mod truth;
 mod verbs;
 
 use std::ops::Range;
@@ -373,6 +380,7 @@ pub fn fault_name(fault: InjectedFault) -> &'static str {
         InjectedFault::IgnoreTiming => "ignore-timing",
         InjectedFault::OwnListMajority => "own-list-majority",
         InjectedFault::TaskPromiseIgnored => "task-promise-ignored",
+        InjectedFault::KeepEligibleThroughSilence => "keep-eligible-through-silence",
     }
 }
 
@@ -384,6 +392,7 @@ pub fn parse_fault(name: &str) -> Option<InjectedFault> {
         "ignore-timing" => Some(InjectedFault::IgnoreTiming),
         "own-list-majority" => Some(InjectedFault::OwnListMajority),
         "task-promise-ignored" => Some(InjectedFault::TaskPromiseIgnored),
+        "keep-eligible-through-silence" => Some(InjectedFault::KeepEligibleThroughSilence),
         _ => None,
     }
 }

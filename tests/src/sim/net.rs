@@ -127,6 +127,11 @@ impl Network {
         self.delay = delay;
     }
 
+    /// Whether `from`'s datagrams can reach `to` (the link is not cut; loss aside).
+    pub(crate) fn up(&self, from: usize, to: usize) -> bool {
+        self.link(from, to).up
+    }
+
     /// Whether both directions between `a` and `b` are up (a handshake can complete).
     pub(crate) fn connected(&self, a: usize, b: usize) -> bool {
         self.link(a, b).up && self.link(b, a).up

@@ -24,6 +24,11 @@ pub enum Invariant {
     OneTaskHolder,
     /// After the heal and settle, every task is claimed by exactly one node.
     TaskLiveness,
+    /// A primary preempts only in favour of a node it has seen alive, without a break,
+    /// for `preempt_delay`.
+    PreemptAfterDelay,
+    /// A cold start of every node elects the highest-priority eligible node first.
+    ColdStartOrder,
 }
 
 impl fmt::Display for Invariant {
@@ -36,6 +41,10 @@ impl fmt::Display for Invariant {
             Invariant::Progress => "time moves on",
             Invariant::OneTaskHolder => "at most one claim on a task at any instant",
             Invariant::TaskLiveness => "every task claimed by one node after the heal",
+            Invariant::PreemptAfterDelay => {
+                "preemption only to a node seen alive for preempt_delay"
+            }
+            Invariant::ColdStartOrder => "a cold start elects the highest priority first",
         })
     }
 }
