@@ -16,7 +16,7 @@ pub mod tasks;
 pub mod voters;
 
 pub use membership::{Member, MemberState};
-pub use node::{Command, CoreConfig, Event, HardState, InjectedFault, Node, Transmit};
+pub use node::{Command, CoreConfig, Event, HardState, InjectedFault, LostVote, Node, Transmit};
 pub use voters::{MemberChange, MembersProblem};
 
 #[cfg(test)]
