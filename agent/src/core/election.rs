@@ -463,6 +463,12 @@ impl Node {
 
     /// The lease acknowledgement for our heartbeat to `to`.
     pub(super) fn lease_ack_for(&self, to: &NodeId) -> Option<Seq> {
+        // Rejoining, this node may have acknowledged a lease of a later term than any it
+        // knows (its record is lost): backing a primary of an older term now could give
+        // two leases at once. It acknowledges again once its term is a floor.
+        if self.rejoining {
+            return None;
+        }
         match &self.primary_seq {
             Some((term, seq))
                 if *term == self.hard.term

@@ -382,7 +382,7 @@ impl Sim {
             Process::Paused => {
                 // The kernel finishes the write; the process hears of it when it runs.
                 if let Input::Persisted(hs) = &input {
-                    host.disk = hs.clone();
+                    host.write(hs);
                 }
                 host.stalled.push(input);
             }
@@ -420,6 +420,10 @@ impl Sim {
                 core.handle_datagram(local, wall, &self.ids[from], datagram);
             }
             Input::Persisted(hs) => {
+                // As `Host::write` (the core is borrowed from the host).
+                if hs.term != host.disk.term || hs.voted_for != host.disk.voted_for {
+                    host.vote_lost = false;
+                }
                 host.disk = hs.clone();
                 core.handle_persisted(local, hs);
             }

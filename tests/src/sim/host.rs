@@ -61,6 +61,9 @@ pub(crate) struct Host {
     pub(crate) clock: NodeClock,
     /// The hard state on disk: what a restart reads.
     pub(crate) disk: HardState,
+    /// The `election` file is gone (the member set is on disk): a restart has no proof
+    /// of the last vote, as the agent's `persist::load_hard_state` reports it.
+    pub(crate) vote_lost: bool,
     /// Counts starts; the agent's incarnation.
     pub(crate) incarnation: u64,
     /// Drained by an operator (or its app check fails): not eligible.
@@ -86,6 +89,7 @@ impl Host {
             core: None,
             clock,
             disk: HardState::default(),
+            vote_lost: false,
             incarnation: 0,
             drained: false,
             timer_at: None,
@@ -93,6 +97,15 @@ impl Host {
             started: Duration::ZERO,
             reported: Default::default(),
         }
+    }
+
+    /// A write of the hard state finished: as the agent's `persist::save_hard_state`,
+    /// the `election` file is written (again) only when term or vote changed.
+    pub(crate) fn write(&mut self, hs: &HardState) {
+        if hs.term != self.disk.term || hs.voted_for != self.disk.voted_for {
+            self.vote_lost = false;
+        }
+        self.disk = hs.clone();
     }
 
     /// What the probes report: a drained node (or a witness) is not eligible.

@@ -338,6 +338,7 @@ pub fn fault_name(fault: InjectedFault) -> &'static str {
         InjectedFault::LeaseNeverExpires => "lease-never-expires",
         InjectedFault::IgnoreTiming => "ignore-timing",
         InjectedFault::OwnListMajority => "own-list-majority",
+        InjectedFault::ForgetLostVote => "forget-lost-vote",
     }
 }
 
@@ -348,6 +349,7 @@ pub fn parse_fault(name: &str) -> Option<InjectedFault> {
         "lease-never-expires" => Some(InjectedFault::LeaseNeverExpires),
         "ignore-timing" => Some(InjectedFault::IgnoreTiming),
         "own-list-majority" => Some(InjectedFault::OwnListMajority),
+        "forget-lost-vote" => Some(InjectedFault::ForgetLostVote),
         _ => None,
     }
 }
