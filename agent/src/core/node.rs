@@ -231,11 +231,16 @@ pub(super) struct Local {
 ///    write that state durably (write, fsync, rename, fsync the directory) and report it
 ///    with [`handle_persisted`](Self::handle_persisted). Votes wait for it: a vote
 ///    reply or a candidate's requests are only released by `handle_persisted`;
-/// 3. then drain [`poll_transmit`](Self::poll_transmit), [`poll_fetch`](Self::poll_fetch)
+/// 3. then, if [`lease`](Self::lease) now ends earlier than (or is gone from) the view
+///    readers were last given, publish a fresh view BEFORE draining
+///    [`poll_transmit`](Self::poll_transmit): a handover drops the lease and queues its
+///    TimeoutNow in the same call, and the successor may win one round trip after that
+///    datagram leaves, so no reader may still see the old lease by then;
+/// 4. then drain [`poll_transmit`](Self::poll_transmit), [`poll_fetch`](Self::poll_fetch)
 ///    and [`poll_event`](Self::poll_event);
-/// 4. call [`handle_timeout`](Self::handle_timeout) no later than
+/// 5. call [`handle_timeout`](Self::handle_timeout) no later than
 ///    [`poll_timeout`](Self::poll_timeout) says;
-/// 5. answer "am I primary?" only with [`lease::holds`](super::lease::holds) on
+/// 6. answer "am I primary?" only with [`lease::holds`](super::lease::holds) on
 ///    [`lease`](Self::lease) at the moment of answering.
 ///
 /// It MUST NOT feed a datagram from a connection whose hello it has not passed to
