@@ -415,21 +415,15 @@ fn a_lost_vote_record_beside_a_stale_node_never_makes_a_second_winner() -> Resul
 
 #[test]
 fn broken_core_is_caught_forget_lost_vote() {
-    let caught = (0..20).find_map(|seed| {
-        match vote_lost_beside_a_stale_node(seed, Some(InjectedFault::ForgetLostVote)) {
-            Err(f)
-                if matches!(
-                    f.violation.invariant,
-                    Invariant::OneWinnerPerTerm | Invariant::OneLeaseHolder
-                ) =>
-            {
-                Some(seed)
-            }
-            _ => None,
-        }
+    let caught = (0..20).any(|seed| {
+        let result = vote_lost_beside_a_stale_node(seed, Some(InjectedFault::ForgetLostVote));
+        matches!(result, Err(f) if matches!(
+            f.violation.invariant,
+            Invariant::OneWinnerPerTerm | Invariant::OneLeaseHolder
+        ))
     });
     assert!(
-        caught.is_some(),
+        caught,
         "no seed showed two winners of one term (or two leases) with the lost vote forgotten"
     );
 }

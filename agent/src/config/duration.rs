@@ -14,7 +14,7 @@ pub const MAX: Duration = Duration::from_secs(10 * 31_557_600);
 
 /// A duration parsed from a string with units. Bare numbers are refused: "is 5 seconds or
 /// milliseconds?" is not a question a config file should leave open; so is anything over
-/// [`MAX`], at parse time, so the error names the key's line.
+/// `MAX` (ten years), at parse time, so the error names the key's line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
 
