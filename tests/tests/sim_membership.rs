@@ -1,8 +1,9 @@
 //! The agreed member set under the deterministic simulation: the `peers` experiments that
 //! made two primaries when each node counted a majority of its own list, member changes
-//! through partitions, a lost `state_dir`, and the broken-core switch that counts a
-//! majority of the node's own list (`InjectedFault::OwnListMajority`), which the
-//! simulation must catch. Random membership scenarios run in `sim_election`'s
+//! through partitions, a lost `state_dir` (or only its vote record, or only its member
+//! set), and the broken-core switches that count a majority of the node's own list
+//! (`InjectedFault::OwnListMajority`) and that forget a lost vote record
+//! (`InjectedFault::ForgetLostVote`: back at term 0), which the simulation must catch. Random membership scenarios run in `sim_election`'s
 //! `many_seeds` (30 % of seeds).
 
 use std::time::Duration;

@@ -24,6 +24,9 @@
 //!   (SIGTERM: hand over, then goodbye) or down (crashed: volatile state gone, in-flight
 //!   datagrams to it dropped; a restart is a new incarnation that reads its disk and
 //!   says hello to every peer it can reach).
+//! - **Disks.** A crash may lose the whole `state_dir` (`wipe`), only the vote record
+//!   (`lose-vote`: the agent then starts with `LostVote::Missing`, as its
+//!   `persist::load_hard_state` reports it) or only the member set (`lose-members`).
 //! - **Operators.** Drain/undrain (the eligibility bit), priority changes (applied live,
 //!   as a reload does), `quorate transfer`, freeze/unfreeze.
 //!
@@ -61,7 +64,8 @@
 //! ```
 //!
 //! `QUORATE_SIM_TRACE=datagrams` adds every delivery to the trace;
-//! `QUORATE_SIM_FAULT=ignore-lease-promise` (or `lease-never-expires`) replays a seed
+//! `QUORATE_SIM_FAULT=ignore-lease-promise` (or `lease-never-expires`, `ignore-timing`,
+//! `own-list-majority`, `forget-lost-vote`) replays a seed
 //! against the deliberately broken core. A seed that found a bug becomes a named test.
 //!
 //! CI runs `many_seeds` with the default count; the long run is
