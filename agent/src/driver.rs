@@ -886,7 +886,8 @@ impl Driver {
         // Persist before you speak: votes stay held until this is on disk.
         while let Some(hs) = self.core.poll_persist() {
             let before = self.core.persisted().clone();
-            persist::save_hard_state(&self.config.state_dir, &hs, &before).context(
+            let record_vote = self.core.records_vote();
+            persist::save_hard_state(&self.config.state_dir, &hs, &before, record_vote).context(
                 "cannot record this node's vote; stopping rather than risk voting twice",
             )?;
             self.core.handle_persisted(clock::now(), hs);

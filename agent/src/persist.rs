@@ -255,11 +255,14 @@ fn render_members(set: &proto::Membership) -> String {
 /// Writes what changed since `before` (the state last written) atomically and durably:
 /// `(term, voted_for)` and the member set are separate files, each written only when it
 /// changed (each is monotonic on its own, so a crash between the two is no worse than
-/// the second change not having happened yet).
+/// the second change not having happened yet). `(term, voted_for)` only when
+/// `record_vote` ([`Node::records_vote`](crate::core::Node::records_vote)), and then
+/// also when the file is missing.
 pub fn save_hard_state(
     state_dir: &Path,
     hs: &crate::core::HardState,
     before: &crate::core::HardState,
+    record_vote: bool,
 ) -> Result<(), PersistError> {
     if hs.members != before.members {
         write_atomic(
@@ -267,12 +270,14 @@ pub fn save_hard_state(
             render_members(&hs.members).as_bytes(),
         )?;
     }
-    if hs.term == before.term && hs.voted_for == before.voted_for {
+    let path = state_dir.join(ELECTION_FILE);
+    let unchanged = hs.term == before.term && hs.voted_for == before.voted_for;
+    if !record_vote || (unchanged && path.exists()) {
         return Ok(());
     }
     let voted = hs.voted_for.as_ref().map(|n| n.as_str()).unwrap_or("");
     write_atomic(
-        &state_dir.join(ELECTION_FILE),
+        &path,
         format!("term={}\nvoted_for={voted}\n", hs.term.0).as_bytes(),
     )
 }
@@ -318,7 +323,7 @@ mod tests {
             voted_for: Some(proto::NodeId::new("n2").unwrap()),
             members: crate::core::voters::bootstrap_set(&["b:1".into(), "a:1".into()]),
         };
-        save_hard_state(dir.path(), &hs, &Default::default()).unwrap();
+        save_hard_state(dir.path(), &hs, &Default::default(), true).unwrap();
         assert_eq!(fresh(dir.path()).hard, hs);
         let mut none = crate::core::HardState {
             term: proto::Term(8),
@@ -328,7 +333,7 @@ mod tests {
         none.members.members[0].node = Some(proto::NodeId::new("n1").unwrap());
         none.members.members[1].voter = false;
         none.members.stamp.index = 2;
-        save_hard_state(dir.path(), &none, &hs).unwrap();
+        save_hard_state(dir.path(), &none, &hs, true).unwrap();
         assert_eq!(fresh(dir.path()).hard, none);
         // A corrupt member set stops the agent: guessing could count the wrong voters.
         let good_members = fs::read(dir.path().join("members")).unwrap();
@@ -350,7 +355,7 @@ mod tests {
             voted_for: Some(proto::NodeId::new("n2").unwrap()),
             members: crate::core::voters::bootstrap_set(&["b:1".into(), "a:1".into()]),
         };
-        save_hard_state(dir.path(), &hs, &Default::default()).unwrap();
+        save_hard_state(dir.path(), &hs, &Default::default(), true).unwrap();
         let election = dir.path().join("election");
         let lost = |expect_corrupt: bool| {
             let stored = load_hard_state(dir.path()).unwrap();
@@ -369,6 +374,19 @@ mod tests {
         };
         fs::remove_file(&election).unwrap();
         lost(false);
+        // While the core does not record votes (rejoining), only the member set is
+        // written: the file stays missing, so a restart still knows the vote is lost.
+        let adopted = crate::core::HardState {
+            term: proto::Term(9),
+            voted_for: None,
+            members: hs.members.clone(),
+        };
+        save_hard_state(dir.path(), &adopted, &Default::default(), false).unwrap();
+        lost(false);
+        // Recording again, the file is written even if nothing changed since `before`.
+        save_hard_state(dir.path(), &adopted, &adopted, true).unwrap();
+        assert_eq!(load_hard_state(dir.path()).unwrap().lost_vote, None);
+        fs::remove_file(&election).unwrap();
         for bad in ["term=x\n", "", "term=", "voted_for=n2\n", "\u{0}\u{ff}"] {
             fs::write(&election, bad).unwrap();
             lost(true);

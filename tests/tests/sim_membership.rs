@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use quorate_agent::core::{InjectedFault, MembersProblem};
+use quorate_agent::core::{InjectedFault, LostVote, MembersProblem};
 use quorate_tests::sim::{Failure, Invariant, MemberOp, Sim, SimConfig};
 
 fn secs(n: u64) -> Duration {
@@ -401,6 +401,23 @@ fn a_lost_vote_record_beside_a_stale_node_never_makes_a_second_winner() -> Resul
                 )
             })
             .unwrap_or_else(|| panic!("seed {seed}: nobody is rejoining"));
+        // A crash while rejoining: the terms it adopted meanwhile were no vote record,
+        // so none was written, and it rejoins again.
+        sim.crash(x)?;
+        sim.run_for(ms(100))?;
+        sim.restart(x)?;
+        sim.run_for(secs(2))?;
+        assert!(
+            matches!(
+                sim.node(x).and_then(|n| n.members_problem()),
+                Some(MembersProblem::Rejoining {
+                    cause: LostVote::Missing,
+                    ..
+                })
+            ),
+            "seed {seed}: {:?}",
+            sim.node(x).and_then(|n| n.members_problem())
+        );
         // Healed, it hears the winner's term and votes above it: a primary again.
         sim.heal()?;
         sim.run_for(secs(4))?;

@@ -357,6 +357,9 @@ impl Node {
     /// no term at or below the highest its peers report, and campaigns only above it.
     /// Call right after [`new`](Self::new), before any input.
     pub fn with_lost_vote(mut self, now: Instant, why: LostVote) -> Self {
+        if self.cfg.fault == Some(InjectedFault::ForgetLostVote) {
+            return self;
+        }
         self.vote_lost = Some(why);
         if self
             .hard
@@ -368,6 +371,16 @@ impl Node {
         }
         // Without a set, it learns one from a peer; `member_state` starts the rejoin then.
         self
+    }
+
+    /// Whether the driver writes `(term, voted_for)` (the `election` file) with the
+    /// state [`poll_persist`](Self::poll_persist) hands out, or only the member set.
+    /// Not while rejoining: a term adopted from a peer then is no vote record, and a
+    /// file holding it would let a restart take it for one (and forget that this node's
+    /// vote is unknown). Nor without a member set: such a node grants nothing, so it
+    /// has nothing to record. The first write after this turns true writes the file.
+    pub fn records_vote(&self) -> bool {
+        self.vote_lost.is_none() && !self.hard.members.stamp.is_none()
     }
 
     pub fn id(&self) -> &NodeId {

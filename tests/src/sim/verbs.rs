@@ -60,14 +60,14 @@ impl Sim {
             Fault::Wipe(n) => {
                 self.crash_process(*n);
                 self.hosts[*n].disk = Default::default();
-                self.hosts[*n].vote_lost = false;
+                self.hosts[*n].has_election = false;
             }
             Fault::LoseVote(n) => {
                 self.crash_process(*n);
                 let host = &mut self.hosts[*n];
                 host.disk.term = proto::Term(0);
                 host.disk.voted_for = None;
-                host.vote_lost = !host.disk.members.stamp.is_none();
+                host.has_election = false;
             }
             Fault::LoseMembers(n) => {
                 self.crash_process(*n);
@@ -289,7 +289,8 @@ impl Sim {
         };
         let local = host.clock.now(now);
         let core = Node::new(config, local, seed, host.disk.clone());
-        host.core = Some(if host.vote_lost {
+        let vote_lost = !host.has_election && !host.disk.members.stamp.is_none();
+        host.core = Some(if vote_lost {
             core.with_lost_vote(local, LostVote::Missing)
         } else {
             core
