@@ -896,12 +896,21 @@ impl Driver {
         // Persist before you speak: votes stay held until this is on disk.
         while let Some(hs) = self.core.poll_persist() {
             let before = self.core.persisted().clone();
-            persist::save_hard_state(&self.config.state_dir, &hs, &before).context(
+            let record_vote = self.core.records_vote();
+            persist::save_hard_state(&self.config.state_dir, &hs, &before, record_vote).context(
                 "cannot record this node's vote; stopping rather than risk voting twice",
             )?;
             self.core.handle_persisted(clock::now(), hs);
         }
         self.sync_members();
+        // A lease this turn dropped must be gone from what `/primary` reads before
+        // anything leaves: a handover queues its TimeoutNow in the same turn, and the
+        // successor may win one round trip later, while the HTTP thread (its own) would
+        // still answer 200 from the old view.
+        let published = self.published.as_ref().and_then(|(sig, _)| sig.lease_until);
+        if lease_shrank(published, self.core.lease().map(|l| l.until), now) {
+            self.publish(now);
+        }
         while let Some(t) = self.core.poll_transmit() {
             self.send(&t.to, &t.datagram);
         }
@@ -1214,6 +1223,18 @@ impl Driver {
                     tracing::warn!("member change refused: {message}")
                 }
             }
+            Event::Rejoining { cause, voters } => tracing::warn!(
+                "rejoining: {cause}, so this node may have voted in terms it no longer knows; it grants no vote and does not campaign until it has heard every other voter ({}) or, after a settling wait, a majority of them, and then only above the highest term they report",
+                voters.join(", ")
+            ),
+            Event::Rejoined { floor, heard } => tracing::warn!(
+                floor = floor.0,
+                "rejoined: heard {heard} voter(s); term {floor} and below count as voted in, so this node votes and campaigns only above it"
+            ),
+            Event::TermExhausted { term } => tracing::error!(
+                term = term.0,
+                "the term is at its maximum ({term}): this node can never campaign again (a term must not wrap, it is a fencing token); it still votes. Another node must be primary; see the operator guide"
+            ),
             Event::FreezeChanged { frozen } => {
                 tracing::info!(
                     frozen,
@@ -1222,6 +1243,18 @@ impl Driver {
                 );
             }
         }
+    }
+}
+
+/// Whether the published view's lease (`published`) may still hold after `now` beyond
+/// what the core's lease (`current`) now allows: then a fresh view must be published
+/// before any datagram of this turn is sent (the driving contract of `core::Node`).
+fn lease_shrank(published: Option<Instant>, current: Option<Instant>, now: Instant) -> bool {
+    match (published, current) {
+        (Some(p), _) if p <= now => false,
+        (Some(p), Some(c)) => c < p,
+        (Some(_), None) => true,
+        (None, _) => false,
     }
 }
 
@@ -1344,6 +1377,25 @@ fn describe(me: &NodeId, event: &Event) -> (EventKind, Option<String>, String) {
                 format!("member change refused: {message}")
             },
         ),
+        Event::Rejoining { cause, .. } => (
+            Alarm,
+            None,
+            format!(
+                "{me} is rejoining ({cause}): it votes only above the highest term its peers report"
+            ),
+        ),
+        Event::Rejoined { floor, heard } => (
+            Election,
+            None,
+            format!(
+                "{me} rejoined after hearing {heard} voter(s): it votes only above term {floor}"
+            ),
+        ),
+        Event::TermExhausted { term } => (
+            Alarm,
+            None,
+            format!("{me} cannot campaign: its term is at the maximum ({term})"),
+        ),
         Event::FreezeChanged { frozen } => (
             Operator,
             None,
@@ -1438,6 +1490,30 @@ mod tests {
                 },
             }],
             ..Assessment::starting()
+        }
+    }
+
+    /// A lease that ended or shrank since the last view forces a view before sending; a
+    /// lease that grew, stayed, or had already expired in the view does not.
+    #[test]
+    fn a_dropped_lease_is_published_before_anything_is_sent() {
+        let now = clock::now();
+        let ms = Duration::from_millis;
+        let cases = [
+            (Some(now + ms(200)), None, true),
+            (Some(now + ms(200)), Some(now + ms(100)), true),
+            (Some(now + ms(200)), Some(now + ms(200)), false),
+            (Some(now + ms(200)), Some(now + ms(300)), false),
+            (Some(now), None, false),
+            (None, None, false),
+            (None, Some(now + ms(300)), false),
+        ];
+        for (published, current, want) in cases {
+            assert_eq!(
+                lease_shrank(published, current, now),
+                want,
+                "{published:?} → {current:?}"
+            );
         }
     }
 

@@ -191,14 +191,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     )?;
     let quic_addr = net.local_addr().context("QUIC endpoint address")?;
 
-    let hard = persist::load_hard_state(&config.state_dir)?;
+    let stored = persist::load_hard_state(&config.state_dir)?;
     let now = clock::now();
-    let core = core::Node::new(
+    let mut core = core::Node::new(
         config.core_config(incarnation),
         now,
         rand::rngs::SmallRng::from_os_rng().next_u64(),
-        hard,
+        stored.hard,
     );
+    if let Some(why) = stored.lost_vote {
+        // The core says what it waits for (a `Rejoining` event, logged once).
+        tracing::warn!(
+            state_dir = %config.state_dir.display(),
+            "no proof of this node's last vote: {why}"
+        );
+        core = core.with_lost_vote(now, why);
+    }
     let operator: local::OperatorState =
         persist::load_json(&persist::operator_path(&config.state_dir))?;
     // The shared-storage proof: new on every start, so a stale file proves nothing.

@@ -5,6 +5,10 @@
 //! Writes are atomic (write a temporary file, fsync, rename, fsync the directory), so a
 //! crash leaves either the old or the new value, never a torn one. An unreadable or
 //! corrupt file stops the agent with an error naming it; it is never silently reset.
+//! The one exception is `election` (the vote record): the core knows how to go on
+//! without it safely (`LostVote`: it rejoins, voting only above every term its peers
+//! report), so a missing or corrupt one is reported as lost, never read as term 0, and a
+//! corrupt one is kept aside as `election.corrupt` for inspection.
 
 use std::fs;
 use std::io::Write;
@@ -68,23 +72,76 @@ pub fn next_incarnation(
 
 const ELECTION_FILE: &str = "election";
 
-/// Reads `(term, voted_for)`; a missing file is a first start (term 0). A corrupt file is
-/// an error: resetting to term 0 could let this node vote twice in a term.
-pub fn load_hard_state(state_dir: &Path) -> Result<crate::core::HardState, PersistError> {
+/// What `state_dir` holds for the election: the hard state, and why this node cannot
+/// prove its last vote, if it cannot (then `hard` holds term 0 and no vote; pass it to
+/// [`Node::with_lost_vote`](crate::core::Node::with_lost_vote)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub hard: crate::core::HardState,
+    pub lost_vote: Option<crate::core::LostVote>,
+}
+
+/// Reads `(term, voted_for)` and the member set. Both missing is a first start (or a
+/// lost `state_dir`: the core treats a set it learns that names it as a lost vote). An
+/// `election` file missing beside a `members` file, or corrupt (unparsable, empty,
+/// truncated), is a lost vote: never term 0 (the node may have voted before), and a
+/// corrupt file is renamed `election.corrupt`. A file that cannot be read at all (an
+/// I/O error) is an error.
+pub fn load_hard_state(state_dir: &Path) -> Result<Stored, PersistError> {
+    let members = load_members(state_dir)?;
     let path = state_dir.join(ELECTION_FILE);
+    let lost = |lost_vote| Stored {
+        hard: crate::core::HardState {
+            members: members.clone(),
+            ..Default::default()
+        },
+        lost_vote: Some(lost_vote),
+    };
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && members.stamp.is_none() => {
+            return Ok(Stored {
+                hard: Default::default(),
+                lost_vote: None,
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(lost(crate::core::LostVote::Missing));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return set_aside(&path, "not UTF-8")
+                .map(|why| lost(crate::core::LostVote::Corrupt(why)));
+        }
         Err(e) => return Err(err(&path, e)),
     };
-    let corrupt = |why: &str| {
+    match parse_election(&text) {
+        Ok((term, voted_for)) => Ok(Stored {
+            hard: crate::core::HardState {
+                term,
+                voted_for,
+                members,
+            },
+            lost_vote: None,
+        }),
+        Err(why) => set_aside(&path, why).map(|why| lost(crate::core::LostVote::Corrupt(why))),
+    }
+}
+
+/// Renames a corrupt `election` file to `election.corrupt` (an operator may want to see
+/// it; the next vote writes a fresh one) and says why it was corrupt.
+fn set_aside(path: &Path, why: &str) -> Result<String, PersistError> {
+    let aside = path.with_extension("corrupt");
+    fs::rename(path, &aside).map_err(|e| {
         err(
-            &path,
-            format!(
-                "corrupt ({why}); it holds this node's vote, so it is not reset: inspect it, and remove it only if every node is stopped"
-            ),
+            path,
+            format!("corrupt ({why}) and cannot be set aside: {e}"),
         )
-    };
+    })?;
+    Ok(format!("{why}; kept as {}", aside.display()))
+}
+
+/// `term=N` and `voted_for=ID|` lines, or why not.
+fn parse_election(text: &str) -> Result<(proto::Term, Option<proto::NodeId>), &'static str> {
     let mut term = None;
     let mut voted_for = None;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -93,24 +150,18 @@ pub fn load_hard_state(state_dir: &Path) -> Result<crate::core::HardState, Persi
                 term = Some(
                     v.trim()
                         .parse::<u64>()
-                        .map_err(|_| corrupt("term is not a number"))?,
+                        .map_err(|_| "term is not a number")?,
                 )
             }
             Some(("voted_for", v)) if v.trim().is_empty() => voted_for = None,
             Some(("voted_for", v)) => {
-                voted_for = Some(
-                    proto::NodeId::new(v.trim())
-                        .map_err(|_| corrupt("voted_for is not a node id"))?,
-                )
+                voted_for =
+                    Some(proto::NodeId::new(v.trim()).map_err(|_| "voted_for is not a node id")?)
             }
-            _ => return Err(corrupt("unexpected line")),
+            _ => return Err("unexpected line"),
         }
     }
-    Ok(crate::core::HardState {
-        term: proto::Term(term.ok_or_else(|| corrupt("no term"))?),
-        voted_for,
-        members: load_members(state_dir)?,
-    })
+    Ok((proto::Term(term.ok_or("no term")?), voted_for))
 }
 
 const MEMBERS_FILE: &str = "members";
@@ -204,11 +255,14 @@ fn render_members(set: &proto::Membership) -> String {
 /// Writes what changed since `before` (the state last written) atomically and durably:
 /// `(term, voted_for)` and the member set are separate files, each written only when it
 /// changed (each is monotonic on its own, so a crash between the two is no worse than
-/// the second change not having happened yet).
+/// the second change not having happened yet). `(term, voted_for)` only when
+/// `record_vote` ([`Node::records_vote`](crate::core::Node::records_vote)), and then
+/// also when the file is missing.
 pub fn save_hard_state(
     state_dir: &Path,
     hs: &crate::core::HardState,
     before: &crate::core::HardState,
+    record_vote: bool,
 ) -> Result<(), PersistError> {
     if hs.members != before.members {
         write_atomic(
@@ -216,12 +270,14 @@ pub fn save_hard_state(
             render_members(&hs.members).as_bytes(),
         )?;
     }
-    if hs.term == before.term && hs.voted_for == before.voted_for {
+    let path = state_dir.join(ELECTION_FILE);
+    let unchanged = hs.term == before.term && hs.voted_for == before.voted_for;
+    if !record_vote || (unchanged && path.exists()) {
         return Ok(());
     }
     let voted = hs.voted_for.as_ref().map(|n| n.as_str()).unwrap_or("");
     write_atomic(
-        &state_dir.join(ELECTION_FILE),
+        &path,
         format!("term={}\nvoted_for={voted}\n", hs.term.0).as_bytes(),
     )
 }
@@ -254,14 +310,21 @@ mod tests {
     #[test]
     fn hard_state_round_trips_and_corruption_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(load_hard_state(dir.path()).unwrap(), Default::default());
+        let fresh = |dir: &Path| load_hard_state(dir).unwrap();
+        assert_eq!(
+            fresh(dir.path()),
+            Stored {
+                hard: Default::default(),
+                lost_vote: None
+            }
+        );
         let hs = crate::core::HardState {
             term: proto::Term(7),
             voted_for: Some(proto::NodeId::new("n2").unwrap()),
             members: crate::core::voters::bootstrap_set(&["b:1".into(), "a:1".into()]),
         };
-        save_hard_state(dir.path(), &hs, &Default::default()).unwrap();
-        assert_eq!(load_hard_state(dir.path()).unwrap(), hs);
+        save_hard_state(dir.path(), &hs, &Default::default(), true).unwrap();
+        assert_eq!(fresh(dir.path()).hard, hs);
         let mut none = crate::core::HardState {
             term: proto::Term(8),
             voted_for: None,
@@ -270,19 +333,66 @@ mod tests {
         none.members.members[0].node = Some(proto::NodeId::new("n1").unwrap());
         none.members.members[1].voter = false;
         none.members.stamp.index = 2;
-        save_hard_state(dir.path(), &none, &hs).unwrap();
-        assert_eq!(load_hard_state(dir.path()).unwrap(), none);
+        save_hard_state(dir.path(), &none, &hs, true).unwrap();
+        assert_eq!(fresh(dir.path()).hard, none);
+        // A corrupt member set stops the agent: guessing could count the wrong voters.
+        let good_members = fs::read(dir.path().join("members")).unwrap();
         fs::write(dir.path().join("members"), "stamp=1.2\nmember=a:1 n1\n").unwrap();
         let e = load_hard_state(dir.path()).unwrap_err().to_string();
         assert!(e.contains("members") && e.contains("line 2"), "{e}");
-        fs::write(dir.path().join("election"), "term=x\n").unwrap();
-        let e = load_hard_state(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("election") && e.contains("corrupt"), "{e}");
-        fs::write(dir.path().join("election"), "").unwrap();
-        assert!(
-            load_hard_state(dir.path()).is_err(),
-            "an empty file is not term 0"
-        );
+        fs::write(dir.path().join("members"), good_members).unwrap();
+    }
+
+    /// A vote record that is missing (beside a member set), corrupt, empty or truncated
+    /// is a lost vote, never term 0; the member set is kept, and a corrupt file is set
+    /// aside for inspection.
+    #[test]
+    fn a_lost_or_corrupt_vote_record_is_a_lost_vote_not_term_zero() {
+        use crate::core::LostVote;
+        let dir = tempfile::tempdir().unwrap();
+        let hs = crate::core::HardState {
+            term: proto::Term(7),
+            voted_for: Some(proto::NodeId::new("n2").unwrap()),
+            members: crate::core::voters::bootstrap_set(&["b:1".into(), "a:1".into()]),
+        };
+        save_hard_state(dir.path(), &hs, &Default::default(), true).unwrap();
+        let election = dir.path().join("election");
+        let lost = |expect_corrupt: bool| {
+            let stored = load_hard_state(dir.path()).unwrap();
+            assert_eq!(stored.hard.term, proto::Term(0));
+            assert_eq!(stored.hard.voted_for, None);
+            assert_eq!(stored.hard.members, hs.members, "the member set is kept");
+            match stored.lost_vote {
+                Some(LostVote::Corrupt(why)) if expect_corrupt => {
+                    assert!(why.contains("election.corrupt"), "{why}");
+                    assert!(dir.path().join("election.corrupt").exists());
+                    assert!(!election.exists());
+                }
+                Some(LostVote::Missing) if !expect_corrupt => {}
+                other => panic!("{other:?}"),
+            }
+        };
+        fs::remove_file(&election).unwrap();
+        lost(false);
+        // While the core does not record votes (rejoining), only the member set is
+        // written: the file stays missing, so a restart still knows the vote is lost.
+        let adopted = crate::core::HardState {
+            term: proto::Term(9),
+            voted_for: None,
+            members: hs.members.clone(),
+        };
+        save_hard_state(dir.path(), &adopted, &Default::default(), false).unwrap();
+        lost(false);
+        // Recording again, the file is written even if nothing changed since `before`.
+        save_hard_state(dir.path(), &adopted, &adopted, true).unwrap();
+        assert_eq!(load_hard_state(dir.path()).unwrap().lost_vote, None);
+        fs::remove_file(&election).unwrap();
+        for bad in ["term=x\n", "", "term=", "voted_for=n2\n", "\u{0}\u{ff}"] {
+            fs::write(&election, bad).unwrap();
+            lost(true);
+        }
+        fs::write(&election, [0xff, 0xfe, b'\n']).unwrap();
+        lost(true);
     }
 
     #[test]

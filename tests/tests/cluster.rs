@@ -769,6 +769,27 @@ fn config_errors_name_the_file_the_line_and_the_key_and_exit_2() {
             vec![vec!["lease", "duration"], vec!["fast"]],
         ),
         (
+            "thin-margin.toml",
+            NodeConfig {
+                extra: "[timing]\nlease = \"300ms\"\nelection_timeout = \"320ms\"\n".into(),
+                ..base.clone()
+            },
+            "[timing]",
+            vec![
+                vec!["timing: election_timeout (320ms)"],
+                vec!["lease + 2 × lease_heartbeat_interval"],
+            ],
+        ),
+        (
+            "overlong-duration.toml",
+            NodeConfig {
+                extra: "[timing]\ndead_after = \"500years\"\n".into(),
+                ..base.clone()
+            },
+            "dead_after =",
+            vec![vec!["timing.dead_after"], vec!["too long"]],
+        ),
+        (
             "missing-cert.toml",
             NodeConfig {
                 cert: missing.clone(),

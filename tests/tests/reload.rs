@@ -117,6 +117,23 @@ fn reload_applies_live_keys_keeps_restart_only_ones_and_survives_an_invalid_file
     );
     assert!(pending(&c, 0).is_empty());
 
+    // A duration that would overflow the clock: refused by name, and it keeps running.
+    let bad = reload_with(&c, 0, |cfg| {
+        cfg.extra = format!("{app}\n[timing]\nelection_timeout = \"1000years\"\n");
+    });
+    let line = bad.lines().position(|l| l.contains("1000years")).unwrap() + 1;
+    wait_log(
+        &c,
+        0,
+        &format!(
+            "reload: {}:{line}: timing.election_timeout: duration \"1000years\" is too long",
+            c.config_path(0).display()
+        ),
+    );
+    assert!(c.is_running(0));
+    assert_eq!(c.pid(0), pid);
+    assert!(pending(&c, 0).is_empty());
+
     // A restart-only key: kept as it runs, one warning naming it, shown as pending.
     reload_with(&c, 0, |cfg| {
         cfg.extra = format!("{app}\n[timing]\nlease = \"200ms\"\n");

@@ -1,13 +1,14 @@
 //! The agreed member set under the deterministic simulation: the `peers` experiments that
 //! made two primaries when each node counted a majority of its own list, member changes
-//! through partitions, a lost `state_dir`, and the broken-core switch that counts a
-//! majority of the node's own list (`InjectedFault::OwnListMajority`), which the
-//! simulation must catch. Random membership scenarios run in `sim_election`'s
+//! through partitions, a lost `state_dir` (or only its vote record, or only its member
+//! set), and the broken-core switches that count a majority of the node's own list
+//! (`InjectedFault::OwnListMajority`) and that forget a lost vote record
+//! (`InjectedFault::ForgetLostVote`: back at term 0), which the simulation must catch. Random membership scenarios run in `sim_election`'s
 //! `many_seeds` (30 % of seeds).
 
 use std::time::Duration;
 
-use quorate_agent::core::{InjectedFault, MembersProblem};
+use quorate_agent::core::{InjectedFault, LostVote, MembersProblem};
 use quorate_tests::sim::{Failure, Invariant, MemberOp, Sim, SimConfig};
 
 fn secs(n: u64) -> Duration {
@@ -320,4 +321,172 @@ fn a_corrected_list_reloaded_lets_the_cluster_form() -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// A voter loses only its `election` file (the vote record), or only its `members` file,
+/// and comes back: without the vote record it rejoins (no vote at or below the highest
+/// term it hears), with it it takes part at once; either way the cluster fails over
+/// through it.
+#[test]
+fn a_lost_election_or_members_file_rejoins_without_voting_twice() -> Result<(), Failure> {
+    for seed in 0..20 {
+        let mut sim = Sim::new(SimConfig::members(3).seed(seed));
+        let p = sim.await_primary(secs(3))?;
+        let victim = (p + 1 + (seed as usize % 2)) % 3;
+        if seed % 4 < 2 {
+            sim.lose_vote(victim)?;
+        } else {
+            sim.lose_members(victim)?;
+        }
+        sim.run_for(ms(200))?;
+        sim.restart(victim)?;
+        sim.run_for(secs(2))?;
+        assert_eq!(sim.node(victim).map(|n| n.voters()), Some(3), "seed {seed}");
+        assert_eq!(
+            sim.node(victim).and_then(|n| n.members_problem()),
+            None,
+            "seed {seed}"
+        );
+        assert!(
+            sim.node(victim).map(|n| n.term()) >= sim.node(p).map(|n| n.term()),
+            "seed {seed}"
+        );
+        sim.crash(p)?;
+        sim.run_for(secs(3))?;
+        sim.restart(p)?;
+        sim.run_for(secs(2))?;
+        sim.expect_one_holder()?;
+    }
+    Ok(())
+}
+
+/// The case a lost vote record makes dangerous: the old primary `p` is cut off, `w`
+/// wins a term with the vote of `x`; `x` loses its `election` file and comes back cut
+/// off from `w`, beside `p`, which never heard of that term. A core that votes from
+/// term 0 again lets `p` win the same term (two winners of one term: the fencing token
+/// means nothing); a rejoining `x` waits for `w` (in a three-voter set, a majority of
+/// the other voters is both) and votes only above its term. (The broken core is caught
+/// even sooner: acknowledging `p`'s old lease while `w`'s, which `x` acknowledged before
+/// the loss, still runs: two lease holders. A rejoining node acknowledges nothing.)
+fn vote_lost_beside_a_stale_node(seed: u64, fault: Option<InjectedFault>) -> Result<Sim, Failure> {
+    let mut config = SimConfig::members(3).seed(seed);
+    config.fault = fault;
+    let mut sim = Sim::new(config);
+    let p = sim.await_primary(secs(3))?;
+    let rest: Vec<usize> = (0..3).filter(|&n| n != p).collect();
+    sim.partition(&[&[p], &rest])?;
+    let found = sim.run_until_true(secs(5), |sim| sim.primary().is_some_and(|q| q != p))?;
+    assert!(found, "seed {seed}: no winner beside the cut-off primary");
+    let w = sim.primary().expect("checked");
+    let x = rest.into_iter().find(|&n| n != w).expect("three nodes");
+    sim.lose_vote(x)?;
+    // (A partition adds cuts: heal the first one in the same instant.)
+    sim.heal()?;
+    sim.partition(&[&[w], &[p, x]])?;
+    sim.run_for(ms(200))?;
+    sim.restart(x)?;
+    sim.run_for(secs(6))?;
+    Ok(sim)
+}
+
+#[test]
+fn a_lost_vote_record_beside_a_stale_node_never_makes_a_second_winner() -> Result<(), Failure> {
+    for seed in 0..20 {
+        let mut sim = vote_lost_beside_a_stale_node(seed, None)?;
+        let x = (0..3)
+            .find(|&n| {
+                matches!(
+                    sim.node(n).and_then(|node| node.members_problem()),
+                    Some(MembersProblem::Rejoining { .. })
+                )
+            })
+            .unwrap_or_else(|| panic!("seed {seed}: nobody is rejoining"));
+        // A crash while rejoining: the terms it adopted meanwhile were no vote record,
+        // so none was written, and it rejoins again.
+        sim.crash(x)?;
+        sim.run_for(ms(100))?;
+        sim.restart(x)?;
+        sim.run_for(secs(2))?;
+        assert!(
+            matches!(
+                sim.node(x).and_then(|n| n.members_problem()),
+                Some(MembersProblem::Rejoining {
+                    cause: LostVote::Missing,
+                    ..
+                })
+            ),
+            "seed {seed}: {:?}",
+            sim.node(x).and_then(|n| n.members_problem())
+        );
+        // Healed, it hears the winner's term and votes above it: a primary again.
+        sim.heal()?;
+        sim.run_for(secs(4))?;
+        assert_eq!(
+            sim.node(x).and_then(|n| n.members_problem()),
+            None,
+            "seed {seed}"
+        );
+        sim.expect_one_holder()?;
+    }
+    Ok(())
+}
+
+#[test]
+fn broken_core_is_caught_forget_lost_vote() {
+    let caught = (0..20).any(|seed| {
+        let result = vote_lost_beside_a_stale_node(seed, Some(InjectedFault::ForgetLostVote));
+        matches!(result, Err(f) if matches!(
+            f.violation.invariant,
+            Invariant::OneWinnerPerTerm | Invariant::OneLeaseHolder
+        ))
+    });
+    assert!(
+        caught,
+        "no seed showed two winners of one term (or two leases) with the lost vote forgotten"
+    );
+}
+
+/// Five voters: one is gone for good, another loses its vote record. Waiting for every
+/// voter would keep it out for ever; it rejoins once a majority of the other voters
+/// (three of four) has answered after the settling wait, and the cluster fails over
+/// through it.
+#[test]
+fn a_lost_vote_record_rejoins_with_a_voter_gone_for_good() -> Result<(), Failure> {
+    for seed in 0..10 {
+        let mut sim = Sim::new(SimConfig::members(5).seed(seed));
+        let p = sim.await_primary(secs(3))?;
+        let gone = (p + 1) % 5;
+        let victim = (p + 2) % 5;
+        sim.crash(gone)?;
+        sim.lose_vote(victim)?;
+        sim.run_for(ms(200))?;
+        sim.restart(victim)?;
+        sim.run_for(secs(1))?;
+        assert!(
+            matches!(
+                sim.node(victim).and_then(|n| n.members_problem()),
+                Some(MembersProblem::Rejoining { .. })
+            ),
+            "seed {seed}: rejoining while the settling wait runs"
+        );
+        // 5 voters, election timeout 450 ms: the wait is 2 × 450 ms × (1 + 0.3 × 5).
+        sim.run_for(secs(4))?;
+        assert_eq!(
+            sim.node(victim).and_then(|n| n.members_problem()),
+            None,
+            "seed {seed}"
+        );
+        // Two voters down now: the victim's vote is needed for a majority.
+        sim.crash(p)?;
+        let q = await_other_primary(&mut sim, p)?;
+        assert_ne!(q, gone, "seed {seed}");
+        sim.expect_one_holder()?;
+    }
+    Ok(())
+}
+
+fn await_other_primary(sim: &mut Sim, old: usize) -> Result<usize, Failure> {
+    let found = sim.run_until_true(secs(5), |sim| sim.primary().is_some_and(|q| q != old))?;
+    assert!(found, "no new primary");
+    Ok(sim.primary().expect("checked"))
 }

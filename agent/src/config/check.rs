@@ -168,10 +168,19 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
             t.lease_heartbeat_interval, t.lease
         )));
     }
-    if t.election_timeout <= t.lease {
+    // A real margin, not a nanosecond: the primary's lease runs from the send time of a
+    // heartbeat a majority acknowledged, and a voter's promise from when that heartbeat
+    // arrived; two lease heartbeats of slack keep a late or lost acknowledgement from
+    // eating the gap between "the lease ended" and "voters may elect".
+    let margin = t.lease_heartbeat_interval.0.saturating_mul(2);
+    let floor = t.lease.0.saturating_add(margin);
+    if t.election_timeout.0 < floor {
         return Err(timing_err(format!(
-            "election_timeout ({}) must be longer than lease ({}): voters must not elect anyone while a lease may still hold",
-            t.election_timeout, t.lease
+            "election_timeout ({}) must be at least lease + 2 × lease_heartbeat_interval ({} + 2 × {} = {}): voters must not elect anyone while a lease may still hold",
+            t.election_timeout,
+            t.lease,
+            t.lease_heartbeat_interval,
+            super::Dur(floor)
         )));
     }
     if !(t.phi_threshold.is_finite() && t.phi_threshold > 0.0) {
@@ -474,6 +483,48 @@ fn short_hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests_support::config_text;
+
+    fn check(extra: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let text = config_text(dir.path(), extra);
+        Config::parse(&dir.path().join("agent.toml"), &text).map_err(|e| {
+            // Strip the temporary directory: the rest is what an operator reads.
+            e.to_string().replace(&dir.path().display().to_string(), "")
+        })
+    }
+
+    /// Invalid `[timing]` and durations: each error names the file, the line and why
+    /// (the line of `[timing]` for a relation between keys, of the key for one value).
+    #[test]
+    fn timing_margins_and_overlong_durations_are_refused() {
+        let cases = [
+            (
+                "[timing]\nlease = \"300ms\"\nelection_timeout = \"350ms\"\n",
+                "/agent.toml:12: timing: election_timeout (350ms) must be at least lease + 2 × lease_heartbeat_interval (300ms + 2 × 50ms = 400ms)",
+            ),
+            (
+                "[timing]\nelection_timeout = \"300years\"\n",
+                "/agent.toml:13: timing.election_timeout: duration \"300years\" is too long: at most 10 years",
+            ),
+            (
+                "[election]\npreempt_delay = \"100000000years\"\n",
+                "/agent.toml:13: election.preempt_delay: duration \"100000000years\" is too long",
+            ),
+        ];
+        for (extra, want) in cases {
+            let got = check(extra).expect_err(extra);
+            assert!(got.starts_with(want), "{extra}: {got}");
+        }
+        // The defaults and the documented fast preset pass (150 + 2 × 20 ≤ 200).
+        check("").unwrap();
+        check(
+            "[timing]\nheartbeat_interval = \"100ms\"\nlease_heartbeat_interval = \"20ms\"\n\
+             lease = \"150ms\"\nelection_timeout = \"200ms\"\n",
+        )
+        .unwrap();
+        check("[timing]\nelection_timeout = \"10years\"\n").unwrap();
+    }
 
     #[test]
     fn keys_of_lines() {

@@ -492,6 +492,12 @@ impl Node {
 
     /// The lease acknowledgement for our heartbeat to `to`.
     pub(super) fn lease_ack_for(&self, to: &NodeId) -> Option<Seq> {
+        // Rejoining, this node may have acknowledged a lease of a later term than any it
+        // knows (its record is lost): backing a primary of an older term now could give
+        // two leases at once. It acknowledges again once its term is a floor.
+        if self.rejoining {
+            return None;
+        }
         match &self.primary_seq {
             Some((term, seq))
                 if *term == self.hard.term
@@ -889,8 +895,11 @@ impl Node {
             self.election_deadline = until + self.jitter();
             return;
         }
+        let Some(term) = self.next_term() else {
+            self.reset_election_timer(now);
+            return;
+        };
         self.req_seq += 1;
-        let term = Term(self.hard.term.0 + 1);
         self.role = Role::PreCandidate {
             req: self.req_seq,
             granted: BTreeSet::new(),
@@ -917,7 +926,12 @@ impl Node {
     }
 
     fn start_campaign(&mut self, now: Instant, transfer_from: Option<NodeId>) {
-        self.hard.term = Term(self.hard.term.0 + 1);
+        let Some(next) = self.next_term() else {
+            self.role = Role::Follower;
+            self.reset_election_timer(now);
+            return;
+        };
+        self.hard.term = next;
         self.hard.voted_for = Some(self.cfg.node.clone());
         self.leader = None;
         self.req_seq += 1;
@@ -983,6 +997,20 @@ impl Node {
         for m in self.members.values_mut() {
             m.next_heartbeat = now;
         }
+    }
+
+    /// The term after this node's, or `None` at `u64::MAX` (reported once): the term is
+    /// a fencing token, so it must never wrap to a value already used. Such a node
+    /// stays a voter but never campaigns again.
+    pub(super) fn next_term(&mut self) -> Option<Term> {
+        let next = self.hard.term.0.checked_add(1).map(Term);
+        if next.is_none() && !self.term_exhausted {
+            self.term_exhausted = true;
+            self.events.push_back(Event::TermExhausted {
+                term: self.hard.term,
+            });
+        }
+        next
     }
 
     fn reachable_voters(&self) -> Vec<NodeId> {

@@ -93,6 +93,10 @@ pub struct Member {
     pub timing: Option<(u32, u32)>,
     /// The agreed member set it holds durably, as its latest heartbeat announced it.
     pub config: ConfigStamp,
+    /// Our send time (wall clock) of the heartbeat its latest heartbeat echoed: its
+    /// report was sent after ours left (a causal order, not a clock comparison across
+    /// nodes; a rejoining node relies on it, `voters::rejoin_tick`).
+    pub(super) echoed: Option<WallMicros>,
     pub(super) next_heartbeat: Instant,
     pub(super) fetch_pending: bool,
 }
@@ -140,6 +144,7 @@ impl Member {
             interval_ms: u16::try_from(expected.as_millis()).unwrap_or(u16::MAX),
             timing: None,
             config: ConfigStamp::NONE,
+            echoed: None,
             next_heartbeat: now,
             fetch_pending: false,
         }
@@ -251,6 +256,7 @@ impl Member {
             at_wall: wall,
             at: now,
         });
+        self.echoed = hb.echo.map(|e| e.peer_sent);
         if let Some(echo) = hb.echo {
             self.take_echo(echo, hb.sent, wall);
         }

@@ -17,7 +17,7 @@ pub mod voters;
 
 pub use membership::{Member, MemberState};
 pub use node::{
-    Command, CoreConfig, Event, HardState, InjectedFault, Node, TransferReason, Transmit,
+    Command, CoreConfig, Event, HardState, InjectedFault, LostVote, Node, TransferReason, Transmit,
 };
 pub use voters::{MemberChange, MembersProblem};
 

@@ -71,6 +71,34 @@ pub enum InjectedFault {
     /// contact with the primary (what quorate did before issue 11): a node back from a
     /// pause or a cut is preempted to at once.
     KeepEligibleThroughSilence,
+    /// A node that cannot prove its last `(term, voted_for)` (its `election` file lost)
+    /// votes as if it had never voted: from term 0, at once.
+    ForgetLostVote,
+}
+
+/// Why this node cannot prove the last `(term, voted_for)` it held: it may have voted
+/// before, in terms it no longer knows. Such a node rejoins (see `voters::rejoin_tick`):
+/// it votes in no term at or below the highest its peers report, and campaigns only
+/// above it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LostVote {
+    /// It started with an empty `state_dir` and learned a member set naming it a voter.
+    EmptyStateDir,
+    /// `state_dir/election` is missing while `state_dir/members` is there.
+    Missing,
+    /// `state_dir/election` could not be read as a vote record (set aside by the
+    /// driver); the reason is the parser's.
+    Corrupt(String),
+}
+
+impl std::fmt::Display for LostVote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LostVote::EmptyStateDir => f.write_str("started with an empty state_dir"),
+            LostVote::Missing => f.write_str("state_dir/election is missing"),
+            LostVote::Corrupt(why) => write!(f, "state_dir/election was corrupt ({why})"),
+        }
+    }
 }
 
 /// `(term, voted_for)` and the agreed member set: what must be on disk before a vote or
@@ -182,6 +210,22 @@ pub enum Event {
     MembersCommitted { stamp: ConfigStamp, what: String },
     /// A member of this node's set holds another cluster's set: this node stands down.
     ForeignCluster { peer: NodeId },
+    /// This node cannot prove its last vote: it grants nothing and does not campaign
+    /// until it has heard enough voters' terms (see [`MembersProblem::Rejoining`]).
+    /// Emitted once, when that starts.
+    ///
+    /// [`MembersProblem::Rejoining`]: super::MembersProblem::Rejoining
+    Rejoining {
+        cause: LostVote,
+        /// The other voters of its set.
+        voters: Vec<String>,
+    },
+    /// Rejoining is over: `floor` (the highest term heard from `heard` voters, or its
+    /// own) counts as voted in; this node votes and campaigns only above it.
+    Rejoined { floor: Term, heard: usize },
+    /// The term is `u64::MAX`: this node cannot campaign (a term must never wrap, it is
+    /// a fencing token). Emitted once.
+    TermExhausted { term: Term },
     /// The answer to `Command::Member` number `req`: started by the primary (it commits
     /// once a majority holds it), or refused and why.
     MemberAnswer {
@@ -234,11 +278,16 @@ pub(super) struct Local {
 ///    write that state durably (write, fsync, rename, fsync the directory) and report it
 ///    with [`handle_persisted`](Self::handle_persisted). Votes wait for it: a vote
 ///    reply or a candidate's requests are only released by `handle_persisted`;
-/// 3. then drain [`poll_transmit`](Self::poll_transmit), [`poll_fetch`](Self::poll_fetch)
+/// 3. then, if [`lease`](Self::lease) now ends earlier than (or is gone from) the view
+///    readers were last given, publish a fresh view BEFORE draining
+///    [`poll_transmit`](Self::poll_transmit): a handover drops the lease and queues its
+///    TimeoutNow in the same call, and the successor may win one round trip after that
+///    datagram leaves, so no reader may still see the old lease by then;
+/// 4. then drain [`poll_transmit`](Self::poll_transmit), [`poll_fetch`](Self::poll_fetch)
 ///    and [`poll_event`](Self::poll_event);
-/// 4. call [`handle_timeout`](Self::handle_timeout) no later than
+/// 5. call [`handle_timeout`](Self::handle_timeout) no later than
 ///    [`poll_timeout`](Self::poll_timeout) says;
-/// 5. answer "am I primary?" only with [`lease::holds`](super::lease::holds) on
+/// 6. answer "am I primary?" only with [`lease::holds`](super::lease::holds) on
 ///    [`lease`](Self::lease) at the moment of answering.
 ///
 /// It MUST NOT feed a datagram from a connection whose hello it has not passed to
@@ -297,8 +346,17 @@ pub struct Node {
     /// Without a set: why none yet (bootstrap progress, or what stops it).
     pub(super) bootstrap_status: Option<MembersProblem>,
     pub(super) started: Instant,
-    /// Joined with an empty `state_dir` as a voter: no votes until `rejoin_tick` says.
+    /// Cannot prove its last vote and is a voter: no votes until `rejoin_tick` says.
     pub(super) rejoining: bool,
+    /// Why its last vote is unknown, until a rejoin takes a floor (`None`: it knows).
+    pub(super) vote_lost: Option<LostVote>,
+    /// Rejoining since (a bound on how long a candidacy it voted in may still run is
+    /// measured from here), and the wall time of its first heartbeat after that bound:
+    /// an echo of it (or a later one) proves the peer's report was sent after it.
+    pub(super) rejoin_since: Instant,
+    pub(super) rejoin_mark: Option<WallMicros>,
+    /// `TermExhausted` was reported.
+    pub(super) term_exhausted: bool,
     /// Members of our set seen holding another cluster's set (see `voters::member_state`).
     pub(super) foreign: std::collections::BTreeSet<NodeId>,
     /// Task placement, grants and claims (see `tasks.rs`).
@@ -342,12 +400,47 @@ impl Node {
             bootstrap_status: None,
             started: now,
             rejoining: false,
+            vote_lost: None,
+            rejoin_since: now,
+            rejoin_mark: None,
+            term_exhausted: false,
             foreign: Default::default(),
             tasks: Tasks::new(cfg.tasks.clone()),
             cfg,
         };
         node.reset_election_timer(now);
         node
+    }
+
+    /// The driver found no proof of this node's last `(term, voted_for)` (`hard` then
+    /// holds term 0 and no vote): it may have voted before, so it rejoins — it votes in
+    /// no term at or below the highest its peers report, and campaigns only above it.
+    /// Call right after [`new`](Self::new), before any input.
+    pub fn with_lost_vote(mut self, now: Instant, why: LostVote) -> Self {
+        if self.cfg.fault == Some(InjectedFault::ForgetLostVote) {
+            return self;
+        }
+        self.vote_lost = Some(why);
+        if self
+            .hard
+            .members
+            .slot(&self.cfg.node, &self.cfg.advertise)
+            .is_some()
+        {
+            self.start_rejoin(now);
+        }
+        // Without a set, it learns one from a peer; `member_state` starts the rejoin then.
+        self
+    }
+
+    /// Whether the driver writes `(term, voted_for)` (the `election` file) with the
+    /// state [`poll_persist`](Self::poll_persist) hands out, or only the member set.
+    /// Not while rejoining: a term adopted from a peer then is no vote record, and a
+    /// file holding it would let a restart take it for one (and forget that this node's
+    /// vote is unknown). Nor without a member set: such a node grants nothing, so it
+    /// has nothing to record. The first write after this turns true writes the file.
+    pub fn records_vote(&self) -> bool {
+        self.vote_lost.is_none() && !self.hard.members.stamp.is_none()
     }
 
     pub fn id(&self) -> &NodeId {
@@ -619,7 +712,7 @@ impl Node {
             self.next_check = now + self.check_interval();
         }
         self.bootstrap_tick(now);
-        self.rejoin_tick(now);
+        self.rejoin_tick(now, wall);
         self.release_embargoed(now);
         self.election_tick(now);
         if self.is_primary_role() {

@@ -746,3 +746,163 @@ fn a_promise_shorter_than_the_lease_grants_no_vote_and_no_acknowledgement() {
     fits.handle_datagram(later, WallMicros(0), &id("n2"), vote(150));
     assert!(fits.poll_persist().is_some(), "the vote is made durable");
 }
+
+/// The driving contract: a handover's TimeoutNow is queued in the very turn the lease is
+/// dropped, so a driver that publishes its view before sending whenever the lease shrank
+/// (`driver::lease_shrank`) never lets `/primary` answer from the old lease once the
+/// successor may campaign.
+#[test]
+fn a_handover_drops_the_lease_in_the_turn_its_timeout_now_is_queued() {
+    let mut h = Harness::new(&["n1", "n2", "n3"]);
+    h.make_eligible();
+    h.run(Duration::from_secs(3));
+    let old = h.holders()[0].clone();
+    let target = ["n1", "n2", "n3"].into_iter().find(|n| *n != old).unwrap();
+    let i = h.idx(&old);
+    let now = h.now;
+    assert!(h.nodes[i].lease().is_some());
+    h.nodes[i].handle_command(now, Command::Transfer(Some(id(target))));
+    let mut timeout_now = 0;
+    while let Some(t) = h.nodes[i].poll_transmit() {
+        if matches!(t.datagram, Datagram::TimeoutNow(_)) {
+            timeout_now += 1;
+            assert!(
+                h.nodes[i].lease().is_none(),
+                "a TimeoutNow is queued while the core still reports a lease"
+            );
+        }
+    }
+    assert_eq!(timeout_now, 1);
+}
+
+/// A node of the agreed set, restarted without its vote record (a lost `election` file).
+fn restart_without_vote_record(h: &mut Harness, i: usize) {
+    let now = h.now;
+    let name = h.nodes[i].id().to_string();
+    h.nodes[i] =
+        Node::new(config(&name, 2), now, 99, agreed()).with_lost_vote(now, LostVote::Missing);
+    h.up[i] = true;
+    for j in (0..h.nodes.len()).filter(|&j| j != i) {
+        let hi = hello(&h.nodes[i]);
+        h.nodes[j].handle_hello(now, &hi);
+        let hj = hello(&h.nodes[j]);
+        h.nodes[i].handle_hello(now, &hj);
+    }
+}
+
+/// A voter that lost its vote record grants nothing while a voter it needs is silent
+/// (here both others: in a three-voter set the majority of the others is all of them),
+/// then counts the highest term it heard as voted in: no vote in that term, one above.
+#[test]
+fn a_lost_vote_record_votes_only_above_the_highest_term_heard() {
+    let mut h = Harness::new(&["n1", "n2", "n3"]);
+    h.make_eligible();
+    h.run(Duration::from_secs(3));
+    let p = h.idx(&h.holders()[0]);
+    let victim = (p + 1) % 3;
+    let silent = (p + 2) % 3;
+    let term = h.nodes[p].term();
+    assert!(term.0 >= 1);
+    h.up[victim] = false;
+    h.up[silent] = false;
+    h.run(Duration::from_secs(1));
+    restart_without_vote_record(&mut h, victim);
+    assert_eq!(h.nodes[victim].term(), proto::Term(0));
+    h.run(Duration::from_secs(10));
+    let problem = h.nodes[victim].members_problem();
+    assert!(
+        matches!(&problem, Some(MembersProblem::Rejoining { waiting_for, .. })
+            if waiting_for.len() == 1 && waiting_for[0].ends_with(&format!("n{}", silent + 1))),
+        "{problem:?}"
+    );
+    let said: Vec<_> = h.events[victim]
+        .iter()
+        .filter(|e| matches!(e, Event::Rejoining { .. }))
+        .collect();
+    assert_eq!(said.len(), 1, "said once: {said:?}");
+    // Rejoining, it votes for no one, even in a term far above.
+    let ask = |node: &mut Node, term: u64, now: Instant| {
+        node.handle_datagram(
+            now,
+            WallMicros(0),
+            &id(&format!("n{}", silent + 1)),
+            Datagram::Vote(proto::VoteRequest {
+                term: proto::Term(term),
+                candidate: id(&format!("n{}", silent + 1)),
+                transfer_from: None,
+                req: proto::Seq(term),
+                lease_ms: 300,
+                config: agreed().members.stamp,
+            }),
+        );
+        while let Some(hs) = node.poll_persist() {
+            node.handle_persisted(now, hs);
+        }
+        let mut granted = None;
+        while let Some(t) = node.poll_transmit() {
+            if let Datagram::VoteReply(r) = t.datagram {
+                granted = Some(r.granted);
+            }
+        }
+        granted
+    };
+    let now = h.now;
+    assert_eq!(ask(&mut h.nodes[victim], term.0 + 5, now), Some(false));
+    // The silent voter comes back (it knows the term); once heard, the floor is taken.
+    h.up[silent] = true;
+    h.run(Duration::from_secs(2));
+    assert_eq!(h.nodes[victim].members_problem(), None);
+    let floor = h.nodes[victim].term();
+    assert!(floor >= term, "{floor:?} < {term:?}");
+    assert!(
+        h.events[victim]
+            .iter()
+            .any(|e| matches!(e, Event::Rejoined { heard: 2, .. })),
+        "{:?}",
+        h.events[victim]
+    );
+    // The floor counts as voted in, durably: nothing at or below it, ever.
+    let persisted = h.nodes[victim].persisted();
+    assert_eq!(persisted.term, floor);
+    assert_eq!(persisted.voted_for, Some(id(&format!("n{}", victim + 1))));
+    let now = h.now;
+    assert_eq!(ask(&mut h.nodes[victim], floor.0, now), Some(false));
+}
+
+/// At `u64::MAX` a node never campaigns (the term would wrap) and says so once.
+#[test]
+fn a_node_at_the_last_term_never_campaigns_and_says_so_once() {
+    let t0 = crate::clock::now();
+    let hard = HardState {
+        term: proto::Term(u64::MAX),
+        ..agreed()
+    };
+    let mut node = Node::new(config("n1", 1), t0, 1, hard);
+    node.handle_local(t0, eligible(), Default::default(), Default::default());
+    let mut now = t0;
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        now += Duration::from_millis(200);
+        node.handle_timeout(now, WallMicros(0));
+        while let Some(e) = node.poll_event() {
+            events.push(e);
+        }
+        while let Some(t) = node.poll_transmit() {
+            assert!(
+                !matches!(t.datagram, Datagram::PreVote(_) | Datagram::Vote(_)),
+                "{t:?}"
+            );
+        }
+    }
+    assert_eq!(node.term(), proto::Term(u64::MAX));
+    let exhausted = events
+        .iter()
+        .filter(|e| matches!(e, Event::TermExhausted { .. }))
+        .count();
+    assert_eq!(exhausted, 1, "{events:?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::ElectionStarted { .. }))
+    );
+}

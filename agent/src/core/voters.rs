@@ -34,7 +34,7 @@ use proto::{
 };
 
 use super::membership::MemberState;
-use super::node::{Event, InjectedFault, Node, Transmit};
+use super::node::{Event, InjectedFault, LostVote, Node, Transmit};
 use super::quorum::majority;
 
 /// How long a node with an empty `state_dir` waits for every node it lists before it
@@ -67,10 +67,19 @@ pub enum MembersProblem {
     Removed,
     /// Members of its set hold the set of another cluster (same nodes, another origin).
     ForeignCluster { peers: Vec<String> },
-    /// It started with an empty `state_dir` and the set names it as a voter: it may have
-    /// voted before its state was lost, so it votes only once it has heard every other
-    /// voter's term (and then only in later terms).
-    Rejoining { waiting_for: Vec<String> },
+    /// It cannot prove its last vote (`cause`) and the set names it: it may have voted
+    /// before, so it votes only once it has heard every other voter's term, or a
+    /// majority of the other voters after a settling wait (then only in later terms).
+    Rejoining {
+        cause: LostVote,
+        /// The other voters it has not heard since it started.
+        waiting_for: Vec<String>,
+        /// Whether any candidacy its lost vote may have fed is over (see `rejoin_tick`).
+        settled: bool,
+        /// Other voters heard since then, and how many of them are enough.
+        fresh: usize,
+        needed: usize,
+    },
 }
 
 impl std::fmt::Display for MembersProblem {
@@ -100,11 +109,24 @@ impl std::fmt::Display for MembersProblem {
             MembersProblem::Removed => f.write_str(
                 "the agreed member set no longer includes this node (removed): it takes no part; `quorate member add` brings it back",
             ),
-            MembersProblem::Rejoining { waiting_for } => write!(
-                f,
-                "joined with an empty state_dir: votes once it has heard from every voter (waiting for {})",
-                waiting_for.join(", ")
-            ),
+            MembersProblem::Rejoining {
+                cause,
+                waiting_for,
+                settled,
+                fresh,
+                needed,
+            } => {
+                write!(
+                    f,
+                    "rejoining: {cause}, so this node may have voted in terms it no longer knows; it votes and campaigns only above the highest term its peers report, once it has heard every other voter (waiting for {})",
+                    waiting_for.join(", ")
+                )?;
+                if *settled {
+                    write!(f, " or {needed} of them afresh ({fresh} so far)")
+                } else {
+                    write!(f, " or, after a settling wait, {needed} of them afresh")
+                }
+            }
         }
     }
 }
@@ -217,8 +239,15 @@ impl Node {
                 peers: self.foreign.iter().map(|n| n.to_string()).collect(),
             });
         }
-        self.rejoining.then(|| MembersProblem::Rejoining {
-            waiting_for: self.unheard_voters(),
+        self.rejoining.then(|| {
+            let (fresh, needed) = self.fresh_voters();
+            MembersProblem::Rejoining {
+                cause: self.vote_lost.clone().unwrap_or(LostVote::EmptyStateDir),
+                waiting_for: self.unheard_voters(),
+                settled: self.rejoin_mark.is_some(),
+                fresh,
+                needed,
+            }
         })
     }
 
@@ -248,18 +277,94 @@ impl Node {
             .collect()
     }
 
-    /// Rejoining after an empty start: once every other voter has been heard, take the
-    /// highest term among them as voted in (a vote this node gave before its state was
-    /// lost was in a term some voter still holds: at least the candidate's own).
-    pub(super) fn rejoin_tick(&mut self, now: Instant) {
-        if !self.rejoining || !self.unheard_voters().is_empty() {
+    /// Starts rejoining (the driver said its vote is lost, or it learned a set naming it
+    /// with no vote record): no votes, no campaign, until `rejoin_tick` takes a floor.
+    /// Said once, with what it waits for. `since` is when it started (the settling wait
+    /// runs from there).
+    pub(super) fn start_rejoin(&mut self, since: Instant) {
+        if self.cfg.fault == Some(InjectedFault::ForgetLostVote) || self.rejoining {
             return;
         }
-        let floor = self
+        let cause = self
+            .vote_lost
+            .get_or_insert(LostVote::EmptyStateDir)
+            .clone();
+        self.rejoining = true;
+        self.rejoin_since = since;
+        self.rejoin_mark = None;
+        self.events.push_back(Event::Rejoining {
+            cause,
+            voters: self.unheard_voters(),
+        });
+    }
+
+    /// Other voters heard afresh (a heartbeat echoing one of ours sent at or after
+    /// `rejoin_mark`), and how many are enough: a majority of the other voters.
+    fn fresh_voters(&self) -> (usize, usize) {
+        let others = self
+            .voter_count()
+            .saturating_sub(usize::from(self.is_voter()));
+        let fresh = match self.rejoin_mark {
+            Some(mark) => self
+                .members
+                .values()
+                .filter(|m| self.counts(&m.id) && m.echoed.is_some_and(|t| t >= mark))
+                .count(),
+            None => 0,
+        };
+        (fresh, majority(others))
+    }
+
+    /// How long a candidacy this node voted in before it lost its record may still run
+    /// after it started: a candidate gives up after its randomised timeout, at most
+    /// `election_timeout × (1 + 0.3 × voters)` (`randomized_timeout`: the base, plus at
+    /// most one slot of at most 0.3 × the timeout per contender), over the longest
+    /// election timeout it knows (its own, and every voter's announced promise);
+    /// doubled for margin.
+    fn rejoin_settle(&self) -> Duration {
+        let longest = self
             .members
             .values()
             .filter(|m| self.counts(&m.id))
+            .filter_map(|m| m.timing.map(|(_, promise_ms)| promise_ms))
+            .map(|ms| Duration::from_millis(u64::from(ms)))
+            .fold(self.cfg.election_timeout, Duration::max);
+        let voters = self.voter_count() as f64;
+        longest.mul_f64(2.0 * (1.0 + 0.3 * voters))
+    }
+
+    /// Rejoining without a vote record: once every other voter has been heard, or a
+    /// majority of the other voters has been heard afresh after the settling wait, take
+    /// the highest term heard (or its own) as voted in. The argument is in
+    /// docs/protocol.md ("A lost vote record"): a vote this node gave was in a term its
+    /// candidate still holds (so hearing every voter covers it); a term anyone won with
+    /// it is held by the rest of that winning majority, which any majority of the other
+    /// voters meets, once that candidacy is over.
+    pub(super) fn rejoin_tick(&mut self, now: Instant, wall: proto::WallMicros) {
+        if !self.rejoining {
+            return;
+        }
+        if self.rejoin_mark.is_none()
+            && now.saturating_duration_since(self.rejoin_since) >= self.rejoin_settle()
+        {
+            // Heartbeats sent from now on carry `wall` or later: an echo of one proves
+            // the peer spoke after every candidacy our lost vote may have fed was over.
+            self.rejoin_mark = Some(wall);
+        }
+        let (fresh, needed) = self.fresh_voters();
+        let all = self.unheard_voters().is_empty();
+        if !all && (self.rejoin_mark.is_none() || fresh < needed) {
+            return;
+        }
+        let heard: Vec<Term> = self
+            .members
+            .values()
+            .filter(|m| self.counts(&m.id) && m.last_heard().is_some())
             .map(|m| m.term)
+            .collect();
+        let floor = heard
+            .iter()
+            .copied()
             .max()
             .unwrap_or_default()
             .max(self.hard.term);
@@ -270,6 +375,12 @@ impl Node {
             self.hard.voted_for = Some(self.cfg.node.clone());
         }
         self.rejoining = false;
+        self.vote_lost = None;
+        self.rejoin_mark = None;
+        self.events.push_back(Event::Rejoined {
+            floor,
+            heard: heard.len(),
+        });
     }
 
     /// Holding no set yet, it saw a listed node with another bootstrap list (what its
@@ -366,11 +477,17 @@ impl Node {
         }
         if mine.is_none() {
             if let Some(slot) = theirs.slot(&self.cfg.node, &self.cfg.advertise) {
-                // A voter starting empty may have voted before its `state_dir` was lost
-                // (or was added before its first start): see `rejoin_tick`.
-                self.rejoining = slot.voter;
+                // A voter starting without a vote record may have voted before its
+                // `state_dir` was lost (or was added before its first start): see
+                // `rejoin_tick`. One whose `election` file survived knows its votes.
+                let unproven = self.vote_lost.is_some()
+                    || (self.hard.term == Term(0) && self.hard.voted_for.is_none());
+                let voter = slot.voter;
                 let set = theirs.clone();
                 self.adopt(set);
+                if voter && unproven {
+                    self.start_rejoin(self.started);
+                }
             } else {
                 self.bootstrap_status = Some(MembersProblem::NotAMember {
                     held_by: from.clone(),
@@ -627,7 +744,9 @@ impl Node {
             .cloned()
             .ok_or("this node has no slot in its member set")?;
         // A new term, so the new set outranks every set the lost voters may hold.
-        let term = Term(self.hard.term.0 + 1);
+        let term = self
+            .next_term()
+            .ok_or("the term is at its maximum (u64::MAX): no new term can be made")?;
         self.adopt_term(now, term);
         self.hard.voted_for = Some(self.cfg.node.clone());
         let set = Membership {
@@ -650,6 +769,7 @@ impl Node {
         self.hard.members = set;
         self.in_flight = None;
         self.rejoining = false;
+        self.vote_lost = None;
         self.reset_election_timer(now);
         Ok(format!(
             "FORCED a new cluster: member set {stamp} has {} as its only voter; add the other nodes back with `quorate member add` (each with an emptied state_dir)",

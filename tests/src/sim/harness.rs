@@ -433,8 +433,8 @@ impl Sim {
             Process::Down => {}
             Process::Paused => {
                 // The kernel finishes the write; the process hears of it when it runs.
-                if let Input::Persisted(hs) = &input {
-                    host.disk = hs.clone();
+                if let Input::Persisted { hs, vote } = &input {
+                    host.write(hs, *vote);
                 }
                 host.stalled.push(input);
             }
@@ -471,8 +471,14 @@ impl Sim {
                 }
                 core.handle_datagram(local, wall, &self.ids[from], datagram);
             }
-            Input::Persisted(hs) => {
-                host.disk = hs.clone();
+            Input::Persisted { hs, vote } => {
+                // As `Host::write` (the core is borrowed from the host).
+                host.disk.members = hs.members.clone();
+                if vote {
+                    host.disk.term = hs.term;
+                    host.disk.voted_for = hs.voted_for.clone();
+                    host.has_election = true;
+                }
                 core.handle_persisted(local, hs);
             }
             Input::Fetched { target } => match target_state {
@@ -501,12 +507,14 @@ impl Sim {
             return;
         };
         while let Some(hs) = core.poll_persist() {
+            let vote = core.records_vote();
             let write = if self.config.persist_delay.is_empty() {
                 self.config.persist_delay.start
             } else {
                 self.rng.random_range(self.config.persist_delay.clone())
             };
-            self.agenda.push(now + write, node, Input::Persisted(hs));
+            self.agenda
+                .push(now + write, node, Input::Persisted { hs, vote });
         }
         while let Some(t) = core.poll_transmit() {
             let Some(to) = self.ids.iter().position(|id| *id == t.to) else {

@@ -41,8 +41,9 @@ pub(crate) enum Input {
         from: usize,
         datagram: proto::Datagram,
     },
-    /// A write of the hard state finished.
-    Persisted(HardState),
+    /// A write of the hard state finished; `vote`: with `(term, voted_for)` (the
+    /// core's `records_vote` when it was handed out), else the member set only.
+    Persisted { hs: HardState, vote: bool },
     /// A state fetch from `target` finished (it fails unless both ends are up).
     Fetched { target: usize },
 }
@@ -61,6 +62,10 @@ pub(crate) struct Host {
     pub(crate) clock: NodeClock,
     /// The hard state on disk: what a restart reads.
     pub(crate) disk: HardState,
+    /// Whether the `election` file exists. Without it, a restart with a member set on
+    /// disk has no proof of the last vote (`LostVote::Missing`), as the agent's
+    /// `persist::load_hard_state` reports it; without either it is a first start.
+    pub(crate) has_election: bool,
     /// Counts starts; the agent's incarnation.
     pub(crate) incarnation: u64,
     /// Drained by an operator (or its app check fails): not eligible.
@@ -86,12 +91,24 @@ impl Host {
             core: None,
             clock,
             disk: HardState::default(),
+            has_election: false,
             incarnation: 0,
             drained: false,
             timer_at: None,
             stalled: Vec::new(),
             started: Duration::ZERO,
             reported: Default::default(),
+        }
+    }
+
+    /// A write of the hard state finished, as the agent's `persist::save_hard_state`
+    /// does it: the member set, and `(term, voted_for)` only with `vote`.
+    pub(crate) fn write(&mut self, hs: &HardState, vote: bool) {
+        self.disk.members = hs.members.clone();
+        if vote {
+            self.disk.term = hs.term;
+            self.disk.voted_for = hs.voted_for.clone();
+            self.has_election = true;
         }
     }
 

@@ -24,6 +24,9 @@
 //!   (SIGTERM: hand over, then goodbye) or down (crashed: volatile state gone, in-flight
 //!   datagrams to it dropped; a restart is a new incarnation that reads its disk and
 //!   says hello to every peer it can reach).
+//! - **Disks.** A crash may lose the whole `state_dir` (`wipe`), only the vote record
+//!   (`lose-vote`: the agent then starts with `LostVote::Missing`, as its
+//!   `persist::load_hard_state` reports it) or only the member set (`lose-members`).
 //! - **Operators.** Drain/undrain (the eligibility bit), priority changes (applied live,
 //!   as a reload does), `quorate transfer`, freeze/unfreeze.
 //!
@@ -70,7 +73,8 @@
 //!
 //! `QUORATE_SIM_TRACE=datagrams` adds every delivery to the trace;
 //! `QUORATE_SIM_FAULT=ignore-lease-promise` (or `lease-never-expires`, `ignore-timing`,
-//! `own-list-majority`, `keep-eligible-through-silence`) replays a seed
+//! `own-list-majority`, `keep-eligible-through-silence`, `task-promise-ignored`,
+//! `forget-lost-vote`) replays a seed
 //! against the deliberately broken core. A seed that found a bug becomes a named test.
 //!
 //! CI runs `many_seeds` with the default count; the long run is
@@ -381,6 +385,7 @@ pub fn fault_name(fault: InjectedFault) -> &'static str {
         InjectedFault::OwnListMajority => "own-list-majority",
         InjectedFault::TaskPromiseIgnored => "task-promise-ignored",
         InjectedFault::KeepEligibleThroughSilence => "keep-eligible-through-silence",
+        InjectedFault::ForgetLostVote => "forget-lost-vote",
     }
 }
 
@@ -393,6 +398,7 @@ pub fn parse_fault(name: &str) -> Option<InjectedFault> {
         "own-list-majority" => Some(InjectedFault::OwnListMajority),
         "task-promise-ignored" => Some(InjectedFault::TaskPromiseIgnored),
         "keep-eligible-through-silence" => Some(InjectedFault::KeepEligibleThroughSilence),
+        "forget-lost-vote" => Some(InjectedFault::ForgetLostVote),
         _ => None,
     }
 }

@@ -74,6 +74,10 @@ pub enum Fault {
     Relist(usize, Vec<usize>),
     /// SIGKILL, and the node's `state_dir` is lost (a new disk).
     Wipe(usize),
+    /// SIGKILL, and only `state_dir/election` (the vote record) is lost.
+    LoseVote(usize),
+    /// SIGKILL, and only `state_dir/members` is lost.
+    LoseMembers(usize),
 }
 
 /// A change to the agreed member set, by node index.
@@ -131,6 +135,10 @@ impl fmt::Display for Fault {
                 write!(f, "relist {}: peers [{}]", name(*n), names.join(" "))
             }
             Fault::Wipe(n) => write!(f, "wipe {} (crash, state_dir lost)", name(*n)),
+            Fault::LoseVote(n) => write!(f, "lose-vote {} (crash, election file lost)", name(*n)),
+            Fault::LoseMembers(n) => {
+                write!(f, "lose-members {} (crash, members file lost)", name(*n))
+            }
             Fault::Unfreeze(n) => write!(f, "unfreeze (typed on {})", name(*n)),
         }
     }
@@ -328,7 +336,17 @@ impl Scenario {
                     }
                     _ if !wiped => {
                         wiped = true;
-                        faults.push((at, Fault::Wipe(node)));
+                        // Which part of the disk is lost: drawn from a stream of its own,
+                        // so the rest of the membership plan stays what it was.
+                        let mut disk_rng = SmallRng::seed_from_u64(seed ^ 0x6469_736b);
+                        faults.push((
+                            at,
+                            match disk_rng.random_range(0..3) {
+                                0 => Fault::Wipe(node),
+                                1 => Fault::LoseVote(node),
+                                _ => Fault::LoseMembers(node),
+                            },
+                        ));
                         faults.push((later, Fault::Restart(node)));
                     }
                     _ => {}

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use proto::{FreezeFlag, LoadFigures};
-use quorate_agent::core::{Command, CoreConfig, MemberChange, Node};
+use quorate_agent::core::{Command, CoreConfig, LostVote, MemberChange, Node};
 use rand::Rng;
 
 use super::Sim;
@@ -60,6 +60,18 @@ impl Sim {
             Fault::Wipe(n) => {
                 self.crash_process(*n);
                 self.hosts[*n].disk = Default::default();
+                self.hosts[*n].has_election = false;
+            }
+            Fault::LoseVote(n) => {
+                self.crash_process(*n);
+                let host = &mut self.hosts[*n];
+                host.disk.term = proto::Term(0);
+                host.disk.voted_for = None;
+                host.has_election = false;
+            }
+            Fault::LoseMembers(n) => {
+                self.crash_process(*n);
+                self.hosts[*n].disk.members = Default::default();
             }
         }
         self.applied.push((self.now, fault));
@@ -160,6 +172,16 @@ impl Sim {
 
     pub fn wipe(&mut self, node: usize) -> Result<(), Failure> {
         self.apply(Fault::Wipe(node))
+    }
+
+    /// SIGKILL, and `state_dir/election` is lost (the member set survives).
+    pub fn lose_vote(&mut self, node: usize) -> Result<(), Failure> {
+        self.apply(Fault::LoseVote(node))
+    }
+
+    /// SIGKILL, and `state_dir/members` is lost (the vote record survives).
+    pub fn lose_members(&mut self, node: usize) -> Result<(), Failure> {
+        self.apply(Fault::LoseMembers(node))
     }
 
     /// `quorate member force-new-cluster` typed on `node`: whether the core took it.
@@ -268,12 +290,14 @@ impl Sim {
             task_return_delay,
             fault,
         };
-        host.core = Some(Node::new(
-            config,
-            host.clock.now(now),
-            seed,
-            host.disk.clone(),
-        ));
+        let local = host.clock.now(now);
+        let core = Node::new(config, local, seed, host.disk.clone());
+        let vote_lost = !host.has_election && !host.disk.members.stamp.is_none();
+        host.core = Some(if vote_lost {
+            core.with_lost_vote(local, LostVote::Missing)
+        } else {
+            core
+        });
         host.process = Process::Running;
         self.trace.line(
             now,
