@@ -709,6 +709,7 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant, wall: WallMicros) {
         if now >= self.next_check {
             self.check_members(now);
+            self.tasks_tick(now);
             self.next_check = now + self.check_interval();
         }
         self.bootstrap_tick(now);
@@ -718,7 +719,6 @@ impl Node {
         if self.is_primary_role() {
             self.members_tick(now);
         }
-        self.tasks_tick(now);
         self.send_heartbeats(now, wall);
     }
 

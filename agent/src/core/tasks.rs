@@ -179,20 +179,41 @@ pub struct TaskClaim {
 /// the monotonic send time.
 const SENT_KEPT: usize = 64;
 
+/// One task as a [`Node`] keeps it.
+#[derive(Debug)]
+struct Task {
+    spec: TaskSpec,
+    tag: TaskTag,
+    /// Where this node places it (its own view; shown to operators).
+    placed: Option<NodeId>,
+    /// To whom this node grants it now: its placement, held back by its promise.
+    granted: Option<NodeId>,
+    /// The node last granted it, and until when this node grants it to no other.
+    promised: Option<(NodeId, Instant)>,
+    /// Per voter: until when the voter's newest grant backs a claim here (the send time
+    /// of this node's heartbeat it echoed, plus the claim length).
+    backing: Vec<Backing>,
+}
+
+/// One voter's backing of a claim.
+#[derive(Debug)]
+struct Backing {
+    voter: NodeId,
+    until: Instant,
+    /// Whether `voter` counted in the member set `set` (origin and stamp) held when the
+    /// backing was last renewed: claims are judged on every answer, and a set changes
+    /// only with its stamp (or its origin).
+    counted: bool,
+    set: (u64, proto::ConfigStamp),
+}
+
 /// The task state a [`Node`] keeps.
 #[derive(Debug, Default)]
 pub(super) struct Tasks {
-    specs: Vec<(TaskSpec, TaskTag)>,
-    /// Where this node places each task (its own view; shown to operators).
-    placed: BTreeMap<String, Option<NodeId>>,
-    /// To whom this node grants each task now: its placement, held back by its promises.
-    granted: BTreeMap<String, NodeId>,
-    /// Per task: the node last granted it, and until when this node grants it to no
-    /// other.
-    promised: BTreeMap<String, (NodeId, Instant)>,
-    /// Per task and voter: until when the voter's newest grant backs a claim here (the
-    /// send time of this node's heartbeat it echoed, plus the claim length).
-    support: BTreeMap<String, BTreeMap<NodeId, Instant>>,
+    tasks: Vec<Task>,
+    /// Promises of tasks a reload removed: one added back under the same name must not
+    /// be granted elsewhere early.
+    retired: Vec<(String, (NodeId, Instant))>,
     /// Per peer: wall and monotonic send times of this node's recent heartbeats to it.
     sent: BTreeMap<NodeId, VecDeque<(WallMicros, Instant)>>,
     /// Since when each node (this one included) has been fit without a break.
@@ -207,26 +228,74 @@ impl Tasks {
     }
 
     pub(super) fn set_specs(&mut self, specs: Vec<TaskSpec>) {
-        self.specs = specs
+        let mut old = std::mem::take(&mut self.tasks);
+        for t in &old {
+            if let Some(p) = &t.promised
+                && !specs.iter().any(|s| s.name == t.spec.name)
+            {
+                self.retired.push((t.spec.name.clone(), p.clone()));
+            }
+        }
+        self.tasks = specs
             .into_iter()
-            .map(|s| {
-                let tag = TaskTag::of(&s.name);
-                (s, tag)
+            .map(|spec| {
+                let kept = old
+                    .iter()
+                    .position(|t| t.spec.name == spec.name)
+                    .map(|i| old.swap_remove(i));
+                let promised = match &kept {
+                    Some(t) => t.promised.clone(),
+                    None => self
+                        .retired
+                        .iter()
+                        .position(|(n, _)| *n == spec.name)
+                        .map(|i| self.retired.swap_remove(i).1),
+                };
+                Task {
+                    tag: TaskTag::of(&spec.name),
+                    placed: kept.as_ref().and_then(|t| t.placed.clone()),
+                    granted: kept.as_ref().and_then(|t| t.granted.clone()),
+                    backing: kept.map(|t| t.backing).unwrap_or_default(),
+                    promised,
+                    spec,
+                }
             })
             .collect();
-        let names: Vec<String> = self.specs.iter().map(|(s, _)| s.name.clone()).collect();
-        self.placed.retain(|n, _| names.contains(n));
-        self.granted.retain(|n, _| names.contains(n));
-        self.support.retain(|n, _| names.contains(n));
-        // Promises outlive a task's removal: a task added back under the same name must
-        // not be granted elsewhere early.
     }
 
     /// After a clock jump nothing measured on the monotonic clock can be trusted.
     pub(super) fn forget_support(&mut self) {
-        self.support.clear();
+        for t in &mut self.tasks {
+            t.backing.clear();
+        }
         self.sent.clear();
     }
+}
+
+/// The `k`-th latest of `times` (1-based). Sets are a handful of voters and this runs
+/// on every answer, so up to 16 it stays on the stack.
+fn kth_latest(times: impl Iterator<Item = Instant>, k: usize) -> Option<Instant> {
+    let mut small: [Option<Instant>; 16] = [None; 16];
+    let mut n = 0;
+    let mut spill: Vec<Instant> = Vec::new();
+    for t in times {
+        match small.get_mut(n) {
+            Some(slot) => {
+                *slot = Some(t);
+                n += 1;
+            }
+            None => spill.push(t),
+        }
+    }
+    if spill.is_empty() {
+        let filled = &mut small[..n];
+        filled.sort_unstable();
+        return *filled.get(n.checked_sub(k)?)?;
+    }
+    spill.extend(small.iter().flatten());
+    spill.sort_unstable();
+    let i = spill.len().checked_sub(k)?;
+    spill.get(i).copied()
 }
 
 impl Node {
@@ -236,6 +305,11 @@ impl Node {
 
     fn promise_len(&self) -> Duration {
         promise_len(self.cfg.lease, self.cfg.heartbeat_interval)
+    }
+
+    /// What names the member set this node holds: a change of voters changes it.
+    fn set_key(&self) -> (u64, proto::ConfigStamp) {
+        (self.hard.members.origin, self.hard.members.stamp)
     }
 
     /// Whether a node may hold a task: alive, in the agreed member set (voting or not; a
@@ -261,9 +335,10 @@ impl Node {
             && !health.has(HealthBits::DRAINING)
     }
 
-    /// Re-places every task and decides what this node grants: called on every timer.
+    /// Re-places every task and decides what this node grants: on every membership
+    /// check (each `check_interval`).
     pub(super) fn tasks_tick(&mut self, now: Instant) {
-        if self.tasks.specs.is_empty() {
+        if self.tasks.tasks.is_empty() {
             return;
         }
         let me = self.cfg.node.clone();
@@ -285,7 +360,9 @@ impl Node {
         let t = &mut self.tasks;
         t.fit_since.retain(|n, _| fit.contains(n));
         for n in &fit {
-            t.fit_since.entry(n.clone()).or_insert(now);
+            if !t.fit_since.contains_key(n) {
+                t.fit_since.insert(n.clone(), now);
+            }
         }
         let delay = self.cfg.task_return_delay;
         let settled: Vec<&NodeId> = fit
@@ -301,12 +378,10 @@ impl Node {
         let promise = self.promise_len();
         let broken = self.cfg.fault == Some(InjectedFault::TaskPromiseIgnored);
         let may_grant = broken || now >= self.started + promise;
-        let t = &mut self.tasks;
-        for (spec, _) in &t.specs {
-            let name = &spec.name;
+        for task in &mut self.tasks.tasks {
             // The grant in force until now: refresh what it promises (heartbeats sent
             // since the last tick echoed what had arrived from its holder by now).
-            if let Some(holder) = t.granted.get(name) {
+            if let Some(holder) = &task.granted {
                 let heard = if *holder == me {
                     Some(now)
                 } else {
@@ -314,51 +389,39 @@ impl Node {
                 };
                 if let Some(heard) = heard {
                     let until = heard + promise;
-                    let entry = t
-                        .promised
-                        .entry(name.clone())
-                        .or_insert((holder.clone(), until));
-                    if entry.0 == *holder {
-                        entry.1 = entry.1.max(until);
-                    } else {
-                        *entry = (holder.clone(), until);
+                    match &mut task.promised {
+                        Some((n, u)) if n == holder => *u = (*u).max(until),
+                        p => *p = Some((holder.clone(), until)),
                     }
                 }
             }
-            let current = t
-                .granted
-                .get(name)
-                .or_else(|| {
-                    t.promised
-                        .get(name)
-                        .filter(|(_, until)| now < *until)
-                        .map(|(n, _)| n)
-                })
-                .cloned();
+            let current = task.granted.as_ref().or_else(|| {
+                task.promised
+                    .as_ref()
+                    .filter(|(_, until)| now < *until)
+                    .map(|(n, _)| n)
+            });
             let placed = place(
-                name,
-                &spec.run_on,
+                &task.spec.name,
+                &task.spec.run_on,
                 &fit_refs,
                 &settled,
-                current.as_ref(),
+                current,
                 primary.as_ref(),
             );
-            let grant = match (&spec.run_on, &placed) {
+            task.granted = match (&task.spec.run_on, &placed) {
                 // The primary lease decides these; nothing to grant.
                 (RunOn::Primary, _) | (_, None) => None,
                 (_, Some(to)) => {
                     let free = broken
-                        || t.promised
-                            .get(name)
+                        || task
+                            .promised
+                            .as_ref()
                             .is_none_or(|(n, until)| n == to || now >= *until);
                     (may_grant && free).then(|| to.clone())
                 }
             };
-            match grant {
-                Some(to) => t.granted.insert(name.clone(), to),
-                None => t.granted.remove(name),
-            };
-            t.placed.insert(name.clone(), placed);
+            task.placed = placed;
         }
     }
 
@@ -367,15 +430,15 @@ impl Node {
     /// votes): a node still bootstrapping, rejoining after losing its disk, or standing
     /// down beside another cluster grants nothing.
     pub(super) fn task_grant_for(&self, to: &NodeId) -> Option<TaskGrant> {
-        if !self.in_the_set() {
+        if self.tasks.tasks.is_empty() || !self.in_the_set() {
             return None;
         }
         let tasks: Vec<TaskTag> = self
             .tasks
-            .specs
+            .tasks
             .iter()
-            .filter(|(s, _)| self.tasks.granted.get(&s.name) == Some(to))
-            .map(|(_, tag)| *tag)
+            .filter(|t| t.granted.as_ref() == Some(to))
+            .map(|t| t.tag)
             .collect();
         (!tasks.is_empty()).then(|| TaskGrant {
             promise_ms: lease::promise_ms(self.promise_len()),
@@ -385,11 +448,17 @@ impl Node {
 
     /// Remembers when a heartbeat to `to` left, to read the echo of it.
     pub(super) fn task_heartbeat_sent(&mut self, now: Instant, wall: WallMicros, to: &NodeId) {
-        if self.tasks.specs.is_empty() {
+        if self.tasks.tasks.is_empty() {
             return;
         }
         let horizon = self.claim_len();
-        let log = self.tasks.sent.entry(to.clone()).or_default();
+        let sent = &mut self.tasks.sent;
+        if !sent.contains_key(to) {
+            sent.insert(to.clone(), VecDeque::new());
+        }
+        let Some(log) = sent.get_mut(to) else {
+            return;
+        };
         log.push_back((wall, now));
         while log.len() > SENT_KEPT
             || log
@@ -402,7 +471,7 @@ impl Node {
 
     /// A fresh heartbeat from `from`: what it grants this node, as of the echoed send.
     pub(super) fn task_heartbeat(&mut self, from: &NodeId, hb: &Heartbeat) {
-        if self.tasks.specs.is_empty() {
+        if self.tasks.tasks.is_empty() {
             return;
         }
         let sent = hb.echo.and_then(|e| {
@@ -415,26 +484,39 @@ impl Node {
         // What the grant backs: the claim length, cut to two thirds of the granter's
         // promise when that is shorter (nodes part-way through a `[timing]` edit).
         let broken = self.cfg.fault == Some(InjectedFault::TaskPromiseIgnored);
+        let claim = self.claim_len();
         let backs = hb.tasks.as_ref().map(|g| {
             let promise = Duration::from_millis(u64::from(g.promise_ms));
             if broken {
-                self.claim_len()
+                claim
             } else {
-                self.claim_len().min(promise * 2 / 3)
+                claim.min(promise * 2 / 3)
             }
         });
-        for (spec, tag) in &self.tasks.specs {
-            let granted = hb.tasks.as_ref().is_some_and(|g| g.tasks.contains(tag));
-            let support = self.tasks.support.entry(spec.name.clone()).or_default();
-            match (granted, sent, backs) {
-                (true, Some(at), Some(backs)) => {
-                    let until = at + backs;
-                    let e = support.entry(from.clone()).or_insert(until);
-                    *e = (*e).max(until);
+        let (counted, set) = (self.counts(from), self.set_key());
+        for task in &mut self.tasks.tasks {
+            let granted = hb
+                .tasks
+                .as_ref()
+                .is_some_and(|g| g.tasks.contains(&task.tag));
+            let at = task.backing.iter().position(|b| b.voter == *from);
+            match (granted, sent, backs, at) {
+                (true, Some(sent), Some(backs), Some(i)) => {
+                    let b = &mut task.backing[i];
+                    b.until = b.until.max(sent + backs);
+                    (b.counted, b.set) = (counted, set);
+                }
+                (true, Some(sent), Some(backs), None) => {
+                    task.backing.push(Backing {
+                        voter: from.clone(),
+                        until: sent + backs,
+                        counted,
+                        set,
+                    });
                 }
                 // The voter no longer places it here: stop as soon as that is known.
-                (false, _, _) => {
-                    support.remove(from);
+                (false, _, _, Some(i)) => {
+                    task.backing.swap_remove(i);
                 }
                 // Granted, but the echo is of a heartbeat too old to remember: what it
                 // confirmed before still stands.
@@ -444,44 +526,48 @@ impl Node {
     }
 
     /// The claim on task `name` this node holds at `now`, if any: it places the task
-    /// here, grants it to itself, and a majority of voters confirmed it within the claim
-    /// length. `run_on = "primary"` tasks have none (the primary lease rules them).
+    /// here, grants it to itself, and a majority of voters back it. `run_on = "primary"`
+    /// tasks have none (the primary lease rules them).
     pub fn task_claim(&self, name: &str, now: Instant) -> Option<TaskClaim> {
-        let (spec, _) = self.tasks.specs.iter().find(|(s, _)| s.name == name)?;
+        let task = self.tasks.tasks.iter().find(|t| t.spec.name == name)?;
         // Majorities are of an agreed set: none without one, or beside another cluster.
-        if spec.run_on == RunOn::Primary
-            || self.tasks.granted.get(name) != Some(&self.cfg.node)
+        if task.spec.run_on == RunOn::Primary
+            || task.granted.as_ref() != Some(&self.cfg.node)
             || self.hard.members.stamp.is_none()
             || !self.foreign.is_empty()
-            || self.voter_count() == 0
         {
             return None;
         }
-        let mut backed: Vec<Instant> = self
-            .tasks
-            .support
-            .get(name)
-            .into_iter()
-            .flatten()
-            .filter(|(v, _)| self.counts(v))
-            .map(|(_, t)| *t)
-            .collect();
-        if self.in_the_set() {
-            backed.push(now + self.claim_len());
+        let voters = self.voter_count();
+        if voters == 0 {
+            return None;
         }
-        backed.sort_unstable_by(|a, b| b.cmp(a));
-        let until = *backed.get(majority(self.voter_count()).checked_sub(1)?)?;
+        let own = self.in_the_set().then(|| now + self.claim_len());
+        let set = self.set_key();
+        let backed = task
+            .backing
+            .iter()
+            .filter(|b| {
+                if b.set == set {
+                    b.counted
+                } else {
+                    self.counts(&b.voter)
+                }
+            })
+            .map(|b| b.until)
+            .chain(own);
+        let until = kth_latest(backed, majority(voters))?;
         (now < until).then_some(TaskClaim { until })
     }
 
     /// Every task and where this node places it, for its state (operators see it).
     pub fn task_placements(&self) -> Vec<TaskPlacement> {
         self.tasks
-            .specs
+            .tasks
             .iter()
-            .map(|(s, _)| TaskPlacement {
-                name: s.name.clone(),
-                holder: self.tasks.placed.get(&s.name).cloned().flatten(),
+            .map(|t| TaskPlacement {
+                name: t.spec.name.clone(),
+                holder: t.placed.clone(),
             })
             .collect()
     }

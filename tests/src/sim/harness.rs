@@ -126,8 +126,9 @@ pub struct Sim {
     pub(super) wins: Vec<Win>,
     /// Nodes holding the lease after the last step (to trace changes).
     pub(super) holders: Vec<usize>,
-    /// Per task, the nodes claiming it after the last step (to trace changes).
-    pub(super) task_holders: Vec<Vec<usize>>,
+    /// Per task, the nodes claiming it after the last step, a bit each (to trace
+    /// changes).
+    pub(super) task_holders: Vec<u64>,
     /// Faults applied so far.
     pub(super) applied: Vec<(Duration, Fault)>,
     /// A violation found while draining a node, reported by the next check.
@@ -188,7 +189,7 @@ impl Sim {
             winners: BTreeMap::new(),
             wins: Vec::new(),
             holders: Vec::new(),
-            task_holders: vec![Vec::new(); config.tasks.len()],
+            task_holders: vec![0; config.tasks.len()],
             applied: Vec::new(),
             found: None,
             trace: Trace::new(config.trace),
@@ -324,16 +325,26 @@ impl Sim {
 
     /// The running nodes that claim task number `task` (in `config.tasks`) now.
     pub fn task_holders(&self, task: usize) -> Vec<usize> {
-        let name = &self.config.tasks[task].name;
+        let mask = self.task_claim_mask(task);
         (0..self.hosts.len())
-            .filter(|&i| {
-                let h = &self.hosts[i];
-                h.process.is_live()
-                    && h.core
-                        .as_ref()
-                        .is_some_and(|c| c.task_claim(name, h.clock.now(self.now)).is_some())
-            })
+            .filter(|&i| mask & (1 << i) != 0)
             .collect()
+    }
+
+    /// [`task_holders`](Self::task_holders) as a bit per node.
+    fn task_claim_mask(&self, task: usize) -> u64 {
+        let name = &self.config.tasks[task].name;
+        let mut mask = 0;
+        for (i, h) in self.hosts.iter().enumerate() {
+            if h.process.is_live()
+                && h.core
+                    .as_ref()
+                    .is_some_and(|c| c.task_claim(name, h.clock.now(self.now)).is_some())
+            {
+                mask |= 1 << i;
+            }
+        }
+        mask
     }
 
     /// Runs until every task is claimed by exactly one node; a liveness violation if
@@ -678,11 +689,27 @@ impl Sim {
                 .join(" and ");
             return Err(self.fail(Invariant::OneLeaseHolder, format!("both hold: {detail}")));
         }
+        if holders.len() != self.holders.len()
+            || holders.iter().zip(&self.holders).any(|(a, b)| a.0 != *b)
+        {
+            self.holders = holders.iter().map(|h| h.0).collect();
+            match holders.first() {
+                Some((i, l)) => self.trace.line(
+                    self.now,
+                    format_args!("lease: {} holds it (term {})", self.ids[*i], l.term),
+                ),
+                None => self
+                    .trace
+                    .line(self.now, format_args!("lease: nobody holds it")),
+            }
+        }
         for t in 0..self.config.tasks.len() {
-            let claims = self.task_holders(t);
-            if claims.len() > 1 {
+            // A bit per node: this runs after every step, so it must not allocate.
+            let claims = self.task_claim_mask(t);
+            if claims.count_ones() > 1 {
                 let name = self.config.tasks[t].name.clone();
-                let detail = claims
+                let detail = self
+                    .task_holders(t)
                     .iter()
                     .map(|&i| {
                         let h = &self.hosts[i];
@@ -702,26 +729,16 @@ impl Sim {
                 ));
             }
             if claims != self.task_holders[t] {
-                let names: Vec<&str> = claims.iter().map(|&i| self.ids[i].as_str()).collect();
+                self.task_holders[t] = claims;
+                let names: Vec<&str> = self
+                    .task_holders(t)
+                    .iter()
+                    .map(|&i| self.ids[i].as_str())
+                    .collect();
                 self.trace.line(
                     self.now,
                     format_args!("task {}: claimed by {names:?}", self.config.tasks[t].name),
                 );
-                self.task_holders[t] = claims;
-            }
-        }
-        if holders.len() != self.holders.len()
-            || holders.iter().zip(&self.holders).any(|(a, b)| a.0 != *b)
-        {
-            self.holders = holders.iter().map(|h| h.0).collect();
-            match holders.first() {
-                Some((i, l)) => self.trace.line(
-                    self.now,
-                    format_args!("lease: {} holds it (term {})", self.ids[*i], l.term),
-                ),
-                None => self
-                    .trace
-                    .line(self.now, format_args!("lease: nobody holds it")),
             }
         }
         Ok(())
