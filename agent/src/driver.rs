@@ -30,7 +30,7 @@ use proto::ctl::{CtlCommand, EventKind};
 
 use crate::clock::{self, JumpGuard};
 use crate::config::Config;
-use crate::core::{Command, Event, MemberState, Node, lease};
+use crate::core::{Command, Event, LostVote, MemberState, Node, lease};
 use crate::ctl::{Caller, Order, commands};
 use crate::events::Journal;
 use crate::hooks::{Hook, HookRun, Hooks};
@@ -1223,9 +1223,22 @@ impl Driver {
                     tracing::warn!("member change refused: {message}")
                 }
             }
+            // A first start beside a cluster that is itself starting (every node empty)
+            // goes through the same rejoin and ends at term 0 a moment later: that is no
+            // alarm. A lost or corrupt vote record, or a floor above 0, is.
+            Event::Rejoining { cause, voters } if *cause == LostVote::EmptyStateDir => {
+                tracing::info!(
+                    "rejoining: {cause}, so this node may have voted in terms it no longer knows; it grants no vote and does not campaign until it has heard every other voter ({}) or, after a settling wait, a majority of them, and then only above the highest term they report",
+                    voters.join(", ")
+                )
+            }
             Event::Rejoining { cause, voters } => tracing::warn!(
                 "rejoining: {cause}, so this node may have voted in terms it no longer knows; it grants no vote and does not campaign until it has heard every other voter ({}) or, after a settling wait, a majority of them, and then only above the highest term they report",
                 voters.join(", ")
+            ),
+            Event::Rejoined { floor, heard } if floor.0 == 0 => tracing::info!(
+                floor = floor.0,
+                "rejoined: heard {heard} voter(s), none has been in a term yet: a new cluster"
             ),
             Event::Rejoined { floor, heard } => tracing::warn!(
                 floor = floor.0,
@@ -1378,7 +1391,11 @@ fn describe(me: &NodeId, event: &Event) -> (EventKind, Option<String>, String) {
             },
         ),
         Event::Rejoining { cause, .. } => (
-            Alarm,
+            if *cause == LostVote::EmptyStateDir {
+                Election
+            } else {
+                Alarm
+            },
             None,
             format!(
                 "{me} is rejoining ({cause}): it votes only above the highest term its peers report"

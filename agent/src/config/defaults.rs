@@ -170,7 +170,8 @@ pub fn render(active: bool) -> String {
         &election.preempt.to_string(),
     );
     f.key(
-        "",
+        "A node back from a pause or a cut waits it out again, for the role and for the\n\
+         singleton tasks it prefers.",
         "preempt_delay",
         &quote(&election.preempt_delay.to_string()),
     );
