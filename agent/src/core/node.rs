@@ -350,6 +350,10 @@ pub struct Node {
     pub(super) rejoining: bool,
     /// Why its last vote is unknown, until a rejoin takes a floor (`None`: it knows).
     pub(super) vote_lost: Option<LostVote>,
+    /// It started with nothing on disk (no vote record, no set): a term it adopts from
+    /// a heartbeat before it learns a set is no vote record (it is not written), so
+    /// only this says whether a set naming it finds it without one.
+    pub(super) started_empty: bool,
     /// Rejoining since (a bound on how long a candidacy it voted in may still run is
     /// measured from here), and the wall time of its first heartbeat after that bound:
     /// an echo of it (or a later one) proves the peer's report was sent after it.
@@ -367,6 +371,7 @@ impl Node {
     /// `hard` is the state last persisted (default on first start); `seed` makes timer
     /// jitter reproducible (production seeds it from the OS).
     pub fn new(cfg: CoreConfig, now: Instant, seed: u64, hard: HardState) -> Self {
+        let started_empty = hard == HardState::default();
         let mut node = Self {
             members: BTreeMap::new(),
             seq: 0,
@@ -401,6 +406,7 @@ impl Node {
             started: now,
             rejoining: false,
             vote_lost: None,
+            started_empty,
             rejoin_since: now,
             rejoin_mark: None,
             term_exhausted: false,

@@ -480,8 +480,9 @@ impl Node {
                 // A voter starting without a vote record may have voted before its
                 // `state_dir` was lost (or was added before its first start): see
                 // `rejoin_tick`. One whose `election` file survived knows its votes.
-                let unproven = self.vote_lost.is_some()
-                    || (self.hard.term == Term(0) && self.hard.voted_for.is_none());
+                // Not "its term is still 0": it may have taken a peer's term from a
+                // heartbeat before it learned the set, and then voted with it.
+                let unproven = self.vote_lost.is_some() || self.started_empty;
                 let voter = slot.voter;
                 let set = theirs.clone();
                 self.adopt(set);

@@ -367,7 +367,9 @@ pub fn default_tasks(members: usize) -> Vec<TaskSpec> {
     vec![
         TaskSpec {
             name: "resolver".into(),
-            run_on: RunOn::Prefer((0..members).rev().map(id).collect()),
+            // Spares added later (and still unnamed hosts) are listed too: after
+            // membership changes the members may all be former spares.
+            run_on: RunOn::Prefer((0..members + 8).rev().map(id).collect()),
         },
         TaskSpec {
             name: "indexer".into(),
