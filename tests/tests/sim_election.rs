@@ -173,10 +173,7 @@ fn broken_core_is_caught_keep_eligible_through_silence() {
 fn mixed_timing(seed: u64, fault: Option<InjectedFault>) -> SimConfig {
     let mut config = SimConfig::members(3).seed(seed);
     config.priorities = vec![200, 100, 100];
-    config.node_timing = vec![
-        (1, sim::Timing::fast_preset()),
-        (2, sim::Timing::fast_preset()),
-    ];
+    config.node_timing = vec![(1, sim::fast_preset()), (2, sim::fast_preset())];
     config.fault = fault;
     config
 }

@@ -325,7 +325,11 @@ impl Node {
             return false;
         };
         let mine = u32::from(
-            self.is_voter() && self.covers(lease::promise_ms(self.cfg.election_timeout), lease_ms),
+            self.is_voter()
+                && self.covers(
+                    lease::promise_ms(self.cfg.timing.election_timeout),
+                    lease_ms,
+                ),
         );
         let others = self
             .members
@@ -344,7 +348,7 @@ impl Node {
         // A change in flight is the next primary's to finish (it holds the set or not).
         self.in_flight = None;
         self.leader = None;
-        self.transfer = Some((to.clone(), now + self.cfg.election_timeout));
+        self.transfer = Some((to.clone(), now + self.cfg.timing.election_timeout));
         self.events.push_back(Event::TransferStarted {
             to: to.clone(),
             term,
@@ -408,8 +412,8 @@ impl Node {
         // an acknowledgement the other can keep? (Only the checks at acknowledgement
         // and vote time below decide anything; this one only reports.)
         let (own_lease, own_promise) = (
-            lease::lease_ms(self.cfg.lease),
-            lease::promise_ms(self.cfg.election_timeout),
+            lease::lease_ms(self.cfg.timing.lease),
+            lease::promise_ms(self.cfg.timing.election_timeout),
         );
         if !self.covers(hb.promise_ms, own_lease) {
             self.report_timing(now, from, own_lease, hb.promise_ms);
@@ -459,7 +463,7 @@ impl Node {
             // Followed, but acknowledged only if our promise outlasts this lease
             // (`lease_ack_for`); a mismatch was reported above.
             self.leader_lease_ms = hb.lease_ms;
-            self.promise = Some((from.clone(), now + self.cfg.election_timeout));
+            self.promise = Some((from.clone(), now + self.cfg.timing.election_timeout));
             self.reset_election_timer(now);
             // Acknowledge at once: the primary's lease runs from its send time.
             self.send_heartbeat(now, wall, from);
@@ -470,7 +474,7 @@ impl Node {
         if self.is_primary_role()
             && hb.lease_ack.is_some()
             && hb.primary.as_ref() == Some(&self.cfg.node)
-            && !self.covers(hb.promise_ms, lease::lease_ms(self.cfg.lease))
+            && !self.covers(hb.promise_ms, lease::lease_ms(self.cfg.timing.lease))
         {
             return;
         }
@@ -503,7 +507,7 @@ impl Node {
                 if *term == self.hard.term
                     && self.leader.as_ref() == Some(to)
                     && self.covers(
-                        lease::promise_ms(self.cfg.election_timeout),
+                        lease::promise_ms(self.cfg.timing.election_timeout),
                         self.leader_lease_ms,
                     ) =>
             {
@@ -553,7 +557,7 @@ impl Node {
     /// Recomputes the primary's lease from its acknowledgements.
     pub(super) fn update_lease(&mut self, now: Instant) {
         let voters = self.voter_count();
-        let lease = self.cfg.lease;
+        let lease = self.cfg.timing.lease;
         let fault = self.cfg.fault;
         let counted: Vec<Instant> = match &self.role {
             Role::Primary { acks, .. } => acks
@@ -646,7 +650,7 @@ impl Node {
     /// election of a cold start (and of a failover) by rule, whatever the start skew.
     /// Votes, promises and leases never read it.
     pub(super) fn defers(&self, now: Instant, candidate: &NodeId) -> bool {
-        let window = self.cfg.election_timeout * DEFER_WINDOW;
+        let window = self.cfg.timing.election_timeout * DEFER_WINDOW;
         if now >= self.had_primary + window {
             return false;
         }
@@ -708,7 +712,7 @@ impl Node {
         if self.hold_in_embargo(now, req, false) {
             return;
         }
-        let own_promise = lease::promise_ms(self.cfg.election_timeout);
+        let own_promise = lease::promise_ms(self.cfg.timing.election_timeout);
         let fits = self.covers(own_promise, req.lease_ms);
         if !fits {
             self.report_timing(now, &req.candidate, req.lease_ms, own_promise);
@@ -741,10 +745,10 @@ impl Node {
                 voter: node.cfg.node.clone(),
                 granted,
                 req: req.req,
-                promise_ms: lease::promise_ms(node.cfg.election_timeout),
+                promise_ms: lease::promise_ms(node.cfg.timing.election_timeout),
             }),
         };
-        let own_promise = lease::promise_ms(self.cfg.election_timeout);
+        let own_promise = lease::promise_ms(self.cfg.timing.election_timeout);
         let fits = self.covers(own_promise, req.lease_ms);
         if !fits {
             self.report_timing(now, &req.candidate, req.lease_ms, own_promise);
@@ -768,7 +772,10 @@ impl Node {
             }
             _ => {
                 self.hard.voted_for = Some(req.candidate.clone());
-                self.promise = Some((req.candidate.clone(), now + self.cfg.election_timeout));
+                self.promise = Some((
+                    req.candidate.clone(),
+                    now + self.cfg.timing.election_timeout,
+                ));
                 // A vote is a promise: any pre-candidacy of ours is over.
                 if matches!(self.role, Role::PreCandidate { .. }) {
                     self.role = Role::Follower;
@@ -823,7 +830,7 @@ impl Node {
             return;
         }
         // A vote seeds the lease: count it only if the voter's promise outlasts it.
-        let own_lease = lease::lease_ms(self.cfg.lease);
+        let own_lease = lease::lease_ms(self.cfg.timing.lease);
         let fits = self.covers(r.promise_ms, own_lease);
         let counts = self.counts(&r.voter);
         if let Role::Candidate {
@@ -914,7 +921,7 @@ impl Node {
             candidate: self.cfg.node.clone(),
             transfer_from: None,
             req: Seq(self.req_seq),
-            lease_ms: lease::lease_ms(self.cfg.lease),
+            lease_ms: lease::lease_ms(self.cfg.timing.lease),
             config: self.hard.members.stamp,
         };
         for to in self.reachable_voters() {
@@ -952,7 +959,7 @@ impl Node {
             candidate: self.cfg.node.clone(),
             transfer_from,
             req: Seq(self.req_seq),
-            lease_ms: lease::lease_ms(self.cfg.lease),
+            lease_ms: lease::lease_ms(self.cfg.timing.lease),
             config: self.hard.members.stamp,
         };
         for to in self.reachable_voters() {
@@ -1024,7 +1031,7 @@ impl Node {
     /// Election timeout in [T, 1.3T): the higher this node ranks by priority among the
     /// alive eligible nodes, the earlier in that range.
     fn randomized_timeout(&mut self) -> Duration {
-        let t = self.cfg.election_timeout;
+        let t = self.cfg.timing.election_timeout;
         let mine = (self.cfg.priority, std::cmp::Reverse(self.cfg.node.clone()));
         let contenders: Vec<_> = self
             .members
@@ -1058,6 +1065,7 @@ impl Node {
 
     fn jitter(&mut self) -> Duration {
         self.cfg
+            .timing
             .election_timeout
             .mul_f64(0.3 * self.rng.random::<f64>())
     }
@@ -1083,7 +1091,7 @@ impl Node {
                 // Without a lease it answers no /primary; it keeps the role (and takes
                 // late acknowledgements) for an election timeout before giving up.
                 if let Role::Primary { lease_until, .. } = &self.role
-                    && now >= *lease_until + self.cfg.election_timeout
+                    && now >= *lease_until + self.cfg.timing.election_timeout
                 {
                     self.step_down(now, "lost-quorum");
                     return;
@@ -1108,6 +1116,7 @@ impl Node {
                     self.election_deadline = now
                         + self
                             .cfg
+                            .timing
                             .election_timeout
                             .mul_f64(0.5 * self.rng.random::<f64>());
                 }
@@ -1162,7 +1171,7 @@ impl Node {
     /// Whether `m` was heard within an election timeout and its latest heartbeat says it
     /// heard this node within one too.
     fn hears_both_ways(&self, m: &super::Member, now: Instant) -> bool {
-        let t = self.cfg.election_timeout;
+        let t = self.cfg.timing.election_timeout;
         m.last_heard()
             .is_some_and(|h| now.saturating_duration_since(h) < t)
             && m.heard_us.is_some_and(|h| h < t)
@@ -1185,7 +1194,9 @@ impl Node {
     /// Instants at which the election needs a tick.
     pub(super) fn election_timers(&self) -> impl Iterator<Item = Instant> + '_ {
         let role_timer = match &self.role {
-            Role::Primary { lease_until, .. } => Some(*lease_until + self.cfg.election_timeout),
+            Role::Primary { lease_until, .. } => {
+                Some(*lease_until + self.cfg.timing.election_timeout)
+            }
             Role::PreCandidate { until, .. } | Role::Candidate { until, .. } => Some(*until),
             Role::Follower => Some(self.election_deadline),
         };

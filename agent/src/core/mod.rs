@@ -17,7 +17,8 @@ pub mod voters;
 
 pub use membership::{Member, MemberState};
 pub use node::{
-    Command, CoreConfig, Event, HardState, InjectedFault, LostVote, Node, TransferReason, Transmit,
+    Command, CoreConfig, Event, HardState, InjectedFault, LostVote, Node, Timing, TransferReason,
+    Transmit,
 };
 pub use voters::{MemberChange, MembersProblem};
 

@@ -15,6 +15,22 @@ use super::membership::{Accepted, Member, MemberState};
 use super::tasks::{TaskSpec, Tasks};
 use super::voters::{InFlight, MemberChange, MembersProblem};
 
+/// The timing the core runs on: the one definition the agent (from `[timing]`, in
+/// `config/`), the core's tests and the simulation all build.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Between nodes when neither is the primary.
+    pub heartbeat_interval: Duration,
+    /// From the primary to each voter.
+    pub lease_heartbeat_interval: Duration,
+    pub lease: Duration,
+    /// Minimum election timeout; each node randomises over [T, 1.3T).
+    pub election_timeout: Duration,
+    pub phi_threshold: f64,
+    /// Silence, once suspected, before a member is `dead`.
+    pub dead_after: Duration,
+}
+
 /// What the core needs to know about this node and its timing.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -29,16 +45,7 @@ pub struct CoreConfig {
     pub bootstrap: Vec<String>,
     /// The hash of `bootstrap` that nodes compare (`NodeState::peers_hash`).
     pub bootstrap_hash: [u8; 8],
-    /// Between nodes when neither is the primary.
-    pub heartbeat_interval: Duration,
-    /// From the primary to each voter.
-    pub lease_heartbeat_interval: Duration,
-    pub lease: Duration,
-    /// Minimum election timeout; each node randomises over [T, 1.3T).
-    pub election_timeout: Duration,
-    pub phi_threshold: f64,
-    /// Silence, once suspected, before a member is `dead`.
-    pub dead_after: Duration,
+    pub timing: Timing,
     /// Hand over to a higher-priority eligible node that stayed eligible this long.
     pub preempt: Option<Duration>,
     /// The `[[task]]`s ([`super::tasks`]).
@@ -389,7 +396,7 @@ impl Node {
             leader: None,
             promise: None,
             election_deadline: now,
-            no_votes_until: now + cfg.election_timeout,
+            no_votes_until: now + cfg.timing.election_timeout,
             embargoed: BTreeMap::new(),
             had_primary: now,
             eligible: false,
@@ -510,7 +517,7 @@ impl Node {
                 self.leader = None;
             }
         }
-        let interval = self.cfg.heartbeat_interval;
+        let interval = self.cfg.timing.heartbeat_interval;
         match self.members.get_mut(&hello.node) {
             None => {
                 let mut m = Member::new(
@@ -593,7 +600,7 @@ impl Node {
         if hb.node != *from {
             return;
         }
-        let interval = self.cfg.heartbeat_interval;
+        let interval = self.cfg.timing.heartbeat_interval;
         let Some(m) = self.members.get_mut(from) else {
             return;
         };
@@ -604,7 +611,7 @@ impl Node {
                 incarnation: hb.incarnation,
             });
         }
-        match m.accept(now, wall, hb, self.cfg.election_timeout) {
+        match m.accept(now, wall, hb, self.cfg.timing.election_timeout) {
             Accepted::Stale => return,
             Accepted::Fresh { fetch } => {
                 if fetch {
@@ -744,9 +751,9 @@ impl Node {
     /// voters (they carry the lease), slow otherwise.
     pub(super) fn interval_to(&self, to: &NodeId) -> Duration {
         if self.is_primary_role() || self.leader.as_ref() == Some(to) {
-            self.cfg.lease_heartbeat_interval
+            self.cfg.timing.lease_heartbeat_interval
         } else {
-            self.cfg.heartbeat_interval
+            self.cfg.timing.heartbeat_interval
         }
     }
 
@@ -775,8 +782,8 @@ impl Node {
                 self.leader.clone()
             },
             lease_ack,
-            lease_ms: super::lease::lease_ms(self.cfg.lease),
-            promise_ms: super::lease::promise_ms(self.cfg.election_timeout),
+            lease_ms: super::lease::lease_ms(self.cfg.timing.lease),
+            promise_ms: super::lease::promise_ms(self.cfg.timing.election_timeout),
             freeze: self.freeze,
             health: self.local.health,
             load: self.local.load,
@@ -787,7 +794,7 @@ impl Node {
         self.task_heartbeat_sent(now, wall, to);
         if is_primary {
             self.sent_log.push_back((seq, now));
-            let horizon = self.cfg.election_timeout * 2;
+            let horizon = self.cfg.timing.election_timeout * 2;
             while self
                 .sent_log
                 .front()
@@ -804,8 +811,9 @@ impl Node {
 
     fn check_interval(&self) -> Duration {
         self.cfg
+            .timing
             .lease_heartbeat_interval
-            .min(self.cfg.heartbeat_interval / 5)
+            .min(self.cfg.timing.heartbeat_interval / 5)
     }
 
     /// Failure detection: alive → suspect when phi crosses the threshold; suspect → dead
@@ -816,7 +824,7 @@ impl Node {
         let ids: Vec<NodeId> = self.members.keys().cloned().collect();
         for id in ids {
             let confirmed = self.suspicion_confirmed(&id);
-            let dead_after = self.cfg.dead_after;
+            let dead_after = self.cfg.timing.dead_after;
             let Some(m) = self.members.get_mut(&id) else {
                 continue;
             };
@@ -827,7 +835,9 @@ impl Node {
                 m.silent = silent || m.state == MemberState::Dead;
             }
             let next = match m.state {
-                MemberState::Alive if m.phi(now) >= self.cfg.phi_threshold => MemberState::Suspect,
+                MemberState::Alive if m.phi(now) >= self.cfg.timing.phi_threshold => {
+                    MemberState::Suspect
+                }
                 MemberState::Suspect if silent && confirmed => MemberState::Dead,
                 s => s,
             };

@@ -300,11 +300,11 @@ fn kth_latest(times: impl Iterator<Item = Instant>, k: usize) -> Option<Instant>
 
 impl Node {
     fn claim_len(&self) -> Duration {
-        claim_len(self.cfg.lease, self.cfg.heartbeat_interval)
+        claim_len(self.cfg.timing.lease, self.cfg.timing.heartbeat_interval)
     }
 
     fn promise_len(&self) -> Duration {
-        promise_len(self.cfg.lease, self.cfg.heartbeat_interval)
+        promise_len(self.cfg.timing.lease, self.cfg.timing.heartbeat_interval)
     }
 
     /// What names the member set this node holds: a change of voters changes it.

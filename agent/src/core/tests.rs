@@ -13,7 +13,6 @@ fn id(s: &str) -> NodeId {
 
 /// A core with the agent's default timing (`config::Timing::default`).
 fn config(name: &str, incarnation: u64) -> CoreConfig {
-    let t = crate::config::Timing::default();
     CoreConfig {
         node: id(name),
         incarnation: Incarnation(incarnation),
@@ -25,12 +24,7 @@ fn config(name: &str, incarnation: u64) -> CoreConfig {
             .map(|n| format!("127.0.0.1:{n}"))
             .collect(),
         bootstrap_hash: [3; 8],
-        heartbeat_interval: t.heartbeat_interval.0,
-        lease_heartbeat_interval: t.lease_heartbeat_interval.0,
-        lease: t.lease.0,
-        election_timeout: t.election_timeout.0,
-        phi_threshold: t.phi_threshold,
-        dead_after: t.dead_after.0,
+        timing: crate::config::Timing::default().core(),
         preempt: None,
         tasks: Vec::new(),
         task_return_delay: Duration::from_secs(30),
@@ -539,7 +533,7 @@ fn a_just_started_node_grants_no_vote_until_its_embargo_ends() {
         voter.poll_transmit().is_none(),
         "neither granted nor refused while embargoed"
     );
-    let embargo_ends = t0 + voter.config().election_timeout;
+    let embargo_ends = t0 + voter.config().timing.election_timeout;
     assert!(voter.poll_timeout().is_some_and(|t| t <= embargo_ends));
     voter.handle_timeout(t0 + Duration::from_millis(200), WallMicros(0));
     assert!(voter.poll_persist().is_none(), "still embargoed");
@@ -664,8 +658,8 @@ fn a_frozen_primary_that_turns_ineligible_stays_until_unfrozen_then_hands_over()
 fn a_promise_shorter_than_the_lease_grants_no_vote_and_no_acknowledgement() {
     let t0 = crate::clock::now();
     let mut cfg = config("n1", 1);
-    cfg.election_timeout = Duration::from_millis(200);
-    cfg.lease = Duration::from_millis(150);
+    cfg.timing.election_timeout = Duration::from_millis(200);
+    cfg.timing.lease = Duration::from_millis(150);
     let mut voter = Node::new(cfg, t0, 1, agreed());
     voter.handle_hello(t0, &hello_of("n2"));
     let later = t0 + Duration::from_secs(1);
@@ -735,7 +729,10 @@ fn a_promise_shorter_than_the_lease_grants_no_vote_and_no_acknowledgement() {
     // A fitting lease (150 ms) gets the vote.
     let mut fits = Node::new(
         CoreConfig {
-            election_timeout: Duration::from_millis(200),
+            timing: Timing {
+                election_timeout: Duration::from_millis(200),
+                ..config("n1", 1).timing
+            },
             ..config("n1", 1)
         },
         t0,

@@ -328,7 +328,7 @@ impl Node {
             .filter(|m| self.counts(&m.id))
             .filter_map(|m| m.timing.map(|(_, promise_ms)| promise_ms))
             .map(|ms| Duration::from_millis(u64::from(ms)))
-            .fold(self.cfg.election_timeout, Duration::max);
+            .fold(self.cfg.timing.election_timeout, Duration::max);
         let voters = self.voter_count() as f64;
         longest.mul_f64(2.0 * (1.0 + 0.3 * voters))
     }
@@ -873,7 +873,7 @@ impl Node {
     /// so the cluster is not left without a primary).
     fn check_step(&self, set: &Membership, change: &MemberChange) -> Result<Membership, String> {
         let next = apply(set, change)?;
-        let own_lease = super::lease::lease_ms(self.cfg.lease);
+        let own_lease = super::lease::lease_ms(self.cfg.timing.lease);
         let backs = |m: &super::Member| {
             m.state == MemberState::Alive
                 && m.timing

@@ -157,43 +157,17 @@ impl TraceLevel {
     }
 }
 
-/// The agent's timing settings, as the core gets them.
-#[derive(Debug, Clone, Copy)]
-pub struct Timing {
-    pub heartbeat_interval: Duration,
-    pub lease_heartbeat_interval: Duration,
-    pub lease: Duration,
-    pub election_timeout: Duration,
-    pub phi_threshold: f64,
-    pub dead_after: Duration,
+/// The core's timing, as every node gets it unless `node_timing` says otherwise.
+pub use quorate_agent::core::Timing;
+
+/// The agent's default timing, from the one place it is written: its config.
+pub fn default_timing() -> Timing {
+    quorate_agent::config::Timing::default().core()
 }
 
-impl Timing {
-    /// The operator guide's fast preset.
-    pub fn fast_preset() -> Self {
-        Self {
-            heartbeat_interval: Duration::from_millis(100),
-            lease_heartbeat_interval: Duration::from_millis(20),
-            lease: Duration::from_millis(150),
-            election_timeout: Duration::from_millis(200),
-            ..Self::default()
-        }
-    }
-}
-
-impl Default for Timing {
-    /// The agent's defaults, from the one place they are written: its config.
-    fn default() -> Self {
-        let t = quorate_agent::config::Timing::default();
-        Self {
-            heartbeat_interval: t.heartbeat_interval.0,
-            lease_heartbeat_interval: t.lease_heartbeat_interval.0,
-            lease: t.lease.0,
-            election_timeout: t.election_timeout.0,
-            phi_threshold: t.phi_threshold,
-            dead_after: t.dead_after.0,
-        }
-    }
+/// The operator guide's fast preset, as the agent's config defines it.
+pub fn fast_preset() -> Timing {
+    quorate_agent::config::Timing::fast_preset().core()
 }
 
 /// A simulated cluster: its shape, settings and the seed of everything random.
@@ -252,7 +226,7 @@ impl SimConfig {
             max_wall_offset: Duration::from_millis(200),
             persist_delay: Duration::from_micros(200)..Duration::from_millis(2),
             delay: Delay::LAN,
-            timing: Timing::default(),
+            timing: default_timing(),
             node_timing: Vec::new(),
             tasks: default_tasks(members),
             task_return_delay: Duration::from_secs(1),

@@ -201,7 +201,7 @@ impl Scenario {
             nodes.shuffle(&mut timing_rng);
             config.node_timing = nodes[..fast]
                 .iter()
-                .map(|&n| (n, super::Timing::fast_preset()))
+                .map(|&n| (n, super::fast_preset()))
                 .collect();
         }
 
