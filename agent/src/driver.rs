@@ -113,8 +113,9 @@ pub(crate) struct Signature {
     frozen: bool,
     quorum: bool,
     health: HealthBits,
-    /// The task claims held, and until when (they extend with every confirmation).
-    claims: Vec<(String, Instant)>,
+    /// Per `[[task]]`, in config order: until when this node's claim holds (it extends
+    /// with every confirmation).
+    claims: Vec<Option<Instant>>,
     agent_check: String,
     members: Vec<(
         NodeId,
@@ -999,7 +1000,7 @@ impl Driver {
                 .config
                 .tasks
                 .iter()
-                .filter_map(|t| Some((t.name.clone(), self.core.task_claim(&t.name, now)?.until)))
+                .map(|t| self.core.task_claim(&t.name, now).map(|c| c.until))
                 .collect(),
             agent_check: self.agent_check.clone(),
             members: self
@@ -1014,9 +1015,16 @@ impl Driver {
         {
             return;
         }
-        let names = |s: &Signature| s.claims.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-        let running = names(&sig);
-        if self.published.as_ref().map(|(last, _)| names(last)) != Some(running.clone()) {
+        let held = |s: &Signature| s.claims.iter().map(Option::is_some).collect::<Vec<_>>();
+        if self.published.as_ref().map(|(last, _)| held(last)) != Some(held(&sig)) {
+            let running: Vec<&str> = self
+                .config
+                .tasks
+                .iter()
+                .zip(&sig.claims)
+                .filter(|(_, c)| c.is_some())
+                .map(|(t, _)| t.name.as_str())
+                .collect();
             tracing::info!(tasks = ?running, "singleton tasks running here changed");
         }
         let state = self.state_tx.borrow();
@@ -1223,19 +1231,20 @@ impl Driver {
                     tracing::warn!("member change refused: {message}")
                 }
             }
-            // A first start beside a cluster that is itself starting (every node empty)
-            // goes through the same rejoin and ends at term 0 a moment later: that is no
-            // alarm. A lost or corrupt vote record, or a floor above 0, is.
-            Event::Rejoining { cause, voters } if *cause == LostVote::EmptyStateDir => {
-                tracing::info!(
+            Event::Rejoining { cause, voters } => {
+                let text = format!(
                     "rejoining: {cause}, so this node may have voted in terms it no longer knows; it grants no vote and does not campaign until it has heard every other voter ({}) or, after a settling wait, a majority of them, and then only above the highest term they report",
                     voters.join(", ")
-                )
+                );
+                // A first start beside a cluster that is itself starting (every node
+                // empty) goes through the same rejoin and ends at term 0 a moment later:
+                // no alarm. A lost or corrupt vote record is one.
+                if *cause == LostVote::EmptyStateDir {
+                    tracing::info!("{text}");
+                } else {
+                    tracing::warn!("{text}");
+                }
             }
-            Event::Rejoining { cause, voters } => tracing::warn!(
-                "rejoining: {cause}, so this node may have voted in terms it no longer knows; it grants no vote and does not campaign until it has heard every other voter ({}) or, after a settling wait, a majority of them, and then only above the highest term they report",
-                voters.join(", ")
-            ),
             Event::Rejoined { floor, heard } if floor.0 == 0 => tracing::info!(
                 floor = floor.0,
                 "rejoined: heard {heard} voter(s), none has been in a term yet: a new cluster"

@@ -384,7 +384,7 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
                 running_here: if t.run_on == RunOn::Primary {
                     lease_held
                 } else {
-                    core.task_claim(&t.name, now).is_some()
+                    tasks.iter().any(|c| c.name == t.name && c.until.is_some())
                 },
                 holder,
             }

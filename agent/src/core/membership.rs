@@ -196,12 +196,12 @@ impl Member {
         let from = self.state;
         self.state = state;
         self.state_since = now;
-        if state != MemberState::Alive && !self.keep_eligible {
+        if state == MemberState::Alive {
+            self.silent = false;
+        } else if !self.keep_eligible {
             // "Seen alive without a break" is broken: a node back from a pause or a cut
             // waits the whole `preempt_delay` again.
             self.eligible_since = None;
-        } else {
-            self.silent = false;
         }
         Some((from, state))
     }

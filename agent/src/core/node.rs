@@ -821,13 +821,16 @@ impl Node {
     /// ([`suspicion_confirmed`](Self::suspicion_confirmed)): a node that cannot hear one
     /// peer does not declare it dead on its own.
     fn check_members(&mut self, now: Instant) {
-        let ids: Vec<NodeId> = self.members.keys().cloned().collect();
-        for id in ids {
-            let confirmed = self.suspicion_confirmed(&id);
-            let dead_after = self.cfg.timing.dead_after;
-            let Some(m) = self.members.get_mut(&id) else {
-                continue;
-            };
+        // Asked only about suspects (most ticks: none, and nothing allocated).
+        let confirmed: Vec<NodeId> = self
+            .members
+            .values()
+            .filter(|m| m.state == MemberState::Suspect && self.suspicion_confirmed(&m.id))
+            .map(|m| m.id.clone())
+            .collect();
+        let dead_after = self.cfg.timing.dead_after;
+        for m in self.members.values_mut() {
+            let confirmed = confirmed.contains(&m.id);
             let silent = m.state == MemberState::Suspect
                 && m.last_heard()
                     .is_none_or(|t| now.saturating_duration_since(t) >= dead_after);
