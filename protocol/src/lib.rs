@@ -34,11 +34,11 @@ pub use ids::{ClusterName, IdError, Incarnation, NodeId, Seq, Term, WallMicros};
 pub use members::{ConfigStamp, MemberChange, MemberReply, MemberRequest, MemberSlot, Membership};
 pub use messages::{
     Datagram, Echo, Frame, FreezeFlag, Goodbye, HealthBits, Heartbeat, Hello, LoadFigures,
-    StateDigest, TaskGrant, TaskTag, TimeoutNow, TransferRequest, VoteReply, VoteRequest,
+    TaskGrant, TaskTag, TimeoutNow, TransferRequest, VoteReply, VoteRequest,
 };
 pub use state::{
     BalancerSeen, CheckCode, CheckState, ConfigSetState, Drain, DrainOrder, DriftAck, FileHash,
-    Mode, MountState, NodeState, TaskPlacement, compare_versions,
+    Mode, MountState, NodeState, StateDigest, TaskPlacement, compare_versions,
 };
 pub use version::{
     ALPN_CTL, ALPN_PEER, CloseCode, MAX_DATAGRAM, MAX_FRAME, PEER_SERVER_NAME, PROTOCOL_VERSION,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{ClusterName, Incarnation, NodeId, Seq, Term, WallMicros};
 use crate::members::{ConfigStamp, MemberReply, MemberRequest};
-use crate::state::{Mode, NodeState};
+use crate::state::{Mode, NodeState, StateDigest};
 
 /// Everything sent as a QUIC DATAGRAM between agents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,10 +185,6 @@ pub struct LoadFigures {
     #[serde(with = "postcard::fixint::le")]
     pub load1_centi: u32,
 }
-
-/// Hash of a node's [`NodeState`]; a change tells receivers to fetch it again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-pub struct StateDigest(#[serde(with = "postcard::fixint::le")] pub u64);
 
 /// The heartbeat datagram. Fixed-width integers keep its size constant in a steady
 /// cluster (see `tests/golden.rs` for the byte count).

@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{Incarnation, NodeId, WallMicros};
 use crate::members::Membership;
-use crate::messages::StateDigest;
 
 /// Whether a node may become primary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -235,6 +234,10 @@ impl NodeState {
         StateDigest(fnv1a64(&bytes))
     }
 }
+
+/// Hash of a node's [`NodeState`] (see [`NodeState::digest`]); a change tells receivers to fetch it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct StateDigest(#[serde(with = "postcard::fixint::le")] pub u64);
 
 /// FNV-1a: the digest only needs to change when the state changes; it is not a security
 /// boundary (the connection is authenticated), so a tiny dependency-free hash will do.
