@@ -6,21 +6,23 @@
 //! lets the simulation in `quorate-tests` replay thousands of partitions from a seed.
 //! `agent/tests/core_fence.rs` checks the fence.
 
+mod contract;
 pub mod detector;
-mod election;
 pub mod lease;
 pub mod membership;
 mod node;
 pub mod quorum;
+mod role;
 pub mod tasks;
 pub mod voters;
 
-pub use membership::{Member, MemberState};
-pub use node::{
-    Command, CoreConfig, Event, HardState, InjectedFault, LostVote, Node, Timing, TransferReason,
-    Transmit,
+pub use contract::{
+    Command, CoreConfig, Event, HardState, InjectedFault, LostVote, MembersProblem, Timing,
+    TransferReason, Transmit,
 };
-pub use voters::{MemberChange, MembersProblem};
+pub use membership::{Member, MemberState};
+pub use node::Node;
+pub use voters::MemberChange;
 
 #[cfg(test)]
 mod tests;

@@ -1,277 +1,41 @@
 //! [`Node`]: one agent's state machine — membership, failure detection and the election.
-//! Membership handling lives here; the election rules in `election.rs`.
+//!
+//! This file owns the node's state and the driving contract (every `handle_*` and
+//! `poll_*`) and handles membership (hellos, heartbeats, suspicion). Its rules for each
+//! further concern are child modules, which see the node's private state and are seen
+//! by nothing else: `election.rs` (votes, leases, handover), `voters.rs` (the agreed
+//! member set's changes) and `tasks.rs` (task claims). What they keep besides the node's
+//! fields, and what crosses the contract, lives below them in `core/` (`contract.rs`,
+//! `role.rs`, `voters.rs`, `tasks.rs`, `lease.rs`, `quorum.rs`), which never name `Node`'s
+//! file: so no two files of the core import each other.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use proto::{
-    ConfigStamp, Datagram, FreezeFlag, Goodbye, HealthBits, Heartbeat, Hello, Incarnation,
-    LoadFigures, Membership, Mode, NodeId, NodeState, Seq, StateDigest, Term, WallMicros,
+    Datagram, FreezeFlag, Goodbye, HealthBits, Heartbeat, Hello, Incarnation, LoadFigures, Mode,
+    NodeId, NodeState, Seq, StateDigest, Term, WallMicros,
 };
 use rand::{SeedableRng, rngs::SmallRng};
 
-use super::election::Role;
+use super::contract::{
+    CoreConfig, Event, HardState, InjectedFault, LostVote, MembersProblem, Transmit,
+};
 use super::membership::{Accepted, Member, MemberState};
-use super::tasks::{TaskSpec, Tasks};
-use super::voters::{InFlight, MemberChange, MembersProblem};
+use super::role::Role;
+use super::tasks::Tasks;
+use super::voters::InFlight;
 
-/// The timing the core runs on: the one definition the agent (from `[timing]`, in
-/// `config/`), the core's tests and the simulation all build.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Timing {
-    /// Between nodes when neither is the primary.
-    pub heartbeat_interval: Duration,
-    /// From the primary to each voter.
-    pub lease_heartbeat_interval: Duration,
-    pub lease: Duration,
-    /// Minimum election timeout; each node randomises over [T, 1.3T).
-    pub election_timeout: Duration,
-    pub phi_threshold: f64,
-    /// Silence, once suspected, before a member is `dead`.
-    pub dead_after: Duration,
-}
-
-/// What the core needs to know about this node and its timing.
-#[derive(Debug, Clone)]
-pub struct CoreConfig {
-    pub node: NodeId,
-    pub incarnation: Incarnation,
-    pub mode: Mode,
-    pub priority: u32,
-    /// The address peers reach this node at (its slot in the member set).
-    pub advertise: String,
-    /// The sorted addresses of the configured peers plus this node: the voters a new
-    /// cluster bootstraps with. After that, the agreed set rules ([`super::voters`]).
-    pub bootstrap: Vec<String>,
-    /// The hash of `bootstrap` that nodes compare (`NodeState::peers_hash`).
-    pub bootstrap_hash: [u8; 8],
-    pub timing: Timing,
-    /// Hand over to a higher-priority eligible node that stayed eligible this long.
-    pub preempt: Option<Duration>,
-    /// The `[[task]]`s ([`super::tasks`]).
-    pub tasks: Vec<TaskSpec>,
-    /// A task moves back to a node its rule prefers only once that node has been fit
-    /// this long without a break.
-    pub task_return_delay: Duration,
-    /// Test-only: deliberately break a safety rule, to prove the simulation notices.
-    /// The agent never sets it.
-    pub fault: Option<InjectedFault>,
-}
-
-/// Deliberate bugs for the simulation's self-test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InjectedFault {
-    /// Voters grant votes while they have promised a live primary not to.
-    IgnoreLeasePromise,
-    /// The primary's lease never expires.
-    LeaseNeverExpires,
-    /// Acknowledgements and votes are counted whatever the two ends' timing (a voter's
-    /// promise may end before the lease it acknowledged).
-    IgnoreTiming,
-    /// Majorities are counted over the node's own configured list, not the agreed
-    /// member set (what quorate did before membership was agreed).
-    OwnListMajority,
-    /// A voter places a task elsewhere at once, keeping no promise to the node it
-    /// placed it on before (and grants as soon as it starts).
-    TaskPromiseIgnored,
-    /// A member stays "eligible since" through suspicion, silence and the loss of
-    /// contact with the primary (what quorate did before issue 11): a node back from a
-    /// pause or a cut is preempted to at once.
-    KeepEligibleThroughSilence,
-    /// A node that cannot prove its last `(term, voted_for)` (its `election` file lost)
-    /// votes as if it had never voted: from term 0, at once.
-    ForgetLostVote,
-}
-
-/// Why this node cannot prove the last `(term, voted_for)` it held: it may have voted
-/// before, in terms it no longer knows. Such a node rejoins (see `voters::rejoin_tick`):
-/// it votes in no term at or below the highest its peers report, and campaigns only
-/// above it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LostVote {
-    /// It started with an empty `state_dir` and learned a member set naming it a voter.
-    EmptyStateDir,
-    /// `state_dir/election` is missing while `state_dir/members` is there.
-    Missing,
-    /// `state_dir/election` could not be read as a vote record (set aside by the
-    /// driver); the reason is the parser's.
-    Corrupt(String),
-}
-
-impl std::fmt::Display for LostVote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LostVote::EmptyStateDir => f.write_str("started with an empty state_dir"),
-            LostVote::Missing => f.write_str("state_dir/election is missing"),
-            LostVote::Corrupt(why) => write!(f, "state_dir/election was corrupt ({why})"),
-        }
-    }
-}
-
-/// `(term, voted_for)` and the agreed member set: what must be on disk before a vote or
-/// an acknowledgement of a new set leaves this node.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HardState {
-    pub term: Term,
-    pub voted_for: Option<NodeId>,
-    pub members: Membership,
-}
-
-/// A command from an operator or the driver.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    /// Hand the primary role to `to`, or to the best eligible node.
-    Transfer(Option<NodeId>),
-    /// Set the cluster-wide freeze flag (newest version wins).
-    Freeze(FreezeFlag),
-    /// The agent is stopping: hand over if primary, never campaign again.
-    Shutdown,
-    /// A reloaded `priority`. It only orders election timeouts and preemption (peers
-    /// learn it from this node's state), so it may change at any moment: safety rests on
-    /// votes and leases, never on priorities.
-    SetPriority(u32),
-    /// A reloaded `[election] preempt` / `preempt_delay` (`None`: no preemption).
-    SetPreempt(Option<Duration>),
-    /// Reloaded `[[task]]`s and return delay. Placement may change at any moment: the
-    /// claims' safety rests on grants and promises, never on placement.
-    SetTasks {
-        tasks: Vec<TaskSpec>,
-        return_delay: Duration,
-    },
-    /// A reloaded `peers`: the bootstrap list (sorted addresses, this node's included) and
-    /// its hash. Matters only to a node that holds no set yet, which judges it afresh.
-    SetBootstrap { list: Vec<String>, hash: [u8; 8] },
-    /// A change to the agreed member set, typed on this node: made by the primary, so
-    /// forwarded to it from any other node. Answered by [`Event::MemberAnswer`] with
-    /// `req`.
-    Member { req: u64, change: MemberChange },
-    /// `quorate member force-new-cluster` (answered by [`Event::MemberAnswer`]).
-    ForceNewCluster { req: u64 },
-}
-
-/// A datagram to send.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Transmit {
-    pub to: NodeId,
-    pub datagram: Datagram,
-}
-
-/// Something worth telling an operator about.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// A member was identified for the first time.
-    Joined {
-        node: NodeId,
-        incarnation: Incarnation,
-    },
-    /// A member came back with a new incarnation (it restarted).
-    Restarted {
-        node: NodeId,
-        incarnation: Incarnation,
-    },
-    /// A member's liveness changed.
-    StateChanged {
-        node: NodeId,
-        from: MemberState,
-        to: MemberState,
-    },
-    /// This node started campaigning for `term`.
-    ElectionStarted { term: Term, transfer: bool },
-    /// This node won `term`.
-    BecamePrimary { term: Term },
-    /// This node stopped being primary.
-    SteppedDown { term: Term, reason: &'static str },
-    /// Another node is primary of `term`.
-    PrimaryChanged { node: NodeId, term: Term },
-    /// This node hands the primary role over, and why.
-    TransferStarted {
-        to: NodeId,
-        term: Term,
-        reason: TransferReason,
-    },
-    /// Two nodes claim to be primary in the same term, or a primary claim arrived for a
-    /// term this node did not expect.
-    SplitBrainSuspected {
-        claimant: NodeId,
-        term: Term,
-        believed: Option<NodeId>,
-    },
-    /// A command was refused, and why.
-    Refused { command: String, reason: String },
-    /// The cluster-wide freeze flag changed.
-    FreezeChanged { frozen: bool },
-    /// A peer's timing does not fit this node's: a voter's promise (`promise_ms`) that
-    /// does not outlast a primary's lease (`lease_ms`). This node neither acknowledges
-    /// such a lease nor counts such a promise; reported once per peer and values.
-    TimingMismatch {
-        peer: NodeId,
-        lease_ms: u32,
-        promise_ms: u32,
-    },
-    /// This node now holds another agreed member set (made, adopted or bootstrapped).
-    MembersChanged {
-        stamp: ConfigStamp,
-        voters: Vec<String>,
-    },
-    /// The primary's change to the member set is held by a majority.
-    MembersCommitted { stamp: ConfigStamp, what: String },
-    /// A member of this node's set holds another cluster's set: this node stands down.
-    ForeignCluster { peer: NodeId },
-    /// This node cannot prove its last vote: it grants nothing and does not campaign
-    /// until it has heard enough voters' terms (see [`MembersProblem::Rejoining`]).
-    /// Emitted once, when that starts.
-    ///
-    /// [`MembersProblem::Rejoining`]: super::MembersProblem::Rejoining
-    Rejoining {
-        cause: LostVote,
-        /// The other voters of its set.
-        voters: Vec<String>,
-    },
-    /// Rejoining is over: `floor` (the highest term heard from `heard` voters, or its
-    /// own) counts as voted in; this node votes and campaigns only above it.
-    Rejoined { floor: Term, heard: usize },
-    /// The term is `u64::MAX`: this node cannot campaign (a term must never wrap, it is
-    /// a fencing token). Emitted once.
-    TermExhausted { term: Term },
-    /// The answer to `Command::Member` number `req`: started by the primary (it commits
-    /// once a majority holds it), or refused and why.
-    MemberAnswer {
-        req: u64,
-        accepted: bool,
-        message: String,
-    },
-}
-
-/// Why a primary hands its role over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransferReason {
-    /// The agent is stopping (SIGTERM).
-    Shutdown,
-    /// `quorate transfer`.
-    Operator,
-    /// This node is no longer eligible (app check, required mount, drain).
-    Ineligible,
-    /// A higher-priority node has been seen alive and eligible for `preempt_delay`.
-    Preempt,
-}
-
-impl TransferReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransferReason::Shutdown => "shutdown",
-            TransferReason::Operator => "operator",
-            TransferReason::Ineligible => "ineligible",
-            TransferReason::Preempt => "preemption",
-        }
-    }
-}
+mod election;
+mod tasks;
+mod voters;
 
 /// This node's own figures, fed in by the probes.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Local {
-    pub(super) health: HealthBits,
-    pub(super) load: LoadFigures,
-    pub(super) digest: StateDigest,
+struct OwnFigures {
+    health: HealthBits,
+    load: LoadFigures,
+    digest: StateDigest,
 }
 
 /// One agent's view of the cluster, as a sans-IO state machine.
@@ -302,76 +66,76 @@ pub(super) struct Local {
 /// connection's certificate says.
 #[derive(Debug)]
 pub struct Node {
-    pub(super) cfg: CoreConfig,
-    pub(super) members: BTreeMap<NodeId, Member>,
-    pub(super) seq: u64,
-    pub(super) local: Local,
-    pub(super) next_check: Instant,
-    pub(super) rng: SmallRng,
-    pub(super) transmits: VecDeque<Transmit>,
-    pub(super) fetches: VecDeque<NodeId>,
-    pub(super) events: VecDeque<Event>,
-    // The election (see election.rs).
-    pub(super) hard: HardState,
-    pub(super) persisted: HardState,
-    pub(super) persist_handed_out: bool,
+    cfg: CoreConfig,
+    members: BTreeMap<NodeId, Member>,
+    seq: u64,
+    own: OwnFigures,
+    next_check: Instant,
+    rng: SmallRng,
+    transmits: VecDeque<Transmit>,
+    fetches: VecDeque<NodeId>,
+    events: VecDeque<Event>,
+    // The election (see `election.rs`).
+    hard: HardState,
+    persisted: HardState,
+    persist_handed_out: bool,
     /// Messages that may only leave once `.0` is durable.
-    pub(super) held: VecDeque<(HardState, Transmit)>,
-    pub(super) role: Role,
+    held: VecDeque<(HardState, Transmit)>,
+    role: Role,
     /// The primary of `hard.term`, if known.
-    pub(super) leader: Option<NodeId>,
+    leader: Option<NodeId>,
     /// The lease promise: no vote for anyone but `.0` until `.1`.
-    pub(super) promise: Option<(NodeId, Instant)>,
-    pub(super) election_deadline: Instant,
+    promise: Option<(NodeId, Instant)>,
+    election_deadline: Instant,
     /// No votes before this (this node may have acknowledged a lease before a restart).
-    pub(super) no_votes_until: Instant,
+    no_votes_until: Instant,
     /// (Pre-)vote requests that arrived before `no_votes_until`, newest per candidate and
     /// kind (`true`: a vote): judged afresh when the embargo ends, so a cold start's
     /// first campaign is answered instead of refused everywhere.
-    pub(super) embargoed: BTreeMap<(NodeId, bool), proto::VoteRequest>,
+    embargoed: BTreeMap<(NodeId, bool), proto::VoteRequest>,
     /// When this node last had a primary (followed one, or was one), or started: priority
     /// deference applies for [`DEFER_WINDOW`](super::election::DEFER_WINDOW) election
     /// timeouts after it.
-    pub(super) had_primary: Instant,
-    pub(super) eligible: bool,
-    pub(super) freeze: FreezeFlag,
-    pub(super) req_seq: u64,
+    had_primary: Instant,
+    eligible: bool,
+    freeze: FreezeFlag,
+    req_seq: u64,
     /// Send times of this node's heartbeats while primary: seq → monotonic instant.
-    pub(super) sent_log: VecDeque<(u64, Instant)>,
+    sent_log: VecDeque<(u64, Instant)>,
     /// A handover in progress: to whom, and when to give up waiting.
-    pub(super) transfer: Option<(NodeId, Instant)>,
-    pub(super) shutting_down: bool,
+    transfer: Option<(NodeId, Instant)>,
+    shutting_down: bool,
     /// The newest heartbeat received from the primary of a term, to acknowledge.
-    pub(super) primary_seq: Option<(Term, Seq)>,
+    primary_seq: Option<(Term, Seq)>,
     /// The lease the primary of `primary_seq` said it holds per acknowledgement (ms).
-    pub(super) leader_lease_ms: u32,
+    leader_lease_ms: u32,
     /// Timing mismatches seen, per peer: `(lease_ms, promise_ms)` as last reported, and
     /// when last seen.
-    pub(super) timing_reported: BTreeMap<NodeId, ((u32, u32), Instant)>,
+    timing_reported: BTreeMap<NodeId, ((u32, u32), Instant)>,
     /// The primary's change to the member set not yet committed.
-    pub(super) in_flight: Option<InFlight>,
+    in_flight: Option<InFlight>,
     /// Without a set: why none yet (bootstrap progress, or what stops it).
-    pub(super) bootstrap_status: Option<MembersProblem>,
-    pub(super) started: Instant,
+    bootstrap_status: Option<MembersProblem>,
+    started: Instant,
     /// Cannot prove its last vote and is a voter: no votes until `rejoin_tick` says.
-    pub(super) rejoining: bool,
+    rejoining: bool,
     /// Why its last vote is unknown, until a rejoin takes a floor (`None`: it knows).
-    pub(super) vote_lost: Option<LostVote>,
+    vote_lost: Option<LostVote>,
     /// It started with nothing on disk (no vote record, no set): a term it adopts from
     /// a heartbeat before it learns a set is no vote record (it is not written), so
     /// only this says whether a set naming it finds it without one.
-    pub(super) started_empty: bool,
+    started_empty: bool,
     /// Rejoining since (a bound on how long a candidacy it voted in may still run is
     /// measured from here), and the wall time of its first heartbeat after that bound:
     /// an echo of it (or a later one) proves the peer's report was sent after it.
-    pub(super) rejoin_since: Instant,
-    pub(super) rejoin_mark: Option<WallMicros>,
+    rejoin_since: Instant,
+    rejoin_mark: Option<WallMicros>,
     /// `TermExhausted` was reported.
-    pub(super) term_exhausted: bool,
+    term_exhausted: bool,
     /// Members of our set seen holding another cluster's set (see `voters::member_state`).
-    pub(super) foreign: std::collections::BTreeSet<NodeId>,
+    foreign: std::collections::BTreeSet<NodeId>,
     /// Task placement, grants and claims (see `tasks.rs`).
-    pub(super) tasks: Tasks,
+    tasks: Tasks,
 }
 
 impl Node {
@@ -382,7 +146,7 @@ impl Node {
         let mut node = Self {
             members: BTreeMap::new(),
             seq: 0,
-            local: Local::default(),
+            own: OwnFigures::default(),
             next_check: now,
             rng: SmallRng::seed_from_u64(seed),
             transmits: VecDeque::new(),
@@ -704,7 +468,7 @@ impl Node {
         load: LoadFigures,
         digest: StateDigest,
     ) {
-        self.local = Local {
+        self.own = OwnFigures {
             health,
             load,
             digest,
@@ -785,9 +549,9 @@ impl Node {
             lease_ms: super::lease::lease_ms(self.cfg.timing.lease),
             promise_ms: super::lease::promise_ms(self.cfg.timing.election_timeout),
             freeze: self.freeze,
-            health: self.local.health,
-            load: self.local.load,
-            digest: self.local.digest,
+            health: self.own.health,
+            load: self.own.load,
+            digest: self.own.digest,
             config: self.persisted.members.stamp,
             tasks,
         };
