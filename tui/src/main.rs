@@ -4,6 +4,8 @@
 //! Internal modules:
 //! - `cli`: argument definitions and one module per subcommand (`ca`, `status`, `demo`,
 //!   `member`, …)
+//! - `columns`: the node table's columns (title, alignment, sort, cell), shared by the
+//!   status table and the terminal UI
 //! - `table`: the pure status table renderer
 //! - `target`: which agent to ask and with which certificate (`--connect`, `--cert`…,
 //!   else the agent's config)
@@ -12,6 +14,7 @@
 //! - `ui`: the terminal UI (`quorate` with no subcommand, on a terminal)
 
 mod cli;
+mod columns;
 mod http;
 mod signals;
 mod table;

@@ -10,6 +10,7 @@ use ratatui::symbols::border;
 use ratatui::widgets::Block;
 
 use super::text::{fit, fit_left, wrap};
+pub(super) use crate::columns::Level;
 use crate::ui::term::Charset;
 
 /// The characters the view draws with, other than letters, digits and plain
@@ -132,6 +133,9 @@ impl Theme {
     pub(super) fn wrap(self, s: &str, w: usize) -> Vec<String> {
         wrap(s, w, self.g.more)
     }
+    pub(super) fn bar(self, fraction: f64, w: usize) -> String {
+        bar(fraction, w, self.g)
+    }
     pub(super) fn fg(self, color: Color) -> Style {
         if self.color {
             Style::new().fg(color)
@@ -189,16 +193,27 @@ impl Theme {
             Level::Bad => self.bad(),
             Level::Dim => self.stale(),
             Level::Accent => self.accent(),
+            Level::Strong => self.strong(),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Level {
-    Plain,
-    Ok,
-    Warn,
-    Bad,
-    Dim,
-    Accent,
+/// A bar of `w` cells for a fraction 0–1, in as many parts of a cell as the glyphs have
+/// (eighths in Unicode, whole cells in ASCII).
+pub(super) fn bar(fraction: f64, w: usize, g: &Glyphs) -> String {
+    let f = if fraction.is_finite() {
+        fraction.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let parts = g.bar.len().max(1);
+    let full = g.bar.last().copied().unwrap_or('#');
+    let units = (f * (w * parts) as f64).round() as usize;
+    let mut out: String = std::iter::repeat_n(full, units / parts).collect();
+    if let Some(part) = (units % parts).checked_sub(1) {
+        out.push(g.bar[part]);
+    }
+    let filled = out.chars().count();
+    out.extend(std::iter::repeat_n(g.bar_empty, w.saturating_sub(filled)));
+    out
 }
