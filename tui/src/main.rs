@@ -9,13 +9,11 @@
 //! - `table`: the pure status table renderer
 //! - `target`: which agent to ask and with which certificate (`--connect`, `--cert`…,
 //!   else the agent's config)
-//! - `http`: a tiny blocking HTTP/1.1 GET client (the demo watches its agents with it)
 //! - `signals`: SIGINT/SIGTERM as a flag, signals to child processes
 //! - `ui`: the terminal UI (`quorate` with no subcommand, on a terminal)
 
 mod cli;
 mod columns;
-mod http;
 mod signals;
 mod table;
 mod target;
