@@ -1,9 +1,10 @@
 //! The look: the [`Glyphs`] (Unicode or ASCII) and the [`Theme`]'s styles (with colour or
 //! under NO_COLOR, where only bold, dim and reverse video are used).
 //!
-//! Owns every character the view draws that is not a letter, digit or plain punctuation,
-//! and every style. Must never: decide layout or content, or hold state; nothing outside
-//! this module picks a colour or writes a box-drawing character itself.
+//! Owns every character the view draws that is not a letter, digit or plain punctuation
+//! (bars included), and every style. Must never: decide layout or content, or hold
+//! state; nothing outside this module picks a colour or writes a box-drawing character
+//! itself.
 
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::border;
