@@ -4,15 +4,16 @@
 //! Internal modules:
 //! - `cli`: argument definitions and one module per subcommand (`ca`, `status`, `demo`,
 //!   `member`, …)
+//! - `columns`: the node table's columns (title, alignment, sort, cell), shared by the
+//!   status table and the terminal UI
 //! - `table`: the pure status table renderer
 //! - `target`: which agent to ask and with which certificate (`--connect`, `--cert`…,
 //!   else the agent's config)
-//! - `http`: a tiny blocking HTTP/1.1 GET client (the demo watches its agents with it)
 //! - `signals`: SIGINT/SIGTERM as a flag, signals to child processes
 //! - `ui`: the terminal UI (`quorate` with no subcommand, on a terminal)
 
 mod cli;
-mod http;
+mod columns;
 mod signals;
 mod table;
 mod target;

@@ -1,27 +1,11 @@
 //! The one-shot status table: `quorate status`, `quorate` without a terminal, and the
-//! demo's refresh. Pure: a [`ClusterStatus`] in, text out.
+//! demo's refresh. Pure: a [`ClusterStatus`] in, text out. The node table's columns and
+//! their words are [`crate::columns`]'s, the same as the terminal UI's; numbers are
+//! printed here in full.
 
 use proto::status::{ClusterStatus, NodeStatus};
 
-#[derive(Clone, Copy, PartialEq)]
-enum Align {
-    Left,
-    Right,
-}
-
-const COLUMNS: [(&str, Align); 11] = [
-    ("NODE", Align::Left),
-    ("STATE", Align::Left),
-    ("ROLE", Align::Left),
-    ("HEALTH", Align::Left),
-    ("CPU", Align::Right),
-    ("MEM", Align::Right),
-    ("LOAD", Align::Right),
-    ("RTT", Align::Right),
-    ("OFFSET", Align::Right),
-    ("SEEN", Align::Right),
-    ("ADDR", Align::Left),
-];
+use crate::columns::{Align, COLUMNS, Column, Ctx, Datum};
 
 /// Renders the cluster as a header line, an aligned node table (the answering node
 /// marked `*`), the configured peers nobody has been identified at, and the config keys
@@ -45,9 +29,17 @@ pub fn render_status(status: &ClusterStatus) -> String {
 
     let mut nodes: Vec<&NodeStatus> = status.nodes.iter().collect();
     nodes.sort_by(|a, b| a.node.cmp(&b.node));
-    let mut rows: Vec<[String; 11]> = vec![COLUMNS.map(|(title, _)| title.to_string())];
-    rows.extend(nodes.into_iter().map(row));
-    out.push_str(&aligned(&rows, &COLUMNS.map(|(_, a)| a)));
+    let columns: Vec<&Column> = COLUMNS.iter().filter(|c| c.status).collect();
+    let mut rows: Vec<Vec<String>> = vec![columns.iter().map(|c| c.title.to_string()).collect()];
+    rows.extend(nodes.into_iter().map(|n| {
+        let ctx = Ctx::plain(n);
+        columns
+            .iter()
+            .map(|c| text((c.cell)(n, &ctx).datum))
+            .collect()
+    }));
+    let align: Vec<Align> = columns.iter().map(|c| c.align).collect();
+    out.push_str(&aligned(&rows, &align));
 
     if !status.unreachable_peers.is_empty() {
         out.push_str("unreachable: ");
@@ -98,8 +90,8 @@ pub fn alive_voters(status: &ClusterStatus) -> usize {
 
 /// The rows as lines, each column as wide as its widest cell, two spaces between
 /// columns; no trailing spaces.
-fn aligned<const N: usize>(rows: &[[String; N]], align: &[Align; N]) -> String {
-    let mut widths = [0usize; N];
+fn aligned(rows: &[Vec<String>], align: &[Align]) -> String {
+    let mut widths = vec![0usize; align.len()];
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -112,8 +104,12 @@ fn aligned<const N: usize>(rows: &[[String; N]], align: &[Align; N]) -> String {
             if i > 0 {
                 line.push_str("  ");
             }
-            let pad = widths[i].saturating_sub(cell.chars().count());
-            match align[i] {
+            let pad = widths
+                .get(i)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(cell.chars().count());
+            match align.get(i).copied().unwrap_or(Align::Left) {
                 Align::Left => {
                     line.push_str(cell);
                     line.extend(std::iter::repeat_n(' ', pad));
@@ -195,7 +191,7 @@ pub fn render_members(status: &ClusterStatus) -> String {
         out.push('\n');
     }
     if !m.members.is_empty() {
-        let mut rows: Vec<[String; 4]> = vec![MEMBER_COLUMNS.map(|(t, _)| t.to_string())];
+        let mut rows: Vec<Vec<String>> = vec![MEMBER_COLUMNS.map(|(t, _)| t.to_string()).to_vec()];
         for slot in &m.members {
             // A bootstrap slot has no id until a primary has seen its node: matched by
             // address then.
@@ -212,7 +208,7 @@ pub fn render_members(status: &ClusterStatus) -> String {
                 (Some(n), None) => format!("{} (as {})", n.state, n.node),
                 (None, _) => "-".to_string(),
             };
-            rows.push([
+            rows.push(vec![
                 name,
                 slot.addr.clone(),
                 if slot.voter { "voter" } else { "non-voter" }.to_string(),
@@ -228,52 +224,15 @@ pub fn render_members(status: &ClusterStatus) -> String {
     out
 }
 
-fn row(n: &NodeStatus) -> [String; 11] {
-    [
-        if n.local {
-            format!("{}*", n.node)
-        } else {
-            n.node.clone()
-        },
-        n.state.clone(),
-        n.role.clone(),
-        health(n),
-        percent(n.load.cpu),
-        percent(n.load.mem),
-        number(n.load.load1),
-        millis(n.rtt_ms, false),
-        millis(n.clock_offset_ms, true),
-        age(n.last_seen_ms),
-        n.addr.clone(),
-    ]
-}
-
-/// `ok`; `draining`; `unready` (healthy but not yet ready); `fail:app,mount` (the checks
-/// that fail or hang). `+drift` is added when a config check reports drift.
-fn health(n: &NodeStatus) -> String {
-    let mut out = if n.draining {
-        "draining".to_string()
-    } else if !n.healthy {
-        let bad: Vec<&str> = n
-            .checks
-            .iter()
-            .filter(|(_, v)| matches!(v.as_str(), "fail" | "hung"))
-            .map(|(k, _)| k.as_str())
-            .collect();
-        if bad.is_empty() {
-            "fail".to_string()
-        } else {
-            format!("fail:{}", bad.join(","))
-        }
-    } else if !n.ready {
-        "unready".to_string()
-    } else {
-        "ok".to_string()
-    };
-    if n.checks.values().any(|v| v == "drift") {
-        out.push_str("+drift");
+/// A cell in full: percentages and numbers unrounded to a width, ages to the millisecond.
+fn text(datum: Datum) -> String {
+    match datum {
+        Datum::Text(t) => t,
+        Datum::Share(f) => percent(f),
+        Datum::Number(x) => number(x),
+        Datum::Millis { ms, signed } => millis(ms, signed),
+        Datum::Age(d) => age(d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
     }
-    out
 }
 
 fn percent(fraction: f64) -> String {
@@ -573,6 +532,7 @@ members on n1: no agreed member set yet: 1 of the 2 nodes needed to bootstrap on
 
     #[test]
     fn health_words() {
+        let health = |n: &NodeStatus| crate::columns::health(n).text;
         let mut n = node("n", "a");
         assert_eq!(health(&n), "ok");
         n.ready = false;
@@ -581,8 +541,13 @@ members on n1: no agreed member set yet: 1 of the 2 nodes needed to bootstrap on
         assert_eq!(health(&n), "fail");
         n.checks.insert("app".to_string(), "fail".to_string());
         assert_eq!(health(&n), "fail:app");
+        // One wording with the terminal UI, worst first: failing beats drained.
         n.draining = true;
+        assert_eq!(health(&n), "fail:app");
+        n.healthy = true;
         assert_eq!(health(&n), "draining");
+        n.checks.insert("config".to_string(), "drift".to_string());
+        assert_eq!(health(&n), "draining+drift");
     }
 
     #[test]

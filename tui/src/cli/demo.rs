@@ -3,6 +3,9 @@
 //! else the status table every second until Ctrl-C (or SIGTERM); then every agent is
 //! stopped and the directory removed.
 //!
+//! The status table is read over the operator channel, like every other command, with
+//! the first agent's certificate.
+//!
 //! `QUORATE_DEMO_SECONDS=S` ends it by itself after about S seconds, for tests.
 
 use std::fmt::Write as _;
@@ -16,17 +19,21 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use proto::NodeId;
+use proto::status::ClusterStatus;
 use quorate_agent::ca;
+use quorate_agent::config::TlsPaths;
+use quorate_agent::ctl::client::blocking::Client;
+use quorate_agent::ctl::client::{CtlError, Update};
 
 use super::DemoArgs;
-use super::status::fetch;
 use crate::signals;
 use crate::table::render_status;
 
 const CLUSTER: &str = "demo";
 const AGENT_BIN: &str = "quorate-agent";
 const SECONDS_ENV: &str = "QUORATE_DEMO_SECONDS";
-/// Per-request timeout while refreshing: short, so a hung agent does not stall the view.
+/// How long a refresh waits for a snapshot: short, so a hung agent does not stall the
+/// view.
 const REFRESH_TIMEOUT: Duration = Duration::from_millis(500);
 const STEP: Duration = Duration::from_millis(100);
 const STEPS_PER_REFRESH: u32 = 10;
@@ -91,7 +98,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         let _ = write!(out, "{banner}");
     }
 
-    let result = watch(&mut cluster, &banner, terminal, limit);
+    let reader = Reader {
+        tls: tls_of(&root, &plan[0].id),
+        client: None,
+    };
+    let result = watch(&mut cluster, reader, &banner, terminal, limit);
     cluster.shutdown();
     let removed = dir.close();
     result?;
@@ -119,11 +130,7 @@ fn live_view(plan: &[NodePlan], root: &Path, banner: &str) -> anyhow::Result<()>
     let target = crate::target::Target {
         addr: first.quic,
         bind: None,
-        tls: quorate_agent::config::TlsPaths {
-            ca: root.join("ca").join(ca::CA_CERT_FILE),
-            cert: root.join("ca").join(format!("{}.pem", first.id)),
-            key: root.join("ca").join(format!("{}.key", first.id)),
-        },
+        tls: tls_of(root, &first.id),
         origin: format!("the demo's {}", first.id),
     };
     crate::ui::run::run(&target)
@@ -133,6 +140,7 @@ fn live_view(plan: &[NodePlan], root: &Path, banner: &str) -> anyhow::Result<()>
 /// having exited (an error: their logs' last lines are printed first).
 fn watch(
     cluster: &mut Cluster,
+    mut reader: Reader,
     banner: &str,
     terminal: bool,
     limit: Option<Duration>,
@@ -162,7 +170,7 @@ fn watch(
             frame.push_str(banner);
             frame.push('\n');
         }
-        frame.push_str(&cluster.status_text());
+        frame.push_str(&cluster.status_text(&mut reader));
         if !terminal {
             frame.push('\n');
         }
@@ -269,6 +277,16 @@ fn free_ports(n: usize) -> anyhow::Result<(Vec<u16>, Vec<u16>)> {
         .map(|s| s.local_addr().map(|a| a.port()))
         .collect::<io::Result<Vec<_>>>()?;
     Ok((udp_ports, tcp_ports))
+}
+
+/// The CA, certificate and key of node `id`, as the demo's CA issued them.
+fn tls_of(root: &Path, id: &NodeId) -> TlsPaths {
+    let ca_dir = root.join("ca");
+    TlsPaths {
+        ca: ca_dir.join(ca::CA_CERT_FILE),
+        cert: ca_dir.join(format!("{id}.pem")),
+        key: ca_dir.join(format!("{id}.key")),
+    }
 }
 
 fn config_path(root: &Path, node: &NodePlan) -> PathBuf {
@@ -406,13 +424,17 @@ impl Cluster {
     }
 
     /// The table of the first agent that answers, then a line per exited agent.
-    fn status_text(&self) -> String {
-        let running = self.agents.iter().filter(|a| a.exited.is_none());
-        let mut text = running
-            .map(|a| fetch(&a.plan.http.to_string(), REFRESH_TIMEOUT))
-            .find_map(Result::ok)
+    fn status_text(&self, reader: &mut Reader) -> String {
+        let running: Vec<SocketAddr> = self
+            .agents
+            .iter()
+            .filter(|a| a.exited.is_none())
+            .map(|a| a.plan.quic)
+            .collect();
+        let mut text = reader
+            .status(&running)
             .map(|status| render_status(&status))
-            .unwrap_or_else(|| "no agent answers /cluster yet\n".to_string());
+            .unwrap_or_else(|| "no agent answers yet\n".to_string());
         for agent in self.agents.iter().filter(|a| a.exited.is_some()) {
             let _ = writeln!(text, "{}", agent.exit_line());
         }
@@ -438,6 +460,48 @@ impl Cluster {
                 agent.exited = Some(status);
             }
         }
+    }
+}
+
+/// The operator channel to one running agent: kept while it answers, else the next
+/// running agent is asked.
+struct Reader {
+    tls: TlsPaths,
+    client: Option<Client>,
+}
+
+impl Reader {
+    /// The view of the agent connected to, if it still runs and answers, else of the
+    /// first of `running` that does.
+    fn status(&mut self, running: &[SocketAddr]) -> Option<ClusterStatus> {
+        if let Some(client) = self.client.take()
+            && running.contains(&client.addr())
+            && let Ok(status) = snapshot(&client)
+        {
+            self.client = Some(client);
+            return Some(status);
+        }
+        for addr in running {
+            let Ok(client) = Client::connect(*addr, &self.tls, None) else {
+                continue;
+            };
+            if let Ok(status) = snapshot(&client) {
+                self.client = Some(client);
+                return Some(status);
+            }
+        }
+        None
+    }
+}
+
+/// The first snapshot of a subscription, waited for at most [`REFRESH_TIMEOUT`].
+fn snapshot(client: &Client) -> Result<ClusterStatus, CtlError> {
+    match client.subscribe()?.next(REFRESH_TIMEOUT)? {
+        Some(Update::Snapshot(s)) => Ok(s.status),
+        _ => Err(CtlError::Unexpected {
+            addr: client.addr(),
+            what: "no snapshot first".into(),
+        }),
     }
 }
 

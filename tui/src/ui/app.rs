@@ -15,8 +15,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use proto::ctl::CtlCommand;
 use proto::status::NodeStatus;
 
-use super::state::{SortKey, State};
+use super::state::State;
 use super::term::Charset;
+use crate::columns::SortKey;
 
 /// The reason sent with a drain from the TUI; the agent adds who asked.
 pub const DRAIN_REASON: &str = "drained from the quorate TUI";
@@ -465,11 +466,11 @@ mod tests {
         assert_eq!(selected(&app, &s), "n3");
         // Sorting by cpu puts n3 (busiest) first; the selection follows the node.
         press(&mut app, &s, "sssss");
-        assert_eq!(app.sort(), SortKey::Mem);
+        assert_eq!(app.sort().column().title, "MEM");
         assert_eq!(app.rows(&s).1, Some(0));
         assert_eq!(selected(&app, &s), "n3");
         press(&mut app, &s, "S");
-        assert_eq!(app.sort(), SortKey::Cpu);
+        assert_eq!(app.sort().column().title, "CPU");
     }
 
     #[test]

@@ -3,20 +3,22 @@
 //! sparklines), when each check last changed value, a bounded event log, the connection's
 //! status and the last command's answer.
 //!
-//! Owns: every rule about *meaning* — sorting, filtering, staleness, the one-word
-//! summaries of health, config and mounts, version skew.
+//! Owns: every rule about *meaning* that needs more than one node's fields — filtering,
+//! staleness, version skew; the columns' own words and sort orders are
+//! [`crate::columns`]'s.
 //!
 //! Must never: do IO, read a clock (time comes in as `now: Instant`), know about keys or
 //! ratatui types, or panic on anything an agent sends (empty node lists, NaN loads,
 //! `u64::MAX` ages, unicode names). tokio-console couples its state to its view; this
 //! one is plain data so that the view and the tests read the same thing.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use proto::ctl::EventRecord;
 use proto::status::{ClusterStatus, NodeStatus};
+
+use crate::columns::{SortKey, health};
 
 /// A snapshot or a node's values older than this are shown as stale. Snapshots come at
 /// least every 2 s (`SNAPSHOT_MAX_INTERVAL_MS`) and heartbeats every 250 ms, so 3 s of
@@ -84,208 +86,6 @@ pub struct CheckSince {
 pub struct Outcome {
     pub at: Instant,
     pub result: Result<String, String>,
-}
-
-/// The columns the node table can be sorted by (`s` cycles through them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SortKey {
-    #[default]
-    Node,
-    State,
-    Role,
-    Health,
-    Cpu,
-    Mem,
-    Load,
-    Rtt,
-    Offset,
-    Seen,
-}
-
-impl SortKey {
-    const ALL: [Self; 10] = [
-        Self::Node,
-        Self::State,
-        Self::Role,
-        Self::Health,
-        Self::Cpu,
-        Self::Mem,
-        Self::Load,
-        Self::Rtt,
-        Self::Offset,
-        Self::Seen,
-    ];
-
-    pub fn next(self) -> Self {
-        let i = Self::ALL.iter().position(|k| *k == self).unwrap_or(0);
-        Self::ALL[(i + 1) % Self::ALL.len()]
-    }
-
-    pub fn prev(self) -> Self {
-        let i = Self::ALL.iter().position(|k| *k == self).unwrap_or(0);
-        Self::ALL[(i + Self::ALL.len() - 1) % Self::ALL.len()]
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Node => "node",
-            Self::State => "state",
-            Self::Role => "role",
-            Self::Health => "health (worst first)",
-            Self::Cpu => "cpu (busiest first)",
-            Self::Mem => "mem (fullest first)",
-            Self::Load => "load (busiest first)",
-            Self::Rtt => "rtt (slowest first)",
-            Self::Offset => "clock offset (largest first)",
-            Self::Seen => "last seen (oldest first)",
-        }
-    }
-}
-
-/// A node's health in one word, worst first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum HealthKind {
-    Fail,
-    Draining,
-    Unready,
-    Ok,
-}
-
-/// The health column: a kind and a short text (`fail app,mounts`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Health {
-    pub kind: HealthKind,
-    pub text: String,
-}
-
-/// Checks that fail right now: `fail` or `hung` (drift has its own column).
-fn failing_checks(n: &NodeStatus) -> impl Iterator<Item = (&str, &str)> {
-    n.checks
-        .iter()
-        .filter(|(_, v)| matches!(v.as_str(), "fail" | "hung"))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-}
-
-pub fn health(n: &NodeStatus) -> Health {
-    if !n.healthy {
-        let bad: Vec<&str> = failing_checks(n).map(|(k, _)| k).collect();
-        let text = if bad.is_empty() {
-            "fail".to_string()
-        } else {
-            format!("fail {}", bad.join(","))
-        };
-        return Health {
-            kind: HealthKind::Fail,
-            text,
-        };
-    }
-    let (kind, text) = if n.draining {
-        (HealthKind::Draining, "draining")
-    } else if !n.ready {
-        (HealthKind::Unready, "unready")
-    } else {
-        (HealthKind::Ok, "ok")
-    };
-    Health {
-        kind,
-        text: text.to_string(),
-    }
-}
-
-/// The config column: agreement of all of a node's config sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigSummary {
-    /// The node watches no config set.
-    None,
-    Ok,
-    /// Some set drifts: it differs from `nodes` nodes (the most of any set; the odd node
-    /// out has the highest count), in `files` files; `acked` when every drifting set is
-    /// acknowledged.
-    Drift {
-        nodes: usize,
-        files: usize,
-        acked: bool,
-    },
-    /// Some set cannot be hashed.
-    Fail,
-}
-
-pub fn config_summary(n: &NodeStatus) -> ConfigSummary {
-    if n.config.is_empty() {
-        return ConfigSummary::None;
-    }
-    if n.config.iter().any(|c| c.status == "fail") {
-        return ConfigSummary::Fail;
-    }
-    // The agent marks a set `drift` on every node that differs from some peer; an agent
-    // too old to say leaves `status` empty, and then any disagreement counts.
-    let drifting: Vec<_> = n
-        .config
-        .iter()
-        .filter(|c| c.status == "drift" || (c.status.is_empty() && !c.differs_from.is_empty()))
-        .collect();
-    if drifting.is_empty() {
-        return ConfigSummary::Ok;
-    }
-    ConfigSummary::Drift {
-        nodes: drifting
-            .iter()
-            .map(|c| c.differs_from.len())
-            .max()
-            .unwrap_or(0),
-        files: drifting.iter().map(|c| c.differing_files.len()).sum(),
-        acked: drifting.iter().all(|c| c.acknowledged.is_some()),
-    }
-}
-
-/// The mounts column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MountSummary {
-    None,
-    Ok,
-    Fail,
-    /// Hung beats fail: a hung mount blocks whoever touches it.
-    Hung,
-}
-
-pub fn mount_summary(n: &NodeStatus) -> MountSummary {
-    if n.mounts.is_empty() {
-        MountSummary::None
-    } else if n.mounts.iter().any(|m| m.status == "hung") {
-        MountSummary::Hung
-    } else if n.mounts.iter().any(|m| m.status != "ok") {
-        MountSummary::Fail
-    } else {
-        MountSummary::Ok
-    }
-}
-
-fn state_rank(state: &str) -> u8 {
-    match state {
-        "alive" => 0,
-        "suspect" => 1,
-        "dead" => 2,
-        "left" => 3,
-        _ => 4,
-    }
-}
-
-fn role_rank(role: &str) -> u8 {
-    match role {
-        "primary" => 0,
-        "candidate" => 1,
-        "secondary" => 2,
-        "witness" => 3,
-        _ => 4,
-    }
-}
-
-/// A number to sort by, biggest first; missing or NaN values sort last.
-fn metric(x: Option<f64>) -> f64 {
-    match x {
-        Some(v) if !v.is_nan() => v,
-        _ => f64::NEG_INFINITY,
-    }
 }
 
 /// Whether `n` matches every whitespace-separated term of `filter` (case-insensitive) in
@@ -502,24 +302,8 @@ impl State {
         };
         let mut rows: Vec<&NodeStatus> =
             status.nodes.iter().filter(|n| matches(n, filter)).collect();
-        rows.sort_by(|a, b| self.compare(sort, a, b).then_with(|| a.node.cmp(&b.node)));
+        rows.sort_by(|a, b| sort.compare(a, b).then_with(|| a.node.cmp(&b.node)));
         rows
-    }
-
-    fn compare(&self, sort: SortKey, a: &NodeStatus, b: &NodeStatus) -> Ordering {
-        let desc = |f: fn(&NodeStatus) -> Option<f64>| metric(f(b)).total_cmp(&metric(f(a)));
-        match sort {
-            SortKey::Node => Ordering::Equal,
-            SortKey::State => state_rank(&a.state).cmp(&state_rank(&b.state)),
-            SortKey::Role => role_rank(&a.role).cmp(&role_rank(&b.role)),
-            SortKey::Health => health(a).kind.cmp(&health(b).kind),
-            SortKey::Cpu => desc(|n| Some(n.load.cpu)),
-            SortKey::Mem => desc(|n| Some(n.load.mem)),
-            SortKey::Load => desc(|n| Some(n.load.load1)),
-            SortKey::Rtt => desc(|n| n.rtt_ms),
-            SortKey::Offset => desc(|n| n.clock_offset_ms.map(f64::abs)),
-            SortKey::Seen => self.node_age(b).cmp(&self.node_age(a)),
-        }
     }
 
     /// The app version most nodes run (ties: the greatest string), if any node reports one.
@@ -557,7 +341,12 @@ fn seen_age(n: &NodeStatus, extra: Duration) -> Duration {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::columns::{ConfigSummary, MountSummary, config_summary, mount_summary};
     use crate::ui::fixtures::{self, event, t0};
+
+    fn key(title: &str) -> SortKey {
+        SortKey::of(title).unwrap()
+    }
 
     fn names(rows: &[&NodeStatus]) -> Vec<String> {
         rows.iter().map(|n| n.node.clone()).collect()
@@ -576,39 +365,39 @@ mod tests {
         status.nodes[0].load.cpu = 0.9; // n3
         status.nodes[2].load.cpu = f64::NAN; // n1
         let s = state_with(status);
-        assert_eq!(names(&s.rows(SortKey::Node, "")), ["n1", "n2", "n3"]);
-        assert_eq!(names(&s.rows(SortKey::Cpu, "")), ["n3", "n2", "n1"]);
-        assert_eq!(names(&s.rows(SortKey::Role, "")), ["n1", "n2", "n3"]);
+        assert_eq!(names(&s.rows(SortKey::default(), "")), ["n1", "n2", "n3"]);
+        assert_eq!(names(&s.rows(key("CPU"), "")), ["n3", "n2", "n1"]);
+        assert_eq!(names(&s.rows(key("ROLE"), "")), ["n1", "n2", "n3"]);
 
         let s = state_with(fixtures::failover());
         // n1 is dead: last by state, first by age.
-        assert_eq!(names(&s.rows(SortKey::State, "")), ["n2", "n3", "n1"]);
-        assert_eq!(names(&s.rows(SortKey::Seen, ""))[0], "n1");
-        assert_eq!(names(&s.rows(SortKey::Role, ""))[0], "n2"); // the candidate
+        assert_eq!(names(&s.rows(key("STATE"), "")), ["n2", "n3", "n1"]);
+        assert_eq!(names(&s.rows(key("SEEN"), ""))[0], "n1");
+        assert_eq!(names(&s.rows(key("ROLE"), ""))[0], "n2"); // the candidate
     }
 
     #[test]
     fn sort_keys_cycle_both_ways() {
         let mut k = SortKey::default();
-        for _ in 0..SortKey::ALL.len() {
+        for _ in 0..SortKey::all().count() {
             assert_eq!(k.next().prev(), k);
             k = k.next();
         }
-        assert_eq!(k, SortKey::Node);
+        assert_eq!(k, SortKey::default());
     }
 
     #[test]
     fn filters_on_every_term_case_insensitively() {
         let s = state_with(fixtures::hung_mount());
-        assert_eq!(names(&s.rows(SortKey::Node, "N2")), ["n2"]);
-        assert_eq!(names(&s.rows(SortKey::Node, "fail")), ["n2"]);
+        assert_eq!(names(&s.rows(SortKey::default(), "N2")), ["n2"]);
+        assert_eq!(names(&s.rows(SortKey::default(), "fail")), ["n2"]);
         assert_eq!(
-            names(&s.rows(SortKey::Node, "alive secondary")),
+            names(&s.rows(SortKey::default(), "alive secondary")),
             ["n2", "n3"]
         );
-        assert_eq!(names(&s.rows(SortKey::Node, "10.0.0.3")), ["n3"]);
-        assert!(s.rows(SortKey::Node, "nothing-like-this").is_empty());
-        assert_eq!(s.rows(SortKey::Node, "   ").len(), 3);
+        assert_eq!(names(&s.rows(SortKey::default(), "10.0.0.3")), ["n3"]);
+        assert!(s.rows(SortKey::default(), "nothing-like-this").is_empty());
+        assert_eq!(s.rows(SortKey::default(), "   ").len(), 3);
     }
 
     #[test]
@@ -651,7 +440,7 @@ mod tests {
     fn no_snapshot_is_stale_and_has_no_rows() {
         let s = State::new(t0(), ConnStatus::Connecting { to: "x".into() });
         assert!(s.snapshot_stale());
-        assert!(s.rows(SortKey::Cpu, "").is_empty());
+        assert!(s.rows(key("CPU"), "").is_empty());
         assert_eq!(s.quorum_counts(), None);
         assert_eq!(s.common_app_version(), None);
     }
@@ -747,7 +536,7 @@ mod tests {
         let s = state_with(fixtures::hung_mount());
         let n2 = &s.status().unwrap().nodes[1];
         assert_eq!(mount_summary(n2), MountSummary::Hung);
-        assert_eq!(health(n2).text, "fail mounts");
+        assert_eq!(health(n2).text, "fail:mounts");
 
         let s = state_with(fixtures::lost_quorum());
         assert_eq!(s.quorum_counts(), Some((1, 3)));
@@ -763,7 +552,7 @@ mod tests {
         status.nodes[1].rtt_ms = Some(f64::NEG_INFINITY);
         status.voters = 0;
         let s = state_with(status);
-        for k in SortKey::ALL {
+        for k in SortKey::all() {
             assert_eq!(s.rows(k, "").len(), 3);
         }
         assert!(s.node_stale(&s.status().unwrap().nodes[0]));
@@ -772,6 +561,6 @@ mod tests {
         let mut empty = fixtures::healthy();
         empty.nodes.clear();
         let s = state_with(empty);
-        assert!(s.rows(SortKey::Seen, "x").is_empty());
+        assert!(s.rows(key("SEEN"), "x").is_empty());
     }
 }

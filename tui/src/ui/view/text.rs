@@ -1,14 +1,13 @@
-//! Text: display widths, cutting and wrapping, and the formats of numbers, ages, times
-//! and bars, all to a fixed number of cells.
+//! Text: display widths, cutting and wrapping, and the formats of numbers, ages and
+//! times, all to a fixed number of cells.
 //!
-//! Must never: know about the screen or the state; every function here is pure, and
-//! none is longer than it says.
+//! Must never: know about the screen, the state or the glyphs (the characters that cut
+//! text come in as an argument; bars are drawn by the theme); every function here is
+//! pure, and none is longer than it says.
 
 use std::time::Duration;
 
 use ratatui::text::Span;
-
-use super::theme::Glyphs;
 
 /// Display width of `s` in terminal cells (wide characters count two).
 pub(super) fn width(s: &str) -> usize {
@@ -94,26 +93,6 @@ pub(super) fn wrap(s: &str, w: usize, more: &str) -> Vec<String> {
         lines.push(line);
     }
     lines
-}
-
-/// A bar of `w` cells for a fraction 0–1, in as many parts of a cell as the glyphs have
-/// (eighths in Unicode, whole cells in ASCII).
-pub(super) fn bar(fraction: f64, w: usize, g: &Glyphs) -> String {
-    let f = if fraction.is_finite() {
-        fraction.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let parts = g.bar.len().max(1);
-    let full = g.bar.last().copied().unwrap_or('#');
-    let units = (f * (w * parts) as f64).round() as usize;
-    let mut out: String = std::iter::repeat_n(full, units / parts).collect();
-    if let Some(part) = (units % parts).checked_sub(1) {
-        out.push(g.bar[part]);
-    }
-    let filled = out.chars().count();
-    out.extend(std::iter::repeat_n(g.bar_empty, w.saturating_sub(filled)));
-    out
 }
 
 /// `45%`; `-` for nonsense.

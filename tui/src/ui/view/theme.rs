@@ -1,15 +1,17 @@
 //! The look: the [`Glyphs`] (Unicode or ASCII) and the [`Theme`]'s styles (with colour or
 //! under NO_COLOR, where only bold, dim and reverse video are used).
 //!
-//! Owns every character the view draws that is not a letter, digit or plain punctuation,
-//! and every style. Must never: decide layout or content, or hold state; nothing outside
-//! this module picks a colour or writes a box-drawing character itself.
+//! Owns every character the view draws that is not a letter, digit or plain punctuation
+//! (bars included), and every style. Must never: decide layout or content, or hold
+//! state; nothing outside this module picks a colour or writes a box-drawing character
+//! itself.
 
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::border;
 use ratatui::widgets::Block;
 
 use super::text::{fit, fit_left, wrap};
+pub(super) use crate::columns::Level;
 use crate::ui::term::Charset;
 
 /// The characters the view draws with, other than letters, digits and plain
@@ -132,6 +134,9 @@ impl Theme {
     pub(super) fn wrap(self, s: &str, w: usize) -> Vec<String> {
         wrap(s, w, self.g.more)
     }
+    pub(super) fn bar(self, fraction: f64, w: usize) -> String {
+        bar(fraction, w, self.g)
+    }
     pub(super) fn fg(self, color: Color) -> Style {
         if self.color {
             Style::new().fg(color)
@@ -189,16 +194,27 @@ impl Theme {
             Level::Bad => self.bad(),
             Level::Dim => self.stale(),
             Level::Accent => self.accent(),
+            Level::Strong => self.strong(),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Level {
-    Plain,
-    Ok,
-    Warn,
-    Bad,
-    Dim,
-    Accent,
+/// A bar of `w` cells for a fraction 0–1, in as many parts of a cell as the glyphs have
+/// (eighths in Unicode, whole cells in ASCII).
+pub(super) fn bar(fraction: f64, w: usize, g: &Glyphs) -> String {
+    let f = if fraction.is_finite() {
+        fraction.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let parts = g.bar.len().max(1);
+    let full = g.bar.last().copied().unwrap_or('#');
+    let units = (f * (w * parts) as f64).round() as usize;
+    let mut out: String = std::iter::repeat_n(full, units / parts).collect();
+    if let Some(part) = (units % parts).checked_sub(1) {
+        out.push(g.bar[part]);
+    }
+    let filled = out.chars().count();
+    out.extend(std::iter::repeat_n(g.bar_empty, w.saturating_sub(filled)));
+    out
 }
