@@ -30,13 +30,13 @@ use proto::ctl::{CtlCommand, EventKind};
 
 use crate::clock::{self, JumpGuard};
 use crate::config::Config;
+use crate::config::tls::{self, TlsMaterial};
 use crate::core::{Command, Event, LostVote, MemberState, Node, lease};
 use crate::ctl::{Caller, Order, commands};
 use crate::events::Journal;
 use crate::hooks::{Hook, HookRun, Hooks};
 use crate::http::haproxy_agent::{AgentInput, AgentWeight, ServerState, load_ratio};
 use crate::local::{Assessment, LocalState};
-use crate::net::tls::{self, TlsMaterial};
 use crate::net::{Inbound, LinkId, Net};
 use crate::persist;
 use crate::probe::load::LoadSample;

@@ -20,7 +20,8 @@ use proto::status::ClusterStatus;
 
 use super::wire::{self, WireError};
 use crate::config::TlsPaths;
-use crate::net::tls::{TlsError, TlsMaterial};
+use crate::config::tls::{TlsError, TlsMaterial};
+use crate::net::tls;
 
 /// How long connecting (UDP + TLS handshake) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -136,7 +137,7 @@ impl CtlClient {
         bind: Option<SocketAddr>,
     ) -> Result<Self, CtlError> {
         let material = TlsMaterial::load(tls)?;
-        let mut config = material.client_config(proto::ALPN_CTL)?;
+        let mut config = tls::client_config(&material, proto::ALPN_CTL)?;
         config.transport_config(transport());
         let bind = bind.unwrap_or_else(|| match addr {
             SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),

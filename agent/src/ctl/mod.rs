@@ -112,7 +112,7 @@ mod tests {
     use super::*;
 
     fn cert(dir: &std::path::Path, name: &str) -> CertificateDer<'static> {
-        crate::net::tls::load_certs(&dir.join(format!("{name}.pem")))
+        crate::config::tls::load_certs(&dir.join(format!("{name}.pem")))
             .unwrap()
             .remove(0)
     }

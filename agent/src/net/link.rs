@@ -26,8 +26,9 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::frame::{FrameError, read_frame, timeout, write_frame};
-use super::tls::{self, TlsMaterial};
+use super::tls;
 use crate::config::Cidr;
+use crate::config::tls::{TlsError, TlsMaterial, cert_names};
 use crate::ratelog::{RateLog, Refusal};
 
 /// How long a hello or a state fetch may take.
@@ -148,7 +149,7 @@ impl Net {
 
     /// Reloaded TLS material (a renewed certificate, a new CA): new handshakes, in and
     /// out, use it; connections already up keep theirs.
-    pub fn set_tls(&self, tls: &TlsMaterial) -> Result<(), tls::TlsError> {
+    pub fn set_tls(&self, tls: &TlsMaterial) -> Result<(), TlsError> {
         let (server, client) = endpoint_configs(tls)?;
         self.endpoint.set_server_config(Some(server));
         self.shared.client.send_replace(client);
@@ -215,12 +216,12 @@ impl Net {
 
 /// The endpoint's server config (both ALPNs) and the client config for dialing peers.
 fn endpoint_configs(
-    tls: &TlsMaterial,
-) -> Result<(quinn::ServerConfig, quinn::ClientConfig), tls::TlsError> {
-    let mut server = tls.server_config(&[proto::ALPN_PEER, proto::ALPN_CTL])?;
+    material: &TlsMaterial,
+) -> Result<(quinn::ServerConfig, quinn::ClientConfig), TlsError> {
+    let mut server = tls::server_config(material, &[proto::ALPN_PEER, proto::ALPN_CTL])?;
     server.transport_config(transport());
     server.max_incoming(MAX_HANDSHAKES * 4);
-    let mut client = tls.client_config(proto::ALPN_PEER)?;
+    let mut client = tls::client_config(material, proto::ALPN_PEER)?;
     client.transport_config(transport());
     Ok((server, client))
 }
@@ -639,7 +640,7 @@ impl Shared {
                 format!("peer claims to be this node ({})", h.node),
             ));
         }
-        let named = tls::peer_cert(conn).is_some_and(|c| tls::cert_names(&c, h.node.as_str()));
+        let named = tls::peer_cert(conn).is_some_and(|c| cert_names(&c, h.node.as_str()));
         if !named {
             return Err((
                 CloseCode::Identity,
