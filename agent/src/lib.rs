@@ -266,7 +266,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         state_tx,
         orders: order_rx,
         journal,
-        links: HashMap::new(),
         digest,
         local,
         assessment: None,

@@ -20,7 +20,6 @@
 pub mod client;
 pub mod commands;
 pub mod server;
-mod wire;
 
 use std::net::SocketAddr;
 
