@@ -5,7 +5,7 @@
 //! Owns everything about the files and the certificates in them that needs no socket, so
 //! the config's validator, `quorate ca` and the endpoint read them one way. It must never
 //! build a TLS or QUIC configuration, verify a peer, or import anything above `config`
-//! (`crate::net::tls` builds on this module, never the other way).
+//! (the endpoint's TLS module builds on this one, never the other way).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 //! connection. Operator connections (`quorate-ctl/1`, from `control_allow` only) it
 //! hands to `crate::ctl` untouched; the QUIC plumbing both sides share (transport
 //! settings, frames, close reasons, backoff) is [`transport`]. It never decides anything
-//! about membership, and never imports `crate::ctl`. Work an outsider can trigger
+//! about membership, and never imports the operator channel's modules. Work an outsider can trigger
 //! (handshakes, malformed bytes) is capped and logged at a limited rate.
 
 mod link;

@@ -4,9 +4,9 @@
 //!
 //! Owns the bytes and timings both ALPNs put on a connection, so `quorate-peer/1` and
 //! `quorate-ctl/1` cannot drift apart in how they frame, cap, close or retry. It must
-//! never decide whom to talk to or what a message means (that is `net::link` and
-//! `crate::ctl`), read a clock, or draw randomness it was not handed. Frames are capped
-//! from their length prefix before anything is allocated.
+//! never decide whom to talk to or what a message means (that is the peer links' and the
+//! operator channel's business), read a clock, or draw randomness it was not handed.
+//! Frames are capped from their length prefix before anything is allocated.
 
 use std::sync::Arc;
 use std::time::Duration;
