@@ -10,9 +10,9 @@
 //! agreed membership, [`Net::set_peers`]) decides who is dialed and admitted. Every
 //! address in it has one dialer task that keeps one outgoing connection up (reconnecting
 //! with backoff) and leaves once its address is gone. Peers dial us too, so a pair of
-//! nodes usually has two connections; both carry datagrams and datagrams go out on the
-//! newest the driver admitted ([`Links`]). That avoids the race of deduplicating simultaneous dials, at the cost of one
-//! more idle connection.
+//! nodes usually has two connections; both carry datagrams, and datagrams go out on the
+//! newest the driver admitted ([`Net::admit`]). That avoids the race of deduplicating
+//! simultaneous dials, at the cost of one more idle connection.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -80,7 +80,7 @@ pub struct NetConfig {
     pub listen: SocketAddr,
     pub peers: Vec<SocketAddr>,
     pub control_allow: Vec<Cidr>,
-    /// Where admitted operator connections go (`crate::ctl`); full: refused as busy.
+    /// Where admitted operator connections go (the operator channel's server); full: refused as busy.
     pub ctl: mpsc::Sender<quinn::Connection>,
 }
 

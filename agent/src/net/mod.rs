@@ -6,10 +6,11 @@
 //! [`Net::link_down`]): datagrams the driver hands it go out on them ([`Net::send`]),
 //! and state fetches too ([`Net::fetch_state`]), so the driver never touches a
 //! connection. Operator connections (`quorate-ctl/1`, from `control_allow` only) it
-//! hands to `crate::ctl` untouched; the QUIC plumbing both sides share (transport
-//! settings, frames, close reasons, backoff) is [`transport`]. It never decides anything
-//! about membership, and never imports the operator channel's modules. Work an outsider can trigger
-//! (handshakes, malformed bytes) is capped and logged at a limited rate.
+//! hands to the operator channel untouched; the QUIC plumbing both sides share
+//! (transport settings, frames, close reasons, backoff) is [`transport`]. It never
+//! decides anything about membership, and never imports the operator channel's modules
+//! (they import this one). Work an outsider can trigger (handshakes, malformed bytes) is
+//! capped and logged at a limited rate.
 
 mod link;
 mod links;
