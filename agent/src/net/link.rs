@@ -80,7 +80,8 @@ pub struct NetConfig {
     pub listen: SocketAddr,
     pub peers: Vec<SocketAddr>,
     pub control_allow: Vec<Cidr>,
-    /// Where admitted operator connections go (the operator channel's server); full: refused as busy.
+    /// Where admitted operator connections go (the operator channel's server); full:
+    /// refused as busy.
     pub ctl: mpsc::Sender<quinn::Connection>,
 }
 
