@@ -13,7 +13,7 @@
 //! is what certbot-style renewals do, it keeps the promise above, and the key never has
 //! to travel again; rotate a key by issuing anew (remove `NAME.key`, `ca issue`).
 //!
-//! What the certificates say, and what `net::tls` may rely on:
+//! What the certificates say, and what `config::tls` and `net::tls` may rely on:
 //! - CA: CN [`CA_COMMON_NAME`], basic constraints CA with path length 0 (no
 //!   intermediates), key usages certificate and CRL signing, 10 years.
 //! - Node `N`: CN `N`, DNS SANs `N` and [`proto::PEER_SERVER_NAME`], extended key usages
@@ -238,7 +238,7 @@ fn renew(dir: &Path, name: &NodeId, params: CertificateParams) -> Result<String,
     })?;
     let cert = sign(dir, &cert_path, params, &key)?;
     replace_file(&cert_path, &cert.pem(), 0o644)?;
-    Ok(crate::net::tls::not_after(cert.der()).unwrap_or_else(|| "?".to_owned()))
+    Ok(crate::config::tls::not_after(cert.der()).unwrap_or_else(|| "?".to_owned()))
 }
 
 /// Signs `params` for `key` with the CA in `dir`, and proves the result chains to
@@ -576,8 +576,8 @@ mod tests {
             cert: dir.path().join("n1.pem"),
             key: dir.path().join("n1.key"),
         };
-        let tls = crate::net::tls::TlsMaterial::load(&paths).unwrap();
-        tls.server_config(&[b"x"]).unwrap();
+        let tls = crate::config::tls::TlsMaterial::load(&paths).unwrap();
+        crate::net::tls::server_config(&tls, &[b"x"]).unwrap();
 
         assert!(matches!(
             renew_node(dir.path(), &id("n2")),
@@ -625,5 +625,23 @@ mod tests {
         assert_eq!(civil_from_days(20_454), (2026, 1, 1));
         assert_eq!(civil_from_days(-5), (1970, 1, 1));
         assert_eq!(civil_from_days(i64::MAX), (9999, 12, 31));
+    }
+
+    #[test]
+    fn not_after_of_an_issued_certificate() {
+        use crate::config::tls::{load_certs, not_after};
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path()).unwrap();
+        issue_node(dir.path(), &NodeId::new("n1").unwrap()).unwrap();
+        let cert = &load_certs(&dir.path().join("n1.pem")).unwrap()[0];
+        let end = not_after(cert).unwrap();
+        // Five years from now, at midnight UTC.
+        assert!(end.ends_with("T00:00:00Z") && end.len() == 20, "{end}");
+        assert!(end.as_str() > "2030-01-01", "{end}");
+        assert_eq!(
+            not_after(&CertificateDer::from(vec![0x30, 0x03, 1, 2])),
+            None
+        );
+        assert_eq!(not_after(&CertificateDer::from(Vec::new())), None);
     }
 }

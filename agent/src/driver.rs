@@ -23,21 +23,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use proto::{CheckCode, Datagram, HealthBits, NodeId, NodeState, WallMicros};
+use proto::{CheckCode, HealthBits, NodeId, NodeState, WallMicros};
 use tokio::sync::{mpsc, watch};
 
 use proto::ctl::{CtlCommand, EventKind};
 
 use crate::clock::{self, JumpGuard};
 use crate::config::Config;
+use crate::config::tls::{self, TlsMaterial};
 use crate::core::{Command, Event, LostVote, MemberState, Node, lease};
 use crate::ctl::{Caller, Order, commands};
 use crate::events::Journal;
 use crate::hooks::{Hook, HookRun, Hooks};
 use crate::http::haproxy_agent::{AgentInput, AgentWeight, ServerState, load_ratio};
 use crate::local::{Assessment, LocalState};
-use crate::net::tls::{self, TlsMaterial};
-use crate::net::{Inbound, LinkId, Net};
+use crate::net::{Inbound, Net};
 use crate::persist;
 use crate::probe::load::LoadSample;
 use crate::probe::set::Probes;
@@ -68,8 +68,6 @@ pub struct Driver {
     /// This node's full state, served to peers' fetches; replaced (and `digest`
     /// recomputed) whenever an assessment changes it.
     pub(crate) state_tx: watch::Sender<NodeState>,
-    /// Live connections per node, newest last.
-    pub(crate) links: HashMap<NodeId, Vec<(LinkId, quinn::Connection)>>,
     /// Digest of this node's `NodeState` (recomputed when the state changes).
     pub(crate) digest: proto::StateDigest,
     pub(crate) local: LocalState,
@@ -237,17 +235,13 @@ impl Driver {
     fn on_inbound(&mut self, msg: Inbound) {
         let now = clock::now();
         match msg {
-            Inbound::LinkUp { id, hello, conn } => {
+            Inbound::LinkUp { hello, link } => {
                 if let Some(reason) = self.core.hello_conflict(&hello) {
-                    tracing::warn!("refused {}: {reason}", conn.remote_address());
-                    conn.close(
-                        quinn::VarInt::from_u32(proto::CloseCode::Identity as u32),
-                        reason.as_bytes(),
-                    );
+                    self.net.refuse(link, &reason);
                     return;
                 }
                 self.core.handle_hello(now, &hello);
-                self.links.entry(hello.node).or_default().push((id, conn));
+                self.net.admit(hello.node, link);
             }
             Inbound::LinkDown {
                 id,
@@ -255,9 +249,7 @@ impl Driver {
                 incarnation,
                 goodbye,
             } => {
-                if let Some(links) = self.links.get_mut(&node) {
-                    links.retain(|(l, _)| *l != id);
-                }
+                self.net.link_down(&node, id);
                 if goodbye {
                     self.core.handle_left(now, &node, incarnation);
                 }
@@ -913,12 +905,11 @@ impl Driver {
             self.publish(now);
         }
         while let Some(t) = self.core.poll_transmit() {
-            self.send(&t.to, &t.datagram);
+            self.net.send(&t.to, &t.datagram);
         }
         while let Some(node) = self.core.poll_fetch() {
-            match self.links.get(&node).and_then(|l| l.last()) {
-                Some((_, conn)) => self.net.fetch_state(node, conn.clone()),
-                None => self.core.handle_fetch_failed(&node),
+            if !self.net.fetch_state(&node) {
+                self.core.handle_fetch_failed(&node);
             }
         }
         self.core_events();
@@ -964,20 +955,6 @@ impl Driver {
             }
         }
         dial
-    }
-
-    fn send(&self, to: &NodeId, datagram: &Datagram) {
-        let Some((_, conn)) = self.links.get(to).and_then(|l| l.last()) else {
-            return;
-        };
-        match proto::encode_datagram(datagram) {
-            Ok(bytes) => {
-                if let Err(e) = conn.send_datagram(bytes.into()) {
-                    tracing::debug!(peer = %to, "datagram not sent: {e}");
-                }
-            }
-            Err(e) => tracing::error!(peer = %to, "cannot encode a datagram: {e}"),
-        }
     }
 
     /// Publishes a fresh view if something readers must see at once changed, or the last
@@ -1071,9 +1048,9 @@ impl Driver {
             }
         }
         let bye = self.core.goodbye();
-        let peers: Vec<NodeId> = self.links.keys().cloned().collect();
+        let peers = self.net.linked_nodes();
         for peer in &peers {
-            self.send(peer, &bye);
+            self.net.send(peer, &bye);
         }
         tracing::info!("said goodbye to {} peers", peers.len());
         let me = self.config.node.to_string();

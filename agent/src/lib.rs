@@ -81,7 +81,7 @@ impl Reloader {
         let path = path.to_owned();
         let loaded = tokio::task::spawn_blocking(move || {
             let config = Config::load(&path)?;
-            let tls = net::tls::TlsMaterial::load_agent(&config.tls)?;
+            let tls = config::tls::TlsMaterial::load_agent(&config.tls)?;
             Ok::<_, reload::ReloadError>((config, tls))
         })
         .await
@@ -94,14 +94,14 @@ impl Reloader {
         &self,
         config: Config,
     ) -> Result<reload::ReloadOutcome, reload::ReloadError> {
-        let tls = net::tls::TlsMaterial::load_agent(&config.tls)?;
+        let tls = config::tls::TlsMaterial::load_agent(&config.tls)?;
         self.apply(config, tls).await
     }
 
     async fn apply(
         &self,
         config: Config,
-        tls: net::tls::TlsMaterial,
+        tls: config::tls::TlsMaterial,
     ) -> Result<reload::ReloadOutcome, reload::ReloadError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.reloads
@@ -150,7 +150,7 @@ impl Running {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let incarnation = persist::next_incarnation(&config.state_dir, clock::wall())?;
-    let tls = net::tls::TlsMaterial::load_agent(&config.tls)?;
+    let tls = config::tls::TlsMaterial::load_agent(&config.tls)?;
 
     let local_state = proto::NodeState {
         roles: config.roles.clone(),
@@ -266,7 +266,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         state_tx,
         orders: order_rx,
         journal,
-        links: HashMap::new(),
         digest,
         local,
         assessment: None,

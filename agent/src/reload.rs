@@ -404,7 +404,7 @@ pub enum ReloadError {
     Config(#[from] crate::config::ConfigError),
     /// A TLS file could not be loaded (it changed between the check and the load).
     #[error(transparent)]
-    Tls(#[from] crate::net::tls::TlsError),
+    Tls(#[from] crate::config::tls::TlsError),
     /// The agent is stopping.
     #[error("the agent is stopping")]
     Stopped,

@@ -8,12 +8,13 @@
 //! it opens asks the kernel which address reaches the first peer, for a default
 //! `advertise`; it sends nothing.)
 
-mod check;
 mod checks;
 pub mod defaults;
 mod duration;
 #[cfg(test)]
 pub(crate) mod tests_support;
+pub mod tls;
+mod validate;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -22,9 +23,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use check::ConfigError;
 pub use checks::{App, AppCheck, Clock, ConfigSet, HaproxyAgent, Mount, Task};
 pub use duration::Dur;
+pub use tls::TlsPaths;
+pub use validate::ConfigError;
 
 /// A validated configuration. Every value here has been checked; the rest of the agent
 /// trusts it.
@@ -97,13 +99,6 @@ impl Default for Hooks {
             timeout: Dur(Duration::from_secs(10)),
         }
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct TlsPaths {
-    pub ca: PathBuf,
-    pub cert: PathBuf,
-    pub key: PathBuf,
 }
 
 /// Heartbeat and failure-detection timing. Defaults: DESIGN.md "Configuration".
@@ -365,7 +360,7 @@ impl Config {
     /// against the file's directory).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let reason = match e.span().and_then(|s| check::key_at(text, s.start)) {
+            let reason = match e.span().and_then(|s| validate::key_at(text, s.start)) {
                 _ if e.message().contains("missing field `tls`") => "[tls] is missing: set \
                     ca, cert and key (make them with `quorate ca init` and `quorate ca issue`)"
                     .to_owned(),
@@ -374,7 +369,7 @@ impl Config {
             };
             ConfigError::at_span(path, text, e.span(), reason)
         })?;
-        check::validate(path, text, raw)
+        validate::validate(path, text, raw)
     }
 
     /// What the packaged service's sandbox (`ProtectSystem=strict`: only `state_dir` is

@@ -4,10 +4,11 @@
 //! files, ALPN `quorate-ctl/1`, server name [`proto::PEER_SERVER_NAME`]); the exchanges
 //! ([`CtlClient::subscribe`], [`CtlClient::events`], [`CtlClient::command`],
 //! [`CtlClient::should_run`]); errors that name the agent's address (or the file, for
-//! TLS); and, sans-IO, the reconnect policy a long-lived tool follows: [`Backoff`] for
-//! when, [`Members`] for whom.
+//! TLS); and, sans-IO, the reconnect policy a long-lived tool follows:
+//! [`Backoff`](crate::net::transport::Backoff) for when, [`Members`] for whom.
 //!
-//! It must never retry by itself (the caller decides, with [`Backoff`]), read a clock or
+//! It must never retry by itself (the caller decides, with
+//! [`Backoff`](crate::net::transport::Backoff)), read a clock or
 //! draw randomness it was not handed, or trust an answer's size (frames are capped before
 //! anything is allocated). [`blocking`] wraps it for tools without a runtime of their own.
 
@@ -18,9 +19,10 @@ use std::time::Duration;
 use proto::ctl::{CtlCommand, CtlRequest, CtlResponse, EventRecord};
 use proto::status::ClusterStatus;
 
-use super::wire::{self, WireError};
 use crate::config::TlsPaths;
-use crate::net::tls::{TlsError, TlsMaterial};
+use crate::config::tls::{TlsError, TlsMaterial};
+use crate::net::tls;
+use crate::net::transport::{self, FrameError};
 
 /// How long connecting (UDP + TLS handshake) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -100,33 +102,6 @@ struct Conn {
     addr: SocketAddr,
 }
 
-fn transport() -> Arc<quinn::TransportConfig> {
-    let mut t = quinn::TransportConfig::default();
-    t.keep_alive_interval(Some(Duration::from_secs(1)));
-    t.max_idle_timeout(Some(quinn::VarInt::from_u32(5_000).into()));
-    t.max_concurrent_uni_streams(0u8.into());
-    t.max_concurrent_bidi_streams(0u8.into());
-    Arc::new(t)
-}
-
-/// A close reason as an operator should read it.
-pub fn describe_close(e: &quinn::ConnectionError) -> String {
-    match e {
-        quinn::ConnectionError::ApplicationClosed(c) => {
-            let reason = String::from_utf8_lossy(&c.reason);
-            match proto::CloseCode::from_u64(c.error_code.into_inner()) {
-                Some(proto::CloseCode::Goodbye) => format!("the agent is stopping ({reason})"),
-                Some(_) | None => reason.into_owned(),
-            }
-        }
-        quinn::ConnectionError::ConnectionClosed(c) => {
-            format!("{c} (a certificate the agent does not accept?)")
-        }
-        quinn::ConnectionError::TimedOut => "no answer (timed out)".into(),
-        other => other.to_string(),
-    }
-}
-
 impl CtlClient {
     /// Connects to the agent at `addr` with the certificate, key and CA in `tls`, from
     /// `bind` (default: any local address of `addr`'s family).
@@ -136,8 +111,8 @@ impl CtlClient {
         bind: Option<SocketAddr>,
     ) -> Result<Self, CtlError> {
         let material = TlsMaterial::load(tls)?;
-        let mut config = material.client_config(proto::ALPN_CTL)?;
-        config.transport_config(transport());
+        let mut config = tls::client_config(&material, proto::ALPN_CTL)?;
+        config.transport_config(transport::OPERATOR_CLIENT.config());
         let bind = bind.unwrap_or_else(|| match addr {
             SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
             SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
@@ -151,7 +126,7 @@ impl CtlClient {
             .map_err(|e| connect_err(e.to_string()))?;
         let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(connect_err(describe_close(&e))),
+            Ok(Err(e)) => return Err(connect_err(transport::describe_close_to_operator(&e))),
             Err(_) => {
                 return Err(connect_err(format!(
                     "no handshake within {}s (is the agent running, and this host in its control_allow?)",
@@ -183,7 +158,7 @@ impl CtlClient {
         let e = self.c.conn.closed().await;
         CtlError::Closed {
             addr: self.c.addr,
-            reason: describe_close(&e),
+            reason: transport::describe_close_to_operator(&e),
         }
     }
 
@@ -192,7 +167,7 @@ impl CtlClient {
         request: &CtlRequest,
     ) -> Result<(quinn::SendStream, quinn::RecvStream), CtlError> {
         let (mut send, recv) = self.c.conn.open_bi().await.map_err(|e| self.c.err(e))?;
-        wire::write_request(&mut send, request)
+        transport::write_request(&mut send, request)
             .await
             .map_err(|e| self.c.err(e))?;
         send.finish().map_err(|e| self.c.err(e))?;
@@ -299,7 +274,7 @@ impl Conn {
         match self.conn.close_reason() {
             Some(reason) => CtlError::Closed {
                 addr: self.addr,
-                reason: describe_close(&reason),
+                reason: transport::describe_close_to_operator(&reason),
             },
             None => CtlError::Stream {
                 addr: self.addr,
@@ -309,9 +284,9 @@ impl Conn {
     }
 
     async fn read(&self, recv: &mut quinn::RecvStream) -> Result<Option<CtlResponse>, CtlError> {
-        match wire::read_response(recv).await {
+        match transport::read_response(recv).await {
             Ok(r) => Ok(r),
-            Err(WireError::Decode(e)) => Err(CtlError::Unexpected {
+            Err(FrameError::Decode(e)) => Err(CtlError::Unexpected {
                 addr: self.addr,
                 what: e.to_string(),
             }),
@@ -394,50 +369,6 @@ impl Events {
             }),
             Some(other) => Err(self.c.unexpected(&format!("{other:?}"))),
         }
-    }
-}
-
-/// When to try again after a connection failed: starts at `min`, doubles on every
-/// failure up to `max`, and each delay is drawn from `[d/2, d]` with the caller's random
-/// source (so two tools do not retry in step). [`reset`](Self::reset) after a success.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Default for Backoff {
-    /// 100 ms, doubling up to 5 s.
-    fn default() -> Self {
-        Self::new(Duration::from_millis(100), Duration::from_secs(5))
-    }
-}
-
-impl Backoff {
-    /// `min` is raised to 1 ms and `max` to `min`.
-    pub fn new(min: Duration, max: Duration) -> Self {
-        let min = min.max(Duration::from_millis(1));
-        let max = max.max(min);
-        Self {
-            min,
-            max,
-            next: min,
-        }
-    }
-
-    /// The wait before the next attempt (call once per failure).
-    pub fn next_delay<R: rand::Rng + ?Sized>(&mut self, rng: &mut R) -> Duration {
-        let d = self.next;
-        // Never above max: the ceiling is the smaller of the two (console's slip was max()).
-        self.next = (self.next * 2).min(self.max);
-        let fraction: f64 = rng.random();
-        d / 2 + d.mul_f64(fraction.clamp(0.0, 1.0) / 2.0)
-    }
-
-    /// A connection worked: the next failure waits `min` again.
-    pub fn reset(&mut self) {
-        self.next = self.min;
     }
 }
 
@@ -609,25 +540,7 @@ pub mod blocking {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use rand::SeedableRng as _;
-    use rand::rngs::SmallRng;
-
     use super::*;
-
-    /// A random source that always gives the same fraction.
-    struct Fixed(u64);
-
-    impl rand::RngCore for Fixed {
-        fn next_u32(&mut self) -> u32 {
-            (self.0 >> 32) as u32
-        }
-        fn next_u64(&mut self) -> u64 {
-            self.0
-        }
-        fn fill_bytes(&mut self, dest: &mut [u8]) {
-            dest.fill(0);
-        }
-    }
 
     /// A TUI moves its client and streams into tasks of its own.
     #[test]
@@ -636,42 +549,6 @@ mod tests {
         owned::<CtlClient>();
         owned::<Subscription>();
         owned::<Events>();
-    }
-
-    #[test]
-    fn backoff_doubles_to_the_ceiling_with_jitter_and_resets() {
-        let ms = Duration::from_millis;
-        // The lowest draw: half of each step.
-        let mut b = Backoff::default();
-        let low: Vec<Duration> = (0..9).map(|_| b.next_delay(&mut Fixed(0))).collect();
-        assert_eq!(
-            low,
-            [50, 100, 200, 400, 800, 1600, 2500, 2500, 2500].map(ms)
-        );
-        // The highest draw: the whole step, never above the ceiling.
-        let mut b = Backoff::default();
-        let high: Vec<Duration> = (0..8).map(|_| b.next_delay(&mut Fixed(u64::MAX))).collect();
-        for (d, want) in high
-            .iter()
-            .zip([100, 200, 400, 800, 1600, 3200, 5000, 5000])
-        {
-            assert!(
-                *d <= ms(want) && *d > ms(want) * 99 / 100,
-                "{d:?} vs {want}"
-            );
-        }
-        b.reset();
-        assert!(b.next_delay(&mut Fixed(0)) == ms(50));
-        // Any seed stays within [d/2, d] of each step.
-        let mut rng = SmallRng::seed_from_u64(0x5EED);
-        let mut b = Backoff::new(ms(10), ms(80));
-        for step in [10, 20, 40, 80, 80, 80] {
-            let d = b.next_delay(&mut rng);
-            assert!(d >= ms(step) / 2 && d <= ms(step), "{d:?} for {step}");
-        }
-        // Degenerate settings stay sane.
-        let mut b = Backoff::new(Duration::ZERO, Duration::ZERO);
-        assert!(b.next_delay(&mut Fixed(u64::MAX)) <= ms(1));
     }
 
     fn status(nodes: &[(&str, &str, &str)], unreachable: &[&str]) -> ClusterStatus {

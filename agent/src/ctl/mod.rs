@@ -20,7 +20,6 @@
 pub mod client;
 pub mod commands;
 pub mod server;
-mod wire;
 
 use std::net::SocketAddr;
 
@@ -112,7 +111,7 @@ mod tests {
     use super::*;
 
     fn cert(dir: &std::path::Path, name: &str) -> CertificateDer<'static> {
-        crate::net::tls::load_certs(&dir.join(format!("{name}.pem")))
+        crate::config::tls::load_certs(&dir.join(format!("{name}.pem")))
             .unwrap()
             .remove(0)
     }

@@ -16,11 +16,11 @@ use proto::ctl::{CtlCommand, CtlRequest, CtlResponse};
 use proto::status::ClusterStatus;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 
-use super::wire::{self, WireError};
 use super::{Caller, Order};
 use crate::clock;
 use crate::events::JournalReader;
 use crate::net::tls;
+use crate::net::transport::{self, FrameError};
 use crate::ratelog::{RateLog, Refusal};
 use crate::view::{self, ClusterView};
 
@@ -80,9 +80,10 @@ impl CtlServer {
                             "refused an operator connection from {caller}: {MAX_CONNECTIONS} already open"
                         )
                     });
-                    conn.close(
-                        quinn::VarInt::from_u32(proto::CloseCode::Busy as u32),
-                        b"too many operator connections",
+                    transport::close(
+                        &conn,
+                        proto::CloseCode::Busy,
+                        "too many operator connections",
                     );
                     continue;
                 };
@@ -123,7 +124,7 @@ impl CtlServer {
         mut recv: quinn::RecvStream,
     ) {
         let request =
-            match tokio::time::timeout(REQUEST_TIMEOUT, wire::read_request(&mut recv)).await {
+            match tokio::time::timeout(REQUEST_TIMEOUT, transport::read_request(&mut recv)).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => {
                     return self
@@ -142,11 +143,11 @@ impl CtlServer {
             CtlRequest::Events { after, follow } => self.events(&mut send, after, follow).await,
             CtlRequest::Command(cmd) => {
                 let answer = self.command(caller, cmd).await;
-                wire::write_response(&mut send, &answer).await
+                transport::write_response(&mut send, &answer).await
             }
             CtlRequest::ShouldRun { task } => {
                 let answer = self.should_run(&task);
-                wire::write_response(&mut send, &answer).await
+                transport::write_response(&mut send, &answer).await
             }
         };
         if let Err(e) = result {
@@ -169,13 +170,13 @@ impl CtlServer {
         let answer = CtlResponse::Refused {
             reason: format!("malformed request: {why}"),
         };
-        let _ = wire::write_response(&mut send, &answer).await;
+        let _ = transport::write_response(&mut send, &answer).await;
         let _ = send.finish();
     }
 
     /// A snapshot at once, then paced snapshots interleaved with live events, until the
     /// caller stops reading or the agent stops.
-    async fn subscribe(&self, send: &mut quinn::SendStream) -> Result<(), WireError> {
+    async fn subscribe(&self, send: &mut quinn::SendStream) -> Result<(), FrameError> {
         let mut view_rx = self.view.clone();
         let mut live = self.journal.subscribe();
         let stopped = send.stopped();
@@ -190,7 +191,7 @@ impl CtlServer {
                 biased;
                 _ = &mut stopped => return Ok(()),
                 event = live.recv() => match event {
-                    Ok(r) => wire::write_response(send, &CtlResponse::Event(r)).await?,
+                    Ok(r) => transport::write_response(send, &CtlResponse::Event(r)).await?,
                     // Too slow for the broadcast: a fresh snapshot instead of what it missed.
                     Err(broadcast::error::RecvError::Lagged(_)) => pacer.note(Change::Lagged),
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
@@ -218,12 +219,12 @@ impl CtlServer {
         send: &mut quinn::SendStream,
         after: Option<u64>,
         follow: bool,
-    ) -> Result<(), WireError> {
+    ) -> Result<(), FrameError> {
         // Subscribe first: whatever is recorded meanwhile is in the history or the
         // broadcast (or both: `last` skips what was sent).
         let mut live = self.journal.subscribe();
         let mut last = self.send_history(send, after.unwrap_or(0)).await?;
-        wire::write_response(send, &CtlResponse::EventsEnd).await?;
+        transport::write_response(send, &CtlResponse::EventsEnd).await?;
         if !follow {
             return Ok(());
         }
@@ -236,7 +237,7 @@ impl CtlServer {
                 event = live.recv() => match event {
                     Ok(r) if r.seq > last => {
                         last = r.seq;
-                        wire::write_response(send, &CtlResponse::Event(r)).await?;
+                        transport::write_response(send, &CtlResponse::Event(r)).await?;
                     }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -253,12 +254,12 @@ impl CtlServer {
         &self,
         send: &mut quinn::SendStream,
         mut last: u64,
-    ) -> Result<u64, WireError> {
+    ) -> Result<u64, FrameError> {
         let history = self.journal.history();
         let from = last;
         for r in history.iter().filter(|r| r.seq > from) {
             last = r.seq;
-            wire::write_response(send, &CtlResponse::Event(r.clone())).await?;
+            transport::write_response(send, &CtlResponse::Event(r.clone())).await?;
         }
         Ok(last)
     }
@@ -313,10 +314,10 @@ impl CtlServer {
     }
 }
 
-async fn write_snapshot(send: &mut quinn::SendStream, v: &ClusterView) -> Result<(), WireError> {
+async fn write_snapshot(send: &mut quinn::SendStream, v: &ClusterView) -> Result<(), FrameError> {
     let json = view::cluster_json(&v.status)
-        .map_err(|e| WireError::Encode(proto::EncodeError::Serialize(e.to_string())))?;
-    wire::write_response(send, &CtlResponse::Snapshot { json }).await
+        .map_err(|e| FrameError::Encode(proto::EncodeError::Serialize(e.to_string())))?;
+    transport::write_response(send, &CtlResponse::Snapshot { json }).await
 }
 
 /// How the view changed since the last snapshot sent.

@@ -10,9 +10,9 @@
 //! agreed membership, [`Net::set_peers`]) decides who is dialed and admitted. Every
 //! address in it has one dialer task that keeps one outgoing connection up (reconnecting
 //! with backoff) and leaves once its address is gone. Peers dial us too, so a pair of
-//! nodes usually has two connections; both carry datagrams and the driver sends on the
-//! newest. That avoids the race of deduplicating simultaneous dials, at the cost of one
-//! more idle connection.
+//! nodes usually has two connections; both carry datagrams, and datagrams go out on the
+//! newest the driver admitted ([`Net::admit`]). That avoids the race of deduplicating
+//! simultaneous dials, at the cost of one more idle connection.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -21,33 +21,37 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use proto::{CloseCode, Datagram, Frame, Hello, NodeId, NodeState};
-use rand::{Rng, SeedableRng, rngs::SmallRng};
+use rand::{SeedableRng, rngs::SmallRng};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::frame::{FrameError, read_frame, timeout, write_frame};
-use super::tls::{self, TlsMaterial};
+use super::links::{Link, LinkId, Links};
+use super::tls;
+use super::transport::{
+    self, Backoff, FrameError, describe_close, jitter, read_frame, timeout, write_frame,
+};
 use crate::config::Cidr;
+use crate::config::tls::{TlsError, TlsMaterial, cert_names};
 use crate::ratelog::{RateLog, Refusal};
 
 /// How long a hello or a state fetch may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Handshakes in progress at once; beyond it, new connections are refused.
 const MAX_HANDSHAKES: usize = 16;
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
-
-/// Identifies one connection, so a late "link down" is not mistaken for the newer link.
-pub type LinkId = u64;
+/// The pause before redialing a peer whose link just closed (jittered).
+const REDIAL_PAUSE: Duration = Duration::from_millis(100);
+/// The wait after a failed dial, doubling with each further failure up to the ceiling.
+const DIAL_BACKOFF_MIN: Duration = Duration::from_millis(200);
+const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// What the network tells the driver.
 #[derive(Debug)]
 pub enum Inbound {
-    /// An authenticated connection: its certificate names `hello.node`.
+    /// An authenticated connection: its certificate names `hello.node`. The driver
+    /// admits it ([`Net::admit`]) or refuses it ([`Net::refuse`]).
     LinkUp {
-        id: LinkId,
         hello: Hello,
-        conn: quinn::Connection,
+        link: Link,
     },
     /// A connection ended; `goodbye` if the peer closed it saying goodbye.
     LinkDown {
@@ -76,7 +80,8 @@ pub struct NetConfig {
     pub listen: SocketAddr,
     pub peers: Vec<SocketAddr>,
     pub control_allow: Vec<Cidr>,
-    /// Where admitted operator connections go (`crate::ctl`); full: refused as busy.
+    /// Where admitted operator connections go (the operator channel's server); full:
+    /// refused as busy.
     pub ctl: mpsc::Sender<quinn::Connection>,
 }
 
@@ -101,10 +106,11 @@ struct Shared {
     closing: AtomicBool,
 }
 
-/// The QUIC endpoint and its tasks.
+/// The QUIC endpoint, its tasks, and the links the driver admitted.
 pub struct Net {
     endpoint: quinn::Endpoint,
     shared: Arc<Shared>,
+    links: Links,
 }
 
 impl Net {
@@ -133,6 +139,7 @@ impl Net {
                 handshakes: Semaphore::new(MAX_HANDSHAKES),
                 closing: AtomicBool::new(false),
             }),
+            links: Links::default(),
         })
     }
 
@@ -148,7 +155,7 @@ impl Net {
 
     /// Reloaded TLS material (a renewed certificate, a new CA): new handshakes, in and
     /// out, use it; connections already up keep theirs.
-    pub fn set_tls(&self, tls: &TlsMaterial) -> Result<(), tls::TlsError> {
+    pub fn set_tls(&self, tls: &TlsMaterial) -> Result<(), TlsError> {
         let (server, client) = endpoint_configs(tls)?;
         self.endpoint.set_server_config(Some(server));
         self.shared.client.send_replace(client);
@@ -168,8 +175,56 @@ impl Net {
         tokio::spawn(dialers(self.endpoint.clone(), self.shared.clone()));
     }
 
-    /// Fetches `from`'s full state over `conn`; the answer arrives as [`Inbound::State`].
-    pub fn fetch_state(&self, from: NodeId, conn: quinn::Connection) {
+    /// Takes a link up: datagrams to its node go out on it from now on (it is the
+    /// newest), until its [`Inbound::LinkDown`] is handed to [`Net::link_down`].
+    pub fn admit(&mut self, node: NodeId, link: Link) {
+        self.links.add(node, link.id, link.conn);
+    }
+
+    /// Refuses a link the driver will not take (its hello conflicts with what this node
+    /// knows): closes it, saying why.
+    pub fn refuse(&self, link: Link, reason: &str) {
+        tracing::warn!("refused {}: {reason}", link.conn.remote_address());
+        transport::close(&link.conn, CloseCode::Identity, reason);
+    }
+
+    /// A link ended ([`Inbound::LinkDown`]): it leaves the table; the node's other
+    /// links, if any, carry on.
+    pub fn link_down(&mut self, node: &NodeId, id: LinkId) {
+        self.links.remove(node, id);
+    }
+
+    /// Every node a link was admitted from since start, up now or not (whom a goodbye
+    /// is addressed to).
+    pub fn linked_nodes(&self) -> Vec<NodeId> {
+        self.links.nodes()
+    }
+
+    /// Sends a datagram on the newest link to `to`; without one, or when the link's
+    /// queue refuses it, it is dropped (heartbeats are worthless once stale).
+    pub fn send(&self, to: &NodeId, datagram: &Datagram) {
+        let Some(conn) = self.links.newest(to) else {
+            return;
+        };
+        match proto::encode_datagram(datagram) {
+            Ok(bytes) => {
+                if let Err(e) = conn.send_datagram(bytes.into()) {
+                    tracing::debug!(peer = %to, "datagram not sent: {e}");
+                }
+            }
+            Err(e) => tracing::error!(peer = %to, "cannot encode a datagram: {e}"),
+        }
+    }
+
+    /// Fetches `from`'s full state over its newest link; the answer arrives as
+    /// [`Inbound::State`] or [`Inbound::FetchFailed`]. `false` (nothing started) when no
+    /// link to `from` is up.
+    #[must_use]
+    pub fn fetch_state(&self, from: &NodeId) -> bool {
+        let Some(conn) = self.links.newest(from).cloned() else {
+            return false;
+        };
+        let from = from.clone();
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let result = timeout(EXCHANGE_TIMEOUT, async {
@@ -199,6 +254,7 @@ impl Net {
             };
             let _ = shared.inbound.send(msg).await;
         });
+        true
     }
 
     /// Says goodbye: closes every connection with the goodbye code and waits (bounded)
@@ -215,32 +271,14 @@ impl Net {
 
 /// The endpoint's server config (both ALPNs) and the client config for dialing peers.
 fn endpoint_configs(
-    tls: &TlsMaterial,
-) -> Result<(quinn::ServerConfig, quinn::ClientConfig), tls::TlsError> {
-    let mut server = tls.server_config(&[proto::ALPN_PEER, proto::ALPN_CTL])?;
-    server.transport_config(transport());
+    material: &TlsMaterial,
+) -> Result<(quinn::ServerConfig, quinn::ClientConfig), TlsError> {
+    let mut server = tls::server_config(material, &[proto::ALPN_PEER, proto::ALPN_CTL])?;
+    server.transport_config(transport::PEER.config());
     server.max_incoming(MAX_HANDSHAKES * 4);
-    let mut client = tls.client_config(proto::ALPN_PEER)?;
-    client.transport_config(transport());
+    let mut client = tls::client_config(material, proto::ALPN_PEER)?;
+    client.transport_config(transport::PEER.config());
     Ok((server, client))
-}
-
-fn transport() -> Arc<quinn::TransportConfig> {
-    let mut t = quinn::TransportConfig::default();
-    t.keep_alive_interval(Some(Duration::from_secs(1)));
-    t.max_idle_timeout(Some(quinn::VarInt::from_u32(5_000).into()));
-    t.max_concurrent_uni_streams(0u8.into());
-    t.max_concurrent_bidi_streams(8u8.into());
-    // Heartbeats are worthless once stale: keep the send queue short so an old one is
-    // dropped rather than sent late.
-    t.datagram_send_buffer_size(16 * 1024);
-    t.datagram_receive_buffer_size(Some(64 * 1024));
-    t.initial_rtt(Duration::from_millis(50));
-    Arc::new(t)
-}
-
-fn close(conn: &quinn::Connection, code: CloseCode, reason: &str) {
-    conn.close(quinn::VarInt::from_u32(code as u32), reason.as_bytes());
 }
 
 async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
@@ -312,7 +350,7 @@ fn hand_to_ctl(conn: quinn::Connection, shared: &Shared) {
         shared.log.warn(Refusal::Control, || {
             format!("closed an operator connection from {remote}: not in control_allow")
         });
-        close(
+        transport::close(
             &conn,
             CloseCode::NotAllowed,
             &format!("{} is not in this agent's control_allow", remote.ip()),
@@ -324,7 +362,7 @@ fn hand_to_ctl(conn: quinn::Connection, shared: &Shared) {
         shared.log.warn(Refusal::Busy, || {
             format!("refused an operator connection from {remote}: the operator channel is busy")
         });
-        close(&conn, CloseCode::Busy, "too many operator connections");
+        transport::close(&conn, CloseCode::Busy, "too many operator connections");
     }
 }
 
@@ -381,7 +419,7 @@ fn refuse(conn: &quinn::Connection, shared: &Shared, code: CloseCode, reason: &s
     shared
         .log
         .warn(Refusal::Hello, || format!("refused {remote}: {reason}"));
-    close(conn, code, reason);
+    transport::close(conn, code, reason);
 }
 
 /// Keeps one dialer per address in the peer set. This task only starts them: a dialer
@@ -435,7 +473,7 @@ async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketA
     let mut rng = SmallRng::seed_from_u64(
         shared.hello.incarnation.0 ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15),
     );
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::new(DIAL_BACKOFF_MIN, DIAL_BACKOFF_MAX);
     let mut failures = 0u32;
     loop {
         // Checked before each attempt, not during one: an attempt in flight finishes
@@ -444,14 +482,15 @@ async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketA
             tracing::debug!(%addr, "no longer a peer: stopped dialing");
             return;
         }
-        match dial(&endpoint, &shared, addr).await {
+        let pause = match dial(&endpoint, &shared, addr).await {
             Ok((conn, hello)) => {
                 if failures > 0 {
                     tracing::info!(peer = %hello.node, %addr, "connected after {failures} failed attempts");
                 }
                 failures = 0;
-                backoff = BACKOFF_MIN;
+                backoff.reset();
                 run_link(conn, hello, shared.clone()).await;
+                jitter(REDIAL_PAUSE, &mut rng)
             }
             Err(_) if shared.closing.load(Ordering::Relaxed) => return,
             Err(e) => {
@@ -460,11 +499,10 @@ async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketA
                 if failures == 1 || failures.is_multiple_of(30) {
                     tracing::info!(%addr, "cannot reach peer (attempt {failures}): {e}");
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                backoff.next_delay(&mut rng)
             }
-        }
-        let jitter = backoff.mul_f64(rng.random::<f64>() * 0.5);
-        tokio::time::sleep(backoff / 2 + jitter).await;
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -499,19 +537,6 @@ async fn dial(
     Ok((conn, hello))
 }
 
-fn describe_close(e: &quinn::ConnectionError) -> String {
-    match e {
-        quinn::ConnectionError::ApplicationClosed(c) => {
-            let reason = String::from_utf8_lossy(&c.reason);
-            match CloseCode::from_u64(c.error_code.into_inner()) {
-                Some(code) => format!("{code:?}: {reason}"),
-                None => reason.into_owned(),
-            }
-        }
-        other => other.to_string(),
-    }
-}
-
 /// Runs an authenticated link until it closes: datagrams in, state requests answered.
 async fn run_link(conn: quinn::Connection, hello: Hello, shared: Arc<Shared>) {
     let id = shared.next_link.fetch_add(1, Ordering::Relaxed);
@@ -520,9 +545,11 @@ async fn run_link(conn: quinn::Connection, hello: Hello, shared: Arc<Shared>) {
     if shared
         .inbound
         .send(Inbound::LinkUp {
-            id,
             hello,
-            conn: conn.clone(),
+            link: Link {
+                id,
+                conn: conn.clone(),
+            },
         })
         .await
         .is_err()
@@ -559,8 +586,7 @@ async fn run_link(conn: quinn::Connection, hello: Hello, shared: Arc<Shared>) {
         }
     };
     server.abort();
-    let goodbye = matches!(&err, quinn::ConnectionError::ApplicationClosed(c)
-        if CloseCode::from_u64(c.error_code.into_inner()) == Some(CloseCode::Goodbye));
+    let goodbye = transport::close_code(&err) == Some(CloseCode::Goodbye);
     tracing::debug!(peer = %node, "link closed: {}", describe_close(&err));
     let _ = shared
         .inbound
@@ -639,7 +665,7 @@ impl Shared {
                 format!("peer claims to be this node ({})", h.node),
             ));
         }
-        let named = tls::peer_cert(conn).is_some_and(|c| tls::cert_names(&c, h.node.as_str()));
+        let named = tls::peer_cert(conn).is_some_and(|c| cert_names(&c, h.node.as_str()));
         if !named {
             return Err((
                 CloseCode::Identity,

@@ -2,13 +2,20 @@
 //!
 //! Owns every socket the agent has towards its peers, and the one QUIC port operator
 //! tools reach it on. It turns peer connections into [`Inbound`] messages for the driver
-//! and sends what the driver gives it; operator connections (`quorate-ctl/1`, from
-//! `control_allow` only) it hands to `crate::ctl` untouched. It never decides anything
-//! about membership. Work an outsider can trigger (handshakes, malformed
-//! bytes) is capped and logged at a limited rate.
+//! and keeps the links the driver admits ([`Net::admit`], [`Net::refuse`],
+//! [`Net::link_down`]): datagrams the driver hands it go out on them ([`Net::send`]),
+//! and state fetches too ([`Net::fetch_state`]), so the driver never touches a
+//! connection. Operator connections (`quorate-ctl/1`, from `control_allow` only) it
+//! hands to the operator channel untouched; the QUIC plumbing both sides share
+//! (transport settings, frames, close reasons, backoff) is [`transport`]. It never
+//! decides anything about membership, and never imports the operator channel's modules
+//! (they import this one). Work an outsider can trigger (handshakes, malformed bytes) is
+//! capped and logged at a limited rate.
 
-mod frame;
 mod link;
+mod links;
 pub mod tls;
+pub mod transport;
 
-pub use link::{Inbound, LinkId, Net, NetConfig};
+pub use link::{Inbound, Net, NetConfig};
+pub use links::{Link, LinkId};

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::{Config, RawConfig, RawMode, TlsPaths};
-use crate::net::tls;
+use super::tls::{self, TlsPaths};
+use super::{Config, RawConfig, RawMode};
 
 /// An invalid or unreadable config. Its message is one line: `file:line: reason`.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,290 @@
+//! The TLS files the config names (`[tls]`): their paths, and loading them — PEM
+//! certificates and keys, the cluster CA, the key-mode rule — plus what a certificate
+//! says (the names it carries, when it ends).
+//!
+//! Owns everything about the files and the certificates in them that needs no socket, so
+//! the config's validator, `quorate ca` and the endpoint read them one way. It must never
+//! build a TLS or QUIC configuration, verify a peer, or import anything above `config`
+//! (the endpoint's TLS module builds on this one, never the other way).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
+
+/// Where the agent's TLS files are (`[tls]`, resolved against the config's directory).
+#[derive(Debug, Clone)]
+pub struct TlsPaths {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A TLS file that could not be used. The message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+    #[error("TLS setup: {0}")]
+    Setup(String),
+}
+
+fn file_err(path: &Path, reason: impl std::fmt::Display) -> TlsError {
+    TlsError::File {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| file_err(path, e))
+}
+
+/// Reads every certificate in a PEM file; at least one must be there.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_err(path, format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(file_err(path, "holds no certificate"));
+    }
+    for c in &certs {
+        webpki::EndEntityCert::try_from(c)
+            .map_err(|e| file_err(path, format!("certificate cannot be parsed: {e}")))?;
+    }
+    Ok(certs)
+}
+
+/// Reads the cluster CA certificates.
+pub fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = load_certs(path)?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in &certs {
+        roots
+            .add(c.clone())
+            .map_err(|e| file_err(path, format!("not a usable CA certificate: {e}")))?;
+    }
+    Ok(certs)
+}
+
+/// Reads the agent's own private key: refuses one that others can read (see
+/// [`key_exposure`]), then [`load_key`]. Only the agent judges the mode: an operator's
+/// tool reading the same key as root (not in the agent's group) is not the service.
+pub fn load_agent_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let meta = std::fs::metadata(path).map_err(|e| file_err(path, e))?;
+    if let Some(reason) = key_exposure(&meta, &own_groups()) {
+        return Err(file_err(path, reason));
+    }
+    load_key(path)
+}
+
+/// Reads a private key (PKCS#8, SEC1 or PKCS#1 PEM).
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = read(path)?;
+    PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| file_err(path, format!("not a PEM private key: {e}")))
+}
+
+/// Why a key file is readable beyond its owner and the agent's own groups, with the fix;
+/// `None` when it is not. "Readable by the service's group" is allowed so a key can be
+/// `root:quorate 0640` (owned by root, readable by the agent, not writable by it).
+pub fn key_exposure(meta: &std::fs::Metadata, groups: &[u32]) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mode = meta.mode() & 0o777;
+    let others = mode & 0o004 != 0;
+    let foreign_group = mode & 0o040 != 0 && !groups.contains(&meta.gid());
+    (others || foreign_group).then(|| {
+        format!(
+            "private key is readable by {} (mode {mode:04o}): run `chmod 0640` on it and give \
+             it the agent's group (`chown root:quorate`), or `chmod 0600` if the agent owns it",
+            if others {
+                "every user"
+            } else {
+                "a group the agent is not in"
+            }
+        )
+    })
+}
+
+/// The agent's effective and supplementary group ids.
+fn own_groups() -> Vec<u32> {
+    let mut groups: Vec<u32> = rustix::process::getgroups()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|g| g.as_raw())
+        .collect();
+    groups.push(rustix::process::getegid().as_raw());
+    groups
+}
+
+/// Whether `cert` names `name` as a DNS subject alternative name.
+pub fn cert_names(cert: &CertificateDer<'_>, name: &str) -> bool {
+    let Ok(ee) = webpki::EndEntityCert::try_from(cert) else {
+        return false;
+    };
+    let Ok(server_name) = ServerName::try_from(name) else {
+        return false;
+    };
+    ee.verify_is_valid_for_subject_name(&server_name).is_ok()
+}
+
+#[cfg(test)]
+mod key_tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn a_key_others_can_read_is_refused_naming_the_file_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n1.key");
+        std::fs::write(&path, "not read: the mode is judged first").unwrap();
+        let gid = {
+            use std::os::unix::fs::MetadataExt as _;
+            std::fs::metadata(&path).unwrap().gid()
+        };
+        let cases: &[(u32, &[u32], bool)] = &[
+            (0o600, &[], true),
+            (0o640, &[gid], true),
+            (0o640, &[], false),
+            (0o644, &[gid], false),
+            (0o604, &[gid], false),
+            (0o400, &[], true),
+        ];
+        for (mode, groups, ok) in cases {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).unwrap();
+            let meta = std::fs::metadata(&path).unwrap();
+            let got = key_exposure(&meta, groups);
+            assert_eq!(
+                got.is_none(),
+                *ok,
+                "mode {mode:o}, groups {groups:?}: {got:?}"
+            );
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_agent_key(&path).unwrap_err().to_string();
+        assert!(e.contains("n1.key") && e.contains("chmod 0640"), "{e}");
+    }
+}
+
+/// The loaded CA, certificate chain and key of this node.
+#[derive(Debug)]
+pub struct TlsMaterial {
+    roots: Arc<rustls::RootCertStore>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl TlsMaterial {
+    /// The agent's own material: as [`load`](Self::load), and the key must be readable
+    /// by nobody but its owner and the agent's group.
+    pub fn load_agent(paths: &TlsPaths) -> Result<Self, TlsError> {
+        load_agent_key(&paths.key)?;
+        Self::load(paths)
+    }
+
+    /// A client's material (the `quorate` tool, tests).
+    pub fn load(paths: &TlsPaths) -> Result<Self, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in load_ca(&paths.ca)? {
+            roots
+                .add(c)
+                .map_err(|e| file_err(&paths.ca, format!("not a usable CA certificate: {e}")))?;
+        }
+        Ok(Self {
+            roots: Arc::new(roots),
+            chain: load_certs(&paths.cert)?,
+            key: load_key(&paths.key)?,
+        })
+    }
+
+    /// This node's own certificate (the first of its chain).
+    pub fn leaf(&self) -> Option<&CertificateDer<'static>> {
+        self.chain.first()
+    }
+
+    /// Whether this is the same CA, chain and key as `other` (a reload that found the
+    /// same files).
+    pub fn same_as(&self, other: &TlsMaterial) -> bool {
+        self.chain == other.chain
+            && self.key.secret_der() == other.key.secret_der()
+            && self.roots.roots == other.roots.roots
+    }
+
+    /// The cluster CA's certificates, the roots a peer's chain must end in.
+    pub fn roots(&self) -> Arc<rustls::RootCertStore> {
+        self.roots.clone()
+    }
+
+    /// This node's certificate chain, leaf first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+
+    /// This node's private key.
+    pub fn key(&self) -> &PrivateKeyDer<'static> {
+        &self.key
+    }
+}
+
+/// The end of a certificate's validity (`notAfter`), as `YYYY-MM-DDTHH:MM:SSZ`, for log
+/// lines. A few lines of DER walking rather than an X.509 crate: only this one field is
+/// read, and `None` (not a panic) answers anything unexpected.
+pub fn not_after(cert: &CertificateDer<'_>) -> Option<String> {
+    // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL,
+    //   serialNumber, signature, issuer, validity SEQUENCE { notBefore, notAfter }, … } … }
+    let (_, cert, _) = der_tlv(cert.as_ref()).filter(|(t, _, _)| *t == 0x30)?;
+    let (_, tbs, _) = der_tlv(cert).filter(|(t, _, _)| *t == 0x30)?;
+    let mut rest = tbs;
+    if rest.first() == Some(&0xA0) {
+        rest = der_tlv(rest)?.2;
+    }
+    for _ in 0..3 {
+        rest = der_tlv(rest)?.2; // serial, signature algorithm, issuer
+    }
+    let (_, validity, _) = der_tlv(rest).filter(|(t, _, _)| *t == 0x30)?;
+    let (_, _, rest) = der_tlv(validity)?;
+    let (tag, time, _) = der_tlv(rest)?;
+    let time = std::str::from_utf8(time).ok()?;
+    let full = match tag {
+        // UTCTime YYMMDDHHMMSSZ: years 50–99 are 19xx (RFC 5280 4.1.2.5.1).
+        0x17 if time.len() == 13 => {
+            let yy: u32 = time.get(..2)?.parse().ok()?;
+            format!("{}{time}", if yy >= 50 { "19" } else { "20" })
+        }
+        0x18 if time.len() == 15 => time.to_owned(),
+        _ => return None,
+    };
+    if !full[..14].bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &full[0..4],
+        &full[4..6],
+        &full[6..8],
+        &full[8..10],
+        &full[10..12],
+        &full[12..14]
+    ))
+}
+
+/// One DER tag-length-value: (tag, contents, what follows).
+fn der_tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, b) = b.split_first()?;
+    let (&first, b) = b.split_first()?;
+    let (len, b) = if first < 0x80 {
+        (usize::from(first), b)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || b.len() < n {
+            return None;
+        }
+        let len = b[..n]
+            .iter()
+            .fold(0usize, |acc, x| (acc << 8) | usize::from(*x));
+        (len, &b[n..])
+    };
+    (b.len() >= len).then(|| (tag, &b[..len], &b[len..]))
+}
