@@ -2,6 +2,8 @@
 //! unseeded randomness. Clippy bans the clock reads workspace-wide; this catches the
 //! rest, which clippy cannot scope to one module.
 
+mod imports;
+
 use std::path::Path;
 
 const FORBIDDEN: &[&str] = &[
@@ -51,5 +53,29 @@ fn core_stays_sans_io() {
         hits.is_empty(),
         "src/core reaches outside its fence:\n{}",
         hits.join("\n")
+    );
+}
+
+/// The core imports nothing of the agent's: every `crate::` path in `src/core/` (test
+/// code aside) stays inside it, so the simulation can run it alone and no change
+/// elsewhere reaches the election.
+#[test]
+fn core_imports_only_the_core() {
+    let graph = imports::Graph::read();
+    let reached: Vec<String> = graph
+        .files
+        .iter()
+        .filter(|f| f.rel.starts_with("core/"))
+        .flat_map(|f| {
+            f.imports
+                .iter()
+                .filter(|i| !i.target.starts_with("core/"))
+                .map(move |i| format!("{}:{}: {} → {}", f.rel, i.line, i.written, i.target))
+        })
+        .collect();
+    assert!(
+        reached.is_empty(),
+        "src/core reaches outside itself:\n{}",
+        reached.join("\n")
     );
 }

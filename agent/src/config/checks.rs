@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::Dur;
+use super::duration::Dur;
 
 /// `[app]`: how to tell whether the application on this node works, and its version.
 #[derive(Debug, Clone)]

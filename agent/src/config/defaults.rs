@@ -11,7 +11,8 @@
 use std::fmt::Write as _;
 
 use super::checks::RawApp;
-use super::{Cidr, Clock, Election, HaproxyAgent, Hooks, Http, LoadLimits, Timing};
+use super::checks::{Clock, HaproxyAgent};
+use super::model::{Cidr, Election, Hooks, Http, LoadLimits, Timing};
 
 /// The port peers and operator tools use (UDP, QUIC).
 pub const QUIC_PORT: u16 = 7700;
@@ -46,7 +47,7 @@ pub fn render(active: bool) -> String {
     f.key(
         "The cluster's name; every node of one cluster sets the same.",
         "cluster",
-        &quote(super::DEFAULT_CLUSTER),
+        &quote(super::model::DEFAULT_CLUSTER),
     );
     f.example(
         "This node's id, a DNS label that its certificate names. Default: the hostname.",
@@ -73,7 +74,7 @@ pub fn render(active: bool) -> String {
     f.key(
         "Higher is preferred as primary.",
         "priority",
-        &super::default_priority().to_string(),
+        &super::model::default_priority().to_string(),
     );
     f.key(
         "Roles this node serves; the balancer asks /role/NAME.",
@@ -88,7 +89,7 @@ pub fn render(active: bool) -> String {
     f.key(
         "Votes, terms and the event journal live here.",
         "state_dir",
-        &quote(&super::default_state_dir().display().to_string()),
+        &quote(&super::model::default_state_dir().display().to_string()),
     );
     f.key(
         "Who may open operator connections (quorate status, drain, …).",
@@ -100,7 +101,7 @@ pub fn render(active: bool) -> String {
         "What the agent logs: a level (error, warn, info, debug) or per-module directives\n\
          such as \"info,quorate_agent::net=debug\". QUORATE_LOG in the environment wins.",
         "log_level",
-        &quote(super::DEFAULT_LOG_LEVEL),
+        &quote(super::model::DEFAULT_LOG_LEVEL),
     );
 
     f.section(

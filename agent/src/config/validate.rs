@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use super::model::Config;
+use super::raw::{RawConfig, RawMode};
 use super::tls::{self, TlsPaths};
-use super::{Config, RawConfig, RawMode};
 
 /// An invalid or unreadable config. Its message is one line: `file:line: reason`.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +77,7 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
     let cluster = match &raw.cluster {
         Some(c) => proto::ClusterName::new(c.get_ref().clone())
             .map_err(|e| err(c.span(), format!("cluster: {e}")))?,
-        None => proto::ClusterName::new(super::DEFAULT_CLUSTER.to_owned())
+        None => proto::ClusterName::new(super::model::DEFAULT_CLUSTER.to_owned())
             .map_err(|e| err(0..0, format!("cluster: {e}")))?,
     };
 
@@ -180,7 +181,7 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
             t.election_timeout,
             t.lease,
             t.lease_heartbeat_interval,
-            super::Dur(floor)
+            super::duration::Dur(floor)
         )));
     }
     if !(t.phi_threshold.is_finite() && t.phi_threshold > 0.0) {
@@ -244,7 +245,7 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
     let check = raw_app
         .check
         .as_deref()
-        .map(str::parse::<super::AppCheck>)
+        .map(str::parse::<super::checks::AppCheck>)
         .transpose()
         .map_err(|e| app_err(format!("check: {e}")))?;
     if raw_app.rise == 0 || raw_app.fall == 0 {
@@ -258,7 +259,7 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
             "set version_file or version_command, not both".into(),
         ));
     }
-    let app = super::App {
+    let app = super::checks::App {
         check,
         expect_status: raw_app.expect_status,
         interval: raw_app.interval.0,
@@ -270,7 +271,7 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
         upgrade_gate: raw_app.upgrade_gate,
     };
 
-    let mut mounts: Vec<super::Mount> = Vec::new();
+    let mut mounts: Vec<super::checks::Mount> = Vec::new();
     for m in raw.mount {
         let span = m.span();
         let m = m.into_inner();
@@ -295,7 +296,7 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
         mounts.push(m);
     }
 
-    let mut config_sets: Vec<super::ConfigSet> = Vec::new();
+    let mut config_sets: Vec<super::checks::ConfigSet> = Vec::new();
     for c in raw.config {
         let span = c.span();
         let c = c.into_inner();
@@ -345,7 +346,7 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        config_sets.push(super::ConfigSet {
+        config_sets.push(super::checks::ConfigSet {
             name: c.name,
             paths: c.paths,
             ignore,
@@ -354,7 +355,7 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
 
     // Every task placed on a node travels in each heartbeat to it (4 bytes a task).
     const MAX_TASKS: usize = 64;
-    let mut tasks: Vec<super::Task> = Vec::new();
+    let mut tasks: Vec<super::checks::Task> = Vec::new();
     for t in raw.task {
         let span = t.span();
         let t = t.into_inner();
@@ -389,7 +390,7 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
                 ),
             ));
         }
-        tasks.push(super::Task {
+        tasks.push(super::checks::Task {
             name: t.name,
             run_on,
         });
@@ -412,7 +413,7 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
             })?;
             level
         }
-        None => super::DEFAULT_LOG_LEVEL.to_owned(),
+        None => super::model::DEFAULT_LOG_LEVEL.to_owned(),
     };
 
     if raw.clock.max_offset.0.is_zero() {
@@ -478,6 +479,34 @@ fn short_hostname() -> String {
         .next()
         .unwrap_or_default()
         .to_owned()
+}
+
+impl Config {
+    /// Reads, parses and checks the file, including that the certificate names this node.
+    /// Binds nothing.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and checks `text` as if read from `path` (relative TLS paths are resolved
+    /// against the file's directory).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let reason = match e.span().and_then(|s| key_at(text, s.start)) {
+                _ if e.message().contains("missing field `tls`") => "[tls] is missing: set \
+                    ca, cert and key (make them with `quorate ca init` and `quorate ca issue`)"
+                    .to_owned(),
+                Some(key) if !e.message().contains(&key) => format!("{key}: {}", e.message()),
+                _ => e.message().to_string(),
+            };
+            ConfigError::at_span(path, text, e.span(), reason)
+        })?;
+        validate(path, text, raw)
+    }
 }
 
 #[cfg(test)]
