@@ -398,7 +398,7 @@ pub fn describe(id: &NodeId, event: &Event) -> Description {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::sync::{Arc, Mutex};
+    use std::sync::mpsc;
 
     use proto::{Incarnation, Term};
 
@@ -416,21 +416,20 @@ mod tests {
     }
 
     fn logged(event: &Event, target: bool) -> (String, (EventKind, Option<String>, String)) {
-        #[derive(Clone, Default)]
-        struct Buf(Arc<Mutex<Vec<u8>>>);
+        /// What the subscriber writes, sent here line by line (no lock to share).
+        struct Buf(mpsc::Sender<Vec<u8>>);
         impl std::io::Write for Buf {
             fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
+                let _ = self.0.send(b.to_vec());
                 Ok(b.len())
             }
             fn flush(&mut self) -> std::io::Result<()> {
                 Ok(())
             }
         }
-        let buf = Buf::default();
-        let out = buf.clone();
+        let (tx, rx) = mpsc::channel();
         let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || out.clone())
+            .with_writer(move || Buf(tx.clone()))
             .with_ansi(false)
             .without_time()
             .with_target(target)
@@ -438,7 +437,7 @@ mod tests {
             .finish();
         let d = describe(&id("n1"), event);
         tracing::subscriber::with_default(subscriber, || emit!(&d));
-        let line = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let line = String::from_utf8(rx.try_iter().flatten().collect()).unwrap();
         (line.trim_end().to_owned(), (d.kind, d.node, d.text))
     }
 
@@ -449,7 +448,8 @@ mod tests {
         use EventKind::{Alarm, Election, Membership, Operator};
         let n2 = || id("n2");
         let s = |t: &str| t.to_owned();
-        let table: Vec<(Event, &str, (EventKind, Option<&str>, &str))> = vec![
+        type Record<'a> = (EventKind, Option<&'a str>, &'a str);
+        let table: Vec<(Event, &str, Record<'_>)> = vec![
             (
                 Event::Joined {
                     node: n2(),
