@@ -630,6 +630,9 @@ impl Driver {
         }
     }
 
+    /// Flushes the core's outputs after an input, in the order its contract says:
+    /// persist, (a fresh view if the lease shrank), datagrams out, state fetches, events;
+    /// then publishes. (Not an operator's drain: that is `execute`'s.)
     fn flush(&mut self) -> anyhow::Result<()> {
         let now = clock::now();
         if !self.local.joined && self.core.has_quorum() {
@@ -860,27 +863,7 @@ impl Driver {
     /// Says once, when it changes, that this node cannot vote or that its `peers` file
     /// disagrees with the agreed member set (and when that is over).
     fn log_members(&mut self, m: &proto::status::MembersStatus) {
-        let now = if m.disagrees() {
-            let mut parts = Vec::new();
-            if let Some(p) = &m.problem {
-                parts.push(p.clone());
-            }
-            if !m.only_in_peers.is_empty() {
-                parts.push(format!(
-                    "peers lists {} outside the agreed member set (`quorate member add` it, or remove it from peers)",
-                    m.only_in_peers.join(", ")
-                ));
-            }
-            if !m.not_in_peers.is_empty() {
-                parts.push(format!(
-                    "the agreed member set has {}, which peers does not list (add it to peers)",
-                    m.not_in_peers.join(", ")
-                ));
-            }
-            Some(parts.join("; "))
-        } else {
-            None
-        };
+        let now = describe::members_problem(m);
         if now == self.members_logged {
             return;
         }

@@ -3,7 +3,8 @@
 //! Owns: the level, the structured fields and the message of an event's log line, and
 //! the kind, node and text of its journal record — one match over the events
 //! ([`describe`]), so a new event is worded in one place and the log and the journal
-//! cannot drift apart. [`emit!`] writes the log line.
+//! cannot drift apart. [`emit!`] writes the log line. Also the wording of the member
+//! set's problems ([`members_problem`]), logged when they change.
 //!
 //! It must never log by itself, write the journal, fire a hook or read a clock: the
 //! driver emits and records what it is given.
@@ -96,6 +97,31 @@ macro_rules! emit_at {
 }
 
 pub(crate) use {emit, emit_at};
+
+/// What keeps this node from voting, or where its `peers` file disagrees with the agreed
+/// member set, as the `members:` log line says it; `None` when all is well.
+pub fn members_problem(m: &proto::status::MembersStatus) -> Option<String> {
+    if !m.disagrees() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if let Some(p) = &m.problem {
+        parts.push(p.clone());
+    }
+    if !m.only_in_peers.is_empty() {
+        parts.push(format!(
+            "peers lists {} outside the agreed member set (`quorate member add` it, or remove it from peers)",
+            m.only_in_peers.join(", ")
+        ));
+    }
+    if !m.not_in_peers.is_empty() {
+        parts.push(format!(
+            "the agreed member set has {}, which peers does not list (add it to peers)",
+            m.not_in_peers.join(", ")
+        ));
+    }
+    Some(parts.join("; "))
+}
 
 /// How `me` words `event` for the log and the journal.
 pub fn describe(id: &NodeId, event: &Event) -> Description {
@@ -567,6 +593,32 @@ mod tests {
         assert_eq!(
             line,
             " INFO quorate_agent::events::describe::tests: cluster unfrozen frozen=false"
+        );
+    }
+
+    #[test]
+    fn member_set_problems_in_words() {
+        let mut m = proto::status::MembersStatus {
+            stamp: "1.2".into(),
+            members: Vec::new(),
+            problem: None,
+            only_in_peers: Vec::new(),
+            not_in_peers: Vec::new(),
+            change: None,
+        };
+        assert_eq!(members_problem(&m), None);
+        m.only_in_peers = vec!["10.0.0.9:7000".into()];
+        m.not_in_peers = vec!["10.0.0.3:7000".into()];
+        assert_eq!(
+            members_problem(&m).unwrap(),
+            "peers lists 10.0.0.9:7000 outside the agreed member set (`quorate member add` it, or remove it from peers); the agreed member set has 10.0.0.3:7000, which peers does not list (add it to peers)"
+        );
+        m.problem = Some("not a member".into());
+        m.not_in_peers.clear();
+        assert!(
+            members_problem(&m)
+                .unwrap()
+                .starts_with("not a member; peers lists")
         );
     }
 }
