@@ -11,9 +11,10 @@
 //!
 //! Operator commands ([`Order`]s from the operator channel) are carried out or refused
 //! by [`execute`] on the core this task lends it, and answered at once with what
-//! happened or why not. What happens — core events (worded by [`describe`]), check
-//! transitions, commands — is logged and written to the [`Journal`] (its file is
-//! written off this task); role changes and faults fire the hooks [`hooks`] names.
+//! happened or why not. What happens — core events (worded by
+//! [`describe`](describe::describe)), check transitions, commands — is logged and
+//! written to the [`Journal`] (its file is written off this task); role changes and
+//! faults fire the hooks [`hooks`] names.
 //!
 //! It must never word an event or carry out a command itself: it calls the module that
 //! owns each, and emits what they return.

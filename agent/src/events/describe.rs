@@ -3,7 +3,7 @@
 //! Owns: the level, the structured fields and the message of an event's log line, and
 //! the kind, node and text of its journal record — one match over the events
 //! ([`describe`]), so a new event is worded in one place and the log and the journal
-//! cannot drift apart. [`emit!`] writes the log line. Also the wording of the member
+//! cannot drift apart. `emit!` writes the log line. Also the wording of the member
 //! set's problems ([`members_problem`]), logged when they change.
 //!
 //! It must never log by itself, write the journal, fire a hook or read a clock: the
