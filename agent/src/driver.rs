@@ -2,17 +2,22 @@
 //!
 //! One `select!` loop, shutdown first: network input, operator commands, reloaded
 //! configs, the core's timer, load samples, probe reports, what the load balancer said. After every input it
-//! re-judges the local checks when they changed ([`LocalState::assess`]), drains the
+//! re-judges the local checks when they changed ([`LocalState::assess`]), flushes the
 //! core's outputs in the order the core's contract says — persist, then datagrams out,
 //! state fetches, events — and publishes a fresh [`ClusterView`]. Every turn is short;
 //! nothing here awaits a peer or a probe. The blocking steps are writing
 //! `(term, voted_for)` (an fsync, only on elections: a vote must be durable before it is
 //! sent) and the operator state (only on an operator's command).
 //!
-//! Operator commands ([`Order`]s from the operator channel) are checked here against what
-//! this node knows, carried out or refused, and answered at once with what happened or
-//! why not. What happens — core events, check transitions, commands — is written to the
-//! [`Journal`] (its file is written off this task).
+//! Operator commands ([`Order`]s from the operator channel) are carried out or refused
+//! by [`execute`] on the core this task lends it, and answered at once with what
+//! happened or why not. What happens — core events (worded by
+//! [`describe`](describe::describe)), check transitions, commands — is logged and
+//! written to the [`Journal`] (its file is written off this task); role changes and
+//! faults fire the hooks [`hooks`] names.
+//!
+//! It must never word an event or carry out a command itself: it calls the module that
+//! owns each, and emits what they return.
 //!
 //! A reloaded config ([`ReloadRequest`], read and checked before it gets here) is
 //! applied in the turn it arrives (`Driver::on_reload`): live keys at once, the others
@@ -23,18 +28,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use proto::{CheckCode, HealthBits, NodeId, NodeState, WallMicros};
+use proto::{CheckCode, HealthBits, NodeId, NodeState};
 use tokio::sync::{mpsc, watch};
 
-use proto::ctl::{CtlCommand, EventKind};
+use proto::ctl::EventKind;
 
 use crate::clock::{self, JumpGuard};
 use crate::config::Config;
 use crate::config::tls::{self, TlsMaterial};
-use crate::core::{Command, Event, LostVote, MemberState, Node, lease};
-use crate::ctl::{Caller, Order, commands};
+use crate::core::{Command, Event, Node, lease};
+use crate::ctl::{Order, execute};
 use crate::events::Journal;
-use crate::hooks::{Hook, HookRun, Hooks};
+use crate::events::describe::{self, describe};
+use crate::hooks::{self, Hooks};
 use crate::http::haproxy_agent::{AgentInput, AgentWeight, ServerState, load_ratio};
 use crate::local::{Assessment, LocalState};
 use crate::net::{Inbound, Net};
@@ -202,7 +208,7 @@ impl Driver {
                 );
                 self.core.handle_clock_jump(clock::now());
             }
-            self.drain()?;
+            self.flush()?;
             let now = clock::now();
             let role = self.core.role_name(now);
             if role != last_role {
@@ -460,315 +466,84 @@ impl Driver {
         }
     }
 
-    /// Carries out an operator's command, or refuses it, and answers at once.
+    /// Carries out an operator's command ([`execute`]), or refuses it, and answers at
+    /// once; a member change goes to the core and is answered when the primary has.
     fn on_order(&mut self, order: Order) {
         let Order {
             command,
             caller,
             reply,
         } = order;
-        if let CtlCommand::Member(_) | CtlCommand::ForceNewCluster = &command {
+        let now = clock::now();
+        let req = self.member_req + 1;
+        if let Some(change) = execute::to_primary(&command, &caller, req) {
             // Answered by the core's `Event::MemberAnswer` (from the primary, for a
             // change typed elsewhere). Callers that gave up waiting leave closed
             // senders behind.
             self.member_replies.retain(|_, r| !r.is_closed());
-            self.member_req += 1;
-            let req = self.member_req;
+            self.member_req = req;
             self.member_replies.insert(req, reply);
-            let command = match command {
-                CtlCommand::Member(change) => {
-                    tracing::info!("{caller}: member {change}");
-                    Command::Member { req, change }
-                }
-                _ => {
-                    tracing::warn!("{caller}: member force-new-cluster");
-                    Command::ForceNewCluster { req }
-                }
-            };
-            self.core.handle_command(clock::now(), command);
-            self.drain_quietly();
+            self.core.handle_command(now, change);
+            self.flush_quietly();
             return;
         }
-        let result = self.carry_out(&command, &caller);
-        match &result {
-            Ok(done) => {
-                tracing::info!("{caller}: {done}");
-                let node = match &command {
-                    CtlCommand::Drain { node, .. } | CtlCommand::Undrain { node } => node.clone(),
-                    CtlCommand::Transfer { node } => Some(node.clone()),
-                    _ => None,
-                };
-                self.journal.record(
-                    clock::wall(),
-                    EventKind::Operator,
-                    node.as_deref(),
-                    format!("{done} (by {})", caller.name()),
-                );
+        let (health, checks) = self
+            .assessment
+            .as_ref()
+            .map(|(a, _)| (a.health, a.checks.as_slice()))
+            .unwrap_or_default();
+        let here = execute::Here {
+            me: &self.config.node,
+            mode: self.config.mode,
+            config_path: &self.config.path,
+            config_sets: self
+                .config
+                .config_sets
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect(),
+            app_version: self.local.app_version().map(str::to_owned),
+            health,
+            checks,
+        };
+        let mut kept = execute::Kept {
+            operator: &mut self.local.operator,
+            drain_orders: &mut self.local.drain_orders,
+        };
+        let wall = clock::wall();
+        let done = execute::carry_out(
+            &mut self.core,
+            now,
+            wall,
+            &command,
+            &caller,
+            &here,
+            &mut kept,
+        );
+        for event in &done.events {
+            self.on_event(event);
+        }
+        if done.save_operator {
+            self.save_operator();
+        }
+        match &done.answer {
+            Ok(text) => {
+                tracing::info!("{caller}: {text}");
+                let (node, text) = execute::record(&command, &caller, text);
+                self.journal
+                    .record(clock::wall(), EventKind::Operator, node.as_deref(), text);
             }
-            Err(why) => tracing::warn!("refused {}'s {}: {why}", caller, name_of(&command)),
+            Err(why) => tracing::warn!("refused {caller}'s {}: {why}", execute::name_of(&command)),
         }
         // The caller may have given up waiting; the command stands either way.
-        let _ = reply.send(result);
+        let _ = reply.send(done.answer);
         self.dirty = true;
     }
 
-    fn carry_out(&mut self, command: &CtlCommand, caller: &Caller) -> Result<String, String> {
-        let wall = clock::wall();
-        let me = self.config.node.clone();
-        let known: Vec<NodeId> = self.core.members().map(|m| m.id.clone()).collect();
-        match command {
-            CtlCommand::Drain {
-                node,
-                reason,
-                for_secs,
-            } => {
-                let target = commands::target(node.as_deref(), &me, &known)?;
-                let reason = commands::reason(reason)?;
-                let for_ = for_secs.map(commands::for_secs).transpose()?;
-                let drain = proto::Drain {
-                    reason: reason.clone(),
-                    by: caller.name(),
-                    since: wall,
-                    until: for_.map(|d| WallMicros(wall.0.saturating_add(d.as_micros() as u64))),
-                };
-                let how_long = for_
-                    .map(|d| format!(" for {}", humantime::format_duration(d)))
-                    .unwrap_or_default();
-                let why = if reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {reason}")
-                };
-                self.order_drain(target.clone(), Some(drain), wall);
-                Ok(match target {
-                    None => format!(
-                        "{me} drained{how_long}{why}; it hands the primary role over first, then /health answers the drain code"
-                    ),
-                    Some(t) => format!(
-                        "{t} drained{how_long}{why}; the order was taken by {me} and applies when {t} hears it"
-                    ),
-                })
-            }
-            CtlCommand::Undrain { node } => {
-                let target = commands::target(node.as_deref(), &me, &known)?;
-                self.order_drain(target.clone(), None, wall);
-                Ok(match target {
-                    None => format!("{me} undrained"),
-                    Some(t) => format!(
-                        "{t} undrained; the order was taken by {me} and applies when {t} hears it"
-                    ),
-                })
-            }
-            CtlCommand::Transfer { node } => self.transfer(node, &known),
-            // Taken in `on_order`, answered when the primary has.
-            CtlCommand::Member(_) | CtlCommand::ForceNewCluster => {
-                Err("a member change is answered by the primary".into())
-            }
-            CtlCommand::Freeze | CtlCommand::Unfreeze => {
-                let frozen = matches!(command, CtlCommand::Freeze);
-                if self.core.frozen() == frozen {
-                    return Ok(format!(
-                        "the cluster is already {}",
-                        if frozen { "frozen" } else { "unfrozen" }
-                    ));
-                }
-                // The freeze flag's version is when this node took the command, and
-                // always newer than the flag it knows, even if its wall clock is behind
-                // the node that set that one.
-                let known = self.core.freeze_flag().version;
-                let flag = proto::FreezeFlag {
-                    frozen,
-                    version: wall.0.max(known.saturating_add(1)),
-                };
-                self.core
-                    .handle_command(clock::now(), Command::Freeze(flag));
-                self.core_events();
-                Ok(if frozen {
-                    "cluster frozen: no elections or handovers until `quorate unfreeze`".into()
-                } else {
-                    "cluster unfrozen".into()
-                })
-            }
-            CtlCommand::UpgradeAllow { node } => {
-                if let Some(t) = commands::target(node.as_deref(), &me, &known)? {
-                    let at = self
-                        .core
-                        .member(&t)
-                        .map(|m| format!(" (--connect {})", m.addr))
-                        .unwrap_or_default();
-                    return Err(format!(
-                        "upgrade allow opens the gate of the node it is given to: ask {t} itself{at}"
-                    ));
-                }
-                let Some(v) = self.local.app_version().map(str::to_owned) else {
-                    return Err(format!(
-                        "{me}'s app version is not known: set [app] version_file or version_command in {}",
-                        self.config.path.display()
-                    ));
-                };
-                self.local.operator.upgrade_allowed = Some(v.clone());
-                self.save_operator();
-                Ok(format!("upgrade gate opened on {me} for app version {v}"))
-            }
-            CtlCommand::DriftAck {
-                name,
-                reason,
-                for_secs,
-            } => {
-                if !self.config.config_sets.iter().any(|c| c.name == *name) {
-                    let sets: Vec<&str> = self
-                        .config
-                        .config_sets
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect();
-                    return Err(if sets.is_empty() {
-                        format!("no [[config]] set named {name:?}: {me} has none")
-                    } else {
-                        format!(
-                            "no [[config]] set named {name:?} on {me} (it has {})",
-                            sets.join(", ")
-                        )
-                    });
-                }
-                let reason = commands::reason(reason)?;
-                let for_ = commands::for_secs(*for_secs)?;
-                let ack = proto::DriftAck {
-                    name: name.clone(),
-                    reason: reason.clone(),
-                    by: caller.name(),
-                    until: WallMicros(wall.0.saturating_add(for_.as_micros() as u64)),
-                };
-                self.local.operator.drift_acks.retain(|a| a.name != *name);
-                self.local.operator.drift_acks.push(ack);
-                self.save_operator();
-                Ok(format!(
-                    "drift in {name} acknowledged for {}: {reason}",
-                    humantime::format_duration(for_)
-                ))
-            }
-        }
-    }
-
-    /// A transfer to `node`: refused here with the reason when it cannot work, else
-    /// started (this node is primary) or forwarded to the primary.
-    fn transfer(&mut self, node: &str, known: &[NodeId]) -> Result<String, String> {
-        let me = self.config.node.clone();
-        if node.trim().is_empty() {
-            return Err("a transfer needs the name of the node to hand over to".into());
-        }
-        let target = commands::target(Some(node), &me, known)?.unwrap_or_else(|| me.clone());
-        if self.core.frozen() {
-            return Err("the cluster is frozen: no handovers until `quorate unfreeze`".into());
-        }
-        let term = self.core.term().0;
-        let now = clock::now();
-        let i_am_primary = lease::holds(self.core.lease().as_ref(), now);
-        let primary = if i_am_primary {
-            Some(me.clone())
-        } else {
-            self.core.primary().filter(|p| **p != me).cloned()
-        };
-        if primary.as_ref() == Some(&target) {
-            return Ok(format!("{target} is already primary (term {term})"));
-        }
-        if !self.core.has_quorum() {
-            return Err(format!(
-                "no quorum: {me} sees {} of {} voters alive",
-                self.core.alive_voters(),
-                self.core.voters()
-            ));
-        }
-        let Some(primary) = primary else {
-            return Err(format!(
-                "no primary is known to {me} (an election may be under way); try again"
-            ));
-        };
-        let why_not = if target == me {
-            let (health, checks) = self
-                .assessment
-                .as_ref()
-                .map(|(a, _)| (a.health, a.checks.clone()))
-                .unwrap_or_default();
-            commands::not_eligible(&commands::Candidate {
-                id: &me,
-                state: MemberState::Alive,
-                mode: self.config.mode,
-                health,
-                checks: &checks,
-            })
-        } else {
-            self.core.member(&target).and_then(|m| {
-                let checks = m
-                    .node_state
-                    .as_ref()
-                    .map(|s| s.checks.clone())
-                    .unwrap_or_default();
-                commands::not_eligible(&commands::Candidate {
-                    id: &m.id,
-                    state: m.state,
-                    mode: m.mode,
-                    health: m.health,
-                    checks: &checks,
-                })
-            })
-        };
-        if let Some(why) = why_not {
-            return Err(why);
-        }
-        self.core
-            .handle_command(now, Command::Transfer(Some(target.clone())));
-        if let Some(refused) = self.core_events() {
-            return Err(refused);
-        }
-        Ok(if i_am_primary {
-            format!("{me} hands the primary role over to {target} (term {term})")
-        } else {
-            format!("transfer to {target} forwarded to the primary, {primary}")
-        })
-    }
-
-    /// Drains the core's events now (they are written to the journal and logged as in
-    /// [`drain`](Self::drain)); the reason of the last refusal among them, if any.
-    fn core_events(&mut self) -> Option<String> {
-        let mut refused = None;
+    /// Logs and records the core's events now.
+    fn core_events(&mut self) {
         while let Some(event) = self.core.poll_event() {
-            if let Event::Refused { reason, .. } = &event {
-                refused = Some(reason.clone());
-            }
             self.on_event(&event);
-        }
-        refused
-    }
-
-    /// Drains or undrains `node` (this one when `None`): at once here, or by an order
-    /// gossiped to the target.
-    fn order_drain(&mut self, node: Option<NodeId>, drain: Option<proto::Drain>, wall: WallMicros) {
-        let version = wall
-            .0
-            .max(self.local.operator.drain_version.saturating_add(1));
-        match node.filter(|n| *n != self.config.node) {
-            None => {
-                match &drain {
-                    Some(d) => tracing::warn!(by = %d.by, "drained: {}", d.reason),
-                    None => tracing::info!("undrained"),
-                }
-                self.local.operator.drain = drain;
-                self.local.operator.drain_version = version;
-                self.save_operator();
-            }
-            Some(target) => {
-                tracing::info!(
-                    "order to {} {target} taken; it applies when {target} hears it",
-                    if drain.is_some() { "drain" } else { "undrain" }
-                );
-                self.local.drain_orders.retain(|o| o.target != target);
-                self.local.drain_orders.push(proto::DrainOrder {
-                    target,
-                    drain,
-                    version,
-                });
-            }
         }
     }
 
@@ -841,23 +616,17 @@ impl Driver {
     }
 
     fn on_role_change(&self, from: &'static str, to: &'static str) {
-        tracing::info!(term = self.core.term().0, "role {from} → {to}");
-        let hook = match to {
-            "primary" => Hook::OnPrimary,
-            "secondary" | "witness" if from == "primary" || from == "candidate" => {
-                Hook::OnSecondary
-            }
-            _ => return,
-        };
-        self.hooks.fire(HookRun {
-            hook,
-            term: self.core.term().0,
-            role: to.to_owned(),
-            previous_role: from.to_owned(),
-        });
+        let term = self.core.term().0;
+        tracing::info!(term, "role {from} → {to}");
+        if let Some(run) = hooks::on_role_change(from, to, term) {
+            self.hooks.fire(run);
+        }
     }
 
-    fn drain(&mut self) -> anyhow::Result<()> {
+    /// Flushes the core's outputs after an input, in the order its contract says:
+    /// persist, (a fresh view if the lease shrank), datagrams out, state fetches, events;
+    /// then publishes. (Not an operator's drain: that is `execute`'s.)
+    fn flush(&mut self) -> anyhow::Result<()> {
         let now = clock::now();
         if !self.local.joined && self.core.has_quorum() {
             self.local.joined = true;
@@ -1025,7 +794,7 @@ impl Driver {
     async fn leave(&mut self) -> anyhow::Result<()> {
         let was_primary = self.core.lease().is_some();
         self.core.handle_command(clock::now(), Command::Shutdown);
-        self.drain()?;
+        self.flush()?;
         if was_primary {
             let deadline = clock::now() + HANDOVER_WAIT;
             let me = self.config.node.clone();
@@ -1044,7 +813,7 @@ impl Driver {
                         self.core.handle_timeout(clock::now(), clock::wall());
                     }
                 }
-                self.drain()?;
+                self.flush()?;
             }
         }
         let bye = self.core.goodbye();
@@ -1072,27 +841,7 @@ impl Driver {
     /// Says once, when it changes, that this node cannot vote or that its `peers` file
     /// disagrees with the agreed member set (and when that is over).
     fn log_members(&mut self, m: &proto::status::MembersStatus) {
-        let now = if m.disagrees() {
-            let mut parts = Vec::new();
-            if let Some(p) = &m.problem {
-                parts.push(p.clone());
-            }
-            if !m.only_in_peers.is_empty() {
-                parts.push(format!(
-                    "peers lists {} outside the agreed member set (`quorate member add` it, or remove it from peers)",
-                    m.only_in_peers.join(", ")
-                ));
-            }
-            if !m.not_in_peers.is_empty() {
-                parts.push(format!(
-                    "the agreed member set has {}, which peers does not list (add it to peers)",
-                    m.not_in_peers.join(", ")
-                ));
-            }
-            Some(parts.join("; "))
-        } else {
-            None
-        };
+        let now = describe::members_problem(m);
         if now == self.members_logged {
             return;
         }
@@ -1107,15 +856,16 @@ impl Driver {
         self.members_logged = now;
     }
 
-    /// Runs `drain`, logging (not returning) an error: a failed write stops the agent
-    /// from the main loop's next turn.
-    fn drain_quietly(&mut self) {
-        if let Err(e) = self.drain() {
+    /// Runs [`flush`](Self::flush), logging (not returning) an error: a failed write
+    /// stops the agent from the main loop's next turn.
+    fn flush_quietly(&mut self) {
+        if let Err(e) = self.flush() {
             tracing::error!("{e:#}");
         }
     }
 
-    /// Logs a core event and writes it to the journal.
+    /// Logs a core event, writes it to the journal, answers a member change waiting
+    /// for it, and runs the hook a fault calls for.
     fn on_event(&mut self, event: &Event) {
         if let Event::MemberAnswer {
             req,
@@ -1130,118 +880,13 @@ impl Driver {
                 Err(message.clone())
             });
         }
-        self.log_event(event);
-        let (kind, node, text) = describe(&self.config.node, event);
-        self.journal
-            .record(clock::wall(), kind, node.as_deref(), text);
-    }
-
-    fn log_event(&self, event: &Event) {
-        match event {
-            Event::Joined { node, incarnation } => {
-                tracing::info!(peer = %node, incarnation = incarnation.0, "peer joined");
-            }
-            Event::Restarted { node, incarnation } => {
-                tracing::info!(peer = %node, incarnation = incarnation.0, "peer restarted");
-            }
-            Event::StateChanged { node, from, to } => {
-                tracing::info!(peer = %node, "peer {} → {}", from.as_str(), to.as_str());
-            }
-            Event::ElectionStarted { term, transfer } => {
-                tracing::info!(term = term.0, transfer, "campaigning");
-            }
-            Event::BecamePrimary { term } => tracing::info!(term = term.0, "became primary"),
-            Event::SteppedDown { term, reason } => {
-                tracing::warn!(term = term.0, reason, "stepped down");
-                self.hooks.fire(HookRun {
-                    hook: Hook::OnFault,
-                    term: term.0,
-                    role: "secondary".into(),
-                    previous_role: "primary".into(),
-                });
-            }
-            Event::PrimaryChanged { node, term } => {
-                tracing::info!(primary = %node, term = term.0, "new primary");
-            }
-            Event::TransferStarted { to, term, reason } => {
-                tracing::info!(to = %to, term = term.0, reason = reason.as_str(), "handing over");
-            }
-            Event::SplitBrainSuspected {
-                claimant,
-                term,
-                believed,
-            } => {
-                tracing::error!(
-                    claimant = %claimant,
-                    term = term.0,
-                    believed = believed.as_ref().map(|b| b.as_str()).unwrap_or("-"),
-                    "split_brain_suspected: two primary claims in one term"
-                );
-            }
-            Event::TimingMismatch {
-                peer,
-                lease_ms,
-                promise_ms,
-            } => tracing::warn!(
-                peer = %peer,
-                "timing: a voter's promise ({promise_ms} ms) does not outlast the primary's lease ({lease_ms} ms) between this node and {peer}: no lease acknowledgement or vote between them counts; set [timing] election_timeout > lease on every node, the same on all (see the fast preset)"
-            ),
-            Event::Refused { command, reason } => tracing::warn!("refused {command}: {reason}"),
-            Event::MembersChanged { stamp, voters } => tracing::info!(
-                stamp = %stamp,
-                "member set {stamp}: {}",
-                voters.join(", ")
-            ),
-            Event::MembersCommitted { stamp, what } => {
-                tracing::info!(stamp = %stamp, "committed: {what}")
-            }
-            Event::ForeignCluster { peer } => tracing::error!(
-                peer = %peer,
-                "{peer} is in this node's member set but holds another cluster's set (another origin): two clusters were formed from these nodes; this node stands down and votes for no one until one side is re-made"
-            ),
-            Event::MemberAnswer {
-                accepted, message, ..
-            } => {
-                if *accepted {
-                    tracing::info!("member change: {message}")
-                } else {
-                    tracing::warn!("member change refused: {message}")
-                }
-            }
-            Event::Rejoining { cause, voters } => {
-                let text = format!(
-                    "rejoining: {cause}, so this node may have voted in terms it no longer knows; it grants no vote and does not campaign until it has heard every other voter ({}) or, after a settling wait, a majority of them, and then only above the highest term they report",
-                    voters.join(", ")
-                );
-                // A first start beside a cluster that is itself starting (every node
-                // empty) goes through the same rejoin and ends at term 0 a moment later:
-                // no alarm. A lost or corrupt vote record is one.
-                if *cause == LostVote::EmptyStateDir {
-                    tracing::info!("{text}");
-                } else {
-                    tracing::warn!("{text}");
-                }
-            }
-            Event::Rejoined { floor, heard } if floor.0 == 0 => tracing::info!(
-                floor = floor.0,
-                "rejoined: heard {heard} voter(s), none has been in a term yet: a new cluster"
-            ),
-            Event::Rejoined { floor, heard } => tracing::warn!(
-                floor = floor.0,
-                "rejoined: heard {heard} voter(s); term {floor} and below count as voted in, so this node votes and campaigns only above it"
-            ),
-            Event::TermExhausted { term } => tracing::error!(
-                term = term.0,
-                "the term is at its maximum ({term}): this node can never campaign again (a term must not wrap, it is a fencing token); it still votes. Another node must be primary; see the operator guide"
-            ),
-            Event::FreezeChanged { frozen } => {
-                tracing::info!(
-                    frozen,
-                    "cluster {}",
-                    if *frozen { "frozen" } else { "unfrozen" }
-                );
-            }
+        let d = describe(&self.config.node, event);
+        describe::emit!(&d);
+        if let Some(run) = hooks::on_event(event) {
+            self.hooks.fire(run);
         }
+        self.journal
+            .record(clock::wall(), d.kind, d.node.as_deref(), d.text);
     }
 }
 
@@ -1254,159 +899,6 @@ fn lease_shrank(published: Option<Instant>, current: Option<Instant>, now: Insta
         (Some(p), Some(c)) => c < p,
         (Some(_), None) => true,
         (None, _) => false,
-    }
-}
-
-/// The name of a command, for log lines.
-fn name_of(c: &CtlCommand) -> &'static str {
-    match c {
-        CtlCommand::Drain { .. } => "drain",
-        CtlCommand::Undrain { .. } => "undrain",
-        CtlCommand::Transfer { .. } => "transfer",
-        CtlCommand::Freeze => "freeze",
-        CtlCommand::Unfreeze => "unfreeze",
-        CtlCommand::UpgradeAllow { .. } => "upgrade allow",
-        CtlCommand::DriftAck { .. } => "drift ack",
-        CtlCommand::Member(_) => "member",
-        CtlCommand::ForceNewCluster => "member force-new-cluster",
-    }
-}
-
-/// A core event as a journal record: its kind, the node it is about, one line of text.
-fn describe(me: &NodeId, event: &Event) -> (EventKind, Option<String>, String) {
-    use EventKind::{Alarm, Election, Membership, Operator};
-    let me = me.to_string();
-    match event {
-        Event::Joined { node, .. } => {
-            (Membership, Some(node.to_string()), format!("{node} joined"))
-        }
-        Event::Restarted { node, .. } => (
-            Membership,
-            Some(node.to_string()),
-            format!("{node} restarted"),
-        ),
-        Event::StateChanged { node, from, to } => (
-            Membership,
-            Some(node.to_string()),
-            format!("{node}: {} → {}", from.as_str(), to.as_str()),
-        ),
-        Event::ElectionStarted { term, transfer } => (
-            Election,
-            Some(me.clone()),
-            format!(
-                "{me} campaigns for term {}{}",
-                term.0,
-                if *transfer { " (handover)" } else { "" }
-            ),
-        ),
-        Event::BecamePrimary { term } => (
-            Election,
-            Some(me.clone()),
-            format!("{me} became primary (term {})", term.0),
-        ),
-        Event::SteppedDown { term, reason } => (
-            Election,
-            Some(me.clone()),
-            format!("{me} stepped down (term {}): {reason}", term.0),
-        ),
-        Event::PrimaryChanged { node, term } => (
-            Election,
-            Some(node.to_string()),
-            format!("{node} is primary (term {})", term.0),
-        ),
-        Event::TransferStarted { to, term, reason } => (
-            Election,
-            Some(to.to_string()),
-            format!(
-                "{me} hands the primary role over to {to} (term {}, {})",
-                term.0,
-                reason.as_str()
-            ),
-        ),
-        Event::SplitBrainSuspected {
-            claimant,
-            term,
-            believed,
-        } => (
-            Alarm,
-            Some(claimant.to_string()),
-            format!(
-                "split brain suspected: {claimant} claims primary of term {} while {} was believed",
-                term.0,
-                believed.as_ref().map(|b| b.as_str()).unwrap_or("no one")
-            ),
-        ),
-        Event::Refused { command, reason } => {
-            (Election, None, format!("{me} refused {command}: {reason}"))
-        }
-        Event::TimingMismatch {
-            peer,
-            lease_ms,
-            promise_ms,
-        } => (
-            Alarm,
-            Some(peer.to_string()),
-            format!(
-                "timing mismatch between {me} and {peer}: a promise of {promise_ms} ms does not outlast a lease of {lease_ms} ms; their acknowledgements and votes do not count"
-            ),
-        ),
-        Event::MembersChanged { stamp, voters } => (
-            Membership,
-            None,
-            format!("{me} holds member set {stamp}: {}", voters.join(", ")),
-        ),
-        Event::MembersCommitted { stamp, what } => (
-            Membership,
-            None,
-            format!("member set {stamp} committed: {what}"),
-        ),
-        Event::ForeignCluster { peer } => (
-            Alarm,
-            Some(peer.to_string()),
-            format!("{peer} holds another cluster's member set: {me} stands down"),
-        ),
-        Event::MemberAnswer {
-            accepted, message, ..
-        } => (
-            Operator,
-            None,
-            if *accepted {
-                format!("member change: {message}")
-            } else {
-                format!("member change refused: {message}")
-            },
-        ),
-        Event::Rejoining { cause, .. } => (
-            if *cause == LostVote::EmptyStateDir {
-                Election
-            } else {
-                Alarm
-            },
-            None,
-            format!(
-                "{me} is rejoining ({cause}): it votes only above the highest term its peers report"
-            ),
-        ),
-        Event::Rejoined { floor, heard } => (
-            Election,
-            None,
-            format!(
-                "{me} rejoined after hearing {heard} voter(s): it votes only above term {floor}"
-            ),
-        ),
-        Event::TermExhausted { term } => (
-            Alarm,
-            None,
-            format!("{me} cannot campaign: its term is at the maximum ({term})"),
-        ),
-        Event::FreezeChanged { frozen } => (
-            Operator,
-            None,
-            format!(
-                "the cluster is {} (as {me} learned it)",
-                if *frozen { "frozen" } else { "unfrozen" }
-            ),
-        ),
     }
 }
 

@@ -3,6 +3,10 @@
 //! Hooks run one at a time, in the order the role changes happened, on a task of their
 //! own, each with a timeout after which it is killed. A hook that fails or hangs is
 //! logged; it never blocks the driver or delays a heartbeat.
+//!
+//! Which role change runs which hook is decided here, in one place: [`on_role_change`]
+//! (the role the driver saw at the end of a turn moved) and [`on_event`] (a core event
+//! that is a fault); the driver fires what they return. The logger fires nothing.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::config;
+use crate::core::Event;
 
 /// Which hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +67,37 @@ impl Hooks {
     }
 }
 
+/// The hook a change of role from `from` to `to` (role names, as the core gives them)
+/// runs, if any: `on_primary` on becoming primary, `on_secondary` on becoming secondary
+/// or witness from primary or candidate.
+pub fn on_role_change(from: &str, to: &str, term: u64) -> Option<HookRun> {
+    let hook = match to {
+        "primary" => Hook::OnPrimary,
+        "secondary" | "witness" if from == "primary" || from == "candidate" => Hook::OnSecondary,
+        _ => return None,
+    };
+    Some(HookRun {
+        hook,
+        term,
+        role: to.to_owned(),
+        previous_role: from.to_owned(),
+    })
+}
+
+/// The hook a core event runs, if any: `on_fault` when this node stepped down as
+/// primary (before the role it falls back to is seen at the end of the turn).
+pub fn on_event(event: &Event) -> Option<HookRun> {
+    match event {
+        Event::SteppedDown { term, .. } => Some(HookRun {
+            hook: Hook::OnFault,
+            term: term.0,
+            role: "secondary".into(),
+            previous_role: "primary".into(),
+        }),
+        _ => None,
+    }
+}
+
 async fn run(cfg: config::Hooks, node: proto::NodeId, mut rx: mpsc::UnboundedReceiver<HookRun>) {
     while let Some(r) = rx.recv().await {
         let path = match r.hook {
@@ -109,5 +145,51 @@ async fn run_one(path: &PathBuf, node: &proto::NodeId, r: &HookRun, timeout: Dur
                 humantime::format_duration(timeout)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::Term;
+
+    use super::*;
+
+    #[test]
+    fn which_role_change_runs_which_hook() {
+        let table: &[(&str, &str, Option<Hook>)] = &[
+            ("candidate", "primary", Some(Hook::OnPrimary)),
+            ("secondary", "primary", Some(Hook::OnPrimary)),
+            ("primary", "secondary", Some(Hook::OnSecondary)),
+            ("candidate", "secondary", Some(Hook::OnSecondary)),
+            ("primary", "witness", Some(Hook::OnSecondary)),
+            ("secondary", "candidate", None),
+            ("starting", "secondary", None),
+            ("secondary", "witness", None),
+            ("primary", "candidate", None),
+        ];
+        for (from, to, want) in table {
+            let got = on_role_change(from, to, 7);
+            assert_eq!(got.as_ref().map(|r| r.hook), *want, "{from} → {to}");
+            if let Some(r) = got {
+                assert_eq!(
+                    (r.term, r.role.as_str(), r.previous_role.as_str()),
+                    (7, *to, *from)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn stepping_down_is_the_fault() {
+        let r = on_event(&Event::SteppedDown {
+            term: Term(4),
+            reason: "lease lost",
+        });
+        let r = r.map(|r| (r.hook, r.term, r.role, r.previous_role));
+        assert_eq!(
+            r,
+            Some((Hook::OnFault, 4, "secondary".into(), "primary".into()))
+        );
+        assert!(on_event(&Event::BecamePrimary { term: Term(4) }).is_none());
     }
 }

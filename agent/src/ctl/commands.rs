@@ -2,8 +2,9 @@
 //! durations, and whether a node may take the primary role (with the words an operator
 //! reads when it may not: "n3 is not eligible: app check failing (HTTP 503)").
 //!
-//! The driver gathers the facts (from the core and its own assessment) and calls these;
-//! they never read a clock, a socket or the core. Table-tested below.
+//! [`execute`](super::execute) gathers the facts (from the core and what the driver
+//! lends it) and calls these; they never read a clock, a socket or the core.
+//! Table-tested below.
 
 use proto::ctl::{MAX_FOR_SECS, MAX_REASON_CHARS};
 use proto::{CheckState, HealthBits, Mode, NodeId};

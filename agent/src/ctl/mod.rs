@@ -8,17 +8,20 @@
 //!   [event journal](crate::events), or — for commands — by the driver through an
 //!   [`Order`] and its reply;
 //! - [`commands`]: what makes a command acceptable (names, reasons, durations, whether a
-//!   node may take the primary role), as pure functions the driver calls;
+//!   node may take the primary role), as pure functions;
+//! - [`execute`]: carrying a command out against the core the driver lends it, with the
+//!   answer the operator reads and what the driver does next;
 //! - [`client`]: connecting with a node's or an operator's certificate, the three
 //!   exchanges, and the reconnect policy (backoff, which member next), sans-IO;
 //! - [`Caller`]: who is asking, read from the certificate.
 //!
-//! It must never decide anything itself (the driver carries commands out, or refuses
-//! them, and says why), hold a lock, wait on the driver without a deadline, or let any
+//! Its server must never decide anything itself (commands are carried out, or refused,
+//! in the driver's turn, through [`execute`]), hold a lock, wait on the driver without a deadline, or let any
 //! byte a caller sends panic it or change anything but that caller's own stream.
 
 pub mod client;
 pub mod commands;
+pub mod execute;
 pub mod server;
 
 use std::net::SocketAddr;

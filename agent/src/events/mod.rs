@@ -13,6 +13,10 @@
 //! written (that is logged once, and the history lives on in memory), and never let a
 //! slow reader hold anyone up (a reader that lags behind the broadcast is told so and
 //! catches up from the history).
+//!
+//! [`describe`] words a core event for the log line and the journal record at once.
+
+pub mod describe;
 
 use std::collections::VecDeque;
 use std::fs::{self, OpenOptions};
