@@ -17,8 +17,9 @@ use std::time::Instant;
 use proto::ctl::CtlCommand;
 use proto::{CheckState, DrainOrder, HealthBits, Mode, NodeId, WallMicros};
 
+use super::caller::Caller;
+use super::commands;
 use crate::core::{Command, Event, MemberState, Node, lease};
-use crate::ctl::{Caller, commands};
 use crate::local::OperatorState;
 
 /// What this node knows about itself that a command is judged against (the core knows

@@ -16,7 +16,7 @@ use proto::ctl::{CtlCommand, CtlRequest, CtlResponse};
 use proto::status::ClusterStatus;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 
-use super::{Caller, Order};
+use super::caller::{Caller, Order};
 use crate::clock;
 use crate::events::JournalReader;
 use crate::net::tls;
