@@ -249,6 +249,14 @@ impl Graph {
         Graph { files }
     }
 
+    /// Each file's module, by file.
+    pub fn module_of(&self) -> BTreeMap<&str, &[String]> {
+        self.files
+            .iter()
+            .map(|f| (f.rel.as_str(), f.module.as_slice()))
+            .collect()
+    }
+
     /// Files that import each other, directly or around a loop (Tarjan's SCCs).
     pub fn circles(&self) -> Vec<Vec<String>> {
         let edges: BTreeMap<&str, BTreeSet<&str>> = self
