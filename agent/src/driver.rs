@@ -28,14 +28,15 @@ use tokio::sync::{mpsc, watch};
 
 use proto::ctl::{CtlCommand, EventKind};
 
+use crate::assess::weight::{AgentInput, AgentWeight, load_ratio};
+use crate::assess::{Assessment, LocalState, Reason};
 use crate::clock::{self, JumpGuard};
 use crate::config::Config;
 use crate::core::{Command, Event, LostVote, MemberState, Node, lease};
 use crate::ctl::{Caller, Order, commands};
 use crate::events::Journal;
 use crate::hooks::{Hook, HookRun, Hooks};
-use crate::http::haproxy_agent::{AgentInput, AgentWeight, ServerState, load_ratio};
-use crate::local::{Assessment, LocalState};
+use crate::http::haproxy_agent::ServerState;
 use crate::net::tls::{self, TlsMaterial};
 use crate::net::{Inbound, LinkId, Net};
 use crate::persist;
@@ -107,7 +108,7 @@ pub struct ReloadRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Signature {
     term: proto::Term,
-    role: &'static str,
+    role: proto::Role,
     primary: Option<NodeId>,
     lease_until: Option<Instant>,
     frozen: bool,
@@ -215,7 +216,7 @@ impl Driver {
             let checked = self
                 .assessment
                 .as_ref()
-                .is_some_and(|(a, _)| !a.reasons.contains(&view::reason::CHECKS_PENDING));
+                .is_some_and(|(a, _)| !a.reasons.contains(&Reason::ChecksPending));
             self.notifier.turn(
                 now,
                 crate::systemd::Progress {
@@ -433,7 +434,7 @@ impl Driver {
         }
         self.local.load = sample;
         let over = match (&self.config.load, sample) {
-            (Some(limits), Some(s)) => s.over(limits),
+            (Some(limits), Some(s)) => crate::assess::load::over(&s, limits),
             _ => false,
         };
         if over != self.local.overloaded {
@@ -848,20 +849,19 @@ impl Driver {
         self.assessment = Some((a, now));
     }
 
-    fn on_role_change(&self, from: &'static str, to: &'static str) {
+    fn on_role_change(&self, from: proto::Role, to: proto::Role) {
+        use proto::Role::{Candidate, Primary, Secondary, Witness};
         tracing::info!(term = self.core.term().0, "role {from} → {to}");
         let hook = match to {
-            "primary" => Hook::OnPrimary,
-            "secondary" | "witness" if from == "primary" || from == "candidate" => {
-                Hook::OnSecondary
-            }
+            Primary => Hook::OnPrimary,
+            Secondary | Witness if from == Primary || from == Candidate => Hook::OnSecondary,
             _ => return,
         };
         self.hooks.fire(HookRun {
             hook,
             term: self.core.term().0,
-            role: to.to_owned(),
-            previous_role: from.to_owned(),
+            role: to.to_string(),
+            previous_role: from.to_string(),
         });
     }
 
@@ -1028,7 +1028,7 @@ impl Driver {
             tracing::info!(tasks = ?running, "singleton tasks running here changed");
         }
         let state = self.state_tx.borrow();
-        let local = view::Local {
+        let local = view::Inputs {
             config: &self.config,
             state: &self.local,
             assessment: a,
@@ -1443,12 +1443,9 @@ fn log_transitions(me: &str, old: &Assessment, new: &Assessment) -> Vec<(EventKi
         if o.code == n.code || (o.code == CheckCode::Off && n.code.passing()) {
             continue;
         }
-        let kind = if n.name == "config" {
-            EventKind::Drift
-        } else {
-            EventKind::Check
-        };
-        let logged = matches!(n.name.as_str(), "config" | "clock" | "version");
+        let spec = crate::assess::spec(&n.name);
+        let kind = spec.map_or(EventKind::Check, |s| s.event);
+        let logged = spec.is_some_and(|s| !s.probe_logs);
         if n.code.passing() {
             if logged {
                 tracing::info!(check = %n.name, "{} check {} again", n.name, n.code.as_str());
@@ -1479,7 +1476,10 @@ fn log_transitions(me: &str, old: &Assessment, new: &Assessment) -> Vec<(EventKi
             if new.ready {
                 format!("{me} is ready")
             } else {
-                format!("{me} is not ready: {}", new.reasons.join(", "))
+                format!(
+                    "{me} is not ready: {}",
+                    crate::assess::reason::join(&new.reasons)
+                )
             },
         ));
     }
@@ -1491,7 +1491,10 @@ fn log_transitions(me: &str, old: &Assessment, new: &Assessment) -> Vec<(EventKi
             tracing::warn!(reasons = ?new.reasons, "not fit for traffic");
             out.push((
                 EventKind::Check,
-                format!("{me} is not fit for traffic: {}", new.reasons.join(", ")),
+                format!(
+                    "{me} is not fit for traffic: {}",
+                    crate::assess::reason::join(&new.reasons)
+                ),
             ));
         }
     }

@@ -41,7 +41,7 @@ pub use state::{
     BalancerSeen, CheckCode, CheckState, ConfigSetState, Drain, DrainOrder, DriftAck, FileHash,
     Mode, MountState, NodeState, TaskPlacement, compare_versions,
 };
-pub use vocab::{CheckName, MemberState, Role};
 pub use version::{
     ALPN_CTL, ALPN_PEER, CloseCode, MAX_DATAGRAM, MAX_FRAME, PEER_SERVER_NAME, PROTOCOL_VERSION,
 };
+pub use vocab::{CheckName, MemberState, Role};

@@ -182,7 +182,12 @@ mod tests {
 
     #[test]
     fn words_round_trip_and_unknown_words_are_kept() {
-        for r in [Role::Primary, Role::Secondary, Role::Witness, Role::Candidate] {
+        for r in [
+            Role::Primary,
+            Role::Secondary,
+            Role::Witness,
+            Role::Candidate,
+        ] {
             assert_eq!(Role::parse(r.as_str()), r);
             let json = serde_json::to_string(&r).unwrap_or_default();
             assert_eq!(json, format!("\"{r}\""));
