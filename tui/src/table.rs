@@ -208,7 +208,7 @@ pub fn render_members(status: &ClusterStatus) -> String {
                 name.push('*');
             }
             let state = match (seen, &slot.node) {
-                (Some(n), Some(_)) => n.state.clone(),
+                (Some(n), Some(_)) => n.state.to_string(),
                 (Some(n), None) => format!("{} (as {})", n.state, n.node),
                 (None, _) => "-".to_string(),
             };
@@ -235,8 +235,8 @@ fn row(n: &NodeStatus) -> [String; 11] {
         } else {
             n.node.clone()
         },
-        n.state.clone(),
-        n.role.clone(),
+        n.state.to_string(),
+        n.role.to_string(),
         health(n),
         percent(n.load.cpu),
         percent(n.load.mem),
@@ -328,8 +328,8 @@ mod tests {
         NodeStatus {
             node: name.to_string(),
             addr: addr.to_string(),
-            state: "alive".to_string(),
-            role: "secondary".to_string(),
+            state: "alive".into(),
+            role: "secondary".into(),
             local: false,
             ready: true,
             healthy: true,
@@ -367,9 +367,9 @@ mod tests {
         n1.clock_offset_ms = None;
         n1.last_seen_ms = None;
         let mut n2 = node("n2", "10.0.0.12:7700");
-        n2.role = "primary".to_string();
+        n2.role = "primary".into();
         let mut n3 = node("n3", "10.0.0.13:7700");
-        n3.state = "suspect".to_string();
+        n3.state = "suspect".into();
         n3.healthy = false;
         n3.checks.insert("app".to_string(), "ok".to_string());
         n3.checks.insert("mounts".to_string(), "hung".to_string());

@@ -294,8 +294,8 @@ pub fn matches(n: &NodeStatus, filter: &str) -> bool {
     let fields = [
         n.node.to_lowercase(),
         n.addr.to_lowercase(),
-        n.state.to_lowercase(),
-        n.role.to_lowercase(),
+        n.state.as_str().to_lowercase(),
+        n.role.as_str().to_lowercase(),
         health(n).text,
         n.version.app.as_deref().unwrap_or("").to_lowercase(),
     ];
@@ -510,8 +510,8 @@ impl State {
         let desc = |f: fn(&NodeStatus) -> Option<f64>| metric(f(b)).total_cmp(&metric(f(a)));
         match sort {
             SortKey::Node => Ordering::Equal,
-            SortKey::State => state_rank(&a.state).cmp(&state_rank(&b.state)),
-            SortKey::Role => role_rank(&a.role).cmp(&role_rank(&b.role)),
+            SortKey::State => state_rank(a.state.as_str()).cmp(&state_rank(b.state.as_str())),
+            SortKey::Role => role_rank(a.role.as_str()).cmp(&role_rank(b.role.as_str())),
             SortKey::Health => health(a).kind.cmp(&health(b).kind),
             SortKey::Cpu => desc(|n| Some(n.load.cpu)),
             SortKey::Mem => desc(|n| Some(n.load.mem)),

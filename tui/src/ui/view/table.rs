@@ -307,9 +307,9 @@ pub(super) fn cell(
             // The state is the attached agent's own judgement: only an old snapshot
             // makes it stale.
             if state.snapshot_stale() {
-                Line::styled(format!("{}?", th.fit(&n.state, w - 1)), th.stale())
+                Line::styled(format!("{}?", th.fit(n.state.as_str(), w - 1)), th.stale())
             } else {
-                Line::styled(th.fit(&n.state, w), th.level(level))
+                Line::styled(th.fit(n.state.as_str(), w), th.level(level))
             }
         }
         Col::Role => {
@@ -318,7 +318,7 @@ pub(super) fn cell(
             } else {
                 Level::Plain
             };
-            value(th.fit(&n.role, w - 1), level)
+            value(th.fit(n.role.as_str(), w - 1), level)
         }
         Col::Health => {
             let h = health(n);
