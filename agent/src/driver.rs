@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, watch};
 
 use proto::ctl::{CtlCommand, EventKind};
 
-use crate::assess::weight::{AgentInput, AgentWeight, load_ratio};
+use crate::assess::weight::{AgentInput, AgentWeight};
 use crate::assess::{Assessment, LocalState, Reason};
 use crate::clock::{self, JumpGuard};
 use crate::config::Config;
@@ -834,17 +834,9 @@ impl Driver {
             self.digest = state.digest();
             self.state_tx.send_replace(state);
         }
-        let load = self.local.load.map_or(0.0, |l| {
-            let max_per_core = self.config.load.map_or(4.0, |l| l.max_load_per_core);
-            load_ratio(l.cpu, l.load1 / l.cores.max(1) as f64, max_per_core)
-        });
         self.agent_check = self.agent.update(
             now,
-            AgentInput {
-                healthy: a.healthy,
-                draining_since: a.draining_since,
-                load,
-            },
+            AgentInput::of(&a, self.local.load, self.config.load.as_ref()),
         );
         self.assessment = Some((a, now));
     }

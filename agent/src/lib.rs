@@ -242,13 +242,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ctl::CtlServer::new(view_rx.clone(), journal.reader(), order_tx).spawn(ctl_rx);
     let http_addr = bound.http;
     let load_rx = probe::load::spawn(Duration::from_secs(1));
-    let probes = probe::set::Probes::spawn(
-        &config.app,
-        &config.mounts,
-        &config.config_sets,
-        config.node.to_string(),
-        nonce,
-    )?;
+    let probes = probe::set::Probes::spawn(&config, nonce)?;
     let (reload_tx, reload_rx) = mpsc::channel(1);
 
     let notify = systemd::Sender::start();

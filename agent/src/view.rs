@@ -136,7 +136,7 @@ pub struct Inputs<'a> {
     /// This node's full state as peers fetch it.
     pub node_state: &'a NodeState,
     pub agent_check: String,
-    /// Keys of the config file a reload did not apply ([`crate::reload`]).
+    /// Keys of the config file a reload did not apply (see the reload module).
     pub pending_restart: &'a [String],
 }
 

@@ -1,12 +1,16 @@
 //! The HAProxy agent-check answer (`up 80%`, `drain`, `down`, `maint`): a judgement of
 //! this node's health and load, with hysteresis and a slow start ([`AgentWeight`]). The
-//! driver owns one and feeds it after every assessment; `crate::http::haproxy_agent`
+//! driver owns one and feeds it after every assessment; `http::haproxy_agent`
 //! only serves the answer.
 //!
 //! Must never answer `up` while `/health` fails: the answer derives from the same
 //! `healthy`/`draining` inputs. Pure: time and inputs are passed in.
 
 use std::time::{Duration, Instant};
+
+use super::Assessment;
+use crate::config::LoadLimits;
+use crate::probe::load::LoadSample;
 
 /// The lowest weight `up N%` ever announces: 0% would be a drain in disguise, and a node
 /// that is healthy should still take a trickle so its numbers stay real.
@@ -31,6 +35,22 @@ pub struct AgentInput {
     /// 0.0–1.0: CPU, or the max of CPU and load-per-core over its limit
     /// ([`load_ratio`]). Not finite counts as fully loaded.
     pub load: f64,
+}
+
+impl AgentInput {
+    /// The inputs an assessment gives, with this node's latest load sample and its
+    /// `[load]` limits (a load average of 4 per core counts as full without them).
+    pub fn of(a: &Assessment, sample: Option<LoadSample>, limits: Option<&LoadLimits>) -> Self {
+        let load = sample.map_or(0.0, |l| {
+            let max_per_core = limits.map_or(4.0, |l| l.max_load_per_core);
+            load_ratio(l.cpu, l.load1 / l.cores.max(1) as f64, max_per_core)
+        });
+        Self {
+            healthy: a.healthy,
+            draining_since: a.draining_since,
+            load,
+        }
+    }
 }
 
 /// The load figure [`AgentInput::load`] expects: the worse of CPU use and load average per

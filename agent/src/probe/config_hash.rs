@@ -1,7 +1,7 @@
 //! `[[config]]` sets: which files a set names on this node, their BLAKE3 hashes after
 //! dropping ignored lines, a watcher that reports a new [`ProbeReport::Config`] whenever a
 //! hash changes. Comparing this node's hashes with its peers' (drift) is judgement: it is
-//! `crate::assess::config`'s.
+//! `assess::config`'s.
 //!
 //! It owns: glob expansion of a set's paths, per-file hashing, the notify watches on the
 //! sets' directories and the thread that rehashes. It must never send or log a file's
@@ -9,8 +9,7 @@
 //! files or directories on the async runtime (a hung NFS share would stall heartbeats:
 //! all filesystem work is on the watcher's own thread, and the hashing on a job thread
 //! with a timeout, so a hung read is reported rather than silent; adding watches is not
-//! timed), and never decide anything: the reports are folded and compared in
-//! `crate::assess`.
+//! timed), and never decide anything: `assess` folds and compares the reports.
 //!
 //! Hashing is byte-exact apart from the dropped lines: CRLF and LF files hash differently,
 //! as do a missing and a present trailing newline, and trailing whitespace. A file that an
@@ -100,11 +99,12 @@ pub fn hash_file(text: &[u8], ignore: &[Regex]) -> [u8; 16] {
 /// Expands `set`'s paths and globs, reads and hashes every regular file they name.
 ///
 /// A glob that matches nothing and a literal path that does not exist are not errors:
-/// the files are simply absent, and the comparison (`crate::assess::config`) shows which nodes lack them. A file that
-/// cannot be read (or is bigger than [`MAX_FILE_BYTES`], or is a FIFO or device) makes
-/// `error` say so, naming it; the other files are still hashed. Directories matched by a
-/// glob are skipped. Globs follow the shell: `*` does not match a leading dot, so editor
-/// swap files (`.x.conf.swp`) are not part of a set unless named with the dot.
+/// the files are simply absent, and the comparison (`assess::config`) shows which nodes
+/// lack them. A file that cannot be read (or is bigger than [`MAX_FILE_BYTES`], or is a
+/// FIFO or device) makes `error` say so, naming it; the other files are still hashed.
+/// Directories matched by a glob are skipped. Globs follow the shell: `*` does not match
+/// a leading dot, so editor swap files (`.x.conf.swp`) are not part of a set unless named
+/// with the dot.
 pub fn hash_set(set: &ConfigSet) -> ConfigSetReport {
     let mut files: BTreeMap<String, [u8; 16]> = BTreeMap::new();
     let mut errors: Vec<String> = Vec::new();
@@ -231,7 +231,7 @@ pub fn spawn(sets: &[ConfigSet], tx: Sender<ProbeReport>) -> anyhow::Result<Conf
     std::thread::Builder::new()
         .name("quorate-config".into())
         .spawn(move || {
-            let mut worker = Worker {
+            let mut rehasher = Rehasher {
                 sets,
                 job,
                 interest,
@@ -243,7 +243,7 @@ pub fn spawn(sets: &[ConfigSet], tx: Sender<ProbeReport>) -> anyhow::Result<Conf
                 tx,
                 last: Vec::new(),
             };
-            worker.run(&wake_rx);
+            rehasher.run(&wake_rx);
         })?;
     Ok(ConfigWatch { wake: wake_tx })
 }
@@ -566,7 +566,9 @@ fn nearest_dir(dir: &Path) -> Option<(PathBuf, (u64, u64))> {
     None
 }
 
-struct Worker {
+/// The watcher thread's state: the sets, their watches and the last report. (Not a
+/// [`runner::Worker`]: it owns one, `job`, for the hashing.)
+struct Rehasher {
     sets: Vec<ConfigSet>,
     /// Runs the hashing, so a read that never returns is noticed.
     job: runner::Worker,
@@ -576,7 +578,7 @@ struct Worker {
     last: Vec<ConfigSetReport>,
 }
 
-impl Worker {
+impl Rehasher {
     fn run(&mut self, wake: &mpsc::Receiver<Wake>) {
         self.watches.reconcile(&self.interest);
         let first = self.hash_all();

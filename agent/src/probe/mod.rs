@@ -1,6 +1,6 @@
 //! Local checks. Each runs off the async workers (threads of its own, see [`runner`]),
 //! with a timeout, and reports its latest result to the driver as a [`ProbeReport`].
-//! None decides anything (`crate::assess` judges), and none may block a heartbeat or an
+//! None decides anything (`assess` judges), and none may block a heartbeat or an
 //! HTTP answer: a check that does not return in time is reported `hung`, and is not
 //! started again until the stuck call returns.
 //!
@@ -40,7 +40,7 @@ pub struct CheckResult {
 pub struct MountReport {
     pub path: PathBuf,
     /// Exists, mount point, fstype, readable, writable: `ok`, `fail` or `hung`. The
-    /// shared-storage proof is judged later (`crate::assess::mounts`), because it needs
+    /// shared-storage proof is judged later (`assess::mounts`), because it needs
     /// the peers' nonces.
     pub result: CheckResult,
     /// From /proc/self/mountinfo: the filesystem mounted at (or containing) the path.

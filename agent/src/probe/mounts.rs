@@ -14,7 +14,7 @@
 //! `<path>/.quorate/<node>` (and its temp file); delete or rewrite another node's proof;
 //! follow a symlink when writing or open anything but a regular file when reading (a FIFO
 //! planted in `.quorate/` would block the read); decide anything (whether the proofs
-//! show shared storage is judged in `crate::assess::mounts`).
+//! show shared storage is judged in `assess::mounts`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -308,7 +308,7 @@ fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
 /// directory can never crowd it out, then up to [`MAX_PROOFS`] others. Files that are
 /// not regular, not named like a node, too long or not UTF-8 are skipped; a peer's proof
 /// that cannot be read is left out, which the judgement
-/// (`crate::assess::mounts`) reports as not seen.
+/// (`assess::mounts`) reports as not seen.
 fn read_proofs(dir: &Path, me: &str) -> Result<BTreeMap<String, String>, String> {
     let mut proofs = BTreeMap::new();
     match read_proof(&dir.join(me)) {
