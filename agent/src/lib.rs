@@ -13,6 +13,8 @@
 //!   they never decide.
 //! - [`assess`]: judgement, one file per check: this node's results and operator state,
 //!   judged with the peers'; the reason codes; the agent-check weight.
+//! - [`view`]: the snapshot readers answer from ([`view::ClusterView`]), built from the
+//!   core and the assessment; it arranges, it never judges.
 //! - [`driver`]: the one task that owns `core::Node` and publishes [`view::ClusterView`].
 //! - [`clock`]: the only place clocks are read.
 //! - [`ca`]: cluster CA tooling shared with the `quorate` binary.

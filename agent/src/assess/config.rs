@@ -59,10 +59,13 @@ fn judge(cx: &Cx<'_>, out: &mut Detail) -> Judged {
                     rfc3339(a.until)
                 ));
             }
-            let set_code = match st.status.as_str() {
-                "fail" => CheckCode::Fail,
-                "drift" if st.acknowledged.is_none() => CheckCode::Drift,
-                _ => CheckCode::Ok,
+            // As `compare` writes `status`, with an acknowledged drift let through.
+            let set_code = if set.error.is_some() {
+                CheckCode::Fail
+            } else if !st.differs_from.is_empty() && st.acknowledged.is_none() {
+                CheckCode::Drift
+            } else {
+                CheckCode::Ok
             };
             if set_code != CheckCode::Ok && code == CheckCode::Ok {
                 code = set_code;
