@@ -466,3 +466,32 @@ fn members_status(core: &Node, cfg: &crate::config::Config) -> proto::status::Me
         change: core.member_change_in_flight().map(str::to_owned),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Before a node's state is fetched, its heartbeat bits stand for its checks: every
+    /// check in the registry, `ok` unless its bit is set.
+    #[test]
+    fn checks_before_the_state_is_fetched_come_from_the_heartbeat_bits() {
+        let bits = HealthBits(HealthBits::CONFIG_DRIFT | HealthBits::MOUNT_FAIL);
+        let (checks, reasons) = checks_of(None, bits);
+        let got: Vec<(&str, &str)> = checks
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("app", "ok"),
+                ("clock", "ok"),
+                ("config", "drift"),
+                ("load", "ok"),
+                ("mounts", "fail"),
+                ("version", "ok"),
+            ]
+        );
+        assert!(reasons.is_empty());
+    }
+}

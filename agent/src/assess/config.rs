@@ -308,4 +308,43 @@ mod tests {
         let c = compare("n1", &base, &[("n2", &reversed)]);
         assert_eq!(c.status, "ok");
     }
+
+    /// `/cluster` shows each peer's comparison as that peer would make it: against every
+    /// other node this node knows, itself included.
+    #[test]
+    fn peers_are_compared_as_they_would_compare_themselves() {
+        let id = |s: &str| NodeId::new(s).unwrap();
+        let base = state("cfg", &[("/etc/a", 1)], None);
+        let edited = state("cfg", &[("/etc/a", 2)], None);
+        let (n2, n3) = (id("n2"), id("n3"));
+        let mut s2 = NodeState::new(
+            n2.clone(),
+            proto::Incarnation(1),
+            "a:1".into(),
+            proto::Mode::Member,
+            100,
+            proto::WallMicros(0),
+        );
+        s2.config = vec![base.clone()];
+        let mut s3 = NodeState {
+            node: n3.clone(),
+            ..s2.clone()
+        };
+        s3.config = vec![edited.clone()];
+        let got = peers_compared("n1", std::slice::from_ref(&base), &[(&n2, &s2), (&n3, &s3)]);
+        assert_eq!(
+            got,
+            vec![
+                (
+                    n2,
+                    vec![compare("n2", &base, &[("n3", &edited), ("n1", &base)])]
+                ),
+                (
+                    n3,
+                    vec![compare("n3", &edited, &[("n2", &base), ("n1", &base)])]
+                ),
+            ]
+        );
+        assert_eq!(got[1].1[0].differs_from, v(&["n1", "n2"]));
+    }
 }
