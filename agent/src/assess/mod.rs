@@ -293,6 +293,7 @@ impl LocalState {
         let mut held = Holds::default();
         let mut reasons = Vec::new();
         let mut health = HealthBits::default();
+        // The checks read `self` while they judge; what follows is folded afterwards.
         {
             let cx = Cx {
                 cfg: &cfg,
@@ -337,6 +338,7 @@ impl LocalState {
         if drained {
             reasons.push(Reason::Draining);
         }
+        // In `Reason`'s order, whichever check gave them: answers list them that way.
         reasons.sort();
 
         let health = health
