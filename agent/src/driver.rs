@@ -33,6 +33,8 @@ use tokio::sync::{mpsc, watch};
 
 use proto::ctl::EventKind;
 
+use crate::assess::weight::{AgentInput, AgentWeight};
+use crate::assess::{Assessment, LocalState, Reason};
 use crate::clock::{self, JumpGuard};
 use crate::config::Config;
 use crate::config::tls::{self, TlsMaterial};
@@ -41,8 +43,7 @@ use crate::ctl::{Order, execute};
 use crate::events::Journal;
 use crate::events::describe::{self, describe};
 use crate::hooks::{self, Hooks};
-use crate::http::haproxy_agent::{AgentInput, AgentWeight, ServerState, load_ratio};
-use crate::local::{Assessment, LocalState};
+use crate::http::haproxy_agent::ServerState;
 use crate::net::{Inbound, Net};
 use crate::persist;
 use crate::probe::load::LoadSample;
@@ -111,7 +112,7 @@ pub struct ReloadRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Signature {
     term: proto::Term,
-    role: &'static str,
+    role: proto::Role,
     primary: Option<NodeId>,
     lease_until: Option<Instant>,
     frozen: bool,
@@ -219,7 +220,7 @@ impl Driver {
             let checked = self
                 .assessment
                 .as_ref()
-                .is_some_and(|(a, _)| !a.reasons.contains(&view::reason::CHECKS_PENDING));
+                .is_some_and(|(a, _)| !a.reasons.contains(&Reason::ChecksPending));
             self.notifier.turn(
                 now,
                 crate::systemd::Progress {
@@ -431,7 +432,7 @@ impl Driver {
         }
         self.local.load = sample;
         let over = match (&self.config.load, sample) {
-            (Some(limits), Some(s)) => s.over(limits),
+            (Some(limits), Some(s)) => crate::assess::load::over(&s, limits),
             _ => false,
         };
         if over != self.local.overloaded {
@@ -600,22 +601,14 @@ impl Driver {
             self.digest = state.digest();
             self.state_tx.send_replace(state);
         }
-        let load = self.local.load.map_or(0.0, |l| {
-            let max_per_core = self.config.load.map_or(4.0, |l| l.max_load_per_core);
-            load_ratio(l.cpu, l.load1 / l.cores.max(1) as f64, max_per_core)
-        });
         self.agent_check = self.agent.update(
             now,
-            AgentInput {
-                healthy: a.healthy,
-                draining_since: a.draining_since,
-                load,
-            },
+            AgentInput::of(&a, self.local.load, self.config.load.as_ref()),
         );
         self.assessment = Some((a, now));
     }
 
-    fn on_role_change(&self, from: &'static str, to: &'static str) {
+    fn on_role_change(&self, from: proto::Role, to: proto::Role) {
         let term = self.core.term().0;
         tracing::info!(term, "role {from} → {to}");
         if let Some(run) = hooks::on_role_change(from, to, term) {
@@ -774,7 +767,7 @@ impl Driver {
             tracing::info!(tasks = ?running, "singleton tasks running here changed");
         }
         let state = self.state_tx.borrow();
-        let local = view::Local {
+        let local = view::Inputs {
             config: &self.config,
             state: &self.local,
             assessment: a,
@@ -912,12 +905,9 @@ fn log_transitions(me: &str, old: &Assessment, new: &Assessment) -> Vec<(EventKi
         if o.code == n.code || (o.code == CheckCode::Off && n.code.passing()) {
             continue;
         }
-        let kind = if n.name == "config" {
-            EventKind::Drift
-        } else {
-            EventKind::Check
-        };
-        let logged = matches!(n.name.as_str(), "config" | "clock" | "version");
+        let spec = crate::assess::spec(&n.name);
+        let kind = spec.map_or(EventKind::Check, |s| s.event);
+        let logged = spec.is_some_and(|s| !s.probe_logs);
         if n.code.passing() {
             if logged {
                 tracing::info!(check = %n.name, "{} check {} again", n.name, n.code.as_str());
@@ -948,7 +938,10 @@ fn log_transitions(me: &str, old: &Assessment, new: &Assessment) -> Vec<(EventKi
             if new.ready {
                 format!("{me} is ready")
             } else {
-                format!("{me} is not ready: {}", new.reasons.join(", "))
+                format!(
+                    "{me} is not ready: {}",
+                    crate::assess::reason::join(&new.reasons)
+                )
             },
         ));
     }
@@ -960,7 +953,10 @@ fn log_transitions(me: &str, old: &Assessment, new: &Assessment) -> Vec<(EventKi
             tracing::warn!(reasons = ?new.reasons, "not fit for traffic");
             out.push((
                 EventKind::Check,
-                format!("{me} is not fit for traffic: {}", new.reasons.join(", ")),
+                format!(
+                    "{me} is not fit for traffic: {}",
+                    crate::assess::reason::join(&new.reasons)
+                ),
             ));
         }
     }

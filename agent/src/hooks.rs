@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use proto::Role;
 use tokio::sync::mpsc;
 
 use crate::config;
@@ -70,17 +71,19 @@ impl Hooks {
 /// The hook a change of role from `from` to `to` (role names, as the core gives them)
 /// runs, if any: `on_primary` on becoming primary, `on_secondary` on becoming secondary
 /// or witness from primary or candidate.
-pub fn on_role_change(from: &str, to: &str, term: u64) -> Option<HookRun> {
+pub fn on_role_change(from: Role, to: Role, term: u64) -> Option<HookRun> {
     let hook = match to {
-        "primary" => Hook::OnPrimary,
-        "secondary" | "witness" if from == "primary" || from == "candidate" => Hook::OnSecondary,
+        Role::Primary => Hook::OnPrimary,
+        Role::Secondary | Role::Witness if matches!(from, Role::Primary | Role::Candidate) => {
+            Hook::OnSecondary
+        }
         _ => return None,
     };
     Some(HookRun {
         hook,
         term,
-        role: to.to_owned(),
-        previous_role: from.to_owned(),
+        role: to.to_string(),
+        previous_role: from.to_string(),
     })
 }
 
@@ -91,8 +94,8 @@ pub fn on_event(event: &Event) -> Option<HookRun> {
         Event::SteppedDown { term, .. } => Some(HookRun {
             hook: Hook::OnFault,
             term: term.0,
-            role: "secondary".into(),
-            previous_role: "primary".into(),
+            role: Role::Secondary.to_string(),
+            previous_role: Role::Primary.to_string(),
         }),
         _ => None,
     }
@@ -168,12 +171,12 @@ mod tests {
             ("primary", "candidate", None),
         ];
         for (from, to, want) in table {
-            let got = on_role_change(from, to, 7);
+            let got = on_role_change(Role::parse(from), Role::parse(to), 7);
             assert_eq!(got.as_ref().map(|r| r.hook), *want, "{from} → {to}");
             if let Some(r) = got {
                 assert_eq!(
                     (r.term, r.role.as_str(), r.previous_role.as_str()),
-                    (7, *to, *from)
+                    (7, Role::parse(to).as_str(), Role::parse(from).as_str())
                 );
             }
         }

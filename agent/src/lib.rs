@@ -9,9 +9,12 @@
 //!   `quorate` tool uses.
 //! - [`events`]: the event journal (`quorate events`), kept across restarts.
 //! - [`http`]: health endpoints and `/cluster`, served from a snapshot on their own thread.
-//! - [`probe`]: local checks (app, mounts, config hashes, load); they report, they never
-//!   decide.
-//! - [`local`]: this node's check results and operator state, judged with the peers'.
+//! - [`probe`]: local checks (app, mounts, config hashes, load); they measure and report,
+//!   they never decide.
+//! - [`assess`]: judgement, one file per check: this node's results and operator state,
+//!   judged with the peers'; the reason codes; the agent-check weight.
+//! - [`view`]: the snapshot readers answer from ([`view::ClusterView`]), built from the
+//!   core and the assessment; it arranges, it never judges.
 //! - [`driver`]: the one task that owns `core::Node` and publishes [`view::ClusterView`].
 //! - [`clock`]: the only place clocks are read.
 //! - [`ca`]: cluster CA tooling shared with the `quorate` binary.
@@ -20,6 +23,7 @@
 //! - [`generate`]: man pages and shell completions from the clap definitions.
 //! - [`reload`]: which config keys a reload (SIGHUP) applies and which need a restart.
 
+pub mod assess;
 pub mod ca;
 pub mod clock;
 pub mod config;
@@ -30,7 +34,6 @@ pub mod events;
 pub mod generate;
 pub mod hooks;
 pub mod http;
-pub mod local;
 pub mod logging;
 pub mod net;
 pub mod persist;
@@ -207,7 +210,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         );
         core = core.with_lost_vote(now, why);
     }
-    let operator: local::OperatorState =
+    let operator: assess::OperatorState =
         persist::load_json(&persist::operator_path(&config.state_dir))?;
     // The shared-storage proof: new on every start, so a stale file proves nothing.
     let nonce = format!(
@@ -215,13 +218,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         rand::rngs::SmallRng::from_os_rng().next_u64(),
         incarnation.0
     );
-    let local = local::LocalState::new(config.clone(), nonce.clone(), operator);
+    let local = assess::LocalState::new(config.clone(), nonce.clone(), operator);
     let placeholder = view::build(
         &core,
-        &view::Local {
+        &view::Inputs {
             config: &config,
             state: &local,
-            assessment: &local::Assessment::starting(),
+            assessment: &assess::Assessment::starting(),
             node_state: &state_tx.borrow(),
             agent_check: "down".into(),
             pending_restart: &[],
@@ -241,13 +244,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ctl::CtlServer::new(view_rx.clone(), journal.reader(), order_tx).spawn(ctl_rx);
     let http_addr = bound.http;
     let load_rx = probe::load::spawn(Duration::from_secs(1));
-    let probes = probe::set::Probes::spawn(
-        &config.app,
-        &config.mounts,
-        &config.config_sets,
-        config.node.to_string(),
-        nonce,
-    )?;
+    let probes = probe::set::Probes::spawn(&config, nonce)?;
     let (reload_tx, reload_rx) = mpsc::channel(1);
 
     let notify = systemd::Sender::start();
@@ -274,9 +271,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         agent: config
             .haproxy_agent
             .as_ref()
-            .map(http::haproxy_agent::AgentWeight::from_config)
+            .map(assess::weight::AgentWeight::from_config)
             .unwrap_or_else(|| {
-                http::haproxy_agent::AgentWeight::from_config(&config::HaproxyAgent::default())
+                assess::weight::AgentWeight::from_config(&config::HaproxyAgent::default())
             }),
         agent_check: "down".into(),
         published: None,

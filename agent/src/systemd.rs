@@ -200,7 +200,7 @@ impl Notifier {
 /// What `systemctl status quorate` shows on its `Status:` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
-    pub role: &'static str,
+    pub role: proto::Role,
     pub term: u64,
     pub alive_voters: usize,
     pub voters: usize,
@@ -226,7 +226,7 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let s = Status {
-            role: "secondary",
+            role: proto::Role::Secondary,
             term: 1,
             alive_voters: 1,
             voters: 3,

@@ -1,50 +1,26 @@
 //! [`ClusterView`]: the immutable snapshot the driver publishes after every turn. HTTP
 //! handlers and the operator channel read it and nothing else, so an answer never waits
-//! on the driver, a probe or a lock.
+//! on the driver, a probe or a lock. The answers both give (the role at a moment, whether
+//! a task runs here) are its methods.
+//!
+//! Must never judge: the checks, reasons and config comparisons are the assessment's
+//! ([`crate::assess`]); the view only arranges them with the core's state for readers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proto::status::{
-    BalancerStatus, ClusterStatus, ConfigStatus, DrainStatus, LoadStatus, MountStatus, NodeStatus,
-    TaskStatus, VersionStatus,
+    BalancerStatus, ClusterStatus, DrainStatus, LoadStatus, MountStatus, NodeStatus, TaskStatus,
+    VersionStatus,
 };
-use proto::{HealthBits, Mode, NodeState};
+use proto::{HealthBits, Mode, NodeState, Role};
 
+use crate::assess::{Assessment, CHECKS, LocalState, Reason, rfc3339};
 use crate::config::Cidr;
 use crate::core::lease::{self, Lease};
 use crate::core::tasks::RunOn;
 use crate::core::{Member, MemberState, Node};
-use crate::local::{Assessment, LocalState, rfc3339};
-use crate::probe::config_hash;
-
-/// Why a node is not ready or not healthy, as reason codes safe to show anyone.
-pub mod reason {
-    /// Has not yet seen a quorum of voters since it started.
-    pub const STARTING: &str = "starting";
-    /// The first round of local checks has not finished.
-    pub const CHECKS_PENDING: &str = "checks-pending";
-    pub const OVERLOADED: &str = "overloaded";
-    /// The app check fails.
-    pub const APP: &str = "app";
-    /// A required mount fails.
-    pub const MOUNT: &str = "mount";
-    /// Drained by an operator.
-    pub const DRAINING: &str = "draining";
-    /// Started on a newer app version than the primary's; `quorate upgrade allow` opens.
-    pub const UPGRADE_HELD: &str = "upgrade-held";
-    pub const NO_QUORUM: &str = "no-quorum";
-    /// `/primary` on a node that does not hold the lease.
-    pub const NOT_PRIMARY: &str = "not-primary";
-    /// `/secondary` on the primary.
-    pub const PRIMARY: &str = "primary";
-    /// A peer's `[timing]` does not fit this node's: their leases and votes do not count.
-    pub const TIMING: &str = "timing";
-    /// The node cannot vote (no agreed member set, not a voter in it), or its `peers`
-    /// file disagrees with the agreed set.
-    pub const MEMBERS: &str = "members";
-}
 
 /// Everything readers may know, as of `at`.
 #[derive(Debug, Clone)]
@@ -57,7 +33,7 @@ pub struct ClusterView {
     pub lease_boot_until: Option<Duration>,
     pub node: String,
     pub cluster: String,
-    pub role: &'static str,
+    pub role: Role,
     pub term: u64,
     /// `/ready`: joined and first checks done.
     pub ready: bool,
@@ -69,7 +45,7 @@ pub struct ClusterView {
     /// `http.drain_status` (404 by default, for HAProxy's `disable-on-404`).
     pub drain_status: u16,
     /// Why not ready or not healthy.
-    pub reasons: Vec<&'static str>,
+    pub reasons: Vec<Reason>,
     /// Every local check with its reason, for `/health?verbose`.
     pub checks: Vec<proto::CheckState>,
     /// This node's roles (`/role/{role}`).
@@ -85,6 +61,51 @@ pub struct ClusterView {
     pub http_allow: Arc<[Cidr]>,
     /// The `/cluster` document.
     pub status: ClusterStatus,
+}
+
+impl ClusterView {
+    /// Whether this node holds the primary lease at `now`/`boot_now`, on both clocks.
+    pub fn is_primary_at(&self, now: Instant, boot_now: Duration) -> bool {
+        lease::holds(self.lease.as_ref(), now)
+            && self.lease_boot_until.is_some_and(|b| boot_now < b)
+    }
+
+    /// The role this node is in at `now`/`boot_now`, and the term that goes with it:
+    /// the snapshot may say primary while the lease ran out since it was taken.
+    pub fn role_now(&self, now: Instant, boot_now: Duration) -> (Role, u64) {
+        if self.is_primary_at(now, boot_now) {
+            (
+                Role::Primary,
+                self.lease.map(|l| l.term.0).unwrap_or(self.term),
+            )
+        } else if self.role == Role::Primary {
+            (Role::Candidate, self.term)
+        } else {
+            (self.role, self.term)
+        }
+    }
+
+    /// Whether this node runs task `t` at `now`/`boot_now`: the primary lease for
+    /// `run_on = "primary"`, else the task's claim, on both clocks (a node that was
+    /// paused, starved or suspended answers no before another may take the task).
+    pub fn runs_here(&self, t: &TaskClaim, now: Instant, boot_now: Duration) -> bool {
+        if t.on_primary {
+            self.role_now(now, boot_now).0 == Role::Primary
+        } else {
+            t.until.is_some_and(|u| now < u) && t.boot_until.is_some_and(|b| boot_now < b)
+        }
+    }
+
+    /// Whether this node runs task `name` at `now`/`boot_now`, and the term to fence
+    /// with: what `/task/{name}` and the operator channel's `should-run` answer. `None`
+    /// for a task that is not configured.
+    pub fn task_answer(&self, name: &str, now: Instant, boot_now: Duration) -> Option<(bool, u64)> {
+        let t = self.tasks.iter().find(|t| t.name == name)?;
+        Some((
+            self.runs_here(t, now, boot_now),
+            self.role_now(now, boot_now).1,
+        ))
+    }
 }
 
 /// The `/cluster` document as text: what `GET /cluster` answers and what an operator
@@ -108,21 +129,21 @@ pub struct TaskClaim {
 }
 
 /// The local inputs of a view besides the core: the assessment and what the driver keeps.
-pub struct Local<'a> {
+pub struct Inputs<'a> {
     pub config: &'a crate::config::Config,
     pub state: &'a LocalState,
     pub assessment: &'a Assessment,
     /// This node's full state as peers fetch it.
     pub node_state: &'a NodeState,
     pub agent_check: String,
-    /// Keys of the config file a reload did not apply ([`crate::reload`]).
+    /// Keys of the config file a reload did not apply (see the reload module).
     pub pending_restart: &'a [String],
 }
 
-fn role_of(mode: Mode) -> &'static str {
+fn role_of(mode: Mode) -> Role {
     match mode {
-        Mode::Member => "secondary",
-        Mode::Witness => "witness",
+        Mode::Member => Role::Secondary,
+        Mode::Witness => Role::Witness,
     }
 }
 
@@ -137,23 +158,20 @@ fn checks_of(
     match st {
         Some(st) if !st.checks.is_empty() => {
             for c in &st.checks {
-                checks.insert(c.name.clone(), c.code.as_str().to_owned());
+                checks.insert(c.name.to_string(), c.code.as_str().to_owned());
                 if !c.reason.is_empty() {
-                    reasons.insert(c.name.clone(), c.reason.clone());
+                    reasons.insert(c.name.to_string(), c.reason.clone());
                 }
             }
         }
         _ => {
-            let bit = |b: u32, bad: &'static str| if health.has(b) { bad } else { "ok" };
-            for (name, code) in [
-                ("app", bit(HealthBits::APP_FAIL, "fail")),
-                ("mounts", bit(HealthBits::MOUNT_FAIL, "fail")),
-                ("config", bit(HealthBits::CONFIG_DRIFT, "drift")),
-                ("clock", bit(HealthBits::CLOCK_FAIL, "fail")),
-                ("version", bit(HealthBits::UPGRADE_HELD, "fail")),
-                ("load", bit(HealthBits::OVERLOADED, "fail")),
-            ] {
-                checks.insert(name.to_owned(), code.to_owned());
+            for spec in &CHECKS {
+                let code = if health.has(spec.bit) {
+                    spec.bad.as_str()
+                } else {
+                    "ok"
+                };
+                checks.insert(spec.name.to_string(), code.to_owned());
             }
         }
     }
@@ -194,40 +212,16 @@ fn balancer_of(b: Option<&proto::BalancerSeen>) -> Option<BalancerStatus> {
     })
 }
 
-/// The per-set config comparison as `node` would compute it, from the states this node
-/// knows (`states` includes this node's own).
-fn config_of(node: &str, states: &[(&str, &NodeState)]) -> Vec<ConfigStatus> {
-    let Some((_, mine)) = states.iter().find(|(n, _)| *n == node) else {
-        return Vec::new();
-    };
-    mine.config
-        .iter()
-        .map(|set| {
-            let peers: Vec<(&str, &proto::ConfigSetState)> = states
-                .iter()
-                .filter(|(n, _)| *n != node)
-                .filter_map(|(n, s)| {
-                    s.config
-                        .iter()
-                        .find(|c| c.name == set.name)
-                        .map(|c| (*n, c))
-                })
-                .collect();
-            config_hash::compare(node, set, &peers)
-        })
-        .collect()
-}
-
 fn member_status(
     m: &Member,
     now: Instant,
     primary: Option<&proto::NodeId>,
-    states: &[(&str, &NodeState)],
+    a: &Assessment,
 ) -> NodeStatus {
     let st = m.node_state.as_ref();
     let load = m.load;
     let role = if primary == Some(&m.id) && m.state == MemberState::Alive {
-        "primary"
+        Role::Primary
     } else {
         role_of(m.mode)
     };
@@ -235,8 +229,8 @@ fn member_status(
     NodeStatus {
         node: m.id.to_string(),
         addr: m.addr.clone(),
-        state: m.state.as_str().to_owned(),
-        role: role.to_owned(),
+        state: m.state,
+        role,
         local: false,
         ready: m.health.has(HealthBits::READY),
         healthy: m.health.has(HealthBits::HEALTHY) && m.state == MemberState::Alive,
@@ -256,7 +250,7 @@ fn member_status(
             load1: f64::from(load.load1_centi) / 100.0,
         },
         checks,
-        config: config_of(m.id.as_str(), states),
+        config: a.config_of(&m.id),
         mounts: mounts_of(st),
         version: VersionStatus {
             agent: st.map(|s| s.agent_version.clone()).unwrap_or_default(),
@@ -286,7 +280,7 @@ fn round3(x: f64) -> f64 {
 }
 
 /// Builds the snapshot from the core and the local situation.
-pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -> ClusterView {
+pub fn build(core: &Node, local: &Inputs<'_>, now: Instant, boot_now: Duration) -> ClusterView {
     let cfg = local.config;
     let a = local.assessment;
     let load = local.state.load.unwrap_or_default();
@@ -308,8 +302,8 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
     let me = NodeStatus {
         node: cfg.node.to_string(),
         addr: cfg.advertise.to_string(),
-        state: "alive".to_owned(),
-        role: role.to_owned(),
+        state: MemberState::Alive,
+        role,
         local: true,
         ready: a.ready,
         healthy: a.healthy,
@@ -339,10 +333,7 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
         suspected_by: Vec::new(),
     };
     let mut nodes = vec![me];
-    nodes.extend(
-        core.members()
-            .map(|m| member_status(m, now, primary, &states)),
-    );
+    nodes.extend(core.members().map(|m| member_status(m, now, primary, a)));
     nodes.sort_by(|a, b| a.node.cmp(&b.node));
     for n in &mut nodes {
         n.suspected_by = suspected_by(&n.node, &states);
@@ -393,11 +384,11 @@ pub fn build(core: &Node, local: &Local<'_>, now: Instant, boot_now: Duration) -
     let timing_mismatch: Vec<String> = core.timing_mismatches(now).map(|p| p.to_string()).collect();
     let mut reasons = a.reasons.clone();
     if !timing_mismatch.is_empty() {
-        reasons.push(reason::TIMING);
+        reasons.push(Reason::Timing);
     }
     let members = members_status(core, cfg);
     if members.disagrees() {
-        reasons.push(reason::MEMBERS);
+        reasons.push(Reason::Members);
     }
     ClusterView {
         at: now,
@@ -473,5 +464,34 @@ fn members_status(core: &Node, cfg: &crate::config::Config) -> proto::status::Me
             .map(|a| a.to_string())
             .collect(),
         change: core.member_change_in_flight().map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Before a node's state is fetched, its heartbeat bits stand for its checks: every
+    /// check in the registry, `ok` unless its bit is set.
+    #[test]
+    fn checks_before_the_state_is_fetched_come_from_the_heartbeat_bits() {
+        let bits = HealthBits(HealthBits::CONFIG_DRIFT | HealthBits::MOUNT_FAIL);
+        let (checks, reasons) = checks_of(None, bits);
+        let got: Vec<(&str, &str)> = checks
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("app", "ok"),
+                ("clock", "ok"),
+                ("config", "drift"),
+                ("load", "ok"),
+                ("mounts", "fail"),
+                ("version", "ok"),
+            ]
+        );
+        assert!(reasons.is_empty());
     }
 }

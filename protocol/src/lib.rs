@@ -25,6 +25,7 @@ mod messages;
 mod state;
 pub mod status;
 mod version;
+mod vocab;
 
 pub use codec::{
     DecodeError, EncodeError, FRAME_HEADER_LEN, decode_datagram, decode_frame_body,
@@ -43,3 +44,4 @@ pub use state::{
 pub use version::{
     ALPN_CTL, ALPN_PEER, CloseCode, MAX_DATAGRAM, MAX_FRAME, PEER_SERVER_NAME, PROTOCOL_VERSION,
 };
+pub use vocab::{CheckName, MemberState, Role};

@@ -107,7 +107,8 @@ impl CheckCode {
 /// One check's result, with why it is not `ok` (empty when it is).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckState {
-    pub name: String,
+    /// Travels as the plain string it always was (see [`CheckName`]).
+    pub name: crate::CheckName,
     pub code: CheckCode,
     pub reason: String,
 }

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{MemberState, Role};
+
 /// One node's view of the whole cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterStatus {
@@ -97,9 +99,9 @@ pub struct NodeStatus {
     /// Its QUIC address (`advertise`).
     pub addr: String,
     /// `alive`, `suspect`, `dead` or `left`.
-    pub state: String,
+    pub state: MemberState,
     /// `primary`, `secondary`, `witness` or `candidate`.
-    pub role: String,
+    pub role: Role,
     /// Whether this entry is the answering node itself.
     #[serde(default)]
     pub local: bool,

@@ -357,7 +357,7 @@ fn node_state() -> impl Strategy<Value = NodeState> {
                 checks: checks
                     .into_iter()
                     .map(|(name, reason)| quorate_protocol::CheckState {
-                        name,
+                        name: name.into(),
                         code: quorate_protocol::CheckCode::Fail,
                         reason,
                     })

@@ -229,7 +229,7 @@ fn node_state() -> NodeState {
         },
         lists_disagree: true,
         checks: vec![quorate_protocol::CheckState {
-            name: "app".to_owned(),
+            name: "app".into(),
             code: quorate_protocol::CheckCode::Hung,
             reason: "no answer in 2s".to_owned(),
         }],

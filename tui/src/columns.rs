@@ -15,6 +15,7 @@ use std::cmp::Ordering;
 use std::time::Duration;
 
 use proto::status::NodeStatus;
+use proto::{MemberState, Role};
 
 /// Where a column's text sits in its cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,16 +217,16 @@ pub static COLUMNS: [Column; 14] = [
         align: Align::Left,
         sort: Some(Sort {
             label: "state",
-            cmp: |a, b| state_rank(&a.state).cmp(&state_rank(&b.state)),
+            cmp: |a, b| state_rank(a.state).cmp(&state_rank(b.state)),
         }),
         cell: |n, _| {
-            let level = match n.state.as_str() {
-                "alive" => Level::Ok,
-                "suspect" => Level::Warn,
-                "dead" => Level::Bad,
-                _ => Level::Dim,
+            let level = match n.state {
+                MemberState::Alive => Level::Ok,
+                MemberState::Suspect => Level::Warn,
+                MemberState::Dead => Level::Bad,
+                MemberState::Left | MemberState::Unknown => Level::Dim,
             };
-            Value::text(n.state.clone(), level)
+            Value::text(n.state.as_str(), level)
         },
         screen: Some(Screen {
             rank: 1,
@@ -240,15 +241,15 @@ pub static COLUMNS: [Column; 14] = [
         align: Align::Left,
         sort: Some(Sort {
             label: "role",
-            cmp: |a, b| role_rank(&a.role).cmp(&role_rank(&b.role)),
+            cmp: |a, b| role_rank(a.role).cmp(&role_rank(b.role)),
         }),
         cell: |n, _| {
-            let level = if n.role == "primary" {
+            let level = if n.role == Role::Primary {
                 Level::Accent
             } else {
                 Level::Plain
             };
-            Value::text(n.role.clone(), level)
+            Value::text(n.role.as_str(), level)
         },
         screen: Some(Screen {
             rank: 2,
@@ -658,23 +659,23 @@ pub fn mount_summary(n: &NodeStatus) -> MountSummary {
     }
 }
 
-fn state_rank(state: &str) -> u8 {
+fn state_rank(state: MemberState) -> u8 {
     match state {
-        "alive" => 0,
-        "suspect" => 1,
-        "dead" => 2,
-        "left" => 3,
-        _ => 4,
+        MemberState::Alive => 0,
+        MemberState::Suspect => 1,
+        MemberState::Dead => 2,
+        MemberState::Left => 3,
+        MemberState::Unknown => 4,
     }
 }
 
-fn role_rank(role: &str) -> u8 {
+fn role_rank(role: Role) -> u8 {
     match role {
-        "primary" => 0,
-        "candidate" => 1,
-        "secondary" => 2,
-        "witness" => 3,
-        _ => 4,
+        Role::Primary => 0,
+        Role::Candidate => 1,
+        Role::Secondary => 2,
+        Role::Witness => 3,
+        Role::Unknown => 4,
     }
 }
 

@@ -204,7 +204,7 @@ pub fn render_members(status: &ClusterStatus) -> String {
                 name.push('*');
             }
             let state = match (seen, &slot.node) {
-                (Some(n), Some(_)) => n.state.clone(),
+                (Some(n), Some(_)) => n.state.to_string(),
                 (Some(n), None) => format!("{} (as {})", n.state, n.node),
                 (None, _) => "-".to_string(),
             };
@@ -287,8 +287,8 @@ mod tests {
         NodeStatus {
             node: name.to_string(),
             addr: addr.to_string(),
-            state: "alive".to_string(),
-            role: "secondary".to_string(),
+            state: "alive".into(),
+            role: "secondary".into(),
             local: false,
             ready: true,
             healthy: true,
@@ -326,9 +326,9 @@ mod tests {
         n1.clock_offset_ms = None;
         n1.last_seen_ms = None;
         let mut n2 = node("n2", "10.0.0.12:7700");
-        n2.role = "primary".to_string();
+        n2.role = "primary".into();
         let mut n3 = node("n3", "10.0.0.13:7700");
-        n3.state = "suspect".to_string();
+        n3.state = "suspect".into();
         n3.healthy = false;
         n3.checks.insert("app".to_string(), "ok".to_string());
         n3.checks.insert("mounts".to_string(), "hung".to_string());

@@ -12,27 +12,8 @@ use proto::{
 
 use super::detector::PhiDetector;
 
-/// A member's liveness as this node judges it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberState {
-    Alive,
-    /// The failure detector's phi crossed the threshold; not yet declared dead.
-    Suspect,
-    Dead,
-    /// Said goodbye on a clean shutdown.
-    Left,
-}
-
-impl MemberState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberState::Alive => "alive",
-            MemberState::Suspect => "suspect",
-            MemberState::Dead => "dead",
-            MemberState::Left => "left",
-        }
-    }
-}
+/// A member's liveness as this node judges it (the protocol's word for it).
+pub use proto::MemberState;
 
 /// The last heartbeat received from a member, kept to echo it back (NTP-style).
 #[derive(Debug, Clone, Copy)]
@@ -177,7 +158,8 @@ impl Member {
         match self.state {
             MemberState::Alive => true,
             MemberState::Suspect => !self.silent,
-            MemberState::Dead | MemberState::Left => false,
+            // The core never sets `Unknown` (a newer peer's word, read only from JSON).
+            MemberState::Dead | MemberState::Left | MemberState::Unknown => false,
         }
     }
 

@@ -76,11 +76,11 @@ pub fn not_eligible(c: &Candidate<'_>) -> Option<String> {
     if c.health.has(HealthBits::ELIGIBLE) {
         return None;
     }
-    let check = |name: &str| {
+    let check = |name: &proto::CheckName| {
         let reason = c
             .checks
             .iter()
-            .find(|s| s.name == name)
+            .find(|s| s.name == *name)
             .filter(|s| !s.code.passing() || !s.reason.is_empty())
             .map(|s| {
                 if s.reason.is_empty() {
@@ -98,11 +98,11 @@ pub fn not_eligible(c: &Candidate<'_>) -> Option<String> {
     if c.health.has(HealthBits::DRAINING) {
         why.push("draining".to_owned());
     }
-    if c.health.has(HealthBits::APP_FAIL) {
-        why.push(check("app"));
-    }
-    if c.health.has(HealthBits::MOUNT_FAIL) {
-        why.push(check("mounts"));
+    for spec in crate::assess::CHECKS
+        .iter()
+        .filter(|s| s.blocks_eligibility && c.health.has(s.bit))
+    {
+        why.push(check(&spec.name));
     }
     if c.health.has(HealthBits::UPGRADE_HELD) {
         why.push("held by the upgrade gate (`quorate upgrade allow` on it)".to_owned());

@@ -19,8 +19,8 @@ use proto::{CheckState, DrainOrder, HealthBits, Mode, NodeId, WallMicros};
 
 use super::caller::Caller;
 use super::commands;
+use crate::assess::OperatorState;
 use crate::core::{Command, Event, MemberState, Node, lease};
-use crate::local::OperatorState;
 
 /// What this node knows about itself that a command is judged against (the core knows
 /// the rest).

@@ -296,7 +296,7 @@ impl CtlServer {
     /// `quorate task should-run`: judged now, as `GET /task/{name}` is.
     fn should_run(&self, task: &str) -> CtlResponse {
         let v = self.view.borrow().clone();
-        match crate::http::routes::task_answer(&v, task, clock::now(), clock::boottime()) {
+        match v.task_answer(task, clock::now(), clock::boottime()) {
             None => CtlResponse::Refused {
                 reason: format!("no [[task]] named {task:?} in {}'s config", v.node),
             },

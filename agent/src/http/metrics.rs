@@ -101,7 +101,7 @@ pub fn render(view: &ClusterView) -> String {
         &mut reg,
         "primary",
         "1 if this node's role is primary in the snapshot",
-        view.role == "primary",
+        view.role == proto::Role::Primary,
     );
     flag(
         &mut reg,
@@ -137,12 +137,13 @@ pub fn render(view: &ClusterView) -> String {
     );
 
     // Every state, so a state that empties shows 0 rather than vanishing.
-    let nodes = ["alive", "suspect", "dead", "left"]
+    use proto::MemberState::{Alive, Dead, Left, Suspect};
+    let nodes = [Alive, Suspect, Dead, Left]
         .into_iter()
         .map(|s| {
             let n = st.nodes.iter().filter(|n| n.state == s).count();
             (
-                vec![("state", s.to_owned())],
+                vec![("state", s.as_str().to_owned())],
                 i64::try_from(n).unwrap_or(i64::MAX),
             )
         })
@@ -166,7 +167,7 @@ pub fn render(view: &ClusterView) -> String {
             .map(|c| {
                 (
                     vec![
-                        ("check", esc(&c.name)),
+                        ("check", esc(c.name.as_str())),
                         ("status", c.code.as_str().to_owned()),
                     ],
                     1,
@@ -289,7 +290,7 @@ mod tests {
 
     fn fixture() -> ClusterView {
         let mut v = crate::http::routes::tests::view(true, true, vec![]);
-        v.role = "primary";
+        v.role = proto::Role::Primary;
         v.term = 7;
         v.checks = vec![
             CheckState {

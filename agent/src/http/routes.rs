@@ -13,27 +13,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::config::Cidr;
-use crate::core::lease;
-use crate::view::{ClusterView, reason};
+use proto::Role;
 
-/// Reason codes the router itself gives (the view gives the health ones).
-pub mod code {
-    /// `/health` and friends on a drained node.
-    pub const DRAINING: &str = "draining";
-    /// `/role/{role}`: healthy, but this node does not have the role.
-    pub const NOT_IN_ROLE: &str = "not-in-role";
-    /// `/role/{role}`: no known node has the role.
-    pub const UNKNOWN_ROLE: &str = "unknown-role";
-    /// `/task/{name}`: another node runs it now.
-    pub const NOT_HERE: &str = "not-here";
-    /// `/task/{name}`: no such `[[task]]`.
-    pub const UNKNOWN_TASK: &str = "unknown-task";
-    pub const FORBIDDEN: &str = "forbidden";
-    pub const NOT_FOUND: &str = "not-found";
-    pub const METHOD: &str = "method";
-    pub const INTERNAL: &str = "internal";
-}
+use crate::assess::reason::{self, Reason};
+use crate::config::Cidr;
+use crate::view::ClusterView;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -61,8 +45,7 @@ pub struct Request<'a> {
 
 /// Whether this node holds the primary lease at the request's moment, on both clocks.
 pub fn is_primary(view: &ClusterView, req: &Request<'_>) -> bool {
-    lease::holds(view.lease.as_ref(), req.now)
-        && view.lease_boot_until.is_some_and(|b| req.boot_now < b)
+    view.is_primary_at(req.now, req.boot_now)
 }
 
 /// An answer: status, content type and body (dropped for HEAD by the server).
@@ -78,7 +61,7 @@ pub struct Answer {
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
 
-fn small(view: &ClusterView, status: u16, word: &str, reasons: &[&str]) -> Answer {
+fn small(view: &ClusterView, status: u16, word: &str, reasons: &[Reason]) -> Answer {
     small_as(view, view.role, view.term, status, word, reasons)
 }
 
@@ -86,11 +69,11 @@ fn small(view: &ClusterView, status: u16, word: &str, reasons: &[&str]) -> Answe
 /// snapshot's: the lease is judged at the moment of the request).
 fn small_as(
     view: &ClusterView,
-    role: &str,
+    role: Role,
     term: u64,
     status: u16,
     word: &str,
-    reasons: &[&str],
+    reasons: &[Reason],
 ) -> Answer {
     let body = json!({
         "node": view.node,
@@ -112,19 +95,14 @@ fn small_as(
 struct Verdict {
     status: u16,
     word: &'static str,
-    role: &'static str,
+    role: Role,
     term: u64,
-    reasons: Vec<&'static str>,
+    reasons: Vec<Reason>,
     headers: Vec<(&'static str, String)>,
 }
 
 impl Verdict {
-    fn new(
-        view: &ClusterView,
-        status: u16,
-        word: &'static str,
-        reasons: Vec<&'static str>,
-    ) -> Self {
+    fn new(view: &ClusterView, status: u16, word: &'static str, reasons: Vec<Reason>) -> Self {
         Self {
             status,
             word,
@@ -139,15 +117,15 @@ impl Verdict {
         Self::new(view, 200, "ok", Vec::new())
     }
 
-    fn fail(view: &ClusterView, reasons: Vec<&'static str>) -> Self {
+    fn fail(view: &ClusterView, reasons: Vec<Reason>) -> Self {
         Self::new(view, 503, "fail", reasons)
     }
 
     /// The drain answer: `http.drain_status` and the stable `"status":"draining"` token
     /// F5 receive strings can match.
     fn drained(view: &ClusterView) -> Self {
-        let mut reasons = vec![code::DRAINING];
-        reasons.extend(view.reasons.iter().filter(|r| **r != code::DRAINING));
+        let mut reasons = vec![Reason::Draining];
+        reasons.extend(view.reasons.iter().filter(|r| **r != Reason::Draining));
         // Config validation keeps it an HTTP status; never hand hyper a non-status.
         let status = if (200..=599).contains(&view.drain_status) {
             view.drain_status
@@ -173,7 +151,7 @@ fn finish(view: &ClusterView, req: &Request<'_>, what: &str, v: Verdict) -> Answ
             let sign = if c.code.passing() { '+' } else { '-' };
             body.push_str(&format!(
                 "[{sign}]{} {}",
-                one_line(&c.name),
+                one_line(c.name.as_str()),
                 c.code.as_str()
             ));
             if !c.reason.is_empty() {
@@ -186,7 +164,10 @@ fn finish(view: &ClusterView, req: &Request<'_>, what: &str, v: Verdict) -> Answ
         } else if v.reasons.is_empty() {
             body.push_str(&format!("{what} check failed\n"));
         } else {
-            body.push_str(&format!("{what} check failed: {}\n", v.reasons.join(", ")));
+            body.push_str(&format!(
+                "{what} check failed: {}\n",
+                reason::join(&v.reasons)
+            ));
         }
         Answer {
             status: v.status,
@@ -259,16 +240,9 @@ fn overrides(mut a: Answer, query: &str) -> Answer {
     a
 }
 
-/// The role this node is in at the request's moment: the snapshot may say primary while
-/// the lease ran out since it was taken.
-fn role_now(view: &ClusterView, req: &Request<'_>) -> (&'static str, u64) {
-    if is_primary(view, req) {
-        ("primary", view.lease.map(|l| l.term.0).unwrap_or(view.term))
-    } else if view.role == "primary" {
-        ("candidate", view.term)
-    } else {
-        (view.role, view.term)
-    }
+/// The role this node is in at the request's moment (see [`ClusterView::role_now`]).
+fn role_now(view: &ClusterView, req: &Request<'_>) -> (Role, u64) {
+    view.role_now(req.now, req.boot_now)
 }
 
 /// Answers `req` from `view`. `allow` lists who may read `/cluster` and `/metrics`.
@@ -278,7 +252,7 @@ pub fn route(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
 
 fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
     if req.method == Method::Other {
-        let mut a = small(view, 405, "fail", &[code::METHOD]);
+        let mut a = small(view, 405, "fail", &[Reason::Method]);
         a.headers.push(("Allow", "GET, HEAD, OPTIONS".into()));
         return a;
     }
@@ -293,22 +267,22 @@ fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
     match path {
         "/primary" => {
             let (role, term) = role_now(view, req);
-            let mut v = if role == "primary" {
+            let mut v = if role == Role::Primary {
                 Verdict::ok(view)
             } else {
                 let why = if !view.status.quorum {
-                    reason::NO_QUORUM
+                    Reason::NoQuorum
                 } else {
-                    reason::NOT_PRIMARY
+                    Reason::NotPrimary
                 };
                 let mut why = vec![why];
                 // A node whose timing does not fit its peers' may never get a lease.
-                if view.reasons.contains(&reason::TIMING) {
-                    why.push(reason::TIMING);
+                if view.reasons.contains(&Reason::Timing) {
+                    why.push(Reason::Timing);
                 }
                 // Nor may a node that cannot vote (see `quorate status`).
                 if view.status.members.problem.is_some() {
-                    why.push(reason::MEMBERS);
+                    why.push(Reason::Members);
                 }
                 Verdict::fail(view, why)
             };
@@ -322,7 +296,7 @@ fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
             } else if !view.healthy {
                 Verdict::fail(view, view.reasons.clone())
             } else if is_primary(view, req) {
-                Verdict::fail(view, vec![reason::PRIMARY])
+                Verdict::fail(view, vec![Reason::Primary])
             } else {
                 Verdict::ok(view)
             };
@@ -341,7 +315,7 @@ fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
         "/health" | "/" => finish(view, req, "health", health_verdict(view)),
         "/cluster" => {
             if !allowed() {
-                return small(view, 403, "fail", &[code::FORBIDDEN]);
+                return small(view, 403, "fail", &[Reason::Forbidden]);
             }
             match crate::view::cluster_json(&view.status) {
                 Ok(body) => Answer {
@@ -350,12 +324,12 @@ fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
                     body,
                     headers: Vec::new(),
                 },
-                Err(_) => small(view, 500, "fail", &[code::INTERNAL]),
+                Err(_) => small(view, 500, "fail", &[Reason::Internal]),
             }
         }
         "/metrics" => {
             if !allowed() {
-                return small(view, 403, "fail", &[code::FORBIDDEN]);
+                return small(view, 403, "fail", &[Reason::Forbidden]);
             }
             Answer {
                 status: 200,
@@ -364,7 +338,7 @@ fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
                 headers: Vec::new(),
             }
         }
-        _ => small(view, 404, "fail", &[code::NOT_FOUND]),
+        _ => small(view, 404, "fail", &[Reason::NotFound]),
     }
 }
 
@@ -384,11 +358,11 @@ fn role_verdict(view: &ClusterView, raw: &str) -> Verdict {
     let role = decode(raw).unwrap_or_default();
     let mine = view.roles.contains(&role);
     if role.is_empty() || !(mine || view.cluster_roles.contains(&role)) {
-        return Verdict::new(view, 404, "fail", vec![code::UNKNOWN_ROLE]);
+        return Verdict::new(view, 404, "fail", vec![Reason::UnknownRole]);
     }
     let v = health_verdict(view);
     if v.status == 200 && !mine {
-        return Verdict::fail(view, vec![code::NOT_IN_ROLE]);
+        return Verdict::fail(view, vec![Reason::NotInRole]);
     }
     v
 }
@@ -399,13 +373,13 @@ fn role_verdict(view: &ClusterView, raw: &str) -> Verdict {
 fn task_verdict(view: &ClusterView, req: &Request<'_>, raw: &str) -> Verdict {
     let name = decode(raw).unwrap_or_default();
     let mut v = match view.tasks.iter().find(|t| t.name == name) {
-        None => Verdict::new(view, 404, "fail", vec![code::UNKNOWN_TASK]),
+        None => Verdict::new(view, 404, "fail", vec![Reason::UnknownTask]),
         Some(t) => {
             let (role, term) = role_now(view, req);
-            let mut v = if runs_here(t, role, req) {
+            let mut v = if view.runs_here(t, req.now, req.boot_now) {
                 Verdict::ok(view)
             } else {
-                Verdict::fail(view, vec![code::NOT_HERE])
+                Verdict::fail(view, vec![Reason::NotHere])
             };
             (v.role, v.term) = (role, term);
             v
@@ -415,54 +389,22 @@ fn task_verdict(view: &ClusterView, req: &Request<'_>, raw: &str) -> Verdict {
     v
 }
 
-/// Whether this node runs task `t` at the moment of `req`: the primary lease for
-/// `run_on = "primary"`, else the task's claim, on both clocks (a node that was paused,
-/// starved or suspended answers 503 before another may take the task).
-fn runs_here(t: &crate::view::TaskClaim, role_now: &str, req: &Request<'_>) -> bool {
-    if t.on_primary {
-        role_now == "primary"
-    } else {
-        t.until.is_some_and(|u| req.now < u) && t.boot_until.is_some_and(|b| req.boot_now < b)
-    }
-}
-
-/// Whether this node runs task `name` at the moment `now`/`boot_now`, and the term to
-/// fence with — what `/task/{name}` answers, for the operator channel's `should-run`.
-/// `None` for a task that is not configured.
-pub fn task_answer(
-    view: &ClusterView,
-    name: &str,
-    now: Instant,
-    boot_now: Duration,
-) -> Option<(bool, u64)> {
-    let t = view.tasks.iter().find(|t| t.name == name)?;
-    let req = Request {
-        method: Method::Get,
-        path: "",
-        query: "",
-        remote: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-        now,
-        boot_now,
-    };
-    let (role, term) = role_now(view, &req);
-    Some((runs_here(t, role, &req), term))
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::core::lease;
     use crate::view::TaskClaim;
     use proto::status::ClusterStatus;
     use proto::{CheckCode, CheckState};
 
-    pub(crate) fn view(ready: bool, healthy: bool, reasons: Vec<&'static str>) -> ClusterView {
+    pub(crate) fn view(ready: bool, healthy: bool, reasons: Vec<Reason>) -> ClusterView {
         ClusterView {
             at: crate::clock::now(),
             lease: None,
             lease_boot_until: None,
             node: "n1".into(),
             cluster: "c".into(),
-            role: "secondary",
+            role: Role::Secondary,
             term: 0,
             ready,
             healthy,
@@ -515,7 +457,7 @@ pub(crate) mod tests {
     fn primary_view() -> ClusterView {
         let now = crate::clock::now();
         let mut v = view(true, true, vec![]);
-        v.role = "primary";
+        v.role = Role::Primary;
         v.term = 6;
         v.lease = Some(lease::Lease {
             term: proto::Term(7),
@@ -535,8 +477,8 @@ pub(crate) mod tests {
     #[test]
     fn status_table() {
         let up = view(true, true, vec![]);
-        let starting = view(false, false, vec!["starting"]);
-        let overloaded = view(true, false, vec!["overloaded"]);
+        let starting = view(false, false, vec![Reason::Starting]);
+        let overloaded = view(true, false, vec![Reason::Overloaded]);
         let drained = draining(404);
         let drained_503 = draining(503);
         let mut roles = view(true, true, vec![]);
@@ -544,7 +486,7 @@ pub(crate) mod tests {
         roles.cluster_roles = ["web", "batch"].into_iter().map(String::from).collect();
         let mut sick_roles = roles.clone();
         sick_roles.healthy = false;
-        sick_roles.reasons = vec!["overloaded"];
+        sick_roles.reasons = vec![Reason::Overloaded];
         let mut drained_roles = roles.clone();
         drained_roles.draining = true;
         let allow = Cidr::loopback();
@@ -665,7 +607,7 @@ pub(crate) mod tests {
     #[test]
     fn overrides_table() {
         let up = view(true, true, vec![]);
-        let sick = view(true, false, vec!["overloaded"]);
+        let sick = view(true, false, vec![Reason::Overloaded]);
         let drained = draining(404);
         let allow = Cidr::loopback();
         // (view, path, query, status)
@@ -701,7 +643,7 @@ pub(crate) mod tests {
 
     #[test]
     fn verbose_lists_checks() {
-        let mut v = view(true, false, vec!["app", "mounts"]);
+        let mut v = view(true, false, vec![Reason::App, Reason::Mount]);
         v.checks = vec![
             ("app", CheckCode::Ok, ""),
             ("mounts", CheckCode::Fail, "/mnt/repo missing"),
@@ -725,7 +667,7 @@ pub(crate) mod tests {
             assert_eq!(a.content_type, "text/plain; charset=utf-8");
             assert_eq!(
                 a.body,
-                format!("{lines}health check failed: app, mounts\n"),
+                format!("{lines}health check failed: app, mount\n"),
                 "{query}"
             );
         }
@@ -739,7 +681,7 @@ pub(crate) mod tests {
         let a = route(&v, &get("/health", "verbose"), &allow);
         assert!(
             a.body
-                .ends_with("health check failed: draining, app, mounts\n")
+                .ends_with("health check failed: draining, app, mount\n")
         );
         // Not verbose.
         for query in ["", "verbose=0", "verbose=false", "verbosely"] {
@@ -813,7 +755,7 @@ pub(crate) mod tests {
             (&expired, "lead", Some((false, 6))),
             (&secondary, "nope", None),
         ] {
-            assert_eq!(task_answer(v, name, now, Duration::ZERO), want, "{name}");
+            assert_eq!(v.task_answer(name, now, Duration::ZERO), want, "{name}");
         }
         let a = route(&primary, &get("/task/lead", ""), &allow);
         assert!(a.body.contains("\"role\":\"primary\""), "{}", a.body);

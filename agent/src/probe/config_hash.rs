@@ -1,6 +1,7 @@
 //! `[[config]]` sets: which files a set names on this node, their BLAKE3 hashes after
 //! dropping ignored lines, a watcher that reports a new [`ProbeReport::Config`] whenever a
-//! hash changes, and the pure comparison of this node's hashes with its peers' (drift).
+//! hash changes. Comparing this node's hashes with its peers' (drift) is judgement: it is
+//! `assess::config`'s.
 //!
 //! It owns: glob expansion of a set's paths, per-file hashing, the notify watches on the
 //! sets' directories and the thread that rehashes. It must never send or log a file's
@@ -8,8 +9,7 @@
 //! files or directories on the async runtime (a hung NFS share would stall heartbeats:
 //! all filesystem work is on the watcher's own thread, and the hashing on a job thread
 //! with a timeout, so a hung read is reported rather than silent; adding watches is not
-//! timed), and never decide anything: the
-//! driver folds the reports into state, and [`compare`] only describes differences.
+//! timed), and never decide anything: `assess` folds and compares the reports.
 //!
 //! Hashing is byte-exact apart from the dropped lines: CRLF and LF files hash differently,
 //! as do a missing and a present trailing newline, and trailing whitespace. A file that an
@@ -99,11 +99,12 @@ pub fn hash_file(text: &[u8], ignore: &[Regex]) -> [u8; 16] {
 /// Expands `set`'s paths and globs, reads and hashes every regular file they name.
 ///
 /// A glob that matches nothing and a literal path that does not exist are not errors:
-/// the files are simply absent, and [`compare`] shows which nodes lack them. A file that
-/// cannot be read (or is bigger than [`MAX_FILE_BYTES`], or is a FIFO or device) makes
-/// `error` say so, naming it; the other files are still hashed. Directories matched by a
-/// glob are skipped. Globs follow the shell: `*` does not match a leading dot, so editor
-/// swap files (`.x.conf.swp`) are not part of a set unless named with the dot.
+/// the files are simply absent, and the comparison (`assess::config`) shows which nodes
+/// lack them. A file that cannot be read (or is bigger than [`MAX_FILE_BYTES`], or is a
+/// FIFO or device) makes `error` say so, naming it; the other files are still hashed.
+/// Directories matched by a glob are skipped. Globs follow the shell: `*` does not match
+/// a leading dot, so editor swap files (`.x.conf.swp`) are not part of a set unless named
+/// with the dot.
 pub fn hash_set(set: &ConfigSet) -> ConfigSetReport {
     let mut files: BTreeMap<String, [u8; 16]> = BTreeMap::new();
     let mut errors: Vec<String> = Vec::new();
@@ -154,99 +155,6 @@ pub fn short_hash(hash: &[u8]) -> String {
         .take(SHORT_HASH_BYTES)
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// One set on this node (`me`, with `mine`) against the same set on its peers.
-///
-/// Two nodes agree on the set when both hashed it without error and have the same files
-/// with the same hashes; a peer whose set has an error never agrees. `differing_files`
-/// lists every path present on some node whose hash is not the same on all nodes (the
-/// ones lacking it included); per file, `agrees_with` are the peers with the same hash as
-/// this node (or lacking it too, when this node lacks it). `status` is `fail` when this
-/// node could not hash the set, `drift` when some peer differs, else `ok`.
-/// `acknowledged` is left to the caller, which knows the operators' acknowledgements.
-/// A peer that does not have the set configured at all should be passed as an empty,
-/// error-free set. Every node list is sorted.
-pub fn compare(
-    me: &str,
-    mine: &proto::ConfigSetState,
-    peers: &[(&str, &proto::ConfigSetState)],
-) -> proto::status::ConfigStatus {
-    let my_files = file_map(mine);
-    let peer_files: Vec<(&str, FileMap<'_>, bool)> = peers
-        .iter()
-        .map(|(name, state)| (*name, file_map(state), state.error.is_some()))
-        .collect();
-
-    let mut agrees_with = Vec::new();
-    let mut differs_from = Vec::new();
-    for (name, files, failed) in &peer_files {
-        if !failed && *files == my_files {
-            agrees_with.push((*name).to_owned());
-        } else {
-            differs_from.push((*name).to_owned());
-        }
-    }
-    agrees_with.sort();
-    differs_from.sort();
-
-    let all_paths: BTreeSet<&str> = my_files
-        .keys()
-        .copied()
-        .chain(peer_files.iter().flat_map(|(_, f, _)| f.keys().copied()))
-        .collect();
-    let mut differing_files = Vec::new();
-    for path in all_paths {
-        let my_hash = my_files.get(path);
-        let theirs: Vec<(&str, Option<&[u8; 16]>)> = peer_files
-            .iter()
-            .map(|(name, files, _)| (*name, files.get(path)))
-            .collect();
-        if my_hash.is_some() && theirs.iter().all(|(_, h)| *h == my_hash) {
-            continue;
-        }
-        let mut drift = proto::status::FileDrift {
-            path: path.to_owned(),
-            hash: my_hash.map(|h| short_hash(h)),
-            agrees_with: Vec::new(),
-            differs_from: Vec::new(),
-            missing_on: Vec::new(),
-        };
-        if my_hash.is_none() {
-            drift.missing_on.push(me.to_owned());
-        }
-        for (name, hash) in theirs {
-            if hash == my_hash {
-                drift.agrees_with.push(name.to_owned());
-            } else {
-                drift.differs_from.push(name.to_owned());
-            }
-            if hash.is_none() {
-                drift.missing_on.push(name.to_owned());
-            }
-        }
-        drift.agrees_with.sort();
-        drift.differs_from.sort();
-        drift.missing_on.sort();
-        differing_files.push(drift);
-    }
-
-    let status = if mine.error.is_some() {
-        "fail"
-    } else if !differs_from.is_empty() {
-        "drift"
-    } else {
-        "ok"
-    };
-    proto::status::ConfigStatus {
-        name: mine.name.clone(),
-        hash: short_hash(&set_hash(&my_files)),
-        agrees_with,
-        differs_from,
-        status: status.to_owned(),
-        differing_files,
-        acknowledged: None,
-    }
 }
 
 /// Keeps the config watcher running; dropping it stops the watcher thread (at its next
@@ -323,7 +231,7 @@ pub fn spawn(sets: &[ConfigSet], tx: Sender<ProbeReport>) -> anyhow::Result<Conf
     std::thread::Builder::new()
         .name("quorate-config".into())
         .spawn(move || {
-            let mut worker = Worker {
+            let mut rehasher = Rehasher {
                 sets,
                 job,
                 interest,
@@ -335,7 +243,7 @@ pub fn spawn(sets: &[ConfigSet], tx: Sender<ProbeReport>) -> anyhow::Result<Conf
                 tx,
                 last: Vec::new(),
             };
-            worker.run(&wake_rx);
+            rehasher.run(&wake_rx);
         })?;
     Ok(ConfigWatch { wake: wake_tx })
 }
@@ -501,10 +409,10 @@ fn truncate(hash: blake3::Hash) -> [u8; 16] {
 }
 
 /// Path → hash of one node's set.
-type FileMap<'a> = BTreeMap<&'a str, [u8; 16]>;
+pub type FileMap<'a> = BTreeMap<&'a str, [u8; 16]>;
 
 /// Deduplicated and sorted: a peer's list came off the network, no order is trusted.
-fn file_map(state: &proto::ConfigSetState) -> FileMap<'_> {
+pub fn file_map(state: &proto::ConfigSetState) -> FileMap<'_> {
     state
         .files
         .iter()
@@ -514,7 +422,7 @@ fn file_map(state: &proto::ConfigSetState) -> FileMap<'_> {
 
 /// One hash over a whole set: BLAKE3 over the sorted (path, hash) pairs, each path
 /// length-prefixed so that no two different sets encode alike.
-fn set_hash(files: &FileMap<'_>) -> [u8; 16] {
+pub fn set_hash(files: &FileMap<'_>) -> [u8; 16] {
     let mut hasher = blake3::Hasher::new();
     for (path, hash) in files {
         hasher.update(&(path.len() as u64).to_le_bytes());
@@ -658,7 +566,9 @@ fn nearest_dir(dir: &Path) -> Option<(PathBuf, (u64, u64))> {
     None
 }
 
-struct Worker {
+/// The watcher thread's state: the sets, their watches and the last report. (Not a
+/// [`runner::Worker`]: it owns one, `job`, for the hashing.)
+struct Rehasher {
     sets: Vec<ConfigSet>,
     /// Runs the hashing, so a read that never returns is noticed.
     job: runner::Worker,
@@ -668,7 +578,7 @@ struct Worker {
     last: Vec<ConfigSetReport>,
 }
 
-impl Worker {
+impl Rehasher {
     fn run(&mut self, wake: &mpsc::Receiver<Wake>) {
         self.watches.reconcile(&self.interest);
         let first = self.hash_all();
@@ -965,93 +875,6 @@ mod tests {
             r.error.as_deref(),
             Some(format!("cannot read {}: permission denied", p(d, "b.conf")).as_str())
         );
-    }
-
-    fn state(name: &str, files: &[(&str, u8)], error: Option<&str>) -> proto::ConfigSetState {
-        proto::ConfigSetState {
-            name: name.into(),
-            files: files
-                .iter()
-                .map(|(path, h)| proto::FileHash {
-                    path: (*path).into(),
-                    hash: [*h; 16],
-                })
-                .collect(),
-            error: error.map(Into::into),
-        }
-    }
-
-    fn v(names: &[&str]) -> Vec<String> {
-        names.iter().map(|n| (*n).to_owned()).collect()
-    }
-
-    #[test]
-    fn compare_table() {
-        let base = state("cfg", &[("/etc/a", 1), ("/etc/b", 2)], None);
-        let edited = state("cfg", &[("/etc/a", 1), ("/etc/b", 9)], None);
-        let extra = state("cfg", &[("/etc/a", 1), ("/etc/b", 2), ("/etc/c", 3)], None);
-        let failed = state("cfg", &[("/etc/a", 1)], Some("cannot read /etc/b: x"));
-
-        // Three nodes equal.
-        let c = compare("n1", &base, &[("n3", &base), ("n2", &base)]);
-        assert_eq!(c.status, "ok");
-        assert_eq!(c.agrees_with, v(&["n2", "n3"]));
-        assert!(c.differs_from.is_empty() && c.differing_files.is_empty());
-        assert_eq!(c.hash.len(), 12);
-        assert_eq!(c.acknowledged, None);
-
-        // One file edited on n3, seen from n1 and from n3.
-        let c = compare("n1", &base, &[("n2", &base), ("n3", &edited)]);
-        assert_eq!(c.status, "drift");
-        assert_eq!((c.agrees_with, c.differs_from), (v(&["n2"]), v(&["n3"])));
-        assert_eq!(
-            c.differing_files,
-            vec![proto::status::FileDrift {
-                path: "/etc/b".into(),
-                hash: Some(short_hash(&[2; 16])),
-                agrees_with: v(&["n2"]),
-                differs_from: v(&["n3"]),
-                missing_on: vec![],
-            }]
-        );
-        let c3 = compare("n3", &edited, &[("n1", &base), ("n2", &base)]);
-        assert_eq!(c3.differs_from, v(&["n1", "n2"]));
-        assert_ne!(c3.hash, compare("n1", &base, &[]).hash);
-
-        // A file only on n2: from n1, n1 lacks it like n3.
-        let c = compare("n1", &base, &[("n2", &extra), ("n3", &base)]);
-        assert_eq!(c.status, "drift");
-        assert_eq!(
-            c.differing_files,
-            vec![proto::status::FileDrift {
-                path: "/etc/c".into(),
-                hash: None,
-                agrees_with: v(&["n3"]),
-                differs_from: v(&["n2"]),
-                missing_on: v(&["n1", "n3"]),
-            }]
-        );
-        // ... and from n2.
-        let c = compare("n2", &extra, &[("n1", &base), ("n3", &base)]);
-        assert_eq!(c.differing_files[0].hash, Some(short_hash(&[3; 16])));
-        assert_eq!(c.differing_files[0].missing_on, v(&["n1", "n3"]));
-        assert_eq!(c.differing_files[0].differs_from, v(&["n1", "n3"]));
-
-        // A peer with an error differs, even where its files are equal.
-        let c = compare("n1", &failed, &[("n2", &failed), ("n3", &base)]);
-        assert_eq!(c.status, "fail");
-        assert_eq!(c.differs_from, v(&["n2", "n3"]));
-        let c = compare("n3", &base, &[("n1", &failed), ("n2", &base)]);
-        assert_eq!(c.status, "drift");
-        assert_eq!((c.agrees_with, c.differs_from), (v(&["n2"]), v(&["n1"])));
-        assert_eq!(c.differing_files[0].path, "/etc/b");
-        assert_eq!(c.differing_files[0].missing_on, v(&["n1"]));
-
-        // Order of a peer's list does not matter.
-        let mut reversed = base.clone();
-        reversed.files.reverse();
-        let c = compare("n1", &base, &[("n2", &reversed)]);
-        assert_eq!(c.status, "ok");
     }
 
     // The watcher, on real files in a temporary directory.

@@ -26,13 +26,6 @@ impl LoadSample {
                 .min(f64::from(u32::MAX)) as u32,
         }
     }
-
-    /// Whether any figure is above its limit.
-    pub fn over(&self, limits: &crate::config::LoadLimits) -> bool {
-        self.cpu > limits.max_cpu
-            || self.mem > limits.max_mem
-            || self.load1 / self.cores.max(1) as f64 > limits.max_load_per_core
-    }
 }
 
 /// Environment variable that replaces the sampled CPU use (0.0–1.0): fault injection for

@@ -1,13 +1,13 @@
 //! Local checks. Each runs off the async workers (threads of its own, see [`runner`]),
 //! with a timeout, and reports its latest result to the driver as a [`ProbeReport`].
-//! None decides anything (the driver and core do), and none may block a heartbeat or an
+//! None decides anything (`assess` judges), and none may block a heartbeat or an
 //! HTTP answer: a check that does not return in time is reported `hung`, and is not
 //! started again until the stuck call returns.
 //!
 //! - [`runner`]: a worker thread per check, timeouts, `hung`.
 //! - [`app`]: `[app] check` (http, tcp, exec) with rise/fall, and the app version.
 //! - [`mounts`]: `[[mount]]` paths: mountinfo, fstype and source, read/write, shared proof.
-//! - [`config_hash`]: `[[config]]` sets watched with notify and hashed with BLAKE3; drift.
+//! - [`config_hash`]: `[[config]]` sets watched with notify and hashed with BLAKE3.
 //! - [`load`]: CPU, memory and load average.
 //! - [`set`]: the running app, mount and config-set probes, replaced on reload.
 
@@ -40,7 +40,7 @@ pub struct CheckResult {
 pub struct MountReport {
     pub path: PathBuf,
     /// Exists, mount point, fstype, readable, writable: `ok`, `fail` or `hung`. The
-    /// shared-storage proof is judged later, by [`mounts::judge_shared`], because it needs
+    /// shared-storage proof is judged later (`assess::mounts`), because it needs
     /// the peers' nonces.
     pub result: CheckResult,
     /// From /proc/self/mountinfo: the filesystem mounted at (or containing) the path.

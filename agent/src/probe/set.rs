@@ -13,7 +13,7 @@
 use tokio::sync::mpsc;
 
 use super::ProbeReport;
-use crate::config::{App, ConfigSet, Mount};
+use crate::config::{App, Config, ConfigSet, Mount};
 
 /// Reports in flight per kind; the driver reads them every turn.
 const APP_QUEUE: usize = 8;
@@ -32,26 +32,20 @@ pub struct Probes {
 }
 
 impl Probes {
-    /// Starts every configured probe. `nonce` is what this node writes under shared
-    /// mounts (one per incarnation, kept across reloads).
-    pub fn spawn(
-        app: &App,
-        mounts: &[Mount],
-        sets: &[ConfigSet],
-        node: String,
-        nonce: String,
-    ) -> anyhow::Result<Self> {
+    /// Starts every probe `config` configures. `nonce` is what this node writes under
+    /// shared mounts (one per incarnation, kept across reloads).
+    pub fn spawn(config: &Config, nonce: String) -> anyhow::Result<Self> {
         let mut probes = Self {
-            node,
+            node: config.node.to_string(),
             nonce,
             app: closed(),
             mounts: closed(),
             config: closed(),
             config_watch: None,
         };
-        probes.replace_app(app);
-        probes.replace_mounts(mounts);
-        probes.replace_config_sets(sets)?;
+        probes.replace_app(&config.app);
+        probes.replace_mounts(&config.mounts);
+        probes.replace_config_sets(&config.config_sets)?;
         Ok(probes)
     }
 

@@ -51,7 +51,7 @@ pub fn line(r: &EventRecord) -> String {
     format!(
         "{:>6}  {:<20}  {:<8}  {:<10}  {}",
         r.seq,
-        quorate_agent::local::rfc3339(WallMicros(r.at_micros)),
+        quorate_agent::assess::rfc3339(WallMicros(r.at_micros)),
         r.recorded_by,
         r.kind.as_str(),
         text

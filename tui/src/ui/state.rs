@@ -94,8 +94,8 @@ pub fn matches(n: &NodeStatus, filter: &str) -> bool {
     let fields = [
         n.node.to_lowercase(),
         n.addr.to_lowercase(),
-        n.state.to_lowercase(),
-        n.role.to_lowercase(),
+        n.state.as_str().to_owned(),
+        n.role.as_str().to_owned(),
         health(n).text,
         n.version.app.as_deref().unwrap_or("").to_lowercase(),
     ];

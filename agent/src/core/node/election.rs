@@ -77,14 +77,14 @@ impl Node {
     }
 
     /// `primary`, `candidate`, `witness` or `secondary`, for the view.
-    pub fn role_name(&self, now: Instant) -> &'static str {
+    pub fn role_name(&self, now: Instant) -> proto::Role {
         match &self.role {
-            Role::Primary { lease_until, .. } if now < *lease_until => "primary",
+            Role::Primary { lease_until, .. } if now < *lease_until => proto::Role::Primary,
             Role::Primary { .. } | Role::PreCandidate { .. } | Role::Candidate { .. } => {
-                "candidate"
+                proto::Role::Candidate
             }
-            Role::Follower if self.cfg.mode == Mode::Witness => "witness",
-            Role::Follower => "secondary",
+            Role::Follower if self.cfg.mode == Mode::Witness => proto::Role::Witness,
+            Role::Follower => proto::Role::Secondary,
         }
     }
 

@@ -139,9 +139,9 @@ pub(super) fn identity_and_checks(
     let mut who = vec![
         Span::styled(n.node.clone(), th.strong()),
         Span::raw(format!("  {}  ", n.addr)),
-        Span::styled(n.state.clone(), state_style),
+        Span::styled(n.state.as_str(), state_style),
         Span::raw("  "),
-        Span::styled(n.role.clone(), role_style),
+        Span::styled(n.role.as_str(), role_style),
     ];
     if n.local {
         who.push(Span::raw("  (attached)"));
