@@ -4,7 +4,8 @@
 use proto::ctl::EventKind;
 use proto::{CheckCode, CheckName, HealthBits};
 
-use super::{Cx, Detail, FIRST_PROBE_PENDING, Holds, Judged, Reason, Spec};
+use super::check::{Cx, Detail, FIRST_PROBE_PENDING, Holds, Judged, Spec};
+use super::reason::Reason;
 
 pub const SPEC: Spec = Spec {
     name: CheckName::App,

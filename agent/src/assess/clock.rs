@@ -4,7 +4,7 @@
 use proto::ctl::EventKind;
 use proto::{CheckCode, CheckName, HealthBits, NodeId};
 
-use super::{Cx, Detail, Holds, Judged, Spec};
+use super::check::{Cx, Detail, Holds, Judged, Spec};
 
 pub const SPEC: Spec = Spec {
     name: CheckName::Clock,

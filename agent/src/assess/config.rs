@@ -12,7 +12,8 @@ use proto::ctl::EventKind;
 use proto::status::ConfigStatus;
 use proto::{CheckCode, CheckName, ConfigSetState, DriftAck, HealthBits, NodeId, NodeState};
 
-use super::{Cx, Detail, Holds, Judged, Spec, rfc3339};
+use super::check::{Cx, Detail, Holds, Judged, Spec};
+use super::state::rfc3339;
 use crate::probe::config_hash::{FileMap, file_map, set_hash, short_hash};
 
 pub const SPEC: Spec = Spec {

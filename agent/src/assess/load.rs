@@ -4,7 +4,8 @@
 use proto::ctl::EventKind;
 use proto::{CheckCode, CheckName, HealthBits};
 
-use super::{Cx, Detail, Holds, Judged, Reason, Spec};
+use super::check::{Cx, Detail, Holds, Judged, Spec};
+use super::reason::Reason;
 use crate::config::LoadLimits;
 use crate::probe::load::LoadSample;
 

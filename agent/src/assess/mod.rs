@@ -16,51 +16,26 @@
 //! (listed in [`CHECKS`]), and the docs.
 
 pub mod app;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod load;
 pub mod mounts;
 pub mod operator;
 pub mod reason;
+pub mod state;
 pub mod version;
 pub mod weight;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use proto::ctl::EventKind;
-use proto::status::ConfigStatus;
-use proto::{
-    BalancerSeen, CheckCode, CheckName, CheckState, ConfigSetState, DrainOrder, HealthBits, Mode,
-    MountState, NodeId, NodeState, TaskPlacement, WallMicros,
-};
+use proto::{CheckName, CheckState, HealthBits, Mode, WallMicros};
 
-use crate::config::Config;
 use crate::core::{Member, MemberState, Node};
-use crate::probe::load::LoadSample;
-use crate::probe::{CheckResult, ConfigSetReport, MountReport, ProbeReport};
+pub use check::{Cx, Detail, FIRST_PROBE_PENDING, Holds, Judged, Spec};
 pub use operator::OperatorState;
 pub use reason::Reason;
-
-/// What a check's reason says before its probe first reported.
-pub const FIRST_PROBE_PENDING: &str = "first probe pending";
-
-/// One node check in the registry.
-pub struct Spec {
-    pub name: CheckName,
-    judge: fn(&Cx<'_>, &mut Detail) -> Judged,
-    /// The heartbeat bit a node sets while this check holds it back, and the code shown
-    /// for the check from that bit before the node's full state is fetched.
-    pub bit: u32,
-    pub bad: CheckCode,
-    /// A failure makes the node ineligible: `quorate transfer` names it when it refuses.
-    pub blocks_eligibility: bool,
-    /// Its probe logs its own transitions; the others are judged with the peers, and
-    /// the driver logs theirs.
-    pub probe_logs: bool,
-    /// What its transitions are in the journal.
-    pub event: EventKind,
-}
+pub use state::{Assessment, LocalState, rfc3339};
 
 /// Every node check, in the order they are shown.
 pub static CHECKS: [Spec; 6] = [
@@ -77,199 +52,7 @@ pub fn spec(name: &CheckName) -> Option<&'static Spec> {
     CHECKS.iter().find(|s| s.name == *name)
 }
 
-/// What a check reads: the local state, the config and the peers as the core has them.
-pub struct Cx<'a> {
-    pub cfg: &'a Config,
-    pub local: &'a LocalState,
-    pub core: &'a Node,
-    /// Alive peers.
-    pub alive: Vec<&'a Member>,
-    /// Alive peers whose full state this node has.
-    pub peers: Vec<(&'a NodeId, &'a NodeState)>,
-    pub wall: WallMicros,
-    /// This node holds the primary lease.
-    pub lease_held: bool,
-}
-
-/// What some checks say beyond their line.
-#[derive(Default)]
-pub struct Detail {
-    pub mounts: Vec<MountState>,
-    pub config: Vec<ConfigStatus>,
-    /// How each alive peer compares its config sets with the others (this node's
-    /// included), for `/cluster`.
-    pub peer_config: Vec<(NodeId, Vec<ConfigStatus>)>,
-}
-
-/// One check's judgement.
-#[derive(Debug, Default)]
-pub struct Judged {
-    pub code: CheckCode,
-    pub reason: String,
-    /// Configured but not reported yet: the node is not ready until it settles.
-    pub pending: bool,
-    /// What the check holds back, if anything.
-    pub holds: Holds,
-}
-
-/// What a check holds the node back from, and the reason code it gives.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Holds {
-    pub ready: bool,
-    pub healthy: bool,
-    pub eligible: bool,
-    pub reason: Option<Reason>,
-    /// Sets the check's [`Spec::bit`] in the heartbeat.
-    pub bit: bool,
-}
-
-/// This node's check results and operator state.
-pub struct LocalState {
-    cfg: Arc<Config>,
-    pub load: Option<LoadSample>,
-    pub overloaded: bool,
-    pub joined: bool,
-    app: Option<CheckResult>,
-    app_version: Option<Result<String, String>>,
-    mounts: Vec<Option<MountReport>>,
-    config: Option<Vec<ConfigSetReport>>,
-    /// The nonce this node writes under every `shared` mount (one per incarnation).
-    pub nonce: String,
-    pub operator: OperatorState,
-    /// Orders this node took for other nodes, gossiped until they expire.
-    pub drain_orders: Vec<DrainOrder>,
-    pub balancer: Option<BalancerSeen>,
-    /// When the assessment last said `draining` (for the agent-check's drain → maint).
-    draining_since: Option<Instant>,
-    /// Every check has reported at least once since the start. From then on a check
-    /// that a reload added or changed shows `first probe pending` until it reports, but
-    /// does not make the node not-ready: a reload must not take a healthy primary out
-    /// of the election for the few moments its new probes take.
-    settled: bool,
-}
-
-/// Everything that follows from the local state and the peers, at one moment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Assessment {
-    pub checks: Vec<CheckState>,
-    pub mounts: Vec<MountState>,
-    pub config: Vec<ConfigStatus>,
-    /// Per alive peer, its config sets compared with the others' (see [`Detail`]).
-    pub peer_config: Vec<(NodeId, Vec<ConfigStatus>)>,
-    /// Joined, first round of checks done, upgrade gate open.
-    pub ready: bool,
-    /// Fit for traffic.
-    pub healthy: bool,
-    /// May be primary.
-    pub eligible: bool,
-    /// An operator drained this node.
-    pub drained: bool,
-    pub reasons: Vec<Reason>,
-    pub health: HealthBits,
-    /// Where this node places each task (the core places; see `core::tasks`).
-    pub placements: Vec<TaskPlacement>,
-    pub draining_since: Option<Instant>,
-    /// Peers this node's failure detector holds suspect or dead, by id.
-    pub suspects: Vec<NodeId>,
-}
-
-impl Assessment {
-    /// Before the first judgement: nothing ready.
-    pub fn starting() -> Self {
-        Self {
-            checks: Vec::new(),
-            mounts: Vec::new(),
-            config: Vec::new(),
-            peer_config: Vec::new(),
-            ready: false,
-            healthy: false,
-            eligible: false,
-            drained: false,
-            reasons: vec![Reason::Starting],
-            health: HealthBits::default(),
-            placements: Vec::new(),
-            draining_since: None,
-            suspects: Vec::new(),
-        }
-    }
-
-    /// How `node` compares its config sets with the others', as far as this node knows
-    /// (empty for a node whose state it does not have).
-    pub fn config_of(&self, node: &NodeId) -> Vec<ConfigStatus> {
-        self.peer_config
-            .iter()
-            .find(|(n, _)| n == node)
-            .map(|(_, c)| c.clone())
-            .unwrap_or_default()
-    }
-}
-
 impl LocalState {
-    pub fn new(cfg: Arc<Config>, nonce: String, operator: OperatorState) -> Self {
-        Self {
-            mounts: vec![None; cfg.mounts.len()],
-            cfg,
-            load: None,
-            overloaded: false,
-            joined: false,
-            app: None,
-            app_version: None,
-            config: None,
-            nonce,
-            operator,
-            drain_orders: Vec::new(),
-            balancer: None,
-            draining_since: None,
-            settled: false,
-        }
-    }
-
-    /// Takes a reloaded config. The results of the checks whose config changed are
-    /// dropped (their probes are replaced and report again); the rest are kept.
-    pub fn reconfigure(&mut self, cfg: Arc<Config>, app: bool, mounts: bool, config: bool) {
-        if app {
-            self.app = None;
-            self.app_version = None;
-        }
-        if mounts {
-            self.mounts = vec![None; cfg.mounts.len()];
-        }
-        if config {
-            self.config = None;
-        }
-        self.cfg = cfg;
-    }
-
-    /// Folds one probe report in.
-    pub fn apply(&mut self, report: ProbeReport) {
-        match report {
-            ProbeReport::App(r) => self.app = Some(r),
-            ProbeReport::AppVersion(v) => self.app_version = Some(v),
-            ProbeReport::Mount { index, report } => {
-                if let Some(slot) = self.mounts.get_mut(index) {
-                    *slot = Some(report);
-                }
-            }
-            ProbeReport::Config(sets) => self.config = Some(sets),
-        }
-    }
-
-    pub fn app_version(&self) -> Option<&str> {
-        self.app_version
-            .as_ref()
-            .and_then(|v| v.as_ref().ok())
-            .map(String::as_str)
-    }
-
-    /// This node's config sets as peers see them.
-    fn config_sets(&self) -> Vec<ConfigSetState> {
-        self.config
-            .iter()
-            .flatten()
-            .map(crate::probe::config_hash::to_state)
-            .collect()
-    }
-
     /// Judges everything at `now`. `lease_held`: this node holds the primary lease.
     pub fn assess(
         &mut self,
@@ -376,36 +159,18 @@ impl LocalState {
                 .collect(),
         }
     }
-
-    /// The full state peers fetch.
-    pub fn node_state(&self, base: &NodeState, a: &Assessment) -> NodeState {
-        NodeState {
-            app_version: self.app_version().map(str::to_owned),
-            checks: a.checks.clone(),
-            mounts: a.mounts.clone(),
-            config: self.config_sets(),
-            drain: self.operator.drain.clone(),
-            drain_orders: self.drain_orders.clone(),
-            drift_acks: self.operator.drift_acks.clone(),
-            balancer: self.balancer.clone(),
-            tasks: a.placements.clone(),
-            upgrade_allowed: self.operator.upgrade_allowed.is_some()
-                && self.operator.upgrade_allowed.as_deref() == self.app_version(),
-            suspects: a.suspects.clone(),
-            ..base.clone()
-        }
-    }
-}
-
-/// RFC 3339 (UTC, seconds) for wall µs.
-pub fn rfc3339(w: WallMicros) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_micros(w.0))
-        .to_string()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use proto::CheckCode;
+
     use super::*;
+    use crate::config::Config;
+    use crate::probe::load::LoadSample;
+    use crate::probe::{CheckResult, ProbeReport};
 
     #[test]
     fn a_check_added_by_a_reload_does_not_unready_a_settled_node() {

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use proto::ctl::EventKind;
 use proto::{CheckCode, CheckName, HealthBits, Mode, MountState};
 
-use super::{Cx, Detail, FIRST_PROBE_PENDING, Holds, Judged, Reason, Spec};
+use super::check::{Cx, Detail, FIRST_PROBE_PENDING, Holds, Judged, Spec};
+use super::reason::Reason;
 use crate::probe::mounts::PROOF_DIR;
 
 pub const SPEC: Spec = Spec {

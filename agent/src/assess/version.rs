@@ -8,7 +8,8 @@ use std::cmp::Ordering;
 use proto::ctl::EventKind;
 use proto::{CheckCode, CheckName, HealthBits, MemberState, compare_versions};
 
-use super::{Cx, Detail, Holds, Judged, Reason, Spec};
+use super::check::{Cx, Detail, Holds, Judged, Spec};
+use super::reason::Reason;
 
 pub const SPEC: Spec = Spec {
     name: CheckName::Version,

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::Assessment;
+use super::state::Assessment;
 use crate::config::LoadLimits;
 use crate::probe::load::LoadSample;
 
