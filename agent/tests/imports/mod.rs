@@ -38,6 +38,7 @@ pub struct Graph {
     pub files: Vec<File>,
 }
 
+/// The agent's `src/`.
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
@@ -51,11 +52,12 @@ fn is_cfg_test(attrs: &[syn::Attribute]) -> bool {
 }
 
 /// Walks the module tree from `lib.rs` through `mod x;` items (not test ones).
-fn walk(path: &Path, rel: &str, module: ModPath, out: &mut Vec<(String, ModPath, syn::File)>) {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{rel}: {e}"));
+fn walk(src: &Path, rel: &str, module: ModPath, out: &mut Vec<(String, ModPath, syn::File)>) {
+    let path = src.join(rel);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
     let file = syn::parse_file(&text).unwrap_or_else(|e| panic!("{rel}: {e}"));
     // A file's children live beside it (`lib.rs`, `mod.rs`) or in a folder of its name.
-    let dir = if rel == "lib.rs" || rel.ends_with("/mod.rs") || rel == "mod.rs" {
+    let dir = if rel == "lib.rs" || rel == "main.rs" || rel.ends_with("/mod.rs") {
         Path::new(rel)
             .parent()
             .map(Path::to_path_buf)
@@ -64,14 +66,15 @@ fn walk(path: &Path, rel: &str, module: ModPath, out: &mut Vec<(String, ModPath,
         Path::new(rel).with_extension("")
     };
     let mut children = Vec::new();
-    collect_mods(&file.items, &dir, &module, &mut children);
+    collect_mods(src, &file.items, &dir, &module, &mut children);
     out.push((rel.to_owned(), module, file));
     for (child_rel, child_mod) in children {
-        walk(&src().join(&child_rel), &child_rel, child_mod, out);
+        walk(src, &child_rel, child_mod, out);
     }
 }
 
 fn collect_mods(
+    src: &Path,
     items: &[syn::Item],
     dir: &Path,
     module: &ModPath,
@@ -87,10 +90,10 @@ fn collect_mods(
         child.push(name.clone());
         match &m.content {
             // An inline module: its own `mod x;` items live in a folder of its name.
-            Some((_, inner)) => collect_mods(inner, &dir.join(&name), &child, out),
+            Some((_, inner)) => collect_mods(src, inner, &dir.join(&name), &child, out),
             None => {
                 let flat = dir.join(format!("{name}.rs"));
-                let rel = if src().join(&flat).exists() {
+                let rel = if src.join(&flat).exists() {
                     flat
                 } else {
                     dir.join(&name).join("mod.rs")
@@ -207,15 +210,31 @@ impl<'ast> Visit<'ast> for Paths {
 }
 
 impl Graph {
+    /// The agent's library, from `src/lib.rs`.
     pub fn read() -> Graph {
+        Self::read_crate(&src(), "lib.rs")
+    }
+
+    /// Any crate of the workspace: its `src/` folder and its root file there.
+    pub fn read_crate(src: &Path, root: &str) -> Graph {
         let mut parsed = Vec::new();
-        walk(&src().join("lib.rs"), "lib.rs", Vec::new(), &mut parsed);
+        walk(src, root, Vec::new(), &mut parsed);
         // Every module (files and inline ones) and the file it is in.
         let mut module_file: BTreeMap<ModPath, String> = BTreeMap::new();
         for (rel, module, file) in &parsed {
             module_file.insert(module.clone(), rel.clone());
             inline_modules(&file.items, module, rel, &mut module_file);
         }
+        // `pub use` re-exports (a facade's `pub use node::Node`): a path through one
+        // names the file that defines the item, not the facade.
+        let mut reexports = Reexports::new();
+        for (_, module, file) in &parsed {
+            collect_reexports(&file.items, module, &module_file, &mut reexports);
+        }
+        let modules = Modules {
+            files: module_file,
+            reexports,
+        };
         let files = parsed
             .iter()
             .map(|(rel, module, file)| {
@@ -228,8 +247,8 @@ impl Graph {
                     .found
                     .into_iter()
                     .filter_map(|(at, line, segs)| {
-                        let abs = absolute(&at, &segs, &module_file)?;
-                        let target = resolve(&abs, &module_file)?;
+                        let abs = absolute(&at, &segs, &modules.files)?;
+                        let target = modules.resolve(&abs, 0)?;
                         (target != *rel).then(|| Import {
                             line,
                             written: segs.join("::"),
@@ -332,11 +351,92 @@ fn absolute(
     Some(base)
 }
 
-/// The file of the longest module prefix of `abs`.
-fn resolve(abs: &[String], modules: &BTreeMap<ModPath, String>) -> Option<String> {
-    (0..=abs.len())
-        .rev()
-        .find_map(|n| modules.get(&abs[..n].to_vec()).cloned())
+/// Re-exported names: (module, name) → the absolute path they stand for.
+type Reexports = BTreeMap<(ModPath, String), Vec<String>>;
+
+struct Modules {
+    files: BTreeMap<ModPath, String>,
+    reexports: Reexports,
+}
+
+impl Modules {
+    /// The file of the longest module prefix of `abs`, following re-exports.
+    fn resolve(&self, abs: &[String], depth: usize) -> Option<String> {
+        let n = (0..=abs.len())
+            .rev()
+            .find(|n| self.files.contains_key(&abs[..*n].to_vec()))?;
+        if depth < 8
+            && let Some(name) = abs.get(n)
+            && let Some(target) = self.reexports.get(&(abs[..n].to_vec(), name.clone()))
+        {
+            let mut through = target.clone();
+            through.extend(abs[n + 1..].iter().cloned());
+            if let Some(file) = self.resolve(&through, depth + 1) {
+                return Some(file);
+            }
+        }
+        self.files.get(&abs[..n].to_vec()).cloned()
+    }
+}
+
+fn collect_reexports(
+    items: &[syn::Item],
+    module: &ModPath,
+    files: &BTreeMap<ModPath, String>,
+    out: &mut Reexports,
+) {
+    fn flatten(
+        tree: &syn::UseTree,
+        prefix: &mut Vec<String>,
+        out: &mut Vec<(String, Vec<String>)>,
+    ) {
+        match tree {
+            syn::UseTree::Path(p) => {
+                prefix.push(p.ident.to_string());
+                flatten(&p.tree, prefix, out);
+                prefix.pop();
+            }
+            syn::UseTree::Name(n) => {
+                let mut segs = prefix.clone();
+                segs.push(n.ident.to_string());
+                out.push((n.ident.to_string(), segs));
+            }
+            syn::UseTree::Rename(r) => {
+                let mut segs = prefix.clone();
+                segs.push(r.ident.to_string());
+                out.push((r.rename.to_string(), segs));
+            }
+            syn::UseTree::Glob(_) => {}
+            syn::UseTree::Group(g) => {
+                for t in &g.items {
+                    flatten(t, prefix, out);
+                }
+            }
+        }
+    }
+    for item in items {
+        match item {
+            syn::Item::Use(u)
+                if !matches!(u.vis, syn::Visibility::Inherited) && !is_cfg_test(&u.attrs) =>
+            {
+                let mut names = Vec::new();
+                flatten(&u.tree, &mut Vec::new(), &mut names);
+                for (name, segs) in names {
+                    if let Some(abs) = absolute(module, &segs, files) {
+                        out.insert((module.clone(), name), abs);
+                    }
+                }
+            }
+            syn::Item::Mod(m) if !is_cfg_test(&m.attrs) => {
+                if let Some((_, inner)) = &m.content {
+                    let mut child = module.clone();
+                    child.push(m.ident.to_string());
+                    collect_reexports(inner, &child, files, out);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 pub fn strongly_connected<'a>(edges: &BTreeMap<&'a str, BTreeSet<&'a str>>) -> Vec<Vec<String>> {
