@@ -364,7 +364,7 @@ impl Modules {
     fn resolve(&self, abs: &[String], depth: usize) -> Option<String> {
         let n = (0..=abs.len())
             .rev()
-            .find(|n| self.files.contains_key(&abs[..*n].to_vec()))?;
+            .find(|n| self.files.contains_key(&abs[..*n]))?;
         if depth < 8
             && let Some(name) = abs.get(n)
             && let Some(target) = self.reexports.get(&(abs[..n].to_vec(), name.clone()))
@@ -375,7 +375,7 @@ impl Modules {
                 return Some(file);
             }
         }
-        self.files.get(&abs[..n].to_vec()).cloned()
+        self.files.get(&abs[..n]).cloned()
     }
 }
 
