@@ -107,7 +107,7 @@ impl CheckCode {
 /// One check's result, with why it is not `ok` (empty when it is).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckState {
-    /// Travels as the plain string it always was (see [`CheckName`]).
+    /// Travels as the plain string it always was (see [`CheckName`](crate::CheckName)).
     pub name: crate::CheckName,
     pub code: CheckCode,
     pub reason: String,

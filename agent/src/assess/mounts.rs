@@ -98,7 +98,7 @@ fn judge(cx: &Cx<'_>, out: &mut Detail) -> Judged {
     }
 }
 
-/// Judges the shared-storage proofs this node read (`proofs`, from [`check_mount`])
+/// Judges the shared-storage proofs this node read (`proofs`, from [`check_mount`](crate::probe::mounts::check_mount))
 /// against what the peers advertise: `peers` are the other alive members with the nonce
 /// each says it wrote at this path (`None`: not known yet, skipped).
 ///

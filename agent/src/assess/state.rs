@@ -50,7 +50,7 @@ pub struct Assessment {
     pub checks: Vec<CheckState>,
     pub mounts: Vec<MountState>,
     pub config: Vec<ConfigStatus>,
-    /// Per alive peer, its config sets compared with the others' (see [`Detail`]).
+    /// Per alive peer, its config sets compared with the others' (see [`Detail`](super::check::Detail)).
     pub peer_config: Vec<(NodeId, Vec<ConfigStatus>)>,
     /// Joined, first round of checks done, upgrade gate open.
     pub ready: bool,

@@ -7,12 +7,12 @@
 //! (non-`primary`) task only while it holds a *claim*:
 //!
 //! - every voter tells each node, in its heartbeats to it, which tasks it places there
-//!   (a [`TaskGrant`]); with the heartbeat's echo, the receiver learns that the voter
+//!   (a [`TaskGrant`](proto::TaskGrant)); with the heartbeat's echo, the receiver learns that the voter
 //!   still placed the task on it after the echoed heartbeat left (its send time, on the
 //!   receiver's monotonic clock);
 //! - each grant backs a claim until that send time plus the claim length ([`claim_len`],
 //!   cut to two thirds of the promise the grant carries when that is shorter); a claim
-//!   holds while a majority of voters back it ([`Node::task_claim`]), judged at the
+//!   holds while a majority of voters back it ([`Node::task_claim`](crate::core::Node::task_claim)), judged at the
 //!   moment of the answer: a paused, starved or cut-off holder stops on its own;
 //! - a voter that stops placing a task on a node places it on nobody else until its
 //!   promise ([`promise_len`]) has run from when it last heard from that node, and a

@@ -65,7 +65,7 @@ impl Node {
     }
 
     /// This node's lease, if it is primary. Whether it *holds* is for
-    /// [`lease::holds`](super::lease::holds) to say, at the moment of answering.
+    /// [`lease::holds`](crate::core::lease::holds) to say, at the moment of answering.
     pub fn lease(&self) -> Option<Lease> {
         match &self.role {
             Role::Primary { lease_until, .. } => Some(Lease {
