@@ -164,33 +164,18 @@ pub fn judge_shared(
 mod tests {
     use std::fs;
     use std::path::Path;
-    use std::time::Duration;
 
     use super::*;
-    use crate::config::{Dur, Mount};
-    use crate::probe::MountReport;
+    use crate::config::Mount;
     use crate::probe::mounts::check_mount;
+    use crate::probe::mounts::tests::{assert_ok, mount};
 
     fn shared(path: &Path) -> Mount {
         Mount {
-            path: path.to_path_buf(),
-            expect_mount: false,
             writable: true,
             shared: true,
-            required: true,
-            fstype: None,
-            interval: Dur(Duration::from_secs(2)),
-            timeout: Dur(Duration::from_secs(5)),
+            ..mount(path)
         }
-    }
-
-    fn assert_ok(report: &MountReport) {
-        assert_eq!(
-            (report.result.code, report.result.reason.as_str()),
-            (CheckCode::Ok, ""),
-            "{}",
-            report.path.display()
-        );
     }
 
     fn proofs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -25,4 +25,4 @@ pub use node::Node;
 pub use voters::MemberChange;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

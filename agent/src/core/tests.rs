@@ -12,7 +12,9 @@ fn id(s: &str) -> NodeId {
 }
 
 /// A core with the agent's default timing (`config::Timing::default`).
-fn config(name: &str, incarnation: u64) -> CoreConfig {
+/// Node `name` of n1, n2 and n3 at default timing (the operator channel's tests use it
+/// too).
+pub(crate) fn config(name: &str, incarnation: u64) -> CoreConfig {
     CoreConfig {
         node: id(name),
         incarnation: Incarnation(incarnation),

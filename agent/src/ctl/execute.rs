@@ -401,12 +401,11 @@ impl Run<'_, '_, '_> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::time::Duration;
 
     use proto::{Hello, Incarnation, MemberChange};
 
     use super::*;
-    use crate::core::{CoreConfig, HardState};
+    use crate::core::HardState;
     use crate::ctl::Who;
 
     fn id(s: &str) -> NodeId {
@@ -415,20 +414,7 @@ mod tests {
 
     /// n1 of n1, n2, n3, having just met n2 (a quorum, no primary yet), at `now`.
     fn lone(now: Instant) -> Node {
-        let cfg = CoreConfig {
-            node: id("n1"),
-            incarnation: Incarnation(1),
-            mode: Mode::Member,
-            priority: 100,
-            advertise: "127.0.0.1:1".into(),
-            bootstrap: (1..=3).map(|i| format!("127.0.0.1:{i}")).collect(),
-            bootstrap_hash: [3; 8],
-            timing: crate::config::Timing::default().core(),
-            preempt: None,
-            tasks: Vec::new(),
-            task_return_delay: Duration::from_secs(30),
-            fault: None,
-        };
+        let cfg = crate::core::tests::config("n1", 1);
         let mut core = Node::new(cfg, now, 1, HardState::default());
         core.handle_hello(
             now,
@@ -436,7 +422,7 @@ mod tests {
                 cluster: proto::ClusterName::new("t").unwrap(),
                 node: id("n2"),
                 incarnation: Incarnation(1),
-                advertise: "127.0.0.1:2".into(),
+                advertise: "127.0.0.1:n2".into(),
                 mode: Mode::Member,
             },
         );
@@ -562,7 +548,7 @@ mod tests {
                     node: Some("n2".into()),
                 },
                 Err(
-                    "upgrade allow opens the gate of the node it is given to: ask n2 itself (--connect 127.0.0.1:2)",
+                    "upgrade allow opens the gate of the node it is given to: ask n2 itself (--connect 127.0.0.1:n2)",
                 ),
             ),
             (

@@ -535,7 +535,7 @@ fn change(prev: Option<&CheckResult>, new: &CheckResult) -> Change {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
@@ -669,7 +669,8 @@ x 22 0:56 / /mnt/bad-id rw - tmpfs tmpfs rw
         assert_eq!(mount_for(&[], Path::new("/x")), None);
     }
 
-    fn mount(path: &Path) -> Mount {
+    /// A plain required mount at `path` (the judging tests build shared ones on it).
+    pub(crate) fn mount(path: &Path) -> Mount {
         Mount {
             path: path.to_path_buf(),
             expect_mount: false,
@@ -682,7 +683,7 @@ x 22 0:56 / /mnt/bad-id rw - tmpfs tmpfs rw
         }
     }
 
-    fn assert_ok(report: &MountReport) {
+    pub(crate) fn assert_ok(report: &MountReport) {
         assert_eq!(
             (report.result.code, report.result.reason.as_str()),
             (CheckCode::Ok, ""),
