@@ -28,11 +28,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use proto::{CheckCode, HealthBits, NodeId, NodeState};
+use proto::{HealthBits, NodeId, NodeState};
 use tokio::sync::{mpsc, watch};
 
 use proto::ctl::EventKind;
 
+use crate::assess::transitions::transitions;
 use crate::assess::weight::{AgentInput, AgentWeight};
 use crate::assess::{Assessment, LocalState, Reason};
 use crate::clock::{self, JumpGuard};
@@ -592,8 +593,12 @@ impl Driver {
         self.lease_held_assessed = lease_held;
         let a = self.local.assess(&self.core, now, wall, lease_held);
         if let Some((old, _)) = &self.assessment {
-            for (kind, text) in log_transitions(&me, old, &a) {
-                self.journal.record(wall, kind, Some(&me), text);
+            for t in transitions(&self.config.node, old, &a) {
+                if t.logged {
+                    describe::emit!(&t.description);
+                }
+                let d = t.description;
+                self.journal.record(wall, d.kind, d.node.as_deref(), d.text);
             }
         }
         let state = self.local.node_state(&self.state_tx.borrow(), &a);
@@ -895,94 +900,9 @@ fn lease_shrank(published: Option<Instant>, current: Option<Instant>, now: Insta
     }
 }
 
-/// Logs the checks that changed between two assessments, once per change, and returns
-/// them as journal records. Probes log their own transitions (app, mounts, load); the log
-/// lines here are the ones judged with the peers, but every change is recorded.
-fn log_transitions(me: &str, old: &Assessment, new: &Assessment) -> Vec<(EventKind, String)> {
-    let mut out = Vec::new();
-    for (o, n) in old.checks.iter().zip(&new.checks) {
-        // A first result that passes is not news ("ok again" at every start would be).
-        if o.code == n.code || (o.code == CheckCode::Off && n.code.passing()) {
-            continue;
-        }
-        let spec = crate::assess::spec(&n.name);
-        let kind = spec.map_or(EventKind::Check, |s| s.event);
-        let logged = spec.is_some_and(|s| !s.probe_logs);
-        if n.code.passing() {
-            if logged {
-                tracing::info!(check = %n.name, "{} check {} again", n.name, n.code.as_str());
-            }
-            out.push((
-                kind,
-                format!("{me}: {} check {} again", n.name, n.code.as_str()),
-            ));
-        } else {
-            if logged {
-                tracing::warn!(check = %n.name, "{} check {}: {}", n.name, n.code.as_str(), n.reason);
-            }
-            let why = if n.reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", n.reason)
-            };
-            out.push((
-                kind,
-                format!("{me}: {} check {}{why}", n.name, n.code.as_str()),
-            ));
-        }
-    }
-    if old.ready != new.ready {
-        tracing::info!(reasons = ?new.reasons, "{}", if new.ready { "ready" } else { "not ready" });
-        out.push((
-            EventKind::Check,
-            if new.ready {
-                format!("{me} is ready")
-            } else {
-                format!(
-                    "{me} is not ready: {}",
-                    crate::assess::reason::join(&new.reasons)
-                )
-            },
-        ));
-    }
-    if old.healthy != new.healthy {
-        if new.healthy {
-            tracing::info!("healthy: fit for traffic");
-            out.push((EventKind::Check, format!("{me} is fit for traffic")));
-        } else {
-            tracing::warn!(reasons = ?new.reasons, "not fit for traffic");
-            out.push((
-                EventKind::Check,
-                format!(
-                    "{me} is not fit for traffic: {}",
-                    crate::assess::reason::join(&new.reasons)
-                ),
-            ));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use proto::CheckState;
-
     use super::*;
-
-    fn with_config(code: CheckCode) -> Assessment {
-        Assessment {
-            checks: vec![CheckState {
-                name: "config".into(),
-                code,
-                reason: if code.passing() {
-                    String::new()
-                } else {
-                    "app differs from n3".into()
-                },
-            }],
-            ..Assessment::starting()
-        }
-    }
 
     /// A lease that ended or shrank since the last view forces a view before sending; a
     /// lease that grew, stayed, or had already expired in the view does not.
@@ -1006,25 +926,5 @@ mod tests {
                 "{published:?} → {current:?}"
             );
         }
-    }
-
-    #[test]
-    fn a_first_passing_result_is_not_an_event_but_changes_are() {
-        let texts = |old, new| -> Vec<String> {
-            log_transitions("n1", &with_config(old), &with_config(new))
-                .into_iter()
-                .map(|(_, t)| t)
-                .collect()
-        };
-        assert!(texts(CheckCode::Off, CheckCode::Ok).is_empty());
-        assert_eq!(
-            texts(CheckCode::Off, CheckCode::Drift),
-            ["n1: config check drift: app differs from n3"]
-        );
-        assert_eq!(
-            texts(CheckCode::Drift, CheckCode::Ok),
-            ["n1: config check ok again"]
-        );
-        assert!(texts(CheckCode::Ok, CheckCode::Ok).is_empty());
     }
 }

@@ -24,6 +24,7 @@ pub mod mounts;
 pub mod operator;
 pub mod reason;
 pub mod state;
+pub mod transitions;
 pub mod version;
 pub mod weight;
 

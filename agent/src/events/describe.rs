@@ -48,6 +48,10 @@ pub struct Fields {
     pub stamp: Option<String>,
     pub floor: Option<u64>,
     pub frozen: Option<bool>,
+    /// A check's name (assessment transitions).
+    pub check: Option<String>,
+    /// The reason codes, as `tracing` records a list (`["app", "mount"]`).
+    pub reasons: Option<String>,
 }
 
 /// Writes `$d` (a `&Description`) as a log line. A macro so that the line keeps the
@@ -90,6 +94,8 @@ macro_rules! emit_at {
             stamp = f.stamp.as_ref().map(::tracing::field::display),
             floor = f.floor,
             frozen = f.frozen,
+            check = f.check.as_deref().map(::tracing::field::display),
+            reasons = f.reasons.as_deref().map(::tracing::field::display),
             "{}",
             $d.message
         )

@@ -332,7 +332,7 @@ fn absolute(
             b.extend(rest.iter().cloned());
             return Some(b);
         }
-        // A path starting with one of this module's children (`check::validate` in
+        // A path starting with one of this module's children (`validate::validate` in
         // `config/mod.rs`).
         name => {
             if segs.len() < 2 {
