@@ -14,7 +14,7 @@ use proto::status::{
     BalancerStatus, ClusterStatus, DrainStatus, LoadStatus, MountStatus, NodeStatus, TaskStatus,
     VersionStatus,
 };
-use proto::{HealthBits, Mode, NodeState, Role};
+use proto::{CheckCode, CheckName, HealthBits, Mode, NodeState, Role};
 
 use crate::assess::{Assessment, CHECKS, LocalState, Reason, rfc3339};
 use crate::config::Cidr;
@@ -152,26 +152,26 @@ fn role_of(mode: Mode) -> Role {
 fn checks_of(
     st: Option<&NodeState>,
     health: HealthBits,
-) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+) -> (BTreeMap<CheckName, CheckCode>, BTreeMap<CheckName, String>) {
     let mut checks = BTreeMap::new();
     let mut reasons = BTreeMap::new();
     match st {
         Some(st) if !st.checks.is_empty() => {
             for c in &st.checks {
-                checks.insert(c.name.to_string(), c.code.as_str().to_owned());
+                checks.insert(c.name.clone(), c.code);
                 if !c.reason.is_empty() {
-                    reasons.insert(c.name.to_string(), c.reason.clone());
+                    reasons.insert(c.name.clone(), c.reason.clone());
                 }
             }
         }
         _ => {
             for spec in &CHECKS {
                 let code = if health.has(spec.bit) {
-                    spec.bad.as_str()
+                    spec.bad
                 } else {
-                    "ok"
+                    CheckCode::Ok
                 };
-                checks.insert(spec.name.to_string(), code.to_owned());
+                checks.insert(spec.name.clone(), code);
             }
         }
     }

@@ -38,10 +38,10 @@ pub use messages::{
     TaskGrant, TaskTag, TimeoutNow, TransferRequest, VoteReply, VoteRequest,
 };
 pub use state::{
-    BalancerSeen, CheckCode, CheckState, ConfigSetState, Drain, DrainOrder, DriftAck, FileHash,
-    Mode, MountState, NodeState, StateDigest, TaskPlacement, compare_versions,
+    BalancerSeen, CheckState, ConfigSetState, Drain, DrainOrder, DriftAck, FileHash, Mode,
+    MountState, NodeState, StateDigest, TaskPlacement, compare_versions,
 };
 pub use version::{
     ALPN_CTL, ALPN_PEER, CloseCode, MAX_DATAGRAM, MAX_FRAME, PEER_SERVER_NAME, PROTOCOL_VERSION,
 };
-pub use vocab::{CheckName, MemberState, Role};
+pub use vocab::{CheckCode, CheckName, MemberState, Role};

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{Incarnation, NodeId, WallMicros};
 use crate::members::Membership;
+use crate::vocab::{CheckCode, CheckName};
 
 /// Whether a node may become primary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -73,42 +74,11 @@ pub struct NodeState {
     pub suspects: Vec<NodeId>,
 }
 
-/// A check's result in one byte: `ok`, `fail`, `hung`, `drift` or `off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-pub enum CheckCode {
-    Ok,
-    Fail,
-    /// Did not answer within its timeout (a hung NFS mount, a stuck command).
-    Hung,
-    /// Config files differ from other nodes'.
-    Drift,
-    /// Not configured.
-    #[default]
-    Off,
-}
-
-impl CheckCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckCode::Ok => "ok",
-            CheckCode::Fail => "fail",
-            CheckCode::Hung => "hung",
-            CheckCode::Drift => "drift",
-            CheckCode::Off => "off",
-        }
-    }
-
-    /// Passing, or not configured.
-    pub fn passing(self) -> bool {
-        matches!(self, CheckCode::Ok | CheckCode::Off)
-    }
-}
-
 /// One check's result, with why it is not `ok` (empty when it is).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckState {
-    /// Travels as the plain string it always was (see [`CheckName`](crate::CheckName)).
-    pub name: crate::CheckName,
+    /// Travels as the plain string it always was (see [`CheckName`]).
+    pub name: CheckName,
     pub code: CheckCode,
     pub reason: String,
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{MemberState, Role};
+use crate::{CheckCode, CheckName, MemberState, Role};
 
 /// One node's view of the whole cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,7 +119,7 @@ pub struct NodeStatus {
     pub phi: Option<f64>,
     pub load: LoadStatus,
     /// Check name → `ok`, `fail`, `hung`, `drift` or `off`.
-    pub checks: BTreeMap<String, String>,
+    pub checks: BTreeMap<CheckName, CheckCode>,
     #[serde(default)]
     pub config: Vec<ConfigStatus>,
     #[serde(default)]
@@ -127,7 +127,7 @@ pub struct NodeStatus {
     pub version: VersionStatus,
     /// Why each check that is not `ok` or `off` fails.
     #[serde(default)]
-    pub check_reasons: BTreeMap<String, String>,
+    pub check_reasons: BTreeMap<CheckName, String>,
     #[serde(default)]
     pub drain: Option<DrainStatus>,
     /// What the load balancer last said about the node.

@@ -1,7 +1,8 @@
-//! The cluster's vocabulary as types: a node's [`Role`], a member's [`MemberState`] and a
-//! check's [`CheckName`]. Each is written as the same lowercase word it always was, in
-//! `/cluster` JSON and on the wire, so typing them changed no byte (the golden vectors
-//! and the `/cluster` tests prove it).
+//! The cluster's vocabulary as types: a node's [`Role`], a member's [`MemberState`], a
+//! check's [`CheckName`] and its result's [`CheckCode`]. Each is written as the same
+//! lowercase word it always was in `/cluster` JSON, and as the same bytes on the wire
+//! (a check name as its string, a code as its variant index), so typing them changed no
+//! byte (the golden vectors and the `/cluster` tests prove it).
 //!
 //! Owns the words and their parsing. Must never give a word two spellings, or fail to
 //! read a word a newer node may send: each type keeps a catch-all (`Unknown`,
@@ -93,7 +94,7 @@ impl MemberState {
 /// A node check's name. On the wire and in JSON it is the plain string it always was;
 /// a name this build does not know (a newer peer's check) is kept as [`CheckName::Other`]
 /// and shown as it came.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CheckName {
     App,
     Mounts,
@@ -131,6 +132,74 @@ impl CheckName {
     }
 }
 
+/// A check's result in one byte on the wire (postcard's variant index) and one word in
+/// `/cluster` (`ok`, `fail`, `hung`, `drift`, `off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckCode {
+    Ok,
+    Fail,
+    /// Did not answer within its timeout (a hung NFS mount, a stuck command).
+    Hung,
+    /// Config files differ from other nodes'.
+    Drift,
+    /// Not configured.
+    #[default]
+    Off,
+    /// A code a newer node sent that this build does not know (never passing).
+    #[serde(other)]
+    Unknown,
+}
+
+impl CheckCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckCode::Ok => "ok",
+            CheckCode::Fail => "fail",
+            CheckCode::Hung => "hung",
+            CheckCode::Drift => "drift",
+            CheckCode::Off => "off",
+            CheckCode::Unknown => "unknown",
+        }
+    }
+
+    /// Reads a code word; `Unknown` for any other.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "ok" => CheckCode::Ok,
+            "fail" => CheckCode::Fail,
+            "hung" => CheckCode::Hung,
+            "drift" => CheckCode::Drift,
+            "off" => CheckCode::Off,
+            _ => CheckCode::Unknown,
+        }
+    }
+
+    /// Passing, or not configured.
+    pub fn passing(self) -> bool {
+        matches!(self, CheckCode::Ok | CheckCode::Off)
+    }
+
+    /// Failing or hung: what a summary lists as failing.
+    pub fn failing(self) -> bool {
+        matches!(self, CheckCode::Fail | CheckCode::Hung)
+    }
+}
+
+/// Names sort as their words, so maps keyed by them (`/cluster`'s `checks`) keep the
+/// alphabetical order they had as strings.
+impl Ord for CheckName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for CheckName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 macro_rules! word {
     ($t:ty) => {
         impl fmt::Display for $t {
@@ -163,6 +232,7 @@ macro_rules! word {
 word!(Role);
 word!(MemberState);
 word!(CheckName);
+word!(CheckCode);
 
 impl Serialize for CheckName {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -210,5 +280,25 @@ mod tests {
         assert_eq!(c, CheckName::Other("disk".into()));
         assert_eq!(serde_json::to_string(&c).unwrap_or_default(), "\"disk\"");
         assert_eq!(CheckName::from("config"), CheckName::Config);
+        for c in [
+            CheckCode::Ok,
+            CheckCode::Fail,
+            CheckCode::Hung,
+            CheckCode::Drift,
+            CheckCode::Off,
+        ] {
+            assert_eq!(CheckCode::parse(c.as_str()), c);
+            let json = serde_json::to_string(&c).unwrap_or_default();
+            assert_eq!(json, format!("\"{c}\""));
+        }
+        let newer: CheckCode = serde_json::from_str("\"warn\"").unwrap_or(CheckCode::Ok);
+        assert_eq!(newer, CheckCode::Unknown);
+        let mut names = vec![
+            CheckName::Version,
+            CheckName::App,
+            CheckName::Other("disk".into()),
+        ];
+        names.sort();
+        assert_eq!(names, ["app", "disk", "version"].map(CheckName::from));
     }
 }

@@ -330,9 +330,9 @@ mod tests {
         let mut n3 = node("n3", "10.0.0.13:7700");
         n3.state = "suspect".into();
         n3.healthy = false;
-        n3.checks.insert("app".to_string(), "ok".to_string());
-        n3.checks.insert("mounts".to_string(), "hung".to_string());
-        n3.checks.insert("config".to_string(), "drift".to_string());
+        n3.checks.insert("app".into(), "ok".into());
+        n3.checks.insert("mounts".into(), "hung".into());
+        n3.checks.insert("config".into(), "drift".into());
         n3.rtt_ms = Some(12.6);
         n3.clock_offset_ms = Some(250.0);
         n3.last_seen_ms = Some(2_345);
@@ -539,14 +539,14 @@ members on n1: no agreed member set yet: 1 of the 2 nodes needed to bootstrap on
         assert_eq!(health(&n), "unready");
         n.healthy = false;
         assert_eq!(health(&n), "fail");
-        n.checks.insert("app".to_string(), "fail".to_string());
+        n.checks.insert("app".into(), "fail".into());
         assert_eq!(health(&n), "fail:app");
         // One wording with the terminal UI, worst first: failing beats drained.
         n.draining = true;
         assert_eq!(health(&n), "fail:app");
         n.healthy = true;
         assert_eq!(health(&n), "draining");
-        n.checks.insert("config".to_string(), "drift".to_string());
+        n.checks.insert("config".into(), "drift".into());
         assert_eq!(health(&n), "draining+drift");
     }
 

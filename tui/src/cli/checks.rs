@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use proto::ctl::CtlCommand;
 use proto::status::ClusterStatus;
-use proto::{NodeId, compare_versions};
+use proto::{CheckCode, CheckName, NodeId, compare_versions};
 use quorate_agent::ctl::client::Update;
 
 use super::Global;
@@ -102,7 +102,7 @@ pub fn upgrade_report(s: &ClusterStatus) -> String {
         .map(str::to_owned);
     for n in &s.nodes {
         let app = n.version.app.as_deref().unwrap_or("-");
-        let held = n.checks.get("version").is_some_and(|c| c == "fail");
+        let held = n.checks.get(&CheckName::Version) == Some(&CheckCode::Fail);
         out.push_str(&format!(
             "{:<12} {:<10} app {:<12} agent {:<8}{}\n",
             n.node,
@@ -123,7 +123,7 @@ pub fn upgrade_report(s: &ClusterStatus) -> String {
     if let Some(n) = s
         .nodes
         .iter()
-        .find(|n| n.checks.get("version").is_some_and(|c| c == "fail"))
+        .find(|n| n.checks.get(&CheckName::Version) == Some(&CheckCode::Fail))
     {
         out.push_str(&format!(
             "next: run `quorate upgrade allow` on {} (it waits on the gate)\n",

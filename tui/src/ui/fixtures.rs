@@ -88,7 +88,7 @@ pub fn node(i: u64) -> NodeStatus {
             ("mounts", "ok"),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (k.into(), v.into()))
         .collect(),
         config: vec![ConfigStatus {
             name: "app".into(),

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use proto::ctl::EventRecord;
 use proto::status::{ClusterStatus, NodeStatus};
+use proto::{CheckCode, CheckName};
 
 use crate::columns::{SortKey, health};
 
@@ -74,7 +75,7 @@ impl History {
 /// Since when a check has had its current value, as far as this TUI has seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckSince {
-    value: String,
+    value: CheckCode,
     /// When the value was first seen.
     pub since: Instant,
     /// Whether the change itself was seen; if not, the value is at least this old.
@@ -113,7 +114,7 @@ pub struct State {
     status: Option<ClusterStatus>,
     snapshot_at: Option<Instant>,
     history: BTreeMap<String, History>,
-    checks_since: HashMap<(String, String), CheckSince>,
+    checks_since: HashMap<(String, CheckName), CheckSince>,
     events: VecDeque<EventRecord>,
     /// The agent whose journal the event log shows.
     journal_of: Option<String>,
@@ -169,13 +170,13 @@ impl State {
                 let entry = match self.checks_since.remove(&key) {
                     Some(old) if old.value == *value => old,
                     Some(_) => CheckSince {
-                        value: value.clone(),
+                        value: *value,
                         since: now,
                         observed: true,
                     },
                     // First sight: the value may be much older than this TUI.
                     None => CheckSince {
-                        value: value.clone(),
+                        value: *value,
                         since: now,
                         observed: false,
                     },
@@ -267,9 +268,8 @@ impl State {
         self.history.get(node)
     }
 
-    pub fn check_since(&self, node: &str, check: &str) -> Option<&CheckSince> {
-        self.checks_since
-            .get(&(node.to_string(), check.to_string()))
+    pub fn check_since(&self, node: &str, check: &CheckName) -> Option<&CheckSince> {
+        self.checks_since.get(&(node.to_string(), check.clone()))
     }
 
     /// How old the last snapshot is (`None` before the first).
@@ -506,15 +506,15 @@ mod tests {
     #[test]
     fn check_changes_are_dated() {
         let mut s = state_with(fixtures::healthy());
-        let first = s.check_since("n2", "mounts").unwrap().clone();
+        let first = s.check_since("n2", &CheckName::Mounts).unwrap().clone();
         assert!(!first.observed);
         let later = t0() + Duration::from_secs(10);
         s.on_snapshot(later, fixtures::hung_mount());
-        let changed = s.check_since("n2", "mounts").unwrap();
+        let changed = s.check_since("n2", &CheckName::Mounts).unwrap();
         assert!(changed.observed);
         assert_eq!(changed.since, later);
         // Unchanged values keep their date.
-        assert_eq!(s.check_since("n1", "app").unwrap().since, t0());
+        assert_eq!(s.check_since("n1", &CheckName::App).unwrap().since, t0());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Must never: hide what does not fit without a way to scroll to it (it reports how far
 //! it can scroll through `App::detail_max`), or draw a stale value as fresh.
 
+use proto::CheckCode;
 use proto::status::NodeStatus;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -198,7 +199,7 @@ pub(super) fn identity_and_checks(
     let name_w = n
         .checks
         .keys()
-        .map(|k| width(k))
+        .map(|k| width(k.as_str()))
         .max()
         .unwrap_or(5)
         .clamp(5, 12);
@@ -216,11 +217,11 @@ pub(super) fn identity_and_checks(
     }
     let indent = name_w + 1 + 7 + for_w + 1;
     for (check, v) in &n.checks {
-        let level = match v.as_str() {
-            "ok" => Level::Ok,
-            "off" => Level::Dim,
-            "drift" => Level::Warn,
-            _ => Level::Bad,
+        let level = match v {
+            CheckCode::Ok => Level::Ok,
+            CheckCode::Off => Level::Dim,
+            CheckCode::Drift => Level::Warn,
+            CheckCode::Fail | CheckCode::Hung | CheckCode::Unknown => Level::Bad,
         };
         let since = state
             .check_since(&n.node, check)
@@ -233,10 +234,10 @@ pub(super) fn identity_and_checks(
                 }
             })
             .unwrap_or_default();
-        let mut value = maybe_stale(&th.fit(v, 5), th.level(level), stale, th);
+        let mut value = maybe_stale(&th.fit(v.as_str(), 5), th.level(level), stale, th);
         value.content = format!("{:<6} ", value.content).into();
         let mut spans = vec![
-            Span::raw(format!("{:<name_w$} ", th.fit(check, name_w))),
+            Span::raw(format!("{:<name_w$} ", th.fit(check.as_str(), name_w))),
             value,
             Span::raw(format!("{since:<for_w$} ")),
         ];
