@@ -144,7 +144,10 @@ fn one_line(s: &str) -> String {
 }
 
 /// Writes a verdict as the small JSON body, or as etcd-style lines with `?verbose`.
-fn finish(view: &ClusterView, req: &Request<'_>, what: &str, v: Verdict) -> Answer {
+/// A check's reason (mount paths, app versions, peer names) is written only for a
+/// `trusted` client (in `http.allow`); anyone else reads the codes alone, as `/cluster`
+/// is refused to them.
+fn finish(view: &ClusterView, req: &Request<'_>, trusted: bool, what: &str, v: Verdict) -> Answer {
     let mut a = if flag_param(req.query, "verbose") {
         let mut body = String::new();
         for c in &view.checks {
@@ -154,7 +157,7 @@ fn finish(view: &ClusterView, req: &Request<'_>, what: &str, v: Verdict) -> Answ
                 one_line(c.name.as_str()),
                 c.code.as_str()
             ));
-            if !c.reason.is_empty() {
+            if trusted && !c.reason.is_empty() {
                 body.push_str(&format!(": {}", one_line(&c.reason)));
             }
             body.push('\n');
@@ -257,12 +260,13 @@ fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
         return a;
     }
     let allowed = || allow.iter().any(|c| c.contains(req.remote));
+    let finish = |what, v| finish(view, req, allowed(), what, v);
     let path = req.path;
     if let Some(role) = path.strip_prefix("/role/") {
-        return finish(view, req, "role", role_verdict(view, role));
+        return finish("role", role_verdict(view, role));
     }
     if let Some(task) = path.strip_prefix("/task/") {
-        return finish(view, req, "task", task_verdict(view, req, task));
+        return finish("task", task_verdict(view, req, task));
     }
     match path {
         "/primary" => {
@@ -288,7 +292,7 @@ fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
             };
             (v.role, v.term) = (role, term);
             v.headers.push(("X-Quorate-Term", term.to_string()));
-            finish(view, req, "primary", v)
+            finish("primary", v)
         }
         "/secondary" => {
             let v = if view.draining {
@@ -300,19 +304,19 @@ fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
             } else {
                 Verdict::ok(view)
             };
-            finish(view, req, "secondary", v)
+            finish("secondary", v)
         }
-        "/live" => finish(view, req, "live", Verdict::ok(view)),
+        "/live" => finish("live", Verdict::ok(view)),
         "/ready" => {
             let v = if view.ready {
                 Verdict::ok(view)
             } else {
                 Verdict::fail(view, view.reasons.clone())
             };
-            finish(view, req, "ready", v)
+            finish("ready", v)
         }
         // `OPTIONS /` is HAProxy's default probe: answer it as /health.
-        "/health" | "/" => finish(view, req, "health", health_verdict(view)),
+        "/health" | "/" => finish("health", health_verdict(view)),
         "/cluster" => {
             if !allowed() {
                 return small(view, 403, "fail", &[Reason::Forbidden]);
@@ -660,7 +664,14 @@ pub(crate) mod tests {
         .collect();
         let lines = "[+]app ok\n[-]mounts fail: /mnt/repo missing\n[-]config drift\n\
                      [+]clock off\n[-]version hung: two lines\n";
+        // Outside `http.allow`: the codes, never the reasons (paths, versions, peers).
+        let codes = "[+]app ok\n[-]mounts fail\n[-]config drift\n[+]clock off\n[-]version hung\n";
         let allow = Cidr::loopback();
+        let a = route(&v, &get("/health", "verbose"), &allow);
+        assert_eq!(a.body, format!("{codes}health check failed: app, mount\n"));
+        assert!(!a.body.contains("/mnt/repo"));
+        // The tests below ask from an allowed address.
+        let allow: Vec<Cidr> = vec!["192.0.2.0/24".parse().unwrap()];
         for query in ["verbose", "verbose=", "verbose=1", "x=1&verbose"] {
             let a = route(&v, &get("/health", query), &allow);
             assert_eq!(a.status, 503);
