@@ -28,7 +28,7 @@
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -90,17 +90,20 @@ pub fn operator_dns_name(name: &NodeId) -> String {
     format!("{name}.{OPERATOR_DNS_SUFFIX}")
 }
 
-/// Creates a new cluster CA in `dir` (created with mode 0700 if missing): `ca.pem` and
-/// `ca.key` (mode 0600). Refuses if `ca.key` already exists.
+/// Creates a new cluster CA in `dir`: `ca.pem` and `ca.key` (mode 0600), in a directory
+/// of mode 0700 — created so if missing, narrowed to it if it exists (the CA key must not
+/// sit in a directory others can list or write into). Refuses if `ca.key` already exists.
 pub fn init(dir: &Path) -> Result<(), CaError> {
+    let io = |error| CaError::Io {
+        path: dir.to_path_buf(),
+        error,
+    };
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|error| CaError::Io {
-            path: dir.to_path_buf(),
-            error,
-        })?;
+        .map_err(io)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
     let key_path = dir.join(CA_KEY_FILE);
     let cert_path = dir.join(CA_CERT_FILE);
     if key_path.exists() {
@@ -471,6 +474,13 @@ mod tests {
         init(&dir).unwrap();
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join("ca.key")), 0o600);
+        // A directory that already exists, open to all, is narrowed too.
+        let open = tmp.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        init(&open).unwrap();
+        assert_eq!(mode(&open), 0o700);
+        assert_eq!(mode(&open.join("ca.key")), 0o600);
         let ca = cert(&dir.join("ca.pem"));
         // A CA certificate is a usable trust anchor, and not an end-entity for anyone.
         webpki::anchor_from_trusted_cert(&ca).unwrap();
