@@ -1,8 +1,11 @@
 //! Role-change hooks: `on_primary`, `on_secondary`, `on_fault`.
 //!
-//! Hooks run one at a time, in the order the role changes happened, on a task of their
-//! own, each with a timeout after which it is killed. A hook that fails or hangs is
-//! logged; it never blocks the driver or delays a heartbeat.
+//! Hooks run one at a time on a task of their own, each with a timeout after which its
+//! whole process group is killed (a hook's own children too). Runs coalesce: while one
+//! runs, only the newest one fired waits, so a hook for a role already gone never runs
+//! late; each gets the term it is about (`QUORATE_TERM`). A hook's environment is
+//! clean: `PATH` and the `QUORATE_*` variables, never the agent's own. A hook that fails
+//! or hangs is logged; it never blocks the driver or delays a heartbeat.
 //!
 //! Which role change runs which hook is decided here, in one place: [`on_role_change`]
 //! (the role the driver saw at the end of a turn moved) and [`on_event`] (a core event
@@ -12,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use proto::Role;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 
 use crate::config;
 use crate::core::Event;
@@ -44,10 +47,14 @@ pub struct HookRun {
     pub previous_role: String,
 }
 
-/// Queues hook runs for the runner task.
+/// The `PATH` a hook runs with (its environment is otherwise only `QUORATE_*`).
+pub const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Hands hook runs to the runner task: the newest one fired, replacing any that has not
+/// started yet.
 #[derive(Debug, Clone)]
 pub struct Hooks {
-    tx: Option<mpsc::UnboundedSender<HookRun>>,
+    tx: Option<watch::Sender<Option<HookRun>>>,
 }
 
 impl Hooks {
@@ -56,14 +63,14 @@ impl Hooks {
         if cfg.on_primary.is_none() && cfg.on_secondary.is_none() && cfg.on_fault.is_none() {
             return Self { tx: None };
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = watch::channel(None);
         tokio::spawn(run(cfg, node, rx));
         Self { tx: Some(tx) }
     }
 
     pub fn fire(&self, run: HookRun) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(run);
+            tx.send_replace(Some(run));
         }
     }
 }
@@ -101,8 +108,11 @@ pub fn on_event(event: &Event) -> Option<HookRun> {
     }
 }
 
-async fn run(cfg: config::Hooks, node: proto::NodeId, mut rx: mpsc::UnboundedReceiver<HookRun>) {
-    while let Some(r) = rx.recv().await {
+async fn run(cfg: config::Hooks, node: proto::NodeId, mut rx: watch::Receiver<Option<HookRun>>) {
+    while rx.changed().await.is_ok() {
+        let Some(r) = rx.borrow_and_update().clone() else {
+            continue;
+        };
         let path = match r.hook {
             Hook::OnPrimary => &cfg.on_primary,
             Hook::OnSecondary => &cfg.on_secondary,
@@ -117,12 +127,16 @@ async fn run(cfg: config::Hooks, node: proto::NodeId, mut rx: mpsc::UnboundedRec
 async fn run_one(path: &PathBuf, node: &proto::NodeId, r: &HookRun, timeout: Duration) {
     let name = r.hook.name();
     let mut cmd = tokio::process::Command::new(path);
-    cmd.env("QUORATE_NODE", node.as_str())
+    cmd.env_clear()
+        .env("PATH", HOOK_PATH)
+        .env("QUORATE_NODE", node.as_str())
         .env("QUORATE_TERM", r.term.to_string())
         .env("QUORATE_ROLE", &r.role)
         .env("QUORATE_PREVIOUS_ROLE", &r.previous_role)
         .env("QUORATE_HOOK", name)
         .stdin(std::process::Stdio::null())
+        // Its own process group, so a timeout kills what it started too.
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -140,6 +154,7 @@ async fn run_one(path: &PathBuf, node: &proto::NodeId, r: &HookRun, timeout: Dur
         }
         Ok(Err(e)) => tracing::warn!(hook = name, path = %path.display(), "hook: {e}"),
         Err(_) => {
+            kill_group(&child);
             let _ = child.kill().await;
             tracing::warn!(
                 hook = name,
@@ -148,6 +163,22 @@ async fn run_one(path: &PathBuf, node: &proto::NodeId, r: &HookRun, timeout: Dur
                 humantime::format_duration(timeout)
             );
         }
+    }
+}
+
+/// SIGKILLs the hook's process group (it leads it, and is not reaped yet, so its pid
+/// names no one else's group).
+fn kill_group(child: &tokio::process::Child) {
+    let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
+        return;
+    };
+    let Some(pgid) = rustix::process::Pid::from_raw(pid) else {
+        return;
+    };
+    if let Err(e) = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL)
+        && e != rustix::io::Errno::SRCH
+    {
+        tracing::warn!("cannot kill the hook's process group {pid}: {e}");
     }
 }
 
@@ -194,5 +225,109 @@ mod tests {
             Some((Hook::OnFault, 4, "secondary".into(), "primary".into()))
         );
         assert!(on_event(&Event::BecamePrimary { term: Term(4) }).is_none());
+    }
+}
+
+/// Real hooks, real processes: what a hook sees and what a timeout leaves behind.
+#[cfg(test)]
+mod process_tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use super::*;
+
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn run_of(hook: Hook, term: u64) -> HookRun {
+        HookRun {
+            hook,
+            term,
+            role: "primary".into(),
+            previous_role: "secondary".into(),
+        }
+    }
+
+    fn gone(pid: &str) -> bool {
+        // Gone, or a zombie waiting for whoever inherited it: either way not running.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.split_whitespace().nth(2) == Some("Z"))
+            .unwrap_or(true)
+    }
+
+    #[tokio::test]
+    async fn a_hook_gets_a_clean_environment_and_a_timeout_kills_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let hook = script(
+            dir.path(),
+            "hook",
+            &format!("env > {d}/env\nsleep 300 &\necho $! > {d}/child\nsleep 300"),
+        );
+        let node = proto::NodeId::new("n1").unwrap();
+        run_one(
+            &hook,
+            &node,
+            &run_of(Hook::OnPrimary, 4),
+            Duration::from_millis(500),
+        )
+        .await;
+
+        let env = std::fs::read_to_string(dir.path().join("env")).unwrap();
+        for line in env.lines() {
+            let name = line.split('=').next().unwrap_or("");
+            assert!(
+                name.starts_with("QUORATE_")
+                    || ["PATH", "PWD", "SHLVL", "_", "OLDPWD"].contains(&name),
+                "the agent's environment leaked into the hook: {line}"
+            );
+        }
+        assert!(env.contains("QUORATE_TERM=4\n") && env.contains("QUORATE_HOOK=on_primary\n"));
+        assert!(env.contains(&format!("PATH={HOOK_PATH}\n")));
+
+        let child = std::fs::read_to_string(dir.path().join("child")).unwrap();
+        let child = child.trim();
+        let mut waited = 0;
+        while !gone(child) && waited < 50 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += 1;
+        }
+        assert!(gone(child), "the hook's child {child} outlived the timeout");
+    }
+
+    #[tokio::test]
+    async fn runs_fired_while_one_runs_coalesce_to_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let hook = script(
+            dir.path(),
+            "hook",
+            &format!("echo $QUORATE_TERM >> {d}/terms\nsleep 0.3"),
+        );
+        let cfg = config::Hooks {
+            on_primary: Some(hook),
+            ..config::Hooks::default()
+        };
+        let hooks = Hooks::new(cfg, proto::NodeId::new("n1").unwrap());
+        hooks.fire(run_of(Hook::OnPrimary, 1));
+        // Let the first one start, then fire two more while it runs.
+        let terms = dir.path().join("terms");
+        while !terms.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        hooks.fire(run_of(Hook::OnPrimary, 2));
+        hooks.fire(run_of(Hook::OnPrimary, 3));
+        let mut waited = 0;
+        while std::fs::read_to_string(&terms).unwrap().lines().count() < 2 && waited < 200 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(std::fs::read_to_string(&terms).unwrap(), "1\n3\n");
     }
 }
