@@ -12,14 +12,17 @@
 //! Must never: run a filesystem call on an async worker or without a timeout (a hung NFS
 //! server blocks `stat` forever); write anything but `<path>/.quorate-probe-<node>` and
 //! `<path>/.quorate/<node>` (and its temp file); delete or rewrite another node's proof;
-//! follow a symlink when writing or open anything but a regular file when reading (a FIFO
-//! planted in `.quorate/` would block the read); decide anything (whether the proofs
+//! follow a symlink below the mount point, writing or reading (`.quorate` and the proofs
+//! are opened relative to a directory fd with O_NOFOLLOW: a `.quorate` planted as a link
+//! would lead the proof out of the share), or open anything but a regular file when
+//! reading (a FIFO planted in `.quorate/` would block the read); decide anything (whether the proofs
 //! show shared storage is judged in `assess::mounts`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -270,21 +273,20 @@ fn run_checks(
     }
 
     if cfg.shared {
-        let dir = path.join(PROOF_DIR);
-        match fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(write_reason(&format!("{PROOF_DIR}/"), &e)),
-        }
+        // Every component from the mount point down is opened without following a
+        // symlink: a `.quorate` planted as a link elsewhere must not take the proof
+        // (or its read-back) out of the share.
+        let proof_name = format!("{PROOF_DIR}/{node}");
+        let dir = proof_dir(path).map_err(|e| write_reason(&proof_name, &e))?;
         // Write then rename, so a peer reading at any moment sees the old nonce or the
         // new one, never half a file. The temp name starts with '.', which is not a node
         // name, so readers skip it. No fsync of the directory: the proof is rewritten
         // every interval, and NFS close-to-open already makes the rename visible.
-        let tmp = dir.join(format!(".{node}.tmp"));
-        let proof = dir.join(node);
-        write_synced(&tmp, format!("{nonce}\n").as_bytes())
-            .map_err(|e| write_reason(&format!("{PROOF_DIR}/{node}"), &e))?;
-        fs::rename(&tmp, &proof).map_err(|e| write_reason(&format!("{PROOF_DIR}/{node}"), &e))?;
+        let tmp = format!(".{node}.tmp");
+        write_synced_at(&dir, &tmp, format!("{nonce}\n").as_bytes())
+            .map_err(|e| write_reason(&proof_name, &e))?;
+        rustix::fs::renameat(&dir, tmp.as_str(), &dir, node)
+            .map_err(|e| write_reason(&proof_name, &e.into()))?;
         report.proofs = read_proofs(&dir, node)?;
     }
     Ok(())
@@ -304,36 +306,94 @@ fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
+/// Opens (creating it if missing) `<path>/.quorate` as a directory fd, refusing a symlink
+/// at either step.
+fn proof_dir(path: &Path) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let base = rustix::fs::open(
+        path,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    match rustix::fs::mkdirat(&base, PROOF_DIR, Mode::from_raw_mode(0o755)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    rustix::fs::openat(
+        &base,
+        PROOF_DIR,
+        OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        // O_NOFOLLOW | O_DIRECTORY on a symlink fails with ENOTDIR (or ELOOP): say which.
+        let link = rustix::fs::statat(&base, PROOF_DIR, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink
+            });
+        if link {
+            io::Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{PROOF_DIR} is a symlink, which could lead out of the share (make it a directory)"
+                ),
+            )
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// [`write_synced`] for `name` inside the directory `dir`, never through a symlink.
+fn write_synced_at(dir: &OwnedFd, name: &str, data: &[u8]) -> io::Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )?;
+    let mut file = fs::File::from(fd);
+    file.write_all(data)?;
+    file.sync_all()
+}
+
 /// Reads every node's proof in `dir`: this node's own first, so that junk in the
 /// directory can never crowd it out, then up to [`MAX_PROOFS`] others. Files that are
 /// not regular, not named like a node, too long or not UTF-8 are skipped; a peer's proof
 /// that cannot be read is left out, which the judgement
 /// (`assess::mounts`) reports as not seen.
-fn read_proofs(dir: &Path, me: &str) -> Result<BTreeMap<String, String>, String> {
+fn read_proofs(dir: &OwnedFd, me: &str) -> Result<BTreeMap<String, String>, String> {
     let mut proofs = BTreeMap::new();
-    match read_proof(&dir.join(me)) {
+    match read_proof(dir, me) {
         Ok(Some(nonce)) => {
             proofs.insert(me.to_owned(), nonce);
         }
         Ok(None) => {}
         Err(e) => return Err(read_reason(&format!(" back {PROOF_DIR}/{me}"), &e)),
     }
-    let listing = fs::read_dir(dir).map_err(|e| read_reason(&format!(" {PROOF_DIR}/"), &e))?;
+    let listing = rustix::fs::Dir::read_from(dir)
+        .map_err(|e| read_reason(&format!(" {PROOF_DIR}/"), &e.into()))?;
     for entry in listing.take(MAX_PROOF_ENTRIES) {
         if proofs.len() >= MAX_PROOFS {
             break;
         }
-        let entry = entry.map_err(|e| read_reason(&format!(" {PROOF_DIR}/"), &e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+        let entry = entry.map_err(|e| read_reason(&format!(" {PROOF_DIR}/"), &e.into()))?;
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
         if name == me || proto::NodeId::new(name).is_err() {
             continue;
         }
-        // From the directory entry, without following symlinks.
-        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+        // From the directory entry, without following symlinks (`read_proof` checks
+        // again on the file it opened: some file systems report no type here).
+        if !matches!(
+            entry.file_type(),
+            rustix::fs::FileType::RegularFile | rustix::fs::FileType::Unknown
+        ) {
             continue;
         }
-        if let Ok(Some(nonce)) = read_proof(&entry.path()) {
+        if let Ok(Some(nonce)) = read_proof(dir, name) {
             proofs.insert(name.to_owned(), nonce);
         }
     }
@@ -342,17 +402,20 @@ fn read_proofs(dir: &Path, me: &str) -> Result<BTreeMap<String, String>, String>
 
 /// A proof file's trimmed content; `None` when it is not a regular file, is longer than
 /// [`MAX_PROOF_LEN`] or is not UTF-8.
-fn read_proof(path: &Path) -> io::Result<Option<String>> {
-    let file = OpenOptions::new()
-        .read(true)
-        // Opening a FIFO for reading blocks until a writer comes; this returns at once.
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-        .open(path);
-    let file = match file {
-        Ok(f) => f,
+fn read_proof(dir: &OwnedFd, name: &str) -> io::Result<Option<String>> {
+    use rustix::fs::{Mode, OFlags};
+    // Opening a FIFO for reading blocks until a writer comes; O_NONBLOCK returns at once.
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    );
+    let file = match fd {
+        Ok(fd) => fs::File::from(fd),
         // Our own proof not there is for the judge to report, not an io failure.
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
     if !file.metadata()?.is_file() {
         return Ok(None);
@@ -870,6 +933,18 @@ x 22 0:56 / /mnt/bad-id rw - tmpfs tmpfs rw
         );
         assert_fail(&report, "cannot write probe file");
         assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
+    }
+
+    #[test]
+    fn a_proof_dir_that_is_a_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join(PROOF_DIR)).unwrap();
+        assert_fail(
+            &check_mount(&shared(dir.path()), "n1", "a"),
+            "cannot write .quorate/n1: .quorate is a symlink",
+        );
+        assert_eq!(fs::read_dir(elsewhere.path()).unwrap().count(), 0);
     }
 
     #[test]
