@@ -430,20 +430,42 @@ fn run_sh(command: &str, timeout: Duration, output: Output) -> Result<String, Pr
     };
 
     let status = wait_until(&mut child, deadline, timeout)?;
+    // The output is complete when every writer closed it: normally right at exit, unless
+    // the command left a child holding it. Such a child is killed with the rest of the
+    // group at the deadline, or its reader thread would wait on the pipe for as long as
+    // it lives (one more thread every run).
+    let out = lines.map(|lines| {
+        lines
+            .recv_timeout(remaining(deadline).unwrap_or(Duration::ZERO))
+            .map_err(|_| kill_leftovers(&child))
+    });
     if !status.success() {
         return Err(describe_exit(status).into());
     }
-    let Some(lines) = lines else {
-        return Ok(String::new());
-    };
-    // The output is complete when every writer closed it: normally right at exit, unless
-    // the command left a child holding it.
-    match lines.recv_timeout(remaining(deadline).unwrap_or(Duration::ZERO)) {
-        Ok(out) => Ok(out),
-        Err(_) => Err(ProbeError::TimedOut(format!(
+    match out {
+        None => Ok(String::new()),
+        Some(Ok(out)) => Ok(out),
+        Some(Err(())) => Err(ProbeError::TimedOut(format!(
             "output still open {} after start",
             human(timeout)
         ))),
+    }
+}
+
+/// SIGKILLs what is left of an exited command's process group. Safe after the leader
+/// was reaped: a member still holds the output pipe open, so the group (and its id) is
+/// still in use and cannot name anyone else's.
+fn kill_leftovers(child: &Child) {
+    let Some(pgid) = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    if let Err(e) = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL)
+        && e != rustix::io::Errno::SRCH
+    {
+        tracing::warn!("cannot kill what the command left running (group {pgid:?}): {e}");
     }
 }
 
@@ -1101,6 +1123,37 @@ mod tests {
         // Much more output than a pipe holds: drained, not blocking the command.
         a.version_command = Some("echo 9.9; head -c 1000000 /dev/zero".into());
         assert_eq!(read_version(&a), Some(Ok("9.9".into())));
+    }
+
+    /// A command that exits but leaves a child holding its output: the answer is an
+    /// error at the timeout, and the child dies with its group, so the reader thread
+    /// waiting on the pipe ends too (it used to wait as long as the child lived).
+    #[test]
+    fn a_version_command_leaving_its_output_open_leaves_nothing_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let mut a = app();
+        a.version_command = Some(format!(
+            "echo 1.0; sleep 300 & echo $! > {}",
+            pid_file.display()
+        ));
+        assert_eq!(
+            read_version(&a),
+            Some(Err(
+                "version_command: output still open 500ms after start".into()
+            ))
+        );
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let running = || {
+            std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+                .is_ok_and(|s| s.split_whitespace().nth(2) != Some("Z"))
+        };
+        let mut waited = 0;
+        while running() && waited < 100 {
+            thread::sleep(Duration::from_millis(10));
+            waited += 1;
+        }
+        assert!(!running(), "the command's child {} outlived it", pid.trim());
     }
 
     #[test]
