@@ -170,10 +170,21 @@ async fn read_body(
     if len > cap {
         return Err(DecodeError::TooLarge { len, cap }.into());
     }
-    let mut body = vec![0u8; len];
-    recv.read_exact(&mut body).await?;
+    // Grown as bytes arrive, never allocated from the claimed length: a sender that
+    // claims a megabyte and sends nothing costs this side nothing.
+    let mut body = Vec::with_capacity(len.min(FIRST_ALLOCATION));
+    while body.len() < len {
+        match recv.read_chunk(len - body.len(), true).await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk.bytes),
+            Ok(None) => return Err(FrameError::Truncated),
+            Err(e) => return Err(FrameError::Read(e.to_string())),
+        }
+    }
     Ok(Some(body))
 }
+
+/// What a frame body's buffer starts at (most frames fit): it grows only as bytes come.
+const FIRST_ALLOCATION: usize = 4 * 1024;
 
 /// A peer frame (`quorate-peer/1`).
 pub async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Frame, FrameError> {
