@@ -166,7 +166,11 @@ fn answer(
     req: &hyper::Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let snapshot = view.borrow().clone();
-    note_balancer(balancer, req);
+    // Only the balancer says what the balancer thinks: the header counts from
+    // `http.allow` alone (anyone else could make this node report a spoofed state).
+    if snapshot.http_allow.iter().any(|c| c.contains(remote.ip())) {
+        note_balancer(balancer, req);
+    }
     let method = match *req.method() {
         hyper::Method::GET => routes::Method::Get,
         hyper::Method::HEAD => routes::Method::Head,
@@ -269,6 +273,20 @@ mod tests {
             &request("OPTIONS", "/", "X-Haproxy-Server-State: ???\r\n"),
         );
         assert!(!bal_rx.has_changed().unwrap());
+
+        // From outside `http.allow` the header is not taken.
+        let mut outside = routes::tests::view(true, true, vec![]);
+        outside.http_allow = vec!["192.0.2.0/24".parse().unwrap()].into();
+        let (_out_tx, out_rx) = watch::channel(Arc::new(outside));
+        let (out_bal_tx, out_bal_rx) = watch::channel(None);
+        let other = spawn(any, out_rx, out_bal_tx, None).unwrap();
+        let r = call(other.http, &request("OPTIONS", "/", state));
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(!out_bal_rx.has_changed().unwrap());
+        assert!(
+            out_bal_rx.borrow().is_none(),
+            "a spoofed balancer state was taken"
+        );
 
         // Commands moved to the operator channel: a POST is refused.
         let r = call(
