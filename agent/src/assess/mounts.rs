@@ -163,27 +163,10 @@ pub fn judge_shared(
 #[cfg(test)]
 mod tests {
     use std::fs;
-    use std::path::Path;
 
     use super::*;
-    use crate::config::Mount;
     use crate::probe::mounts::check_mount;
-    use crate::probe::mounts::tests::{assert_ok, mount};
-
-    fn shared(path: &Path) -> Mount {
-        Mount {
-            writable: true,
-            shared: true,
-            ..mount(path)
-        }
-    }
-
-    fn proofs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::probe::mounts::tests::{assert_ok, proofs, shared};
 
     #[test]
     fn two_nodes_on_the_same_storage_see_each_other() {

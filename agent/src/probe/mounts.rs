@@ -876,7 +876,8 @@ x 22 0:56 / /mnt/bad-id rw - tmpfs tmpfs rw
         );
     }
 
-    fn shared(path: &Path) -> Mount {
+    /// A writable, shared mount at `path` (the judging tests in `assess::mounts` too).
+    pub(crate) fn shared(path: &Path) -> Mount {
         Mount {
             writable: true,
             shared: true,
@@ -884,7 +885,7 @@ x 22 0:56 / /mnt/bad-id rw - tmpfs tmpfs rw
         }
     }
 
-    fn proofs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pub(crate) fn proofs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
