@@ -23,6 +23,10 @@
 //! - [`generate`]: man pages and shell completions from the clap definitions.
 //! - [`reload`]: which config keys a reload (SIGHUP) applies and which need a restart.
 
+// Nothing here needs unsafe code; `forbid` (not the workspace's `deny`) so no
+// `#[allow]` can bring it back.
+#![forbid(unsafe_code)]
+
 pub mod assess;
 pub mod ca;
 pub mod clock;

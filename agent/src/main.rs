@@ -2,6 +2,10 @@
 //! SIGHUP reloads the config.
 //! Everything else lives in the library so tests run the same code.
 
+// Nothing here needs unsafe code; `forbid` (not the workspace's `deny`) so no
+// `#[allow]` can bring it back.
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

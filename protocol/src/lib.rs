@@ -17,6 +17,10 @@
 //! [`DecodeError`] on any byte string; they never panic. It must never depend on tokio,
 //! quinn or anything that does IO.
 
+// Nothing here needs unsafe code; `forbid` (not the workspace's `deny`) so no
+// `#[allow]` can bring it back.
+#![forbid(unsafe_code)]
+
 mod codec;
 pub mod ctl;
 mod ids;

@@ -12,6 +12,10 @@
 //! - `signals`: SIGINT/SIGTERM as a flag, signals to child processes
 //! - `ui`: the terminal UI (`quorate` with no subcommand, on a terminal)
 
+// Nothing here needs unsafe code; `forbid` (not the workspace's `deny`) so no
+// `#[allow]` can bring it back.
+#![forbid(unsafe_code)]
+
 mod cli;
 mod columns;
 mod signals;

@@ -445,7 +445,7 @@ impl Cluster {
     fn shutdown(&mut self) {
         self.reap();
         for agent in self.agents.iter().filter(|a| a.exited.is_none()) {
-            let _ = signals::send(agent.child.id(), libc::SIGTERM);
+            let _ = signals::terminate(agent.child.id());
         }
         for _ in 0..GRACE_STEPS {
             self.reap();
