@@ -26,7 +26,27 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bounded;
 use crate::codec::{DecodeError, EncodeError};
+
+// Every string of the operator channel, held to its wire limit (see `crate::limits`);
+// a request as a whole is at most `MAX_REQUEST_BYTES`.
+bounded::fields! {
+    should_run_task: Str("CtlRequest::ShouldRun.task", NAME);
+    drain_node: OptStr("CtlCommand::Drain.node", NAME);
+    drain_reason: Str("CtlCommand::Drain.reason", OPERATOR_REASON);
+    undrain_node: OptStr("CtlCommand::Undrain.node", NAME);
+    transfer_node: Str("CtlCommand::Transfer.node", NAME);
+    upgrade_node: OptStr("CtlCommand::UpgradeAllow.node", NAME);
+    ack_name: Str("CtlCommand::DriftAck.name", NAME);
+    ack_reason: Str("CtlCommand::DriftAck.reason", OPERATOR_REASON);
+    done_message: Str("CtlResponse::Done.message", CTL_TEXT);
+    refused_reason: Str("CtlResponse::Refused.reason", CTL_TEXT);
+    should_run_holder: OptStr("CtlResponse::ShouldRun.holder", NAME);
+    event_recorded_by: Str("EventRecord.recorded_by", LABEL);
+    event_node: OptStr("EventRecord.node", LABEL);
+    event_text: Str("EventRecord.text", TEXT);
+}
 
 /// The fewest milliseconds between two snapshots on one subscription.
 pub const SNAPSHOT_MIN_INTERVAL_MS: u64 = 250;
@@ -50,23 +70,30 @@ pub enum CtlRequest {
     /// Change something. Answered by `Done` or `Refused`.
     Command(CtlCommand),
     /// Whether the agent runs singleton task `task` now (`quorate task should-run`).
-    ShouldRun { task: String },
+    ShouldRun {
+        #[serde(with = "should_run_task")]
+        task: String,
+    },
 }
 
 /// An operator command. `node: None` means the agent the tool is connected to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CtlCommand {
     Drain {
+        #[serde(with = "drain_node")]
         node: Option<String>,
+        #[serde(with = "drain_reason")]
         reason: String,
         /// Seconds until the drain ends by itself (`None`: until undrained).
         for_secs: Option<u64>,
     },
     Undrain {
+        #[serde(with = "undrain_node")]
         node: Option<String>,
     },
     /// Hand the primary role to `node` (a transfer, not a failover).
     Transfer {
+        #[serde(with = "transfer_node")]
         node: String,
     },
     /// No elections, no preemption, no transfers until unfrozen (the current primary
@@ -75,11 +102,14 @@ pub enum CtlCommand {
     Unfreeze,
     /// Open the upgrade gate for `node`'s app version.
     UpgradeAllow {
+        #[serde(with = "upgrade_node")]
         node: Option<String>,
     },
     /// Acknowledge the current drift of config set `name`.
     DriftAck {
+        #[serde(with = "ack_name")]
         name: String,
+        #[serde(with = "ack_reason")]
         reason: String,
         for_secs: u64,
     },
@@ -105,11 +135,13 @@ pub enum CtlResponse {
     EventsEnd,
     /// The command was carried out (or handed on to the node it is for): what happened.
     Done {
+        #[serde(with = "done_message")]
         message: String,
     },
     /// The command was not carried out, and why ("n3 is not eligible: app check
     /// failing").
     Refused {
+        #[serde(with = "refused_reason")]
         reason: String,
     },
     /// The answer to `ShouldRun`: whether the agent runs the task now, and the term to
@@ -118,6 +150,7 @@ pub enum CtlResponse {
         here: bool,
         term: u64,
         /// Where the agent places the task, if anywhere.
+        #[serde(with = "should_run_holder")]
         holder: Option<String>,
     },
 }
@@ -131,11 +164,14 @@ pub struct EventRecord {
     /// Wall clock of the recording agent, microseconds since the Unix epoch.
     pub at_micros: u64,
     /// The node that recorded it.
+    #[serde(with = "event_recorded_by")]
     pub recorded_by: String,
     pub kind: EventKind,
     /// The node it is about, if one.
+    #[serde(with = "event_node")]
     pub node: Option<String>,
     /// One line for people: "n1 became primary (term 4)".
+    #[serde(with = "event_text")]
     pub text: String,
 }
 
@@ -172,24 +208,25 @@ impl EventKind {
     }
 }
 
-/// Encodes a request as a length-prefixed frame.
+/// Encodes a request as a length-prefixed frame of at most [`MAX_REQUEST_BYTES`].
 pub fn encode_request(msg: &CtlRequest) -> Result<Vec<u8>, EncodeError> {
-    crate::codec::encode_framed(msg)
+    crate::codec::encode_framed(msg, MAX_REQUEST_BYTES)
 }
 
-/// Decodes a request frame body (after the length prefix).
+/// Decodes a request frame body (after the length prefix) of at most
+/// [`MAX_REQUEST_BYTES`].
 pub fn decode_request(body: &[u8]) -> Result<CtlRequest, DecodeError> {
-    crate::codec::decode_framed(body)
+    crate::codec::decode_framed(body, MAX_REQUEST_BYTES)
 }
 
 /// Encodes a response as a length-prefixed frame.
 pub fn encode_response(msg: &CtlResponse) -> Result<Vec<u8>, EncodeError> {
-    crate::codec::encode_framed(msg)
+    crate::codec::encode_framed(msg, crate::MAX_FRAME)
 }
 
 /// Decodes a response frame body (after the length prefix).
 pub fn decode_response(body: &[u8]) -> Result<CtlResponse, DecodeError> {
-    crate::codec::decode_framed(body)
+    crate::codec::decode_framed(body, crate::MAX_FRAME)
 }
 
 #[cfg(test)]

@@ -2,7 +2,11 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::bounded::{Breach, BreachKind};
+use crate::limits::{self, Limit};
 
 /// Why a string is not a valid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,16 +21,14 @@ pub enum IdError {
     BadStart,
 }
 
-const MAX_ID: usize = 63;
-
-fn check_label(s: &str, extra: &[char]) -> Result<(), IdError> {
+fn check_label(s: &str, extra: &[char], limit: &Limit) -> Result<(), IdError> {
     if s.is_empty() {
         return Err(IdError::Empty);
     }
-    if s.len() > MAX_ID {
+    if s.len() > limit.max {
         return Err(IdError::TooLong {
             len: s.len(),
-            max: MAX_ID,
+            max: limit.max,
         });
     }
     if let Some(c) = s
@@ -43,14 +45,13 @@ fn check_label(s: &str, extra: &[char]) -> Result<(), IdError> {
 
 /// A node's id: a DNS label (letters, digits, '-'; at most 63), so that a certificate can
 /// name it as a DNS subject alternative name. Defaults to the short hostname.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(String);
 
 impl NodeId {
     pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
         let s = s.into();
-        check_label(&s, &[])?;
+        check_label(&s, &[], &limits::NODE_ID)?;
         Ok(Self(s))
     }
 
@@ -92,14 +93,13 @@ impl fmt::Debug for NodeId {
 }
 
 /// A cluster's name: letters, digits, '-', '_' and '.'; at most 63.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ClusterName(String);
 
 impl ClusterName {
     pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
         let s = s.into();
-        check_label(&s, &['_', '.'])?;
+        check_label(&s, CLUSTER_EXTRA, &limits::CLUSTER_NAME)?;
         Ok(Self(s))
     }
 
@@ -131,6 +131,64 @@ impl fmt::Debug for ClusterName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.0, f)
     }
+}
+
+/// Characters a cluster name may hold besides a node id's.
+const CLUSTER_EXTRA: &[char] = &['_', '.'];
+
+/// On the wire an id is the plain string it always was. It is checked on the borrowed
+/// bytes before anything is copied, so a 1 MiB "node id" costs nothing to refuse.
+macro_rules! label_serde {
+    ($t:ident, $what:literal, $extra:expr, $limit:path) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = $t;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($what)
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$t, E> {
+                        match check_label(v, $extra, &$limit) {
+                            Ok(()) => Ok($t(v.to_owned())),
+                            Err(e) => Err(crate::bounded::de_error(id_breach($what, &$limit, e))),
+                        }
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+    };
+}
+
+label_serde!(NodeId, "a node id", &[], limits::NODE_ID);
+label_serde!(
+    ClusterName,
+    "a cluster name",
+    CLUSTER_EXTRA,
+    limits::CLUSTER_NAME
+);
+
+/// What a refused id was: too long (a wire limit), or not an id at all.
+fn id_breach(what: &'static str, limit: &'static Limit, e: IdError) -> Breach {
+    let kind = match e {
+        IdError::TooLong { len, .. } => BreachKind::Over {
+            limit,
+            found: Some(len),
+        },
+        IdError::Empty => BreachKind::Invalid("is empty"),
+        IdError::BadChar(_) => BreachKind::Invalid(
+            "holds a character other than ASCII letters, digits and '-' ('_' and '.' too in a cluster name)",
+        ),
+        IdError::BadStart => BreachKind::Invalid("does not start with a letter or digit"),
+    };
+    Breach { field: what, kind }
 }
 
 macro_rules! fixed_u64 {

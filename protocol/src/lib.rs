@@ -13,17 +13,22 @@
 //! it are postcard 1.x (a published, stable format). A change to any type here changes the
 //! golden vectors in `tests/golden/` and is a protocol bump.
 //!
-//! This crate owns the size limits and checks them *before* allocating. Decoders return
-//! [`DecodeError`] on any byte string; they never panic. It must never depend on tokio,
+//! This crate owns the size limits and checks them *before* allocating: the caps of whole
+//! messages here, and the [wire limits](limits) of every list and string inside them, so
+//! that no message decodes to more than twice [`MAX_FRAME`] in memory. Decoders return
+//! [`DecodeError`] on any byte string, naming the field and limit a message broke; they
+//! never panic. It must never depend on tokio,
 //! quinn or anything that does IO.
 
 // Nothing here needs unsafe code; `forbid` (not the workspace's `deny`) so no
 // `#[allow]` can bring it back.
 #![forbid(unsafe_code)]
 
+mod bounded;
 mod codec;
 pub mod ctl;
 mod ids;
+pub mod limits;
 mod members;
 mod messages;
 mod state;

@@ -7,7 +7,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bounded;
 use crate::ids::{NodeId, Term};
+
+bounded::fields! {
+    slot_addr: Str("MemberSlot.addr", ADDR);
+    members: Seq("Membership.members", MEMBERS);
+    add_addr: Str("MemberChange::Add.addr", ADDR);
+    replace_addr: Str("MemberChange::Replace.addr", ADDR);
+    reply_message: Str("MemberReply.message", TEXT);
+}
 
 /// Which change made a member set: the term of the primary that made it, and a counter.
 /// Ordered like Raft's log positions (term first), which is what voters compare.
@@ -44,6 +53,7 @@ impl std::fmt::Display for ConfigStamp {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MemberSlot {
     /// The QUIC address the member advertises (unique in a set).
+    #[serde(with = "slot_addr")]
     pub addr: String,
     /// The node id its certificate names; `None` for a slot from a bootstrap list whose
     /// node has not been seen yet (the first node that authenticates at `addr` holds it,
@@ -64,6 +74,7 @@ pub struct Membership {
     pub origin: u64,
     pub stamp: ConfigStamp,
     /// Sorted by address; addresses and ids are unique.
+    #[serde(with = "members")]
     pub members: Vec<MemberSlot>,
 }
 
@@ -98,6 +109,7 @@ pub enum MemberChange {
     /// Add `node` at `addr`, voting or not.
     Add {
         node: NodeId,
+        #[serde(with = "add_addr")]
         addr: String,
         voter: bool,
     },
@@ -108,6 +120,7 @@ pub enum MemberChange {
     Replace {
         old: NodeId,
         node: NodeId,
+        #[serde(with = "replace_addr")]
         addr: String,
     },
     /// Make the non-voter `node` a voter.
@@ -149,5 +162,6 @@ pub struct MemberReply {
     /// Whether the primary started the change (it commits once a majority holds it).
     pub accepted: bool,
     /// What it did ("member set 4.7: n1, n2, n3, n4"), or why not.
+    #[serde(with = "reply_message")]
     pub message: String,
 }

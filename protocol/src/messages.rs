@@ -2,9 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bounded;
 use crate::ids::{ClusterName, Incarnation, NodeId, Seq, Term, WallMicros};
 use crate::members::{ConfigStamp, MemberReply, MemberRequest};
 use crate::state::{Mode, NodeState, StateDigest};
+
+bounded::fields! {
+    hello_advertise: Str("Hello.advertise", ADDR);
+    grant_tasks: Seq("TaskGrant.tasks", TASKS);
+}
 
 /// Everything sent as a QUIC DATAGRAM between agents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +113,7 @@ pub struct Hello {
     pub node: NodeId,
     pub incarnation: Incarnation,
     /// The address this node's peers have in their `peers` lists.
+    #[serde(with = "hello_advertise")]
     pub advertise: String,
     pub mode: Mode,
 }
@@ -241,6 +248,7 @@ pub struct Heartbeat {
 pub struct TaskGrant {
     #[serde(with = "postcard::fixint::le")]
     pub promise_ms: u32,
+    #[serde(with = "grant_tasks")]
     pub tasks: Vec<TaskTag>,
 }
 

@@ -2,9 +2,44 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bounded;
 use crate::ids::{Incarnation, NodeId, WallMicros};
+use crate::limits::{CONFIG_FILES, CONFIG_SETS};
 use crate::members::Membership;
 use crate::vocab::{CheckCode, CheckName};
+
+// Every list and string of a node's state, held to its wire limit (see `crate::limits`).
+bounded::fields! {
+    advertise: Str("NodeState.advertise", ADDR);
+    roles: StrSeq("NodeState.roles", ROLES, "NodeState.roles[]", NAME);
+    agent_version: Str("NodeState.agent_version", VERSION);
+    app_version: OptStr("NodeState.app_version", VERSION);
+    checks: Seq("NodeState.checks", CHECKS);
+    mounts: Seq("NodeState.mounts", MOUNTS);
+    drain_orders: Seq("NodeState.drain_orders", DRAIN_ORDERS);
+    drift_acks: Seq("NodeState.drift_acks", DRIFT_ACKS);
+    tasks: Seq("NodeState.tasks", TASKS);
+    suspects: Seq("NodeState.suspects", SUSPECTS);
+    check_reason: Str("CheckState.reason", TEXT);
+    mount_path: Str("MountState.path", PATH);
+    mount_reason: Str("MountState.reason", TEXT);
+    mount_source: OptStr("MountState.source", TEXT);
+    mount_fstype: OptStr("MountState.fstype", LABEL);
+    mount_proof: OptStr("MountState.proof", PROOF);
+    set_name: Str("ConfigSetState.name", NAME);
+    set_files: Seq("ConfigSetState.files", CONFIG_FILES_PER_SET);
+    set_error: OptStr("ConfigSetState.error", TEXT);
+    file_path: Str("FileHash.path", PATH);
+    drain_reason: Str("Drain.reason", TEXT);
+    drain_by: Str("Drain.by", LABEL);
+    ack_name: Str("DriftAck.name", NAME);
+    ack_reason: Str("DriftAck.reason", TEXT);
+    ack_by: Str("DriftAck.by", LABEL);
+    balancer_state: Str("BalancerSeen.state", LABEL);
+    balancer_name: OptStr("BalancerSeen.balancer", LABEL);
+    balancer_weight: OptStr("BalancerSeen.weight", LABEL);
+    task_name: Str("TaskPlacement.name", NAME);
+}
 
 /// Whether a node may become primary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -31,11 +66,15 @@ pub struct NodeState {
     pub node: NodeId,
     pub incarnation: Incarnation,
     /// The QUIC address peers reach it on (`advertise` in its config).
+    #[serde(with = "advertise")]
     pub advertise: String,
     pub mode: Mode,
     pub priority: u32,
+    #[serde(with = "roles")]
     pub roles: Vec<String>,
+    #[serde(with = "agent_version")]
     pub agent_version: String,
+    #[serde(with = "app_version")]
     pub app_version: Option<String>,
     /// When this incarnation started, on the node's own wall clock.
     pub started: WallMicros,
@@ -50,27 +89,34 @@ pub struct NodeState {
     pub lists_disagree: bool,
     /// Every local check with its current result (app, mounts, config, clock, version,
     /// load), in a fixed order.
+    #[serde(with = "checks")]
     pub checks: Vec<CheckState>,
+    #[serde(with = "mounts")]
     pub mounts: Vec<MountState>,
     /// Per `[[config]]` set, the hash of every file it matched. Contents never leave the
     /// node.
+    #[serde(with = "config_sets")]
     pub config: Vec<ConfigSetState>,
     /// Set while an operator has drained this node.
     pub drain: Option<Drain>,
     /// Drain and undrain orders this node took for other nodes; each target adopts the
     /// newest order naming it (gossip, so an order reaches a node that was unreachable).
+    #[serde(with = "drain_orders")]
     pub drain_orders: Vec<DrainOrder>,
     /// Known configuration differences an operator acknowledged, until they expire.
+    #[serde(with = "drift_acks")]
     pub drift_acks: Vec<DriftAck>,
     /// What the load balancer last said about this node (`X-Haproxy-Server-State`).
     pub balancer: Option<BalancerSeen>,
     /// Where this node places each singleton task (`None`: nowhere). A node runs a task
     /// only while a majority of voters place it there.
+    #[serde(with = "tasks")]
     pub tasks: Vec<TaskPlacement>,
     /// The operator opened the upgrade gate for this node's app version.
     pub upgrade_allowed: bool,
     /// The peers this node's failure detector currently holds suspect or dead, so every
     /// node can show who suspects whom (one side of a partition, or one bad link).
+    #[serde(with = "suspects")]
     pub suspects: Vec<NodeId>,
 }
 
@@ -80,34 +126,44 @@ pub struct CheckState {
     /// Travels as the plain string it always was (see [`CheckName`]).
     pub name: CheckName,
     pub code: CheckCode,
+    #[serde(with = "check_reason")]
     pub reason: String,
 }
 
 /// One `[[mount]]` as this node sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountState {
+    #[serde(with = "mount_path")]
     pub path: String,
     pub code: CheckCode,
+    #[serde(with = "mount_reason")]
     pub reason: String,
+    #[serde(with = "mount_source")]
     pub source: Option<String>,
+    #[serde(with = "mount_fstype")]
     pub fstype: Option<String>,
     /// For `shared = true`: the nonce this node wrote to `<path>/.quorate/<node>`. Peers
     /// that cannot read it there are not looking at the same storage.
+    #[serde(with = "mount_proof")]
     pub proof: Option<String>,
 }
 
 /// The file hashes of one `[[config]]` set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigSetState {
+    #[serde(with = "set_name")]
     pub name: String,
+    #[serde(with = "set_files")]
     pub files: Vec<FileHash>,
     /// Why the set could not be hashed (unreadable file), if so.
+    #[serde(with = "set_error")]
     pub error: Option<String>,
 }
 
 /// One file's BLAKE3 hash (first 16 bytes), after dropping ignored lines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileHash {
+    #[serde(with = "file_path")]
     pub path: String,
     pub hash: [u8; 16],
 }
@@ -115,8 +171,10 @@ pub struct FileHash {
 /// An operator's drain of a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drain {
+    #[serde(with = "drain_reason")]
     pub reason: String,
     /// Who asked (operator or node name, as known to the node that took the command).
+    #[serde(with = "drain_by")]
     pub by: String,
     pub since: WallMicros,
     /// When it ends by itself, if ever.
@@ -135,8 +193,11 @@ pub struct DrainOrder {
 /// An acknowledged difference in config set `name`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftAck {
+    #[serde(with = "ack_name")]
     pub name: String,
+    #[serde(with = "ack_reason")]
     pub reason: String,
+    #[serde(with = "ack_by")]
     pub by: String,
     pub until: WallMicros,
 }
@@ -145,10 +206,13 @@ pub struct DriftAck {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BalancerSeen {
     /// The state word and check counts, e.g. `UP`, `UP 2/3`, `DOWN`, `NOLB`, `MAINT`.
+    #[serde(with = "balancer_state")]
     pub state: String,
     /// The balancer's name (`node=`), if it said.
+    #[serde(with = "balancer_name")]
     pub balancer: Option<String>,
     /// The weight it applies (`weight=`), e.g. `1/2`.
+    #[serde(with = "balancer_weight")]
     pub weight: Option<String>,
     /// When the state word last changed, on this node's wall clock.
     pub since: WallMicros,
@@ -157,6 +221,7 @@ pub struct BalancerSeen {
 /// Where a node places one singleton task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskPlacement {
+    #[serde(with = "task_name")]
     pub name: String,
     pub holder: Option<NodeId>,
 }
@@ -203,6 +268,88 @@ impl NodeState {
     pub fn digest(&self) -> StateDigest {
         let bytes = postcard::to_stdvec(self).unwrap_or_default();
         StateDigest(fnv1a64(&bytes))
+    }
+}
+
+/// `NodeState.config`: at most [`CONFIG_SETS`] sets of at most
+/// [`CONFIG_FILES_PER_SET`](crate::limits::CONFIG_FILES_PER_SET) files each, and
+/// [`CONFIG_FILES`] files in all. The total is checked after each set,
+/// so at most one set's files are read past it before the state is refused.
+mod config_sets {
+    use std::fmt;
+
+    use serde::de::{SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    use super::{CONFIG_FILES, CONFIG_SETS, ConfigSetState};
+    use crate::bounded::{self, Breach, BreachKind};
+
+    const FIELD: &str = "NodeState.config";
+    const FILES_FIELD: &str = "NodeState.config[].files, all sets together";
+
+    /// `found`: the total when known (sending); receiving stops at the set that
+    /// crosses the limit, before it knows what the sets after it hold.
+    fn too_many_files(found: Option<usize>) -> Breach {
+        Breach {
+            field: FILES_FIELD,
+            kind: BreachKind::Over {
+                limit: &CONFIG_FILES,
+                found,
+            },
+        }
+    }
+
+    pub(crate) fn serialize<S: Serializer>(v: &[ConfigSetState], s: S) -> Result<S::Ok, S::Error> {
+        let files: usize = v.iter().map(|set| set.files.len()).sum();
+        if files > CONFIG_FILES.max {
+            return Err(serde::ser::Error::custom(bounded::record(too_many_files(
+                Some(files),
+            ))));
+        }
+        bounded::ser_seq(v, FIELD, &CONFIG_SETS, s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<ConfigSetState>, D::Error> {
+        d.deserialize_seq(Sets)
+    }
+
+    struct Sets;
+
+    impl<'de> Visitor<'de> for Sets {
+        type Value = Vec<ConfigSetState>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a list of at most {} config sets", CONFIG_SETS.max)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let hint = seq.size_hint();
+            let over = |found| Breach {
+                field: FIELD,
+                kind: BreachKind::Over {
+                    limit: &CONFIG_SETS,
+                    found,
+                },
+            };
+            if let Some(n) = hint.filter(|n| *n > CONFIG_SETS.max) {
+                return Err(bounded::de_error(over(Some(n))));
+            }
+            let mut out = Vec::with_capacity(hint.unwrap_or(0));
+            let mut files = 0usize;
+            while let Some(set) = seq.next_element::<ConfigSetState>()? {
+                if out.len() == CONFIG_SETS.max {
+                    return Err(bounded::de_error(over(None)));
+                }
+                files += set.files.len();
+                if files > CONFIG_FILES.max {
+                    return Err(bounded::de_error(too_many_files(None)));
+                }
+                out.push(set);
+            }
+            Ok(out)
+        }
     }
 }
 

@@ -12,6 +12,9 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::bounded::{self, Breach, BreachKind};
+use crate::limits::NAME;
+
 /// A node's role as the cluster sees it (`/cluster`'s `role`, the health answers'
 /// `"role"`, hooks' `QUORATE_ROLE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -240,9 +243,30 @@ impl Serialize for CheckName {
     }
 }
 
+/// Read from the borrowed bytes, held to [`NAME`](crate::limits::NAME): a known name
+/// allocates nothing, an unknown one only its own bytes.
 impl<'de> Deserialize<'de> for CheckName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Self::from)
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = CheckName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a check name of at most {} bytes", NAME.max)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CheckName, E> {
+                if v.len() > NAME.max {
+                    return Err(bounded::de_error(Breach {
+                        field: "CheckState.name",
+                        kind: BreachKind::Over {
+                            limit: &NAME,
+                            found: Some(v.len()),
+                        },
+                    }));
+                }
+                Ok(CheckName::parse(v))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 

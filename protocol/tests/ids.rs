@@ -113,7 +113,13 @@ fn decoding_validates_ids() {
     assert_eq!(&bytes[..5], &[1, 1, 2, b'n', b'x']);
     bytes[3] = b'-';
     assert!(
-        matches!(decode_datagram(&bytes), Err(DecodeError::Malformed(_))),
+        matches!(
+            decode_datagram(&bytes),
+            Err(DecodeError::Invalid {
+                field: "a node id",
+                ..
+            })
+        ),
         "{:?}",
         decode_datagram(&bytes)
     );
@@ -121,7 +127,10 @@ fn decoding_validates_ids() {
     let empty = [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     assert!(matches!(
         decode_datagram(&empty),
-        Err(DecodeError::Malformed(_))
+        Err(DecodeError::Invalid {
+            field: "a node id",
+            ..
+        })
     ));
 }
 
@@ -147,7 +156,13 @@ fn decoding_validates_election_ids() {
         let mut bad = bytes.clone();
         bad[at] = b'_';
         assert!(
-            matches!(decode_datagram(&bad), Err(DecodeError::Malformed(_))),
+            matches!(
+                decode_datagram(&bad),
+                Err(DecodeError::Invalid {
+                    field: "a node id",
+                    ..
+                })
+            ),
             "byte {at}: {:?}",
             decode_datagram(&bad)
         );
@@ -160,6 +175,9 @@ fn decoding_validates_election_ids() {
     bytes[4] = b'-';
     assert!(matches!(
         decode_datagram(&bytes),
-        Err(DecodeError::Malformed(_))
+        Err(DecodeError::Invalid {
+            field: "a node id",
+            ..
+        })
     ));
 }
