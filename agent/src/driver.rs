@@ -452,12 +452,9 @@ impl Driver {
         let changed = self.local.balancer.as_ref().is_none_or(|b| {
             b.state != seen.state || b.weight != seen.weight || b.balancer != seen.balancer
         });
+        // Logged where it is heard (`http::balancer`, rate-limited), which also paces
+        // these changes: each one changes the digest peers refetch the state on.
         if changed {
-            tracing::info!(
-                balancer = seen.balancer.as_deref().unwrap_or("-"),
-                "the load balancer says {}",
-                seen.state
-            );
             self.local.balancer = Some(proto::BalancerSeen {
                 state: seen.state,
                 balancer: seen.balancer,

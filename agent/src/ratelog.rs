@@ -23,9 +23,19 @@ pub enum Refusal {
     Busy,
     /// An operator connection from a peer's address that is not in `control_allow`.
     Control,
+    /// An HTTP connection refused: the slots for addresses outside `http.allow` are taken.
+    HttpBusy,
+    /// An HTTP connection refused: its source address holds its share of the slots.
+    HttpSource,
+    /// An HTTP connection closed without a complete request within the header timeout.
+    HttpSlow,
+    /// An HTTP request hyper could not parse (answered 400 or 431).
+    HttpMalformed,
+    /// An `X-Haproxy-Server-State` header from an address outside `http.allow` (ignored).
+    BalancerHeader,
 }
 
-const SLOTS: usize = 6;
+const SLOTS: usize = 11;
 const WINDOW: Duration = Duration::from_secs(10);
 
 /// One limiter per process.

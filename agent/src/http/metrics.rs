@@ -1,20 +1,23 @@
 //! `/metrics`: the snapshot as OpenMetrics text (prometheus-client's text encoder).
 //!
-//! Owns: turning one [`ClusterView`] into gauges. Every gauge is built per request from
-//! the snapshot, in a registry that lives for that request only: it is a picture of the
-//! state at the snapshot's moment, not counters kept anywhere else, so there is nothing to
-//! keep in sync and nothing shared between requests. A few dozen gauges cost microseconds.
+//! Owns: turning one [`ClusterView`] (and the HTTP server's connection counts, handed in
+//! as numbers: [`ConnStats`]) into metrics. Every metric is built per request, in a
+//! registry that lives for that request only: it is a picture of the state at the
+//! snapshot's moment, not counters kept here, so there is nothing to keep in sync and
+//! nothing shared between requests. A few dozen gauges cost microseconds.
 //!
-//! Must never: read anything but the snapshot, keep state between requests, or put a
-//! label value on the wire unescaped (prometheus-client writes label values verbatim).
+//! Must never: read anything but what it is handed, keep state between requests, or put
+//! a label value on the wire unescaped (prometheus-client writes label values verbatim).
 
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
+use super::admission::{ConnStats, Refused};
 use crate::view::ClusterView;
 
 /// The content type of [`render`]'s output (OpenMetrics 1.0 text, ending in `# EOF`).
@@ -79,9 +82,53 @@ fn float_family(
     }
 }
 
-/// The snapshot as OpenMetrics text. (Help strings carry no final period: the encoder
-/// adds one.)
-pub fn render(view: &ClusterView) -> String {
+fn counter_family(reg: &mut Registry, name: &str, help: &str, rows: Vec<(Labels, u64)>) {
+    let f = Family::<Labels, Counter>::default();
+    for (labels, v) in rows {
+        f.get_or_create(&labels).inc_by(v);
+    }
+    reg.register(name, help, f);
+}
+
+/// The HTTP port's own connections: open now, refused, closed for slowness, malformed.
+fn connections(reg: &mut Registry, c: &ConnStats) {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    int_family(
+        reg,
+        "http_connections",
+        "HTTP connections open now, from http.allow addresses or from elsewhere",
+        vec![
+            (vec![("from", "allow".to_owned())], n(c.open_allowed)),
+            (vec![("from", "other".to_owned())], n(c.open_other)),
+        ],
+    );
+    counter_family(
+        reg,
+        "http_refused_connections",
+        "HTTP connections refused: every slot taken (full), only the share kept for http.allow left (reserved), or the address's cap reached (per-source)",
+        [
+            (Refused::Full, c.refused_full),
+            (Refused::Reserved, c.refused_reserved),
+            (Refused::PerSource, c.refused_per_source),
+        ]
+        .into_iter()
+        .map(|(why, v)| (vec![("reason", why.as_str().to_owned())], v))
+        .collect(),
+    );
+    counter_family(
+        reg,
+        "http_closed_connections",
+        "HTTP connections closed for the client's fault: no complete request within the header timeout (slow), or not HTTP/1.1 (malformed)",
+        vec![
+            (vec![("reason", "slow".to_owned())], c.slow),
+            (vec![("reason", "malformed".to_owned())], c.malformed),
+        ],
+    );
+}
+
+/// The snapshot and the HTTP port's connection counts as OpenMetrics text. (Help strings
+/// carry no final period: the encoder adds one.)
+pub fn render(view: &ClusterView, conns: &ConnStats) -> String {
     let st = &view.status;
     let me = st
         .nodes
@@ -229,6 +276,8 @@ pub fn render(view: &ClusterView) -> String {
             .collect(),
     );
 
+    connections(&mut reg, conns);
+
     let mut out = String::new();
     if encode(&mut out, &reg).is_err() {
         // Writing to a String cannot fail; keep the answer well-formed regardless.
@@ -315,7 +364,14 @@ mod tests {
 
     #[test]
     fn renders_the_snapshot() {
-        let out = render(&fixture());
+        let conns = ConnStats {
+            open_allowed: 2,
+            open_other: 30,
+            refused_per_source: 7,
+            slow: 3,
+            ..ConnStats::default()
+        };
+        let out = render(&fixture(), &conns);
         for want in [
             "quorate_up 1\n",
             "quorate_term 7\n",
@@ -338,6 +394,11 @@ mod tests {
             "quorate_load1 0.3\n",
             "quorate_config_drift{set=\"app\\\"conf\"} 1\n",
             "quorate_config_drift_acknowledged{set=\"app\\\"conf\"} 0\n",
+            "quorate_http_connections{from=\"allow\"} 2\n",
+            "quorate_http_connections{from=\"other\"} 30\n",
+            "quorate_http_refused_connections_total{reason=\"per-source\"} 7\n",
+            "quorate_http_refused_connections_total{reason=\"full\"} 0\n",
+            "quorate_http_closed_connections_total{reason=\"slow\"} 3\n",
         ] {
             assert!(out.contains(want), "missing {want:?} in\n{out}");
         }
@@ -349,7 +410,7 @@ mod tests {
     /// Every line is a comment or `name{labels} value`, with a parseable value.
     #[test]
     fn output_parses_line_wise() {
-        let out = render(&fixture());
+        let out = render(&fixture(), &ConnStats::default());
         let sample = regex::Regex::new(
             r#"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? (\S+)$"#,
         )
@@ -371,7 +432,10 @@ mod tests {
 
     #[test]
     fn empty_view_renders() {
-        let out = render(&crate::http::routes::tests::view(false, false, vec![]));
+        let out = render(
+            &crate::http::routes::tests::view(false, false, vec![]),
+            &ConnStats::default(),
+        );
         assert!(out.contains("quorate_up 1\n"));
         assert!(out.contains("quorate_load1 0.0\n") || out.contains("quorate_load1 0\n"));
         assert!(out.ends_with("# EOF\n"));

@@ -1,23 +1,30 @@
 //! Health endpoints for load balancers, `/cluster` and `/metrics` for people and tools,
 //! and (optionally) HAProxy's agent-check port.
 //!
-//! Owns: the HTTP thread and its current-thread runtime, connection limits, turning a
-//! hyper request into a [`routes::Request`], and keeping what HAProxy last said about
-//! this node (`X-Haproxy-Server-State`). It takes no commands: those come over the
-//! operator channel (`crate::ctl`), with mutual TLS.
+//! Owns: the HTTP thread and its current-thread runtime, the accept loop and who gets a
+//! connection slot (the rule and the numbers are [`admission`]'s; refusals and slow or
+//! malformed clients are counted and logged through [`RateLog`]), turning a hyper
+//! request into a [`routes::Request`], and hearing what HAProxy says about this node
+//! (`X-Haproxy-Server-State`, from `http.allow` only; [`balancer`] paces what reaches
+//! the driver). It takes no commands: those come over the operator channel
+//! (`crate::ctl`), with mutual TLS.
 //!
 //! Served on a thread of its own, so neither probes nor heartbeats nor a busy driver can
 //! starve an answer (linkerd's admin server does the same). Every answer is computed from
 //! the latest [`ClusterView`] snapshot by the pure [`routes::route`]; this module must
-//! never await the driver, a probe or a lock (the balancer state is a `watch` write).
+//! never await the driver, a probe or a lock (the balancer state is a `watch` write),
+//! nor let addresses outside `http.allow` take the slots kept for it.
 
+pub mod admission;
+pub mod balancer;
 pub mod haproxy_agent;
 pub mod metrics;
 pub mod routes;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,14 +32,20 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::clock;
+use crate::ratelog::{RateLog, Refusal};
 use crate::view::ClusterView;
+use admission::{
+    Counters, HEADER_TIMEOUT, Limits, MAX_BUF, MAX_CONNECTIONS, Refused, Slots, Ticket,
+};
+use balancer::Heard;
 use haproxy_agent::ServerState;
 
-/// Connections served at once; beyond it new ones wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 1024;
+/// File descriptors kept for everything else the agent opens (its QUIC socket, probes,
+/// files, the agent-check port) when the limit bounds the HTTP slots.
+const FD_HEADROOM: u64 = 256;
 
 /// The addresses [`spawn`] bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,16 +62,74 @@ fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
     Ok(listener)
 }
 
+/// The HTTP listener, with a backlog of [`admission::BACKLOG`] (std's is 128). Needs a
+/// runtime context (the caller enters the HTTP runtime).
+fn listen_http(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    let fail = |e: std::io::Error| anyhow::anyhow!("cannot listen on http {addr}: {e}");
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(fail)?;
+    // As std's bind does: a restart must not fail on the old connections' TIME_WAIT.
+    socket.set_reuseaddr(true).map_err(fail)?;
+    socket.bind(addr).map_err(fail)?;
+    socket.listen(admission::BACKLOG).map_err(fail)
+}
+
+/// The connection slots the file descriptor limit leaves room for. A soft limit below
+/// what [`MAX_CONNECTIONS`] needs (systemd's default soft limit is 1024) is raised
+/// toward the hard one, as Go's runtime does; slots beyond the limit would make accept
+/// fail, and a failing accept leaves the balancer's connection in the backlog.
+fn budget() -> Limits {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let want = MAX_CONNECTIONS as u64 + FD_HEADROOM;
+    let mut lim = getrlimit(Resource::Nofile);
+    if let Some(cur) = lim.current.filter(|c| *c < want) {
+        let raised = lim.maximum.map_or(want, |m| m.min(want));
+        if raised > cur {
+            let new = Rlimit {
+                current: Some(raised),
+                maximum: lim.maximum,
+            };
+            if setrlimit(Resource::Nofile, new).is_ok() {
+                lim.current = Some(raised);
+            }
+        }
+    }
+    let slots = lim.current.map_or(MAX_CONNECTIONS, |c| {
+        usize::try_from(c.saturating_sub(FD_HEADROOM)).unwrap_or(MAX_CONNECTIONS)
+    });
+    if slots < MAX_CONNECTIONS {
+        tracing::warn!(
+            "the open-file limit ({}) leaves room for {slots} HTTP connections, not \
+             {MAX_CONNECTIONS}: raise LimitNOFILE in the agent's systemd unit (or ulimit -n) \
+             to at least {want}",
+            lim.current.unwrap_or_default()
+        );
+    }
+    Limits::for_slots(slots)
+}
+
 /// Binds the HTTP port (and the agent-check port, if given) now, so a taken port fails
 /// the start, and serves both on one thread of their own until the process exits. What
-/// HAProxy says about this node goes to `balancer`, only when it changes.
+/// HAProxy says about this node goes to `balancer`, only when it changes and at most
+/// once per [`balancer::TAKE_EVERY`].
 pub fn spawn(
     listen: SocketAddr,
     view: watch::Receiver<Arc<ClusterView>>,
     balancer: watch::Sender<Option<ServerState>>,
     agent_check: Option<SocketAddr>,
 ) -> anyhow::Result<Bound> {
-    let listener = bind(listen, "http")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the HTTP runtime: {e}"))?;
+    let listener = {
+        let _in_rt = rt.enter();
+        listen_http(listen)?
+    };
     let agent = agent_check
         .map(|a| bind(a, "haproxy agent-check"))
         .transpose()?;
@@ -66,20 +137,10 @@ pub fn spawn(
         http: listener.local_addr()?,
         agent_check: agent.as_ref().map(|l| l.local_addr()).transpose()?,
     };
-    let balancer = Arc::new(balancer);
+    let limits = budget();
     std::thread::Builder::new()
         .name("quorate-http".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!("cannot start the HTTP runtime: {e}");
-                    return;
-                }
-            };
             rt.block_on(async move {
                 if let Some(agent) = agent {
                     match tokio::net::TcpListener::from_std(agent) {
@@ -89,58 +150,172 @@ pub fn spawn(
                         Err(e) => tracing::error!("cannot serve the agent-check port: {e}"),
                     }
                 }
-                serve(listener, view, balancer).await;
+                let (heard_tx, heard_rx) = watch::channel(None);
+                tokio::spawn(balancer::forward(heard_rx, balancer));
+                let server = Server {
+                    view,
+                    heard: heard_tx,
+                    counters: Counters::default(),
+                    log: RateLog::new(),
+                };
+                serve(listener, Arc::new(server), limits).await;
             });
         })?;
     Ok(bound)
 }
 
-async fn serve(
-    listener: std::net::TcpListener,
+/// What every connection of the HTTP port shares.
+struct Server {
     view: watch::Receiver<Arc<ClusterView>>,
-    balancer: Arc<watch::Sender<Option<ServerState>>>,
-) {
-    let listener = match tokio::net::TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("cannot serve HTTP: {e}");
-            return;
-        }
-    };
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    /// What the balancer said last (from `http.allow`), for [`balancer::forward`].
+    heard: watch::Sender<Option<Heard>>,
+    counters: Counters,
+    log: RateLog,
+}
+
+/// A connection's slot and whether it got as far as a request; gives the slot back
+/// when the connection ends.
+struct Conn {
+    ticket: Ticket,
+    release: mpsc::UnboundedSender<Ticket>,
+    served: AtomicBool,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // The accept loop gone means the server is gone: nothing to give back to.
+        let _ = self.release.send(self.ticket);
+    }
+}
+
+fn allowed(view: &ClusterView, ip: IpAddr) -> bool {
+    view.http_allow.iter().any(|c| c.contains(ip))
+}
+
+/// Accepts every connection (so the balancer's never waits in the backlog behind a
+/// flood) and gives it a slot or closes it at once (with a reset: nothing is kept for
+/// it, not even TIME_WAIT), per [`admission::admit`].
+async fn serve(listener: tokio::net::TcpListener, server: Arc<Server>, limits: Limits) {
+    let mut slots = Slots::new(limits);
+    // Connections give their slot back through this (at most one message per open
+    // connection, so it holds at most `limits.slots`).
+    let (release_tx, mut release_rx) = mpsc::unbounded_channel();
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let (stream, remote) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
+                // EMFILE and the like: `budget` keeps the slots below the limit, so
+                // this is something else holding descriptors; wait a little.
                 tracing::debug!("http accept: {e}");
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
+        while let Ok(ticket) = release_rx.try_recv() {
+            slots.give_back(ticket);
+        }
+        let ip = remote.ip();
+        let trusted = allowed(&server.view.borrow(), ip);
+        let ticket = match slots.take(ip, trusted) {
+            Ok(t) => t,
+            Err(why) => {
+                refuse(&server, &slots, remote, why);
+                let _ = stream.set_zero_linger();
+                drop(stream);
+                continue;
+            }
+        };
+        server.counters.set_open(slots.open());
         let _ = stream.set_nodelay(true);
-        let view = view.clone();
-        let balancer = balancer.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let answer = answer(&view, &balancer, remote, &req);
-                async move { Ok::<_, Infallible>(answer) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(5))
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            drop(permit);
+        let conn = Arc::new(Conn {
+            ticket,
+            release: release_tx.clone(),
+            served: AtomicBool::new(false),
         });
+        tokio::spawn(connection(server.clone(), conn, stream, remote));
     }
 }
 
-/// Keeps what HAProxy last said, waking readers only when it changed (every check
+fn refuse(server: &Server, slots: &Slots, remote: SocketAddr, why: Refused) {
+    server.counters.refused(why);
+    let l = slots.limits();
+    match why {
+        Refused::Full | Refused::Reserved => server.log.warn(Refusal::HttpBusy, || {
+            let (mine, others) = slots.open();
+            format!(
+                "refused an HTTP connection from {remote}: {} connections open ({mine} from \
+                 http.allow, {others} from elsewhere; {} slots, {} of them kept for \
+                 http.allow): a flood? The load balancer keeps its share if its address is \
+                 in http.allow",
+                mine + others,
+                l.slots,
+                l.reserved
+            )
+        }),
+        Refused::PerSource => server.log.warn(Refusal::HttpSource, || {
+            format!(
+                "refused an HTTP connection from {remote}: that address already holds {} \
+                 connections, the most one address outside http.allow may hold (a load \
+                 balancer belongs in http.allow)",
+                l.per_source
+            )
+        }),
+    }
+}
+
+async fn connection(
+    server: Arc<Server>,
+    conn: Arc<Conn>,
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+) {
+    let service = {
+        let (server, conn) = (server.clone(), conn.clone());
+        hyper::service::service_fn(move |req| {
+            conn.served.store(true, Ordering::Relaxed);
+            let answer = answer(&server, remote, &req);
+            async move { Ok::<_, Infallible>(answer) }
+        })
+    };
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_BUF)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    let Err(e) = served else { return };
+    if e.is_timeout() {
+        // A keep-alive connection idle after its answers is closed the same way; only
+        // one that never sent a whole request is worth a line.
+        if !conn.served.load(Ordering::Relaxed) {
+            server.counters.slow();
+            server.log.warn(Refusal::HttpSlow, || {
+                format!(
+                    "closed an HTTP connection from {remote}: no complete request within {}s \
+                     (a slow or idle client)",
+                    HEADER_TIMEOUT.as_secs()
+                )
+            });
+        }
+    } else if e.is_parse() {
+        server.counters.malformed();
+        server.log.warn(Refusal::HttpMalformed, || {
+            format!(
+                "answered an HTTP client at {remote} with an error: not an HTTP/1.1 request ({e})"
+            )
+        });
+    } else {
+        tracing::debug!("http connection from {remote}: {e}");
+    }
+}
+
+/// Hears what HAProxy says, waking the pacing task only when it changed (every check
 /// carries the header; most say the same as the last one).
-fn note_balancer(balancer: &watch::Sender<Option<ServerState>>, req: &hyper::Request<Incoming>) {
+fn note_balancer(
+    heard: &watch::Sender<Option<Heard>>,
+    remote: IpAddr,
+    req: &hyper::Request<Incoming>,
+) {
     let Some(state) = req
         .headers()
         .get("x-haproxy-server-state")
@@ -149,27 +324,36 @@ fn note_balancer(balancer: &watch::Sender<Option<ServerState>>, req: &hyper::Req
     else {
         return;
     };
-    balancer.send_if_modified(|cur| {
-        if cur.as_ref() == Some(&state) {
+    heard.send_if_modified(|cur| {
+        if cur.as_ref().is_some_and(|h| h.state == state) {
             false
         } else {
-            *cur = Some(state);
+            *cur = Some(Heard {
+                state,
+                from: remote,
+            });
             true
         }
     });
 }
 
 fn answer(
-    view: &watch::Receiver<Arc<ClusterView>>,
-    balancer: &watch::Sender<Option<ServerState>>,
+    server: &Server,
     remote: SocketAddr,
     req: &hyper::Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let snapshot = view.borrow().clone();
+    let snapshot = server.view.borrow().clone();
     // Only the balancer says what the balancer thinks: the header counts from
     // `http.allow` alone (anyone else could make this node report a spoofed state).
-    if snapshot.http_allow.iter().any(|c| c.contains(remote.ip())) {
-        note_balancer(balancer, req);
+    if allowed(&snapshot, remote.ip()) {
+        note_balancer(&server.heard, remote.ip(), req);
+    } else if req.headers().contains_key("x-haproxy-server-state") {
+        server.log.warn(Refusal::BalancerHeader, || {
+            format!(
+                "ignored X-Haproxy-Server-State from {remote}: not in http.allow (if that is \
+                 your load balancer, add its address to http.allow)"
+            )
+        });
     }
     let method = match *req.method() {
         hyper::Method::GET => routes::Method::Get,
@@ -186,6 +370,7 @@ fn answer(
             remote: remote.ip(),
             now: clock::now(),
             boot_now: clock::boottime(),
+            conns: server.counters.stats(),
         },
         // The allow list comes with the snapshot: a reload changes it for the next
         // request, with no lock and no second channel.
@@ -260,7 +445,12 @@ mod tests {
         let state = "X-Haproxy-Server-State: UP 2/3; name=bck/srv2; node=lb1; weight=1/2\r\n";
         let r = call(bound.http, &request("OPTIONS", "/", state));
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
-        assert!(bal_rx.has_changed().unwrap());
+        // Handed on by the pacing task, on the HTTP thread: the first change at once.
+        let clock = crate::clock::now();
+        while !bal_rx.has_changed().unwrap() {
+            assert!(crate::clock::now() - clock < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let seen = bal_rx.borrow_and_update().clone().unwrap();
         assert_eq!(
             (seen.state.as_str(), seen.weight.as_deref()),
@@ -282,6 +472,8 @@ mod tests {
         let other = spawn(any, out_rx, out_bal_tx, None).unwrap();
         let r = call(other.http, &request("OPTIONS", "/", state));
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        // A first change is handed on within milliseconds: give it ample time.
+        std::thread::sleep(Duration::from_millis(300));
         assert!(!out_bal_rx.has_changed().unwrap());
         assert!(
             out_bal_rx.borrow().is_none(),
@@ -303,5 +495,77 @@ mod tests {
         let mut line = String::new();
         agent.read_to_string(&mut line).unwrap();
         assert_eq!(line, "up 100%\n");
+    }
+
+    /// A connection to `to` from the loopback address `ip`.
+    async fn connect_from(ip: [u8; 4], to: SocketAddr) -> tokio::net::TcpStream {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::from((ip, 0))).unwrap();
+        sock.connect(to).await.unwrap()
+    }
+
+    /// What the server sends on `s` until it closes (empty on a reset), within 10 s.
+    async fn read_all(s: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out));
+        match read.await {
+            Ok(Ok(_)) | Ok(Err(_)) => String::from_utf8_lossy(&out).into_owned(),
+            Err(_) => panic!("the server kept the connection open"),
+        }
+    }
+
+    async fn get_live(s: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncWriteExt;
+        s.write_all(request("GET", "/live", "").as_bytes())
+            .await
+            .unwrap();
+        read_all(s).await
+    }
+
+    /// A source outside `http.allow` gets its share of connections and no more (the next
+    /// is closed at once, while others are still served); an `http.allow` source has no
+    /// such cap; an idle connection is closed after the header timeout.
+    #[tokio::test(flavor = "current_thread")]
+    async fn caps_connections_per_source_outside_http_allow() {
+        let mut v = routes::tests::view(true, true, vec![]);
+        v.http_allow = vec!["127.0.0.2/32".parse().unwrap()].into();
+        let (_view_tx, view_rx) = watch::channel(Arc::new(v));
+        let (bal_tx, _bal_rx) = watch::channel(None);
+        let at = SocketAddr::from(([127, 0, 0, 1], 0));
+        let to = spawn(at, view_rx, bal_tx, None).unwrap().http;
+        let mut held = Vec::new();
+        for _ in 0..admission::PER_SOURCE {
+            held.push(connect_from([127, 0, 0, 1], to).await);
+        }
+        let mut extra = connect_from([127, 0, 0, 1], to).await;
+        assert_eq!(
+            get_live(&mut extra).await,
+            "",
+            "one connection too many was served"
+        );
+        // Another address outside http.allow is served meanwhile.
+        let mut other = connect_from([127, 0, 0, 3], to).await;
+        let out = get_live(&mut other).await;
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        // http.allow has no cap per address.
+        let mut lb = Vec::new();
+        for _ in 0..admission::PER_SOURCE + 8 {
+            lb.push(connect_from([127, 0, 0, 2], to).await);
+        }
+        let out = get_live(lb.last_mut().unwrap()).await;
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        // The idle ones are closed after the header timeout, and their slots come back.
+        let clock = crate::clock::now();
+        assert_eq!(read_all(&mut held[0]).await, "");
+        let waited = crate::clock::now() - clock;
+        assert!(
+            waited < admission::HEADER_TIMEOUT + Duration::from_secs(5),
+            "{waited:?}"
+        );
+        drop(held);
+        let mut again = connect_from([127, 0, 0, 1], to).await;
+        let out = get_live(&mut again).await;
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     }
 }

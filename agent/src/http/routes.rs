@@ -15,6 +15,7 @@ use serde_json::json;
 
 use proto::Role;
 
+use super::admission::ConnStats;
 use crate::assess::reason::{self, Reason};
 use crate::config::Cidr;
 use crate::view::ClusterView;
@@ -41,6 +42,8 @@ pub struct Request<'a> {
     /// evaluated at that moment, not when the snapshot was taken.
     pub now: Instant,
     pub boot_now: Duration,
+    /// The HTTP server's connection counts at that moment (for `/metrics`).
+    pub conns: ConnStats,
 }
 
 /// Whether this node holds the primary lease at the request's moment, on both clocks.
@@ -338,7 +341,7 @@ fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
             Answer {
                 status: 200,
                 content_type: super::metrics::CONTENT_TYPE,
-                body: super::metrics::render(view),
+                body: super::metrics::render(view, &req.conns),
                 headers: Vec::new(),
             }
         }
@@ -450,6 +453,7 @@ pub(crate) mod tests {
             remote,
             now: crate::clock::now(),
             boot_now: Duration::ZERO,
+            conns: ConnStats::default(),
         }
     }
 
