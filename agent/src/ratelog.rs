@@ -23,9 +23,12 @@ pub enum Refusal {
     Busy,
     /// An operator connection from a peer's address that is not in `control_allow`.
     Control,
+    /// A certificate of the cluster CA that is not a node's (an operator's) on the peer
+    /// ALPN, closed right after the handshake.
+    PeerCertificate,
 }
 
-const SLOTS: usize = 6;
+const SLOTS: usize = 7;
 const WINDOW: Duration = Duration::from_secs(10);
 
 /// One limiter per process.
