@@ -33,9 +33,12 @@ pub enum Refusal {
     HttpMalformed,
     /// An `X-Haproxy-Server-State` header from an address outside `http.allow` (ignored).
     BalancerHeader,
+    /// A certificate of the cluster CA that is not a node's (an operator's) on the peer
+    /// ALPN, closed right after the handshake.
+    PeerCertificate,
 }
 
-const SLOTS: usize = 11;
+const SLOTS: usize = 12;
 const WINDOW: Duration = Duration::from_secs(10);
 
 /// One limiter per process.

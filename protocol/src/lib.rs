@@ -51,6 +51,7 @@ pub use state::{
     MountState, NodeState, StateDigest, TaskPlacement, compare_versions,
 };
 pub use version::{
-    ALPN_CTL, ALPN_PEER, CloseCode, MAX_DATAGRAM, MAX_FRAME, PEER_SERVER_NAME, PROTOCOL_VERSION,
+    ALPN_CTL, ALPN_PEER, CloseCode, MAX_DATAGRAM, MAX_FRAME, MAX_HELLO, PEER_SERVER_NAME,
+    PROTOCOL_VERSION,
 };
 pub use vocab::{CheckCode, CheckName, MemberState, Role};

@@ -16,6 +16,12 @@ pub const MAX_DATAGRAM: usize = 1100;
 /// Largest stream frame body (version byte included, length prefix excluded).
 pub const MAX_FRAME: usize = 1 << 20;
 
+/// Largest body of a frame a peer sends unasked (version byte included): the hello that
+/// opens a connection, and a state request. A hello takes about 220 bytes at most (a
+/// cluster name and a node id of 63 characters each, an address), so a peer that has
+/// shown nothing but a certificate cannot make an agent read or decode more than this.
+pub const MAX_HELLO: usize = 1024;
+
 /// TLS server name every node certificate carries besides its node id. Peers dial by
 /// address and learn the node id from the hello, so the handshake verifies this name
 /// and the hello's node id is then checked against the certificate.

@@ -1,10 +1,24 @@
 //! The endpoint and peer links: dialing, accepting, the hello exchange, datagrams and
 //! state fetches.
 //!
-//! The endpoint speaks two ALPNs. After the handshake the accept loop looks at the one
-//! negotiated: `quorate-peer/1` goes on to the hello, `quorate-ctl/1` (an operator tool)
-//! is handed to the operator channel's server — only from an address in
-//! `control_allow`; a peer's address alone does not open the operator channel.
+//! Admission, in the order an incoming connection meets it, each step before any work
+//! the next one costs:
+//!
+//! 1. the source address: a peer's IP or `control_allow`, else dropped unanswered;
+//! 2. address validation: an attempt whose source has not proved it receives at its
+//!    address gets a QUIC Retry (stateless: nothing is kept, and the Retry is smaller
+//!    than the Initial that asked for it), so spoofed sources never reach step 3;
+//! 3. a handshake slot ([`MAX_HANDSHAKES`]), held until the hello is in — or
+//!    [`EXCHANGE_TIMEOUT`] after the attempt was taken, when it is closed — so a
+//!    connection that completes TLS and then says nothing holds a slot, not the port;
+//! 4. the ALPN: `quorate-ctl/1` (an operator tool) is handed to the operator channel's
+//!    server, only from an address in `control_allow` (a peer's address alone does not
+//!    open it); on `quorate-peer/1` a certificate that is not a node's (an operator's)
+//!    is closed at once, before any stream is read. rustls's client-certificate check
+//!    cannot see the ALPN, so this is the first thing after the handshake;
+//! 5. the hello, read under [`proto::MAX_HELLO`] and only as a hello, then checked
+//!    ([`Shared::check_hello`]): cluster, the certificate names the node, its advertised
+//!    address is a peer's, and that address's IP is the one the connection comes from.
 //!
 //! The peer set (the config's `peers` at start, then whatever the driver sets from the
 //! agreed membership, [`Net::set_peers`]) decides who is dialed and admitted. Every
@@ -12,7 +26,9 @@
 //! with backoff) and leaves once its address is gone. Peers dial us too, so a pair of
 //! nodes usually has two connections; both carry datagrams, and datagrams go out on the
 //! newest the driver admitted ([`Net::admit`]). That avoids the race of deduplicating
-//! simultaneous dials, at the cost of one more idle connection.
+//! simultaneous dials, at the cost of one more idle connection. No more than those two
+//! are kept: a newer link in the same direction replaces the older, closed `Replaced`
+//! (the link table, `links.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -25,18 +41,21 @@ use rand::{SeedableRng, rngs::SmallRng};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::links::{Link, LinkId, Links};
+use super::links::{Direction, Link, LinkId, Links};
 use super::tls;
 use super::transport::{
-    self, Backoff, FrameError, describe_close, jitter, read_frame, timeout, write_frame,
+    self, Backoff, FrameError, StateRequest, describe_close, jitter, read_peer, timeout,
+    write_frame,
 };
 use crate::config::Cidr;
 use crate::config::tls::{TlsError, TlsMaterial, cert_names};
 use crate::ratelog::{RateLog, Refusal};
 
-/// How long a hello or a state fetch may take.
+/// How long a hello or a state fetch may take; for an incoming connection, the handshake
+/// and the hello together.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Handshakes in progress at once; beyond it, new connections are refused.
+/// Incoming connections between address validation and their hello, at once; beyond
+/// it, new connections are refused.
 const MAX_HANDSHAKES: usize = 16;
 /// The pause before redialing a peer whose link just closed (jittered).
 const REDIAL_PAUSE: Duration = Duration::from_millis(100);
@@ -101,7 +120,8 @@ struct Shared {
     inbound: mpsc::Sender<Inbound>,
     log: RateLog,
     next_link: AtomicU64,
-    handshakes: Semaphore,
+    /// Slots of [`MAX_HANDSHAKES`]: one per incoming connection until its hello is in.
+    handshakes: Arc<Semaphore>,
     /// Set once the agent says goodbye: dialers stop quietly.
     closing: AtomicBool,
 }
@@ -136,7 +156,7 @@ impl Net {
                 inbound,
                 log: RateLog::new(),
                 next_link: AtomicU64::new(1),
-                handshakes: Semaphore::new(MAX_HANDSHAKES),
+                handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
                 closing: AtomicBool::new(false),
             }),
             links: Links::default(),
@@ -176,15 +196,32 @@ impl Net {
     }
 
     /// Takes a link up: datagrams to its node go out on it from now on (it is the
-    /// newest), until its [`Inbound::LinkDown`] is handed to [`Net::link_down`].
+    /// newest), until its [`Inbound::LinkDown`] is handed to [`Net::link_down`]. An
+    /// older link of the node in the same direction is closed (`Replaced`); its own
+    /// link down then changes nothing, and the node is not gone: it is on the new link.
     pub fn admit(&mut self, node: NodeId, link: Link) {
-        self.links.add(node, link.id, link.conn);
+        let direction = link.direction;
+        if let Some((old, conn)) = self.links.add(node.clone(), link.id, direction, link.conn)
+        {
+            tracing::debug!(peer = %node, "{direction} link {old} replaced by a newer one");
+            transport::close(
+                &conn,
+                CloseCode::Replaced,
+                &format!(
+                    "a newer connection between {} and {node} replaced this one",
+                    self.shared.hello.node
+                ),
+            );
+        }
     }
 
     /// Refuses a link the driver will not take (its hello conflicts with what this node
     /// knows): closes it, saying why.
     pub fn refuse(&self, link: Link, reason: &str) {
-        tracing::warn!("refused {}: {reason}", link.conn.remote_address());
+        let remote = link.conn.remote_address();
+        self.shared
+            .log
+            .warn(Refusal::Hello, || format!("refused {remote}: {reason}"));
         transport::close(&link.conn, CloseCode::Identity, reason);
     }
 
@@ -233,17 +270,17 @@ impl Net {
                 })?;
                 write_frame(&mut send, &Frame::StateRequest).await?;
                 send.finish()?;
-                read_frame(&mut recv).await
+                read_peer::<NodeState>(&mut recv).await
             })
             .await;
             let msg = match result {
-                Ok(Frame::State(state)) => Inbound::State {
+                Ok(state) => Inbound::State {
                     from,
                     state: Box::new(state),
                 },
-                Ok(other) => {
+                Err(e @ (FrameError::Unexpected { .. } | FrameError::Decode(_))) => {
                     shared.log.warn(Refusal::Malformed, || {
-                        format!("peer {from} answered a state request with {other:?}")
+                        format!("refused peer {from}'s answer to a state request: {e}")
                     });
                     Inbound::FetchFailed { from }
                 }
@@ -292,45 +329,116 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
             incoming.ignore();
             continue;
         }
-        let Ok(permit) = shared.handshakes.try_acquire() else {
+        if !incoming.remote_address_validated() {
+            // Every time, not only under load: it costs a peer one round trip per new
+            // connection (links live for hours), and a spoofed source, which never sees
+            // the Retry, then never holds a handshake slot. Nothing is logged: a Retry is
+            // how every new connection starts.
+            if let Err(e) = incoming.retry() {
+                e.into_incoming().ignore();
+            }
+            continue;
+        }
+        let Ok(permit) = shared.handshakes.clone().try_acquire_owned() else {
             shared.log.warn(Refusal::Busy, || {
-                format!("refused a connection from {remote}: {MAX_HANDSHAKES} handshakes already in progress")
+                format!("refused a connection from {remote}: {MAX_HANDSHAKES} connections already between handshake and hello")
             });
             incoming.refuse();
             continue;
         };
-        permit.forget();
         let shared = shared.clone();
         tokio::spawn(async move {
-            let conn = match incoming.accept() {
-                Ok(connecting) => tokio::time::timeout(EXCHANGE_TIMEOUT, connecting).await,
-                Err(e) => Ok(Err(e)),
-            };
-            shared.handshakes.add_permits(1);
-            let conn = match conn {
-                Ok(Ok(conn)) => conn,
-                Ok(Err(e)) => {
-                    shared.log.warn(Refusal::Handshake, || {
-                        format!("refused a connection from {remote}: {e}")
-                    });
-                    return;
-                }
-                Err(_) => {
-                    shared.log.warn(Refusal::Handshake, || {
-                        format!("connection from {remote}: handshake timed out")
-                    });
-                    return;
-                }
-            };
-            if alpn(&conn).as_deref() == Some(proto::ALPN_CTL) {
-                return hand_to_ctl(conn, &shared);
-            }
-            match timeout(EXCHANGE_TIMEOUT, accept_hello(&conn, &shared)).await {
-                Ok(hello) => run_link(conn, hello, shared).await,
-                Err(e) => tracing::debug!("hello from {remote} failed: {e}"),
+            if let Some((conn, hello)) = admit(incoming, &shared, permit).await {
+                run_link(conn, hello, Direction::Accepted, shared).await;
             }
         });
     }
+}
+
+/// Takes a validated connection attempt through the handshake to the operator channel,
+/// or through the hello to a peer link (returned). Holds its handshake slot (`permit`)
+/// until then, [`EXCHANGE_TIMEOUT`] at most.
+async fn admit(
+    incoming: quinn::Incoming,
+    shared: &Shared,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Option<(quinn::Connection, Hello)> {
+    let remote = incoming.remote_address();
+    let deadline = tokio::time::sleep(EXCHANGE_TIMEOUT);
+    tokio::pin!(deadline);
+    let handshake = async {
+        match incoming.accept() {
+            Ok(connecting) => connecting.await,
+            Err(e) => Err(e),
+        }
+    };
+    let conn = tokio::select! {
+        conn = handshake => conn,
+        () = &mut deadline => {
+            shared.log.warn(Refusal::Handshake, || {
+                format!("connection from {remote}: handshake timed out")
+            });
+            return None;
+        }
+    };
+    let conn = match conn {
+        Ok(conn) => conn,
+        Err(e) => {
+            shared.log.warn(Refusal::Handshake, || {
+                format!("refused a connection from {remote}: {e}")
+            });
+            return None;
+        }
+    };
+    if alpn(&conn).as_deref() == Some(proto::ALPN_CTL) {
+        drop(permit);
+        hand_to_ctl(conn, shared);
+        return None;
+    }
+    if !tls::peer_cert(&conn).is_some_and(|c| is_node_certificate(&c)) {
+        shared.log.warn(Refusal::PeerCertificate, || {
+            format!(
+                "closed a connection from {remote}: its certificate is not a node certificate \
+                 (an operator's?), and {} takes only node certificates",
+                String::from_utf8_lossy(proto::ALPN_PEER)
+            )
+        });
+        transport::close(
+            &conn,
+            CloseCode::Identity,
+            &format!(
+                "{} takes node certificates only, and this one does not name {}: an operator \
+                 certificate belongs on {} (the quorate tool)",
+                String::from_utf8_lossy(proto::ALPN_PEER),
+                proto::PEER_SERVER_NAME,
+                String::from_utf8_lossy(proto::ALPN_CTL),
+            ),
+        );
+        return None;
+    }
+    let hello = tokio::select! {
+        hello = accept_hello(&conn, shared) => hello,
+        () = &mut deadline => {
+            let reason = format!("no hello within {EXCHANGE_TIMEOUT:?} of the first packet");
+            refuse(&conn, shared, CloseCode::Protocol, &reason);
+            return None;
+        }
+    };
+    drop(permit);
+    match hello {
+        Ok(hello) => Some((conn, hello)),
+        Err(e) => {
+            tracing::debug!("hello from {remote} failed: {e}");
+            None
+        }
+    }
+}
+
+/// Whether a certificate (already chained to the cluster CA by the handshake) is a
+/// node's: every node certificate names [`proto::PEER_SERVER_NAME`], an operator's never
+/// does (`ca.rs`).
+fn is_node_certificate(cert: &rustls::pki_types::CertificateDer<'_>) -> bool {
+    cert_names(cert, proto::PEER_SERVER_NAME)
 }
 
 /// The ALPN the handshake settled on.
@@ -382,35 +490,28 @@ async fn accept_hello(conn: &quinn::Connection, shared: &Shared) -> Result<Hello
     Ok(theirs)
 }
 
+/// The other side's hello: the first frame on the first stream, at most
+/// [`proto::MAX_HELLO`] bytes and a hello, or the connection is closed saying why.
 async fn read_hello(
     conn: &quinn::Connection,
     recv: &mut quinn::RecvStream,
     shared: &Shared,
 ) -> Result<Hello, FrameError> {
-    match read_frame(recv).await {
-        Ok(Frame::Hello(h)) => Ok(h),
-        Ok(other) => {
-            let reason = format!("expected a hello, got {}", frame_name(&other));
-            refuse(conn, shared, CloseCode::Protocol, &reason);
-            Err(FrameError::Decode(proto::DecodeError::Malformed(reason)))
+    match read_peer::<Hello>(recv).await {
+        Ok(h) => Ok(h),
+        Err(e @ FrameError::Unexpected { .. }) => {
+            refuse(conn, shared, CloseCode::Protocol, &e.to_string());
+            Err(e)
         }
         Err(FrameError::Decode(e @ proto::DecodeError::Version { .. })) => {
             refuse(conn, shared, CloseCode::VersionMismatch, &e.to_string());
             Err(FrameError::Decode(e))
         }
         Err(FrameError::Decode(e)) => {
-            refuse(conn, shared, CloseCode::Protocol, &e.to_string());
+            refuse(conn, shared, CloseCode::Protocol, &format!("bad hello: {e}"));
             Err(FrameError::Decode(e))
         }
         Err(e) => Err(e),
-    }
-}
-
-fn frame_name(f: &Frame) -> &'static str {
-    match f {
-        Frame::Hello(_) => "a hello",
-        Frame::StateRequest => "a state request",
-        Frame::State(_) => "a state",
     }
 }
 
@@ -489,7 +590,7 @@ async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketA
                 }
                 failures = 0;
                 backoff.reset();
-                run_link(conn, hello, shared.clone()).await;
+                run_link(conn, hello, Direction::Dialed, shared.clone()).await;
                 jitter(REDIAL_PAUSE, &mut rng)
             }
             Err(_) if shared.closing.load(Ordering::Relaxed) => return,
@@ -538,7 +639,12 @@ async fn dial(
 }
 
 /// Runs an authenticated link until it closes: datagrams in, state requests answered.
-async fn run_link(conn: quinn::Connection, hello: Hello, shared: Arc<Shared>) {
+async fn run_link(
+    conn: quinn::Connection,
+    hello: Hello,
+    direction: Direction,
+    shared: Arc<Shared>,
+) {
     let id = shared.next_link.fetch_add(1, Ordering::Relaxed);
     let node = hello.node.clone();
     let incarnation = hello.incarnation;
@@ -548,6 +654,7 @@ async fn run_link(conn: quinn::Connection, hello: Hello, shared: Arc<Shared>) {
             hello,
             link: Link {
                 id,
+                direction,
                 conn: conn.clone(),
             },
         })
@@ -599,43 +706,54 @@ async fn run_link(conn: quinn::Connection, hello: Hello, shared: Arc<Shared>) {
         .await;
 }
 
+/// Answers the streams a linked peer opens: each must carry one state request (at most
+/// [`proto::MAX_HELLO`] bytes). Anything else is refused on that stream alone (reset with
+/// `Protocol`): the link and its heartbeats carry on.
 async fn serve_requests(conn: quinn::Connection, node: NodeId, shared: Arc<Shared>) {
     while let Ok((mut send, mut recv)) = conn.accept_bi().await {
         let shared = shared.clone();
         let node = node.clone();
         tokio::spawn(async move {
             let result = timeout(EXCHANGE_TIMEOUT, async {
-                match read_frame(&mut recv).await? {
-                    Frame::StateRequest => {
-                        let state = shared.local_state.borrow().clone();
-                        write_frame(&mut send, &Frame::State(state)).await?;
-                        send.finish()?;
-                        Ok(())
-                    }
-                    other => Err(FrameError::Decode(proto::DecodeError::Malformed(format!(
-                        "unexpected {}",
-                        frame_name(&other)
-                    )))),
-                }
+                read_peer::<StateRequest>(&mut recv).await?;
+                let state = shared.local_state.borrow().clone();
+                write_frame(&mut send, &Frame::State(state)).await?;
+                send.finish()?;
+                Ok(())
             })
             .await;
             if let Err(e) = result {
+                let code = quinn::VarInt::from_u32(CloseCode::Protocol as u32);
+                let _ = recv.stop(code);
+                let _ = send.reset(code);
                 shared.log.warn(Refusal::Malformed, || {
-                    format!("bad request from peer {node}: {e}")
+                    format!("refused a request from peer {node}: {e}")
                 });
             }
         });
     }
 }
 
+/// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`, what a dual-stack socket reports for
+/// an IPv4 peer) as the IPv4 address it is; any other address as it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// Whether a connection from `remote` may be the node that advertises `advertised`: the
+/// same IP (IPv4-mapped IPv6 compared as IPv4); the ports may differ (NAT).
+fn same_host(remote: SocketAddr, advertised: SocketAddr) -> bool {
+    canonical(remote.ip()) == canonical(advertised.ip())
+}
+
 impl Shared {
     /// Addresses we accept connections from: peers' IPs and `control_allow`.
     fn admits(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        self.peers.borrow().iter().any(|p| p.ip() == ip) || self.control_allowed(ip)
+        let ip = canonical(ip);
+        self.peers.borrow().iter().any(|p| canonical(p.ip()) == ip) || self.control_allowed(ip)
     }
 
     /// Addresses operator connections are taken from.
@@ -693,6 +811,19 @@ impl Shared {
                 ),
             ));
         }
+        let remote = conn.remote_address();
+        if !same_host(remote, advertised) {
+            return Err((
+                CloseCode::Identity,
+                format!(
+                    "node {} advertises {advertised} but connects from {}: a node's \
+                     connections must come from its advertised IP (on a host with several \
+                     addresses, set listen to the advertised IP)",
+                    h.node,
+                    remote.ip()
+                ),
+            ));
+        }
         if let Some(dialed) = dialed
             && dialed != advertised
         {
@@ -744,6 +875,56 @@ mod tests {
                 "running {running:?}, wanted {wanted:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_hello_must_come_from_the_ip_it_advertises() {
+        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+        // (connection from, hello advertises, admitted)
+        let cases = [
+            // The same host; behind NAT the source port differs, which is fine.
+            ("10.0.0.1:7700", "10.0.0.1:7700", true),
+            ("10.0.0.1:40123", "10.0.0.1:7700", true),
+            // Another host claiming the address (a node certificate squatting a dead
+            // node's address, or a multi-homed host whose packets leave from another IP).
+            ("10.0.0.9:7700", "10.0.0.1:7700", false),
+            ("127.0.0.3:7700", "127.0.0.1:7700", false),
+            // A dual-stack socket reports IPv4 peers as IPv4-mapped IPv6, either way round.
+            ("[::ffff:10.0.0.1]:7700", "10.0.0.1:7700", true),
+            ("10.0.0.1:7700", "[::ffff:10.0.0.1]:7700", true),
+            ("[::ffff:10.0.0.9]:7700", "10.0.0.1:7700", false),
+            // IPv6 as it is; IPv4 and a v6 address that is not v4-mapped never match.
+            ("[fd00::1]:9", "[fd00::1]:7700", true),
+            ("[fd00::2]:7700", "[fd00::1]:7700", false),
+            ("[::1]:7700", "127.0.0.1:7700", false),
+            ("[::10.0.0.1]:7700", "10.0.0.1:7700", false),
+        ];
+        for (remote, advertised, ok) in cases {
+            assert_eq!(
+                same_host(sa(remote), sa(advertised)),
+                ok,
+                "from {remote}, advertising {advertised}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_node_certificate_passes_for_a_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::ca::init(dir.path()).unwrap();
+        let n1 = NodeId::new("n1").unwrap();
+        let alice = NodeId::new("alice").unwrap();
+        crate::ca::issue_node(dir.path(), &n1).unwrap();
+        crate::ca::issue_operator(dir.path(), &alice).unwrap();
+        let leaf = |name: &str| {
+            let certs =
+                crate::config::tls::load_certs(&dir.path().join(format!("{name}.pem"))).unwrap();
+            certs.into_iter().next().unwrap()
+        };
+        assert!(is_node_certificate(&leaf("n1")));
+        assert!(!is_node_certificate(&leaf("alice")));
+        // Not even the CA's own certificate.
+        assert!(!is_node_certificate(&leaf("ca")));
     }
 
     /// A node on 127.0.0.1 with a certificate from the CA in `dir`. The address is picked
@@ -830,5 +1011,120 @@ mod tests {
         n1.set_peers(vec![b]);
         let e = dial(&n3.endpoint, &n3.shared, a).await.unwrap_err();
         assert!(e.to_string().contains(&refused), "{e}");
+    }
+
+    /// n1 listening, taking peer n3 (whose Net only dials, by hand), and n3.
+    fn listener_and_dialer(
+        dir: &std::path::Path,
+    ) -> (Net, mpsc::Receiver<Inbound>, SocketAddr, Net) {
+        crate::ca::init(dir).unwrap();
+        let n3_addr = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let (n1, n1_in, a) = node(dir, "n1", vec![n3_addr]);
+        let (n3, _n3_in, c) = node(dir, "n3", vec![a]);
+        // `node` picked its own port; n1 must list the one n3 advertises.
+        n1.set_peers(vec![c]);
+        n1.start();
+        (n1, n1_in, a, n3)
+    }
+
+    async fn next_link(rx: &mut mpsc::Receiver<Inbound>) -> (Hello, Link) {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Some(Inbound::LinkUp { hello, link }) = rx.recv().await {
+                    break (hello, link);
+                }
+            }
+        })
+        .await
+        .expect("no link came up")
+    }
+
+    #[tokio::test]
+    async fn connections_that_send_no_hello_hold_the_handshake_slots() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_n1, _n1_in, a, n3) = listener_and_dialer(dir.path());
+        let client = n3.shared.client.borrow().clone();
+        // Complete TLS and say nothing, until the listener refuses one: the slots are
+        // held until a hello comes. Opening them is quick, but not timed: give it room.
+        let mut held = Vec::new();
+        let mut refused = None;
+        for _ in 0..MAX_HANDSHAKES * 3 {
+            let connecting = n3
+                .endpoint
+                .connect_with(client.clone(), a, proto::PEER_SERVER_NAME)
+                .unwrap();
+            match tokio::time::timeout(Duration::from_secs(20), connecting).await {
+                Ok(Ok(conn)) => held.push(conn),
+                Ok(Err(e)) => {
+                    refused = Some(e);
+                    break;
+                }
+                Err(_) => panic!("a handshake hung"),
+            }
+        }
+        let refused = refused.unwrap_or_else(|| {
+            panic!(
+                "{} connections without a hello were all taken: pre-hello connections hold no slot",
+                held.len()
+            )
+        });
+        assert!(
+            matches!(refused, quinn::ConnectionError::ConnectionClosed(_)),
+            "{refused}"
+        );
+        assert!(held.len() >= MAX_HANDSHAKES, "refused after {}", held.len());
+        // Each silent connection is closed after the exchange timeout, saying why.
+        let closed = tokio::time::timeout(Duration::from_secs(20), held[0].closed())
+            .await
+            .expect("a connection without a hello stayed open");
+        assert_eq!(transport::close_code(&closed), Some(CloseCode::Protocol));
+        assert!(describe_close(&closed).contains("no hello"), "{closed}");
+    }
+
+    #[tokio::test]
+    async fn a_newer_link_from_a_node_replaces_the_older_and_streams_take_one_frame_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut n1, mut n1_in, a, n3) = listener_and_dialer(dir.path());
+        let (first, _) = dial(&n3.endpoint, &n3.shared, a).await.unwrap();
+        let (hello, link) = next_link(&mut n1_in).await;
+        assert_eq!(link.direction, Direction::Accepted);
+        n1.admit(hello.node, link);
+        let (second, _) = dial(&n3.endpoint, &n3.shared, a).await.unwrap();
+        let (hello, link) = next_link(&mut n1_in).await;
+        n1.admit(hello.node, link);
+        let closed = tokio::time::timeout(Duration::from_secs(20), first.closed())
+            .await
+            .expect("the older link stayed open");
+        assert_eq!(transport::close_code(&closed), Some(CloseCode::Replaced));
+        assert!(second.close_reason().is_none());
+
+        // A request stream takes a state request, nothing else: a hello there is refused
+        // on that stream (reset), and the link stays.
+        let (mut send, mut recv) = second.open_bi().await.unwrap();
+        write_frame(&mut send, &Frame::Hello(n3.shared.hello.clone()))
+            .await
+            .unwrap();
+        send.finish().unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(20), recv.read_to_end(64))
+            .await
+            .expect("no answer to a hello on a request stream");
+        let protocol = quinn::VarInt::from_u32(CloseCode::Protocol as u32);
+        assert!(
+            matches!(answer, Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(c))) if c == protocol),
+            "{answer:?}"
+        );
+        // A state request is answered on the same link.
+        let (mut send, mut recv) = second.open_bi().await.unwrap();
+        write_frame(&mut send, &Frame::StateRequest).await.unwrap();
+        send.finish().unwrap();
+        let state = tokio::time::timeout(Duration::from_secs(20), read_peer::<NodeState>(&mut recv))
+            .await
+            .expect("no state")
+            .unwrap();
+        assert_eq!(state.node.as_str(), "n1");
+        assert!(second.close_reason().is_none());
     }
 }

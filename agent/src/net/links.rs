@@ -1,24 +1,49 @@
 //! The link table: the authenticated connections the driver admitted, per node, newest
 //! last.
 //!
-//! A pair of nodes usually has two links (each dials the other); both stay in the table
-//! and traffic goes on the newest. A link leaves the table when its "link down" arrives,
-//! by its [`LinkId`], so a late report about an old link never removes a newer one. It
-//! must never be touched but from the driver's turn (through [`Net`](super::Net)): what
-//! is in it is what the driver has admitted, in the order it did.
+//! The design needs two links per pair of nodes: each dials the other, so a node has at
+//! most one link it dialed and one it accepted per peer. The table keeps exactly that: a
+//! link admitted in the direction of one already held replaces it, the older of the two
+//! (by [`LinkId`]) being handed back for the caller to close (`Replaced`), so a peer
+//! that reconnects, or a certificate holder that dials again and again, never piles up
+//! connections. Traffic goes on the newest link admitted. A link leaves the table when
+//! its "link down" arrives, by its [`LinkId`], so a late report about an old or replaced
+//! link never removes a newer one. It must never be touched but from the driver's turn
+//! (through [`Net`](super::Net)): what is in it is what the driver has admitted, in the
+//! order it did.
 
 use std::collections::HashMap;
 
 use proto::NodeId;
 
 /// Identifies one connection, so a late "link down" is not mistaken for the newer link.
+/// Given in the order hellos complete: of two links, the higher id is the newer.
 pub type LinkId = u64;
+
+/// Which side opened a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// This node dialed the peer (its dialer for the peer's address).
+    Dialed,
+    /// The peer dialed this node.
+    Accepted,
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Dialed => "dialed",
+            Self::Accepted => "accepted",
+        })
+    }
+}
 
 /// An authenticated connection, handed to the driver with its hello
 /// ([`Inbound::LinkUp`](super::Inbound::LinkUp)) for it to admit or refuse through
 /// [`Net`](super::Net).
 pub struct Link {
     pub(super) id: LinkId,
+    pub(super) direction: Direction,
     pub(super) conn: quinn::Connection,
 }
 
@@ -26,15 +51,22 @@ impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Link")
             .field("id", &self.id)
+            .field("direction", &self.direction)
             .field("remote", &self.conn.remote_address())
             .finish()
     }
 }
 
-/// Live links per node, newest last. Generic over the connection only so that its rules
-/// can be tested without sockets.
+struct Entry<C> {
+    id: LinkId,
+    direction: Direction,
+    conn: C,
+}
+
+/// Live links per node, at most one per [`Direction`], newest admitted last. Generic over
+/// the connection only so that its rules can be tested without sockets.
 pub(super) struct Links<C = quinn::Connection> {
-    by_node: HashMap<NodeId, Vec<(LinkId, C)>>,
+    by_node: HashMap<NodeId, Vec<Entry<C>>>,
 }
 
 impl<C> Default for Links<C> {
@@ -46,25 +78,57 @@ impl<C> Default for Links<C> {
 }
 
 impl<C> Links<C> {
-    pub(super) fn add(&mut self, node: NodeId, id: LinkId, conn: C) {
-        self.by_node.entry(node).or_default().push((id, conn));
+    /// Admits a link. When the node already has one in `direction`, the older of the two
+    /// is returned (with its id) for the caller to close; the newer stays. That is the
+    /// one just added, unless its hello was overtaken by a newer link's on the way to
+    /// the driver.
+    #[must_use = "a replaced link must be closed"]
+    pub(super) fn add(
+        &mut self,
+        node: NodeId,
+        id: LinkId,
+        direction: Direction,
+        conn: C,
+    ) -> Option<(LinkId, C)> {
+        let links = self.by_node.entry(node).or_default();
+        let new = Entry {
+            id,
+            direction,
+            conn,
+        };
+        let Some(pos) = links.iter().position(|l| l.direction == direction) else {
+            links.push(new);
+            return None;
+        };
+        if links[pos].id > id {
+            return Some((new.id, new.conn));
+        }
+        let old = links.remove(pos);
+        links.push(new);
+        Some((old.id, old.conn))
     }
 
     /// Drops link `id` of `node`; any other link of the node stays.
     pub(super) fn remove(&mut self, node: &NodeId, id: LinkId) {
         if let Some(links) = self.by_node.get_mut(node) {
-            links.retain(|(l, _)| *l != id);
+            links.retain(|l| l.id != id);
         }
     }
 
     /// The link traffic to `node` goes on: its newest.
     pub(super) fn newest(&self, node: &NodeId) -> Option<&C> {
-        self.by_node.get(node)?.last().map(|(_, c)| c)
+        self.by_node.get(node)?.last().map(|l| &l.conn)
     }
 
     /// Every node a link was admitted from since start, whether or not one is up now.
     pub(super) fn nodes(&self) -> Vec<NodeId> {
         self.by_node.keys().cloned().collect()
+    }
+
+    /// How many links to `node` are up.
+    #[cfg(test)]
+    fn count(&self, node: &NodeId) -> usize {
+        self.by_node.get(node).map_or(0, Vec::len)
     }
 }
 
@@ -72,6 +136,7 @@ impl<C> Links<C> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use Direction::{Accepted, Dialed};
 
     #[test]
     fn traffic_goes_on_the_newest_link_and_a_late_link_down_keeps_the_newer() {
@@ -79,9 +144,9 @@ mod tests {
         let n2 = NodeId::new("n2").unwrap();
         let mut links = Links::default();
         assert_eq!(links.newest(&n1), None);
-        links.add(n1.clone(), 1, "dialed");
-        links.add(n1.clone(), 2, "accepted");
-        links.add(n2.clone(), 3, "n2");
+        assert!(links.add(n1.clone(), 1, Dialed, "dialed").is_none());
+        assert!(links.add(n1.clone(), 2, Accepted, "accepted").is_none());
+        assert!(links.add(n2.clone(), 3, Dialed, "n2").is_none());
         assert_eq!(links.newest(&n1), Some(&"accepted"));
         // The older link's report: the newer one carries on.
         links.remove(&n1, 1);
@@ -94,5 +159,44 @@ mod tests {
         let mut nodes = links.nodes();
         nodes.sort();
         assert_eq!(nodes, [n1, n2]);
+    }
+
+    #[test]
+    fn a_node_keeps_one_link_per_direction_and_the_newer_replaces_the_older() {
+        let n1 = NodeId::new("n1").unwrap();
+        let n2 = NodeId::new("n2").unwrap();
+        let mut links = Links::default();
+        // (link admitted, what is handed back to close, links of n1 after, newest)
+        let steps: &[((LinkId, Direction, &str), Option<(LinkId, &str)>, usize, &str)] = &[
+            // One dialed and one accepted: the pair the design needs, both kept.
+            ((1, Dialed, "d1"), None, 1, "d1"),
+            ((2, Accepted, "a2"), None, 2, "a2"),
+            // The peer dials again (restarted, or a hostile holder of its key): the new
+            // accepted link replaces the old one, the dialed one is untouched.
+            ((3, Accepted, "a3"), Some((2, "a2")), 2, "a3"),
+            ((4, Accepted, "a4"), Some((3, "a3")), 2, "a4"),
+            // Our own redial replaces our old dialed link.
+            ((5, Dialed, "d5"), Some((1, "d1")), 2, "d5"),
+            // A hello overtaken on its way to the driver: the older link is the one
+            // closed, though it arrives last; the table is unchanged.
+            ((0, Accepted, "a0"), Some((0, "a0")), 2, "d5"),
+        ];
+        for (i, &((id, dir, conn), closed, count, newest)) in steps.iter().enumerate() {
+            assert_eq!(links.add(n1.clone(), id, dir, conn), closed, "step {i}");
+            assert_eq!(links.count(&n1), count, "step {i}");
+            assert_eq!(links.newest(&n1), Some(&newest), "step {i}");
+        }
+        // Another node's links are its own.
+        assert!(links.add(n2.clone(), 6, Accepted, "n2").is_none());
+        assert_eq!(links.count(&n1), 2);
+        // The replaced links' late reports remove nothing; the live ones' do.
+        for id in [0, 1, 2, 3] {
+            links.remove(&n1, id);
+        }
+        assert_eq!(links.count(&n1), 2);
+        links.remove(&n1, 5);
+        assert_eq!(links.newest(&n1), Some(&"a4"));
+        links.remove(&n1, 4);
+        assert_eq!(links.newest(&n1), None);
     }
 }

@@ -9,8 +9,10 @@
 //! hands to the operator channel untouched; the QUIC plumbing both sides share
 //! (transport settings, frames, close reasons, backoff) is [`transport`]. It never
 //! decides anything about membership, and never imports the operator channel's modules
-//! (they import this one). Work an outsider can trigger (handshakes, malformed bytes) is
-//! capped and logged at a limited rate.
+//! (they import this one). Work an outsider can trigger is capped and logged at a limited
+//! rate: unknown addresses are dropped before TLS, unvalidated ones get a QUIC Retry,
+//! handshake slots are held until the hello, hellos are read under a small cap, and a
+//! node keeps at most one link per direction to each peer.
 
 mod link;
 mod links;

@@ -6,13 +6,16 @@
 //! `quorate-ctl/1` cannot drift apart in how they frame, cap, close or retry. It must
 //! never decide whom to talk to or what a message means (that is the peer links' and the
 //! operator channel's business), read a clock, or draw randomness it was not handed.
-//! Frames are capped from their length prefix before anything is allocated.
+//! Frames are capped from their length prefix before anything is allocated, and each kind
+//! of peer stream ([`PeerStream`]) takes one frame type under its own cap: what a peer
+//! sends unasked (a hello, a state request) is read under [`proto::MAX_HELLO`], only a
+//! state we asked for under [`proto::MAX_FRAME`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use proto::ctl::{CtlRequest, CtlResponse};
-use proto::{CloseCode, DecodeError, FRAME_HEADER_LEN, Frame};
+use proto::{CloseCode, DecodeError, FRAME_HEADER_LEN, Frame, Hello, NodeState};
 
 /// QUIC transport settings for one kind of connection.
 #[derive(Debug, Clone, Copy)]
@@ -143,6 +146,9 @@ pub enum FrameError {
     Encode(#[from] proto::EncodeError),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// A frame of a type that does not belong on the stream it came on.
+    #[error("{got} on {on}, where only {} belongs", on.carries())]
+    Unexpected { got: &'static str, on: PeerStream },
 }
 
 impl From<quinn::ReadExactError> for FrameError {
@@ -166,10 +172,13 @@ async fn read_body(
         Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
         Err(e) => return Err(e.into()),
     }
-    let len = proto::frame_body_len(header)?;
-    if len > cap {
-        return Err(DecodeError::TooLarge { len, cap }.into());
+    // Judged against this stream's cap first, so an oversized hello is refused naming
+    // the hello's limit, not the frame cap.
+    let claimed = u32::from_be_bytes(header) as usize;
+    if claimed > cap {
+        return Err(DecodeError::TooLarge { len: claimed, cap }.into());
     }
+    let len = proto::frame_body_len(header)?;
     // Grown as bytes arrive, never allocated from the claimed length: a sender that
     // claims a megabyte and sends nothing costs this side nothing.
     let mut body = Vec::with_capacity(len.min(FIRST_ALLOCATION));
@@ -186,12 +195,114 @@ async fn read_body(
 /// What a frame body's buffer starts at (most frames fit): it grows only as bytes come.
 const FIRST_ALLOCATION: usize = 4 * 1024;
 
-/// A peer frame (`quorate-peer/1`).
-pub async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Frame, FrameError> {
-    let body = read_body(recv, proto::MAX_FRAME)
+/// The kinds of stream on a peer link (`quorate-peer/1`): each carries one frame of one
+/// type, under its own size cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerStream {
+    /// The first stream of a connection, both ways: a [`Frame::Hello`].
+    Hello,
+    /// A stream the other side opens later: a [`Frame::StateRequest`].
+    Request,
+    /// The answer on a stream this side opened to fetch a state: a [`Frame::State`].
+    Answer,
+}
+
+impl PeerStream {
+    /// The largest frame body read on it. A peer that was not asked for anything gets
+    /// [`proto::MAX_HELLO`]; only an answer to our own request may be a full frame.
+    pub const fn cap(self) -> usize {
+        match self {
+            Self::Hello | Self::Request => proto::MAX_HELLO,
+            Self::Answer => proto::MAX_FRAME,
+        }
+    }
+
+    /// The one frame type it carries, as a log line names it.
+    pub const fn carries(self) -> &'static str {
+        match self {
+            Self::Hello => "a hello",
+            Self::Request => "a state request",
+            Self::Answer => "a state",
+        }
+    }
+}
+
+impl std::fmt::Display for PeerStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Hello => "the hello stream",
+            Self::Request => "a request stream",
+            Self::Answer => "a state fetch's answer",
+        })
+    }
+}
+
+/// A frame as a log line names it.
+pub fn frame_name(f: &Frame) -> &'static str {
+    match f {
+        Frame::Hello(_) => "a hello",
+        Frame::StateRequest => "a state request",
+        Frame::State(_) => "a state",
+    }
+}
+
+/// What one kind of [`PeerStream`] carries, taken out of a decoded frame.
+pub trait OnStream: Sized {
+    const STREAM: PeerStream;
+
+    /// The message, or the frame back when it is of another type.
+    fn take(frame: Frame) -> Result<Self, Frame>;
+}
+
+impl OnStream for Hello {
+    const STREAM: PeerStream = PeerStream::Hello;
+    fn take(frame: Frame) -> Result<Self, Frame> {
+        match frame {
+            Frame::Hello(h) => Ok(h),
+            other => Err(other),
+        }
+    }
+}
+
+/// [`Frame::StateRequest`], which has no fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateRequest;
+
+impl OnStream for StateRequest {
+    const STREAM: PeerStream = PeerStream::Request;
+    fn take(frame: Frame) -> Result<Self, Frame> {
+        match frame {
+            Frame::StateRequest => Ok(StateRequest),
+            other => Err(other),
+        }
+    }
+}
+
+impl OnStream for NodeState {
+    const STREAM: PeerStream = PeerStream::Answer;
+    fn take(frame: Frame) -> Result<Self, Frame> {
+        match frame {
+            Frame::State(s) => Ok(s),
+            other => Err(other),
+        }
+    }
+}
+
+/// `frame` as what `T`'s stream carries, or [`FrameError::Unexpected`].
+pub fn expect<T: OnStream>(frame: Frame) -> Result<T, FrameError> {
+    T::take(frame).map_err(|other| FrameError::Unexpected {
+        got: frame_name(&other),
+        on: T::STREAM,
+    })
+}
+
+/// Reads the one frame `T`'s kind of stream carries: at most its [cap](PeerStream::cap),
+/// of its type only.
+pub async fn read_peer<T: OnStream>(recv: &mut quinn::RecvStream) -> Result<T, FrameError> {
+    let body = read_body(recv, T::STREAM.cap())
         .await?
         .ok_or(FrameError::Truncated)?;
-    Ok(proto::decode_frame_body(&body)?)
+    expect(proto::decode_frame_body(&body)?)
 }
 
 pub async fn write_frame(send: &mut quinn::SendStream, frame: &Frame) -> Result<(), FrameError> {
@@ -311,6 +422,76 @@ mod tests {
         fn fill_bytes(&mut self, dest: &mut [u8]) {
             dest.fill(0);
         }
+    }
+
+    fn hello() -> Hello {
+        Hello {
+            cluster: proto::ClusterName::new("c".to_owned()).unwrap(),
+            node: proto::NodeId::new("n1").unwrap(),
+            incarnation: proto::Incarnation(1),
+            advertise: "10.0.0.1:7700".into(),
+            mode: proto::Mode::Member,
+        }
+    }
+
+    fn state() -> NodeState {
+        NodeState::new(
+            proto::NodeId::new("n1").unwrap(),
+            proto::Incarnation(1),
+            "10.0.0.1:7700".into(),
+            proto::Mode::Member,
+            0,
+            proto::WallMicros(0),
+        )
+    }
+
+    #[test]
+    fn each_peer_stream_takes_only_its_own_frame_type() {
+        let frames = || [Frame::Hello(hello()), Frame::StateRequest, Frame::State(state())];
+        // Which frame each stream takes: the diagonal, nothing else.
+        for (i, frame) in frames().into_iter().enumerate() {
+            let got = frame_name(&frame);
+            let hello = expect::<Hello>(frame.clone());
+            let request = expect::<StateRequest>(frame.clone());
+            let answer = expect::<NodeState>(frame);
+            assert_eq!(
+                [hello.is_ok(), request.is_ok(), answer.is_ok()],
+                [i == 0, i == 1, i == 2],
+                "{got}"
+            );
+            for (e, on) in [
+                (hello.err(), PeerStream::Hello),
+                (request.err(), PeerStream::Request),
+                (answer.err(), PeerStream::Answer),
+            ] {
+                if let Some(e) = e {
+                    assert!(
+                        matches!(e, FrameError::Unexpected { got: g, on: o } if g == got && o == on),
+                        "{e:?}"
+                    );
+                }
+            }
+        }
+        let e = expect::<Hello>(Frame::State(state())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a state on the hello stream, where only a hello belongs"
+        );
+        // What a peer sends unasked is read under the hello cap; only an answer we asked
+        // for may fill a frame. A maximal hello fits with room to spare.
+        assert_eq!(PeerStream::Hello.cap(), proto::MAX_HELLO);
+        assert_eq!(PeerStream::Request.cap(), proto::MAX_HELLO);
+        assert_eq!(PeerStream::Answer.cap(), proto::MAX_FRAME);
+        let longest = "a".repeat(63);
+        let big = Hello {
+            cluster: proto::ClusterName::new(longest.clone()).unwrap(),
+            node: proto::NodeId::new(&longest).unwrap(),
+            incarnation: proto::Incarnation(u64::MAX),
+            advertise: "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535".into(),
+            mode: proto::Mode::Witness,
+        };
+        let len = proto::encode_frame(&Frame::Hello(big)).unwrap().len() - FRAME_HEADER_LEN;
+        assert!(len * 4 < proto::MAX_HELLO, "a maximal hello is {len} bytes");
     }
 
     #[test]
