@@ -23,9 +23,12 @@ pub enum Refusal {
     Busy,
     /// An operator connection from a peer's address that is not in `control_allow`.
     Control,
+    /// An operator connection whose certificate a revocation list (`[tls] crl`) revokes,
+    /// past the handshake (it beat the reload that brought the list).
+    Revoked,
 }
 
-const SLOTS: usize = 6;
+const SLOTS: usize = 7;
 const WINDOW: Duration = Duration::from_secs(10);
 
 /// One limiter per process.
