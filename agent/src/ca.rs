@@ -1,10 +1,13 @@
-//! The cluster's own certificate authority: `quorate ca init`, `quorate ca issue` and
-//! `quorate ca renew`.
+//! The cluster's own certificate authority: `quorate ca init`, `quorate ca issue`,
+//! `quorate ca renew` and `quorate ca revoke`.
 //!
 //! A CA directory holds `ca.pem` (the CA certificate, given to every node) and `ca.key`
-//! (its private key, which admits anyone: keep it off the nodes), plus the certificates
-//! issued from it, `NAME.pem` / `NAME.key`. Every key is ECDSA P-256 and written with
-//! mode 0600; no function here ever overwrites a key.
+//! (its private key, which admits anyone: keep it off the nodes), the certificates
+//! issued from it, `NAME.pem` / `NAME.key`, the register of every certificate it issued
+//! and revoked, `serials.json`, and the revocation list made from that register,
+//! `crl.pem` (given to every node, `[tls] crl`). Every key is ECDSA P-256 and written
+//! with mode 0600; no function here ever overwrites a key. Two `quorate ca` commands
+//! must not run on one directory at once (the register is rewritten whole).
 //!
 //! Renewal keeps the key: `renew` signs a new certificate (new serial, new validity,
 //! same names) for the public key of the existing `NAME.key`, and replaces `NAME.pem`
@@ -13,9 +16,20 @@
 //! is what certbot-style renewals do, it keeps the promise above, and the key never has
 //! to travel again; rotate a key by issuing anew (remove `NAME.key`, `ca issue`).
 //!
+//! Revocation is by serial number, in a CRL signed by the CA (RFC 5280; rustls checks
+//! it in the handshake). `revoke` revokes every certificate the register lists for the
+//! name (a renewal's predecessors too, made with the same key) and the one in `NAME.pem`,
+//! and rewrites `crl.pem` with the next CRL number. A revoked name's certificate is
+//! never renewed (its key is suspect): it gets a new key with `ca issue`. Serial numbers
+//! are 128 random bits, so a certificate issued after a revocation is never covered by it.
+//!
 //! What the certificates say, and what `config::tls` and `net::tls` may rely on:
-//! - CA: CN [`CA_COMMON_NAME`], basic constraints CA with path length 0 (no
-//!   intermediates), key usages certificate and CRL signing, 10 years.
+//! - CA: CN [`CA_COMMON_NAME`] and an organizational unit `id HEX` of 64 random bits,
+//!   basic constraints CA with path length 0 (no intermediates), key usages certificate
+//!   and CRL signing, 10 years. The id gives each CA its own name: a revocation list is
+//!   matched to certificates by its issuer's name, so during a CA rotation the old and
+//!   the new CA's lists must not be mistaken for each other. Certificates and lists are
+//!   always signed under the name `ca.pem` carries (CAs made before the id have none).
 //! - Node `N`: CN `N`, DNS SANs `N` and [`proto::PEER_SERVER_NAME`], extended key usages
 //!   serverAuth and clientAuth, 5 years. Peers dial by address and verify
 //!   `PEER_SERVER_NAME`; the node id a peer claims is then checked against its DNS SANs.
@@ -33,12 +47,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use proto::NodeId;
+use rand::TryRngCore as _;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevokedCertParams, SerialNumber,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, UnixTime};
+use serde::{Deserialize, Serialize};
+
+use crate::config::tls::{Revocations, cert_names, serial as serial_of};
 
 /// File name of the CA certificate inside a CA directory.
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -48,6 +67,12 @@ pub const CA_KEY_FILE: &str = "ca.key";
 pub const CA_COMMON_NAME: &str = "quorate cluster CA";
 /// DNS suffix of operator certificates' only name: `NAME.operator.quorate`.
 pub const OPERATOR_DNS_SUFFIX: &str = "operator.quorate";
+/// File name of the revocation list inside a CA directory (`quorate ca revoke` writes it).
+pub const CRL_FILE: &str = "crl.pem";
+/// File name of the register of issued and revoked certificates inside a CA directory.
+pub const REGISTER_FILE: &str = "serials.json";
+/// Names a certificate cannot have: their `NAME.pem` is one of the CA's own files.
+const RESERVED: [&str; 2] = ["ca", "crl"];
 
 const CA_VALID_DAYS: i64 = 3653; // 10 years
 const LEAF_VALID_DAYS: i64 = 1827; // 5 years
@@ -83,6 +108,54 @@ pub enum CaError {
     Reserved { path: PathBuf, name: String },
     #[error("{}: no key to renew a certificate for; issue one first with `quorate ca issue`", path.display())]
     NoKey { path: PathBuf },
+    #[error("{}: not a register `quorate ca` wrote: {error}", path.display())]
+    BadRegister {
+        path: PathBuf,
+        error: serde_json::Error,
+    },
+    #[error(
+        "{}: no such certificate, and {} lists none issued to {name:?}: nothing to revoke \
+         (is the name or --dir right?)",
+        path.display(), register.display()
+    )]
+    Unknown {
+        path: PathBuf,
+        register: PathBuf,
+        name: String,
+    },
+    #[error("{}: {found}, not {wanted} (drop or add --operator)", path.display())]
+    WrongKind {
+        path: PathBuf,
+        found: &'static str,
+        wanted: &'static str,
+    },
+    #[error("{}: not issued by the CA in {} (its signature does not verify)", path.display(), ca.display())]
+    NotOurs { path: PathBuf, ca: PathBuf },
+    #[error(
+        "{}: its certificate (serial {serial}) is revoked, and renewing keeps its key: remove \
+         the key and the certificate, then `quorate ca issue` a new pair",
+        path.display()
+    )]
+    Revoked { path: PathBuf, serial: String },
+}
+
+/// What a certificate is for; the two kinds `quorate ca` issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A node's: serves and dials peer links, names the node id.
+    Node,
+    /// An operator's: opens control connections only.
+    Operator,
+}
+
+impl Kind {
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Node => "a node certificate",
+            Kind::Operator => "an operator certificate",
+        }
+    }
 }
 
 /// The DNS name an operator certificate for `name` carries: `NAME.operator.quorate`.
@@ -112,6 +185,10 @@ pub fn init(dir: &Path) -> Result<(), CaError> {
 
     let key = new_key(&key_path)?;
     let mut params = ca_params();
+    let id = u64::from_be_bytes(random_bytes(&cert_path)?);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationalUnitName, format!("id {id:016x}"));
     set_validity(&mut params, wall_now(), CA_VALID_DAYS);
     let cert = params
         .self_signed(&key)
@@ -128,7 +205,7 @@ pub fn init(dir: &Path) -> Result<(), CaError> {
 /// Refuses to overwrite an existing `NODE.key`.
 pub fn issue_node(dir: &Path, node: &NodeId) -> Result<(), CaError> {
     let params = node_params(dir, node)?;
-    issue(dir, node, params)
+    issue(dir, node, Kind::Node, params)
 }
 
 fn node_params(dir: &Path, node: &NodeId) -> Result<CertificateParams, CaError> {
@@ -152,7 +229,7 @@ fn node_params(dir: &Path, node: &NodeId) -> Result<CertificateParams, CaError> 
 /// overwrite an existing `NAME.key`.
 pub fn issue_operator(dir: &Path, name: &NodeId) -> Result<(), CaError> {
     let params = operator_params(dir, name)?;
-    issue(dir, name, params)
+    issue(dir, name, Kind::Operator, params)
 }
 
 fn operator_params(dir: &Path, name: &NodeId) -> Result<CertificateParams, CaError> {
@@ -169,19 +246,17 @@ fn operator_params(dir: &Path, name: &NodeId) -> Result<CertificateParams, CaErr
 /// certificate's end of validity (`YYYY-MM-DDTHH:MM:SSZ`).
 pub fn renew_node(dir: &Path, node: &NodeId) -> Result<String, CaError> {
     let params = node_params(dir, node)?;
-    renew(dir, node, params)
+    renew(dir, node, Kind::Node, params)
 }
 
 /// Renews operator `name`'s certificate, keeping `NAME.key` (see [`renew_node`]).
 pub fn renew_operator(dir: &Path, name: &NodeId) -> Result<String, CaError> {
     let params = operator_params(dir, name)?;
-    renew(dir, name, params)
+    renew(dir, name, Kind::Operator, params)
 }
 
-/// The CA's parameters without validity. `issue` rebuilds the issuer from these rather
-/// than parsing `ca.pem` (which would need an X.509 parser): the issuer name written into
-/// a leaf must equal the CA's subject byte for byte, and the chain check in `issue`
-/// proves that it does before anything is written.
+/// The CA's parameters for `init`, without validity or id. Issuing reads the issuer from
+/// `ca.pem` instead (its name byte for byte, id included).
 fn ca_params() -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -198,14 +273,7 @@ fn ca_params() -> CertificateParams {
 }
 
 fn leaf_params(dir: &Path, name: &NodeId, sans: Vec<String>) -> Result<CertificateParams, CaError> {
-    let cert_path = leaf_path(dir, name, "pem");
-    // `ca.pem`/`ca.key` are the CA's own.
-    if name.as_str() == "ca" {
-        return Err(CaError::Reserved {
-            path: cert_path,
-            name: name.to_string(),
-        });
-    }
+    let cert_path = reserved(dir, name)?;
     let mut params = CertificateParams::new(sans).map_err(|error| CaError::Generate {
         path: cert_path,
         error,
@@ -218,7 +286,19 @@ fn leaf_params(dir: &Path, name: &NodeId, sans: Vec<String>) -> Result<Certifica
     Ok(params)
 }
 
-fn issue(dir: &Path, name: &NodeId, params: CertificateParams) -> Result<(), CaError> {
+/// `NAME.pem` in `dir`, unless the name is one of the CA's own files.
+fn reserved(dir: &Path, name: &NodeId) -> Result<PathBuf, CaError> {
+    let cert_path = leaf_path(dir, name, "pem");
+    if RESERVED.contains(&name.as_str()) {
+        return Err(CaError::Reserved {
+            path: cert_path,
+            name: name.to_string(),
+        });
+    }
+    Ok(cert_path)
+}
+
+fn issue(dir: &Path, name: &NodeId, kind: Kind, params: CertificateParams) -> Result<(), CaError> {
     let key_path = leaf_path(dir, name, "key");
     let cert_path = leaf_path(dir, name, "pem");
     if key_path.exists() {
@@ -226,32 +306,45 @@ fn issue(dir: &Path, name: &NodeId, params: CertificateParams) -> Result<(), CaE
     }
     let key = new_key(&key_path)?;
     let cert = sign(dir, &cert_path, params, &key)?;
+    // In the register before the certificate exists: a serial listed but never written
+    // costs nothing, a certificate missing from the register would escape `revoke`.
+    record(dir, name, kind, &cert)?;
     write_pair(&key_path, &key.serialize_pem(), &cert_path, &cert.pem())
 }
 
-fn renew(dir: &Path, name: &NodeId, params: CertificateParams) -> Result<String, CaError> {
+fn renew(
+    dir: &Path,
+    name: &NodeId,
+    kind: Kind,
+    params: CertificateParams,
+) -> Result<String, CaError> {
     let key_path = leaf_path(dir, name, "key");
     let cert_path = leaf_path(dir, name, "pem");
     if !key_path.exists() {
         return Err(CaError::NoKey { path: key_path });
+    }
+    if let Ok(current) = first_cert(&cert_path)
+        && let Some(serial) = serial_of(&current)
+        && Register::load(dir)?.is_revoked(&serial)
+    {
+        return Err(CaError::Revoked {
+            path: cert_path,
+            serial,
+        });
     }
     let key = KeyPair::from_pem(&read(&key_path)?).map_err(|error| CaError::BadKey {
         path: key_path.clone(),
         error,
     })?;
     let cert = sign(dir, &cert_path, params, &key)?;
+    record(dir, name, kind, &cert)?;
     replace_file(&cert_path, &cert.pem(), 0o644)?;
     Ok(crate::config::tls::not_after(cert.der()).unwrap_or_else(|| "?".to_owned()))
 }
 
-/// Signs `params` for `key` with the CA in `dir`, and proves the result chains to
-/// `ca.pem` before anyone writes it.
-fn sign(
-    dir: &Path,
-    cert_path: &Path,
-    params: CertificateParams,
-    key: &KeyPair,
-) -> Result<rcgen::Certificate, CaError> {
+/// The CA of `dir`: its certificate, and an issuer (its key, under the exact name its
+/// certificate carries).
+fn ca(dir: &Path) -> Result<(CertificateDer<'static>, Issuer<'static, KeyPair>), CaError> {
     let ca_key_path = dir.join(CA_KEY_FILE);
     let ca_cert_path = dir.join(CA_CERT_FILE);
     let ca_key_pem = read(&ca_key_path)?;
@@ -259,14 +352,24 @@ fn sign(
         path: ca_key_path.clone(),
         error,
     })?;
-    let ca_cert =
-        CertificateDer::from_pem_slice(read(&ca_cert_path)?.as_bytes()).map_err(|error| {
-            CaError::BadCert {
-                path: ca_cert_path.clone(),
-                error,
-            }
-        })?;
-    let issuer = Issuer::new(ca_params(), ca_key);
+    let ca_cert = first_cert(&ca_cert_path)?;
+    let issuer = Issuer::from_ca_cert_der(&ca_cert, ca_key).map_err(|error| CaError::Generate {
+        path: ca_cert_path,
+        error,
+    })?;
+    Ok((ca_cert, issuer))
+}
+
+/// Signs `params` for `key` with the CA in `dir`, under a fresh random serial, and proves
+/// the result chains to `ca.pem` before anyone writes it.
+fn sign(
+    dir: &Path,
+    cert_path: &Path,
+    mut params: CertificateParams,
+    key: &KeyPair,
+) -> Result<rcgen::Certificate, CaError> {
+    let (ca_cert, issuer) = ca(dir)?;
+    params.serial_number = Some(random_serial(cert_path)?);
     let cert = params
         .signed_by(key, &issuer)
         .map_err(|error| CaError::Generate {
@@ -274,11 +377,373 @@ fn sign(
             error,
         })?;
     verify_chain(&ca_cert, cert.der(), wall_now()).map_err(|reason| CaError::Mismatch {
-        cert: ca_cert_path,
-        key: ca_key_path,
+        cert: dir.join(CA_CERT_FILE),
+        key: dir.join(CA_KEY_FILE),
         reason,
     })?;
     Ok(cert)
+}
+
+/// 128 random bits, positive. rcgen's default serial is a hash of the public key, which
+/// a renewal (same key) would repeat: RFC 5280 wants one serial per certificate, and a
+/// revocation by serial must name one certificate.
+fn random_serial(path: &Path) -> Result<SerialNumber, CaError> {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&random_bytes(path)?);
+    bytes[8..].copy_from_slice(&random_bytes(path)?);
+    // Positive, and 16 bytes long in DER (no leading zero byte to strip).
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+fn random_bytes(path: &Path) -> Result<[u8; 8], CaError> {
+    let mut bytes = [0u8; 8];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| CaError::Io {
+            path: path.to_path_buf(),
+            error: io::Error::other(format!("no randomness from the OS: {e}")),
+        })?;
+    Ok(bytes)
+}
+
+/// Adds an issued certificate to the register.
+fn record(dir: &Path, name: &NodeId, kind: Kind, cert: &rcgen::Certificate) -> Result<(), CaError> {
+    let mut register = Register::load(dir)?;
+    register.certificates.push(Entry {
+        serial: serial_of(cert.der()).unwrap_or_default(),
+        name: name.to_string(),
+        kind,
+        issued: Some(UtcTime::now()),
+        revoked: None,
+    });
+    register.save(dir)
+}
+
+/// What [`revoke`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// Serials revoked by this call.
+    pub newly: Vec<String>,
+    /// Serials of the name that were revoked before.
+    pub already: Vec<String>,
+    /// `crl.pem`, and its CRL number, if this call wrote it (not when nothing changed and
+    /// it exists).
+    pub wrote: Option<(PathBuf, u64)>,
+    /// Serials the CRL revokes, all names together.
+    pub total: usize,
+}
+
+/// Revokes `name`'s certificates of `kind`: the one in `NAME.pem` and every one the
+/// register lists for the name, then rewrites `crl.pem` (the next CRL number, signed by
+/// the CA, proven to verify against `ca.pem` before it is written). Revoking again
+/// changes nothing (and rewrites `crl.pem` only if it is missing). Keeps `NAME.pem` and
+/// `NAME.key`: they are the operator's to remove.
+pub fn revoke(dir: &Path, name: &NodeId, kind: Kind) -> Result<Revocation, CaError> {
+    let cert_path = reserved(dir, name)?;
+    let mut register = Register::load(dir)?;
+    if cert_path.exists() {
+        let cert = first_cert(&cert_path)?;
+        check_kind(&cert_path, &cert, name, kind)?;
+        check_ours(dir, &cert_path, &cert)?;
+        let serial = serial_of(&cert).unwrap_or_default();
+        // Issued before the register existed (or by hand): it joins it now.
+        if !register.certificates.iter().any(|e| e.serial == serial) {
+            register.certificates.push(Entry {
+                serial,
+                name: name.to_string(),
+                kind,
+                issued: None,
+                revoked: None,
+            });
+        }
+    }
+    let now = UtcTime::now();
+    let mut done = Revocation {
+        newly: Vec::new(),
+        already: Vec::new(),
+        wrote: None,
+        total: 0,
+    };
+    for entry in register
+        .certificates
+        .iter_mut()
+        .filter(|e| e.name == name.as_str() && e.kind == kind)
+    {
+        match entry.revoked {
+            Some(_) => done.already.push(entry.serial.clone()),
+            None => {
+                entry.revoked = Some(now);
+                done.newly.push(entry.serial.clone());
+            }
+        }
+    }
+    if done.newly.is_empty() && done.already.is_empty() {
+        return Err(CaError::Unknown {
+            path: cert_path,
+            register: dir.join(REGISTER_FILE),
+            name: name.to_string(),
+        });
+    }
+    done.total = register.revoked().count();
+    let crl_path = dir.join(CRL_FILE);
+    if !done.newly.is_empty() || !crl_path.exists() {
+        register.crl_number += 1;
+        // The list first: a register saved without it would say "already revoked" to a
+        // retry, and never write it.
+        write_crl(dir, &crl_path, &register)?;
+        register.save(dir)?;
+        done.wrote = Some((crl_path, register.crl_number));
+    }
+    Ok(done)
+}
+
+fn check_kind(
+    path: &Path,
+    cert: &CertificateDer<'_>,
+    name: &NodeId,
+    kind: Kind,
+) -> Result<(), CaError> {
+    let found = if cert_names(cert, &operator_dns_name(name)) {
+        Some(Kind::Operator)
+    } else if cert_names(cert, name.as_str()) {
+        Some(Kind::Node)
+    } else {
+        None
+    };
+    match found {
+        Some(k) if k == kind => Ok(()),
+        other => Err(CaError::WrongKind {
+            path: path.to_path_buf(),
+            found: other.map_or("a certificate that does not name it", Kind::describe),
+            wanted: kind.describe(),
+        }),
+    }
+}
+
+/// Whether the CA of `dir` signed `cert` (its validity aside: an expired certificate can
+/// still be revoked).
+fn check_ours(dir: &Path, path: &Path, cert: &CertificateDer<'_>) -> Result<(), CaError> {
+    let ca_path = dir.join(CA_CERT_FILE);
+    let ca = first_cert(&ca_path)?;
+    let not_ours = || CaError::NotOurs {
+        path: path.to_path_buf(),
+        ca: ca_path.clone(),
+    };
+    let (_, ca) = x509_parser::parse_x509_certificate(&ca).map_err(|_| not_ours())?;
+    let (_, leaf) = x509_parser::parse_x509_certificate(cert).map_err(|_| not_ours())?;
+    leaf.verify_signature(Some(ca.public_key()))
+        .map_err(|_| not_ours())
+}
+
+/// Signs the register's revocations as `crl_path`, after checking that the list verifies
+/// against `ca.pem` and revokes what the register says.
+fn write_crl(dir: &Path, crl_path: &Path, register: &Register) -> Result<(), CaError> {
+    let (ca_cert, issuer) = ca(dir)?;
+    let generate = |error| CaError::Generate {
+        path: crl_path.to_path_buf(),
+        error,
+    };
+    // `secs` since the Unix epoch in rcgen's time type (a closure: the type has no name
+    // outside the `time` crate).
+    let offset_time = |secs: u64| {
+        let (y, m, d) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(i64::MAX));
+        rcgen::date_time_ymd(y, m, d) + Duration::from_secs(secs % 86_400)
+    };
+    let now = wall_now().as_secs();
+    let revoked_certs = register
+        .revoked()
+        .map(|(entry, at)| {
+            Ok(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&unhex(&entry.serial).ok_or_else(
+                    || CaError::BadRegister {
+                        path: dir.join(REGISTER_FILE),
+                        error: serde::de::Error::custom(format!(
+                            "serial {:?} is not hex",
+                            entry.serial
+                        )),
+                    },
+                )?),
+                revocation_time: offset_time(at.0),
+                reason_code: None,
+                invalidity_date: None,
+            })
+        })
+        .collect::<Result<Vec<_>, CaError>>()?;
+    let params = CertificateRevocationListParams {
+        this_update: offset_time(now),
+        // Agents do not enforce it (see `net::tls`); a date far off for other tools.
+        next_update: offset_time(now + 86_400 * CA_VALID_DAYS.unsigned_abs()),
+        crl_number: SerialNumber::from(register.crl_number),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let crl = params.signed_by(&issuer).map_err(generate)?;
+    let pem = crl.pem().map_err(generate)?;
+    let checked = Revocations::parse(pem.as_bytes(), &[ca_cert]).map_err(|reason| CaError::Io {
+        path: crl_path.to_path_buf(),
+        error: io::Error::other(format!("the list made does not verify: {reason}")),
+    })?;
+    debug_assert_eq!(checked.count(), register.revoked().count());
+    replace_file(crl_path, &pem, 0o644)
+}
+
+/// `serials.json`: every certificate issued from the CA directory, and which are revoked.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Register {
+    /// The CRL number of the last `crl.pem` written (increasing, RFC 5280 5.2.3).
+    crl_number: u64,
+    certificates: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    /// Lowercase hex, as the certificate's DER has it.
+    serial: String,
+    name: String,
+    kind: Kind,
+    /// `None`: found in `NAME.pem` at a revocation, issued before the register existed.
+    issued: Option<UtcTime>,
+    revoked: Option<UtcTime>,
+}
+
+impl Register {
+    fn load(dir: &Path) -> Result<Self, CaError> {
+        let path = dir.join(REGISTER_FILE);
+        match fs::read(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(error) => Err(CaError::Io { path, error }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|error| CaError::BadRegister { path, error })
+            }
+        }
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), CaError> {
+        let path = dir.join(REGISTER_FILE);
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|error| CaError::BadRegister {
+                path: path.clone(),
+                error,
+            })?;
+        text.push('\n');
+        replace_file(&path, &text, 0o644)
+    }
+
+    fn is_revoked(&self, serial: &str) -> bool {
+        self.revoked().any(|(e, _)| e.serial == serial)
+    }
+
+    /// Every revoked certificate, once per serial, with its revocation time.
+    fn revoked(&self) -> impl Iterator<Item = (&Entry, UtcTime)> {
+        let mut seen = std::collections::HashSet::new();
+        self.certificates
+            .iter()
+            .filter_map(|e| e.revoked.map(|at| (e, at)))
+            .filter(move |(e, _)| seen.insert(e.serial.as_str()))
+    }
+}
+
+/// A moment in UTC, to the second, written `YYYY-MM-DDTHH:MM:SSZ`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UtcTime(u64);
+
+impl UtcTime {
+    fn now() -> Self {
+        Self(wall_now().as_secs())
+    }
+}
+
+impl std::fmt::Display for UtcTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let days = i64::try_from(self.0 / 86_400).unwrap_or(i64::MAX);
+        let (y, m, d) = civil_from_days(days);
+        let s = self.0 % 86_400;
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            s / 3600,
+            s / 60 % 60,
+            s % 60
+        )
+    }
+}
+
+impl std::str::FromStr for UtcTime {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a time like 2026-01-31T12:00:00Z");
+        let b = s.as_bytes();
+        if b.len() != 20 || &s[4..5] != "-" || &s[7..8] != "-" || &s[10..11] != "T" {
+            return Err(bad());
+        }
+        let num = |r: std::ops::Range<usize>| s.get(r).and_then(|t| t.parse::<u64>().ok());
+        let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(sec)) = (
+            num(0..4),
+            num(5..7),
+            num(8..10),
+            num(11..13),
+            num(14..16),
+            num(17..19),
+        ) else {
+            return Err(bad());
+        };
+        if !(1970..=9999).contains(&y) || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+            return Err(bad());
+        }
+        if h > 23 || mi > 59 || sec > 59 || &s[19..] != "Z" {
+            return Err(bad());
+        }
+        let days = days_from_civil(y, mo, d);
+        Ok(Self(days * 86_400 + h * 3600 + mi * 60 + sec))
+    }
+}
+
+impl Serialize for UtcTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for UtcTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`), for dates from 1970 on.
+fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).saturating_sub(719_468)
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.is_empty() || s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The first certificate of a PEM file.
+fn first_cert(path: &Path) -> Result<CertificateDer<'static>, CaError> {
+    CertificateDer::from_pem_slice(read(path)?.as_bytes()).map_err(|error| CaError::BadCert {
+        path: path.to_path_buf(),
+        error,
+    })
 }
 
 /// Replaces `path` atomically: writes a new file beside it, syncs it, renames it over
@@ -625,6 +1090,223 @@ mod tests {
         init(tmp.path()).unwrap();
         let err = issue_node(tmp.path(), &id("ca")).unwrap_err();
         assert!(matches!(err, CaError::Reserved { .. }), "{err}");
+    }
+
+    fn serial(path: &Path) -> String {
+        serial_of(&cert(path)).unwrap()
+    }
+
+    fn crl(dir: &Path) -> Revocations {
+        let ca = crate::config::tls::load_ca(&dir.join(CA_CERT_FILE)).unwrap();
+        Revocations::load(&dir.join(CRL_FILE), &ca).unwrap()
+    }
+
+    #[test]
+    fn revoke_writes_a_signed_list_naming_that_serial() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        init(dir).unwrap();
+        issue_operator(dir, &id("alice")).unwrap();
+        issue_operator(dir, &id("bob")).unwrap();
+        issue_node(dir, &id("n1")).unwrap();
+        let alice = serial(&dir.join("alice.pem"));
+
+        let done = revoke(dir, &id("alice"), Kind::Operator).unwrap();
+        assert_eq!(done.newly, vec![alice.clone()]);
+        assert!(done.already.is_empty());
+        assert_eq!(done.wrote, Some((dir.join(CRL_FILE), 1)));
+        assert_eq!(done.total, 1);
+        assert_eq!(mode(&dir.join(CRL_FILE)), 0o644);
+        let list = crl(dir);
+        assert_eq!(list.count(), 1);
+        assert_eq!(list.revoked(&cert(&dir.join("alice.pem"))), Some(alice));
+        assert_eq!(list.revoked(&cert(&dir.join("bob.pem"))), None);
+        assert_eq!(list.revoked(&cert(&dir.join("n1.pem"))), None);
+        // The register says who and when.
+        let text = fs::read_to_string(dir.join(REGISTER_FILE)).unwrap();
+        assert!(text.contains("\"name\": \"alice\""), "{text}");
+        assert!(text.contains("\"revoked\": \"20"), "{text}");
+
+        // A node next: the list grows, its number too.
+        let done = revoke(dir, &id("n1"), Kind::Node).unwrap();
+        assert_eq!(done.wrote, Some((dir.join(CRL_FILE), 2)));
+        assert_eq!(done.total, 2);
+        let list = crl(dir);
+        assert!(list.revoked(&cert(&dir.join("n1.pem"))).is_some());
+        assert!(list.revoked(&cert(&dir.join("alice.pem"))).is_some());
+        let number = |dir: &Path| {
+            let der = {
+                use rustls_pki_types::CertificateRevocationListDer;
+                CertificateRevocationListDer::from_pem_file(dir.join(CRL_FILE)).unwrap()
+            };
+            let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+            crl.crl_number().unwrap().to_string()
+        };
+        assert_eq!(number(dir), "2");
+    }
+
+    #[test]
+    fn revoking_twice_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        init(dir).unwrap();
+        issue_operator(dir, &id("alice")).unwrap();
+        revoke(dir, &id("alice"), Kind::Operator).unwrap();
+        let before = fs::read(dir.join(CRL_FILE)).unwrap();
+        let register = fs::read(dir.join(REGISTER_FILE)).unwrap();
+        let again = revoke(dir, &id("alice"), Kind::Operator).unwrap();
+        assert!(again.newly.is_empty());
+        assert_eq!(again.already, vec![serial(&dir.join("alice.pem"))]);
+        assert_eq!(again.wrote, None);
+        assert_eq!(fs::read(dir.join(CRL_FILE)).unwrap(), before);
+        assert_eq!(fs::read(dir.join(REGISTER_FILE)).unwrap(), register);
+        // A lost crl.pem is written again, with the next number.
+        fs::remove_file(dir.join(CRL_FILE)).unwrap();
+        let again = revoke(dir, &id("alice"), Kind::Operator).unwrap();
+        assert_eq!(again.wrote, Some((dir.join(CRL_FILE), 2)));
+        assert_eq!(crl(dir).count(), 1);
+    }
+
+    #[test]
+    fn revoking_an_unknown_or_mistaken_name_is_a_clear_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        init(dir).unwrap();
+        issue_node(dir, &id("n1")).unwrap();
+        let err = revoke(dir, &id("mallory"), Kind::Operator).unwrap_err();
+        assert!(matches!(err, CaError::Unknown { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("mallory.pem: no such certificate"), "{msg}");
+        assert!(
+            msg.contains("serials.json lists none issued to \"mallory\""),
+            "{msg}"
+        );
+        // n1 is a node: not revoked as an operator by mistake.
+        let err = revoke(dir, &id("n1"), Kind::Operator).unwrap_err();
+        assert!(matches!(err, CaError::WrongKind { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("n1.pem: a node certificate, not an operator certificate"),
+            "{err}"
+        );
+        // Another CA's certificate under this CA's directory.
+        let other = tmp.path().join("other");
+        init(&other).unwrap();
+        issue_node(&other, &id("n2")).unwrap();
+        fs::copy(other.join("n2.pem"), dir.join("n2.pem")).unwrap();
+        let err = revoke(dir, &id("n2"), Kind::Node).unwrap_err();
+        assert!(matches!(err, CaError::NotOurs { .. }), "{err}");
+        assert!(!dir.join(CRL_FILE).exists());
+        assert!(matches!(
+            revoke(dir, &id("crl"), Kind::Node),
+            Err(CaError::Reserved { .. })
+        ));
+        assert!(matches!(
+            issue_node(dir, &id("crl")),
+            Err(CaError::Reserved { .. })
+        ));
+    }
+
+    #[test]
+    fn serials_are_new_for_every_certificate_and_revoke_covers_renewals() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        init(dir).unwrap();
+        issue_operator(dir, &id("alice")).unwrap();
+        let first = cert(&dir.join("alice.pem"));
+        renew_operator(dir, &id("alice")).unwrap();
+        let second = cert(&dir.join("alice.pem"));
+        assert_ne!(
+            serial_of(&first),
+            serial_of(&second),
+            "a renewal has its own serial"
+        );
+        assert_eq!(serial_of(&first).unwrap().len(), 32, "128 bits");
+
+        // Both alice's certificates are revoked, the one renewed away too.
+        let done = revoke(dir, &id("alice"), Kind::Operator).unwrap();
+        assert_eq!(done.newly.len(), 2);
+        let list = crl(dir);
+        assert!(list.revoked(&first).is_some());
+        assert!(list.revoked(&second).is_some());
+        // A revoked certificate is not renewed (same key); a new key gets a new serial
+        // that the list does not cover.
+        let err = renew_operator(dir, &id("alice")).unwrap_err();
+        assert!(matches!(err, CaError::Revoked { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("alice.pem: its certificate (serial"),
+            "{err}"
+        );
+        assert_eq!(cert(&dir.join("alice.pem")), second, "left as it was");
+        fs::remove_file(dir.join("alice.key")).unwrap();
+        fs::remove_file(dir.join("alice.pem")).unwrap();
+        issue_operator(dir, &id("alice")).unwrap();
+        let third = cert(&dir.join("alice.pem"));
+        assert!(crl(dir).revoked(&third).is_none());
+        assert_ne!(serial_of(&third), serial_of(&first));
+        assert_ne!(serial_of(&third), serial_of(&second));
+    }
+
+    #[test]
+    fn cas_have_their_own_names_and_old_cas_still_issue() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b, old) = (
+            tmp.path().join("a"),
+            tmp.path().join("b"),
+            tmp.path().join("old"),
+        );
+        init(&a).unwrap();
+        init(&b).unwrap();
+        let subject = |dir: &Path| {
+            let der = cert(&dir.join(CA_CERT_FILE));
+            let (_, c) = x509_parser::parse_x509_certificate(&der).unwrap();
+            c.subject().to_string()
+        };
+        assert_ne!(subject(&a), subject(&b));
+        assert!(subject(&a).contains(CA_COMMON_NAME), "{}", subject(&a));
+
+        // A CA made before the id (common name only) issues, renews and revokes under
+        // its own name; certificates it issued before the register are revoked from
+        // their file.
+        fs::create_dir(&old).unwrap();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = ca_params();
+        set_validity(&mut params, wall_now(), CA_VALID_DAYS);
+        let ca = params.self_signed(&key).unwrap();
+        write_pair(
+            &old.join(CA_KEY_FILE),
+            &key.serialize_pem(),
+            &old.join(CA_CERT_FILE),
+            &ca.pem(),
+        )
+        .unwrap();
+        issue_node(&old, &id("n1")).unwrap();
+        renew_node(&old, &id("n1")).unwrap();
+        fs::remove_file(old.join(REGISTER_FILE)).unwrap();
+        let done = revoke(&old, &id("n1"), Kind::Node).unwrap();
+        assert_eq!(done.newly, vec![serial(&old.join("n1.pem"))]);
+        assert!(crl(&old).revoked(&cert(&old.join("n1.pem"))).is_some());
+    }
+
+    #[test]
+    fn utc_times_read_back() {
+        for secs in [0, 951_782_400, 1_767_225_599, 1_772_323_200 + 3_723] {
+            let t = UtcTime(secs);
+            assert_eq!(t.to_string().parse::<UtcTime>(), Ok(t), "{t}");
+        }
+        assert_eq!(
+            UtcTime(1_772_323_200 + 3_723).to_string(),
+            "2026-03-01T01:02:03Z"
+        );
+        for bad in [
+            "",
+            "2026-03-01 01:02:03Z",
+            "2026-13-01T01:02:03Z",
+            "2026-03-01T01:02:03+01",
+        ] {
+            assert!(bad.parse::<UtcTime>().is_err(), "{bad}");
+        }
     }
 
     #[test]

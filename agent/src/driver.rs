@@ -69,6 +69,9 @@ pub struct Driver {
     /// The TLS material the endpoint runs with, to tell a renewed certificate from the
     /// same files read again.
     pub(crate) tls: TlsMaterial,
+    /// The revocation lists of `tls`, for the operator channel (it closes the
+    /// connections a reloaded list revokes).
+    pub(crate) revocations: watch::Sender<Arc<tls::Revocations>>,
     /// Keys of the config file a reload did not apply (shown in `/cluster`).
     pub(crate) pending_restart: Vec<String>,
     pub(crate) balancer_rx: watch::Receiver<Option<ServerState>>,
@@ -308,10 +311,12 @@ impl Driver {
             } else {
                 match self.net.set_tls(&new_tls) {
                     Ok(()) => {
-                        applied.push(format!(
-                            "tls (certificate expires {})",
-                            expires.as_deref().unwrap_or("at an unreadable date")
+                        applied.push(reload::tls_applied(
+                            expires.as_deref(),
+                            self.config.tls_crl.is_some() || run.tls_crl.is_some(),
+                            new_tls.revocations().count(),
                         ));
+                        self.revocations.send_replace(new_tls.revocations());
                         self.tls = new_tls;
                     }
                     Err(e) => {

@@ -88,7 +88,7 @@ impl Reloader {
         let path = path.to_owned();
         let loaded = tokio::task::spawn_blocking(move || {
             let config = Config::load(&path)?;
-            let tls = config::tls::TlsMaterial::load_agent(&config.tls)?;
+            let tls = config::tls::TlsMaterial::load_agent(&config.tls, config.tls_crl.as_deref())?;
             Ok::<_, reload::ReloadError>((config, tls))
         })
         .await
@@ -101,7 +101,7 @@ impl Reloader {
         &self,
         config: Config,
     ) -> Result<reload::ReloadOutcome, reload::ReloadError> {
-        let tls = config::tls::TlsMaterial::load_agent(&config.tls)?;
+        let tls = config::tls::TlsMaterial::load_agent(&config.tls, config.tls_crl.as_deref())?;
         self.apply(config, tls).await
     }
 
@@ -157,7 +157,7 @@ impl Running {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let incarnation = persist::next_incarnation(&config.state_dir, clock::wall())?;
-    let tls = config::tls::TlsMaterial::load_agent(&config.tls)?;
+    let tls = config::tls::TlsMaterial::load_agent(&config.tls, config.tls_crl.as_deref())?;
 
     let local_state = proto::NodeState {
         roles: config.roles.clone(),
@@ -245,7 +245,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         balancer_tx,
         config.haproxy_agent.map(|h| h.listen),
     )?;
-    ctl::CtlServer::new(view_rx.clone(), journal.reader(), order_tx).spawn(ctl_rx);
+    let (revocations_tx, revocations_rx) = watch::channel(tls.revocations());
+    ctl::CtlServer::new(view_rx.clone(), journal.reader(), order_tx, revocations_rx).spawn(ctl_rx);
     let http_addr = bound.http;
     let load_rx = probe::load::spawn(Duration::from_secs(1));
     let probes = probe::set::Probes::spawn(&config, nonce)?;
@@ -261,6 +262,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         probes,
         reloads: reload_rx,
         tls,
+        revocations: revocations_tx,
         pending_restart: Vec::new(),
         balancer_rx,
         view_tx,

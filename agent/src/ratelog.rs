@@ -36,9 +36,13 @@ pub enum Refusal {
     /// A certificate of the cluster CA that is not a node's (an operator's) on the peer
     /// ALPN, closed right after the handshake.
     PeerCertificate,
+    /// An operator connection whose certificate a revocation list (`[tls] crl`) revokes,
+    /// past the handshake (it beat the reload that brought the list).
+    Revoked,
 }
 
-const SLOTS: usize = 12;
+/// One slot per kind: the last variant's number, plus one (a new kind goes last).
+const SLOTS: usize = Refusal::Revoked as usize + 1;
 const WINDOW: Duration = Duration::from_secs(10);
 
 /// One limiter per process.

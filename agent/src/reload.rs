@@ -144,6 +144,18 @@ pub const KEYS: &[Key] = &[
         show: |c| c.tls.key.display().to_string(),
         keep: apply,
     },
+    // Like the other TLS files, read again on every reload, changed path or not: new
+    // handshakes check the new list at once, open operator connections it revokes close.
+    Key {
+        name: "tls.crl",
+        class: Class::Live,
+        show: |c| {
+            c.tls_crl
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |p| p.display().to_string())
+        },
+        keep: apply,
+    },
     Key {
         name: "timing.heartbeat_interval",
         class: Class::Restart,
@@ -385,6 +397,18 @@ pub fn diff(running: &Config, file: &Config) -> ReloadPlan {
     ReloadPlan { changes }
 }
 
+/// How a reload's line names new TLS material: the certificate's end, and the revocation
+/// list's count when a list is or was configured (`crl` — a list dropped says `revokes
+/// none`).
+pub fn tls_applied(expires: Option<&str>, crl: bool, revoked: usize) -> String {
+    let expires = expires.unwrap_or("at an unreadable date");
+    if crl {
+        format!("tls (certificate expires {expires}; crl revokes {revoked})")
+    } else {
+        format!("tls (certificate expires {expires})")
+    }
+}
+
 /// What a reload did, for the caller (the binary applies `log_level`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReloadOutcome {
@@ -435,6 +459,7 @@ mod tests {
             control_allow: _,
             log_level: _,
             tls: _,
+            tls_crl: _,
             timing: _,
             http: _,
             election: _,

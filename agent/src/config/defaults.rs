@@ -126,6 +126,12 @@ pub fn render(active: bool) -> String {
         "key",
         "\"/etc/quorate/tls/n1.key\"",
     );
+    f.example(
+        "Certificates the cluster revoked (`quorate ca revoke` writes crl.pem): peers and\n\
+         operators presenting one are refused. Reloads live. Default: none.",
+        "crl",
+        "\"/etc/quorate/tls/crl.pem\"",
+    );
 
     f.section(
         "Heartbeats and failure detection. Restart-only, and the same on every node.",

@@ -33,6 +33,9 @@ pub struct Config {
     /// `info,quorate_agent::net=debug`); `QUORATE_LOG` in the environment wins.
     pub log_level: String,
     pub tls: TlsPaths,
+    /// `[tls] crl`: the certificate revocation lists this agent enforces (`quorate ca
+    /// revoke` writes them); none if absent.
+    pub tls_crl: Option<PathBuf>,
     pub timing: Timing,
     pub http: Http,
     pub election: Election,

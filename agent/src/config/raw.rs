@@ -58,6 +58,7 @@ pub(super) struct RawTls {
     pub(super) ca: Spanned<PathBuf>,
     pub(super) cert: Spanned<PathBuf>,
     pub(super) key: Spanned<PathBuf>,
+    pub(super) crl: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,6 +1,6 @@
 //! The TLS files the config names (`[tls]`): their paths, and loading them — PEM
-//! certificates and keys, the cluster CA, the key-mode rule — plus what a certificate
-//! says (the names it carries, when it ends).
+//! certificates and keys, the cluster CA, the key-mode rule, the revocation list — plus
+//! what a certificate says (the names it carries, its serial, when it ends).
 //!
 //! Owns everything about the files and the certificates in them that needs no socket, so
 //! the config's validator, `quorate ca` and the endpoint read them one way. It must never
@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, pem::PemObject,
+};
 
 /// Where the agent's TLS files are (`[tls]`, resolved against the config's directory).
 #[derive(Debug, Clone)]
@@ -168,23 +170,151 @@ mod key_tests {
     }
 }
 
-/// The loaded CA, certificate chain and key of this node.
+/// The certificate revocation lists an agent enforces (`[tls] crl`, written by `quorate
+/// ca revoke`): each one signed by a certificate of the cluster CA file, at most one per
+/// CA. Empty when the config names none.
+///
+/// Loading proves the signature, so a list from another cluster's CA (of the same name)
+/// or a damaged file is refused at `--check-config`/reload, never taken into the
+/// handshake verifier, where it would refuse every peer of that CA.
+#[derive(Debug, Default)]
+pub struct Revocations {
+    ders: Vec<CertificateRevocationListDer<'static>>,
+    lists: Vec<webpki::CertRevocationList<'static>>,
+    /// Revoked serials, all lists together.
+    count: usize,
+}
+
+impl Revocations {
+    /// Reads the PEM revocation lists in `path` and checks each against the CA
+    /// certificates `cas` (the `[tls] ca` file).
+    pub fn load(path: &Path, cas: &[CertificateDer<'_>]) -> Result<Self, TlsError> {
+        Self::parse(&read(path)?, cas).map_err(|reason| file_err(path, reason))
+    }
+
+    /// [`load`](Self::load) from the file's bytes; the error is the reason alone.
+    pub fn parse(pem: &[u8], cas: &[CertificateDer<'_>]) -> Result<Self, String> {
+        let ders = CertificateRevocationListDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("not a PEM revocation list file: {e}"))?;
+        if ders.is_empty() {
+            return Err(
+                "holds no revocation list (an `X509 CRL` PEM block, as `quorate ca \
+                        revoke` writes to crl.pem)"
+                    .to_owned(),
+            );
+        }
+        let mut out = Self::default();
+        let mut issuers: Vec<Vec<u8>> = Vec::new();
+        for der in ders {
+            let (count, issuer) = check_crl(&der, cas)?;
+            if issuers.contains(&issuer) {
+                return Err(
+                    "holds two revocation lists of the same CA: keep only the newest \
+                            (the crl.pem `quorate ca revoke` wrote last)"
+                        .to_owned(),
+                );
+            }
+            issuers.push(issuer);
+            let list = webpki::OwnedCertRevocationList::from_der(der.as_ref())
+                .map_err(|e| format!("revocation list not usable: {e}"))?;
+            out.lists.push(list.into());
+            out.ders.push(der);
+            out.count += count;
+        }
+        Ok(out)
+    }
+
+    /// The lists as the handshake verifiers take them; empty: no revocation checks.
+    pub fn ders(&self) -> &[CertificateRevocationListDer<'static>] {
+        &self.ders
+    }
+
+    /// How many serials the lists revoke, all together.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The serial (hex) of `cert` if a list of its issuer revokes it.
+    pub fn revoked(&self, cert: &CertificateDer<'_>) -> Option<String> {
+        let ee = webpki::EndEntityCert::try_from(cert).ok()?;
+        self.lists
+            .iter()
+            .filter(|l| l.issuer() == ee.issuer())
+            .any(|l| matches!(l.find_serial(ee.serial()), Ok(Some(_))))
+            .then(|| hex(ee.serial()))
+    }
+}
+
+/// One revocation list against the CA certificates: parses, names one of them as its
+/// issuer, carries that CA's signature. Gives the count of serials it revokes and its
+/// issuer's name (DER), or why not.
+fn check_crl(der: &[u8], cas: &[CertificateDer<'_>]) -> Result<(usize, Vec<u8>), String> {
+    let (_, crl) = x509_parser::parse_x509_crl(der)
+        .map_err(|e| format!("a revocation list cannot be parsed: {e}"))?;
+    let issuer = crl.issuer();
+    let same_name: Vec<_> = cas
+        .iter()
+        .filter_map(|c| x509_parser::parse_x509_certificate(c).ok().map(|(_, c)| c))
+        .filter(|ca| ca.subject().as_raw() == issuer.as_raw())
+        .collect();
+    if same_name.is_empty() {
+        return Err(format!(
+            "the revocation list of \"{issuer}\" is not from a CA in tls.ca: copy the \
+             crl.pem of this cluster's CA directory"
+        ));
+    }
+    if !same_name
+        .iter()
+        .any(|ca| crl.verify_signature(ca.public_key()).is_ok())
+    {
+        return Err(format!(
+            "the revocation list of \"{issuer}\" is not signed by the CA in tls.ca (another \
+             cluster's CA, or a damaged file): copy the crl.pem of this cluster's CA directory"
+        ));
+    }
+    Ok((
+        crl.iter_revoked_certificates().count(),
+        issuer.as_raw().to_vec(),
+    ))
+}
+
+/// A certificate's serial number, as lowercase hex (how `quorate ca` and log lines name
+/// one), or `None` if it cannot be parsed.
+pub fn serial(cert: &CertificateDer<'_>) -> Option<String> {
+    webpki::EndEntityCert::try_from(cert)
+        .ok()
+        .map(|ee| hex(ee.serial()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The loaded CA, certificate chain and key of this node, and the revocation lists it
+/// enforces.
 #[derive(Debug)]
 pub struct TlsMaterial {
     roots: Arc<rustls::RootCertStore>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    revocations: Arc<Revocations>,
 }
 
 impl TlsMaterial {
-    /// The agent's own material: as [`load`](Self::load), and the key must be readable
-    /// by nobody but its owner and the agent's group.
-    pub fn load_agent(paths: &TlsPaths) -> Result<Self, TlsError> {
+    /// The agent's own material: as [`load`](Self::load), the key must be readable by
+    /// nobody but its owner and the agent's group, and the revocation lists in `crl`
+    /// (`[tls] crl`), if any, are checked against the CA and enforced.
+    pub fn load_agent(paths: &TlsPaths, crl: Option<&Path>) -> Result<Self, TlsError> {
         load_agent_key(&paths.key)?;
-        Self::load(paths)
+        let mut material = Self::load(paths)?;
+        if let Some(crl) = crl {
+            material.revocations = Arc::new(Revocations::load(crl, &load_ca(&paths.ca)?)?);
+        }
+        Ok(material)
     }
 
-    /// A client's material (the `quorate` tool, tests).
+    /// A client's material (the `quorate` tool, tests): no revocation lists.
     pub fn load(paths: &TlsPaths) -> Result<Self, TlsError> {
         let mut roots = rustls::RootCertStore::empty();
         for c in load_ca(&paths.ca)? {
@@ -196,6 +326,7 @@ impl TlsMaterial {
             roots: Arc::new(roots),
             chain: load_certs(&paths.cert)?,
             key: load_key(&paths.key)?,
+            revocations: Arc::default(),
         })
     }
 
@@ -204,12 +335,18 @@ impl TlsMaterial {
         self.chain.first()
     }
 
-    /// Whether this is the same CA, chain and key as `other` (a reload that found the
-    /// same files).
+    /// Whether this is the same CA, chain, key and revocation lists as `other` (a reload
+    /// that found the same files).
     pub fn same_as(&self, other: &TlsMaterial) -> bool {
         self.chain == other.chain
             && self.key.secret_der() == other.key.secret_der()
             && self.roots.roots == other.roots.roots
+            && self.revocations.ders == other.revocations.ders
+    }
+
+    /// The revocation lists this agent enforces (none for a client's material).
+    pub fn revocations(&self) -> Arc<Revocations> {
+        self.revocations.clone()
     }
 
     /// The cluster CA's certificates, the roots a peer's chain must end in.

@@ -210,7 +210,8 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
         cert: resolve(raw.tls.cert.get_ref()),
         key: resolve(raw.tls.key.get_ref()),
     };
-    tls::load_ca(&tls_paths.ca).map_err(|e| err(raw.tls.ca.span(), format!("tls.ca: {e}")))?;
+    let cas =
+        tls::load_ca(&tls_paths.ca).map_err(|e| err(raw.tls.ca.span(), format!("tls.ca: {e}")))?;
     let chain = tls::load_certs(&tls_paths.cert)
         .map_err(|e| err(raw.tls.cert.span(), format!("tls.cert: {e}")))?;
     tls::load_agent_key(&tls_paths.key)
@@ -226,6 +227,28 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
             ),
         ));
     }
+    let tls_crl = match &raw.tls.crl {
+        None => None,
+        Some(crl) => {
+            let path = resolve(crl.get_ref());
+            let lists = tls::Revocations::load(&path, &cas)
+                .map_err(|e| err(crl.span(), format!("tls.crl: {e}")))?;
+            // This node's own certificate revoked: its peers refuse it anyway; say so here.
+            if let Some(serial) = chain.first().and_then(|leaf| lists.revoked(leaf)) {
+                return Err(err(
+                    crl.span(),
+                    format!(
+                        "tls.crl: {} revokes this node's own certificate {} (serial {serial}): \
+                         issue node {node} a new one (remove its key, then `quorate ca issue \
+                         --dir DIR {node}`)",
+                        path.display(),
+                        tls_paths.cert.display()
+                    ),
+                ));
+            }
+            Some(path)
+        }
+    };
 
     if !(100..=599).contains(&raw.http.drain_status) {
         return Err(err(
@@ -437,6 +460,7 @@ pub(super) fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config
         control_allow: raw.control_allow,
         log_level,
         tls: tls_paths,
+        tls_crl,
         timing: t,
         http: raw.http,
         election: raw.election,
@@ -553,6 +577,116 @@ mod tests {
         )
         .unwrap();
         check("[timing]\nelection_timeout = \"10years\"\n").unwrap();
+    }
+
+    /// `[tls] crl`: a file that is not a revocation list, one from another cluster's CA,
+    /// or one revoking this node's own certificate is refused with the file, the line and
+    /// why; a list of this CA is taken.
+    #[test]
+    fn a_bad_revocation_list_is_refused_naming_file_line_and_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let with_crl = |crl: &Path| {
+            config_text(d, "").replace(
+                "n1.key\"\n",
+                &format!("n1.key\"\ncrl = \"{}\"\n", crl.display()),
+            )
+        };
+        let load = |crl: &Path| {
+            Config::parse(&d.join("agent.toml"), &with_crl(crl))
+                .map_err(|e| e.to_string().replace(&d.display().to_string(), ""))
+        };
+        let n = |s: &str| proto::NodeId::new(s).unwrap();
+
+        // Not a CRL at all, and a file that is not there.
+        std::fs::write(
+            d.join("junk.pem"),
+            "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+        )
+        .unwrap();
+        let e = load(&d.join("junk.pem")).unwrap_err();
+        assert!(e.starts_with("/agent.toml:11: tls.crl: /junk.pem: "), "{e}");
+        assert!(e.contains("cannot be parsed"), "{e}");
+        std::fs::write(d.join("empty.pem"), "").unwrap();
+        let e = load(&d.join("empty.pem")).unwrap_err();
+        assert!(e.contains("/empty.pem: holds no revocation list"), "{e}");
+        let e = load(&d.join("missing.pem")).unwrap_err();
+        assert!(e.contains("tls.crl: /missing.pem: No such file"), "{e}");
+
+        // Another cluster's CA (same common name, another key).
+        let other = d.join("other");
+        crate::ca::init(&other).unwrap();
+        crate::ca::issue_operator(&other, &n("eve")).unwrap();
+        crate::ca::revoke(&other, &n("eve"), crate::ca::Kind::Operator).unwrap();
+        let e = load(&other.join("crl.pem")).unwrap_err();
+        assert!(e.contains("tls.crl: /other/crl.pem: "), "{e}");
+        assert!(e.contains("is not from a CA in tls.ca"), "{e}");
+        // Same name, wrong signature: another CA's list renamed into this CA's name.
+        let theirs = std::fs::read(other.join("crl.pem")).unwrap();
+        let ours_name = {
+            let ca = crate::config::tls::load_ca(&d.join("ca.pem")).unwrap();
+            let (_, c) = x509_parser::parse_x509_certificate(&ca[0]).unwrap();
+            c.subject().as_raw().to_vec()
+        };
+        let theirs_der = {
+            use rustls::pki_types::pem::PemObject as _;
+            rustls::pki_types::CertificateRevocationListDer::from_pem_slice(&theirs).unwrap()
+        };
+        let their_name = {
+            let (_, crl) = x509_parser::parse_x509_crl(&theirs_der).unwrap();
+            crl.issuer().as_raw().to_vec()
+        };
+        assert_eq!(ours_name.len(), their_name.len(), "same-length ids");
+        let forged: Vec<u8> = {
+            let raw = theirs_der.to_vec();
+            let at = raw
+                .windows(their_name.len())
+                .position(|w| w == their_name)
+                .unwrap();
+            [&raw[..at], &ours_name[..], &raw[at + their_name.len()..]].concat()
+        };
+        let pem = format!(
+            "-----BEGIN X509 CRL-----\n{}\n-----END X509 CRL-----\n",
+            base64(&forged)
+        );
+        std::fs::write(d.join("forged.pem"), pem).unwrap();
+        let e = load(&d.join("forged.pem")).unwrap_err();
+        assert!(e.contains("is not signed by the CA in tls.ca"), "{e}");
+
+        // This CA's list: taken; one that revokes n1 itself: refused.
+        crate::ca::issue_operator(d, &n("alice")).unwrap();
+        crate::ca::revoke(d, &n("alice"), crate::ca::Kind::Operator).unwrap();
+        let c = load(&d.join("crl.pem")).unwrap();
+        assert_eq!(c.tls_crl.as_deref(), Some(d.join("crl.pem").as_path()));
+        crate::ca::revoke(d, &n("n1"), crate::ca::Kind::Node).unwrap();
+        let e = load(&d.join("crl.pem")).unwrap_err();
+        assert!(
+            e.starts_with("/agent.toml:11: tls.crl: /crl.pem revokes this node's own certificate /n1.pem (serial "),
+            "{e}"
+        );
+        // Without the key: no list.
+        assert!(check("").unwrap().tls_crl.is_none());
+    }
+
+    fn base64(bytes: &[u8]) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! Connections arrive here already admitted by the endpoint (`net`): the caller's address
 //! is in `control_allow` and its certificate chains to the cluster CA. Every answer is
 //! built from the published view, the journal, or the driver's reply to an [`Order`];
-//! nothing here changes state. Limits: [`MAX_CONNECTIONS`] operator connections and
+//! nothing here changes state. A connection whose certificate the agent's revocation
+//! lists (`[tls] crl`) revoke is closed, saying so: at once when a reload brings the list
+//! that revokes it, and on arrival if its handshake just beat that reload. Limits: [`MAX_CONNECTIONS`] operator connections and
 //! [`MAX_STREAMS`] streams at once (more are refused, not queued), a request of at most
 //! `MAX_REQUEST_BYTES` within [`REQUEST_TIMEOUT`], and a command answer within
 //! [`COMMAND_TIMEOUT`].
@@ -16,8 +18,11 @@ use proto::ctl::{CtlCommand, CtlRequest, CtlResponse};
 use proto::status::ClusterStatus;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 
+use rustls::pki_types::CertificateDer;
+
 use super::caller::{Caller, Order};
 use crate::clock;
+use crate::config::tls::Revocations;
 use crate::events::JournalReader;
 use crate::net::tls;
 use crate::net::transport::{self, FrameError};
@@ -47,6 +52,8 @@ pub struct CtlServer {
     view: watch::Receiver<Arc<ClusterView>>,
     journal: JournalReader,
     orders: mpsc::Sender<Order>,
+    /// The revocation lists in force, replaced by a reload that changed them.
+    revocations: watch::Receiver<Arc<Revocations>>,
     log: RateLog,
     connections: Arc<Semaphore>,
     streams: Arc<Semaphore>,
@@ -57,11 +64,13 @@ impl CtlServer {
         view: watch::Receiver<Arc<ClusterView>>,
         journal: JournalReader,
         orders: mpsc::Sender<Order>,
+        revocations: watch::Receiver<Arc<Revocations>>,
     ) -> Self {
         Self {
             view,
             journal,
             orders,
+            revocations,
             log: RateLog::new(),
             connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             streams: Arc::new(Semaphore::new(MAX_STREAMS)),
@@ -73,7 +82,17 @@ impl CtlServer {
         let server = Arc::new(self);
         tokio::spawn(async move {
             while let Some(conn) = conns.recv().await {
-                let caller = Caller::new(tls::peer_cert(&conn).as_ref(), conn.remote_address());
+                let cert = tls::peer_cert(&conn);
+                let caller = Caller::new(cert.as_ref(), conn.remote_address());
+                let revoked = server.revocations.borrow().clone();
+                if let Some(serial) = cert.as_ref().and_then(|c| revoked.revoked(c)) {
+                    // Its handshake finished just before the reload that revoked it.
+                    server.log.warn(Refusal::Revoked, || {
+                        format!("refused {caller}: its certificate (serial {serial}) is revoked by tls.crl")
+                    });
+                    close_revoked(&conn, &serial);
+                    continue;
+                }
                 let Ok(permit) = server.connections.clone().try_acquire_owned() else {
                     server.log.warn(Refusal::Busy, || {
                         format!(
@@ -90,15 +109,35 @@ impl CtlServer {
                 let server = server.clone();
                 tokio::spawn(async move {
                     tracing::debug!("operator connection from {caller}");
-                    server.serve(conn, caller).await;
+                    server.serve(conn, caller, cert).await;
                     drop(permit);
                 });
             }
         });
     }
 
-    async fn serve(self: Arc<Self>, conn: quinn::Connection, caller: Caller) {
-        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+    async fn serve(
+        self: Arc<Self>,
+        conn: quinn::Connection,
+        caller: Caller,
+        cert: Option<CertificateDer<'static>>,
+    ) {
+        let revoked = revoked_later(self.revocations.clone(), cert);
+        tokio::pin!(revoked);
+        loop {
+            let (mut send, mut recv) = tokio::select! {
+                accepted = conn.accept_bi() => match accepted {
+                    Ok(streams) => streams,
+                    Err(_) => return,
+                },
+                serial = &mut revoked => {
+                    tracing::warn!(
+                        "closed the connection of {caller}: its certificate (serial {serial}) is revoked by the reloaded tls.crl"
+                    );
+                    close_revoked(&conn, &serial);
+                    return;
+                }
+            };
             let Ok(permit) = self.streams.clone().try_acquire_owned() else {
                 self.log.warn(Refusal::Busy, || {
                     format!("refused a request from {caller}: {MAX_STREAMS} operator streams open")
@@ -394,6 +433,39 @@ impl Pacer {
                 Change::None => SNAPSHOT_MAX,
             }
     }
+}
+
+/// Resolves with the serial of `cert` once a new revocation list revokes it; never if none
+/// does (or the agent stops).
+async fn revoked_later(
+    mut revocations: watch::Receiver<Arc<Revocations>>,
+    cert: Option<CertificateDer<'static>>,
+) -> String {
+    let Some(cert) = cert else {
+        return std::future::pending().await;
+    };
+    loop {
+        if revocations.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let lists = revocations.borrow_and_update().clone();
+        if let Some(serial) = lists.revoked(&cert) {
+            return serial;
+        }
+    }
+}
+
+/// Closes an operator connection whose certificate is revoked, telling the caller why and
+/// what to do.
+fn close_revoked(conn: &quinn::Connection, serial: &str) {
+    transport::close(
+        conn,
+        proto::CloseCode::Identity,
+        &format!(
+            "certificate revoked: this agent's revocation list (tls.crl) names its serial \
+             {serial}; ask whoever keeps the cluster CA for a new one (`quorate ca issue`)"
+        ),
+    );
 }
 
 #[cfg(test)]

@@ -4,9 +4,12 @@
 //! A peer is admitted only with a certificate chained to this cluster's CA (checked by
 //! rustls in the handshake) that also names, as a DNS subject alternative name, the node
 //! id its hello claims ([`cert_names`](crate::config::tls::cert_names), checked after the
-//! hello). Reading the files and
-//! what a certificate says live in [`crate::config::tls`]; this module must never read a
-//! file.
+//! hello). Both sides also refuse a certificate that the agent's revocation lists
+//! (`[tls] crl`) revoke, at the handshake: only the end entity's serial is looked up, and
+//! a certificate of a CA without a list passes (a CA rotation needs no list for the new
+//! CA); a list past its `nextUpdate` still counts (`quorate ca revoke` writes lists
+//! that never need refreshing). Reading the files and what a certificate says live in
+//! [`crate::config::tls`]; this module must never read a file.
 
 use std::sync::Arc;
 
@@ -22,15 +25,22 @@ fn setup(e: &dyn std::fmt::Display) -> TlsError {
     TlsError::Setup(e.to_string())
 }
 
-/// Server side: client certificates are mandatory and must chain to the cluster CA.
+/// Server side: client certificates are mandatory, must chain to the cluster CA, and must
+/// not be revoked.
 pub fn server_config(
     material: &TlsMaterial,
     alpns: &[&[u8]],
 ) -> Result<quinn::ServerConfig, TlsError> {
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(material.roots(), provider())
-            .build()
-            .map_err(|e| setup(&e))?;
+    let mut builder =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(material.roots(), provider());
+    let crls = material.revocations();
+    if !crls.ders().is_empty() {
+        builder = builder
+            .with_crls(crls.ders().iter().cloned())
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status();
+    }
+    let verifier = builder.build().map_err(|e| setup(&e))?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| setup(&e))?
@@ -43,12 +53,22 @@ pub fn server_config(
 }
 
 /// Client side: the server must present a certificate of the cluster CA naming
-/// [`proto::PEER_SERVER_NAME`]; this node presents its own.
+/// [`proto::PEER_SERVER_NAME`], not revoked; this node presents its own.
 pub fn client_config(material: &TlsMaterial, alpn: &[u8]) -> Result<quinn::ClientConfig, TlsError> {
+    let mut builder =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(material.roots(), provider());
+    let crls = material.revocations();
+    if !crls.ders().is_empty() {
+        builder = builder
+            .with_crls(crls.ders().iter().cloned())
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status();
+    }
+    let verifier = builder.build().map_err(|e| setup(&e))?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| setup(&e))?
-        .with_root_certificates(material.roots())
+        .with_webpki_verifier(verifier)
         .with_client_auth_cert(material.chain().to_vec(), material.key().clone_key())
         .map_err(|e| setup(&e))?;
     tls.alpn_protocols = vec![alpn.to_vec()];

@@ -1,4 +1,5 @@
-//! `quorate ca init|issue|renew`: thin wrappers over `quorate_agent::ca`.
+//! `quorate ca init|issue|renew|revoke`: thin wrappers over `quorate_agent::ca`, and
+//! what the operator does next.
 
 use std::path::Path;
 
@@ -62,8 +63,70 @@ pub fn run(command: &CaCommand) -> anyhow::Result<()> {
             );
         }
         CaCommand::Renew { .. } => anyhow::bail!("ca renew: name a NODE or give --operator NAME"),
+        CaCommand::Revoke {
+            dir,
+            operator: Some(name),
+            ..
+        } => {
+            let done = ca::revoke(dir, name, ca::Kind::Operator)?;
+            print_revoked(dir, name.as_str(), "operator", &done);
+            println!(
+                "open operator connections with it are closed at that reload; to give {name} \
+                 a new certificate: rm {key} {pem} && quorate ca issue --dir {d} --operator {name}",
+                key = dir.join(format!("{name}.key")).display(),
+                pem = dir.join(format!("{name}.pem")).display(),
+                d = dir.display(),
+            );
+        }
+        CaCommand::Revoke {
+            dir,
+            node: Some(node),
+            ..
+        } => {
+            let done = ca::revoke(dir, node, ca::Kind::Node)?;
+            print_revoked(dir, node.as_str(), "node", &done);
+            println!(
+                "links {node} already has stay up until they reconnect: stop quorate on {node} \
+                 (or restart the other agents one at a time); to give {node} a new \
+                 certificate: rm {key} {pem} && quorate ca issue --dir {d} {node}",
+                key = dir.join(format!("{node}.key")).display(),
+                pem = dir.join(format!("{node}.pem")).display(),
+                d = dir.display(),
+            );
+        }
+        CaCommand::Revoke { .. } => anyhow::bail!("ca revoke: name a NODE or give --operator NAME"),
     }
     Ok(())
+}
+
+fn print_revoked(dir: &Path, name: &str, kind: &str, done: &ca::Revocation) {
+    for serial in &done.newly {
+        println!("revoked {kind} {name}'s certificate, serial {serial}");
+    }
+    for serial in &done.already {
+        println!("{kind} {name}'s certificate, serial {serial}, was already revoked");
+    }
+    match &done.wrote {
+        Some((crl, number)) => println!(
+            "wrote {} (CRL number {number}, {} certificates revoked in all) and {}",
+            crl.display(),
+            done.total,
+            dir.join(ca::REGISTER_FILE).display()
+        ),
+        None => {
+            println!(
+                "{} unchanged: if every node already has it, nothing more to do",
+                dir.join(ca::CRL_FILE).display()
+            );
+            return;
+        }
+    }
+    println!(
+        "next: copy {} to every node, to the path its [tls] crl names (the first time, add \
+         `crl = \"/etc/quorate/tls/crl.pem\"` under [tls]), then `systemctl reload quorate` \
+         on each: from then on the agents refuse that certificate",
+        dir.join(ca::CRL_FILE).display()
+    );
 }
 
 fn print_renewed(dir: &Path, name: &str, until: &str) {

@@ -270,6 +270,21 @@ pub enum CaCommand {
         #[arg(value_name = "NODE", required_unless_present = "operator")]
         node: Option<NodeId>,
     },
+    /// Revoke NODE's certificate (or an operator's NAME.pem): every certificate issued to
+    /// it goes into DIR/crl.pem. Then copy crl.pem to every node's [tls] crl and
+    /// `systemctl reload quorate` there
+    Revoke {
+        /// Directory holding ca.pem, ca.key and NODE.pem; serials.json and crl.pem are
+        /// rewritten there
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Revoke the operator certificate NAME.pem instead of a node's
+        #[arg(long, value_name = "NAME", conflicts_with = "node")]
+        operator: Option<NodeId>,
+        /// The node whose certificate to revoke
+        #[arg(value_name = "NODE", required_unless_present = "operator")]
+        node: Option<NodeId>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -381,6 +396,13 @@ mod tests {
         assert!(parse(&["ca", "issue", "n1"]).is_err(), "--dir is required");
         assert!(parse(&["ca", "issue", "--dir", "d", "bad.name"]).is_err());
         assert!(parse(&["ca", "issue", "--dir", "d", "--operator", "a.b"]).is_err());
+        let cli = parse(&["ca", "revoke", "--dir", "d", "--operator", "alice"]).unwrap();
+        let Some(Command::Ca(CaCommand::Revoke { operator, node, .. })) = cli.command else {
+            panic!("not ca revoke");
+        };
+        assert_eq!(operator.unwrap().as_str(), "alice");
+        assert!(node.is_none());
+        assert!(parse(&["ca", "revoke", "--dir", "d"]).is_err());
     }
 
     fn member(args: &[&str]) -> Result<MemberCommand, clap::Error> {
