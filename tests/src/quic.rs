@@ -292,10 +292,7 @@ pub fn capture(from: u16, to: u16, duration: Duration) -> Result<Vec<Vec<u8>>, S
     // SAFETY: socket(2) has no memory-safety preconditions.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP) };
     if fd < 0 {
-        return Err(format!(
-            "a raw socket: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(format!("a raw socket: {}", std::io::Error::last_os_error()));
     }
     // SAFETY: `fd` was just opened and is owned by nothing else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -328,7 +325,11 @@ pub fn capture(from: u16, to: u16, duration: Duration) -> Result<Vec<Vec<u8>>, S
         };
         let packet = &buf[..n];
         let ihl = usize::from(packet.first().map_or(0, |b| b & 0x0f)) * 4;
-        let port = |at: usize| packet.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        let port = |at: usize| {
+            packet
+                .get(at..at + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        };
         let short_header = packet.get(ihl + 8).is_some_and(|b| b & 0x80 == 0);
         if ihl >= 20 && port(ihl) == Some(from) && port(ihl + 2) == Some(to) && short_header {
             packets.push(packet.to_vec());
@@ -350,10 +351,7 @@ pub fn replay(packets: &[Vec<u8>]) -> Result<(), String> {
     // SAFETY: socket(2) has no memory-safety preconditions.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
     if fd < 0 {
-        return Err(format!(
-            "a raw socket: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(format!("a raw socket: {}", std::io::Error::last_os_error()));
     }
     // SAFETY: `fd` was just opened and is owned by nothing else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };

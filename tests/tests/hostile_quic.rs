@@ -127,8 +127,7 @@ fn kind(msg: &str) -> String {
         "address"
     } else if msg.contains("between handshake and hello") || msg.contains("channel is busy") {
         "busy"
-    } else if msg.starts_with("refused a connection from") || msg.contains("handshake timed out")
-    {
+    } else if msg.starts_with("refused a connection from") || msg.contains("handshake timed out") {
         "handshake"
     } else if msg.contains("not a node certificate") {
         "peer certificate"
@@ -194,7 +193,9 @@ fn hostile_input_on_the_quic_port_changes_nothing() {
     assert!(
         wait_until(LONG, || {
             let seen: Vec<Option<Reign>> = (0..3).map(|i| reign(&c, i)).collect();
-            base = seen[0].clone().filter(|r| seen.iter().all(|s| s.as_ref() == Some(r)));
+            base = seen[0]
+                .clone()
+                .filter(|r| seen.iter().all(|s| s.as_ref() == Some(r)));
             base.is_some()
         }),
         "no primary that every node agrees on"
@@ -263,11 +264,7 @@ fn hostile_input_on_the_quic_port_changes_nothing() {
     });
 
     watch.phase(&c, "a flood of connection attempts from strangers", || {
-        let n2 = Client::new(
-            &ca,
-            &c.config(1).cert.clone(),
-            &c.config(1).key.clone(),
-        );
+        let n2 = Client::new(&ca, &c.config(1).cert.clone(), &c.config(1).key.clone());
         // A stranger's address: dropped before any TLS work.
         let _held = quic::send_from(STRANGER, target, &n2.initials(50));
         // Spoofed sources at a peer's address, which never answer: each attempt gets a
@@ -371,7 +368,8 @@ fn hostile_input_on_the_quic_port_changes_nothing() {
     let victim = (0..3).rev().find(|&i| i != primary).expect("a secondary");
     c.kill(victim);
     assert!(
-        wait_until(LONG, || c.state_of(primary, c.id(victim)).as_deref() == Some("dead")),
+        wait_until(LONG, || c.state_of(primary, c.id(victim)).as_deref()
+            == Some("dead")),
         "{} was not declared dead",
         c.id(victim)
     );
@@ -379,15 +377,19 @@ fn hostile_input_on_the_quic_port_changes_nothing() {
         running: (0..3).filter(|&i| i != victim).collect(),
         ..watch
     };
-    watch.phase(&c, "a node certificate squatting a dead node's address", || {
-        let squatter = Client::new_at(ADMITTED_HOST, &ca, &n9_cert, &n9_key);
-        let reason = refused(
-            squatter.hello(target, hello("n9", c.quic_addr(victim))),
-            "n9 at 127.0.0.3 claiming a dead node's address",
-        );
-        assert!(
-            reason.contains("Identity") && reason.contains("connects from 127.0.0.3"),
-            "{reason}"
-        );
-    });
+    watch.phase(
+        &c,
+        "a node certificate squatting a dead node's address",
+        || {
+            let squatter = Client::new_at(ADMITTED_HOST, &ca, &n9_cert, &n9_key);
+            let reason = refused(
+                squatter.hello(target, hello("n9", c.quic_addr(victim))),
+                "n9 at 127.0.0.3 claiming a dead node's address",
+            );
+            assert!(
+                reason.contains("Identity") && reason.contains("connects from 127.0.0.3"),
+                "{reason}"
+            );
+        },
+    );
 }

@@ -201,8 +201,7 @@ impl Net {
     /// link down then changes nothing, and the node is not gone: it is on the new link.
     pub fn admit(&mut self, node: NodeId, link: Link) {
         let direction = link.direction;
-        if let Some((old, conn)) = self.links.add(node.clone(), link.id, direction, link.conn)
-        {
+        if let Some((old, conn)) = self.links.add(node.clone(), link.id, direction, link.conn) {
             tracing::debug!(peer = %node, "{direction} link {old} replaced by a newer one");
             transport::close(
                 &conn,
@@ -508,7 +507,12 @@ async fn read_hello(
             Err(FrameError::Decode(e))
         }
         Err(FrameError::Decode(e)) => {
-            refuse(conn, shared, CloseCode::Protocol, &format!("bad hello: {e}"));
+            refuse(
+                conn,
+                shared,
+                CloseCode::Protocol,
+                &format!("bad hello: {e}"),
+            );
             Err(FrameError::Decode(e))
         }
         Err(e) => Err(e),
@@ -1120,10 +1124,11 @@ mod tests {
         let (mut send, mut recv) = second.open_bi().await.unwrap();
         write_frame(&mut send, &Frame::StateRequest).await.unwrap();
         send.finish().unwrap();
-        let state = tokio::time::timeout(Duration::from_secs(20), read_peer::<NodeState>(&mut recv))
-            .await
-            .expect("no state")
-            .unwrap();
+        let state =
+            tokio::time::timeout(Duration::from_secs(20), read_peer::<NodeState>(&mut recv))
+                .await
+                .expect("no state")
+                .unwrap();
         assert_eq!(state.node.as_str(), "n1");
         assert!(second.close_reason().is_none());
     }

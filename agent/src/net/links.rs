@@ -166,8 +166,10 @@ mod tests {
         let n1 = NodeId::new("n1").unwrap();
         let n2 = NodeId::new("n2").unwrap();
         let mut links = Links::default();
+        type Admitted = (LinkId, Direction, &'static str);
+        type Closed = Option<(LinkId, &'static str)>;
         // (link admitted, what is handed back to close, links of n1 after, newest)
-        let steps: &[((LinkId, Direction, &str), Option<(LinkId, &str)>, usize, &str)] = &[
+        let steps: &[(Admitted, Closed, usize, &str)] = &[
             // One dialed and one accepted: the pair the design needs, both kept.
             ((1, Dialed, "d1"), None, 1, "d1"),
             ((2, Accepted, "a2"), None, 2, "a2"),

@@ -250,16 +250,16 @@ pub fn frame_name(f: &Frame) -> &'static str {
 pub trait OnStream: Sized {
     const STREAM: PeerStream;
 
-    /// The message, or the frame back when it is of another type.
-    fn take(frame: Frame) -> Result<Self, Frame>;
+    /// The message, or the name of the frame when it is of another type.
+    fn take(frame: Frame) -> Result<Self, &'static str>;
 }
 
 impl OnStream for Hello {
     const STREAM: PeerStream = PeerStream::Hello;
-    fn take(frame: Frame) -> Result<Self, Frame> {
+    fn take(frame: Frame) -> Result<Self, &'static str> {
         match frame {
             Frame::Hello(h) => Ok(h),
-            other => Err(other),
+            other => Err(frame_name(&other)),
         }
     }
 }
@@ -270,30 +270,27 @@ pub struct StateRequest;
 
 impl OnStream for StateRequest {
     const STREAM: PeerStream = PeerStream::Request;
-    fn take(frame: Frame) -> Result<Self, Frame> {
+    fn take(frame: Frame) -> Result<Self, &'static str> {
         match frame {
             Frame::StateRequest => Ok(StateRequest),
-            other => Err(other),
+            other => Err(frame_name(&other)),
         }
     }
 }
 
 impl OnStream for NodeState {
     const STREAM: PeerStream = PeerStream::Answer;
-    fn take(frame: Frame) -> Result<Self, Frame> {
+    fn take(frame: Frame) -> Result<Self, &'static str> {
         match frame {
             Frame::State(s) => Ok(s),
-            other => Err(other),
+            other => Err(frame_name(&other)),
         }
     }
 }
 
 /// `frame` as what `T`'s stream carries, or [`FrameError::Unexpected`].
 pub fn expect<T: OnStream>(frame: Frame) -> Result<T, FrameError> {
-    T::take(frame).map_err(|other| FrameError::Unexpected {
-        got: frame_name(&other),
-        on: T::STREAM,
-    })
+    T::take(frame).map_err(|got| FrameError::Unexpected { got, on: T::STREAM })
 }
 
 /// Reads the one frame `T`'s kind of stream carries: at most its [cap](PeerStream::cap),
@@ -447,7 +444,13 @@ mod tests {
 
     #[test]
     fn each_peer_stream_takes_only_its_own_frame_type() {
-        let frames = || [Frame::Hello(hello()), Frame::StateRequest, Frame::State(state())];
+        let frames = || {
+            [
+                Frame::Hello(hello()),
+                Frame::StateRequest,
+                Frame::State(state()),
+            ]
+        };
         // Which frame each stream takes: the diagonal, nothing else.
         for (i, frame) in frames().into_iter().enumerate() {
             let got = frame_name(&frame);
