@@ -21,7 +21,8 @@
 //! name (a renewal's predecessors too, made with the same key) and the one in `NAME.pem`,
 //! and rewrites `crl.pem` with the next CRL number. A revoked name's certificate is
 //! never renewed (its key is suspect): it gets a new key with `ca issue`. Serial numbers
-//! are 128 random bits, so a certificate issued after a revocation is never covered by it.
+//! are random (16 bytes, 126 bits of chance), so a certificate issued after a revocation
+//! is never covered by it.
 //!
 //! What the certificates say, and what `config::tls` and `net::tls` may rely on:
 //! - CA: CN [`CA_COMMON_NAME`] and an organizational unit `id HEX` of 64 random bits,
@@ -384,9 +385,9 @@ fn sign(
     Ok(cert)
 }
 
-/// 128 random bits, positive. rcgen's default serial is a hash of the public key, which
-/// a renewal (same key) would repeat: RFC 5280 wants one serial per certificate, and a
-/// revocation by serial must name one certificate.
+/// 16 random bytes, positive, the first never zero (126 random bits). rcgen's default
+/// serial is a hash of the public key, which a renewal (same key) would repeat: RFC 5280
+/// wants one serial per certificate, and a revocation by serial must name one certificate.
 fn random_serial(path: &Path) -> Result<SerialNumber, CaError> {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&random_bytes(path)?);
@@ -581,11 +582,18 @@ fn write_crl(dir: &Path, crl_path: &Path, register: &Register) -> Result<(), CaE
     };
     let crl = params.signed_by(&issuer).map_err(generate)?;
     let pem = crl.pem().map_err(generate)?;
-    let checked = Revocations::parse(pem.as_bytes(), &[ca_cert]).map_err(|reason| CaError::Io {
+    let unusable = |reason: String| CaError::Io {
         path: crl_path.to_path_buf(),
-        error: io::Error::other(format!("the list made does not verify: {reason}")),
-    })?;
-    debug_assert_eq!(checked.count(), register.revoked().count());
+        error: io::Error::other(format!("the list made is not usable: {reason}")),
+    };
+    let checked = Revocations::parse(pem.as_bytes(), &[ca_cert]).map_err(unusable)?;
+    if checked.count() != register.revoked().count() {
+        return Err(unusable(format!(
+            "it revokes {} certificates, serials.json {}",
+            checked.count(),
+            register.revoked().count()
+        )));
+    }
     replace_file(crl_path, &pem, 0o644)
 }
 
@@ -729,7 +737,7 @@ fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || s.len() % 2 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -1221,7 +1229,7 @@ mod tests {
             serial_of(&second),
             "a renewal has its own serial"
         );
-        assert_eq!(serial_of(&first).unwrap().len(), 32, "128 bits");
+        assert_eq!(serial_of(&first).unwrap().len(), 32, "16 bytes");
 
         // Both alice's certificates are revoked, the one renewed away too.
         let done = revoke(dir, &id("alice"), Kind::Operator).unwrap();

@@ -307,6 +307,7 @@ impl Driver {
                     run.tls.cert.display()
                 );
                 run.tls = self.config.tls.clone();
+                run.tls_crl = self.config.tls_crl.clone();
                 pending.push("tls".to_owned());
             } else {
                 match self.net.set_tls(&new_tls) {
@@ -322,6 +323,7 @@ impl Driver {
                     Err(e) => {
                         tracing::error!("reload: tls: {e}; still using the current certificate");
                         run.tls = self.config.tls.clone();
+                        run.tls_crl = self.config.tls_crl.clone();
                     }
                 }
             }

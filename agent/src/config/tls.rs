@@ -198,22 +198,18 @@ impl Revocations {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("not a PEM revocation list file: {e}"))?;
         if ders.is_empty() {
-            return Err(
-                "holds no revocation list (an `X509 CRL` PEM block, as `quorate ca \
-                        revoke` writes to crl.pem)"
-                    .to_owned(),
-            );
+            let why = "holds no revocation list (an `X509 CRL` PEM block, as `quorate ca \
+                       revoke` writes to crl.pem)";
+            return Err(why.to_owned());
         }
         let mut out = Self::default();
         let mut issuers: Vec<Vec<u8>> = Vec::new();
         for der in ders {
             let (count, issuer) = check_crl(&der, cas)?;
             if issuers.contains(&issuer) {
-                return Err(
-                    "holds two revocation lists of the same CA: keep only the newest \
-                            (the crl.pem `quorate ca revoke` wrote last)"
-                        .to_owned(),
-                );
+                let why = "holds two revocation lists of the same CA: keep only the newest \
+                           (the crl.pem `quorate ca revoke` wrote last)";
+                return Err(why.to_owned());
             }
             issuers.push(issuer);
             let list = webpki::OwnedCertRevocationList::from_der(der.as_ref())

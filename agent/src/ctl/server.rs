@@ -6,19 +6,18 @@
 //! built from the published view, the journal, or the driver's reply to an [`Order`];
 //! nothing here changes state. A connection whose certificate the agent's revocation
 //! lists (`[tls] crl`) revoke is closed, saying so: at once when a reload brings the list
-//! that revokes it, and on arrival if its handshake just beat that reload. Limits: [`MAX_CONNECTIONS`] operator connections and
-//! [`MAX_STREAMS`] streams at once (more are refused, not queued), a request of at most
-//! `MAX_REQUEST_BYTES` within [`REQUEST_TIMEOUT`], and a command answer within
-//! [`COMMAND_TIMEOUT`].
+//! that revokes it, and on arrival if its handshake just beat that reload. Limits:
+//! [`MAX_CONNECTIONS`] operator connections and [`MAX_STREAMS`] streams at once (more are
+//! refused, not queued), a request of at most `MAX_REQUEST_BYTES` within
+//! [`REQUEST_TIMEOUT`], and a command answer within [`COMMAND_TIMEOUT`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proto::ctl::{CtlCommand, CtlRequest, CtlResponse};
 use proto::status::ClusterStatus;
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
-
 use rustls::pki_types::CertificateDer;
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 
 use super::caller::{Caller, Order};
 use crate::clock;

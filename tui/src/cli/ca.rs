@@ -69,7 +69,9 @@ pub fn run(command: &CaCommand) -> anyhow::Result<()> {
             ..
         } => {
             let done = ca::revoke(dir, name, ca::Kind::Operator)?;
-            print_revoked(dir, name.as_str(), "operator", &done);
+            if !print_revoked(dir, name.as_str(), "operator", &done) {
+                return Ok(());
+            }
             println!(
                 "open operator connections with it are closed at that reload; to give {name} \
                  a new certificate: rm {key} {pem} && quorate ca issue --dir {d} --operator {name}",
@@ -84,11 +86,14 @@ pub fn run(command: &CaCommand) -> anyhow::Result<()> {
             ..
         } => {
             let done = ca::revoke(dir, node, ca::Kind::Node)?;
-            print_revoked(dir, node.as_str(), "node", &done);
+            if !print_revoked(dir, node.as_str(), "node", &done) {
+                return Ok(());
+            }
             println!(
-                "links {node} already has stay up until they reconnect: stop quorate on {node} \
-                 (or restart the other agents one at a time); to give {node} a new \
-                 certificate: rm {key} {pem} && quorate ca issue --dir {d} {node}",
+                "peer links {node} already has stay up until they reconnect: after the \
+                 reloads, stop quorate on {node} (if you cannot, restart the other agents one \
+                 at a time); to give {node} a new certificate: rm {key} {pem} && quorate ca \
+                 issue --dir {d} {node}",
                 key = dir.join(format!("{node}.key")).display(),
                 pem = dir.join(format!("{node}.pem")).display(),
                 d = dir.display(),
@@ -99,7 +104,8 @@ pub fn run(command: &CaCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_revoked(dir: &Path, name: &str, kind: &str, done: &ca::Revocation) {
+/// What `ca revoke` did and, if it wrote a new list, how to install it; whether it did.
+fn print_revoked(dir: &Path, name: &str, kind: &str, done: &ca::Revocation) -> bool {
     for serial in &done.newly {
         println!("revoked {kind} {name}'s certificate, serial {serial}");
     }
@@ -108,7 +114,7 @@ fn print_revoked(dir: &Path, name: &str, kind: &str, done: &ca::Revocation) {
     }
     match &done.wrote {
         Some((crl, number)) => println!(
-            "wrote {} (CRL number {number}, {} certificates revoked in all) and {}",
+            "wrote {} (CRL number {number}, revoking {} in all) and {}",
             crl.display(),
             done.total,
             dir.join(ca::REGISTER_FILE).display()
@@ -118,7 +124,7 @@ fn print_revoked(dir: &Path, name: &str, kind: &str, done: &ca::Revocation) {
                 "{} unchanged: if every node already has it, nothing more to do",
                 dir.join(ca::CRL_FILE).display()
             );
-            return;
+            return false;
         }
     }
     println!(
@@ -127,6 +133,7 @@ fn print_revoked(dir: &Path, name: &str, kind: &str, done: &ca::Revocation) {
          on each: from then on the agents refuse that certificate",
         dir.join(ca::CRL_FILE).display()
     );
+    true
 }
 
 fn print_renewed(dir: &Path, name: &str, until: &str) {

@@ -271,7 +271,7 @@ pub enum CaCommand {
         node: Option<NodeId>,
     },
     /// Revoke NODE's certificate (or an operator's NAME.pem): every certificate issued to
-    /// it goes into DIR/crl.pem. Then copy crl.pem to every node's [tls] crl and
+    /// it goes into DIR/crl.pem. Then copy crl.pem to every node's `[tls] crl` and
     /// `systemctl reload quorate` there
     Revoke {
         /// Directory holding ca.pem, ca.key and NODE.pem; serials.json and crl.pem are
