@@ -175,10 +175,28 @@ impl Net {
 
     /// Reloaded TLS material (a renewed certificate, a new CA): new handshakes, in and
     /// out, use it; connections already up keep theirs.
+    /// Links up whose peer's certificate the new material's revocation list revokes are
+    /// closed (`Identity`): its handshakes would be refused from now on, and a link
+    /// already up would otherwise outlive the revocation until it reconnects.
     pub fn set_tls(&self, tls: &TlsMaterial) -> Result<(), TlsError> {
         let (server, client) = endpoint_configs(tls)?;
         self.endpoint.set_server_config(Some(server));
         self.shared.client.send_replace(client);
+        let revocations = tls.revocations();
+        for (node, conn) in self.links.all() {
+            let Some(serial) = tls::peer_cert(conn).and_then(|c| revocations.revoked(&c)) else {
+                continue;
+            };
+            tracing::warn!(
+                peer = %node,
+                "closed the link to {node}: its certificate (serial {serial}) is revoked by tls.crl"
+            );
+            transport::close(
+                conn,
+                CloseCode::Identity,
+                &format!("certificate of node {node} (serial {serial}) is revoked"),
+            );
+        }
         Ok(())
     }
 

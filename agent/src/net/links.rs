@@ -120,6 +120,13 @@ impl<C> Links<C> {
         self.by_node.get(node)?.last().map(|l| &l.conn)
     }
 
+    /// Every link up, with its node.
+    pub(super) fn all(&self) -> impl Iterator<Item = (&NodeId, &C)> {
+        self.by_node
+            .iter()
+            .flat_map(|(node, links)| links.iter().map(move |l| (node, &l.conn)))
+    }
+
     /// Every node a link was admitted from since start, whether or not one is up now.
     pub(super) fn nodes(&self) -> Vec<NodeId> {
         self.by_node.keys().cloned().collect()

@@ -90,10 +90,9 @@ pub fn run(command: &CaCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "peer links {node} already has stay up until they reconnect: after the \
-                 reloads, stop quorate on {node} (if you cannot, restart the other agents one \
-                 at a time); to give {node} a new certificate: rm {key} {pem} && quorate ca \
-                 issue --dir {d} {node}",
+                "each agent that reloads the list closes its links with {node}; stop quorate \
+                 on {node} too if you can; to give {node} a new certificate: rm {key} {pem} \
+                 && quorate ca issue --dir {d} {node}",
                 key = dir.join(format!("{node}.key")).display(),
                 pem = dir.join(format!("{node}.pem")).display(),
                 d = dir.display(),
