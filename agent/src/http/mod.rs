@@ -30,6 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{mpsc, watch};
@@ -42,6 +43,9 @@ use admission::{
 };
 use balancer::Heard;
 use haproxy_agent::ServerState;
+
+const X_QUORATE_NODE: HeaderName = HeaderName::from_static("x-quorate-node");
+const X_HAPROXY_SERVER_STATE: HeaderName = HeaderName::from_static("x-haproxy-server-state");
 
 /// File descriptors kept for everything else the agent opens (its QUIC socket, probes,
 /// files, the agent-check port) when the limit bounds the HTTP slots.
@@ -318,7 +322,7 @@ fn note_balancer(
 ) {
     let Some(state) = req
         .headers()
-        .get("x-haproxy-server-state")
+        .get(X_HAPROXY_SERVER_STATE)
         .and_then(|v| v.to_str().ok())
         .and_then(haproxy_agent::parse_server_state)
     else {
@@ -347,7 +351,7 @@ fn answer(
     // `http.allow` alone (anyone else could make this node report a spoofed state).
     if allowed(&snapshot, remote.ip()) {
         note_balancer(&server.heard, remote.ip(), req);
-    } else if req.headers().contains_key("x-haproxy-server-state") {
+    } else if req.headers().contains_key(X_HAPROXY_SERVER_STATE) {
         server.log.warn(Refusal::BalancerHeader, || {
             format!(
                 "ignored X-Haproxy-Server-State from {remote}: not in http.allow (if that is \
@@ -376,27 +380,38 @@ fn answer(
         // request, with no lock and no second channel.
         &snapshot.http_allow,
     );
+    // Headers written straight into the map, names and constant values static: this is
+    // the hot path (a balancer's every check), and it allocates only for the node name.
+    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let len = a.body.len();
     let body = if method == routes::Method::Head {
         Bytes::new()
     } else {
-        Bytes::from(a.body.clone())
+        Bytes::from(a.body)
     };
-    let mut builder = Response::builder()
-        .status(StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header("X-Quorate-Node", snapshot.node.as_str())
-        .header("Content-Type", a.content_type)
-        .header("Cache-Control", "no-store");
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    if let Ok(node) = HeaderValue::from_str(&snapshot.node) {
+        h.insert(X_QUORATE_NODE, node);
+    }
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if method == routes::Method::Head {
-        builder = builder.header("Content-Length", a.body.len());
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
-    for (k, v) in &a.headers {
-        builder = builder.header(*k, v.as_str());
+    for (k, v) in a.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::try_from(v),
+        ) {
+            h.append(k, v);
+        }
     }
-    builder.body(Full::new(body)).unwrap_or_else(|_| {
-        let mut r = Response::new(Full::new(Bytes::new()));
-        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-        r
-    })
+    r
 }
 
 #[cfg(test)]
