@@ -477,7 +477,7 @@ fn balancer_states_are_paced_from_http_allow_and_ignored_from_elsewhere() {
             tasks.spawn(async move {
                 let mut sent = 0usize;
                 while tokio::time::Instant::now() < until {
-                    let word = if (sent + k) % 2 == 0 {
+                    let word = if (sent + k).is_multiple_of(2) {
                         "UP"
                     } else {
                         "DOWN 1/2"
