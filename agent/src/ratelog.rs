@@ -29,7 +29,7 @@ pub enum Refusal {
     HttpSource,
     /// An HTTP connection closed without a complete request within the header timeout.
     HttpSlow,
-    /// An HTTP request hyper could not parse (answered 400 or 431).
+    /// An HTTP request hyper could not parse (answered 400, 414 or 431).
     HttpMalformed,
     /// An `X-Haproxy-Server-State` header from an address outside `http.allow` (ignored).
     BalancerHeader,

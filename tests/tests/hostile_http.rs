@@ -264,6 +264,27 @@ fn listen_overflows() -> Option<u64> {
     values.split_whitespace().nth(i)?.parse().ok()
 }
 
+/// CPU time (user + system) of each of `pid`'s threads whose name starts with `prefix`.
+fn thread_cpu(pid: u32, prefix: &str) -> Vec<(String, Duration)> {
+    let tick = 100.0; // USER_HZ on Linux
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, Duration)> = tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            name.starts_with(prefix)
+                .then(|| (name.to_owned(), Duration::from_secs_f64(ticks / tick)))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// The two tests each load the machine: one at a time, so the stand-in's figures are
 /// the attack's, not the other test's.
 #[allow(clippy::disallowed_types)] // a lock between tests, not state shared in the agent
@@ -350,6 +371,10 @@ fn a_slowloris_and_a_flood_from_outside_http_allow_do_not_starve_the_balancer() 
         bench::pct(&quiet, 0.5),
         bench::pct(&quiet, 0.99),
         failures.len()
+    );
+    println!(
+        "hostile_http: the agent's HTTP threads' CPU time: {:?}",
+        thread_cpu(c.pid(0), "quorate-http")
     );
     assert!(
         failures.is_empty(),
@@ -452,7 +477,7 @@ fn balancer_states_are_paced_from_http_allow_and_ignored_from_elsewhere() {
             tasks.spawn(async move {
                 let mut sent = 0usize;
                 while tokio::time::Instant::now() < until {
-                    let word = if (sent + k) % 2 == 0 {
+                    let word = if (sent + k).is_multiple_of(2) {
                         "UP"
                     } else {
                         "DOWN 1/2"

@@ -3,17 +3,23 @@
 //! Owns: the numbers (slots, the share kept for `http.allow`, the cap per source address
 //! outside it, the header timeout, the buffer size, the listen backlog), the admission
 //! rule ([`admit`], a pure function of the source's class and the counts), the book of
-//! who holds a slot ([`Slots`]), and the counters `/metrics` shows ([`Counters`],
-//! [`ConnStats`]).
+//! who holds a slot ([`Slots`]; [`Gate`] for an accept loop, whose connections give their
+//! slot back when they end), and the counters `/metrics` shows ([`Counters`],
+//! [`ConnStats`]). The agent-check port is rationed the same way, with its own numbers.
 //!
 //! Must never: refuse an `http.allow` address while a slot is free (the load balancer
 //! belongs there: a flood from elsewhere may use up its own share, never the
 //! balancer's), block, or read a clock.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::ratelog::Refusal;
+use crate::view::ClusterView;
 
 /// Connections served at once, at most (fewer if the file descriptor limit is lower:
 /// see `budget` in `http/mod.rs`).
@@ -37,6 +43,21 @@ pub const MAX_BUF: usize = 16 * 1024;
 /// default is 128; Linux caps it at `net.core.somaxconn`, 4096 by default), so a burst
 /// of connections does not drop the balancer's SYN while the accept loop catches up.
 pub const BACKLOG: u32 = 4096;
+
+/// The agent-check port's numbers: an answer takes a moment (written at accept, then
+/// at most a second's linger), HAProxy opens one connection per check; its reserve is
+/// for `http.allow` too.
+pub const AGENT_CHECK: Limits = Limits {
+    slots: 64,
+    reserved: 16,
+    per_source: 8,
+};
+
+/// Whether `ip` is in `http.allow` (as of `view`: a reload applies to the next
+/// connection).
+pub fn allowed(view: &ClusterView, ip: IpAddr) -> bool {
+    view.http_allow.iter().any(|c| c.contains(ip))
+}
 
 /// The limits [`admit`] applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +133,40 @@ pub fn admit(
         return Err(Refused::Reserved);
     }
     Ok(())
+}
+
+/// The rate-limited log line a refusal goes under.
+pub fn refusal_kind(why: Refused) -> Refusal {
+    match why {
+        Refused::Full | Refused::Reserved => Refusal::HttpBusy,
+        Refused::PerSource => Refusal::HttpSource,
+    }
+}
+
+/// What the log says about a connection to `port` (`HTTP`, `agent-check`) from `remote`
+/// refused for `why`, with the counts of `slots`.
+pub fn refusal_line(port: &str, remote: SocketAddr, why: Refused, slots: &Slots) -> String {
+    let l = slots.limits();
+    match why {
+        Refused::Full | Refused::Reserved => {
+            let (mine, others) = slots.open();
+            format!(
+                "refused an {port} connection from {remote}: {} connections open ({mine} from \
+                 http.allow, {others} from elsewhere; {} slots, {} of them kept for \
+                 http.allow): a flood? The load balancer keeps its share if its address is \
+                 in http.allow",
+                mine + others,
+                l.slots,
+                l.reserved
+            )
+        }
+        Refused::PerSource => format!(
+            "refused an {port} connection from {remote}: that address already holds {} \
+             connections, the most one address outside http.allow may hold (a load balancer \
+             belongs in http.allow)",
+            l.per_source
+        ),
+    }
 }
 
 /// Where a connection comes from, as the per-source cap counts it.
@@ -206,6 +261,58 @@ impl Slots {
     /// Connections held: (from `http.allow`, from elsewhere).
     pub fn open(&self) -> (usize, usize) {
         (self.allowed, self.other)
+    }
+}
+
+/// A slot held by a connection: handed back to its [`Gate`] when dropped (wherever the
+/// connection ends, on whichever thread).
+#[derive(Debug)]
+pub struct Held {
+    ticket: Ticket,
+    release: mpsc::UnboundedSender<Ticket>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // The gate gone means its server is gone: nothing to give back to.
+        let _ = self.release.send(self.ticket);
+    }
+}
+
+/// [`Slots`] for one accept loop, with the way back for slots that connections end.
+#[derive(Debug)]
+pub struct Gate {
+    slots: Slots,
+    /// At most one message per open connection, so it holds at most `limits.slots`.
+    release_tx: mpsc::UnboundedSender<Ticket>,
+    release_rx: mpsc::UnboundedReceiver<Ticket>,
+}
+
+impl Gate {
+    pub fn new(limits: Limits) -> Self {
+        let (release_tx, release_rx) = mpsc::unbounded_channel();
+        Self {
+            slots: Slots::new(limits),
+            release_tx,
+            release_rx,
+        }
+    }
+
+    /// A slot for a connection from `ip` (`allowed`: in `http.allow`), after taking back
+    /// those of the connections that ended, or why not.
+    pub fn admit(&mut self, ip: IpAddr, allowed: bool) -> Result<Held, Refused> {
+        while let Ok(ticket) = self.release_rx.try_recv() {
+            self.slots.give_back(ticket);
+        }
+        let ticket = self.slots.take(ip, allowed)?;
+        Ok(Held {
+            ticket,
+            release: self.release_tx.clone(),
+        })
+    }
+
+    pub fn slots(&self) -> &Slots {
+        &self.slots
     }
 }
 
@@ -381,6 +488,21 @@ mod tests {
         let x = t.take(A, false).unwrap();
         t.give_back(x);
         assert!(t.by_source.is_empty());
+    }
+
+    #[test]
+    fn a_gate_takes_back_the_slots_of_ended_connections() {
+        let mut g = Gate::new(Limits {
+            slots: 2,
+            reserved: 0,
+            per_source: 2,
+        });
+        let a = g.admit(A, false).unwrap();
+        let _b = g.admit(A, false).unwrap();
+        assert_eq!(g.admit(B, false).err(), Some(Refused::Full));
+        drop(a);
+        assert!(g.admit(B, false).is_ok());
+        assert_eq!(g.slots().open(), (0, 2));
     }
 
     #[test]

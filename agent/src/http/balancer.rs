@@ -244,7 +244,6 @@ mod tests {
         let end = t0 + Duration::from_secs(60) + TAKE_EVERY;
         step_at(&mut t, end, last_heard.clone());
         step_at(&mut t, end + LOG_EVERY, None);
-        drop(step_at);
         // 60 s: one change per second, and one at the start.
         assert!((55..=62).contains(&taken), "taken {taken}");
         assert!((6..=8).contains(&lines), "lines {lines}");

@@ -14,6 +14,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+use super::admission::{self, Gate};
+use crate::ratelog::RateLog;
 use crate::view::ClusterView;
 
 /// What the balancer says about this node, from `X-Haproxy-Server-State`.
@@ -73,8 +75,6 @@ pub fn parse_server_state(header: &str) -> Option<ServerState> {
     })
 }
 
-/// Agent-check connections served at once; beyond it new ones wait in the backlog.
-const MAX_AGENT_CONNECTIONS: usize = 64;
 /// A client that does not take its few bytes within this long is dropped.
 const AGENT_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long to wait for the client's close after answering.
@@ -84,18 +84,20 @@ const AGENT_LINGER: Duration = Duration::from_secs(1);
 const AGENT_DISCARD_MAX: usize = 1024;
 
 /// Serves HAProxy's agent-check protocol: on each connection, write the current
-/// [`ClusterView::agent_check`] and a newline, then close. Runs until the listener fails.
+/// [`ClusterView::agent_check`] and a newline, then close. Every connection is accepted
+/// and given a slot or reset at once, by the HTTP port's rule with
+/// [`admission::AGENT_CHECK`]'s numbers (a share kept for `http.allow`, a cap per
+/// address outside it), so idle connections from elsewhere cannot keep the balancer's
+/// waiting. Runs until the listener fails.
 pub async fn serve_agent_check(
     listener: tokio::net::TcpListener,
     view: watch::Receiver<Arc<ClusterView>>,
 ) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_AGENT_CONNECTIONS));
+    let mut gate = Gate::new(admission::AGENT_CHECK);
+    let log = RateLog::new();
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let mut stream = match listener.accept().await {
-            Ok((s, _)) => s,
+        let (mut stream, remote) = match listener.accept().await {
+            Ok(s) => s,
             Err(e) => {
                 tracing::debug!("agent-check accept: {e}");
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -103,8 +105,25 @@ pub async fn serve_agent_check(
             }
         };
         // The answer is fixed at accept time from the snapshot; nothing waits on it.
-        let line = format!("{}\n", view.borrow().agent_check);
+        let (trusted, line) = {
+            let v = view.borrow();
+            (
+                admission::allowed(&v, remote.ip()),
+                format!("{}\n", v.agent_check),
+            )
+        };
+        let slot = match gate.admit(remote.ip(), trusted) {
+            Ok(slot) => slot,
+            Err(why) => {
+                log.warn(admission::refusal_kind(why), || {
+                    admission::refusal_line("agent-check", remote, why, gate.slots())
+                });
+                let _ = stream.set_zero_linger();
+                continue;
+            }
+        };
         tokio::spawn(async move {
+            let _slot = slot;
             let _ = stream.set_nodelay(true);
             let wrote = tokio::time::timeout(AGENT_WRITE_TIMEOUT, async {
                 stream.write_all(line.as_bytes()).await?;
@@ -127,7 +146,6 @@ pub async fn serve_agent_check(
                 })
                 .await;
             }
-            drop(permit);
         });
     }
 }
@@ -208,5 +226,41 @@ mod tests {
             assert_eq!(got, want);
             tx.send_replace(Arc::new(view_answering("drain")));
         }
+    }
+
+    /// Idle connections from an address outside `http.allow` hold its share of the
+    /// agent-check port and no more: the next is reset, and the balancer (in
+    /// `http.allow`) is answered meanwhile.
+    #[tokio::test(flavor = "current_thread")]
+    async fn agent_check_caps_idle_connections_per_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut v = view_answering("up 90%");
+        v.http_allow = vec!["127.0.0.2/32".parse().unwrap()].into();
+        let (_tx, rx) = watch::channel(Arc::new(v));
+        tokio::spawn(serve_agent_check(listener, rx));
+        let from = |ip: [u8; 4]| async move {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind(std::net::SocketAddr::from((ip, 0))).unwrap();
+            s.connect(addr).await.unwrap()
+        };
+        let read = |mut c: tokio::net::TcpStream| async move {
+            let mut got = Vec::new();
+            let r = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut got));
+            let _ = r.await.expect("the server kept the connection open");
+            String::from_utf8_lossy(&got).into_owned()
+        };
+        // Held open, never read: each holds its slot for the linger.
+        let mut idle = Vec::new();
+        for _ in 0..admission::AGENT_CHECK.per_source {
+            idle.push(from([127, 0, 0, 1]).await);
+        }
+        assert_eq!(
+            read(from([127, 0, 0, 1]).await).await,
+            "",
+            "one too many answered"
+        );
+        assert_eq!(read(from([127, 0, 0, 2]).await).await, "up 90%\n");
+        drop(idle);
     }
 }

@@ -30,18 +30,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::clock;
 use crate::ratelog::{RateLog, Refusal};
 use crate::view::ClusterView;
-use admission::{
-    Counters, HEADER_TIMEOUT, Limits, MAX_BUF, MAX_CONNECTIONS, Refused, Slots, Ticket,
-};
+use admission::{Counters, Gate, HEADER_TIMEOUT, Held, Limits, MAX_BUF, MAX_CONNECTIONS, allowed};
 use balancer::Heard;
 use haproxy_agent::ServerState;
+
+const X_QUORATE_NODE: HeaderName = HeaderName::from_static("x-quorate-node");
+const X_HAPROXY_SERVER_STATE: HeaderName = HeaderName::from_static("x-haproxy-server-state");
 
 /// File descriptors kept for everything else the agent opens (its QUIC socket, probes,
 /// files, the agent-check port) when the limit bounds the HTTP slots.
@@ -173,33 +175,18 @@ struct Server {
     log: RateLog,
 }
 
-/// A connection's slot and whether it got as far as a request; gives the slot back
-/// when the connection ends.
+/// A connection's slot (given back when the connection ends) and whether it got as far
+/// as a request.
 struct Conn {
-    ticket: Ticket,
-    release: mpsc::UnboundedSender<Ticket>,
+    _slot: Held,
     served: AtomicBool,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // The accept loop gone means the server is gone: nothing to give back to.
-        let _ = self.release.send(self.ticket);
-    }
-}
-
-fn allowed(view: &ClusterView, ip: IpAddr) -> bool {
-    view.http_allow.iter().any(|c| c.contains(ip))
 }
 
 /// Accepts every connection (so the balancer's never waits in the backlog behind a
 /// flood) and gives it a slot or closes it at once (with a reset: nothing is kept for
 /// it, not even TIME_WAIT), per [`admission::admit`].
 async fn serve(listener: tokio::net::TcpListener, server: Arc<Server>, limits: Limits) {
-    let mut slots = Slots::new(limits);
-    // Connections give their slot back through this (at most one message per open
-    // connection, so it holds at most `limits.slots`).
-    let (release_tx, mut release_rx) = mpsc::unbounded_channel();
+    let mut gate = Gate::new(limits);
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(s) => s,
@@ -211,55 +198,26 @@ async fn serve(listener: tokio::net::TcpListener, server: Arc<Server>, limits: L
                 continue;
             }
         };
-        while let Ok(ticket) = release_rx.try_recv() {
-            slots.give_back(ticket);
-        }
-        let ip = remote.ip();
-        let trusted = allowed(&server.view.borrow(), ip);
-        let ticket = match slots.take(ip, trusted) {
-            Ok(t) => t,
+        let trusted = allowed(&server.view.borrow(), remote.ip());
+        let slot = match gate.admit(remote.ip(), trusted) {
+            Ok(slot) => slot,
             Err(why) => {
-                refuse(&server, &slots, remote, why);
+                server.counters.refused(why);
+                server.log.warn(admission::refusal_kind(why), || {
+                    admission::refusal_line("HTTP", remote, why, gate.slots())
+                });
                 let _ = stream.set_zero_linger();
                 drop(stream);
                 continue;
             }
         };
-        server.counters.set_open(slots.open());
+        server.counters.set_open(gate.slots().open());
         let _ = stream.set_nodelay(true);
         let conn = Arc::new(Conn {
-            ticket,
-            release: release_tx.clone(),
+            _slot: slot,
             served: AtomicBool::new(false),
         });
         tokio::spawn(connection(server.clone(), conn, stream, remote));
-    }
-}
-
-fn refuse(server: &Server, slots: &Slots, remote: SocketAddr, why: Refused) {
-    server.counters.refused(why);
-    let l = slots.limits();
-    match why {
-        Refused::Full | Refused::Reserved => server.log.warn(Refusal::HttpBusy, || {
-            let (mine, others) = slots.open();
-            format!(
-                "refused an HTTP connection from {remote}: {} connections open ({mine} from \
-                 http.allow, {others} from elsewhere; {} slots, {} of them kept for \
-                 http.allow): a flood? The load balancer keeps its share if its address is \
-                 in http.allow",
-                mine + others,
-                l.slots,
-                l.reserved
-            )
-        }),
-        Refused::PerSource => server.log.warn(Refusal::HttpSource, || {
-            format!(
-                "refused an HTTP connection from {remote}: that address already holds {} \
-                 connections, the most one address outside http.allow may hold (a load \
-                 balancer belongs in http.allow)",
-                l.per_source
-            )
-        }),
     }
 }
 
@@ -318,7 +276,7 @@ fn note_balancer(
 ) {
     let Some(state) = req
         .headers()
-        .get("x-haproxy-server-state")
+        .get(X_HAPROXY_SERVER_STATE)
         .and_then(|v| v.to_str().ok())
         .and_then(haproxy_agent::parse_server_state)
     else {
@@ -347,7 +305,7 @@ fn answer(
     // `http.allow` alone (anyone else could make this node report a spoofed state).
     if allowed(&snapshot, remote.ip()) {
         note_balancer(&server.heard, remote.ip(), req);
-    } else if req.headers().contains_key("x-haproxy-server-state") {
+    } else if req.headers().contains_key(X_HAPROXY_SERVER_STATE) {
         server.log.warn(Refusal::BalancerHeader, || {
             format!(
                 "ignored X-Haproxy-Server-State from {remote}: not in http.allow (if that is \
@@ -376,27 +334,38 @@ fn answer(
         // request, with no lock and no second channel.
         &snapshot.http_allow,
     );
+    // Headers written straight into the map, names and constant values static: this is
+    // the hot path (a balancer's every check), and it allocates only for the node name.
+    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let len = a.body.len();
     let body = if method == routes::Method::Head {
         Bytes::new()
     } else {
-        Bytes::from(a.body.clone())
+        Bytes::from(a.body)
     };
-    let mut builder = Response::builder()
-        .status(StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header("X-Quorate-Node", snapshot.node.as_str())
-        .header("Content-Type", a.content_type)
-        .header("Cache-Control", "no-store");
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    if let Ok(node) = HeaderValue::from_str(&snapshot.node) {
+        h.insert(X_QUORATE_NODE, node);
+    }
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if method == routes::Method::Head {
-        builder = builder.header("Content-Length", a.body.len());
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
-    for (k, v) in &a.headers {
-        builder = builder.header(*k, v.as_str());
+    for (k, v) in a.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::try_from(v),
+        ) {
+            h.append(k, v);
+        }
     }
-    builder.body(Full::new(body)).unwrap_or_else(|_| {
-        let mut r = Response::new(Full::new(Bytes::new()));
-        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-        r
-    })
+    r
 }
 
 #[cfg(test)]
