@@ -190,7 +190,7 @@ pub fn render(active: bool) -> String {
     );
     f.key("", "listen", &quote(&http.listen.to_string()));
     f.key(
-        "Who may read /cluster and /metrics (the other endpoints answer everyone).",
+        "Who may read /cluster, /metrics and ?verbose reasons, and send X-Haproxy-Server-State;\nput the load balancer's addresses here: they also get connection slots kept for them.",
         "allow",
         &cidrs(&http.allow),
     );
