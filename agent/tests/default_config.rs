@@ -73,7 +73,7 @@ fn every_example_key_exists() {
                 !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
             });
             let is_header = body.starts_with('[') && body.ends_with(']') && body != "[tls]";
-            let is_tls_key = ["ca = ", "cert = ", "key = "]
+            let is_tls_key = ["ca = ", "cert = ", "key = ", "crl = "]
                 .iter()
                 .any(|k| body.starts_with(k));
             (is_key && !is_tls_key && !body.starts_with("version_command") || is_header)

@@ -64,9 +64,9 @@ macro_rules! limits {
 }
 
 limits! {
-    /// A node id is a DNS label (see [`NodeId`](crate::NodeId)).
+    /// A node id is a DNS label (see `NodeId`).
     NODE_ID = 63, Bytes, cut: false, "every node id";
-    /// A cluster name (see [`ClusterName`](crate::ClusterName)).
+    /// A cluster name (see `ClusterName`).
     CLUSTER_NAME = 63, Bytes, cut: false, "Hello.cluster";
     /// A QUIC address as text: `[v6%scope]:port` or a DNS name and port.
     ADDR = 255, Bytes, cut: false,

@@ -14,6 +14,7 @@ const ROOTS: &[&str] = &[
     "docs/",
     "scripts/",
     ".ci/",
+    "fuzz/",
 ];
 
 fn repo() -> PathBuf {
