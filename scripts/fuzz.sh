@@ -61,8 +61,9 @@ for t in "${targets[@]}"; do
   # The binary itself, not `cargo fuzz run`, so that its peak RSS is its own. libFuzzer
   # writes new inputs to the first directory only; the committed corpus, second, is
   # read. -timeout: an input taking 10 s is a hang; -rss_limit_mb: a decoder that takes
-  # 2 GiB is a bug (the decoders stay under 2 MiB per message).
-  if "$bin/$t" "$scratch/$t" "fuzz/corpus/$t" -artifact_prefix="fuzz/artifacts/$t/" \
+  # 2 GiB is a bug (the decoders stay under 2 MiB per message). TMPDIR: what a target
+  # makes there (config_file's CA) goes with the scratch directory.
+  if TMPDIR="$scratch" "$bin/$t" "$scratch/$t" "fuzz/corpus/$t" -artifact_prefix="fuzz/artifacts/$t/" \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     >"$log" 2>&1; then
     status=ok
