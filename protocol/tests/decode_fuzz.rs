@@ -1663,6 +1663,46 @@ fn ratio(bytes: usize) -> f64 {
     bytes as f64 / MAX_FRAME as f64
 }
 
+/// The arithmetic behind "a decoded message takes at most twice the frame cap": a string
+/// costs on the heap what it costs on the wire, so all a decoder can add to the frame's
+/// own bytes is, per entry of a list, its in-memory size less the fewest bytes it takes
+/// on the wire. Summed over every list at its limit (with one config set's files counted
+/// twice: the total is checked after each set), that must stay under one frame. The
+/// tests below measure the same bound with the counting allocator.
+#[test]
+fn lists_at_their_limits_fit_in_one_more_frame() {
+    use quorate_protocol::{
+        CheckState, ConfigSetState, DrainOrder, DriftAck, FileHash, MountState, TaskPlacement,
+    };
+    use std::mem::size_of;
+    let files = Limit {
+        max: limits::CONFIG_FILES.max + limits::CONFIG_FILES_PER_SET.max,
+        ..limits::CONFIG_FILES
+    };
+    // (limit, bytes in memory per entry, fewest bytes on the wire per entry)
+    let lists: [(&Limit, usize, usize); 10] = [
+        (&limits::ROLES, size_of::<String>(), 1),
+        (&limits::MEMBERS, size_of::<MemberSlot>(), 3),
+        (&limits::CHECKS, size_of::<CheckState>(), 3),
+        (&limits::MOUNTS, size_of::<MountState>(), 6),
+        (&limits::CONFIG_SETS, size_of::<ConfigSetState>(), 3),
+        (&limits::DRAIN_ORDERS, size_of::<DrainOrder>(), 4),
+        (&limits::DRIFT_ACKS, size_of::<DriftAck>(), 11),
+        (&limits::TASKS, size_of::<TaskPlacement>(), 2),
+        (&limits::SUSPECTS, size_of::<NodeId>(), 2),
+        (&files, size_of::<FileHash>(), 17),
+    ];
+    let extra: usize = lists
+        .iter()
+        .map(|(limit, mem, wire)| limit.max * mem.saturating_sub(*wire))
+        .sum();
+    println!(
+        "lists at their limits add at most {extra} bytes ({:.2} frames)",
+        ratio(extra)
+    );
+    assert!(extra <= MAX_FRAME, "{extra} bytes");
+}
+
 #[test]
 fn worst_state_decodes_within_twice_the_frame_cap() {
     let body = frame_body(&Frame::State(worst_state()));
