@@ -2,13 +2,12 @@
 //! panic, the caps are checked before the payload is looked at, and decoding a small
 //! message never allocates far past the frame cap, whatever its length prefixes claim.
 //!
-//! The allocation checks use a counting global allocator, which needs `unsafe impl
-//! GlobalAlloc`; that is the only unsafe code in the workspace, and it is test-only.
-#![allow(unsafe_code)]
+//! The allocation checks use the counting global allocator of `support/counting.rs`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "support/counting.rs"]
+mod counting;
 
+use counting::measure;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -20,107 +19,6 @@ use quorate_protocol::{
     TaskTag, Term, TimeoutNow, TransferRequest, VoteReply, VoteRequest, WallMicros,
     decode_datagram, decode_frame_body, encode_datagram, encode_frame, frame_body_len,
 };
-
-// ---------------------------------------------------------------------------------------
-// Counting allocator: tracks live and peak bytes of the current thread while a closure
-// runs under `measure`. Per-thread, so tests running in parallel do not disturb it.
-
-struct Counting;
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-thread_local! {
-    // `const` thread locals without destructors never allocate and are never torn down,
-    // so the allocator may touch them.
-    static TRACKING: Cell<bool> = const { Cell::new(false) };
-    static LIVE: Cell<usize> = const { Cell::new(0) };
-    static PEAK: Cell<usize> = const { Cell::new(0) };
-    static TOTAL: Cell<usize> = const { Cell::new(0) };
-}
-
-fn on_alloc(size: usize) {
-    let _ = TRACKING.try_with(|t| {
-        if t.get() {
-            let live = LIVE.get() + size;
-            LIVE.set(live);
-            PEAK.set(PEAK.get().max(live));
-            TOTAL.set(TOTAL.get() + size);
-        }
-    });
-}
-
-fn on_dealloc(size: usize) {
-    let _ = TRACKING.try_with(|t| {
-        if t.get() {
-            LIVE.set(LIVE.get().saturating_sub(size));
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
-// bookkeeping only touches allocation-free thread locals.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded contract.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            on_alloc(layout.size());
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded contract.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            on_alloc(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) };
-        on_dealloc(layout.size());
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded contract.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            // New block counted before the old one is released: a moving realloc has
-            // both live for a moment, so this errs on the high side.
-            on_alloc(new_size);
-            on_dealloc(layout.size());
-        }
-        p
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct AllocStats {
-    /// Most bytes live at once (allocated inside the closure, not yet freed).
-    peak: usize,
-    /// All bytes allocated inside the closure.
-    total: usize,
-}
-
-fn measure<R>(f: impl FnOnce() -> R) -> (R, AllocStats) {
-    LIVE.set(0);
-    PEAK.set(0);
-    TOTAL.set(0);
-    TRACKING.set(true);
-    let r = f();
-    TRACKING.set(false);
-    (
-        r,
-        AllocStats {
-            peak: PEAK.get(),
-            total: TOTAL.get(),
-        },
-    )
-}
 
 // ---------------------------------------------------------------------------------------
 // Strategies for valid messages.

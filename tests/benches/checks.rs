@@ -172,20 +172,10 @@ fn app_failover(trials: usize) {
 }
 
 fn health_latency(requests: usize) {
-    let c = TestCluster::builder(3)
-        .extra(
-            0,
-            "[app]\ncheck = \"exec:sleep 100000\"\ninterval = \"200ms\"\ntimeout = \"300ms\"\n",
-        )
-        .start();
-    let hung = wait_until(SETTLE, || {
-        c.member(0, "n1")
-            .is_some_and(|m| m["checks"]["app"] == "hung")
-    });
-    if !hung {
+    let Some(c) = bench::hung_app_cluster(3, SETTLE) else {
         println!("| /health with a hung app check | check never hung | | | | | |");
         return;
-    }
+    };
     for (i, name) in [
         (0, "/health, app check hung forever (goal p99 ≤ 10)"),
         (1, "/health, no app check"),

@@ -28,7 +28,7 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use quorate_tests::{TestCluster, bench, wait_until};
+use quorate_tests::bench;
 
 const SETTLE: Duration = Duration::from_secs(30);
 
@@ -170,20 +170,10 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let c = TestCluster::builder(1)
-        .extra(
-            0,
-            "[app]\ncheck = \"exec:sleep 100000\"\ninterval = \"200ms\"\ntimeout = \"300ms\"\n",
-        )
-        .start();
-    let hung = wait_until(SETTLE, || {
-        c.member(0, "n1")
-            .is_some_and(|m| m["checks"]["app"] == "hung")
-    });
-    if !hung {
+    let Some(c) = bench::hung_app_cluster(1, SETTLE) else {
         println!("| /health req/s | skipped: the app check never hung |");
         return;
-    }
+    };
     let agent = c.http_addr(0);
     let base = baseline();
     let load_before = loadavg();

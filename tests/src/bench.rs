@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::{TestCluster, wait_until};
+
 /// Whether the process runs as a benchmark: `cargo bench` passes `--bench`; `cargo test`
 /// builds benches too, and they must then do nothing.
 pub fn is_bench_run() -> bool {
@@ -45,4 +47,21 @@ pub fn row(name: &str, mut xs: Vec<Duration>, failures: usize, decimals: usize) 
         ms(xs.last().copied().unwrap_or_default()),
         ms(xs.first().copied().unwrap_or_default()),
     );
+}
+
+/// `nodes` agents whose first node's app check hangs (a command that never exits, killed
+/// at its 300 ms timeout), once that node reports it `hung`; `None` if it never does
+/// within `settle`.
+pub fn hung_app_cluster(nodes: usize, settle: Duration) -> Option<TestCluster> {
+    let c = TestCluster::builder(nodes)
+        .extra(
+            0,
+            "[app]\ncheck = \"exec:sleep 100000\"\ninterval = \"200ms\"\ntimeout = \"300ms\"\n",
+        )
+        .start();
+    let hung = wait_until(settle, || {
+        c.member(0, "n1")
+            .is_some_and(|m| m["checks"]["app"] == "hung")
+    });
+    hung.then_some(c)
 }
