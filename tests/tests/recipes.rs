@@ -1046,6 +1046,7 @@ fn dam_shows_the_shared_repository_and_config_drift_of_one_node() {
     );
     println!("edit on n3 → drift everywhere in {:?}", clock.elapsed());
     let n3 = r.c.member(1, "n3").unwrap();
+    println!("n3 in n2's /cluster: {n3:#}");
     let files = n3["config"][0]["differing_files"].to_string();
     assert!(files.contains("exogen-config.xml"), "{n3:#}");
     assert!(!files.contains("dam.properties"), "{n3:#}");
