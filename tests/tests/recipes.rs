@@ -457,8 +457,12 @@ fn f5_monitors_have_the_documented_strings_and_pace() {
     assert_eq!(pools.len(), 2);
 }
 
-/// `health_check k=v …` lines and `match NAME { … }` blocks of the nginx Plus recipe.
-fn nginx_plus() -> (Vec<BTreeMap<String, String>>, BTreeMap<String, Vec<String>>) {
+/// The nginx Plus recipe's `health_check k=v …` lines, and its `match NAME { … }`
+/// blocks (name → conditions).
+type PlusChecks = (Vec<BTreeMap<String, String>>, BTreeMap<String, Vec<String>>);
+
+/// Reads the nginx Plus recipe's health checks and matches.
+fn nginx_plus() -> PlusChecks {
     let text = read(&recipes().join("nginx-plus/nginx.conf"));
     let mut checks = Vec::new();
     let mut matches = BTreeMap::new();
@@ -583,8 +587,8 @@ fn nginx_follows_a_drain_and_a_failover_and_other_balancers_strings_match_real_a
     fs::create_dir_all(&updir).unwrap();
     let nodes_file = updir.join("nodes");
     let mut nodes = String::from("# NAME AGENT APP (the app: the agent's own /live)\n");
-    for i in 0..3 {
-        nodes.push_str(&format!("{} {} {}\n", c.id(i), addrs[i], addrs[i]));
+    for (i, a) in addrs.iter().enumerate() {
+        nodes.push_str(&format!("{} {a} {a}\n", c.id(i)));
     }
     fs::write(&nodes_file, nodes).unwrap();
     let renderer = recipes().join("nginx/quorate-nginx-upstreams.sh");
@@ -916,14 +920,9 @@ fn start_product(p: &Product, env: &[(usize, &str, &str)]) -> Option<Running> {
         fs::create_dir_all(&storage).unwrap();
         binds.push((storage, rooted(root.path(), path)));
     }
-    for i in 0..3 {
+    for (i, &agent_port) in agent_ports.iter().enumerate() {
         let recipe_path = recipes().join(p.dir).join(p.files[i]);
-        let text = product_config(
-            &read(&recipe_path),
-            c.config(i),
-            root.path(),
-            agent_ports[i],
-        );
+        let text = product_config(&read(&recipe_path), c.config(i), root.path(), agent_port);
         fs::write(c.config_path(i), &text).unwrap();
         let out = check_config(c.config_path(i));
         assert!(
