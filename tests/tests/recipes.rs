@@ -1071,29 +1071,52 @@ fn agent_check(port: u16) -> String {
 
 #[test]
 fn documents_shows_app_storage_and_load_and_drains_without_cutting_sessions() {
-    let Some(mut r) = start_product(&DOCUMENTS, &[]) else {
+    // Every agent shares this machine's CPU: each node's reading is set instead, n3's
+    // above the recipe's `max_cpu`.
+    let cpu = [(0, "0.2"), (1, "0.2"), (2, "0.95")];
+    let env: Vec<(usize, &str, &str)> = cpu
+        .iter()
+        .map(|&(i, v)| (i, "QUORATE_FAULT_CPU", v))
+        .collect();
+    let Some(mut r) = start_product(&DOCUMENTS, &env) else {
         return;
     };
     start_all(&mut r);
-    r.checks_everywhere(&["app", "mounts", "load"], "ok");
+    r.checks_everywhere(&["app", "mounts"], "ok");
     assert!(
-        wait_until(SETTLE, || r
-            .agent_ports
-            .iter()
-            .all(|&p| agent_check(p).starts_with("up"))),
-        "agent-check: {:?}",
+        wait_until(SETTLE, || (0..3).all(|i| {
+            r.check(i, 0, "load").as_deref() == Some("ok")
+                && r.check(i, 1, "load").as_deref() == Some("ok")
+                && r.check(i, 2, "load").as_deref() == Some("fail")
+        })),
+        "{:#}",
+        r.c.cluster(0)
+    );
+    // The overloaded node takes no new users; the others do, weighted.
+    let h = r.c.http_get(2, "/health");
+    assert_eq!(h.status, 503, "{}", h.body);
+    assert!(h.body.contains("overloaded"), "{}", h.body);
+    let checks = || {
         r.agent_ports
             .iter()
             .map(|&p| agent_check(p))
             .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(SETTLE, || {
+            let a = checks();
+            a[0].starts_with("up") && a[1].starts_with("up") && a[2] == "down"
+        }),
+        "agent-check: {:?}",
+        checks()
     );
-    assert!(wait_until(SETTLE, || r.holders("thumbnail-cleanup").len() == 1));
     for i in 0..3 {
-        assert_eq!(r.c.http_get(i, "/role/editor").status, 200);
+        assert_eq!(r.c.http_get(i, "/role/editor").status, [200, 200, 503][i]);
     }
+    assert!(wait_until(SETTLE, || r.holders("thumbnail-cleanup").len() == 1));
 
     // Drain n2: /health says 404 "draining" (HAProxy's disable-on-404 keeps its
-    // sessions), the agent-check says drain, and every node sees why.
+    // sessions), the agent-check says drain, every node sees why, and the task leaves.
     let out = r.c.quorate(1, &["drain", "--reason", "update"]);
     assert!(out.status.success(), "{out:?}");
     assert!(wait_until(SETTLE, || r.c.http_get(1, "/health").status == 404));
@@ -1106,7 +1129,7 @@ fn documents_shows_app_storage_and_load_and_drains_without_cutting_sessions() {
     assert!(wait_until(SETTLE, || r.c.member(0, "n2").is_some_and(
         |m| m["draining"] == true && m["drain"]["reason"] == "update"
     )));
-    assert!(r.holders("thumbnail-cleanup") != [1]);
+    assert!(r.held_by("thumbnail-cleanup", &[0]));
 }
 
 const SCHEDULER: Product = Product {
