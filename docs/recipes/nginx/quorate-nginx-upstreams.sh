@@ -33,6 +33,11 @@ log() {
     printf '%s\n' "quorate-nginx-upstreams: $*" >&2
 }
 
+command -v curl >/dev/null || {
+    log "needs curl"
+    exit 1
+}
+
 # The HTTP status of GET http://AGENT/PATH, or 000 when nothing answered.
 status() {
     curl -s -o /dev/null -w '%{http_code}' --connect-timeout 0.5 --max-time 1 \
