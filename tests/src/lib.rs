@@ -25,6 +25,7 @@ pub mod fuse;
 pub mod haproxy;
 pub mod mountns;
 pub mod netcut;
+pub mod nginx;
 pub mod primary;
 pub mod quic;
 pub mod sim;
