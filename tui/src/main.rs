@@ -48,7 +48,8 @@ fn main() -> ExitCode {
     }
     // The terminal UI on a terminal; without one (a pipe, cron, `ssh host quorate`) a
     // one-shot status table.
-    let tui = cli.command.is_none() && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let tui =
+        cli.command.is_none() && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let result = match &cli.command {
         None if tui => done(target::resolve(&cli.global).and_then(|t| ui::run::run(&t))),
         None => cli::status::run(&cli.global, &StatusArgs::default()),

@@ -104,9 +104,9 @@ fn issue(dir: &Path, name: &NodeId, kind: CertKind) -> anyhow::Result<Report> {
     let (pem, key) = pair(dir, name);
     r.line(format!("wrote {} and {}", pem.display(), key.display()));
     match kind {
-        CertKind::Operator => r.line(
-            "an operator certificate: it opens control connections, never peer links",
-        ),
+        CertKind::Operator => {
+            r.line("an operator certificate: it opens control connections, never peer links")
+        }
         CertKind::Node => r.line(format!(
             "install them with {} on node {name} (the [tls] section of its config)",
             ca::CA_CERT_FILE
@@ -156,7 +156,9 @@ fn revoke(dir: &Path, name: &NodeId, kind: CertKind) -> anyhow::Result<Report> {
     let done = ca::revoke(dir, name, ca_kind)?;
     let mut r = Report::new(CaAction::Revoke, Some(name), Some(kind));
     for serial in &done.newly {
-        r.line(format!("revoked {word} {name}'s certificate, serial {serial}"));
+        r.line(format!(
+            "revoked {word} {name}'s certificate, serial {serial}"
+        ));
     }
     for serial in &done.already {
         r.line(format!(

@@ -88,7 +88,10 @@ pub fn drift_ack(global: &Global, name: &str, for_: &str, reason: &str) -> anyho
 pub fn upgrade_allow(global: &Global) -> anyhow::Result<Reply> {
     let client = target::connect(global)?;
     // The gate opened is the asked node's; its id is not in the answer, hence no node.
-    Ok(reply(None, ask(&client, CtlCommand::UpgradeAllow { node: None })?))
+    Ok(reply(
+        None,
+        ask(&client, CtlCommand::UpgradeAllow { node: None })?,
+    ))
 }
 
 pub fn upgrade_status(global: &Global, json: bool) -> anyhow::Result<()> {
@@ -106,9 +109,8 @@ pub fn upgrade_status(global: &Global, json: bool) -> anyhow::Result<()> {
 /// the gate first (allow it), else the lowest-priority secondary still on an older
 /// version, and the primary last.
 pub fn upgrade_plan(s: &ClusterStatus) -> UpgradeJson {
-    let held = |n: &proto::status::NodeStatus| {
-        n.checks.get(&CheckName::Version) == Some(&CheckCode::Fail)
-    };
+    let held =
+        |n: &proto::status::NodeStatus| n.checks.get(&CheckName::Version) == Some(&CheckCode::Fail);
     let nodes = s
         .nodes
         .iter()

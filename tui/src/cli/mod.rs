@@ -428,7 +428,9 @@ mod tests {
             &["transfer", "n2", "--json"],
             &["freeze", "--json"],
             &["unfreeze", "--json"],
-            &["drift", "ack", "x", "--for", "1h", "--reason", "r", "--json"],
+            &[
+                "drift", "ack", "x", "--for", "1h", "--reason", "r", "--json",
+            ],
             &["upgrade", "status", "--json"],
             &["upgrade", "allow", "--json"],
             &["task", "should-run", "t", "--json"],
