@@ -42,7 +42,7 @@ pub fn run(command: &CaCommand) -> anyhow::Result<()> {
         }
     };
     if json {
-        json::print(&report.json)
+        out(&json::line(&report.json)?)
     } else {
         out(&report.text)
     }

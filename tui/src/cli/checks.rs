@@ -99,7 +99,7 @@ pub fn upgrade_status(global: &Global, json: bool) -> anyhow::Result<()> {
     let s = client.snapshot()?.status;
     let plan = upgrade_plan(&s);
     if json {
-        json::print(&plan)
+        out(&json::line(&plan)?)
     } else {
         out(&upgrade_report(&plan))
     }
@@ -220,12 +220,12 @@ pub fn should_run(global: &Global, name: &str, json: bool) -> anyhow::Result<boo
     let client = target::connect(global)?;
     let answer = client.should_run(name)?;
     if json {
-        json::print(&ShouldRunJson {
+        out(&json::line(&ShouldRunJson {
             task: name.to_owned(),
             run_here: answer.here,
             term: answer.term,
             holder: answer.holder,
-        })?;
+        })?)?;
     } else if answer.here {
         out(&format!("QUORATE_TERM={}\n", answer.term))?;
     }

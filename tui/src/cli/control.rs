@@ -76,12 +76,12 @@ pub fn finish(
 ) -> anyhow::Result<ExitCode> {
     let reply = reply?;
     if output.json {
-        json::print(&CommandJson {
+        out(&json::line(&CommandJson {
             ok: reply.ok,
             command: name,
             node: reply.node,
             message: reply.message,
-        })?;
+        })?)?;
     } else if reply.ok {
         out(&format!("{}\n", reply.message))?;
     } else {

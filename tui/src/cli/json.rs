@@ -181,10 +181,9 @@ pub fn path(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// Writes `value` as one line of JSON on stdout.
-pub fn print<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    let text = serde_json::to_string(value).map_err(io::Error::other)?;
-    super::status::out(&format!("{text}\n"))
+/// `value` as one line of JSON, newline included.
+pub fn line<T: Serialize>(value: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(value).map_err(io::Error::other)? + "\n")
 }
 
 #[cfg(test)]
