@@ -249,6 +249,114 @@ mod tests {
         assert!(format!("{e:#}").contains("--for \"soon\""), "{e:#}");
     }
 
+    fn node(name: &str, role: Role, priority: u32, app: &str) -> proto::status::NodeStatus {
+        proto::status::NodeStatus {
+            node: name.into(),
+            addr: String::new(),
+            state: proto::MemberState::Alive,
+            role,
+            local: false,
+            ready: true,
+            healthy: true,
+            draining: false,
+            priority,
+            roles: vec![],
+            incarnation: 1,
+            rtt_ms: None,
+            clock_offset_ms: None,
+            last_seen_ms: None,
+            phi: None,
+            load: Default::default(),
+            checks: Default::default(),
+            config: vec![],
+            mounts: vec![],
+            version: proto::status::VersionStatus {
+                agent: "0.1.0".into(),
+                app: Some(app.into()).filter(|a: &String| !a.is_empty()),
+            },
+            check_reasons: Default::default(),
+            drain: None,
+            balancer: None,
+            suspected_by: vec![],
+        }
+    }
+
+    fn cluster(nodes: Vec<proto::status::NodeStatus>) -> ClusterStatus {
+        ClusterStatus {
+            cluster: "c".into(),
+            node: "n1".into(),
+            term: 1,
+            primary: Some("n1".into()),
+            quorum: true,
+            frozen: false,
+            voters: 3,
+            nodes,
+            unreachable_peers: vec![],
+            tasks: vec![],
+            pending_restart: vec![],
+            timing_mismatch: vec![],
+            members: Default::default(),
+        }
+    }
+
+    #[test]
+    fn upgrade_plan_allows_the_held_node_then_the_lowest_secondary_then_the_primary() {
+        let next = |plan: &UpgradeJson| plan.next.as_ref().map(|n| (n.node.clone(), n.step));
+        let mut s = cluster(vec![
+            node("n1", Role::Primary, 200, "5.2"),
+            node("n2", Role::Secondary, 100, "5.2"),
+            node("n3", Role::Secondary, 50, "5.3"),
+            // A witness runs no app.
+            node("w", Role::Witness, 0, ""),
+        ]);
+        let plan = upgrade_plan(&s);
+        assert_eq!(plan.newest.as_deref(), Some("5.3"));
+        assert_eq!(next(&plan), Some(("n2".into(), UpgradeStep::Upgrade)));
+        assert!(upgrade_report(&plan).ends_with("next: upgrade n2 (secondary)\n"));
+
+        s.nodes[1].version.app = Some("5.3".into());
+        let plan = upgrade_plan(&s);
+        assert_eq!(next(&plan), Some(("n1".into(), UpgradeStep::Upgrade)));
+        assert!(
+            upgrade_report(&plan)
+                .ends_with("next: upgrade n1 (primary; it hands over when it stops)\n")
+        );
+
+        // A node held by the gate comes first.
+        s.nodes[2]
+            .checks
+            .insert(CheckName::Version, CheckCode::Fail);
+        let plan = upgrade_plan(&s);
+        assert!(plan.nodes[2].held);
+        assert_eq!(next(&plan), Some(("n3".into(), UpgradeStep::Allow)));
+        let report = upgrade_report(&plan);
+        assert!(report.contains("held by the upgrade gate"), "{report}");
+        assert!(
+            report.ends_with("next: run `quorate upgrade allow` on n3 (it waits on the gate)\n")
+        );
+
+        s.nodes[2].checks.clear();
+        s.nodes[0].version.app = Some("5.3".into());
+        let plan = upgrade_plan(&s);
+        assert_eq!(
+            next(&plan),
+            None,
+            "the witness is not upgraded through the gate"
+        );
+        assert!(upgrade_report(&plan).ends_with("every node runs 5.3\n"));
+
+        for n in &mut s.nodes {
+            n.version.app = None;
+        }
+        let plan = upgrade_plan(&s);
+        assert_eq!((plan.newest.as_deref(), next(&plan)), (None, None));
+        assert!(
+            upgrade_report(&plan).ends_with(
+                "no node reports an app version ([app] version_file or version_command)\n"
+            )
+        );
+    }
+
     #[test]
     fn versions_compare_numerically() {
         assert!(compare_versions("5.10", "5.9").is_gt());
