@@ -1,10 +1,18 @@
 //! The JSON shape of `/cluster` and `quorate status --json`: the cluster as one node sees
 //! it. The agent serialises it and the operator tool reads it, so it lives here, once.
 //! Fields are only ever added; readers ignore what they do not know.
+//!
+//! Also the one judgement of such a document as a whole, [`ClusterStatus::verdict`]: ok,
+//! degraded or critical, with its findings (what `quorate status` exits with and prints
+//! last, and what its `--json` carries as `verdict`). It lives beside the document so
+//! that every reader judges it the same way. It must never read anything but the
+//! document, nor list the checks it knows: a check it has never heard of counts too.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use std::fmt;
 
 use crate::{CheckCode, CheckName, MemberState, Role};
 
@@ -209,4 +217,541 @@ pub struct MountStatus {
 pub struct VersionStatus {
     pub agent: String,
     pub app: Option<String>,
+}
+
+/// How the cluster stands as a whole, judged from one node's document: what a monitoring
+/// check reports (`quorate status` exits with [`Level::exit_code`]). The level is the
+/// worst finding's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub level: Level,
+    /// Worst first, then node by node, then what concerns the whole cluster; empty
+    /// exactly when the level is `ok`.
+    pub findings: Vec<Finding>,
+}
+
+/// A verdict's level, worst last (so `max` is the worst).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// One primary, a quorum, and nothing else to report.
+    Ok,
+    /// Serving, with something an operator should look at.
+    Degraded,
+    /// No primary or no quorum (and, decided by the caller, no agent to ask).
+    Critical,
+}
+
+impl Level {
+    /// The exit status of a monitoring check: Nagios' and Icinga's OK, WARNING, CRITICAL.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Level::Ok => 0,
+            Level::Degraded => 1,
+            Level::Critical => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Degraded => "degraded",
+            Level::Critical => "critical",
+        }
+    }
+}
+
+/// One thing a verdict reports. In JSON an object whose `kind` is the variant's name in
+/// snake case, with the variant's fields beside it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Finding {
+    /// The answering node knows of no primary holding a lease (critical).
+    NoPrimary,
+    /// The answering node does not see a majority of the voters alive (critical).
+    NoQuorum,
+    /// A member that is not `alive`: `suspect`, `dead`, `left`, or a state this build
+    /// does not know. Its other fields are stale, so nothing else is reported for it.
+    Down { node: String, state: MemberState },
+    /// Joined but not ready (first checks, the upgrade gate).
+    NotReady { node: String },
+    /// Ready, not draining, and still not fit for traffic.
+    Unhealthy { node: String },
+    /// Taken out of traffic by an operator.
+    Draining { node: String },
+    /// A check whose code is neither `ok` nor `off`: `fail`, `hung`, `drift`, or any code
+    /// a newer agent sends.
+    Check {
+        node: String,
+        check: CheckName,
+        code: CheckCode,
+    },
+    /// Elections and handovers are stopped: a failed primary would not be replaced.
+    Frozen,
+    /// A configured peer address no node has been identified at.
+    UnreachablePeer { addr: String },
+    /// Peers whose `[timing]` does not fit the answering node's: leases and votes
+    /// between them do not count.
+    Timing { node: String, peers: Vec<String> },
+    /// The answering node's member set has a problem, or its `peers` disagree with it.
+    Members {
+        node: String,
+        problem: Option<String>,
+    },
+}
+
+impl Finding {
+    pub fn level(&self) -> Level {
+        match self {
+            Finding::NoPrimary | Finding::NoQuorum => Level::Critical,
+            _ => Level::Degraded,
+        }
+    }
+}
+
+impl ClusterStatus {
+    /// Judges the document as a whole. Critical: no primary, no quorum. Degraded: any
+    /// member not alive, not ready, unhealthy or draining; any check not `ok` or `off`
+    /// (the clock check is how an offset beyond `clock.max_offset` shows, on the node
+    /// the majority finds off); frozen; a peer never seen; a timing mismatch; a member
+    /// set problem. Anything else is ok.
+    pub fn verdict(&self) -> Verdict {
+        let mut findings = Vec::new();
+        if self.primary.is_none() {
+            findings.push(Finding::NoPrimary);
+        }
+        if !self.quorum {
+            findings.push(Finding::NoQuorum);
+        }
+        let mut nodes: Vec<&NodeStatus> = self.nodes.iter().collect();
+        nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        for n in nodes {
+            findings.extend(n.findings());
+        }
+        if self.frozen {
+            findings.push(Finding::Frozen);
+        }
+        findings.extend(
+            self.unreachable_peers
+                .iter()
+                .map(|addr| Finding::UnreachablePeer { addr: addr.clone() }),
+        );
+        if !self.timing_mismatch.is_empty() {
+            findings.push(Finding::Timing {
+                node: self.node.clone(),
+                peers: self.timing_mismatch.clone(),
+            });
+        }
+        if self.members.disagrees() {
+            findings.push(Finding::Members {
+                node: self.node.clone(),
+                problem: self.members.problem.clone(),
+            });
+        }
+        let level = findings
+            .iter()
+            .map(Finding::level)
+            .max()
+            .unwrap_or(Level::Ok);
+        Verdict { level, findings }
+    }
+}
+
+impl NodeStatus {
+    /// What the verdict reports about this node.
+    fn findings(&self) -> Vec<Finding> {
+        let node = || self.node.clone();
+        if self.state != MemberState::Alive {
+            return vec![Finding::Down {
+                node: node(),
+                state: self.state,
+            }];
+        }
+        let mut out = Vec::new();
+        if !self.ready {
+            out.push(Finding::NotReady { node: node() });
+        }
+        if self.draining {
+            out.push(Finding::Draining { node: node() });
+        }
+        // A drained node answers /health with the drain code: that is not a fault too.
+        if self.ready && !self.healthy && !self.draining {
+            out.push(Finding::Unhealthy { node: node() });
+        }
+        // Not `CheckCode::passing`: only these two words are fine, so a code added later
+        // (a warning) is reported whatever `passing` comes to mean.
+        out.extend(
+            self.checks
+                .iter()
+                .filter(|(_, code)| !matches!(code, CheckCode::Ok | CheckCode::Off))
+                .map(|(check, code)| Finding::Check {
+                    node: node(),
+                    check: check.clone(),
+                    code: *code,
+                }),
+        );
+        out
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::NoPrimary => f.write_str("no primary"),
+            Finding::NoQuorum => f.write_str("no quorum"),
+            Finding::Down { node, state } => write!(f, "{node} {state}"),
+            Finding::NotReady { node } => write!(f, "{node} not ready"),
+            Finding::Unhealthy { node } => write!(f, "{node} unhealthy"),
+            Finding::Draining { node } => write!(f, "{node} draining"),
+            Finding::Check { node, check, code } => write!(f, "{check} {code} on {node}"),
+            Finding::Frozen => f.write_str("frozen (no failover)"),
+            Finding::UnreachablePeer { addr } => write!(f, "peer {addr} never seen"),
+            Finding::Timing { node, peers } => {
+                write!(f, "timing mismatch between {node} and {}", peers.join(", "))
+            }
+            Finding::Members {
+                node,
+                problem: Some(problem),
+            } => write!(f, "members on {node}: {problem}"),
+            Finding::Members {
+                node,
+                problem: None,
+            } => {
+                write!(
+                    f,
+                    "members on {node}: peers disagree with the agreed member set"
+                )
+            }
+        }
+    }
+}
+
+/// One line: the level, then the findings (`degraded: n3 dead; config drift on n2`).
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.level.as_str())?;
+        let mut sep = ": ";
+        for finding in &self.findings {
+            write!(f, "{sep}{finding}")?;
+            sep = "; ";
+        }
+        if self.findings.is_empty() {
+            f.write_str(": one primary, quorum, every node alive and healthy")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn node(name: &str, role: Role) -> NodeStatus {
+        NodeStatus {
+            node: name.into(),
+            addr: format!("10.0.0.{}:7700", name.len()),
+            state: MemberState::Alive,
+            role,
+            local: name == "n1",
+            ready: true,
+            healthy: true,
+            draining: false,
+            priority: 100,
+            roles: vec![],
+            incarnation: 1,
+            rtt_ms: None,
+            clock_offset_ms: None,
+            last_seen_ms: None,
+            phi: None,
+            load: LoadStatus::default(),
+            checks: [
+                (CheckName::App, CheckCode::Ok),
+                (CheckName::Mounts, CheckCode::Off),
+                (CheckName::Config, CheckCode::Ok),
+                (CheckName::Clock, CheckCode::Ok),
+            ]
+            .into_iter()
+            .collect(),
+            config: vec![],
+            mounts: vec![],
+            version: VersionStatus::default(),
+            check_reasons: BTreeMap::new(),
+            drain: None,
+            balancer: None,
+            suspected_by: vec![],
+        }
+    }
+
+    /// Three alive, healthy nodes, n2 primary, seen from n1.
+    fn healthy() -> ClusterStatus {
+        ClusterStatus {
+            cluster: "dam-prod".into(),
+            node: "n1".into(),
+            term: 7,
+            primary: Some("n2".into()),
+            quorum: true,
+            frozen: false,
+            voters: 3,
+            // Not in id order: findings come node by node, in id order.
+            nodes: vec![
+                node("n3", Role::Secondary),
+                node("n1", Role::Secondary),
+                node("n2", Role::Primary),
+            ],
+            unreachable_peers: vec![],
+            tasks: vec![],
+            pending_restart: vec![],
+            timing_mismatch: vec![],
+            members: MembersStatus::default(),
+        }
+    }
+
+    fn at<'a>(s: &'a mut ClusterStatus, name: &str) -> &'a mut NodeStatus {
+        s.nodes.iter_mut().find(|n| n.node == name).unwrap()
+    }
+
+    /// (what changed, the change, the level, the line `quorate status` prints last).
+    type Case = (&'static str, fn(&mut ClusterStatus), Level, &'static str);
+
+    #[test]
+    fn verdict_table() {
+        let cases: &[Case] = &[
+            (
+                "healthy",
+                |_| {},
+                Level::Ok,
+                "ok: one primary, quorum, every node alive and healthy",
+            ),
+            (
+                "pending restart and tasks are no fault",
+                |s| s.pending_restart = vec!["timing.lease".into()],
+                Level::Ok,
+                "ok: one primary, quorum, every node alive and healthy",
+            ),
+            (
+                "no primary",
+                |s| s.primary = None,
+                Level::Critical,
+                "critical: no primary",
+            ),
+            (
+                "no quorum, two dead",
+                |s| {
+                    s.quorum = false;
+                    s.primary = None;
+                    at(s, "n2").state = MemberState::Dead;
+                    at(s, "n3").state = MemberState::Suspect;
+                },
+                Level::Critical,
+                "critical: no primary; no quorum; n2 dead; n3 suspect",
+            ),
+            (
+                "a primary without quorum (a lease about to end)",
+                |s| s.quorum = false,
+                Level::Critical,
+                "critical: no quorum",
+            ),
+            (
+                "dead: its stale checks are not reported",
+                |s| {
+                    let n3 = at(s, "n3");
+                    n3.state = MemberState::Dead;
+                    n3.healthy = false;
+                    n3.checks.insert(CheckName::App, CheckCode::Fail);
+                },
+                Level::Degraded,
+                "degraded: n3 dead",
+            ),
+            (
+                "left",
+                |s| at(s, "n3").state = MemberState::Left,
+                Level::Degraded,
+                "degraded: n3 left",
+            ),
+            (
+                "a state this build does not know",
+                |s| at(s, "n3").state = MemberState::Unknown,
+                Level::Degraded,
+                "degraded: n3 unknown",
+            ),
+            (
+                "unhealthy with the check that says why",
+                |s| {
+                    let n3 = at(s, "n3");
+                    n3.healthy = false;
+                    n3.checks.insert(CheckName::App, CheckCode::Fail);
+                },
+                Level::Degraded,
+                "degraded: n3 unhealthy; app fail on n3",
+            ),
+            (
+                "not ready is said once, not also unhealthy",
+                |s| {
+                    let n3 = at(s, "n3");
+                    n3.ready = false;
+                    n3.healthy = false;
+                },
+                Level::Degraded,
+                "degraded: n3 not ready",
+            ),
+            (
+                "drift and a hung mount",
+                |s| {
+                    at(s, "n2")
+                        .checks
+                        .insert(CheckName::Config, CheckCode::Drift);
+                    at(s, "n3")
+                        .checks
+                        .insert(CheckName::Mounts, CheckCode::Hung);
+                },
+                Level::Degraded,
+                "degraded: config drift on n2; mounts hung on n3",
+            ),
+            (
+                "a clock off beyond the limit, as the clock check attributes it",
+                |s| {
+                    let n1 = at(s, "n1");
+                    n1.checks.insert(CheckName::Clock, CheckCode::Fail);
+                    n1.clock_offset_ms = Some(900.0);
+                },
+                Level::Degraded,
+                "degraded: clock fail on n1",
+            ),
+            (
+                // As a newer agent's `certs` check reads `warn` before a certificate
+                // expires (a word chosen here that no build will ever know).
+                "a check and a code this build has never heard of",
+                |s| {
+                    let code = serde_json::from_str("\"someday\"").unwrap();
+                    at(s, "n2").checks.insert(CheckName::parse("certs"), code);
+                },
+                Level::Degraded,
+                "degraded: certs unknown on n2",
+            ),
+            (
+                "draining, not also unhealthy",
+                |s| {
+                    let n3 = at(s, "n3");
+                    n3.draining = true;
+                    n3.healthy = false;
+                },
+                Level::Degraded,
+                "degraded: n3 draining",
+            ),
+            (
+                "frozen",
+                |s| s.frozen = true,
+                Level::Degraded,
+                "degraded: frozen (no failover)",
+            ),
+            (
+                "a peer never seen",
+                |s| s.unreachable_peers = vec!["10.0.0.14:7700".into()],
+                Level::Degraded,
+                "degraded: peer 10.0.0.14:7700 never seen",
+            ),
+            (
+                "timing",
+                |s| s.timing_mismatch = vec!["n2".into(), "n3".into()],
+                Level::Degraded,
+                "degraded: timing mismatch between n1 and n2, n3",
+            ),
+            (
+                "members: a problem",
+                |s| s.members.problem = Some("not a voter in the agreed member set".into()),
+                Level::Degraded,
+                "degraded: members on n1: not a voter in the agreed member set",
+            ),
+            (
+                "members: peers disagree",
+                |s| s.members.only_in_peers = vec!["10.0.0.14:7700".into()],
+                Level::Degraded,
+                "degraded: members on n1: peers disagree with the agreed member set",
+            ),
+            (
+                "critical first, then nodes in id order, then the cluster",
+                |s| {
+                    s.frozen = true;
+                    s.primary = None;
+                    at(s, "n3").state = MemberState::Dead;
+                    at(s, "n1").draining = true;
+                },
+                Level::Critical,
+                "critical: no primary; n1 draining; n3 dead; frozen (no failover)",
+            ),
+        ];
+        for (what, change, level, line) in cases {
+            let mut s = healthy();
+            change(&mut s);
+            let v = s.verdict();
+            assert_eq!(v.level, *level, "{what}");
+            assert_eq!(v.to_string(), *line, "{what}");
+            assert_eq!(v.findings.is_empty(), *level == Level::Ok, "{what}");
+        }
+    }
+
+    #[test]
+    fn exit_codes_are_a_monitoring_check_s() {
+        assert_eq!(Level::Ok.exit_code(), 0);
+        assert_eq!(Level::Degraded.exit_code(), 1);
+        assert_eq!(Level::Critical.exit_code(), 2);
+        assert!(Level::Ok < Level::Degraded && Level::Degraded < Level::Critical);
+    }
+
+    /// `quorate status --json` carries these names: a change is a change of the
+    /// documented shape.
+    #[test]
+    fn verdict_json_is_stable() {
+        let mut s = healthy();
+        s.primary = None;
+        at(&mut s, "n2")
+            .checks
+            .insert(CheckName::Config, CheckCode::Drift);
+        at(&mut s, "n3").state = MemberState::Dead;
+        s.timing_mismatch = vec!["n2".into()];
+        s.members.problem = Some("removed".into());
+        let v = s.verdict();
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            concat!(
+                r#"{"level":"critical","findings":[{"kind":"no_primary"},"#,
+                r#"{"kind":"check","node":"n2","check":"config","code":"drift"},"#,
+                r#"{"kind":"down","node":"n3","state":"dead"},"#,
+                r#"{"kind":"timing","node":"n1","peers":["n2"]},"#,
+                r#"{"kind":"members","node":"n1","problem":"removed"}]}"#
+            )
+        );
+        let back: Verdict = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(back, v);
+        let others = [
+            (Finding::NoQuorum, r#"{"kind":"no_quorum"}"#),
+            (
+                Finding::NotReady { node: "n1".into() },
+                r#"{"kind":"not_ready","node":"n1"}"#,
+            ),
+            (
+                Finding::Unhealthy { node: "n1".into() },
+                r#"{"kind":"unhealthy","node":"n1"}"#,
+            ),
+            (
+                Finding::Draining { node: "n1".into() },
+                r#"{"kind":"draining","node":"n1"}"#,
+            ),
+            (Finding::Frozen, r#"{"kind":"frozen"}"#),
+            (
+                Finding::UnreachablePeer { addr: "a:1".into() },
+                r#"{"kind":"unreachable_peer","addr":"a:1"}"#,
+            ),
+        ];
+        for (finding, json) in others {
+            assert_eq!(serde_json::to_string(&finding).unwrap(), json);
+        }
+        for level in [Level::Ok, Level::Degraded, Level::Critical] {
+            assert_eq!(
+                serde_json::to_string(&level).unwrap(),
+                format!("\"{}\"", level.as_str())
+            );
+        }
+    }
 }

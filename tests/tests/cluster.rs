@@ -857,8 +857,15 @@ fn config_errors_name_the_file_the_line_and_the_key_and_exit_2() {
 #[test]
 fn status_cli_prints_the_cluster_as_a_table_and_as_json() {
     let c = started(3);
-    let out = c.quorate(0, &["status"]);
-    assert!(out.status.success(), "{out:?}");
+    // `status` exits 0 only once n1 sees a primary and every node ready (its verdict).
+    let mut out = c.quorate(0, &["status"]);
+    assert!(
+        wait_until(LONG, || {
+            out = c.quorate(0, &["status"]);
+            out.status.success()
+        }),
+        "{out:?}"
+    );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains(CLUSTER), "no cluster name:\n{table}");
     assert!(

@@ -86,15 +86,19 @@ fn status_names_the_address_it_cannot_reach() {
         }
         v
     };
-    for args in [
-        &["status", "--connect", "127.0.0.1:1"][..],
-        &["--connect", "127.0.0.1:1"][..],
-        &["events", "--json", "--connect", "127.0.0.1:1"][..],
+    // `status` is a monitoring check: no agent to ask is critical (2); other commands'
+    // errors are 1. With `--json` too, the error is text on stderr and stdout is empty.
+    for (args, code) in [
+        (&["status", "--connect", "127.0.0.1:1"][..], 2),
+        (&["status", "--json", "--connect", "127.0.0.1:1"][..], 2),
+        (&["--connect", "127.0.0.1:1"][..], 2),
+        (&["events", "--json", "--connect", "127.0.0.1:1"][..], 1),
+        (&["freeze", "--json", "--connect", "127.0.0.1:1"][..], 1),
     ] {
         let args = creds(args);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = quorate(&args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
         let err = stderr(&out);
         assert!(
             err.contains("127.0.0.1:1") && err.contains("no handshake"),
@@ -107,8 +111,9 @@ fn status_names_the_address_it_cannot_reach() {
 
 #[test]
 fn missing_credentials_name_the_file_and_the_flag() {
+    // `status` cannot say the cluster is fine: critical (2), as for any of its errors.
     let out = quorate(&["status", "--config", "/nonexistent/agent.toml"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("/nonexistent/agent.toml"),
         "{}",
@@ -123,7 +128,7 @@ fn missing_credentials_name_the_file_and_the_flag() {
     )
     .unwrap();
     let out = quorate(&["status", "--config", config.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("--ca") && err.contains("agent.toml"), "{err}");
 
@@ -139,7 +144,7 @@ fn missing_credentials_name_the_file_and_the_flag() {
         "--key",
         "a.key",
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("/nonexistent/ca.pem"),
         "{}",

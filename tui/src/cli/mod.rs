@@ -5,6 +5,7 @@ pub mod checks;
 pub mod control;
 pub mod demo;
 pub mod events;
+pub mod json;
 pub mod member;
 pub mod status;
 
@@ -74,11 +75,13 @@ pub enum Command {
         /// The node to hand over to
         #[arg(value_name = "NODE")]
         node: NodeId,
+        #[command(flatten)]
+        out: CommandOutput,
     },
     /// Stop elections and handovers cluster-wide (for upgrades)
-    Freeze,
+    Freeze(CommandOutput),
     /// Allow elections and handovers again
-    Unfreeze,
+    Unfreeze(CommandOutput),
     /// Take NODE (default: this node) out of traffic: it hands the primary over, then its
     /// /health answers the drain code and the agent-check `drain`, then `maint`
     Drain {
@@ -91,11 +94,15 @@ pub enum Command {
         /// Undrain by itself after this long (e.g. 1h)
         #[arg(long = "for", value_name = "DURATION")]
         for_: Option<String>,
+        #[command(flatten)]
+        out: CommandOutput,
     },
     /// Put NODE (default: this node) back into traffic
     Undrain {
         #[arg(value_name = "NODE")]
         node: Option<NodeId>,
+        #[command(flatten)]
+        out: CommandOutput,
     },
     /// Config drift
     #[command(subcommand)]
@@ -202,27 +209,50 @@ pub enum DriftCommand {
         /// Why, shown to every operator
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        out: CommandOutput,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UpgradeCommand {
     /// Which node runs which version, and which node to upgrade next
-    Status,
+    Status {
+        /// Print the versions and the next step as one JSON object: nodes (node, role,
+        /// app, agent, held), newest, next (node, step)
+        #[arg(long)]
+        json: bool,
+    },
     /// Let this node, started on a newer app version than the primary's, become ready
-    Allow,
+    Allow(CommandOutput),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
     /// Exit 0 (printing QUORATE_TERM=N) on the one node that should run task NAME now,
-    /// 1 elsewhere: for cron jobs and systemd timers
-    ShouldRun { name: String },
+    /// 1 elsewhere, 2 on an error: for cron jobs and systemd timers
+    ShouldRun {
+        name: String,
+        /// Print the answer as one JSON object: task, run_here, term, holder (the exit
+        /// status stays the same)
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `--json` of the commands that change something (drain, transfer, freeze, …).
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct CommandOutput {
+    /// Print the result as one JSON object: ok, command, node, message (a refusal is
+    /// `"ok": false`, exit status 1)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct StatusArgs {
-    /// Print the agent's view as JSON (the `/cluster` document)
+    /// Print the agent's view as JSON: the `/cluster` document with a `verdict` object
+    /// added (level, exit_code, summary, findings)
     #[arg(long)]
     pub json: bool,
 }
@@ -244,6 +274,8 @@ pub enum CaCommand {
         /// Directory for the CA's files (created with mode 0700)
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        #[command(flatten)]
+        out: CaOutput,
     },
     /// Issue NODE.pem/NODE.key for a node, or NAME.pem/NAME.key for an operator
     Issue {
@@ -256,6 +288,8 @@ pub enum CaCommand {
         /// The node id the certificate names
         #[arg(value_name = "NODE", required_unless_present = "operator")]
         node: Option<NodeId>,
+        #[command(flatten)]
+        out: CaOutput,
     },
     /// Renew NODE.pem (or an operator's NAME.pem): new validity, same CA, same names;
     /// NODE.key is kept. Then `systemctl reload quorate` on the node
@@ -269,6 +303,8 @@ pub enum CaCommand {
         /// The node whose certificate to renew
         #[arg(value_name = "NODE", required_unless_present = "operator")]
         node: Option<NodeId>,
+        #[command(flatten)]
+        out: CaOutput,
     },
     /// Revoke NODE's certificate (or an operator's NAME.pem): every certificate issued to
     /// it goes into DIR/crl.pem. Then copy crl.pem to every node's `[tls] crl` and
@@ -284,7 +320,18 @@ pub enum CaCommand {
         /// The node whose certificate to revoke
         #[arg(value_name = "NODE", required_unless_present = "operator")]
         node: Option<NodeId>,
+        #[command(flatten)]
+        out: CaOutput,
     },
+}
+
+/// `--json` of `quorate ca …`.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct CaOutput {
+    /// Print what was done as one JSON object: command, name, kind, wrote, kept,
+    /// valid_until, revoked, already_revoked, crl_number
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -369,6 +416,44 @@ mod tests {
         assert_eq!(cli.global.connect.as_deref(), Some("h:1"));
     }
 
+    /// Every command that prints takes `--json`; `demo` (a live table or the terminal UI)
+    /// does not.
+    #[test]
+    fn every_printing_command_takes_json() {
+        for args in [
+            &["status", "--json"][..],
+            &["events", "--json"],
+            &["drain", "n2", "--reason", "r", "--json"],
+            &["undrain", "--json"],
+            &["transfer", "n2", "--json"],
+            &["freeze", "--json"],
+            &["unfreeze", "--json"],
+            &[
+                "drift", "ack", "x", "--for", "1h", "--reason", "r", "--json",
+            ],
+            &["upgrade", "status", "--json"],
+            &["upgrade", "allow", "--json"],
+            &["task", "should-run", "t", "--json"],
+            &["member", "list", "--json"],
+            &["ca", "init", "--dir", "d", "--json"],
+            &["ca", "issue", "--dir", "d", "n1", "--json"],
+            &["ca", "renew", "--dir", "d", "--operator", "a", "--json"],
+            &["ca", "revoke", "--dir", "d", "n1", "--json"],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}");
+        }
+        assert!(parse(&["demo", "--json"]).is_err());
+        let Some(Command::Freeze(out)) = parse(&["freeze", "--json"]).unwrap().command else {
+            panic!("not freeze");
+        };
+        assert!(out.json);
+        let Some(Command::Drain { out, .. }) = parse(&["drain", "--reason", "r"]).unwrap().command
+        else {
+            panic!("not drain");
+        };
+        assert!(!out.json);
+    }
+
     #[test]
     fn ca_issue_takes_a_node_or_an_operator() {
         let cli = parse(&["ca", "issue", "--dir", "d", "n1"]).unwrap();
@@ -376,11 +461,13 @@ mod tests {
             dir,
             operator,
             node,
+            out,
         })) = cli.command
         else {
             panic!("not ca issue");
         };
         assert_eq!(dir, PathBuf::from("d"));
+        assert!(!out.json);
         assert_eq!(operator, None);
         assert_eq!(node.map(String::from).as_deref(), Some("n1"));
 
