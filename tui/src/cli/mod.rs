@@ -8,6 +8,9 @@ pub mod events;
 pub mod member;
 pub mod status;
 
+#[cfg(test)]
+mod doc_commands;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
