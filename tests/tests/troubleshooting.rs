@@ -173,7 +173,11 @@ fn log_keys() -> Vec<(String, String)> {
     for path in sources(&root.join("agent/src")) {
         let full = fs::read_to_string(&path).unwrap_or_default();
         let src = without_tests(&full);
-        let rel = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let mut sites: Vec<usize> = Vec::new();
         for pat in ["warn!(", "error!(", ".warn(Refusal::"] {
             sites.extend(src.match_indices(pat).map(|(i, _)| i + pat.len()));
@@ -266,13 +270,16 @@ fn the_readers_find_what_they_look_for() {
         key("{peer} is in this node's member set but holds another").as_deref(),
         Some("is in this node's member set")
     );
-    let src = "x tracing::warn!(\n  peer = %n,\n  \"closed the link \\\n   to {node}: revoked\"\n);";
+    let src =
+        "x tracing::warn!(\n  peer = %n,\n  \"closed the link \\\n   to {node}: revoked\"\n);";
     assert_eq!(
         literal_after(src, src.find("warn!(").unwrap() + 6, 600).as_deref(),
         Some("closed the link to {node}: revoked")
     );
     assert_eq!(
-        reason_codes("fn as_str(self) {\n  match self {\n A => \"a\",\n B => \"b-c\",\n  }\n    }\n"),
+        reason_codes(
+            "fn as_str(self) {\n  match self {\n A => \"a\",\n B => \"b-c\",\n  }\n    }\n"
+        ),
         ["a", "b-c"]
     );
     assert_eq!(
