@@ -17,6 +17,10 @@
 //!   its subcommand path, with `--help`. Shell variables (`$n`) stand for `n1`.
 //! - A synopsis alternative made only of subcommand words (`quorate ca init|issue`)
 //!   passes when its path exists (`--help` is accepted there).
+//! - Prose mentions count too: an inline code span starting with `quorate ` (outside
+//!   fenced blocks, possibly wrapped over lines) must parse as well, except that it may
+//!   leave out required arguments (`quorate drift ack NAME` names the command, not all
+//!   of it). A wrong subcommand, flag or value still fails.
 
 use std::path::{Path, PathBuf};
 
@@ -385,6 +389,87 @@ fn parse(args: &[String]) -> Result<(), clap::Error> {
     }
 }
 
+/// [`parse`], accepting a command that only lacks required arguments or a subcommand.
+fn parse_partial(args: &[String]) -> Result<(), clap::Error> {
+    match parse(args) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::MissingRequiredArgument
+                    | ErrorKind::MissingSubcommand
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// The inline code spans of `text` outside fenced blocks that start with `quorate `,
+/// whitespace collapsed, with the line each starts on.
+fn inline_commands(text: &str) -> Vec<(usize, String)> {
+    let mut prose = String::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("```") || t.starts_with("~~~") {
+            fenced = !fenced;
+            prose.push('\n');
+            continue;
+        }
+        if !fenced {
+            prose.push_str(line);
+        }
+        prose.push('\n');
+    }
+    let mut out = Vec::new();
+    let mut rest = prose.as_str();
+    let mut line = 1;
+    while let Some(open) = rest.find('`') {
+        line += rest[..open].matches('\n').count();
+        let after = &rest[open..];
+        let ticks = after.chars().take_while(|c| *c == '`').count();
+        let body = &after[ticks..];
+        let Some(close) = body.find(&"`".repeat(ticks)) else {
+            break;
+        };
+        let span = &body[..close];
+        if ticks == 1
+            && let Some(cmd) = span.strip_prefix("quorate ")
+        {
+            out.push((
+                line,
+                format!(
+                    "quorate {}",
+                    cmd.split_whitespace().collect::<Vec<_>>().join(" ")
+                ),
+            ));
+        }
+        line += span.matches('\n').count();
+        rest = &body[close + ticks..];
+    }
+    out
+}
+
+/// Checks one prose mention (see the module doc).
+fn check_mention(cmd: &str) -> Result<(), String> {
+    let words: Vec<String> = simple_commands(cmd)
+        .into_iter()
+        .next()
+        .map(|c| c.words)
+        .unwrap_or_default();
+    let args = &words[1.min(words.len())..];
+    if args.iter().any(|a| is_ellipsis(a)) {
+        return check(args, true);
+    }
+    for variant in expand(args)? {
+        parse_partial(&variant)
+            .map_err(|e| format!("`quorate {}`: {}", variant.join(" "), first_line(&e)))?;
+    }
+    Ok(())
+}
+
 /// Checks one command's arguments (after `quorate`); `lenient`: a synopsis alternative
 /// made of subcommand words only may stop before its required arguments.
 fn check(args: &[String], lenient: bool) -> Result<(), String> {
@@ -476,6 +561,12 @@ fn every_quorate_command_in_the_docs_parses() {
                 }
             }
         }
+        for (line, cmd) in inline_commands(&text) {
+            match check_mention(&cmd) {
+                Ok(()) => checked += 1,
+                Err(e) => failures.push(format!("{rel}:{line}: {e}")),
+            }
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(
@@ -513,6 +604,26 @@ fn the_checker_refuses_what_clap_refuses() {
         ok("quorate drain WHO --reason x").is_err(),
         "unknown placeholder"
     );
+}
+
+#[test]
+fn prose_mentions_are_found_and_checked() {
+    let text = "Run `quorate drain\n  n2 --reason x` or `quorate drift ack NAME`.\n```sh\n`quorate nope`\n```\nand ``quorate nope`` `quorate-agent x`";
+    assert_eq!(
+        inline_commands(text),
+        vec![
+            (1, "quorate drain n2 --reason x".to_owned()),
+            (2, "quorate drift ack NAME".to_owned())
+        ]
+    );
+    assert!(
+        check_mention("quorate drift ack NAME").is_ok(),
+        "required args may be left out"
+    );
+    assert!(check_mention("quorate member").is_ok());
+    assert!(check_mention("quorate membr add").is_err());
+    assert!(check_mention("quorate drain --reasn x").is_err());
+    assert!(check_mention("quorate ca revoke … n3").is_ok());
 }
 
 #[test]
