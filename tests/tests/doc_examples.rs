@@ -14,6 +14,10 @@
 //!   runs: `--check-config` against a valid config (its `--config` replaced),
 //!   `--print-default-config` as is, anything else with `--help` appended (clap refuses
 //!   an unknown flag or value before it gets to `--help`).
+//! - Every ```json block parses as JSON; every ```nft block passes `nft -c` (the
+//!   nftables parser; run in a user and network namespace of its own when possible),
+//!   every ```haproxy block that is not an excerpt `haproxy -c`; each skipped with a
+//!   note where the tool is not installed.
 //! - A block whose info string has the word `no-check` (```` ```toml no-check ````) is
 //!   none of these: another tool's TOML, a deliberately wrong example. CONTRIBUTING.md
 //!   describes the convention.
@@ -394,6 +398,110 @@ fn the_excerpt_check_has_teeth() {
         ..b
     };
     assert_eq!(excerpt_of(&b).as_deref(), Some("docs/x.xml"));
+}
+
+#[test]
+fn every_json_block_parses() {
+    let mut failures = Vec::new();
+    for b in all_blocks() {
+        if b.lang() != "json" || b.unchecked() || excerpt_of(&b).is_some() {
+            continue;
+        }
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(&b.body.join("\n")) {
+            failures.push(format!("{}: {e}", b.at(0)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `nft -c -f FILE`: in a namespace of its own if `unshare` allows, else as is.
+fn nft_check(file: &Path) -> Option<Result<(), String>> {
+    let run = |wrap: bool| {
+        let mut cmd = if wrap {
+            let mut c = Command::new("unshare");
+            c.args(["-rn", "nft"]);
+            c
+        } else {
+            Command::new("nft")
+        };
+        cmd.arg("-c").arg("-f").arg(file).output()
+    };
+    let out = match run(true) {
+        Ok(o) if o.status.success() => return Some(Ok(())),
+        Ok(o) if !String::from_utf8_lossy(&o.stderr).contains("unshare") => o,
+        _ => run(false).ok()?,
+    };
+    if out.status.success() {
+        Some(Ok(()))
+    } else if out.status.code() == Some(127) {
+        None
+    } else {
+        Some(Err(String::from_utf8_lossy(&out.stderr).into_owned()))
+    }
+}
+
+#[test]
+fn every_nft_block_is_valid_nftables() {
+    if Command::new("nft").arg("--version").output().is_err() {
+        eprintln!("nft is not installed: the ```nft blocks are not checked");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (i, b) in all_blocks().iter().enumerate() {
+        if b.lang() != "nft" || b.unchecked() || excerpt_of(b).is_some() {
+            continue;
+        }
+        let file = dir.path().join(format!("block{i}.nft"));
+        fs::write(&file, b.body.join("\n") + "\n").unwrap();
+        match nft_check(&file) {
+            Some(Ok(())) => checked += 1,
+            Some(Err(e)) => failures.push(format!("{}: {e}", b.at(0))),
+            None => failures.push(format!("{}: nft could not run", b.at(0))),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked >= 1, "no nft block found");
+    let bad = dir.path().join("bad.nft");
+    fs::write(
+        &bad,
+        "table inet t {\n chain c {\n  udp dprt 7700 drop\n }\n}\n",
+    )
+    .unwrap();
+    assert!(matches!(nft_check(&bad), Some(Err(_))), "nft -c has teeth");
+}
+
+#[test]
+fn every_haproxy_block_is_a_valid_haproxy_config() {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        eprintln!("haproxy is not installed: the ```haproxy blocks are not checked");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (i, b) in all_blocks().iter().enumerate() {
+        if b.lang() != "haproxy" || b.unchecked() || excerpt_of(b).is_some() {
+            continue;
+        }
+        let file = dir.path().join(format!("block{i}.cfg"));
+        fs::write(&file, b.body.join("\n") + "\n").unwrap();
+        let out = Command::new("haproxy")
+            .arg("-c")
+            .arg("-f")
+            .arg(&file)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failures.push(format!(
+                "{}: haproxy -c: {}{}",
+                b.at(0),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 // ---- quorate-agent command lines -----------------------------------------------------
