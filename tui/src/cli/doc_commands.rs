@@ -303,7 +303,7 @@ fn sample(word: &str) -> Option<&'static str> {
 
 fn is_placeholder(word: &str) -> bool {
     let name = word.split('[').next().unwrap_or(word);
-    name.len() > 0 && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
 }
 
 fn is_ellipsis(word: &str) -> bool {
