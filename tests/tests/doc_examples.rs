@@ -271,9 +271,19 @@ impl Root {
     }
 }
 
-/// Node ids the docs' configs name (`node = "…"`), and n1.
+/// Node ids the docs' configs name (`node = "…"`), n1, and this machine's short
+/// hostname (the default `node` of a config that sets none).
 fn node_ids(blocks: &[Block]) -> Vec<String> {
     let mut ids = vec!["n1".to_owned()];
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim().split('.').next().unwrap_or_default();
+    if !host.is_empty()
+        && host.len() <= 63
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && host != "n1"
+    {
+        ids.push(host.to_ascii_lowercase());
+    }
     for b in blocks.iter().filter(|b| b.lang() == "toml") {
         for l in &b.body {
             if let Some(v) = l.trim().strip_prefix("node = \"")
