@@ -95,10 +95,17 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The source without its `#[cfg(test)]` modules (they end files here).
+/// The source without its inline `#[cfg(test)] mod … { … }` (they end files here; a
+/// `#[cfg(test)] mod x;` declaration is not cut at).
 fn without_tests(source: &str) -> &str {
-    match source.find("#[cfg(test)]\nmod ") {
-        Some(p) => &source[..p],
+    let inline = source.match_indices("#[cfg(test)]\nmod ").find(|(p, _)| {
+        source[*p..]
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.trim_end().ends_with('{'))
+    });
+    match inline {
+        Some((p, _)) => &source[..p],
         None => source,
     }
 }
@@ -275,6 +282,10 @@ fn the_readers_find_what_they_look_for() {
     assert_eq!(
         literal_after(src, src.find("warn!(").unwrap() + 6, 600).as_deref(),
         Some("closed the link to {node}: revoked")
+    );
+    assert_eq!(
+        without_tests("a\n#[cfg(test)]\nmod x;\nb\n#[cfg(test)]\nmod tests {\nc\n}\n"),
+        "a\n#[cfg(test)]\nmod x;\nb\n"
     );
     assert_eq!(
         reason_codes(
