@@ -9,6 +9,9 @@ pub mod json;
 pub mod member;
 pub mod status;
 
+#[cfg(test)]
+mod doc_commands;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
