@@ -417,8 +417,21 @@ fn every_json_block_parses() {
         if b.lang() != "json" || b.unchecked() || excerpt_of(&b).is_some() {
             continue;
         }
-        if let Err(e) = serde_json::from_str::<serde_json::Value>(&b.body.join("\n")) {
-            failures.push(format!("{}: {e}", b.at(0)));
+        // One document, or several in a row (JSON Lines, as `events --json` prints).
+        let text = b.body.join("\n");
+        let docs = serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>();
+        let mut count = 0;
+        for doc in docs {
+            match doc {
+                Ok(_) => count += 1,
+                Err(e) => {
+                    failures.push(format!("{}: {e}", b.at(0)));
+                    break;
+                }
+            }
+        }
+        if count == 0 {
+            failures.push(format!("{}: no JSON document", b.at(0)));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
