@@ -494,6 +494,11 @@ pub mod blocking {
             self.inner.addr()
         }
 
+        /// See [`CtlClient::received_bytes`].
+        pub fn received_bytes(&self) -> u64 {
+            self.inner.received_bytes()
+        }
+
         pub fn snapshot(&self) -> Result<Snapshot, CtlError> {
             self.rt.block_on(self.inner.snapshot())
         }
