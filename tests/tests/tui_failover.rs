@@ -150,7 +150,8 @@ fn cpu_time(pid: u32) -> Duration {
 
 /// What one idle subscription costs: bytes per second on the wire to the subscriber, and
 /// the agent's extra CPU, over `QUORATE_MEASURE_SECS` (default 30) each without and
-/// with a subscriber. Run:
+/// with a subscriber. `QUORATE_MEASURE_AGENT=PATH` runs the agents from another build
+/// (an older one, for a before/after comparison). Run:
 /// `cargo test -p quorate-tests --test tui_failover -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement: prints numbers, asserts nothing about them"]
@@ -160,7 +161,14 @@ fn measure_an_idle_subscription() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
     let window = Duration::from_secs(secs);
-    let c = TestCluster::new(3);
+    let mut c = TestCluster::builder(3).build();
+    for i in 0..3 {
+        if let Ok(agent) = std::env::var("QUORATE_MEASURE_AGENT") {
+            // The wrapper is handed this build's agent first: drop it, run the other.
+            c.set_wrapper(i, &["sh", "-c", "a=$0; shift; exec \"$a\" \"$@\"", &agent]);
+        }
+        c.start(i);
+    }
     assert!(c.wait_converged(SETTLE));
     let pid = c.pid(0);
 

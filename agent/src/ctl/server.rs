@@ -217,8 +217,8 @@ impl CtlServer {
         let _ = send.finish();
     }
 
-    /// A snapshot at once, then paced snapshots interleaved with live events, until the
-    /// caller stops reading or the agent stops.
+    /// A snapshot at once, then paced snapshots interleaved with live events and, in the
+    /// gaps, keep-alives, until the caller stops reading or the agent stops.
     async fn subscribe(&self, send: &mut quinn::SendStream) -> Result<(), FrameError> {
         let mut view_rx = self.view.clone();
         let mut live = self.journal.subscribe();
