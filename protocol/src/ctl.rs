@@ -7,8 +7,10 @@
 //! at most [`MAX_FRAME`](crate::MAX_FRAME) bytes):
 //! - `Subscribe`: one `Snapshot` at once, then a `Snapshot` whenever the view changes,
 //!   at most every [`SNAPSHOT_MIN_INTERVAL_MS`], and at least every
-//!   [`SNAPSHOT_MAX_INTERVAL_MS`] (so a silent stream means a dead agent), interleaved
-//!   with `Event`s as they happen. It ends when either side closes it.
+//!   [`SNAPSHOT_MAX_INTERVAL_MS`], interleaved with `Event`s as they happen; and a
+//!   `KeepAlive` whenever nothing else was sent for [`KEEPALIVE_INTERVAL_MS`], so a
+//!   stream silent for [`SILENCE_MS`] means a lost agent, not a quiet one. It ends when
+//!   either side closes it.
 //! - `Events`: the kept history after `after` (oldest first), then `EventsEnd`; with
 //!   `follow`, new events afterwards until the tool closes the stream.
 //! - `Command`: exactly one `Done` or `Refused`, then the agent finishes the stream.
@@ -52,6 +54,13 @@ bounded::fields! {
 pub const SNAPSHOT_MIN_INTERVAL_MS: u64 = 250;
 /// The most milliseconds between two snapshots on one subscription.
 pub const SNAPSHOT_MAX_INTERVAL_MS: u64 = 2_000;
+/// The most milliseconds a subscription goes without a frame: a `KeepAlive` (a few
+/// bytes) fills any longer gap between snapshots and events.
+pub const KEEPALIVE_INTERVAL_MS: u64 = 250;
+/// A subscription silent this long has lost its agent (killed, cut off, frozen): four
+/// keep-alive intervals, so that one late or retransmitted frame on a busy machine is
+/// not taken for a loss.
+pub const SILENCE_MS: u64 = 4 * KEEPALIVE_INTERVAL_MS;
 /// The longest free text accepted in a command (a reason).
 pub const MAX_REASON_CHARS: usize = 200;
 /// The largest request frame body an agent reads (requests are small; answers may use
@@ -153,6 +162,9 @@ pub enum CtlResponse {
         #[serde(with = "should_run_holder")]
         holder: Option<String>,
     },
+    /// Nothing new on a subscription: the agent is there (see
+    /// [`KEEPALIVE_INTERVAL_MS`]).
+    KeepAlive,
 }
 
 /// One thing that happened, as the agent that saw it records it. Its JSON form (serde's,
@@ -317,10 +329,18 @@ mod tests {
                 term: 9,
                 holder: Some("n2".into()),
             },
+            CtlResponse::KeepAlive,
         ] {
             let bytes = encode_response(&r).unwrap();
             assert_eq!(decode_response(&bytes[FRAME_HEADER_LEN..]).unwrap(), r);
         }
+    }
+
+    /// An idle subscription costs a keep-alive four times a second: it must stay tiny.
+    #[test]
+    fn a_keep_alive_is_a_few_bytes() {
+        let bytes = encode_response(&CtlResponse::KeepAlive).unwrap();
+        assert_eq!(bytes.len(), FRAME_HEADER_LEN + 2, "{bytes:?}");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! Owns: connecting to an agent with a node's or an operator's certificate (TLS from
 //! files, ALPN `quorate-ctl/1`, server name [`proto::PEER_SERVER_NAME`]); the exchanges
 //! ([`CtlClient::subscribe`], [`CtlClient::events`], [`CtlClient::command`],
-//! [`CtlClient::should_run`]); errors that name the agent's address (or the file, for
-//! TLS); and, sans-IO, the reconnect policy a long-lived tool follows:
+//! [`CtlClient::should_run`]); telling a lost agent from a quiet one on a subscription
+//! ([`Subscription::next_within`], [`SILENCE`]); errors that name the agent's address (or
+//! the file, for TLS); and, sans-IO, the reconnect policy a long-lived tool follows:
 //! [`Backoff`](crate::net::transport::Backoff) for when, [`Members`] for whom.
 //!
 //! It must never retry by itself (the caller decides, with
@@ -28,6 +29,10 @@ use crate::net::transport::{self, FrameError};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a one-shot exchange (a snapshot, a command's answer) may take.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A subscription that brought nothing at all (no snapshot, event or keep-alive) for
+/// this long has lost its agent: the agent sends something at least every
+/// `proto::ctl::KEEPALIVE_INTERVAL_MS`, and this allows four of those.
+pub const SILENCE: Duration = Duration::from_millis(proto::ctl::SILENCE_MS);
 
 /// What went wrong talking to an agent. Every variant names the address (or, for TLS,
 /// the file).
@@ -45,6 +50,10 @@ pub enum CtlError {
     Stream { addr: SocketAddr, reason: String },
     #[error("{addr}: no answer within {}s", .after.as_secs_f32())]
     Timeout { addr: SocketAddr, after: Duration },
+    /// A subscription went silent: no frame, not even a keep-alive, for `after`. The
+    /// agent is gone (killed, cut off, frozen) even if the connection has not timed out.
+    #[error("{addr}: nothing heard for {}s", .after.as_secs_f32())]
+    Silent { addr: SocketAddr, after: Duration },
     #[error("{addr}: unexpected answer: {what}")]
     Unexpected { addr: SocketAddr, what: String },
 }
@@ -146,6 +155,12 @@ impl CtlClient {
     /// The agent's address.
     pub fn addr(&self) -> SocketAddr {
         self.c.addr
+    }
+
+    /// Bytes received on this connection so far, QUIC and UDP overhead included: what a
+    /// subscription costs the network.
+    pub fn received_bytes(&self) -> u64 {
+        self.c.conn.stats().udp_rx.bytes
     }
 
     /// Closes the connection now (the agent sees a clean close); streams end.
@@ -329,23 +344,55 @@ pub struct Subscription {
 
 impl Subscription {
     /// The next snapshot or event; `None` when the agent ended the subscription.
+    /// Keep-alives are read and passed over.
     pub async fn next(&mut self) -> Result<Option<Update>, CtlError> {
-        match self.c.read(&mut self.recv).await? {
-            None => Ok(None),
+        loop {
+            if let Some(update) = self.frame().await? {
+                return Ok(update);
+            }
+        }
+    }
+
+    /// [`next`](Self::next), or [`CtlError::Silent`] as soon as the agent has sent
+    /// nothing at all, keep-alives included, for `silence` (use [`SILENCE`]): a lost
+    /// agent is noticed then, not when the connection times out. Cancel-safe only
+    /// between frames: keep the future across other work rather than dropping it.
+    pub async fn next_within(&mut self, silence: Duration) -> Result<Option<Update>, CtlError> {
+        loop {
+            let heard = tokio::time::timeout(silence, self.frame())
+                .await
+                .map_err(|_| CtlError::Silent {
+                    addr: self.c.addr,
+                    after: silence,
+                })?;
+            if let Some(update) = heard? {
+                return Ok(update);
+            }
+        }
+    }
+
+    /// One frame: `None` for a keep-alive, `Some(None)` for the end of the stream.
+    async fn frame(&mut self) -> Result<Option<Option<Update>>, CtlError> {
+        let update = match self.c.read(&mut self.recv).await? {
+            None => None,
+            Some(CtlResponse::KeepAlive) => return Ok(None),
             Some(CtlResponse::Snapshot { json }) => {
                 let status = serde_json::from_str(&json).map_err(|e| CtlError::Unexpected {
                     addr: self.c.addr,
                     what: format!("a snapshot that is not a cluster status: {e}"),
                 })?;
-                Ok(Some(Update::Snapshot(Box::new(Snapshot { status, json }))))
+                Some(Update::Snapshot(Box::new(Snapshot { status, json })))
             }
-            Some(CtlResponse::Event(e)) => Ok(Some(Update::Event(e))),
-            Some(CtlResponse::Refused { reason }) => Err(CtlError::Stream {
-                addr: self.c.addr,
-                reason,
-            }),
-            Some(other) => Err(self.c.unexpected(&format!("{other:?}"))),
-        }
+            Some(CtlResponse::Event(e)) => Some(Update::Event(e)),
+            Some(CtlResponse::Refused { reason }) => {
+                return Err(CtlError::Stream {
+                    addr: self.c.addr,
+                    reason,
+                });
+            }
+            Some(other) => return Err(self.c.unexpected(&format!("{other:?}"))),
+        };
+        Ok(Some(update))
     }
 }
 
@@ -372,18 +419,17 @@ impl Events {
     }
 }
 
-/// Which member to try next after losing an agent: from the last snapshot, the alive
-/// members first (by name), then the others and the configured peers nobody has been
-/// identified at, and the lost agent itself last (it may come back). Cycles; never empty
-/// as long as the lost agent's address is known.
+/// Whom to dial after losing an agent: every member the last snapshot names (alive ones
+/// first, by name), then the configured peers nobody has been identified at, and the lost
+/// agent itself last (it may come back). A tool dials them all at once and keeps the
+/// first that answers; the order only breaks ties. Never empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Members {
     order: Vec<SocketAddr>,
-    next: usize,
 }
 
 impl Members {
-    /// The order after losing the agent at `lost`, from the last snapshot `last`.
+    /// The members after losing the agent at `lost`, from the last snapshot `last`.
     pub fn after_losing(lost: SocketAddr, last: Option<&ClusterStatus>) -> Self {
         let mut order: Vec<SocketAddr> = Vec::new();
         let mut push = |a: SocketAddr| {
@@ -406,14 +452,7 @@ impl Members {
             }
         }
         order.push(lost);
-        Self { order, next: 0 }
-    }
-
-    /// The next address to try.
-    pub fn next_addr(&mut self) -> SocketAddr {
-        let a = self.order[self.next % self.order.len()];
-        self.next = (self.next + 1) % self.order.len();
-        a
+        Self { order }
     }
 
     /// Every address, in order.
@@ -453,6 +492,11 @@ pub mod blocking {
 
         pub fn addr(&self) -> SocketAddr {
             self.inner.addr()
+        }
+
+        /// See [`CtlClient::received_bytes`].
+        pub fn received_bytes(&self) -> u64 {
+            self.inner.received_bytes()
         }
 
         pub fn snapshot(&self) -> Result<Snapshot, CtlError> {
@@ -574,7 +618,7 @@ mod tests {
     }
 
     #[test]
-    fn members_are_tried_alive_first_and_the_lost_one_last() {
+    fn members_are_ordered_alive_first_and_the_lost_one_last() {
         let a = |s: &str| s.parse::<SocketAddr>().unwrap();
         let s = status(
             &[
@@ -586,7 +630,7 @@ mod tests {
             ],
             &["10.0.0.9:7700"],
         );
-        let mut m = Members::after_losing(a("10.0.0.1:7700"), Some(&s));
+        let m = Members::after_losing(a("10.0.0.1:7700"), Some(&s));
         assert_eq!(
             m.order(),
             [
@@ -597,15 +641,12 @@ mod tests {
                 a("10.0.0.1:7700"),
             ]
         );
-        let tried: Vec<SocketAddr> = (0..6).map(|_| m.next_addr()).collect();
-        assert_eq!(tried[0], a("10.0.0.3:7700"));
-        assert_eq!(tried[4], a("10.0.0.1:7700"));
-        assert_eq!(tried[5], a("10.0.0.3:7700"), "it cycles");
         // Without a snapshot: only the lost agent.
-        let mut m = Members::after_losing(a("10.0.0.1:7700"), None);
-        assert_eq!(
-            (m.next_addr(), m.next_addr()),
-            (a("10.0.0.1:7700"), a("10.0.0.1:7700"))
-        );
+        let m = Members::after_losing(a("10.0.0.1:7700"), None);
+        assert_eq!(m.order(), [a("10.0.0.1:7700")]);
+        // A snapshot that names the lost agent (its own view) lists it once, last.
+        let s = status(&[("n1", "10.0.0.1:7700", "alive")], &["10.0.0.1:7700"]);
+        let m = Members::after_losing(a("10.0.0.1:7700"), Some(&s));
+        assert_eq!(m.order(), [a("10.0.0.1:7700")]);
     }
 }

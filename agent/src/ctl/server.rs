@@ -41,8 +41,13 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 const SNAPSHOT_MIN: Duration = Duration::from_millis(proto::ctl::SNAPSHOT_MIN_INTERVAL_MS);
 /// …this often when only the moving figures (ages, RTT, phi, load, offsets) did…
 const SNAPSHOT_FIGURES: Duration = Duration::from_secs(1);
-/// …and at least this often in any case, so silence means a dead agent.
+/// …and at least this often in any case, so that a quiet cluster's view does not look
+/// stale.
 const SNAPSHOT_MAX: Duration = Duration::from_millis(proto::ctl::SNAPSHOT_MAX_INTERVAL_MS);
+/// The longest a subscription goes without any frame: a keep-alive of a few bytes fills
+/// the gaps between snapshots, so that a tool notices a lost agent within
+/// `proto::ctl::SILENCE_MS` without the cost of more snapshots.
+const KEEPALIVE: Duration = Duration::from_millis(proto::ctl::KEEPALIVE_INTERVAL_MS);
 /// The stream error code for a stream refused because too many are open.
 const BUSY: u32 = 1;
 
@@ -212,8 +217,8 @@ impl CtlServer {
         let _ = send.finish();
     }
 
-    /// A snapshot at once, then paced snapshots interleaved with live events, until the
-    /// caller stops reading or the agent stops.
+    /// A snapshot at once, then paced snapshots interleaved with live events and, in the
+    /// gaps, keep-alives, until the caller stops reading or the agent stops.
     async fn subscribe(&self, send: &mut quinn::SendStream) -> Result<(), FrameError> {
         let mut view_rx = self.view.clone();
         let mut live = self.journal.subscribe();
@@ -224,12 +229,15 @@ impl CtlServer {
         let mut sent = first.status.clone();
         let mut pacer = Pacer::new(clock::now());
         loop {
-            let deadline = pacer.deadline();
+            let (deadline, due) = pacer.next();
             tokio::select! {
                 biased;
                 _ = &mut stopped => return Ok(()),
                 event = live.recv() => match event {
-                    Ok(r) => transport::write_response(send, &CtlResponse::Event(r)).await?,
+                    Ok(r) => {
+                        transport::write_response(send, &CtlResponse::Event(r)).await?;
+                        pacer.wrote(clock::now());
+                    }
                     // Too slow for the broadcast: a fresh snapshot instead of what it missed.
                     Err(broadcast::error::RecvError::Lagged(_)) => pacer.note(Change::Lagged),
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
@@ -241,12 +249,18 @@ impl CtlServer {
                     let v = view_rx.borrow_and_update().clone();
                     pacer.note(classify(&sent, &v.status));
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    let v = view_rx.borrow_and_update().clone();
-                    write_snapshot(send, &v).await?;
-                    sent = v.status.clone();
-                    pacer.sent(clock::now());
-                }
+                _ = tokio::time::sleep_until(deadline.into()) => match due {
+                    Due::Snapshot => {
+                        let v = view_rx.borrow_and_update().clone();
+                        write_snapshot(send, &v).await?;
+                        sent = v.status.clone();
+                        pacer.sent(clock::now());
+                    }
+                    Due::KeepAlive => {
+                        transport::write_response(send, &CtlResponse::KeepAlive).await?;
+                        pacer.wrote(clock::now());
+                    }
+                },
             }
         }
     }
@@ -395,11 +409,20 @@ fn steady(s: &ClusterStatus) -> ClusterStatus {
     s
 }
 
-/// When the next snapshot of a subscription is due. Pure: the caller says what changed
-/// and when it sent one.
+/// What a subscription sends next when its deadline comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    Snapshot,
+    KeepAlive,
+}
+
+/// When the next snapshot or keep-alive of a subscription is due. Pure: the caller says
+/// what changed, and when it sent a snapshot or any other frame.
 #[derive(Debug, Clone)]
 pub struct Pacer {
     sent_at: Instant,
+    /// The last frame of any kind.
+    wrote_at: Instant,
     pending: Change,
 }
 
@@ -407,6 +430,7 @@ impl Pacer {
     pub fn new(sent_at: Instant) -> Self {
         Self {
             sent_at,
+            wrote_at: sent_at,
             pending: Change::None,
         }
     }
@@ -420,6 +444,12 @@ impl Pacer {
     pub fn sent(&mut self, now: Instant) {
         self.sent_at = now;
         self.pending = Change::None;
+        self.wrote(now);
+    }
+
+    /// Another frame (an event, a keep-alive) was sent at `now`.
+    pub fn wrote(&mut self, now: Instant) {
+        self.wrote_at = self.wrote_at.max(now);
     }
 
     /// When the next snapshot must go out.
@@ -431,6 +461,18 @@ impl Pacer {
                 Change::Figures => SNAPSHOT_FIGURES,
                 Change::None => SNAPSHOT_MAX,
             }
+    }
+
+    /// The next frame to send and when: the snapshot if it is due no later than the
+    /// keep-alive would be, else a keep-alive.
+    pub fn next(&self) -> (Instant, Due) {
+        let snapshot = self.deadline();
+        let keepalive = self.wrote_at + KEEPALIVE;
+        if snapshot <= keepalive {
+            (snapshot, Due::Snapshot)
+        } else {
+            (keepalive, Due::KeepAlive)
+        }
     }
 }
 
@@ -524,5 +566,28 @@ mod tests {
         // A lagging subscriber gets one at once.
         p.note(Change::Lagged);
         assert_eq!(p.deadline(), t0 + ms(250));
+    }
+
+    #[test]
+    fn keep_alives_fill_the_gaps_between_snapshots() {
+        let t0 = crate::clock::now();
+        let ms = Duration::from_millis;
+        let mut p = Pacer::new(t0);
+        // Nothing changed: keep-alives every 250 ms until the 2 s snapshot.
+        assert_eq!(p.next(), (t0 + ms(250), Due::KeepAlive));
+        p.wrote(t0 + ms(250));
+        assert_eq!(p.next(), (t0 + ms(500), Due::KeepAlive));
+        p.wrote(t0 + ms(1800));
+        assert_eq!(p.next(), (t0 + ms(2000), Due::Snapshot));
+        p.sent(t0 + ms(2000));
+        assert_eq!(p.next(), (t0 + ms(2250), Due::KeepAlive));
+        // An event is a sign of life too: the keep-alive waits for 250 ms after it.
+        p.wrote(t0 + ms(2100));
+        assert_eq!(p.next(), (t0 + ms(2350), Due::KeepAlive));
+        // A snapshot due first goes first; a keep-alive never delays it.
+        p.note(Change::Matters);
+        assert_eq!(p.next(), (t0 + ms(2250), Due::Snapshot));
+        p.note(Change::Lagged);
+        assert_eq!(p.next(), (t0 + ms(2000), Due::Snapshot));
     }
 }
