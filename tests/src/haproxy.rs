@@ -20,8 +20,8 @@ use crate::{TestCluster, http_request, wait_until};
 const SETTLE: Duration = Duration::from_secs(20);
 
 pub struct Haproxy {
-    /// The `primary` frontend (`option httpchk GET /primary`).
     child: Child,
+    /// The `app_primary` frontend (`option httpchk GET /primary`).
     pub front: SocketAddr,
     /// The admin stats socket.
     pub stats: PathBuf,
@@ -35,10 +35,10 @@ impl Drop for Haproxy {
 }
 
 impl Haproxy {
-    /// Starts HAProxy with the recommended config (docs/operator-guide.md) in front of
-    /// `c`'s agents: backend `primary` checks `GET /primary`; backend `tier` balances
-    /// round-robin over every node weighted by the agent-check ports `agents`. `None`
-    /// when haproxy is not installed.
+    /// Starts HAProxy with the recipe (docs/recipes/haproxy/haproxy.cfg) in front of
+    /// `c`'s agents: backend `app_primary` checks `GET /primary`; backend `app_tier`
+    /// balances round-robin over every node weighted by the agent-check ports `agents`.
+    /// `None` when haproxy is not installed.
     pub fn start(dir: &Path, c: &TestCluster, agents: &[u16]) -> Option<Haproxy> {
         if Command::new("haproxy").arg("-v").output().is_err() {
             return None;
@@ -46,28 +46,10 @@ impl Haproxy {
         let front = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let tier = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let stats = dir.join("haproxy.sock");
-        let mut servers = String::new();
-        let mut tier_servers = String::new();
-        for (i, agent) in agents.iter().enumerate() {
-            let http = c.http_addr(i);
-            servers.push_str(&format!("  server {} {http} check\n", c.id(i)));
-            tier_servers.push_str(&format!(
-                "  server {} {http} weight 100 check agent-check agent-addr 127.0.0.1 agent-port {} agent-inter 300ms\n",
-                c.id(i),
-                agent
-            ));
-        }
-        let cfg = format!(
-            "global\n  maxconn 512\n  stats socket {stats} mode 600 level admin\n\n\
-             defaults\n  mode http\n  timeout connect 250ms\n  timeout client 5s\n  timeout server 5s\n  \
-             retries 1\n  option redispatch\n  \
-             default-server inter 100ms fall 2 rise 1 on-marked-down shutdown-sessions\n\n\
-             frontend primary\n  bind {front}\n  default_backend primary\n\n\
-             backend primary\n  option httpchk GET /primary\n{servers}\n\
-             frontend tier\n  bind {tier}\n  default_backend tier\n\n\
-             backend tier\n  balance roundrobin\n  option httpchk GET /health\n  http-check disable-on-404\n  http-check send-state\n{tier_servers}",
-            stats = stats.display(),
-        );
+        let cfg = recipe(&stats, front, tier, |node| {
+            let i = (0..c.members()).find(|&i| c.id(i) == node)?;
+            Some((c.http_addr(i), *agents.get(i)?))
+        });
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, cfg).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let check = Command::new("haproxy")
@@ -97,7 +79,7 @@ impl Haproxy {
         Some(h)
     }
 
-    /// Which node HAProxy's `primary` frontend routes a request to (`None`: no server).
+    /// Which node HAProxy's `app_primary` frontend routes a request to (`None`: no server).
     pub fn routed(&self) -> Option<String> {
         let r = http_request(self.front, "GET", "/live").ok()?;
         (r.status == 200).then(|| r.header("X-Quorate-Node").map(str::to_owned))?
@@ -114,7 +96,7 @@ impl Haproxy {
         out
     }
 
-    /// `server → (status, current weight)` for backend `tier`.
+    /// `server → (status, current weight)` for backend `app_tier`.
     pub fn tier(&self) -> Vec<(String, String, u32)> {
         let csv = self.command("show stat");
         let header: Vec<&str> = csv
@@ -133,7 +115,9 @@ impl Haproxy {
         csv.lines()
             .skip(1)
             .map(|l| l.split(',').collect::<Vec<_>>())
-            .filter(|f| f.len() > w && f[px] == "tier" && f[sv] != "BACKEND" && f[sv] != "FRONTEND")
+            .filter(|f| {
+                f.len() > w && f[px] == "app_tier" && f[sv] != "BACKEND" && f[sv] != "FRONTEND"
+            })
             .map(|f| {
                 (
                     f[sv].to_owned(),
@@ -143,4 +127,47 @@ impl Haproxy {
             })
             .collect()
     }
+}
+
+/// The recipe as the operator guide shows it.
+const RECIPE: &str = include_str!("../../docs/recipes/haproxy/haproxy.cfg");
+
+/// The recipe with only addresses changed: the stats socket, the two frontends' binds,
+/// and each `server NODE ADDR … port 7701 … agent-port 7702` line pointed at `node`'s
+/// agent (whose `GET /live` stands in for the application) and agent-check port. Every
+/// other line is the recipe's own. Panics on a server line `node` cannot place.
+pub fn recipe(
+    stats: &Path,
+    front: SocketAddr,
+    tier: SocketAddr,
+    node: impl Fn(&str) -> Option<(SocketAddr, u16)>,
+) -> String {
+    let mut out = String::new();
+    for line in RECIPE.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let line = match words.as_slice() {
+            ["stats", "socket", _, rest @ ..] => {
+                format!("    stats socket {} {}", stats.display(), rest.join(" "))
+            }
+            ["bind", ":8080"] => format!("    bind {front}"),
+            ["bind", ":8081"] => format!("    bind {tier}"),
+            ["server", name, _addr, rest @ ..] => {
+                let (http, agent) =
+                    node(name).unwrap_or_else(|| panic!("recipe server {name}: no such node"));
+                let rest: Vec<String> = rest
+                    .iter()
+                    .map(|w| match *w {
+                        "7701" => http.port().to_string(),
+                        "7702" => agent.to_string(),
+                        w => w.to_owned(),
+                    })
+                    .collect();
+                format!("    server {name} {http} {}", rest.join(" "))
+            }
+            _ => line.to_owned(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
 }
