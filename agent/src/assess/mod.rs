@@ -2,7 +2,8 @@
 //!
 //! Probes measure (`crate::probe`); this module folds their reports into [`LocalState`]
 //! and judges them, one file per check: [`app`], [`mounts`] (the shared-storage proofs),
-//! [`config`] (drift), [`clock`] (who is off), [`version`] (the upgrade gate), [`load`].
+//! [`config`] (drift), [`clock`] (who is off), [`version`] (the upgrade gate), [`load`],
+//! [`certs`] (the node certificate's end).
 //! [`CHECKS`] is the registry: a check's name, how it is judged, the heartbeat bit that
 //! stands for it and the event its transitions are. [`LocalState::assess`] runs the
 //! registry and says what follows: readiness, health, eligibility, the [`Reason`]s and
@@ -16,6 +17,7 @@
 //! (listed in [`CHECKS`]), and the docs.
 
 pub mod app;
+pub mod certs;
 pub mod check;
 pub mod clock;
 pub mod config;
@@ -39,13 +41,14 @@ pub use reason::Reason;
 pub use state::{Assessment, LocalState, rfc3339};
 
 /// Every node check, in the order they are shown.
-pub static CHECKS: [Spec; 6] = [
+pub static CHECKS: [Spec; 7] = [
     app::SPEC,
     mounts::SPEC,
     config::SPEC,
     clock::SPEC,
     version::SPEC,
     load::SPEC,
+    certs::SPEC,
 ];
 
 /// The registry entry of a check, if this build has it.
@@ -229,7 +232,7 @@ mod tests {
         let names: Vec<&str> = CHECKS.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
-            ["app", "mounts", "config", "clock", "version", "load"]
+            ["app", "mounts", "config", "clock", "version", "load", "certs"]
         );
     }
 }
