@@ -15,7 +15,7 @@ use std::cmp::Ordering;
 use std::time::Duration;
 
 use proto::status::NodeStatus;
-use proto::{MemberState, Role};
+use proto::{CheckCode, CheckName, MemberState, Role};
 
 /// Where a column's text sits in its cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,7 +191,7 @@ fn share_level(f: f64) -> Level {
 }
 
 /// The columns in display order.
-pub static COLUMNS: [Column; 14] = [
+pub static COLUMNS: [Column; 15] = [
     Column {
         title: "NODE",
         align: Align::Left,
@@ -457,6 +457,29 @@ pub static COLUMNS: [Column; 14] = [
         status: false,
     },
     Column {
+        title: "CERT",
+        align: Align::Left,
+        sort: Some(Sort {
+            label: "certificate (ending first)",
+            // RFC 3339 in UTC sorts as text; unknown ends last.
+            cmp: |a, b| match (&a.cert_expires, &b.cert_expires) {
+                (Some(x), Some(y)) => x.cmp(y),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            },
+        }),
+        cell: |n, _| cert_cell(n),
+        // The first to go on a narrow screen: `+certs` in HEALTH says what matters.
+        screen: Some(Screen {
+            rank: 13,
+            width: fixed::<10>,
+            grow: 0,
+            stale: Stale::Marked,
+        }),
+        status: false,
+    },
+    Column {
         title: "SEEN",
         align: Align::Right,
         sort: Some(Sort {
@@ -563,7 +586,9 @@ pub struct Health {
 
 /// `ok`; `draining` (an operator took it out); `unready` (healthy but not yet ready);
 /// `fail:app,mounts` (the checks that fail or hang), worst first: a failing node says
-/// so even when drained. `+drift` is added when a config check reports drift.
+/// so even when drained. `+drift` is added when a config check reports drift, `+certs`
+/// when the node's certificate ends within 30 days or has ended (a warning: the node
+/// stays `ok`).
 pub fn health(n: &NodeStatus) -> Health {
     let (kind, mut text) = if !n.healthy {
         let bad: Vec<&str> = n
@@ -588,7 +613,28 @@ pub fn health(n: &NodeStatus) -> Health {
     if n.checks.values().any(|v| v == "drift") {
         text.push_str("+drift");
     }
+    // A failing node already lists an expired certificate among its failing checks.
+    match n.checks.get(&CheckName::Certs) {
+        Some(CheckCode::Warn) => text.push_str("+certs"),
+        Some(c) if c.failing() && kind != HealthKind::Fail => text.push_str("+certs"),
+        _ => {}
+    }
     Health { kind, text }
+}
+
+/// The certificate column: the day the node's certificate ends, marked by its `certs`
+/// check (warn within 30 days, bad once ended).
+fn cert_cell(n: &NodeStatus) -> Value {
+    let day = n
+        .cert_expires
+        .as_deref()
+        .map_or("-", |t| t.get(..10).unwrap_or(t));
+    let level = match n.checks.get(&CheckName::Certs) {
+        Some(CheckCode::Warn) => Level::Warn,
+        Some(c) if c.failing() => Level::Bad,
+        _ => Level::Plain,
+    };
+    Value::text(day, level)
 }
 
 /// The config column: agreement of all of a node's config sets.

@@ -185,6 +185,9 @@ pub(super) fn identity_and_checks(
     }
     facts.push(format!("incarnation {}", n.incarnation));
     facts.push(format!("priority {}", n.priority));
+    if let Some(end) = &n.cert_expires {
+        facts.push(format!("certificate until {end}"));
+    }
     if !n.roles.is_empty() {
         facts.push(format!("roles {}", n.roles.join(",")));
     }
@@ -220,7 +223,7 @@ pub(super) fn identity_and_checks(
         let level = match v {
             CheckCode::Ok => Level::Ok,
             CheckCode::Off => Level::Dim,
-            CheckCode::Drift => Level::Warn,
+            CheckCode::Drift | CheckCode::Warn => Level::Warn,
             CheckCode::Fail | CheckCode::Hung | CheckCode::Unknown => Level::Bad,
         };
         let since = state
