@@ -191,7 +191,7 @@ fn share_level(f: f64) -> Level {
 }
 
 /// The columns in display order.
-pub static COLUMNS: [Column; 15] = [
+pub static COLUMNS: [Column; 14] = [
     Column {
         title: "NODE",
         align: Align::Left,
@@ -457,29 +457,6 @@ pub static COLUMNS: [Column; 15] = [
         status: false,
     },
     Column {
-        title: "CERT",
-        align: Align::Left,
-        sort: Some(Sort {
-            label: "certificate (ending first)",
-            // RFC 3339 in UTC sorts as text; unknown ends last.
-            cmp: |a, b| match (&a.cert_expires, &b.cert_expires) {
-                (Some(x), Some(y)) => x.cmp(y),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => Ordering::Equal,
-            },
-        }),
-        cell: |n, _| cert_cell(n),
-        // The first to go on a narrow screen: `+certs` in HEALTH says what matters.
-        screen: Some(Screen {
-            rank: 13,
-            width: fixed::<10>,
-            grow: 0,
-            stale: Stale::Marked,
-        }),
-        status: false,
-    },
-    Column {
         title: "SEEN",
         align: Align::Right,
         sort: Some(Sort {
@@ -622,21 +599,6 @@ pub fn health(n: &NodeStatus) -> Health {
     Health { kind, text }
 }
 
-/// The certificate column: the day the node's certificate ends, marked by its `certs`
-/// check (warn within 30 days, bad once ended).
-fn cert_cell(n: &NodeStatus) -> Value {
-    let day = n
-        .cert_expires
-        .as_deref()
-        .map_or("-", |t| t.get(..10).unwrap_or(t));
-    let level = match n.checks.get(&CheckName::Certs) {
-        Some(CheckCode::Warn) => Level::Warn,
-        Some(c) if c.failing() => Level::Bad,
-        _ => Level::Plain,
-    };
-    Value::text(day, level)
-}
-
 /// The config column: agreement of all of a node's config sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSummary {
@@ -764,5 +726,22 @@ mod tests {
             Some(SortKey::default())
         );
         assert_eq!(SortKey::of("CONFIG"), None);
+    }
+
+    #[test]
+    fn a_certificate_warning_is_flagged_without_failing_the_node() {
+        let mut n = crate::ui::fixtures::node(1);
+        let mut with = |code: &str, healthy: bool| {
+            n.checks.insert(CheckName::Certs, CheckCode::from(code));
+            n.healthy = healthy;
+            let h = health(&n);
+            (h.kind, h.text)
+        };
+        assert_eq!(with("ok", true), (HealthKind::Ok, "ok".into()));
+        assert_eq!(with("warn", true), (HealthKind::Ok, "ok+certs".into()));
+        assert_eq!(with("fail", true), (HealthKind::Ok, "ok+certs".into()));
+        // An unhealthy node lists an expired certificate with its failing checks.
+        assert_eq!(with("fail", false), (HealthKind::Fail, "fail:certs".into()));
+        assert_eq!(with("warn", false), (HealthKind::Fail, "fail+certs".into()));
     }
 }

@@ -228,6 +228,45 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_near_its_end_is_a_reason_but_holds_nothing_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Arc::new(crate::config::tests_support::parse(dir.path(), ""));
+        let now = crate::clock::now();
+        let core = Node::new(cfg.core_config(proto::Incarnation(1)), now, 1, Default::default());
+        let mut l = LocalState::new(cfg, "nonce".into(), OperatorState::default());
+        l.joined = true;
+        l.load = Some(LoadSample::default());
+        let wall = WallMicros(1_800_000_000_000_000);
+        let day = 86_400 * 1_000_000;
+        for (expires, code) in [
+            (Some(WallMicros(wall.0 + 400 * day)), CheckCode::Ok),
+            (Some(WallMicros(wall.0 + 10 * day)), CheckCode::Warn),
+            (Some(WallMicros(wall.0 - day)), CheckCode::Fail),
+            (None, CheckCode::Warn),
+        ] {
+            l.cert_expires = expires;
+            let a = l.assess(&core, now, wall, false);
+            let certs = a.checks.iter().find(|c| c.name == CheckName::Certs).unwrap();
+            assert_eq!(certs.code, code, "{expires:?}");
+            assert!(a.ready && a.healthy && a.eligible, "{expires:?}: {a:?}");
+            assert_eq!(
+                a.reasons.contains(&Reason::Certs),
+                code != CheckCode::Ok,
+                "{expires:?}: {:?}",
+                a.reasons
+            );
+            assert_eq!(l.node_state(&proto::NodeState::new(
+                proto::NodeId::new("n1").unwrap(),
+                proto::Incarnation(1),
+                String::new(),
+                Mode::Member,
+                0,
+                wall,
+            ), &a).cert_expires, expires);
+        }
+    }
+
+    #[test]
     fn the_registry_lists_every_check_once_in_the_order_shown() {
         let names: Vec<&str> = CHECKS.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(

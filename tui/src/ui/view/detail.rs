@@ -185,8 +185,9 @@ pub(super) fn identity_and_checks(
     }
     facts.push(format!("incarnation {}", n.incarnation));
     facts.push(format!("priority {}", n.priority));
+    // The day is enough here: the certs check's reason gives the moment when it nears.
     if let Some(end) = &n.cert_expires {
-        facts.push(format!("certificate until {end}"));
+        facts.push(format!("cert until {}", end.get(..10).unwrap_or(end)));
     }
     if !n.roles.is_empty() {
         facts.push(format!("roles {}", n.roles.join(",")));
