@@ -403,7 +403,11 @@ mod process_tests {
             .counts();
         assert_eq!(
             counted,
-            [("on_primary", 2, 0), ("on_secondary", 0, 0), ("on_fault", 0, 0)]
+            [
+                ("on_primary", 2, 0),
+                ("on_secondary", 0, 0),
+                ("on_fault", 0, 0)
+            ]
         );
     }
 }

@@ -105,7 +105,10 @@ fn documented() -> BTreeSet<String> {
         .filter_map(|rest| rest.split('`').next())
         .map(|name| format!("quorate_{name}"))
         .collect();
-    assert!(names.len() > 30, "the metrics table is not where it was: {names:?}");
+    assert!(
+        names.len() > 30,
+        "the metrics table is not where it was: {names:?}"
+    );
     names
 }
 
@@ -157,7 +160,10 @@ fn every_documented_metric_is_exposed_lint_clean_and_counts_what_happens() {
             "[[config]]\nname = \"app\"\npaths = [\"{}/*.xml\"]\n",
             set.path().display()
         ))
-        .extra(2, "[app]\ncheck = \"exec:/bin/false\"\ninterval = \"200ms\"\nrise = 1\nfall = 1\n")
+        .extra(
+            2,
+            "[app]\ncheck = \"exec:/bin/false\"\ninterval = \"200ms\"\nrise = 1\nfall = 1\n",
+        )
         .start();
     let addrs: Vec<_> = (0..3).map(|i| c.http_addr(i)).collect();
     let p = wait_one_primary(&addrs, SETTLE).expect("no single primary");
@@ -167,7 +173,8 @@ fn every_documented_metric_is_exposed_lint_clean_and_counts_what_happens() {
     let mut seen = BTreeSet::new();
     let n3_app_failed = "quorate_check_transitions_total{check=\"app\",result=\"fail\"}";
     assert!(
-        wait_until(SETTLE, || sample(&scrape(&c, 2), n3_app_failed) == Some(1.0)),
+        wait_until(SETTLE, || sample(&scrape(&c, 2), n3_app_failed)
+            == Some(1.0)),
         "n3 did not count its app check failing:\n{}",
         scrape(&c, 2)
     );
@@ -186,7 +193,11 @@ fn every_documented_metric_is_exposed_lint_clean_and_counts_what_happens() {
         seen.extend(names);
         if lint {
             let (ok, said) = run_promtool(&["check", "metrics"], &classic(&text));
-            assert!(ok, "promtool check metrics on {}'s /metrics:\n{said}\n{text}", c.id(i));
+            assert!(
+                ok,
+                "promtool check metrics on {}'s /metrics:\n{said}\n{text}",
+                c.id(i)
+            );
         }
         // Every node knows every node's certificate end (5 years ahead: ok).
         for n in 1..=3 {
@@ -199,7 +210,10 @@ fn every_documented_metric_is_exposed_lint_clean_and_counts_what_happens() {
         }
     }
     let missing: Vec<_> = docs.difference(&seen).collect();
-    assert!(missing.is_empty(), "documented but never exposed: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "documented but never exposed: {missing:?}"
+    );
     assert!(
         wait_until(SETTLE, || {
             sample(&scrape(&c, p), "quorate_lease_remaining_seconds").is_some_and(|s| s > 0.0)
@@ -239,7 +253,13 @@ fn every_documented_metric_is_exposed_lint_clean_and_counts_what_happens() {
         )
     };
     let before: Vec<(f64, f64)> = (0..3)
-        .map(|i| if i == p { (0.0, 0.0) } else { counted(&scrape(&c, i)) })
+        .map(|i| {
+            if i == p {
+                (0.0, 0.0)
+            } else {
+                counted(&scrape(&c, i))
+            }
+        })
         .collect();
     c.kill(p);
     let survivors: Vec<_> = (0..3).filter(|i| *i != p).map(|i| c.http_addr(i)).collect();
@@ -255,7 +275,8 @@ fn every_documented_metric_is_exposed_lint_clean_and_counts_what_happens() {
     );
     let dead = "quorate_nodes{state=\"dead\"}";
     assert!(
-        wait_until(SETTLE, || sample(&scrape(&c, q), dead).is_some_and(|n| n >= 1.0)),
+        wait_until(SETTLE, || sample(&scrape(&c, q), dead)
+            .is_some_and(|n| n >= 1.0)),
         "{} never counts the killed node dead",
         c.id(q)
     );
@@ -306,20 +327,29 @@ fn the_dashboard_and_the_rules_query_only_documented_metrics() {
         }
     }
     walk(&json, &mut exprs);
-    assert!(exprs.len() > 10, "the dashboard queries almost nothing: {exprs:?}");
+    assert!(
+        exprs.len() > 10,
+        "the dashboard queries almost nothing: {exprs:?}"
+    );
     let mut names = BTreeSet::new();
     for e in &exprs {
         names.extend(queried(e));
     }
     let unknown: Vec<_> = names.difference(&docs).collect();
-    assert!(unknown.is_empty(), "the dashboard queries undocumented metrics: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "the dashboard queries undocumented metrics: {unknown:?}"
+    );
 
     let rules = std::fs::read_to_string(dir.join("quorate-alerts.yml")).unwrap();
     let unknown: Vec<_> = queried(&rules)
         .into_iter()
         .filter(|n| !docs.contains(n))
         .collect();
-    assert!(unknown.is_empty(), "the alert rules use undocumented metrics: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "the alert rules use undocumented metrics: {unknown:?}"
+    );
 }
 
 /// Signs `node`'s certificate again, with the same key and names, valid for `days`.
@@ -329,7 +359,11 @@ fn short_lived(ca: &Path, node: &str, days: u32) {
     let key = ca.join(format!("{node}.key"));
     let ok = |cmd: &mut Command| {
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     ok(Command::new("openssl")
         .args(["x509", "-x509toreq", "-copy_extensions", "copyall", "-in"])
@@ -368,7 +402,8 @@ fn a_certificate_near_its_end_warns_without_failing_an_answer_and_a_renewal_clea
             .and_then(|m| m["checks"]["certs"].as_str().map(str::to_owned))
     };
     assert!(
-        wait_until(SETTLE, || (0..3).all(|i| certs_of(i, "n1").as_deref() == Some("warn"))),
+        wait_until(SETTLE, || (0..3)
+            .all(|i| certs_of(i, "n1").as_deref() == Some("warn"))),
         "n1's certs check is not `warn` everywhere: {:?}",
         (0..3).map(|i| certs_of(i, "n1")).collect::<Vec<_>>()
     );
@@ -386,7 +421,8 @@ fn a_certificate_near_its_end_warns_without_failing_an_answer_and_a_renewal_clea
     // A warning only: n1 stays ready, healthy and primary.
     let addrs: Vec<_> = (0..3).map(|i| c.http_addr(i)).collect();
     assert!(
-        wait_until(SETTLE, || wait_one_primary(&addrs, Duration::from_secs(1)) == Some(0)),
+        wait_until(SETTLE, || wait_one_primary(&addrs, Duration::from_secs(1))
+            == Some(0)),
         "n1 (highest priority, certificate warning) is not the primary"
     );
     for path in ["/health", "/ready", "/primary"] {
@@ -412,15 +448,22 @@ fn a_certificate_near_its_end_warns_without_failing_an_answer_and_a_renewal_clea
     assert!(renew.status.success(), "{renew:?}");
     c.signal(0, libc::SIGHUP);
     assert!(
-        wait_until(SETTLE, || (0..3).all(|i| certs_of(i, "n1").as_deref() == Some("ok"))),
+        wait_until(SETTLE, || (0..3)
+            .all(|i| certs_of(i, "n1").as_deref() == Some("ok"))),
         "n1's certs check stays {:?} after the renewal and reload",
         certs_of(0, "n1")
     );
-    let renewed = c.member(2, "n1").unwrap()["cert_expires"].as_str().unwrap_or_default().to_owned();
+    let renewed = c.member(2, "n1").unwrap()["cert_expires"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(renewed > end, "{renewed} is not after {end}");
     let m = scrape(&c, 0);
     assert_eq!(
-        sample(&m, "quorate_check_transitions_total{check=\"certs\",result=\"ok\"}"),
+        sample(
+            &m,
+            "quorate_check_transitions_total{check=\"certs\",result=\"ok\"}"
+        ),
         Some(1.0),
         "{m}"
     );

@@ -111,6 +111,9 @@ mod tests {
         assert!(reason.contains("in 12 days"), "{reason}");
         assert!(reason.contains("quorate ca renew"), "{reason}");
         let (_, reason) = judge_expiry(at(-1, 0), now);
-        assert!(reason.starts_with("certificate expired at 2027-"), "{reason}");
+        assert!(
+            reason.starts_with("certificate expired at 2027-"),
+            "{reason}"
+        );
     }
 }

@@ -232,7 +232,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = Arc::new(crate::config::tests_support::parse(dir.path(), ""));
         let now = crate::clock::now();
-        let core = Node::new(cfg.core_config(proto::Incarnation(1)), now, 1, Default::default());
+        let core = Node::new(
+            cfg.core_config(proto::Incarnation(1)),
+            now,
+            1,
+            Default::default(),
+        );
         let mut l = LocalState::new(cfg, "nonce".into(), OperatorState::default());
         l.joined = true;
         l.load = Some(LoadSample::default());
@@ -246,7 +251,11 @@ mod tests {
         ] {
             l.cert_expires = expires;
             let a = l.assess(&core, now, wall, false);
-            let certs = a.checks.iter().find(|c| c.name == CheckName::Certs).unwrap();
+            let certs = a
+                .checks
+                .iter()
+                .find(|c| c.name == CheckName::Certs)
+                .unwrap();
             assert_eq!(certs.code, code, "{expires:?}");
             assert!(a.ready && a.healthy && a.eligible, "{expires:?}: {a:?}");
             assert_eq!(
@@ -255,14 +264,21 @@ mod tests {
                 "{expires:?}: {:?}",
                 a.reasons
             );
-            assert_eq!(l.node_state(&proto::NodeState::new(
-                proto::NodeId::new("n1").unwrap(),
-                proto::Incarnation(1),
-                String::new(),
-                Mode::Member,
-                0,
-                wall,
-            ), &a).cert_expires, expires);
+            assert_eq!(
+                l.node_state(
+                    &proto::NodeState::new(
+                        proto::NodeId::new("n1").unwrap(),
+                        proto::Incarnation(1),
+                        String::new(),
+                        Mode::Member,
+                        0,
+                        wall,
+                    ),
+                    &a
+                )
+                .cert_expires,
+                expires
+            );
         }
     }
 
@@ -271,7 +287,9 @@ mod tests {
         let names: Vec<&str> = CHECKS.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
-            ["app", "mounts", "config", "clock", "version", "load", "certs"]
+            [
+                "app", "mounts", "config", "clock", "version", "load", "certs"
+            ]
         );
     }
 }

@@ -171,13 +171,22 @@ fn counters(reg: &mut Registry, view: &ClusterView, requests: &Requests) {
         reg,
         "role_changes",
         "Changes of this node's role, by the role it took",
-        [Role::Primary, Role::Secondary, Role::Witness, Role::Candidate]
-            .into_iter()
-            .map(|r| {
-                let n = t.role_changes.iter().find(|(k, _)| *k == r).map_or(0, |x| x.1);
-                (vec![("role", r.as_str().to_owned())], n)
-            })
-            .collect(),
+        [
+            Role::Primary,
+            Role::Secondary,
+            Role::Witness,
+            Role::Candidate,
+        ]
+        .into_iter()
+        .map(|r| {
+            let n = t
+                .role_changes
+                .iter()
+                .find(|(k, _)| *k == r)
+                .map_or(0, |x| x.1);
+            (vec![("role", r.as_str().to_owned())], n)
+        })
+        .collect(),
     );
     counter_family(
         reg,
@@ -308,8 +317,9 @@ pub fn render(view: &ClusterView, conns: &ConnStats, requests: &Requests, now: I
         &mut reg,
         "lease_remaining",
         "Time left on the primary lease this node holds (0 when it holds none)",
-        view.lease
-            .map_or(0.0, |l| l.until.saturating_duration_since(now).as_secs_f64()),
+        view.lease.map_or(0.0, |l| {
+            l.until.saturating_duration_since(now).as_secs_f64()
+        }),
     );
     float_family(
         &mut reg,
