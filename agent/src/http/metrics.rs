@@ -605,6 +605,55 @@ mod tests {
         assert!(out.ends_with("# EOF\n"));
     }
 
+    #[test]
+    fn renders_the_counters_and_the_lease_left() {
+        use crate::core::TransferReason;
+        use crate::http::requests::Endpoint;
+        use proto::{CheckCode, CheckName, Role};
+
+        let now = crate::clock::now();
+        let mut v = fixture();
+        v.lease = Some(crate::core::lease::Lease {
+            term: proto::Term(7),
+            until: now + std::time::Duration::from_millis(250),
+        });
+        v.counts.elections = 3;
+        v.counts.role_changes = vec![(Role::Primary, 2)];
+        v.counts.handovers = vec![(TransferReason::Shutdown, 1)];
+        v.counts.check_changes = vec![(CheckName::Certs, CheckCode::Warn, 1)];
+        v.counts.hooks = vec![("on_primary", 2, 1)];
+        let requests = Requests::new();
+        requests.count(Endpoint::Health, 200);
+        requests.count(Endpoint::Primary, 503);
+        let out = render(&v, &ConnStats::default(), &requests, now);
+        for want in [
+            "quorate_build_info{version=\"",
+            "quorate_lease_remaining_seconds 0.25\n",
+            "quorate_certificate_expiry_timestamp_seconds{node=\"n2\"} 1803902400.0\n",
+            "quorate_elections_total 3\n",
+            "quorate_role_changes_total{role=\"primary\"} 2\n",
+            "quorate_role_changes_total{role=\"candidate\"} 0\n",
+            "quorate_handovers_total{reason=\"shutdown\"} 1\n",
+            "quorate_handovers_total{reason=\"preemption\"} 0\n",
+            "quorate_check_transitions_total{check=\"certs\",result=\"warn\"} 1\n",
+            "quorate_hook_runs_total{hook=\"on_primary\"} 2\n",
+            "quorate_hook_failures_total{hook=\"on_primary\"} 1\n",
+            "quorate_http_requests_total{endpoint=\"health\",code=\"200\"} 1\n",
+            "quorate_http_requests_total{endpoint=\"primary\",code=\"503\"} 1\n",
+            // Every endpoint's 200 exists from the start; other codes once counted.
+            "quorate_http_requests_total{endpoint=\"task\",code=\"200\"} 0\n",
+            "quorate_admission_refusals_total{kind=\"address\"} ",
+            "quorate_decode_refusals_total ",
+            "quorate_split_brain_suspected_total 0\n",
+        ] {
+            assert!(out.contains(want), "missing {want:?} in\n{out}");
+        }
+        assert!(!out.contains("endpoint=\"task\",code=\"503\""), "{out}");
+        // Not the primary: no lease left.
+        let out = render(&fixture(), &ConnStats::default(), &requests, now);
+        assert!(out.contains("quorate_lease_remaining_seconds 0.0\n"), "{out}");
+    }
+
     /// Every line is a comment or `name{labels} value`, with a parseable value.
     #[test]
     fn output_parses_line_wise() {

@@ -509,6 +509,26 @@ pub(crate) mod tests {
         v
     }
 
+    /// A certificate near its end is a reason on the node, never a failed answer: the
+    /// balancer keeps the node and the primary keeps its role.
+    #[test]
+    fn a_certs_warning_fails_no_answer() {
+        let mut v = primary_view();
+        v.reasons = vec![Reason::Certs];
+        v.checks = vec![proto::CheckState {
+            name: proto::CheckName::Certs,
+            code: proto::CheckCode::Warn,
+            reason: "certificate expires at 2027-01-01T00:00:00Z (in 9 days)".into(),
+        }];
+        for path in ["/health", "/ready", "/primary", "/live", "/"] {
+            let a = route(&v, &get(path, ""), &Cidr::loopback());
+            assert_eq!(a.status, 200, "{path}: {}", a.body);
+        }
+        let verbose = route(&v, &get("/health", "verbose"), &Cidr::loopback());
+        assert_eq!(verbose.status, 200);
+        assert!(verbose.body.starts_with("[-]certs warn\n"), "{}", verbose.body);
+    }
+
     #[test]
     fn status_table() {
         let up = view(true, true, vec![]);
