@@ -651,7 +651,10 @@ mod tests {
         assert!(!out.contains("endpoint=\"task\",code=\"503\""), "{out}");
         // Not the primary: no lease left.
         let out = render(&fixture(), &ConnStats::default(), &requests, now);
-        assert!(out.contains("quorate_lease_remaining_seconds 0.0\n"), "{out}");
+        assert!(
+            out.contains("quorate_lease_remaining_seconds 0.0\n"),
+            "{out}"
+        );
     }
 
     /// Every line is a comment or `name{labels} value`, with a parseable value.

@@ -526,7 +526,11 @@ pub(crate) mod tests {
         }
         let verbose = route(&v, &get("/health", "verbose"), &Cidr::loopback());
         assert_eq!(verbose.status, 200);
-        assert!(verbose.body.starts_with("[-]certs warn\n"), "{}", verbose.body);
+        assert!(
+            verbose.body.starts_with("[-]certs warn\n"),
+            "{}",
+            verbose.body
+        );
     }
 
     #[test]
