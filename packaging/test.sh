@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The packaging tests: builds the packages (unless dist/ is newer than every source
-# file), then runs packaging/tests/unit.sh, rpm.sh, deb.sh and the real-systemd tests
-# packaging/tests/nspawn*.sh, and prints how long each step took.
+# file), checks that both ship the monitoring files under /usr/share/quorate (and, with
+# promtool, that the shipped rules pass), then runs packaging/tests/unit.sh, rpm.sh,
+# deb.sh and the real-systemd tests packaging/tests/nspawn*.sh, and prints how long
+# each step took.
 #
 #   packaging/test.sh [--rebuild] [TEST...]     e.g. packaging/test.sh deb rpm
 #
@@ -83,6 +85,37 @@ fi
 if [ ${#failed[@]} -gt 0 ]; then summary; exit 1; fi
 
 export QUORATE_DEB=$root/$deb QUORATE_RPM=$root/$rpm
+
+# ---- the monitoring files ---------------------------------------------------------------
+# Both packages ship the alert rules and the dashboard under /usr/share/quorate, byte for
+# byte as in packaging/monitoring/, and the rules the deb installs pass promtool.
+monitoring() {
+  local tmp f rc=0
+  tmp=$(mktemp -d)
+  dpkg-deb -x "$QUORATE_DEB" "$tmp/deb"
+  mkdir -p "$tmp/rpm"
+  (cd "$tmp/rpm" && rpm2cpio "$QUORATE_RPM" | cpio -idm --quiet)
+  for f in quorate-alerts.yml grafana-dashboard.json; do
+    for pkg in deb rpm; do
+      if cmp -s "packaging/monitoring/$f" "$tmp/$pkg/usr/share/quorate/$f"; then
+        echo "ok: the $pkg ships /usr/share/quorate/$f"
+      else
+        echo "FAIL: the $pkg lacks /usr/share/quorate/$f, or it differs from packaging/monitoring/$f"
+        rc=1
+      fi
+    done
+  done
+  if command -v promtool >/dev/null; then
+    promtool check rules "$tmp/deb/usr/share/quorate/quorate-alerts.yml" || rc=1
+  else
+    echo "promtool not installed (Debian package prometheus): the shipped rules are not checked"
+  fi
+  rm -rf "$tmp"
+  return $rc
+}
+if [ ${#only[@]} -eq 0 ] || printf '%s\n' "${only[@]}" | grep -qx monitoring; then
+  timed monitoring monitoring
+fi
 
 # ---- the tests ------------------------------------------------------------------------------
 tests=(packaging/tests/unit.sh packaging/tests/rpm.sh packaging/tests/deb.sh)

@@ -13,8 +13,9 @@
 //! by [`execute`] on the core this task lends it, and answered at once with what
 //! happened or why not. What happens — core events (worded by
 //! [`describe`](describe::describe)), check transitions, commands — is logged and
-//! written to the [`Journal`] (its file is written off this task); role changes and
-//! faults fire the hooks [`hooks`] names.
+//! written to the [`Journal`] (its file is written off this task) and counted in its
+//! [`Tally`](crate::events::Tally), which each published view carries for `/metrics`;
+//! role changes and faults fire the hooks [`hooks`] names.
 //!
 //! It must never word an event or carry out a command itself: it calls the module that
 //! owns each, and emits what they return.
@@ -151,6 +152,7 @@ impl Driver {
                 env!("CARGO_PKG_VERSION")
             ),
         );
+        self.local.cert_expires = self.tls.leaf().and_then(tls::expires);
         self.publish(clock::now());
         let mut last_role = self.core.role_name(clock::now());
         loop {
@@ -319,6 +321,8 @@ impl Driver {
                         ));
                         self.revocations.send_replace(new_tls.revocations());
                         self.tls = new_tls;
+                        // A renewed certificate's end, judged again by the certs check.
+                        self.local.cert_expires = self.tls.leaf().and_then(tls::expires);
                     }
                     Err(e) => {
                         tracing::error!("reload: tls: {e}; still using the current certificate");
@@ -392,7 +396,7 @@ impl Driver {
         }
         if plan.changed("hooks") {
             // A hook already queued or running finishes on the old runner.
-            self.hooks = Hooks::new(run.hooks.clone(), run.node.clone());
+            self.hooks = self.hooks.reconfigured(run.hooks.clone(), run.node.clone());
         }
         self.config = run;
         if plan.changed("peers") {
@@ -597,6 +601,7 @@ impl Driver {
         self.lease_held_assessed = lease_held;
         let a = self.local.assess(&self.core, now, wall, lease_held);
         if let Some((old, _)) = &self.assessment {
+            self.journal.tally_mut().checks(&old.checks, &a.checks);
             for t in transitions(&self.config.node, old, &a) {
                 if t.logged {
                     describe::emit!(&t.description);
@@ -617,9 +622,10 @@ impl Driver {
         self.assessment = Some((a, now));
     }
 
-    fn on_role_change(&self, from: proto::Role, to: proto::Role) {
+    fn on_role_change(&mut self, from: proto::Role, to: proto::Role) {
         let term = self.core.term().0;
         tracing::info!(term, "role {from} → {to}");
+        self.journal.tally_mut().role_changed(to);
         if let Some(run) = hooks::on_role_change(from, to, term) {
             self.hooks.fire(run);
         }
@@ -784,8 +790,10 @@ impl Driver {
             agent_check: self.agent_check.clone(),
             pending_restart: &self.pending_restart,
         };
-        let view = view::build(&self.core, &local, now, clock::boottime());
+        let mut view = view::build(&self.core, &local, now, clock::boottime());
         drop(state);
+        view.counts = self.journal.tally().clone();
+        view.counts.hooks = self.hooks.counts();
         self.log_members(&view.status.members);
         self.view_tx.send_replace(Arc::new(view));
         self.published = Some((sig, now));
@@ -882,6 +890,7 @@ impl Driver {
                 Err(message.clone())
             });
         }
+        self.journal.tally_mut().event(event);
         let d = describe(&self.config.node, event);
         describe::emit!(&d);
         if let Some(run) = hooks::on_event(event) {

@@ -10,8 +10,13 @@
 //! Which role change runs which hook is decided here, in one place: [`on_role_change`]
 //! (the role the driver saw at the end of a turn moved) and [`on_event`] (a core event
 //! that is a fault); the driver fires what they return. The logger fires nothing.
+//!
+//! The runner counts every run it starts and every failure ([`Hooks::counts`], atomics
+//! the driver reads when it publishes a view), across reloads.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use proto::Role;
@@ -29,7 +34,11 @@ pub enum Hook {
 }
 
 impl Hook {
-    fn name(self) -> &'static str {
+    /// Every hook, in the order [`Hooks::counts`] lists them.
+    pub const ALL: [Hook; 3] = [Hook::OnPrimary, Hook::OnSecondary, Hook::OnFault];
+
+    /// Its config key, `QUORATE_HOOK` and its metric label.
+    pub fn name(self) -> &'static str {
         match self {
             Hook::OnPrimary => "on_primary",
             Hook::OnSecondary => "on_secondary",
@@ -55,17 +64,62 @@ pub const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 #[derive(Debug, Clone)]
 pub struct Hooks {
     tx: Option<watch::Sender<Option<HookRun>>>,
+    counts: Arc<Counts>,
+}
+
+/// Runs started and failed, per hook in [`Hook::ALL`]'s order.
+#[derive(Debug, Default)]
+struct Counts {
+    runs: [AtomicU64; 3],
+    failures: [AtomicU64; 3],
+}
+
+impl Counts {
+    fn ran(&self, hook: Hook, ok: bool) {
+        let i = hook as usize;
+        self.runs[i].fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.failures[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Hooks {
     /// Starts the runner (inside a tokio runtime) if any hook is configured.
     pub fn new(cfg: config::Hooks, node: proto::NodeId) -> Self {
+        Self::with_counts(cfg, node, Arc::default())
+    }
+
+    /// A runner for a reloaded `[hooks]` that goes on counting where this one is.
+    pub fn reconfigured(&self, cfg: config::Hooks, node: proto::NodeId) -> Self {
+        Self::with_counts(cfg, node, self.counts.clone())
+    }
+
+    fn with_counts(cfg: config::Hooks, node: proto::NodeId, counts: Arc<Counts>) -> Self {
         if cfg.on_primary.is_none() && cfg.on_secondary.is_none() && cfg.on_fault.is_none() {
-            return Self { tx: None };
+            return Self { tx: None, counts };
         }
         let (tx, rx) = watch::channel(None);
-        tokio::spawn(run(cfg, node, rx));
-        Self { tx: Some(tx) }
+        tokio::spawn(run(cfg, node, rx, counts.clone()));
+        Self {
+            tx: Some(tx),
+            counts,
+        }
+    }
+
+    /// Per hook: (its name, runs started, runs failed) since the agent started.
+    pub fn counts(&self) -> Vec<(&'static str, u64, u64)> {
+        Hook::ALL
+            .iter()
+            .map(|h| {
+                let i = *h as usize;
+                (
+                    h.name(),
+                    self.counts.runs[i].load(Ordering::Relaxed),
+                    self.counts.failures[i].load(Ordering::Relaxed),
+                )
+            })
+            .collect()
     }
 
     pub fn fire(&self, run: HookRun) {
@@ -108,7 +162,12 @@ pub fn on_event(event: &Event) -> Option<HookRun> {
     }
 }
 
-async fn run(cfg: config::Hooks, node: proto::NodeId, mut rx: watch::Receiver<Option<HookRun>>) {
+async fn run(
+    cfg: config::Hooks,
+    node: proto::NodeId,
+    mut rx: watch::Receiver<Option<HookRun>>,
+    counts: Arc<Counts>,
+) {
     while rx.changed().await.is_ok() {
         let Some(r) = rx.borrow_and_update().clone() else {
             continue;
@@ -119,12 +178,14 @@ async fn run(cfg: config::Hooks, node: proto::NodeId, mut rx: watch::Receiver<Op
             Hook::OnFault => &cfg.on_fault,
         };
         if let Some(path) = path {
-            run_one(path, &node, &r, cfg.timeout.0).await;
+            let ok = run_one(path, &node, &r, cfg.timeout.0).await;
+            counts.ran(r.hook, ok);
         }
     }
 }
 
-async fn run_one(path: &PathBuf, node: &proto::NodeId, r: &HookRun, timeout: Duration) {
+/// Runs one hook to its end or its timeout; whether it succeeded.
+async fn run_one(path: &PathBuf, node: &proto::NodeId, r: &HookRun, timeout: Duration) -> bool {
     let name = r.hook.name();
     let mut cmd = tokio::process::Command::new(path);
     cmd.env_clear()
@@ -142,17 +203,22 @@ async fn run_one(path: &PathBuf, node: &proto::NodeId, r: &HookRun, timeout: Dur
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(hook = name, path = %path.display(), "hook cannot start: {e}");
-            return;
+            return false;
         }
     };
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) if status.success() => {
             tracing::info!(hook = name, path = %path.display(), term = r.term, "hook ran");
+            true
         }
         Ok(Ok(status)) => {
-            tracing::warn!(hook = name, path = %path.display(), "hook failed: {status}")
+            tracing::warn!(hook = name, path = %path.display(), "hook failed: {status}");
+            false
         }
-        Ok(Err(e)) => tracing::warn!(hook = name, path = %path.display(), "hook: {e}"),
+        Ok(Err(e)) => {
+            tracing::warn!(hook = name, path = %path.display(), "hook: {e}");
+            false
+        }
         Err(_) => {
             kill_group(&child);
             let _ = child.kill().await;
@@ -162,6 +228,7 @@ async fn run_one(path: &PathBuf, node: &proto::NodeId, r: &HookRun, timeout: Dur
                 "hook still running after {}; killed",
                 humantime::format_duration(timeout)
             );
+            false
         }
     }
 }
@@ -270,13 +337,14 @@ mod process_tests {
             &format!("env > {d}/env\nsleep 300 &\necho $! > {d}/child\nsleep 300"),
         );
         let node = proto::NodeId::new("n1").unwrap();
-        run_one(
+        let ok = run_one(
             &hook,
             &node,
             &run_of(Hook::OnPrimary, 4),
             Duration::from_millis(500),
         )
         .await;
+        assert!(!ok, "a hook killed at its timeout counts as failed");
 
         let env = std::fs::read_to_string(dir.path().join("env")).unwrap();
         for line in env.lines() {
@@ -329,5 +397,17 @@ mod process_tests {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(std::fs::read_to_string(&terms).unwrap(), "1\n3\n");
+        // Two runs started, none failed; a reloaded runner goes on counting.
+        let counted = hooks
+            .reconfigured(config::Hooks::default(), proto::NodeId::new("n1").unwrap())
+            .counts();
+        assert_eq!(
+            counted,
+            [
+                ("on_primary", 2, 0),
+                ("on_secondary", 0, 0),
+                ("on_fault", 0, 0)
+            ]
+        );
     }
 }

@@ -2,6 +2,11 @@
 //! certificates, unknown addresses): the first occurrence is logged at once, then at most
 //! one line per window with the count of what was suppressed. Lock-free, so any task may
 //! call it.
+//!
+//! Every refusal is also counted, logged or not, in one counter per [`Refusal`] kind for
+//! the whole process ([`refusals`], read by `/metrics`): the limiters live where the
+//! refusals happen (one per listener), the agent is one process, and a counter that
+//! restarts with the process is what Prometheus expects.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -41,8 +46,54 @@ pub enum Refusal {
     Revoked,
 }
 
+impl Refusal {
+    /// Every kind, in slot order.
+    pub const ALL: [Refusal; SLOTS] = [
+        Refusal::Address,
+        Refusal::Handshake,
+        Refusal::Hello,
+        Refusal::Malformed,
+        Refusal::Busy,
+        Refusal::Control,
+        Refusal::HttpBusy,
+        Refusal::HttpSource,
+        Refusal::HttpSlow,
+        Refusal::HttpMalformed,
+        Refusal::BalancerHeader,
+        Refusal::PeerCertificate,
+        Refusal::Revoked,
+    ];
+
+    /// The kind as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Address => "address",
+            Refusal::Handshake => "handshake",
+            Refusal::Hello => "hello",
+            Refusal::Malformed => "malformed",
+            Refusal::Busy => "busy",
+            Refusal::Control => "control",
+            Refusal::HttpBusy => "http-busy",
+            Refusal::HttpSource => "http-source",
+            Refusal::HttpSlow => "http-slow",
+            Refusal::HttpMalformed => "http-malformed",
+            Refusal::BalancerHeader => "balancer-header",
+            Refusal::PeerCertificate => "peer-certificate",
+            Refusal::Revoked => "revoked",
+        }
+    }
+}
+
 /// One slot per kind: the last variant's number, plus one (a new kind goes last).
-const SLOTS: usize = Refusal::Revoked as usize + 1;
+pub const SLOTS: usize = Refusal::Revoked as usize + 1;
+
+/// Refusals of each kind since the process started (see the module doc).
+static REFUSED: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+
+/// How many refusals of each kind this process made, in [`Refusal::ALL`]'s order.
+pub fn refusals() -> [(Refusal, u64); SLOTS] {
+    Refusal::ALL.map(|k| (k, REFUSED[k as usize].load(Ordering::Relaxed)))
+}
 const WINDOW: Duration = Duration::from_secs(10);
 
 /// One limiter per process.
@@ -65,6 +116,7 @@ impl RateLog {
     /// Logs `msg` as a warning unless this kind of refusal was logged within the window.
     pub fn warn(&self, kind: Refusal, msg: impl FnOnce() -> String) {
         let slot = kind as usize;
+        REFUSED[slot].fetch_add(1, Ordering::Relaxed);
         let now_ms = u64::try_from(clock::now().duration_since(self.epoch).as_millis())
             .unwrap_or(u64::MAX)
             + 1;
@@ -97,5 +149,24 @@ impl RateLog {
 impl Default for RateLog {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_is_counted_logged_or_not() {
+        let before = refusals()[Refusal::Revoked as usize].1;
+        let log = RateLog::new();
+        for _ in 0..3 {
+            log.warn(Refusal::Revoked, || "revoked".into());
+        }
+        // Other tests may refuse too (the counter is the process's): at least these.
+        assert!(refusals()[Refusal::Revoked as usize].1 >= before + 3);
+        for (i, k) in Refusal::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i, "{k:?} out of slot order");
+        }
     }
 }

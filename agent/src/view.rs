@@ -21,6 +21,7 @@ use crate::config::Cidr;
 use crate::core::lease::{self, Lease};
 use crate::core::tasks::RunOn;
 use crate::core::{Member, MemberState, Node};
+use crate::events::Tally;
 
 /// Everything readers may know, as of `at`.
 #[derive(Debug, Clone)]
@@ -61,6 +62,9 @@ pub struct ClusterView {
     pub http_allow: Arc<[Cidr]>,
     /// The `/cluster` document.
     pub status: ClusterStatus,
+    /// What happened since the agent started, counted (the driver fills it in as it
+    /// publishes; `/metrics` shows it).
+    pub counts: Tally,
 }
 
 impl ClusterView {
@@ -260,6 +264,7 @@ fn member_status(
         drain: drain_of(st.and_then(|s| s.drain.as_ref())),
         balancer: balancer_of(st.and_then(|s| s.balancer.as_ref())),
         suspected_by: Vec::new(),
+        cert_expires: st.and_then(|s| s.cert_expires).map(rfc3339),
     }
 }
 
@@ -331,6 +336,7 @@ pub fn build(core: &Node, local: &Inputs<'_>, now: Instant, boot_now: Duration) 
         drain: drain_of(local.state.operator.drain.as_ref()),
         balancer: balancer_of(local.state.balancer.as_ref()),
         suspected_by: Vec::new(),
+        cert_expires: local.state.cert_expires.map(rfc3339),
     };
     let mut nodes = vec![me];
     nodes.extend(core.members().map(|m| member_status(m, now, primary, a)));
@@ -424,6 +430,7 @@ pub fn build(core: &Node, local: &Inputs<'_>, now: Instant, boot_now: Duration) 
             timing_mismatch: timing_mismatch.clone(),
             members,
         },
+        counts: Tally::default(),
     }
 }
 
@@ -485,6 +492,7 @@ mod tests {
             got,
             [
                 ("app", "ok"),
+                ("certs", "ok"),
                 ("clock", "ok"),
                 ("config", "drift"),
                 ("load", "ok"),

@@ -118,6 +118,10 @@ pub struct NodeState {
     /// node can show who suspects whom (one side of a partition, or one bad link).
     #[serde(with = "suspects")]
     pub suspects: Vec<NodeId>,
+    /// The end of the node's own certificate (`notAfter`), so every node sees every
+    /// node's; `None` when it could not be read. Read again when a reload brings new
+    /// TLS files.
+    pub cert_expires: Option<WallMicros>,
 }
 
 /// One check's result, with why it is not `ok` (empty when it is).
@@ -260,6 +264,7 @@ impl NodeState {
             tasks: Vec::new(),
             upgrade_allowed: false,
             suspects: Vec::new(),
+            cert_expires: None,
         }
     }
 

@@ -126,7 +126,7 @@ pub struct NodeStatus {
     /// Current suspicion level of the failure detector.
     pub phi: Option<f64>,
     pub load: LoadStatus,
-    /// Check name → `ok`, `fail`, `hung`, `drift` or `off`.
+    /// Check name → `ok`, `fail`, `hung`, `drift`, `warn` or `off`.
     pub checks: BTreeMap<CheckName, CheckCode>,
     #[serde(default)]
     pub config: Vec<ConfigStatus>,
@@ -145,6 +145,10 @@ pub struct NodeStatus {
     /// node's own judgement included), by name.
     #[serde(default)]
     pub suspected_by: Vec<String>,
+    /// When the node's certificate ends (`notAfter`), RFC 3339 UTC, as the node itself
+    /// reported it; `None` until its state is fetched or when it could not be read.
+    #[serde(default)]
+    pub cert_expires: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

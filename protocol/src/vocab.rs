@@ -105,6 +105,8 @@ pub enum CheckName {
     Clock,
     Version,
     Load,
+    /// This node's certificate: `warn` within 30 days of its end, `fail` past it.
+    Certs,
     Other(String),
 }
 
@@ -117,6 +119,7 @@ impl CheckName {
             CheckName::Clock => "clock",
             CheckName::Version => "version",
             CheckName::Load => "load",
+            CheckName::Certs => "certs",
             CheckName::Other(s) => s,
         }
     }
@@ -130,13 +133,14 @@ impl CheckName {
             "clock" => CheckName::Clock,
             "version" => CheckName::Version,
             "load" => CheckName::Load,
+            "certs" => CheckName::Certs,
             other => CheckName::Other(other.to_owned()),
         }
     }
 }
 
 /// A check's result in one byte on the wire (postcard's variant index) and one word in
-/// `/cluster` (`ok`, `fail`, `hung`, `drift`, `off`).
+/// `/cluster` (`ok`, `fail`, `hung`, `drift`, `off`, `warn`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckCode {
@@ -149,6 +153,9 @@ pub enum CheckCode {
     /// Not configured.
     #[default]
     Off,
+    /// Passing for now, but needs an operator soon (a certificate near its end): shown
+    /// and counted as degraded, never a health failure.
+    Warn,
     /// A code a newer node sent that this build does not know (never passing).
     #[serde(other)]
     Unknown,
@@ -162,6 +169,7 @@ impl CheckCode {
             CheckCode::Hung => "hung",
             CheckCode::Drift => "drift",
             CheckCode::Off => "off",
+            CheckCode::Warn => "warn",
             CheckCode::Unknown => "unknown",
         }
     }
@@ -174,6 +182,7 @@ impl CheckCode {
             "hung" => CheckCode::Hung,
             "drift" => CheckCode::Drift,
             "off" => CheckCode::Off,
+            "warn" => CheckCode::Warn,
             _ => CheckCode::Unknown,
         }
     }
@@ -310,12 +319,13 @@ mod tests {
             CheckCode::Hung,
             CheckCode::Drift,
             CheckCode::Off,
+            CheckCode::Warn,
         ] {
             assert_eq!(CheckCode::parse(c.as_str()), c);
             let json = serde_json::to_string(&c).unwrap_or_default();
             assert_eq!(json, format!("\"{c}\""));
         }
-        let newer: CheckCode = serde_json::from_str("\"warn\"").unwrap_or(CheckCode::Ok);
+        let newer: CheckCode = serde_json::from_str("\"stale\"").unwrap_or(CheckCode::Ok);
         assert_eq!(newer, CheckCode::Unknown);
         let mut names = vec![
             CheckName::Version,

@@ -282,6 +282,7 @@ fn node_state() -> impl Strategy<Value = NodeState> {
                 tasks: Vec::new(),
                 upgrade_allowed,
                 suspects,
+                cert_expires: upgrade_allowed.then_some(started),
             },
         )
 }
@@ -670,8 +671,8 @@ fn crafted_state_body(roles_len: u64, role_bytes: &[u8]) -> Vec<u8> {
     b.push(0); // members: no slots
     b.push(0); // lists_disagree: false
     // checks, mounts, config, drain, drain_orders, drift_acks, balancer, tasks: empty;
-    // upgrade_allowed: false; suspects: empty.
-    b.extend([0; 10]);
+    // upgrade_allowed: false; suspects: empty; cert_expires: None.
+    b.extend([0; 11]);
     b
 }
 
@@ -797,6 +798,7 @@ mod raw {
         pub tasks: Vec<Task>,
         pub upgrade_allowed: bool,
         pub suspects: Vec<String>,
+        pub cert_expires: Option<WallMicros>,
     }
 
     #[derive(Clone, Serialize)]
@@ -991,6 +993,7 @@ mod raw {
                     .collect(),
                 upgrade_allowed: s.upgrade_allowed,
                 suspects: s.suspects.iter().map(ToString::to_string).collect(),
+                cert_expires: s.cert_expires,
             }
         }
     }
@@ -1085,6 +1088,7 @@ fn small_state() -> NodeState {
             holder: Some(nid("n1")),
         }],
         suspects: vec![nid("n3")],
+        cert_expires: Some(WallMicros(1_800_000_000_000_000)),
         ..NodeState::new(
             nid("n1"),
             Incarnation(5),

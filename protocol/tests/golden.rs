@@ -278,6 +278,7 @@ fn node_state() -> NodeState {
         }],
         upgrade_allowed: true,
         suspects: vec![id("db-03")],
+        cert_expires: Some(WallMicros(1_790_000_000_000_000)),
     }
 }
 

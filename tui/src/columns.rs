@@ -15,7 +15,7 @@ use std::cmp::Ordering;
 use std::time::Duration;
 
 use proto::status::NodeStatus;
-use proto::{MemberState, Role};
+use proto::{CheckCode, CheckName, MemberState, Role};
 
 /// Where a column's text sits in its cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -563,7 +563,9 @@ pub struct Health {
 
 /// `ok`; `draining` (an operator took it out); `unready` (healthy but not yet ready);
 /// `fail:app,mounts` (the checks that fail or hang), worst first: a failing node says
-/// so even when drained. `+drift` is added when a config check reports drift.
+/// so even when drained. `+drift` is added when a config check reports drift, `+certs`
+/// when the node's certificate ends within 30 days or has ended (a warning: the node
+/// stays `ok`).
 pub fn health(n: &NodeStatus) -> Health {
     let (kind, mut text) = if !n.healthy {
         let bad: Vec<&str> = n
@@ -587,6 +589,12 @@ pub fn health(n: &NodeStatus) -> Health {
     };
     if n.checks.values().any(|v| v == "drift") {
         text.push_str("+drift");
+    }
+    // A failing node already lists an expired certificate among its failing checks.
+    match n.checks.get(&CheckName::Certs) {
+        Some(CheckCode::Warn) => text.push_str("+certs"),
+        Some(c) if c.failing() && kind != HealthKind::Fail => text.push_str("+certs"),
+        _ => {}
     }
     Health { kind, text }
 }
@@ -718,5 +726,22 @@ mod tests {
             Some(SortKey::default())
         );
         assert_eq!(SortKey::of("CONFIG"), None);
+    }
+
+    #[test]
+    fn a_certificate_warning_is_flagged_without_failing_the_node() {
+        let mut n = crate::ui::fixtures::node(1);
+        let mut with = |code: &str, healthy: bool| {
+            n.checks.insert(CheckName::Certs, CheckCode::from(code));
+            n.healthy = healthy;
+            let h = health(&n);
+            (h.kind, h.text)
+        };
+        assert_eq!(with("ok", true), (HealthKind::Ok, "ok".into()));
+        assert_eq!(with("warn", true), (HealthKind::Ok, "ok+certs".into()));
+        assert_eq!(with("fail", true), (HealthKind::Ok, "ok+certs".into()));
+        // An unhealthy node lists an expired certificate with its failing checks.
+        assert_eq!(with("fail", false), (HealthKind::Fail, "fail:certs".into()));
+        assert_eq!(with("warn", false), (HealthKind::Fail, "fail+certs".into()));
     }
 }

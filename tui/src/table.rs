@@ -316,6 +316,7 @@ mod tests {
             drain: None,
             balancer: None,
             suspected_by: Vec::new(),
+            cert_expires: None,
         }
     }
 

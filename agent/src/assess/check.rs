@@ -19,7 +19,8 @@ pub struct Spec {
     pub name: CheckName,
     pub(super) judge: fn(&Cx<'_>, &mut Detail) -> Judged,
     /// The heartbeat bit a node sets while this check holds it back, and the code shown
-    /// for the check from that bit before the node's full state is fetched.
+    /// for the check from that bit before the node's full state is fetched. 0 for a check
+    /// that holds nothing back (`certs`): it shows `ok` until the state is fetched.
     pub bit: u32,
     pub bad: CheckCode,
     /// A failure makes the node ineligible: `quorate transfer` names it when it refuses.

@@ -2,7 +2,8 @@
 //!
 //! Probes measure (`crate::probe`); this module folds their reports into [`LocalState`]
 //! and judges them, one file per check: [`app`], [`mounts`] (the shared-storage proofs),
-//! [`config`] (drift), [`clock`] (who is off), [`version`] (the upgrade gate), [`load`].
+//! [`config`] (drift), [`clock`] (who is off), [`version`] (the upgrade gate), [`load`],
+//! [`certs`] (the node certificate's end).
 //! [`CHECKS`] is the registry: a check's name, how it is judged, the heartbeat bit that
 //! stands for it and the event its transitions are. [`LocalState::assess`] runs the
 //! registry and says what follows: readiness, health, eligibility, the [`Reason`]s and
@@ -16,6 +17,7 @@
 //! (listed in [`CHECKS`]), and the docs.
 
 pub mod app;
+pub mod certs;
 pub mod check;
 pub mod clock;
 pub mod config;
@@ -39,13 +41,14 @@ pub use reason::Reason;
 pub use state::{Assessment, LocalState, rfc3339};
 
 /// Every node check, in the order they are shown.
-pub static CHECKS: [Spec; 6] = [
+pub static CHECKS: [Spec; 7] = [
     app::SPEC,
     mounts::SPEC,
     config::SPEC,
     clock::SPEC,
     version::SPEC,
     load::SPEC,
+    certs::SPEC,
 ];
 
 /// The registry entry of a check, if this build has it.
@@ -225,11 +228,68 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_near_its_end_is_a_reason_but_holds_nothing_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Arc::new(crate::config::tests_support::parse(dir.path(), ""));
+        let now = crate::clock::now();
+        let core = Node::new(
+            cfg.core_config(proto::Incarnation(1)),
+            now,
+            1,
+            Default::default(),
+        );
+        let mut l = LocalState::new(cfg, "nonce".into(), OperatorState::default());
+        l.joined = true;
+        l.load = Some(LoadSample::default());
+        let wall = WallMicros(1_800_000_000_000_000);
+        let day = 86_400 * 1_000_000;
+        for (expires, code) in [
+            (Some(WallMicros(wall.0 + 400 * day)), CheckCode::Ok),
+            (Some(WallMicros(wall.0 + 10 * day)), CheckCode::Warn),
+            (Some(WallMicros(wall.0 - day)), CheckCode::Fail),
+            (None, CheckCode::Warn),
+        ] {
+            l.cert_expires = expires;
+            let a = l.assess(&core, now, wall, false);
+            let certs = a
+                .checks
+                .iter()
+                .find(|c| c.name == CheckName::Certs)
+                .unwrap();
+            assert_eq!(certs.code, code, "{expires:?}");
+            assert!(a.ready && a.healthy && a.eligible, "{expires:?}: {a:?}");
+            assert_eq!(
+                a.reasons.contains(&Reason::Certs),
+                code != CheckCode::Ok,
+                "{expires:?}: {:?}",
+                a.reasons
+            );
+            assert_eq!(
+                l.node_state(
+                    &proto::NodeState::new(
+                        proto::NodeId::new("n1").unwrap(),
+                        proto::Incarnation(1),
+                        String::new(),
+                        Mode::Member,
+                        0,
+                        wall,
+                    ),
+                    &a
+                )
+                .cert_expires,
+                expires
+            );
+        }
+    }
+
+    #[test]
     fn the_registry_lists_every_check_once_in_the_order_shown() {
         let names: Vec<&str> = CHECKS.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
-            ["app", "mounts", "config", "clock", "version", "load"]
+            [
+                "app", "mounts", "config", "clock", "version", "load", "certs"
+            ]
         );
     }
 }

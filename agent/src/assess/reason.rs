@@ -27,6 +27,9 @@ pub enum Reason {
     Overloaded,
     /// Drained by an operator (`/health` and friends on a drained node).
     Draining,
+    /// The node's certificate ends within 30 days, or has ended (`quorate ca renew`).
+    /// A warning: it never fails an answer by itself.
+    Certs,
     /// A peer's `[timing]` does not fit this node's: their leases and votes do not count.
     Timing,
     /// The node cannot vote (no agreed member set, not a voter in it), or its `peers`
@@ -61,6 +64,7 @@ impl Reason {
             Reason::Mount => "mount",
             Reason::Overloaded => "overloaded",
             Reason::Draining => "draining",
+            Reason::Certs => "certs",
             Reason::Timing => "timing",
             Reason::Members => "members",
             Reason::NoQuorum => "no-quorum",
@@ -112,6 +116,7 @@ mod tests {
             Reason::ChecksPending,
             Reason::UpgradeHeld,
             Reason::NoQuorum,
+            Reason::Certs,
             Reason::NotInRole,
             Reason::UnknownTask,
             Reason::Internal,

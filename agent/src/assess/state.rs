@@ -35,6 +35,9 @@ pub struct LocalState {
     /// Orders this node took for other nodes, gossiped until they expire.
     pub drain_orders: Vec<DrainOrder>,
     pub balancer: Option<BalancerSeen>,
+    /// The end of the certificate this node runs with (`None`: unreadable). The driver
+    /// sets it at start and when a reload brings new TLS files.
+    pub cert_expires: Option<WallMicros>,
     /// When the assessment last said `draining` (for the agent-check's drain → maint).
     pub(super) draining_since: Option<Instant>,
     /// Every check has reported at least once since the start. From then on a check
@@ -115,6 +118,7 @@ impl LocalState {
             operator,
             drain_orders: Vec::new(),
             balancer: None,
+            cert_expires: None,
             draining_since: None,
             settled: false,
         }
@@ -181,6 +185,7 @@ impl LocalState {
             upgrade_allowed: self.operator.upgrade_allowed.is_some()
                 && self.operator.upgrade_allowed.as_deref() == self.app_version(),
             suspects: a.suspects.clone(),
+            cert_expires: self.cert_expires,
             ..base.clone()
         }
     }

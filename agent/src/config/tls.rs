@@ -421,3 +421,12 @@ fn der_tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     };
     (b.len() >= len).then(|| (tag, &b[..len], &b[len..]))
 }
+
+/// The end of a certificate's validity (`notAfter`) as a wall time, for the `certs`
+/// check and its metric; `None` for a certificate x509-parser cannot read. An end
+/// before 1970 is the epoch (long expired either way).
+pub fn expires(cert: &CertificateDer<'_>) -> Option<proto::WallMicros> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let secs = u64::try_from(parsed.validity().not_after.timestamp()).unwrap_or(0);
+    Some(proto::WallMicros(secs.saturating_mul(1_000_000)))
+}

@@ -14,8 +14,10 @@
 //! slow reader hold anyone up (a reader that lags behind the broadcast is told so and
 //! catches up from the history).
 //!
-//! [`describe`] words a core event for the log line and the journal record at once.
+//! [`describe`] words a core event for the log line and the journal record at once;
+//! [`counts`] keeps the [`Tally`] of what happened, for `/metrics`'s counters.
 
+pub mod counts;
 pub mod describe;
 
 use std::collections::VecDeque;
@@ -30,6 +32,7 @@ use proto::ctl::{EventKind, EventRecord};
 use tokio::sync::{broadcast, watch};
 
 use crate::persist::{self, PersistError};
+pub use counts::Tally;
 
 /// Records kept in memory and served to `quorate events`.
 pub const HISTORY_CAP: usize = 1000;
@@ -60,6 +63,8 @@ pub struct Journal {
     writer: Option<(SyncSender<EventRecord>, std::thread::JoinHandle<()>)>,
     /// Set once a line could not be queued, so that is logged once per burst.
     dropping: bool,
+    /// What happened, counted (not persisted: counters start at 0 with the process).
+    tally: Tally,
 }
 
 /// A reader's handle: the history, and the live records from the moment it subscribes.
@@ -175,7 +180,18 @@ impl Journal {
             live,
             writer: None,
             dropping: false,
+            tally: Tally::default(),
         }
+    }
+
+    /// The counts of what happened so far.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    /// For the driver, which counts what it records (see [`counts`]).
+    pub fn tally_mut(&mut self) -> &mut Tally {
+        &mut self.tally
     }
 
     pub fn reader(&self) -> JournalReader {

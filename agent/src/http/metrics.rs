@@ -1,15 +1,23 @@
-//! `/metrics`: the snapshot as OpenMetrics text (prometheus-client's text encoder).
+//! `/metrics`: the snapshot and the agent's counters as OpenMetrics text
+//! (prometheus-client's text encoder).
 //!
-//! Owns: turning one [`ClusterView`] (and the HTTP server's connection counts, handed in
-//! as numbers: [`ConnStats`]) into metrics. Every metric is built per request, in a
-//! registry that lives for that request only: it is a picture of the state at the
-//! snapshot's moment, not counters kept here, so there is nothing to keep in sync and
-//! nothing shared between requests. A few dozen gauges cost microseconds.
+//! Owns: turning what it is handed into metrics, their names, help texts and labels (the
+//! table in `docs/monitoring.md` lists every one; a test holds the two equal). Gauges are
+//! built per request from one [`ClusterView`]: a picture of the state at the snapshot's
+//! moment (the lease's remainder at the request's). Counters are kept where the thing
+//! happens and handed in as numbers: the driver's [`Tally`](crate::events::Tally) of
+//! elections, role changes, handovers, check transitions and hook runs travels in the
+//! view; the HTTP server's connection counts ([`ConnStats`]) and answered requests
+//! ([`Requests`]) come with the request; refusals are the process's
+//! ([`ratelog::refusals`]). The registry lives for one request, so nothing is kept
+//! here and nothing is shared between requests; a few dozen series cost microseconds.
 //!
-//! Must never: read anything but what it is handed, keep state between requests, or put
-//! a label value on the wire unescaped (prometheus-client writes label values verbatim).
+//! Must never: read anything but what it is handed (and the refusal counts), keep state
+//! between requests, label a series with anything a client chooses, or put a label
+//! value on the wire unescaped (prometheus-client writes label values verbatim).
 
 use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -18,6 +26,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::admission::{ConnStats, Refused};
+use super::requests::{CODES, Requests};
+use crate::ratelog::{self, Refusal};
 use crate::view::ClusterView;
 
 /// The content type of [`render`]'s output (OpenMetrics 1.0 text, ending in `# EOF`).
@@ -55,6 +65,18 @@ fn float(reg: &mut Registry, name: &str, help: &str, value: f64) {
     let g = FloatGauge::default();
     g.set(value);
     reg.register(name, help, g);
+}
+
+fn seconds(reg: &mut Registry, name: &str, help: &str, value: f64) {
+    let g = FloatGauge::default();
+    g.set(value);
+    reg.register_with_unit(name, help, Unit::Seconds, g);
+}
+
+fn counter(reg: &mut Registry, name: &str, help: &str, value: u64) {
+    let c: Counter = Counter::default();
+    c.inc_by(value);
+    reg.register(name, help, c);
 }
 
 fn int_family(reg: &mut Registry, name: &str, help: &str, rows: Vec<(Labels, i64)>) {
@@ -126,9 +148,150 @@ fn connections(reg: &mut Registry, c: &ConnStats) {
     );
 }
 
-/// The snapshot and the HTTP port's connection counts as OpenMetrics text. (Help strings
-/// carry no final period: the encoder adds one.)
-pub fn render(view: &ClusterView, conns: &ConnStats) -> String {
+/// What happened since the agent started: the driver's tally, the hooks', the HTTP
+/// port's answers and the process's refusals.
+fn counters(reg: &mut Registry, view: &ClusterView, requests: &Requests) {
+    let t = &view.counts;
+    counter(
+        reg,
+        "elections",
+        "Elections this node started (campaigns, one per term it stood in)",
+        t.elections,
+    );
+    counter(
+        reg,
+        "split_brain_suspected",
+        "Primary claims this node saw in a term it did not expect (split_brain_suspected events)",
+        t.split_brain,
+    );
+    // Every role and reason from the start, so a rate over them never lacks a series.
+    use crate::core::TransferReason;
+    use proto::Role;
+    counter_family(
+        reg,
+        "role_changes",
+        "Changes of this node's role, by the role it took",
+        [
+            Role::Primary,
+            Role::Secondary,
+            Role::Witness,
+            Role::Candidate,
+        ]
+        .into_iter()
+        .map(|r| {
+            let n = t
+                .role_changes
+                .iter()
+                .find(|(k, _)| *k == r)
+                .map_or(0, |x| x.1);
+            (vec![("role", r.as_str().to_owned())], n)
+        })
+        .collect(),
+    );
+    counter_family(
+        reg,
+        "handovers",
+        "Handovers this node started as primary, by reason",
+        [
+            TransferReason::Shutdown,
+            TransferReason::Operator,
+            TransferReason::Ineligible,
+            TransferReason::Preempt,
+        ]
+        .into_iter()
+        .map(|r| {
+            let n = t.handovers.iter().find(|(k, _)| *k == r).map_or(0, |x| x.1);
+            (vec![("reason", r.as_str().to_owned())], n)
+        })
+        .collect(),
+    );
+    counter_family(
+        reg,
+        "check_transitions",
+        "Changes of a local check's result, by check and the result it changed to",
+        t.check_changes
+            .iter()
+            .map(|(check, code, n)| {
+                (
+                    vec![
+                        ("check", esc(check.as_str())),
+                        ("result", code.as_str().to_owned()),
+                    ],
+                    *n,
+                )
+            })
+            .collect(),
+    );
+    counter_family(
+        reg,
+        "hook_runs",
+        "Hook runs started, by hook",
+        t.hooks
+            .iter()
+            .map(|(hook, runs, _)| (vec![("hook", (*hook).to_owned())], *runs))
+            .collect(),
+    );
+    counter_family(
+        reg,
+        "hook_failures",
+        "Hook runs that failed (non-zero exit, timeout, could not start), by hook",
+        t.hooks
+            .iter()
+            .map(|(hook, _, failed)| (vec![("hook", (*hook).to_owned())], *failed))
+            .collect(),
+    );
+    counter_family(
+        reg,
+        "http_requests",
+        "HTTP requests answered, by endpoint (the kind of route) and status code (other: any code not listed)",
+        requests
+            .read()
+            .into_iter()
+            // Every endpoint's 200 from the start (a balancer's rate of 0 must have a
+            // series to be 0 on); other codes once they happened.
+            .filter(|(_, code, n)| *n > 0 || *code == CODES[0].to_string())
+            .map(|(e, code, n)| (vec![("endpoint", e.as_str().to_owned()), ("code", code)], n))
+            .collect(),
+    );
+    let refused = ratelog::refusals();
+    let of = |k: Refusal| refused.iter().find(|(r, _)| *r == k).map_or(0, |x| x.1);
+    counter(
+        reg,
+        "decode_refusals",
+        "Datagrams, frames and operator requests from authenticated peers that did not decode (refused, nothing else changed)",
+        of(Refusal::Malformed),
+    );
+    // The HTTP port's own refusals are quorate_http_refused_connections_total's.
+    counter_family(
+        reg,
+        "admission_refusals",
+        "Connections and input the QUIC port refused before trusting them, by kind",
+        [
+            Refusal::Address,
+            Refusal::Handshake,
+            Refusal::Hello,
+            Refusal::Busy,
+            Refusal::Control,
+            Refusal::PeerCertificate,
+            Refusal::Revoked,
+            Refusal::BalancerHeader,
+        ]
+        .into_iter()
+        .map(|k| (vec![("kind", k.as_str().to_owned())], of(k)))
+        .collect(),
+    );
+}
+
+/// A node's certificate end in /cluster (RFC 3339) as Unix seconds.
+fn unix_seconds(rfc3339: &str) -> Option<f64> {
+    let t = humantime::parse_rfc3339(rfc3339).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64())
+}
+
+/// The snapshot, the counters and the HTTP port's connection counts as OpenMetrics text,
+/// with the lease judged at `now`. (Help strings carry no final period: the encoder adds
+/// one.)
+pub fn render(view: &ClusterView, conns: &ConnStats, requests: &Requests, now: Instant) -> String {
     let st = &view.status;
     let me = st
         .nodes
@@ -138,6 +301,39 @@ pub fn render(view: &ClusterView, conns: &ConnStats) -> String {
     let mut reg = Registry::with_prefix("quorate");
 
     int(&mut reg, "up", "The agent runs (always 1)", 1);
+    int_family(
+        &mut reg,
+        "build_info",
+        "The agent's version and wire protocol version (always 1)",
+        vec![(
+            vec![
+                ("version", env!("CARGO_PKG_VERSION").to_owned()),
+                ("protocol", proto::PROTOCOL_VERSION.to_string()),
+            ],
+            1,
+        )],
+    );
+    seconds(
+        &mut reg,
+        "lease_remaining",
+        "Time left on the primary lease this node holds (0 when it holds none)",
+        view.lease.map_or(0.0, |l| {
+            l.until.saturating_duration_since(now).as_secs_f64()
+        }),
+    );
+    float_family(
+        &mut reg,
+        "certificate_expiry_timestamp",
+        "When each node's certificate ends (notAfter), as the node reported it, in Unix seconds",
+        Some(Unit::Seconds),
+        st.nodes
+            .iter()
+            .filter_map(|n| {
+                let at = unix_seconds(n.cert_expires.as_deref()?)?;
+                Some((vec![("node", esc(&n.node))], at))
+            })
+            .collect(),
+    );
     int(
         &mut reg,
         "term",
@@ -277,6 +473,7 @@ pub fn render(view: &ClusterView, conns: &ConnStats) -> String {
     );
 
     connections(&mut reg, conns);
+    counters(&mut reg, view, requests);
 
     let mut out = String::new();
     if encode(&mut out, &reg).is_err() {
@@ -334,6 +531,7 @@ mod tests {
             drain: None,
             balancer: None,
             suspected_by: Vec::new(),
+            cert_expires: Some("2027-03-01T12:00:00Z".into()),
         }
     }
 
@@ -371,7 +569,7 @@ mod tests {
             slow: 3,
             ..ConnStats::default()
         };
-        let out = render(&fixture(), &conns);
+        let out = render(&fixture(), &conns, &Requests::new(), crate::clock::now());
         for want in [
             "quorate_up 1\n",
             "quorate_term 7\n",
@@ -407,10 +605,67 @@ mod tests {
         assert!(out.ends_with("# EOF\n"));
     }
 
+    #[test]
+    fn renders_the_counters_and_the_lease_left() {
+        use crate::core::TransferReason;
+        use crate::http::requests::Endpoint;
+        use proto::{CheckCode, CheckName, Role};
+
+        let now = crate::clock::now();
+        let mut v = fixture();
+        v.lease = Some(crate::core::lease::Lease {
+            term: proto::Term(7),
+            until: now + std::time::Duration::from_millis(250),
+        });
+        v.counts.elections = 3;
+        v.counts.role_changes = vec![(Role::Primary, 2)];
+        v.counts.handovers = vec![(TransferReason::Shutdown, 1)];
+        v.counts.check_changes = vec![(CheckName::Certs, CheckCode::Warn, 1)];
+        v.counts.hooks = vec![("on_primary", 2, 1)];
+        let requests = Requests::new();
+        requests.count(Endpoint::Health, 200);
+        requests.count(Endpoint::Primary, 503);
+        let out = render(&v, &ConnStats::default(), &requests, now);
+        for want in [
+            "quorate_build_info{version=\"",
+            "quorate_lease_remaining_seconds 0.25\n",
+            "quorate_certificate_expiry_timestamp_seconds{node=\"n2\"} 1803902400.0\n",
+            "quorate_elections_total 3\n",
+            "quorate_role_changes_total{role=\"primary\"} 2\n",
+            "quorate_role_changes_total{role=\"candidate\"} 0\n",
+            "quorate_handovers_total{reason=\"shutdown\"} 1\n",
+            "quorate_handovers_total{reason=\"preemption\"} 0\n",
+            "quorate_check_transitions_total{check=\"certs\",result=\"warn\"} 1\n",
+            "quorate_hook_runs_total{hook=\"on_primary\"} 2\n",
+            "quorate_hook_failures_total{hook=\"on_primary\"} 1\n",
+            "quorate_http_requests_total{endpoint=\"health\",code=\"200\"} 1\n",
+            "quorate_http_requests_total{endpoint=\"primary\",code=\"503\"} 1\n",
+            // Every endpoint's 200 exists from the start; other codes once counted.
+            "quorate_http_requests_total{endpoint=\"task\",code=\"200\"} 0\n",
+            "quorate_admission_refusals_total{kind=\"address\"} ",
+            "quorate_decode_refusals_total ",
+            "quorate_split_brain_suspected_total 0\n",
+        ] {
+            assert!(out.contains(want), "missing {want:?} in\n{out}");
+        }
+        assert!(!out.contains("endpoint=\"task\",code=\"503\""), "{out}");
+        // Not the primary: no lease left.
+        let out = render(&fixture(), &ConnStats::default(), &requests, now);
+        assert!(
+            out.contains("quorate_lease_remaining_seconds 0.0\n"),
+            "{out}"
+        );
+    }
+
     /// Every line is a comment or `name{labels} value`, with a parseable value.
     #[test]
     fn output_parses_line_wise() {
-        let out = render(&fixture(), &ConnStats::default());
+        let out = render(
+            &fixture(),
+            &ConnStats::default(),
+            &Requests::new(),
+            crate::clock::now(),
+        );
         let sample = regex::Regex::new(
             r#"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? (\S+)$"#,
         )
@@ -435,6 +690,8 @@ mod tests {
         let out = render(
             &crate::http::routes::tests::view(false, false, vec![]),
             &ConnStats::default(),
+            &Requests::new(),
+            crate::clock::now(),
         );
         assert!(out.contains("quorate_up 1\n"));
         assert!(out.contains("quorate_load1 0.0\n") || out.contains("quorate_load1 0\n"));

@@ -4,7 +4,8 @@
 //! Owns: the HTTP thread and its current-thread runtime, the accept loop and who gets a
 //! connection slot (the rule and the numbers are [`admission`]'s; refusals and slow or
 //! malformed clients are counted and logged through [`RateLog`]), turning a hyper
-//! request into a [`routes::Request`], and hearing what HAProxy says about this node
+//! request into a [`routes::Request`], counting every answer by endpoint and code
+//! ([`requests`]), and hearing what HAProxy says about this node
 //! (`X-Haproxy-Server-State`, from `http.allow` only; [`balancer`] paces what reaches
 //! the driver). It takes no commands: those come over the operator channel
 //! (`crate::ctl`), with mutual TLS.
@@ -19,6 +20,7 @@ pub mod admission;
 pub mod balancer;
 pub mod haproxy_agent;
 pub mod metrics;
+pub mod requests;
 pub mod routes;
 
 use std::convert::Infallible;
@@ -41,6 +43,7 @@ use crate::view::ClusterView;
 use admission::{Counters, Gate, HEADER_TIMEOUT, Held, Limits, MAX_BUF, MAX_CONNECTIONS, allowed};
 use balancer::Heard;
 use haproxy_agent::ServerState;
+use requests::{Endpoint, Requests};
 
 const X_QUORATE_NODE: HeaderName = HeaderName::from_static("x-quorate-node");
 const X_HAPROXY_SERVER_STATE: HeaderName = HeaderName::from_static("x-haproxy-server-state");
@@ -158,6 +161,7 @@ pub fn spawn(
                     view,
                     heard: heard_tx,
                     counters: Counters::default(),
+                    requests: Requests::default(),
                     log: RateLog::new(),
                 };
                 serve(listener, Arc::new(server), limits).await;
@@ -172,6 +176,7 @@ struct Server {
     /// What the balancer said last (from `http.allow`), for [`balancer::forward`].
     heard: watch::Sender<Option<Heard>>,
     counters: Counters,
+    requests: Requests,
     log: RateLog,
 }
 
@@ -329,6 +334,7 @@ fn answer(
             now: clock::now(),
             boot_now: clock::boottime(),
             conns: server.counters.stats(),
+            requests: &server.requests,
         },
         // The allow list comes with the snapshot: a reload changes it for the next
         // request, with no lock and no second channel.
@@ -337,6 +343,9 @@ fn answer(
     // Headers written straight into the map, names and constant values static: this is
     // the hot path (a balancer's every check), and it allocates only for the node name.
     let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    server
+        .requests
+        .count(Endpoint::of(req.uri().path()), status.as_u16());
     let len = a.body.len();
     let body = if method == routes::Method::Head {
         Bytes::new()

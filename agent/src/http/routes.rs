@@ -16,6 +16,7 @@ use serde::Serialize;
 use proto::Role;
 
 use super::admission::ConnStats;
+use super::requests::Requests;
 use crate::assess::reason::{self, Reason};
 use crate::config::Cidr;
 use crate::view::ClusterView;
@@ -44,6 +45,8 @@ pub struct Request<'a> {
     pub boot_now: Duration,
     /// The HTTP server's connection counts at that moment (for `/metrics`).
     pub conns: ConnStats,
+    /// The requests the server answered so far (read only by `/metrics`).
+    pub requests: &'a Requests,
 }
 
 /// Whether this node holds the primary lease at the request's moment, on both clocks.
@@ -361,7 +364,7 @@ fn answer(view: &ClusterView, req: &Request<'_>, allow: &[Cidr]) -> Answer {
             Answer {
                 status: 200,
                 content_type: super::metrics::CONTENT_TYPE,
-                body: super::metrics::render(view, &req.conns),
+                body: super::metrics::render(view, &req.conns, req.requests, req.now),
                 headers: Vec::new(),
             }
         }
@@ -459,11 +462,14 @@ pub(crate) mod tests {
                 timing_mismatch: vec![],
                 members: Default::default(),
             },
+            counts: Default::default(),
         }
     }
 
     const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     const OUTSIDE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+    static NO_REQUESTS: Requests = Requests::new();
 
     fn req<'a>(method: Method, path: &'a str, query: &'a str, remote: IpAddr) -> Request<'a> {
         Request {
@@ -474,6 +480,7 @@ pub(crate) mod tests {
             now: crate::clock::now(),
             boot_now: Duration::ZERO,
             conns: ConnStats::default(),
+            requests: &NO_REQUESTS,
         }
     }
 
@@ -500,6 +507,30 @@ pub(crate) mod tests {
         v.draining = true;
         v.drain_status = drain_status;
         v
+    }
+
+    /// A certificate near its end is a reason on the node, never a failed answer: the
+    /// balancer keeps the node and the primary keeps its role.
+    #[test]
+    fn a_certs_warning_fails_no_answer() {
+        let mut v = primary_view();
+        v.reasons = vec![Reason::Certs];
+        v.checks = vec![proto::CheckState {
+            name: proto::CheckName::Certs,
+            code: proto::CheckCode::Warn,
+            reason: "certificate expires at 2027-01-01T00:00:00Z (in 9 days)".into(),
+        }];
+        for path in ["/health", "/ready", "/primary", "/live", "/"] {
+            let a = route(&v, &get(path, ""), &Cidr::loopback());
+            assert_eq!(a.status, 200, "{path}: {}", a.body);
+        }
+        let verbose = route(&v, &get("/health", "verbose"), &Cidr::loopback());
+        assert_eq!(verbose.status, 200);
+        assert!(
+            verbose.body.starts_with("[-]certs warn\n"),
+            "{}",
+            verbose.body
+        );
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub fn node(i: u64) -> NodeStatus {
         },
         checks: [
             ("app", "ok"),
+            ("certs", "ok"),
             ("clock", "ok"),
             ("config", "ok"),
             ("mounts", "ok"),
@@ -119,6 +120,7 @@ pub fn node(i: u64) -> NodeStatus {
             since: "2025-06-01T07:12:09Z".into(),
         }),
         suspected_by: Vec::new(),
+        cert_expires: Some("2026-05-20T09:00:00Z".into()),
     }
 }
 
@@ -232,6 +234,7 @@ pub fn failover_events() -> Vec<EventRecord> {
 }
 
 /// n3 runs app 2.5.0 with a changed app.conf and an extra file; frozen for the upgrade.
+/// Its certificate ends in 12 days (`certs` warns).
 pub fn drift() -> ClusterStatus {
     let mut s = healthy();
     s.frozen = true;
@@ -268,6 +271,14 @@ pub fn drift() -> ClusterStatus {
     }
     let n3 = &mut s.nodes[2];
     n3.version.app = Some("2.5.0".into());
+    // Its certificate was issued apart from the others' and ends first.
+    n3.cert_expires = Some("2025-06-20T09:00:00Z".into());
+    n3.checks.insert("certs".into(), "warn".into());
+    n3.check_reasons.insert(
+        "certs".into(),
+        "certificate expires at 2025-06-20T09:00:00Z (in 12 days): renew it with `quorate ca renew`"
+            .into(),
+    );
     n3.checks.insert("config".into(), "drift".into());
     n3.check_reasons
         .insert("config".into(), "app: 2 files differ from n1, n2".into());

@@ -185,6 +185,10 @@ pub(super) fn identity_and_checks(
     }
     facts.push(format!("incarnation {}", n.incarnation));
     facts.push(format!("priority {}", n.priority));
+    // The day is enough here: the certs check's reason gives the moment when it nears.
+    if let Some(end) = &n.cert_expires {
+        facts.push(format!("cert until {}", end.get(..10).unwrap_or(end)));
+    }
     if !n.roles.is_empty() {
         facts.push(format!("roles {}", n.roles.join(",")));
     }
@@ -220,7 +224,7 @@ pub(super) fn identity_and_checks(
         let level = match v {
             CheckCode::Ok => Level::Ok,
             CheckCode::Off => Level::Dim,
-            CheckCode::Drift => Level::Warn,
+            CheckCode::Drift | CheckCode::Warn => Level::Warn,
             CheckCode::Fail | CheckCode::Hung | CheckCode::Unknown => Level::Bad,
         };
         let since = state
