@@ -423,9 +423,10 @@ pub struct ReloadOutcome {
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    /// The file is invalid or unreadable; the message is `file:line: reason`.
+    /// The file is invalid or unreadable: every error, one `file:line: reason` per line
+    /// (an unresolvable name in `peers` too: names are resolved again on every reload).
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] crate::config::ConfigErrors),
     /// A TLS file could not be loaded (it changed between the check and the load).
     #[error(transparent)]
     Tls(#[from] crate::config::tls::TlsError),

@@ -283,6 +283,15 @@ pub fn serial(cert: &CertificateDer<'_>) -> Option<String> {
         .map(|ee| hex(ee.serial()))
 }
 
+/// The end of a certificate's validity (`notAfter`) in seconds since the Unix epoch, or
+/// `None` if it cannot be parsed (the config check's expiry rule; log lines use
+/// [`not_after`]).
+pub fn not_after_unix(cert: &CertificateDer<'_>) -> Option<i64> {
+    x509_parser::parse_x509_certificate(cert)
+        .ok()
+        .map(|(_, c)| c.validity().not_after.timestamp())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
