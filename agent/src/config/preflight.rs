@@ -34,7 +34,7 @@ pub fn state_dir_problem(dir: &Path) -> Option<String> {
                     write_fix(dir, e)
                 )
             }),
-        Err(e) if e.kind() == ErrorKind::NotFound => {
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
             // The agent creates it at start (with its missing parents): the nearest
             // ancestor that exists must be a directory this user can write.
             let Some(parent) = dir.ancestors().skip(1).find(|a| a.exists()) else {
@@ -56,9 +56,6 @@ pub fn state_dir_problem(dir: &Path) -> Option<String> {
                     )
                 })
         }
-        Err(e) if e.kind() == ErrorKind::NotADirectory => Some(format!(
-            "state_dir: {d} cannot be created: a part of its path is a file, not a directory"
-        )),
         Err(e) => Some(format!("state_dir: {d}: {e}")),
     }
 }

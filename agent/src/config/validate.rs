@@ -1310,6 +1310,242 @@ mod tests {
         out
     }
 
+    /// A machine to check on: its hostname, what names resolve to, its own addresses
+    /// and the date.
+    struct FakeHost {
+        hostname: &'static str,
+        names: Vec<(&'static str, Vec<&'static str>)>,
+        local: Vec<&'static str>,
+        now: i64,
+    }
+
+    impl FakeHost {
+        fn new(hostname: &'static str) -> Self {
+            Self {
+                hostname,
+                names: Vec::new(),
+                local: Vec::new(),
+                now: System.now_unix(),
+            }
+        }
+
+        fn name(mut self, name: &'static str, ips: &[&'static str]) -> Self {
+            self.names.push((name, ips.to_vec()));
+            self
+        }
+    }
+
+    impl Host for FakeHost {
+        fn hostname(&self) -> String {
+            self.hostname.to_owned()
+        }
+        fn resolve(&self, name: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+            let (_, ips) = self
+                .names
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(|| std::io::Error::other("Name or service not known"))?;
+            Ok(ips
+                .iter()
+                .map(|ip| SocketAddr::new(ip.parse().unwrap(), port))
+                .collect())
+        }
+        fn is_local(&self, ip: std::net::IpAddr) -> bool {
+            ip.is_loopback() || self.local.iter().any(|l| l.parse() == Ok(ip))
+        }
+        fn route_source(&self, _: SocketAddr) -> Option<std::net::IpAddr> {
+            self.local.first().and_then(|l| l.parse().ok())
+        }
+        fn now_unix(&self) -> i64 {
+            self.now
+        }
+    }
+
+    /// Checks `text` in `dir` on `host`; the messages with `dir` cut out.
+    fn check_on(
+        dir: &Path,
+        text: &str,
+        host: &dyn Host,
+        scope: Scope,
+    ) -> Result<Checked, Vec<String>> {
+        let strip = |s: String| s.replace(&dir.display().to_string(), "");
+        check_text(&dir.join("agent.toml"), text, host, scope)
+            .map_err(|e| e.iter().map(|e| strip(e.to_string())).collect())
+    }
+
+    fn line_with(text: &str, needle: &str) -> usize {
+        text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+
+    /// Five mistakes of five kinds (two that serde refuses, three that the checks do)
+    /// give five lines, in file order, each naming its line and what is wrong.
+    #[test]
+    fn every_mistake_is_reported_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let text = config_text(d, "")
+            .replace(
+                "peers = [\"127.0.0.1:7801\"]",
+                "peers = [\"127.0.0.1:7801\", \"nas-b:7700\"]\ncolour = \"red\"",
+            )
+            .replace("/n1.pem\"", "/{host}.pem\"")
+            + "[timing]\nlease = \"fast\"\n\n[app]\ncheck = \"ftp://x:1\"\n";
+        let got = check_on(d, &text, &FakeHost::new("n1"), Scope::File).unwrap_err();
+        let want = [
+            (
+                line_with(&text, "nas-b"),
+                "peers: \"nas-b:7700\" does not resolve: Name or service not known: add nas-b to DNS or /etc/hosts, or write its IP address",
+            ),
+            (line_with(&text, "colour"), "unknown field `colour`"),
+            (
+                line_with(&text, "{host}"),
+                "tls.cert: \"/{host}.pem\": {host} is not a placeholder: only {node} is replaced",
+            ),
+            (line_with(&text, "fast"), "timing.lease: invalid duration \"fast\""),
+            (line_with(&text, "[app]"), "app: check: \"ftp://x:1\""),
+        ];
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+        for (got, (line, reason)) in got.iter().zip(want) {
+            let at = format!("/agent.toml:{line}: ");
+            assert!(got.starts_with(&at), "{got}: not at {at}");
+            assert!(got.contains(reason), "{got}: no {reason:?}");
+        }
+    }
+
+    /// A TOML syntax error ends the check (serde cannot read on) and says so.
+    #[test]
+    fn a_syntax_error_stops_the_check_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = config_text(dir.path(), "colour = \"red\"\n") + "[timing\n";
+        let got = check_on(dir.path(), &text, &FakeHost::new("n1"), Scope::File).unwrap_err();
+        assert_eq!(got.len(), 1, "{got:?}");
+        let at = format!("/agent.toml:{}: ", line_with(&text, "[timing"));
+        assert!(got[0].starts_with(&at), "{got:?}");
+        assert!(got[0].contains("syntax error stops the check"), "{got:?}");
+    }
+
+    /// One file for every node: `node` from the hostname, `{node}` in [tls] paths,
+    /// `peers` by name with this node's own entry skipped, `advertise` from the address
+    /// the node's name resolves to (with the listen port).
+    #[test]
+    fn one_file_serves_every_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for n in ["n1", "n2"] {
+            crate::ca::init(d).ok();
+            crate::ca::issue_node(d, &proto::NodeId::new(n).unwrap()).unwrap();
+        }
+        let text = format!(
+            "cluster = \"c\"\npeers = [\"n1\", \"n2:7700\", \"n3\"]\nstate_dir = \"{d}/state\"\n\n\
+             [tls]\nca = \"ca.pem\"\ncert = \"{{node}}.pem\"\nkey = \"{d}/{{node}}.key\"\n",
+            d = d.display()
+        );
+        let mut host = FakeHost::new("n2.dam.example")
+            .name("n1", &["10.0.0.11"])
+            .name("n2", &["fd00::12", "10.0.0.12"])
+            .name("n3", &["10.0.0.13"]);
+        host.local = vec!["10.0.0.12"];
+        let c = check_on(d, &text, &host, Scope::Machine).unwrap();
+        assert_eq!(c.config.node.as_str(), "n2");
+        assert_eq!(c.config.advertise, "10.0.0.12:7700".parse().unwrap());
+        let peers: Vec<String> = c.config.peers.iter().map(|p| p.to_string()).collect();
+        assert_eq!(peers, ["10.0.0.11:7700", "10.0.0.13:7700"]);
+        assert_eq!(c.config.tls.cert, d.join("n2.pem"));
+        assert_eq!(c.config.tls.key, d.join("n2.key"));
+        let notes = c.notes.join("\n");
+        assert!(notes.contains("node n2: the hostname"), "{notes}");
+        assert!(
+            notes.contains("advertise 10.0.0.12:7700: the address n2 resolves to"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("peers: \"n2:7700\" (line 2) is this node (10.0.0.12:7700): skipped"),
+            "{notes}"
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+        // The hostname resolving only to loopback (Debian's 127.0.1.1) is not advertised:
+        // the route to the first other peer is, and the own entry is still skipped by name.
+        let mut host = FakeHost::new("n2")
+            .name("n1", &["10.0.0.11"])
+            .name("n2", &["127.0.1.1"])
+            .name("n3", &["10.0.0.13"]);
+        host.local = vec!["10.0.0.12"];
+        let c = check_on(d, &text, &host, Scope::File).unwrap();
+        assert_eq!(c.config.advertise, "10.0.0.12:7700".parse().unwrap());
+        assert_eq!(c.config.peers.len(), 2);
+        let notes = c.notes.join("\n");
+        assert!(notes.contains("on the route to peer \"n1\""), "{notes}");
+
+        // A name with two IPv4 addresses is refused: nodes would not agree on one.
+        let mut host = FakeHost::new("n2")
+            .name("n1", &["10.0.0.11", "10.1.0.11"])
+            .name("n2", &["10.0.0.12"])
+            .name("n3", &["10.0.0.13"]);
+        host.local = vec!["10.0.0.12"];
+        let e = check_on(d, &text, &host, Scope::File).unwrap_err();
+        assert!(
+            e.len() == 1 && e[0].starts_with("/agent.toml:2: peers: \"n1\" resolves to several addresses (10.0.0.11, 10.1.0.11)"),
+            "{e:?}"
+        );
+    }
+
+    /// The certificate's end: past is an error, within 30 days a warning (the file
+    /// still passes), later nothing.
+    #[test]
+    fn a_certificate_that_ended_is_an_error_and_one_ending_soon_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let text = config_text(d, "");
+        let pem = std::fs::read(d.join("n1.pem")).unwrap();
+        let leaf = {
+            use rustls::pki_types::pem::PemObject as _;
+            rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap()
+        };
+        let end = tls::not_after_unix(&leaf).unwrap();
+        let cert_line = line_with(&text, "n1.pem");
+        let mut host = FakeHost::new("n1");
+        host.now = end - 12 * 86_400 - 60;
+        let c = check_on(d, &text, &host, Scope::File).unwrap();
+        let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains(&format!("agent.toml:{cert_line}: tls.cert: "))
+                && w[0].contains("(in 12 days): renew it (`quorate ca renew --dir DIR n1`"),
+            "{w:?}"
+        );
+        host.now = end + 1;
+        let e = check_on(d, &text, &host, Scope::File).unwrap_err();
+        assert!(
+            e.iter().any(|e| e.starts_with(&format!("/agent.toml:{cert_line}: tls.cert: /n1.pem ended on "))
+                && e.contains("peers refuse it")),
+            "{e:?}"
+        );
+    }
+
+    /// What the machine must provide is checked for the file the agent runs (`load`,
+    /// `--check-config`), not for text alone.
+    #[test]
+    fn state_dir_and_hooks_are_checked_for_the_machine() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("file"), "").unwrap();
+        let text = config_text(d, "[hooks]\non_fault = \"/nonexistent/quorate-hook\"\n")
+            .replace("/state\"", "/file/state\"");
+        let host = FakeHost::new("n1");
+        assert!(check_on(d, &text, &host, Scope::File).is_ok());
+        let e = check_on(d, &text, &host, Scope::Machine).unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with(&format!("/agent.toml:{}: state_dir: /file/state cannot be created: /file is a file", line_with(&text, "state_dir"))),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with(&format!("/agent.toml:{}: hooks.on_fault: /nonexistent/quorate-hook does not exist", line_with(&text, "on_fault"))),
+            "{e:?}"
+        );
+    }
+
     #[test]
     fn keys_of_lines() {
         let text = "cluster = \"c\"\n\n[timing]\nlease = \"fast\"\n";
