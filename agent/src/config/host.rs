@@ -10,6 +10,8 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs as _, UdpSocket};
 
+use super::addr::{self, Written};
+
 /// The machine a config is checked on.
 pub trait Host {
     /// The hostname (as `hostname` prints it, possibly with dots).
@@ -61,5 +63,26 @@ impl Host for System {
 
     fn now_unix(&self) -> i64 {
         i64::try_from(crate::clock::wall().0 / 1_000_000).unwrap_or(i64::MAX)
+    }
+}
+
+/// An address as an operator writes it (`10.0.0.14:7700`, `[fd00::14]:7700`, `n4:7700`,
+/// `n4`: `default_port` when none), as one socket address: a name is resolved now with
+/// the system resolver and taken per [`addr::pick`] (IPv4 first, exactly one). For
+/// `quorate member add|replace`: the agreed member set keeps addresses, so a name is
+/// taken as the address it has when the command is given. The error names what was
+/// written and the fix.
+pub fn resolve_address(s: &str, default_port: u16) -> Result<SocketAddr, String> {
+    match addr::parse(s, default_port)? {
+        Written::Addr(a) => Ok(a),
+        Written::Name { host, port } => {
+            let addrs = System.resolve(&host, port).map_err(|e| {
+                format!(
+                    "{s:?} does not resolve: {e}: add {host} to DNS or /etc/hosts, or write \
+                     its IP address"
+                )
+            })?;
+            addr::pick(&addrs).map_err(|why| format!("{s:?} {why}"))
+        }
     }
 }

@@ -144,7 +144,7 @@ pub(super) fn key_at(text: &str, offset: usize) -> Option<String> {
         .lines()
         .rev()
         .map(str::trim)
-        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .find(|l| l.starts_with('['))
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
     Some(match table {
         Some(t) => format!("{t}.{key}"),
@@ -1555,5 +1555,11 @@ mod tests {
         );
         assert_eq!(key_at(text, 3).as_deref(), Some("cluster"));
         assert_eq!(key_at(text, text.find("[timing]").unwrap()), None);
+        // A key of an array of tables is named after it, not after the table before it.
+        let text = "[timing]\nlease = \"1s\"\n[[mount]]\ninterval = \"x\"\n";
+        assert_eq!(
+            key_at(text, text.find("\"x\"").unwrap()).as_deref(),
+            Some("mount.interval")
+        );
     }
 }
