@@ -1,8 +1,8 @@
 //! One config file for every node, with real agents on a real (virtual) network:
 //!
-//! - three agents read the same `agent.toml`, which names no node, no `listen` and no
-//!   `advertise`, lists the peers by name (each node's own name included) and its TLS
-//!   files with `{node}`. Each agent runs as on a machine of its own: a network namespace
+//! - three agents read the same `agent.toml`, the operator guide's one-file example
+//!   (§2.2): it names no node, no `listen` and no `advertise`, lists the peers by name
+//!   (each node's own name included) and its TLS files with `{node}`. Each agent runs as on a machine of its own: a network namespace
 //!   with one address on a shared bridge, a UTS namespace with its hostname (`n1`…), and a
 //!   mount namespace with its own `/etc/hosts` (the three names), `nsswitch.conf` (files
 //!   only) and `state_dir`. The cluster elects a primary and every `/cluster` shows the
@@ -178,21 +178,25 @@ fn cluster_doc(addr: SocketAddr) -> Option<Value> {
     (r.status == 200).then(|| r.json())
 }
 
-/// The shared file: no node, listen or advertise; peers by name, each node's own
-/// included; `{node}` in the TLS paths.
-fn shared_config(dir: &Path, lab: &Lab, peers: &str) -> String {
+/// The operator guide's one-file example (§2.2 "One file for every node"): no node,
+/// listen or advertise; peers by name, each node's own included; `{node}` in the TLS
+/// paths. The lab runs it as printed, but for the paths of its files and an `http.allow`
+/// that lets the test read `/cluster`.
+fn shared_config(dir: &Path, lab: &Lab) -> String {
+    let guide = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operator-guide.md");
+    let guide = std::fs::read_to_string(&guide).unwrap();
+    let section = guide
+        .split("### 2.2 One file for every node")
+        .nth(1)
+        .expect("the operator guide has section 2.2 One file for every node");
+    let example = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("section 2.2 shows a config");
     format!(
-        "cluster = \"one\"\n\
-         peers = [{peers}]\n\
-         state_dir = \"{d}/state\"\n\
-         \n\
-         [tls]\n\
-         ca = \"{d}/ca/ca.pem\"\n\
-         cert = \"{d}/ca/{{node}}.pem\"\n\
-         key = \"{d}/ca/{{node}}.key\"\n\
-         \n\
-         [http]\n\
-         allow = [\"127.0.0.0/8\", \"{net}/24\"]\n",
+        "state_dir = \"{d}/state\"\n{}\n[http]\nallow = [\"127.0.0.0/8\", \"{net}/24\"]\n",
+        example.replace("/etc/quorate/tls/", &format!("{}/ca/", dir.display())),
         d = dir.display(),
         net = lab.ip(0),
     )
@@ -222,8 +226,10 @@ fn one_file_serves_three_nodes_named_by_their_hostnames() {
     std::fs::write(&nsswitch, "hosts: files\n").unwrap();
     std::fs::create_dir(d.join("state")).unwrap();
     let config = d.join("agent.toml");
-    let peers = "\"n1\", \"n2:7700\", \"n3\"";
-    std::fs::write(&config, shared_config(d, &lab, peers)).unwrap();
+    let text = shared_config(d, &lab);
+    let peers_line = text.lines().position(|l| l.starts_with("peers =")).unwrap() + 1;
+    assert!(text.contains("\"n2\""), "the example lists n2 by name:\n{text}");
+    std::fs::write(&config, &text).unwrap();
     let binds = |k: usize| {
         let own_state = d.join(format!("state-{}", NODES[k - 1]));
         std::fs::create_dir_all(&own_state).unwrap();
@@ -251,10 +257,10 @@ fn one_file_serves_three_nodes_named_by_their_hostnames() {
     );
     let advertise = format!("{}:7700", lab.ip(2));
     for want in [
-        format!("ok (node n2 in cluster one, advertise {advertise}, 2 peers)"),
+        format!("ok (node n2 in cluster dam-prod, advertise {advertise}, 2 peers)"),
         "note: node n2: the hostname's first label".to_owned(),
         format!("note: advertise {advertise}: the address n2 resolves to"),
-        format!("note: peers: \"n2:7700\" (line 2) is this node ({advertise}): skipped"),
+        format!("note: peers: \"n2\" (line {peers_line}) is this node ({advertise}): skipped"),
     ] {
         assert!(stdout.contains(&want), "no {want:?} in:\n{stdout}");
     }
@@ -308,14 +314,10 @@ fn one_file_serves_three_nodes_named_by_their_hostnames() {
 
     // A reload naming a peer that does not resolve: refused with the line, nothing
     // changes, the agent keeps running.
-    std::fs::write(
-        &config,
-        shared_config(d, &lab, &format!("{peers}, \"n9\"")),
-    )
-    .unwrap();
+    std::fs::write(&config, text.replace("\"n3\"]", "\"n3\", \"n9\"]")).unwrap();
     quorate_tests::cluster::send_signal(agents.children[0].id(), libc::SIGHUP);
     let want = format!(
-        "reload: {}:2: peers: \"n9\" does not resolve",
+        "reload: {}:{peers_line}: peers: \"n9\" does not resolve",
         config.display()
     );
     assert!(
