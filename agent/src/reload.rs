@@ -11,6 +11,10 @@
 //!
 //! `peers` is live: after the cluster has bootstrapped it only says which addresses to
 //! dial and admit (with the agreed member set's), and what the `members` reason compares.
+//! A reload reads the file whole, so host names in `peers` and `advertise` are resolved
+//! again: a peer whose name moved is dialed at its new address, a name that no longer
+//! resolves makes the file invalid (nothing changes), and an `advertise` whose name moved
+//! waits for a restart like any restart-only key.
 //!
 //! It must never do IO or apply anything: the driver applies a [`ReloadPlan`]
 //! ([`crate::driver`]), the caller reads the file ([`crate::Reloader`]).

@@ -66,7 +66,14 @@ impl Lab {
         };
         let br = lab.bridge();
         run(&["ip", "link", "add", &br, "type", "bridge"])?;
-        run(&["ip", "addr", "add", &format!("{}/24", lab.ip(254)), "dev", &br])?;
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", lab.ip(254)),
+            "dev",
+            &br,
+        ])?;
         run(&["ip", "link", "set", &br, "up"])?;
         for k in 1..=NODES.len() {
             let ns = lab.netns(k);
@@ -228,7 +235,10 @@ fn one_file_serves_three_nodes_named_by_their_hostnames() {
     let config = d.join("agent.toml");
     let text = shared_config(d, &lab);
     let peers_line = text.lines().position(|l| l.starts_with("peers =")).unwrap() + 1;
-    assert!(text.contains("\"n2\""), "the example lists n2 by name:\n{text}");
+    assert!(
+        text.contains("\"n2\""),
+        "the example lists n2 by name:\n{text}"
+    );
     std::fs::write(&config, &text).unwrap();
     let binds = |k: usize| {
         let own_state = d.join(format!("state-{}", NODES[k - 1]));
@@ -305,7 +315,10 @@ fn one_file_serves_three_nodes_named_by_their_hostnames() {
         last = http.iter().filter_map(|a| cluster_doc(*a)).collect();
         last.len() == 3 && converged(&last)
     });
-    assert!(ok, "the cluster did not converge; last /cluster answers: {last:#?}");
+    assert!(
+        ok,
+        "the cluster did not converge; last /cluster answers: {last:#?}"
+    );
     let primaries = http
         .iter()
         .filter(|a| http_request(**a, "GET", "/primary").is_ok_and(|r| r.status == 200))
@@ -321,11 +334,16 @@ fn one_file_serves_three_nodes_named_by_their_hostnames() {
         config.display()
     );
     assert!(
-        wait_until(SETTLE, || agents.log(0).lines().any(|l| l.contains(&want)
-            && l.contains("nothing changed"))),
+        wait_until(SETTLE, || agents
+            .log(0)
+            .lines()
+            .any(|l| l.contains(&want) && l.contains("nothing changed"))),
         "n1 never logged {want:?}"
     );
-    assert!(agents.children[0].try_wait().unwrap().is_none(), "n1 stopped");
+    assert!(
+        agents.children[0].try_wait().unwrap().is_none(),
+        "n1 stopped"
+    );
     let doc = cluster_doc(http[0]).unwrap();
     assert_eq!(doc["nodes"].as_array().map(Vec::len), Some(3), "{doc:#}");
     drop(agents);
@@ -386,11 +404,32 @@ fn check_config_lists_every_mistake_in_file_order_and_exits_2() {
     let want: &[(usize, &[&str])] = &[
         (4, &["peers: \"nas-b.invalid:7700\" does not resolve"]),
         (5, &["unknown field `colour`"]),
-        (6, &["state_dir: ", "/file/state cannot be created", "is a file"]),
-        (10, &["tls.cert: ", "{host} is not a placeholder", "only {node}"]),
-        (11, &["tls.key: ", "exposed.key", "readable by every user", "chmod 0640"]),
+        (
+            6,
+            &["state_dir: ", "/file/state cannot be created", "is a file"],
+        ),
+        (
+            10,
+            &["tls.cert: ", "{host} is not a placeholder", "only {node}"],
+        ),
+        (
+            11,
+            &[
+                "tls.key: ",
+                "exposed.key",
+                "readable by every user",
+                "chmod 0640",
+            ],
+        ),
         (14, &["timing.lease: invalid duration \"fast\""]),
-        (17, &["hooks.on_primary: ", "hook.sh is not executable", "chmod 0755"]),
+        (
+            17,
+            &[
+                "hooks.on_primary: ",
+                "hook.sh is not executable",
+                "chmod 0755",
+            ],
+        ),
     ];
     // The check and the start refuse the same way.
     for args in [&["--check-config"][..], &[][..]] {
@@ -412,7 +451,10 @@ fn check_config_lists_every_mistake_in_file_order_and_exits_2() {
 
     // Fixed, it passes, and says what it skipped.
     let fixed = text
-        .replace("\"nas-b.invalid:7700\"", &format!("\"localhost:{}\"", free_port()))
+        .replace(
+            "\"nas-b.invalid:7700\"",
+            &format!("\"localhost:{}\"", free_port()),
+        )
         .replace("colour = \"red\"\n", "")
         .replace("/file/state", "/state")
         .replace("{host}", "{node}")
@@ -427,6 +469,12 @@ fn check_config_lists_every_mistake_in_file_order_and_exits_2() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains(": ok (node n1 in cluster one, advertise 127.0.0.1:"), "{stdout}");
-    assert!(!d.join("state").exists(), "--check-config created state_dir");
+    assert!(
+        stdout.contains(": ok (node n1 in cluster one, advertise 127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(
+        !d.join("state").exists(),
+        "--check-config created state_dir"
+    );
 }

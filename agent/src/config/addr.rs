@@ -39,9 +39,9 @@ pub fn parse(s: &str, default_port: u16) -> Result<Written, String> {
     }
     let (host, port) = match s.rsplit_once(':') {
         Some((host, port)) => {
-            let port = port.parse::<u16>().map_err(|_| {
-                format!("{s:?}: the port {port:?} is not a number from 1 to 65535")
-            })?;
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| format!("{s:?}: the port {port:?} is not a number from 1 to 65535"))?;
             (host, port)
         }
         None => (s, default_port),

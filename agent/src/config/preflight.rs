@@ -103,7 +103,9 @@ pub fn hook_problem(key: &str, path: &Path) -> Option<String> {
 pub enum Expiry {
     Valid,
     /// Ends within [`EXPIRY_WARNING_DAYS`]: days left, rounded down.
-    Soon { days: i64 },
+    Soon {
+        days: i64,
+    },
     Ended,
 }
 
@@ -150,7 +152,10 @@ mod tests {
         let now = 1_000_000_000;
         assert_eq!(expiry(now - 1, now), Expiry::Ended);
         assert_eq!(expiry(now, now), Expiry::Ended);
-        assert_eq!(expiry(now + 86_400 * 12 + 5, now), Expiry::Soon { days: 12 });
+        assert_eq!(
+            expiry(now + 86_400 * 12 + 5, now),
+            Expiry::Soon { days: 12 }
+        );
         assert_eq!(expiry(now + 86_400 * 30, now), Expiry::Valid);
     }
 
@@ -166,7 +171,10 @@ mod tests {
         let e = state_dir_problem(&file).unwrap();
         assert!(e.contains("is not a directory"), "{e}");
         let e = state_dir_problem(&file.join("state")).unwrap();
-        assert!(e.contains("cannot be created") && e.contains("is a file"), "{e}");
+        assert!(
+            e.contains("cannot be created") && e.contains("is a file"),
+            "{e}"
+        );
         let e = state_dir_problem(&file.join("a/state")).unwrap();
         assert!(e.contains("cannot be created"), "{e}");
     }
@@ -176,12 +184,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hook = dir.path().join("hook");
         let e = hook_problem("hooks.on_primary", &hook).unwrap();
-        assert!(e.starts_with("hooks.on_primary: ") && e.contains("does not exist"), "{e}");
+        assert!(
+            e.starts_with("hooks.on_primary: ") && e.contains("does not exist"),
+            "{e}"
+        );
         std::fs::write(&hook, "#!/bin/sh\n").unwrap();
         // No execute bit at all: refused for root too.
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = hook_problem("hooks.on_primary", &hook).unwrap();
-        assert!(e.contains("not executable") && e.contains("chmod 0755"), "{e}");
+        assert!(
+            e.contains("not executable") && e.contains("chmod 0755"),
+            "{e}"
+        );
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(hook_problem("hooks.on_primary", &hook), None);
         let e = hook_problem("hooks.on_fault", dir.path()).unwrap();

@@ -396,8 +396,9 @@ fn validate(
             .ok(),
         None => match proto::NodeId::new(short_hostname.clone()) {
             Ok(n) => {
-                r.notes
-                    .push(format!("node {n}: the hostname's first label (node is not set)"));
+                r.notes.push(format!(
+                    "node {n}: the hostname's first label (node is not set)"
+                ));
                 Some(n)
             }
             Err(e) => {
@@ -693,9 +694,7 @@ fn validate(
 /// What `name` resolves to, one address of it ([`addr::pick`]), or why not.
 fn resolve(host: &dyn Host, name: &str, port: u16) -> Result<SocketAddr, String> {
     let addrs = host.resolve(name, port).map_err(|e| {
-        format!(
-            "does not resolve: {e}: add {name} to DNS or /etc/hosts, or write its IP address"
-        )
+        format!("does not resolve: {e}: add {name} to DNS or /etc/hosts, or write its IP address")
     })?;
     addr::pick(&addrs)
 }
@@ -869,7 +868,9 @@ fn check_tls(
     {
         r.error(span.clone(), format!("tls.key: {e}"));
     }
-    if let (Some(leaf), Some((span, p)), Some(node)) = (chain.as_ref().and_then(|c| c.first()), &cert, node) {
+    if let (Some(leaf), Some((span, p)), Some(node)) =
+        (chain.as_ref().and_then(|c| c.first()), &cert, node)
+    {
         if !tls::cert_names(leaf, node.as_str()) {
             r.error(
                 span.clone(),
@@ -912,9 +913,16 @@ fn check_tls(
             }
             Ok(lists) => {
                 // This node's own certificate revoked: its peers refuse it anyway; say so.
-                if let Some(serial) = chain.as_ref().and_then(|c| c.first()).and_then(|leaf| lists.revoked(leaf)) {
+                if let Some(serial) = chain
+                    .as_ref()
+                    .and_then(|c| c.first())
+                    .and_then(|leaf| lists.revoked(leaf))
+                {
                     let node = node.map(|n| n.as_str()).unwrap_or("NODE");
-                    let cert = cert.as_ref().map(|(_, c)| c.display().to_string()).unwrap_or_default();
+                    let cert = cert
+                        .as_ref()
+                        .map(|(_, c)| c.display().to_string())
+                        .unwrap_or_default();
                     r.error(
                         span.clone(),
                         format!(
@@ -1401,7 +1409,10 @@ mod tests {
                 line_with(&text, "{host}"),
                 "tls.cert: \"/{host}.pem\": {host} is not a placeholder: only {node} is replaced",
             ),
-            (line_with(&text, "fast"), "timing.lease: invalid duration \"fast\""),
+            (
+                line_with(&text, "fast"),
+                "timing.lease: invalid duration \"fast\"",
+            ),
             (line_with(&text, "[app]"), "app: check: \"ftp://x:1\""),
         ];
         assert_eq!(got.len(), want.len(), "{got:#?}");
@@ -1517,8 +1528,9 @@ mod tests {
         host.now = end + 1;
         let e = check_on(d, &text, &host, Scope::File).unwrap_err();
         assert!(
-            e.iter().any(|e| e.starts_with(&format!("/agent.toml:{cert_line}: tls.cert: /n1.pem ended on "))
-                && e.contains("peers refuse it")),
+            e.iter().any(|e| e.starts_with(&format!(
+                "/agent.toml:{cert_line}: tls.cert: /n1.pem ended on "
+            )) && e.contains("peers refuse it")),
             "{e:?}"
         );
     }
@@ -1537,11 +1549,17 @@ mod tests {
         let e = check_on(d, &text, &host, Scope::Machine).unwrap_err();
         assert_eq!(e.len(), 2, "{e:?}");
         assert!(
-            e[0].starts_with(&format!("/agent.toml:{}: state_dir: /file/state cannot be created: /file is a file", line_with(&text, "state_dir"))),
+            e[0].starts_with(&format!(
+                "/agent.toml:{}: state_dir: /file/state cannot be created: /file is a file",
+                line_with(&text, "state_dir")
+            )),
             "{e:?}"
         );
         assert!(
-            e[1].starts_with(&format!("/agent.toml:{}: hooks.on_fault: /nonexistent/quorate-hook does not exist", line_with(&text, "on_fault"))),
+            e[1].starts_with(&format!(
+                "/agent.toml:{}: hooks.on_fault: /nonexistent/quorate-hook does not exist",
+                line_with(&text, "on_fault")
+            )),
             "{e:?}"
         );
     }

@@ -183,7 +183,8 @@ fn node_id(s: &str) -> Result<NodeId, String> {
 /// every node must dial the same one, so the name is not sent. Reachable (no wildcard, no
 /// port 0).
 fn member_addr(s: &str) -> Result<SocketAddr, String> {
-    let addr = quorate_agent::config::resolve_address(s, quorate_agent::config::defaults::QUIC_PORT)?;
+    let addr =
+        quorate_agent::config::resolve_address(s, quorate_agent::config::defaults::QUIC_PORT)?;
     if addr.ip().is_unspecified() || addr.port() == 0 {
         return Err(format!("{addr} is not an address peers can reach"));
     }
