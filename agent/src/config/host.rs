@@ -68,7 +68,7 @@ impl Host for System {
 
 /// An address as an operator writes it (`10.0.0.14:7700`, `[fd00::14]:7700`, `n4:7700`,
 /// `n4`: `default_port` when none), as one socket address: a name is resolved now with
-/// the system resolver and taken per [`addr::pick`] (IPv4 first, exactly one). For
+/// the system resolver and taken as `peers` takes one (IPv4 first, exactly one). For
 /// `quorate member add|replace`: the agreed member set keeps addresses, so a name is
 /// taken as the address it has when the command is given. The error names what was
 /// written and the fix.

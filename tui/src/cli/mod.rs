@@ -124,7 +124,7 @@ pub enum MemberCommand {
         /// The new member's node id (the name its certificate carries)
         #[arg(value_name = "NODE", value_parser = node_id)]
         node: NodeId,
-        /// The QUIC address it advertises (ip:port, or host[:port] resolved now)
+        /// The QUIC address it advertises: ip:port, host:port or host (port 7700), resolved now
         #[arg(value_name = "ADDR", value_parser = member_addr)]
         addr: SocketAddr,
         /// Add it as a non-voter: it follows and answers the balancer, but never counts
@@ -147,7 +147,7 @@ pub enum MemberCommand {
         /// The node to add in its place (as a voter)
         #[arg(value_name = "NEW", value_parser = node_id)]
         new: NodeId,
-        /// The QUIC address NEW advertises (ip:port, or host[:port] resolved now)
+        /// The QUIC address NEW advertises: ip:port, host:port or host (port 7700), resolved now
         #[arg(value_name = "ADDR", value_parser = member_addr)]
         addr: SocketAddr,
     },
