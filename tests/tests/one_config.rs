@@ -10,7 +10,8 @@
 //!   peer that does not resolve changes nothing and says which line and why.
 //! - `--check-config` on that file (run as node n2) says `ok` with what it derived, and
 //!   on a file full of mistakes lists every one, in file order, and exits 2 — as the
-//!   agent's start does.
+//!   agent's start does; a certificate near its end is a `warning:` (exit 0), past it an
+//!   error.
 //!
 //! The lab needs root (network, UTS and mount namespaces, a bridge): without it that
 //! test says so and passes. Bounds are generous (a noisy 2-core CI box).
@@ -473,8 +474,58 @@ fn check_config_lists_every_mistake_in_file_order_and_exits_2() {
         stdout.contains(": ok (node n1 in cluster one, advertise 127.0.0.1:"),
         "{stdout}"
     );
+    assert!(!stdout.contains("warning:"), "{stdout}");
     assert!(
         !d.join("state").exists(),
         "--check-config created state_dir"
+    );
+
+    // The certificate's end, seen from a wall clock moved forward (the agent's fault
+    // injection): 12 days before it, a warning and exit 0; a day after it, an error.
+    let end = {
+        use rustls_pki_types::pem::PemObject as _;
+        let pem = std::fs::read(d.join("ca/n1.pem")).unwrap();
+        let cert = rustls_pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
+        quorate_agent::config::tls::not_after_unix(&cert).unwrap()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let cert_line = fixed.lines().position(|l| l.starts_with("cert =")).unwrap() + 1;
+    let at_clock = |offset_s: i64| {
+        Command::new(bin("quorate-agent"))
+            .args(["--check-config", "--config"])
+            .arg(&path)
+            .env(
+                quorate_agent::clock::WALL_SKEW_ENV,
+                ((end - now + offset_s) * 1000).to_string(),
+            )
+            .output()
+            .unwrap()
+    };
+    let out = at_clock(-12 * 86_400 - 600);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let want = format!(
+        "warning: {}:{cert_line}: tls.cert: {}/ca/n1.pem ends on ",
+        path.display(),
+        d.display()
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&want) && l.contains("(in 12 days)")),
+        "no {want:?}… in:\n{stdout}"
+    );
+    let out = at_clock(86_400);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let want = format!("quorate-agent: {}:{cert_line}: tls.cert: ", path.display());
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with(&want) && l.contains("ended on")),
+        "no {want:?}… in:\n{stderr}"
     );
 }
