@@ -488,10 +488,7 @@ fn check_config_lists_every_mistake_in_file_order_and_exits_2() {
         let cert = rustls_pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
         quorate_agent::config::tls::not_after_unix(&cert).unwrap()
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = i64::try_from(quorate_agent::clock::wall().0 / 1_000_000).unwrap();
     let cert_line = fixed.lines().position(|l| l.starts_with("cert =")).unwrap() + 1;
     let at_clock = |offset_s: i64| {
         Command::new(bin("quorate-agent"))
