@@ -276,6 +276,9 @@ struct Peer {
     addr: SocketAddr,
 }
 
+/// How many values serde may refuse before the check gives up on the file.
+const MAX_REFUSED: usize = 64;
+
 /// Reads `text` (as if from `path`) on `host`: parses what it can, checks everything.
 pub(crate) fn check_text(
     path: &Path,
@@ -319,6 +322,19 @@ pub(crate) fn check_text(
                     r.error_line(line, reason);
                 }
                 refused.push(key.unwrap_or_default());
+                // Each round reads the whole copy again: a file that is mostly mistakes
+                // (or not a config at all) is cut short rather than read a thousand times.
+                if refused.len() == MAX_REFUSED {
+                    // Said at the last line, so it sorts after what was found.
+                    r.error_line(
+                        text.lines().count().max(1),
+                        format!(
+                            "{MAX_REFUSED} values refused: the check stopped before the end; \
+                             fix these and check again"
+                        ),
+                    );
+                    break None;
+                }
                 let Some(span) = e.span() else { break None };
                 if !blank(&mut work, span) || work.parse::<toml::Table>().is_err() {
                     break None;
