@@ -16,8 +16,9 @@
 //! addresses, clock), `tls.rs` (certificate and key files: loading, names, expiry, key
 //! modes), `preflight.rs` (`state_dir`, hooks, certificate ends), `checks.rs` (the
 //! `[app]`, `[[mount]]`, `[[config]]`, `[clock]`, `[[task]]` sections), `model.rs` (the
-//! checked [`Config`]), `raw.rs` (the file as serde reads it), `validate.rs` (raw →
-//! checked, errors with `file:line: reason`), `defaults.rs` (the commented default file,
+//! checked [`Config`]), `raw.rs` (the file as serde reads it), `report.rs` (what a check
+//! found: errors with `file:line: reason`, warnings, notes), `validate.rs` (raw →
+//! checked), `defaults.rs` (the commented default file,
 //! `--print-default-config`).
 
 mod addr;
@@ -28,6 +29,7 @@ mod host;
 mod model;
 mod preflight;
 mod raw;
+mod report;
 #[cfg(test)]
 pub(crate) mod tests_support;
 pub mod tls;
@@ -39,5 +41,5 @@ pub use host::resolve_address;
 pub use model::{
     Cidr, Config, DEFAULT_CLUSTER, DEFAULT_LOG_LEVEL, Election, Hooks, Http, LoadLimits, Timing,
 };
+pub use report::{Checked, ConfigError, ConfigErrors, ConfigWarning};
 pub use tls::TlsPaths;
-pub use validate::{Checked, ConfigError, ConfigErrors, ConfigWarning};
