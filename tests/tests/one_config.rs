@@ -6,8 +6,9 @@
 //!   with one address on a shared bridge, a UTS namespace with its hostname (`n1`…), and a
 //!   mount namespace with its own `/etc/hosts` (the three names), `nsswitch.conf` (files
 //!   only) and `state_dir`. The cluster elects a primary and every `/cluster` shows the
-//!   three nodes alive at the addresses their names resolve to. A reload that names a
-//!   peer that does not resolve changes nothing and says which line and why.
+//!   three nodes alive at the addresses their names resolve to; `quorate status` on a
+//!   node reads the same file (its `{node}` paths too). A reload that names a peer that
+//!   does not resolve changes nothing and says which line and why.
 //! - `--check-config` on that file (run as node n2) says `ok` with what it derived, and
 //!   on a file full of mistakes lists every one, in file order, and exits 2 — as the
 //!   agent's start does; a certificate near its end is a `warning:` (exit 0), past it an
@@ -325,6 +326,29 @@ fn one_file_serves_three_nodes_named_by_their_hostnames() {
         .filter(|a| http_request(**a, "GET", "/primary").is_ok_and(|r| r.status == 200))
         .count();
     assert!(primaries <= 1, "{primaries} nodes answer /primary with 200");
+
+    // The operator tool on a node reads the same file: its listen (the default, dialed
+    // on loopback) and its `[tls]` with `{node}` expanded to this machine's node id.
+    let out = Command::new(&wrap[0])
+        .args(&wrap[1..])
+        .arg(bin("quorate"))
+        .args(["status", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "quorate status as n2: {e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(status["node"], "n2", "{status:#}");
+    assert_eq!(
+        status["nodes"].as_array().map(Vec::len),
+        Some(3),
+        "{status:#}"
+    );
 
     // A reload naming a peer that does not resolve: refused with the line, nothing
     // changes, the agent keeps running.

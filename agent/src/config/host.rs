@@ -66,6 +66,13 @@ impl Host for System {
     }
 }
 
+/// The node id a config without `node` gets: the hostname up to its first dot (the
+/// operator tool reads it too, to expand `{node}` in `[tls]` paths).
+pub fn hostname_node() -> String {
+    let hostname = System.hostname();
+    hostname.split('.').next().unwrap_or_default().to_owned()
+}
+
 /// An address as an operator writes it (`10.0.0.14:7700`, `[fd00::14]:7700`, `n4:7700`,
 /// `n4`: `default_port` when none), as one socket address: a name is resolved now with
 /// the system resolver and taken as `peers` takes one (IPv4 first, exactly one). For

@@ -37,7 +37,7 @@ mod validate;
 
 pub use checks::{App, AppCheck, Clock, ConfigSet, HaproxyAgent, Mount, Task};
 pub use duration::Dur;
-pub use host::resolve_address;
+pub use host::{hostname_node, resolve_address};
 pub use model::{
     Cidr, Config, DEFAULT_CLUSTER, DEFAULT_LOG_LEVEL, Election, Hooks, Http, LoadLimits, Timing,
 };

@@ -127,31 +127,6 @@ pub(crate) fn check_text(
     }
 }
 
-/// Replaces `{node}` in a `[tls]` path; any other `{…}` is an error naming it.
-fn expand_node(s: &str, node: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find('{') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i..];
-        let Some(j) = after.find('}') else {
-            out.push_str(after);
-            return Ok(out);
-        };
-        let placeholder = &after[..=j];
-        if placeholder != "{node}" {
-            return Err(format!(
-                "{s:?}: {placeholder} is not a placeholder: only {{node}} is replaced (by the \
-                 node id)"
-            ));
-        }
-        out.push_str(node);
-        rest = &after[j + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 fn validate(
     r: &mut Report<'_>,
     raw: RawConfig,
@@ -592,9 +567,9 @@ fn check_tls(
         let span = value.span();
         let written = value.into_inner();
         let expanded = match node {
-            Some(n) => expand_node(&written, n.as_str()),
+            Some(n) => tls::expand_node(&written, n.as_str()),
             // The node id is wrong (reported): a path without `{node}` is still checked.
-            None if !written.contains("{node}") => expand_node(&written, ""),
+            None if !written.contains("{node}") => tls::expand_node(&written, ""),
             None => return None,
         };
         match expanded {
