@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser};
-use quorate_agent::config::Config;
+use quorate_agent::config::{Checked, Config};
 use quorate_agent::generate::{self, Generated};
 use quorate_agent::logging::{self, LogFormat};
+use quorate_agent::reload::ReloadError;
 
 /// Exit code for an invalid config or bad arguments.
 const EXIT_CONFIG: u8 = 2;
@@ -24,7 +25,9 @@ struct Args {
     /// Configuration file.
     #[arg(long, default_value = "/etc/quorate/agent.toml")]
     config: PathBuf,
-    /// Check the configuration (including that the certificate names this node) and exit.
+    /// Check the configuration and exit: every error, one per line (file:line: reason),
+    /// including the certificate (names this node, not ended), the key's mode, hooks
+    /// (executable) and state_dir (writable); warnings and notes after `ok`.
     #[arg(long)]
     check_config: bool,
     /// Print the default configuration file, every key commented at its default, and exit.
@@ -52,14 +55,19 @@ fn main() -> ExitCode {
         print!("{}", quorate_agent::config::defaults::render(false));
         return ExitCode::SUCCESS;
     }
-    let config = match Config::load(&args.config) {
+    // The same check as `--check-config`, whole, before anything is bound: every error
+    // of the file, one per line.
+    let checked = match Config::check(&args.config) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("quorate-agent: {e}");
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("quorate-agent: {e}");
+            }
             return ExitCode::from(EXIT_CONFIG);
         }
     };
     if args.check_config {
+        let config = &checked.config;
         println!(
             "{}: ok (node {} in cluster {}, advertise {}, {} peers)",
             args.config.display(),
@@ -68,12 +76,26 @@ fn main() -> ExitCode {
             config.advertise,
             config.peers.len()
         );
-        for note in config.sandbox_notes() {
+        for warning in &checked.warnings {
+            println!("warning: {warning}");
+        }
+        for note in checked.notes.iter().chain(&config.sandbox_notes()) {
             println!("note: {note}");
         }
         return ExitCode::SUCCESS;
     }
+    let Checked {
+        config,
+        warnings,
+        notes,
+    } = checked;
     let level = logging::init(args.log_format, &config.log_level);
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    for note in &notes {
+        tracing::info!("config: {note}");
+    }
     // One thread drives the core and the QUIC endpoint: the work is small and ordered,
     // and a single thread saves the cross-thread wake-ups that dominated idle CPU.
     // HTTP answers on a thread of its own (http::spawn), probes on theirs.
@@ -124,6 +146,11 @@ fn main() -> ExitCode {
                             Some(Err(e)) => tracing::warn!("reload: log_level not applied: {e}"),
                             None => {}
                         },
+                        Err(ReloadError::Config(errors)) => {
+                            for e in &errors {
+                                tracing::error!("reload: {e}; nothing changed");
+                            }
+                        }
                         Err(e) => tracing::error!("reload: {e}; nothing changed"),
                     }
                     running.notify().reloaded();

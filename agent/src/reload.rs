@@ -11,6 +11,10 @@
 //!
 //! `peers` is live: after the cluster has bootstrapped it only says which addresses to
 //! dial and admit (with the agreed member set's), and what the `members` reason compares.
+//! A reload reads the file whole, so host names in `peers` and `advertise` are resolved
+//! again: a peer whose name moved is dialed at its new address, a name that no longer
+//! resolves makes the file invalid (nothing changes), and an `advertise` whose name moved
+//! waits for a restart like any restart-only key.
 //!
 //! It must never do IO or apply anything: the driver applies a [`ReloadPlan`]
 //! ([`crate::driver`]), the caller reads the file ([`crate::Reloader`]).
@@ -423,9 +427,10 @@ pub struct ReloadOutcome {
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    /// The file is invalid or unreadable; the message is `file:line: reason`.
+    /// The file is invalid or unreadable: every error, one `file:line: reason` per line
+    /// (an unresolvable name in `peers` too: names are resolved again on every reload).
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] crate::config::ConfigErrors),
     /// A TLS file could not be loaded (it changed between the check and the load).
     #[error(transparent)]
     Tls(#[from] crate::config::tls::TlsError),

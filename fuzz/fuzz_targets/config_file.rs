@@ -1,6 +1,6 @@
 //! Any text as the agent's config file: `Config::parse` never panics, and refuses what it
-//! cannot take with one line naming the file, the line and the reason
-//! (`/path/agent.toml:12: timing: …`), the line within the file.
+//! cannot take with one line per error, each naming the file, the line and the reason
+//! (`/path/agent.toml:12: timing: …`), the line within the file, in file order.
 //!
 //! The file sits in a directory with a real CA and node `n1`'s certificate and key, so
 //! that a config naming `ca.pem`, `n1.pem` and `n1.key` (as the seeds do) gets past the
@@ -33,34 +33,34 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let path = config_path();
-    match Config::parse(path, text) {
-        Ok(_) => {}
-        Err(ConfigError::Invalid {
-            path: p,
-            line,
-            reason,
-        }) => {
-            assert_eq!(&p, path);
-            assert!(
-                line >= 1 && line <= text.lines().count().max(1) + 1,
-                "line {line}"
-            );
-            assert!(!reason.trim().is_empty(), "an empty reason");
-            let message = ConfigError::Invalid {
+    let Err(errors) = Config::parse(path, text) else {
+        return;
+    };
+    assert!(!errors.is_empty(), "refused without a reason");
+    let mut last = 0;
+    for e in &errors {
+        let message = e.to_string();
+        assert!(!message.contains('\n'), "not one line: {message:?}");
+        match e {
+            ConfigError::Invalid {
                 path: p,
                 line,
                 reason,
+            } => {
+                assert_eq!(p, path);
+                assert!(
+                    *line >= 1 && *line <= text.lines().count().max(1) + 1,
+                    "line {line}"
+                );
+                assert!(*line >= last, "not in file order: {errors}");
+                last = *line;
+                assert!(!reason.trim().is_empty(), "an empty reason");
+                assert!(
+                    message.starts_with(&format!("{}:{line}: ", path.display())),
+                    "{message:?}"
+                );
             }
-            .to_string();
-            assert!(!message.contains('\n'), "not one line: {message:?}");
-            assert!(
-                message.starts_with(&format!("{}:{line}: ", path.display())),
-                "{message:?}"
-            );
-        }
-        Err(e @ ConfigError::Read { .. }) => {
-            let message = e.to_string();
-            assert!(!message.contains('\n'), "not one line: {message:?}");
+            ConfigError::Read { .. } => {}
         }
     }
 });

@@ -5,8 +5,8 @@
 //!   `listen` (a wildcard listen address means the loopback of its family; a specific
 //!   address is dialed from the loopback, which the default `control_allow` admits).
 //! - Credentials: `--cert`/`--key` (an operator certificate) with `--ca` (the cluster's
-//!   `ca.pem`), else the config's `[tls]` files (the node's own certificate). What the
-//!   flags leave out comes from the config.
+//!   `ca.pem`), else the config's `[tls]` files (the node's own certificate; `{node}` in
+//!   a path expanded as the agent does). What the flags leave out comes from the config.
 //!
 //! Only those keys are read, with a deliberately small serde struct that ignores every
 //! other key: the operator tool must not fail on a config it does not need to
@@ -41,15 +41,16 @@ pub struct Target {
 
 #[derive(Debug, Default, Deserialize)]
 struct ConfigFile {
+    node: Option<String>,
     listen: Option<SocketAddr>,
     tls: Option<TlsSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 struct TlsSection {
-    ca: Option<PathBuf>,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
+    ca: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
 }
 
 /// The parts of the agent config the tool uses, paths resolved against its directory.
@@ -64,13 +65,26 @@ struct Known {
 fn parse_config(path: &Path, text: &str) -> anyhow::Result<Known> {
     let config: ConfigFile = toml::from_str(text).with_context(|| format!("{}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let resolve = |p: Option<PathBuf>| p.map(|p| if p.is_relative() { base.join(p) } else { p });
+    // `{node}` in a path: the agent's node id, as the agent itself expands it (a file
+    // shared by every node names no node: the hostname's first label).
+    let node = config
+        .node
+        .unwrap_or_else(quorate_agent::config::hostname_node);
+    let resolve = |p: Option<String>| -> anyhow::Result<Option<PathBuf>> {
+        p.map(|p| {
+            let p = quorate_agent::config::tls::expand_node(&p, &node)
+                .map_err(|e| anyhow!("{}: [tls] {e}", path.display()))?;
+            let p = PathBuf::from(p);
+            Ok(if p.is_relative() { base.join(p) } else { p })
+        })
+        .transpose()
+    };
     let tls = config.tls.unwrap_or_default();
     Ok(Known {
         listen: config.listen,
-        ca: resolve(tls.ca),
-        cert: resolve(tls.cert),
-        key: resolve(tls.key),
+        ca: resolve(tls.ca)?,
+        cert: resolve(tls.cert)?,
+        key: resolve(tls.key)?,
     })
 }
 
@@ -263,6 +277,28 @@ mod tests {
         assert_eq!(t.addr.to_string(), "10.0.0.5:7700");
         assert_eq!(t.tls.cert, PathBuf::from("alice.pem"));
         assert_eq!(t.tls.ca, dir.path().join("tls/ca.pem"));
+    }
+
+    #[test]
+    fn node_in_tls_paths_is_the_agents_node_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        let tls = "[tls]\nca = \"ca.pem\"\ncert = \"/etc/q/{node}.pem\"\nkey = \"{node}.key\"\n";
+        let known = parse_config(&path, &format!("node = \"n2\"\n{tls}")).unwrap();
+        assert_eq!(known.cert, Some(PathBuf::from("/etc/q/n2.pem")));
+        assert_eq!(known.key, Some(dir.path().join("n2.key")));
+        // No `node`: the hostname's, as the agent takes it.
+        let known = parse_config(&path, tls).unwrap();
+        let node = quorate_agent::config::hostname_node();
+        assert_eq!(
+            known.cert,
+            Some(PathBuf::from(format!("/etc/q/{node}.pem")))
+        );
+        let e = parse_config(&path, "[tls]\ncert = \"{host}.pem\"\n").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("{host} is not a placeholder"),
+            "{e:#}"
+        );
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub fn render(active: bool) -> String {
         &quote(super::model::DEFAULT_CLUSTER),
     );
     f.example(
-        "This node's id, a DNS label that its certificate names. Default: the hostname.",
+        "This node's id, a DNS label that its certificate names. Default: the hostname up\n\
+         to its first dot, so one file can serve every node.",
         "node",
         "\"n1\"",
     );
@@ -60,14 +61,18 @@ pub fn render(active: bool) -> String {
         &quote(&format!("0.0.0.0:{QUIC_PORT}")),
     );
     f.example(
-        "The address peers reach this node at. Default: the listen address, or, when\n\
-         listening on every address, this node's address on the route to the first peer.",
+        "The address peers reach this node at: ip:port or host:port. Default: the listen\n\
+         address; when listening on every address, the address `node` resolves to if it\n\
+         is a non-loopback address of this machine, else this machine's address on the\n\
+         route to the first other peer.",
         "advertise",
         &quote(&format!("10.0.0.11:{QUIC_PORT}")),
     );
     f.example(
-        "The other nodes' addresses (not this one): a new cluster bootstraps its voters from\n\
-         them; after that, `quorate member` changes who votes, and these are only dialed.",
+        "The nodes' addresses: ip:port, host:port or host (port 7700). This node's own\n\
+         entry is skipped, so every node can list the same. Names are resolved at start\n\
+         and on reload. A new cluster bootstraps its voters from them; after that,\n\
+         `quorate member` changes who votes, and these are only dialed.",
         "peers",
         &format!("[\"10.0.0.12:{QUIC_PORT}\", \"10.0.0.13:{QUIC_PORT}\"]"),
     );
@@ -87,7 +92,8 @@ pub fn render(active: bool) -> String {
         "\"member\"",
     );
     f.key(
-        "Votes, terms and the event journal live here.",
+        "Votes, terms and the event journal live here. It must be writable by the agent\n\
+         (it is created at start if missing).",
         "state_dir",
         &quote(&super::model::default_state_dir().display().to_string()),
     );
@@ -107,7 +113,8 @@ pub fn render(active: bool) -> String {
     f.section(
         "Mutual TLS with the cluster's own CA: `quorate ca init` and `quorate ca issue`.\n\
          The key must be readable by the agent and by nobody else:\n\
-         chown root:quorate KEY && chmod 0640 KEY.",
+         chown root:quorate KEY && chmod 0640 KEY.\n\
+         {node} in these paths is replaced by the node id (/etc/quorate/tls/{node}.pem).",
         "[tls]",
         false,
     );
@@ -117,7 +124,7 @@ pub fn render(active: bool) -> String {
         "\"/etc/quorate/tls/ca.pem\"",
     );
     f.example(
-        "This node's certificate; it must name `node`.",
+        "This node's certificate; it must name `node`, and not have ended.",
         "cert",
         "\"/etc/quorate/tls/n1.pem\"",
     );
@@ -284,7 +291,8 @@ pub fn render(active: bool) -> String {
 
     f.section(
         "Programs run on role changes, with QUORATE_NODE, QUORATE_TERM, QUORATE_ROLE and\n\
-         QUORATE_PREVIOUS_ROLE set. They run inside the service's sandbox.",
+         QUORATE_PREVIOUS_ROLE set. They run inside the service's sandbox. Absolute paths\n\
+         of executable files: --check-config refuses anything else.",
         "[hooks]",
         true,
     );

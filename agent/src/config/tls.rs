@@ -42,6 +42,33 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| file_err(path, e))
 }
 
+/// Replaces `{node}` in a `[tls]` path (as written) by the node id, so one config file
+/// serves every node; any other `{…}` is an error naming it (the reason alone). The
+/// agent's check and the operator tool, which reads the same `[tls]`, expand alike.
+pub fn expand_node(s: &str, node: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        let Some(j) = after.find('}') else {
+            out.push_str(after);
+            return Ok(out);
+        };
+        let placeholder = &after[..=j];
+        if placeholder != "{node}" {
+            return Err(format!(
+                "{s:?}: {placeholder} is not a placeholder: only {{node}} is replaced (by the \
+                 node id)"
+            ));
+        }
+        out.push_str(node);
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// Reads every certificate in a PEM file; at least one must be there.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(path)?;
@@ -281,6 +308,15 @@ pub fn serial(cert: &CertificateDer<'_>) -> Option<String> {
     webpki::EndEntityCert::try_from(cert)
         .ok()
         .map(|ee| hex(ee.serial()))
+}
+
+/// The end of a certificate's validity (`notAfter`) in seconds since the Unix epoch, or
+/// `None` if it cannot be parsed (the config check's expiry rule; log lines use
+/// [`not_after`]).
+pub fn not_after_unix(cert: &CertificateDer<'_>) -> Option<i64> {
+    x509_parser::parse_x509_certificate(cert)
+        .ok()
+        .map(|(_, c)| c.validity().not_after.timestamp())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -2,7 +2,9 @@
 //! set over the operator channel. A change goes to the agent asked, which forwards it to
 //! the primary; the answer is the primary's (started, or refused and why). A started
 //! change commits once a majority of the voters holds it, so the command then waits a
-//! little to see the set the agent asked holds.
+//! little to see the set the agent asked holds. An address given as a host name was
+//! resolved when the arguments were read (`member_addr`): the change carries the address,
+//! which is what the agreed set keeps and every node dials.
 
 use std::time::{Duration, Instant};
 

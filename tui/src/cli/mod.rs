@@ -134,7 +134,7 @@ pub enum MemberCommand {
         /// The new member's node id (the name its certificate carries)
         #[arg(value_name = "NODE", value_parser = node_id)]
         node: NodeId,
-        /// The QUIC address it advertises (ip:port)
+        /// The QUIC address it advertises: ip:port, host:port or host (port 7700), resolved now
         #[arg(value_name = "ADDR", value_parser = member_addr)]
         addr: SocketAddr,
         /// Add it as a non-voter: it follows and answers the balancer, but never counts
@@ -157,7 +157,7 @@ pub enum MemberCommand {
         /// The node to add in its place (as a voter)
         #[arg(value_name = "NEW", value_parser = node_id)]
         new: NodeId,
-        /// The QUIC address NEW advertises (ip:port)
+        /// The QUIC address NEW advertises: ip:port, host:port or host (port 7700), resolved now
         #[arg(value_name = "ADDR", value_parser = member_addr)]
         addr: SocketAddr,
     },
@@ -188,12 +188,13 @@ fn node_id(s: &str) -> Result<NodeId, String> {
     NodeId::new(s).map_err(|e| format!("not a node id: {e}"))
 }
 
-/// A member's address argument: `ip:port`, reachable (no wildcard, no port 0).
+/// A member's address argument: `ip:port`, or a host name (`n4:7700`, `n4` for port
+/// 7700) resolved when the command is given: the agreed member set keeps addresses, and
+/// every node must dial the same one, so the name is not sent. Reachable (no wildcard, no
+/// port 0).
 fn member_addr(s: &str) -> Result<SocketAddr, String> {
-    let addr: SocketAddr = s.trim().parse().map_err(|_| {
-        "not an ip:port address (e.g. 10.0.0.14:7700, [fd00::14]:7700); a host name is not accepted"
-            .to_string()
-    })?;
+    let addr =
+        quorate_agent::config::resolve_address(s, quorate_agent::config::defaults::QUIC_PORT)?;
     if addr.ip().is_unspecified() || addr.port() == 0 {
         return Err(format!("{addr} is not an address peers can reach"));
     }
@@ -572,18 +573,29 @@ mod tests {
             "{e}"
         );
 
-        for bad in [
-            "node4",
-            "10.0.0.14",
-            "node4.example:7700",
-            "10.0.0.14:99999",
+        // `.invalid` never resolves (RFC 6761).
+        for (bad, why) in [
+            ("node4.invalid:7700", "does not resolve"),
+            ("node4.invalid", "does not resolve"),
+            ("10.0.0.14:99999", "is not a number from 1 to 65535"),
+            ("node 4", "is not an address or a host name"),
         ] {
             let e = error_text(&["add", "n4", bad]);
             assert!(
                 e.contains(&format!("'{bad}'")) && e.contains("<ADDR>"),
                 "{e}"
             );
-            assert!(e.contains("not an ip:port address"), "{e}");
+            assert!(e.contains(why), "{e}");
+        }
+        // A name is resolved when the command is given (IPv4 first); no port: 7700.
+        for (written, addr) in [
+            ("10.0.0.14", "10.0.0.14:7700"),
+            ("localhost:7800", "127.0.0.1:7800"),
+        ] {
+            let Ok(MemberCommand::Add { addr: got, .. }) = member(&["add", "n4", written]) else {
+                panic!("member add n4 {written}");
+            };
+            assert_eq!(got.to_string(), addr, "{written}");
         }
         for unreachable in ["0.0.0.0:7700", "[::]:7700", "10.0.0.14:0"] {
             let e = error_text(&["replace", "n3", "n5", unreachable]);
