@@ -398,71 +398,18 @@ impl TlsMaterial {
 }
 
 /// The end of a certificate's validity (`notAfter`), as `YYYY-MM-DDTHH:MM:SSZ`, for log
-/// lines. A few lines of DER walking rather than an X.509 crate: only this one field is
-/// read, and `None` (not a panic) answers anything unexpected.
+/// lines and the CA commands; `None` for a certificate x509-parser cannot read or one
+/// that ended before 1970.
 pub fn not_after(cert: &CertificateDer<'_>) -> Option<String> {
-    // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL,
-    //   serialNumber, signature, issuer, validity SEQUENCE { notBefore, notAfter }, … } … }
-    let (_, cert, _) = der_tlv(cert.as_ref()).filter(|(t, _, _)| *t == 0x30)?;
-    let (_, tbs, _) = der_tlv(cert).filter(|(t, _, _)| *t == 0x30)?;
-    let mut rest = tbs;
-    if rest.first() == Some(&0xA0) {
-        rest = der_tlv(rest)?.2;
-    }
-    for _ in 0..3 {
-        rest = der_tlv(rest)?.2; // serial, signature algorithm, issuer
-    }
-    let (_, validity, _) = der_tlv(rest).filter(|(t, _, _)| *t == 0x30)?;
-    let (_, _, rest) = der_tlv(validity)?;
-    let (tag, time, _) = der_tlv(rest)?;
-    let time = std::str::from_utf8(time).ok()?;
-    let full = match tag {
-        // UTCTime YYMMDDHHMMSSZ: years 50–99 are 19xx (RFC 5280 4.1.2.5.1).
-        0x17 if time.len() == 13 => {
-            let yy: u32 = time.get(..2)?.parse().ok()?;
-            format!("{}{time}", if yy >= 50 { "19" } else { "20" })
-        }
-        0x18 if time.len() == 15 => time.to_owned(),
-        _ => return None,
-    };
-    if !full[..14].bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        &full[0..4],
-        &full[4..6],
-        &full[6..8],
-        &full[8..10],
-        &full[10..12],
-        &full[12..14]
-    ))
-}
-
-/// One DER tag-length-value: (tag, contents, what follows).
-fn der_tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, b) = b.split_first()?;
-    let (&first, b) = b.split_first()?;
-    let (len, b) = if first < 0x80 {
-        (usize::from(first), b)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || b.len() < n {
-            return None;
-        }
-        let len = b[..n]
-            .iter()
-            .fold(0usize, |acc, x| (acc << 8) | usize::from(*x));
-        (len, &b[n..])
-    };
-    (b.len() >= len).then(|| (tag, &b[..len], &b[len..]))
+    let secs = u64::try_from(not_after_unix(cert)?).ok()?;
+    let end = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))?;
+    Some(humantime::format_rfc3339_seconds(end).to_string())
 }
 
 /// The end of a certificate's validity (`notAfter`) as a wall time, for the `certs`
 /// check and its metric; `None` for a certificate x509-parser cannot read. An end
 /// before 1970 is the epoch (long expired either way).
 pub fn expires(cert: &CertificateDer<'_>) -> Option<proto::WallMicros> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let secs = u64::try_from(parsed.validity().not_after.timestamp()).unwrap_or(0);
+    let secs = u64::try_from(not_after_unix(cert)?).unwrap_or(0);
     Some(proto::WallMicros(secs.saturating_mul(1_000_000)))
 }
