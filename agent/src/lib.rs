@@ -87,7 +87,13 @@ impl Reloader {
     ) -> Result<reload::ReloadOutcome, reload::ReloadError> {
         let path = path.to_owned();
         let loaded = tokio::task::spawn_blocking(move || {
-            let config = Config::load(&path)?;
+            let checked = Config::check(&path)?;
+            // A certificate near its end is said at every reload, as at the start: the
+            // renewal an operator just made may not be the one the file names.
+            for warning in &checked.warnings {
+                tracing::warn!("reload: {warning}");
+            }
+            let config = checked.config;
             let tls = config::tls::TlsMaterial::load_agent(&config.tls, config.tls_crl.as_deref())?;
             Ok::<_, reload::ReloadError>((config, tls))
         })

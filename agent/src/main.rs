@@ -52,7 +52,8 @@ fn main() -> ExitCode {
         };
     }
     if args.print_default_config {
-        print!("{}", quorate_agent::config::defaults::render(false));
+        let text = quorate_agent::config::defaults::render(false);
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
         return ExitCode::SUCCESS;
     }
     // The same check as `--check-config`, whole, before anything is bound: every error
@@ -68,8 +69,8 @@ fn main() -> ExitCode {
     };
     if args.check_config {
         let config = &checked.config;
-        println!(
-            "{}: ok (node {} in cluster {}, advertise {}, {} peers)",
+        let mut text = format!(
+            "{}: ok (node {} in cluster {}, advertise {}, {} peers)\n",
             args.config.display(),
             config.node,
             config.cluster,
@@ -77,11 +78,14 @@ fn main() -> ExitCode {
             config.peers.len()
         );
         for warning in &checked.warnings {
-            println!("warning: {warning}");
+            text.push_str(&format!("warning: {warning}\n"));
         }
         for note in checked.notes.iter().chain(&config.sandbox_notes()) {
-            println!("note: {note}");
+            text.push_str(&format!("note: {note}\n"));
         }
+        // Not println!: it panics when stdout is a closed pipe (`… | head -1`).
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(text.as_bytes());
         return ExitCode::SUCCESS;
     }
     let Checked {

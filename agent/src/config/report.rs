@@ -139,7 +139,9 @@ pub(super) fn key_line(text: &str, table: Option<&str>, key: &str) -> Option<usi
     for (i, line) in text.lines().enumerate() {
         let l = line.trim();
         if l.starts_with('[') {
-            current = Some(l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+            // `[hooks]  # a comment` and `[[task]]` alike: the name inside the brackets.
+            let name = l.trim_start_matches('[').split(']').next().unwrap_or_default();
+            current = Some(name.trim().to_owned());
             continue;
         }
         let is_key = l
@@ -244,5 +246,20 @@ impl<'a> Report<'a> {
 
     pub(super) fn into_errors(self) -> ConfigErrors {
         ConfigErrors::new(self.errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_line;
+
+    #[test]
+    fn key_line_finds_a_key_under_a_header_with_a_comment() {
+        let text = "cluster = \"c\"\n[hooks]   # notify_master\non_primary = \"/x\"\n\
+                    [[task]]\nname = \"t\"\n";
+        assert_eq!(key_line(text, Some("hooks"), "on_primary"), Some(3));
+        assert_eq!(key_line(text, Some("task"), "name"), Some(5));
+        assert_eq!(key_line(text, None, "cluster"), Some(1));
+        assert_eq!(key_line(text, Some("hooks"), "on_fault"), None);
     }
 }
