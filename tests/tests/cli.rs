@@ -249,6 +249,24 @@ fn json_of_every_command_parses_with_the_documented_fields() {
     let (code, v) = json(&c, 0, &["member", "list"]);
     assert_eq!(code, Some(0));
     assert!(v["stamp"].is_string() && v["members"].is_array(), "{v:#}");
+    // member changes: a refusal is ok false with exit 1, like every other command.
+    let (code, v) = json(&c, 0, &["member", "remove", "n9"]);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert_eq!(keys(&v), COMMAND_KEYS);
+    assert_eq!(
+        (&v["ok"], &v["command"], &v["node"]),
+        (&Value::Bool(false), &"member-remove".into(), &"n9".into())
+    );
+    let (code, v) = json(
+        &c,
+        0,
+        &["member", "force-new-cluster", "--yes-i-lost-the-majority"],
+    );
+    assert_eq!(code, Some(1), "{v:#}");
+    assert_eq!(
+        (&v["ok"], &v["command"]),
+        (&Value::Bool(false), &"member-force-new-cluster".into())
+    );
 
     // upgrade status: no app versions configured.
     let (code, v) = json(&c, 0, &["upgrade", "status"]);

@@ -105,7 +105,7 @@ fn main() -> ExitCode {
             *out,
             cli::checks::upgrade_allow(&cli.global),
         ),
-        Some(Command::Member(command)) => done(cli::member::run(&cli.global, command)),
+        Some(Command::Member(command)) => cli::member::run(&cli.global, command),
         Some(Command::Task(TaskCommand::ShouldRun { name, json })) => {
             cli::checks::should_run(&cli.global, name, *json).map(|here| {
                 if here {

@@ -140,7 +140,11 @@ pub(super) fn key_line(text: &str, table: Option<&str>, key: &str) -> Option<usi
         let l = line.trim();
         if l.starts_with('[') {
             // `[hooks]  # a comment` and `[[task]]` alike: the name inside the brackets.
-            let name = l.trim_start_matches('[').split(']').next().unwrap_or_default();
+            let name = l
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or_default();
             current = Some(name.trim().to_owned());
             continue;
         }

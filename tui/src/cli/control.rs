@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
+use anyhow::bail;
 use proto::NodeId;
 use proto::ctl::CtlCommand;
 use quorate_agent::ctl::client::blocking::Client;
@@ -35,7 +35,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn done(node: Option<String>, message: String) -> Self {
+    pub fn done(node: Option<String>, message: String) -> Self {
         Self {
             ok: true,
             node,
@@ -43,18 +43,13 @@ impl Reply {
         }
     }
 
-    fn not_done(node: Option<String>, message: String) -> Self {
+    pub fn not_done(node: Option<String>, message: String) -> Self {
         Self {
             ok: false,
             node,
             message,
         }
     }
-}
-
-/// Sends `command`; what the agent did, or an error with its reason for refusing.
-pub fn command(client: &Client, command: CtlCommand) -> anyhow::Result<String> {
-    ask(client, command)?.map_err(|refusal| anyhow!(refusal))
 }
 
 /// Sends `command`: `Ok(what the agent did)` or `Err(why it refused)`, worded for the

@@ -55,6 +55,11 @@ pub enum CommandName {
     Unfreeze,
     DriftAck,
     UpgradeAllow,
+    MemberAdd,
+    MemberRemove,
+    MemberReplace,
+    MemberPromote,
+    MemberForceNewCluster,
 }
 
 /// `drain`, `undrain`, `transfer`, `freeze`, `unfreeze`, `drift ack`, `upgrade allow`
@@ -244,6 +249,11 @@ mod tests {
             (CommandName::Unfreeze, "unfreeze"),
             (CommandName::DriftAck, "drift-ack"),
             (CommandName::UpgradeAllow, "upgrade-allow"),
+            (CommandName::MemberAdd, "member-add"),
+            (
+                CommandName::MemberForceNewCluster,
+                "member-force-new-cluster",
+            ),
         ] {
             assert_eq!(serde_json::to_value(name).unwrap(), word);
         }

@@ -6,6 +6,7 @@
 //! resolved when the arguments were read (`member_addr`): the change carries the address,
 //! which is what the agreed set keeps and every node dials.
 
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -14,7 +15,8 @@ use proto::ctl::CtlCommand;
 use proto::status::{ClusterStatus, MembersStatus};
 use quorate_agent::ctl::client::Update;
 
-use super::control::command;
+use super::control::{Reply, ask, finish};
+use super::json::CommandName;
 use super::status::out;
 use super::{Global, MemberCommand, MemberListArgs};
 use crate::table::render_members;
@@ -26,16 +28,27 @@ const MEMBER_WAIT: Duration = Duration::from_secs(5);
 /// What `force-new-cluster` says instead of acting, without its flag.
 pub const FORCE_REFUSAL: &str = "member force-new-cluster not sent: it makes the node you ask the ONLY voter of a new member set, in a new term, so that it becomes primary on its own. It is for a majority of the voters lost for good (destroyed, never coming back), not for nodes that are down for a while: a lost voter that comes back holds the old set and must be wiped (emptied state_dir) and added again with `quorate member add`. The agent refuses while another voter still answers. If that is what you mean, run it again with --yes-i-lost-the-majority";
 
-pub fn run(global: &Global, command: &MemberCommand) -> anyhow::Result<()> {
-    match command {
-        MemberCommand::List(args) => list(global, args),
+pub fn run(global: &Global, command: &MemberCommand) -> anyhow::Result<ExitCode> {
+    let (name, out) = match command {
+        MemberCommand::List(args) => return list(global, args).map(|()| ExitCode::SUCCESS),
         MemberCommand::ForceNewCluster {
             yes_i_lost_the_majority,
-        } => force_new_cluster(global, *yes_i_lost_the_majority),
-        other => match change_of(other) {
-            Some(change) => change_members(global, change),
-            None => bail!("not a member change"),
-        },
+            out,
+        } => {
+            return finish(
+                CommandName::MemberForceNewCluster,
+                *out,
+                force_new_cluster(global, *yes_i_lost_the_majority),
+            );
+        }
+        MemberCommand::Add { out, .. } => (CommandName::MemberAdd, *out),
+        MemberCommand::Remove { out, .. } => (CommandName::MemberRemove, *out),
+        MemberCommand::Replace { out, .. } => (CommandName::MemberReplace, *out),
+        MemberCommand::Promote { out, .. } => (CommandName::MemberPromote, *out),
+    };
+    match change_of(command) {
+        Some(change) => finish(name, out, change_members(global, change)),
+        None => bail!("not a member change"),
     }
 }
 
@@ -46,18 +59,19 @@ pub fn change_of(command: &MemberCommand) -> Option<MemberChange> {
             node,
             addr,
             non_voter,
+            ..
         } => MemberChange::Add {
             node: node.clone(),
             addr: addr.to_string(),
             voter: !non_voter,
         },
-        MemberCommand::Remove { node } => MemberChange::Remove { node: node.clone() },
-        MemberCommand::Replace { old, new, addr } => MemberChange::Replace {
+        MemberCommand::Remove { node, .. } => MemberChange::Remove { node: node.clone() },
+        MemberCommand::Replace { old, new, addr, .. } => MemberChange::Replace {
             old: old.clone(),
             node: new.clone(),
             addr: addr.to_string(),
         },
-        MemberCommand::Promote { node } => MemberChange::Promote { node: node.clone() },
+        MemberCommand::Promote { node, .. } => MemberChange::Promote { node: node.clone() },
         MemberCommand::List(_) | MemberCommand::ForceNewCluster { .. } => return None,
     })
 }
@@ -81,9 +95,15 @@ fn list(global: &Global, args: &MemberListArgs) -> anyhow::Result<()> {
     out(&render_members(&snapshot.status))
 }
 
-fn change_members(global: &Global, change: MemberChange) -> anyhow::Result<()> {
+/// Sends `change` and waits a little to see it held. A started change not yet seen is
+/// still `ok` (it commits once a majority holds it): the message says so.
+fn change_members(global: &Global, change: MemberChange) -> anyhow::Result<Reply> {
+    let node = Some(change_node(&change).to_string());
     let client = target::connect(global)?;
-    let message = command(&client, CtlCommand::Member(change.clone()))?;
+    let message = match ask(&client, CtlCommand::Member(change.clone()))? {
+        Ok(message) => message,
+        Err(refusal) => return Ok(Reply::not_done(node, refusal)),
+    };
     let mut updates = client.subscribe()?;
     let started = now();
     while now().duration_since(started) < MEMBER_WAIT {
@@ -91,21 +111,34 @@ fn change_members(global: &Global, change: MemberChange) -> anyhow::Result<()> {
             continue;
         };
         if shows(&change, &s.status.members) {
-            return out(&format!("{}\n", summary(&s.status)));
+            return Ok(Reply::done(node, summary(&s.status)));
         }
     }
-    out(&format!(
-        "{message}\nthe change is being committed (see `quorate member list`)\n"
+    Ok(Reply::done(
+        node,
+        format!("{message}\nthe change is being committed (see `quorate member list`)"),
     ))
 }
 
-fn force_new_cluster(global: &Global, confirmed: bool) -> anyhow::Result<()> {
+/// The node a change is about (the new one, for a replacement).
+fn change_node(change: &MemberChange) -> &proto::NodeId {
+    match change {
+        MemberChange::Add { node, .. }
+        | MemberChange::Remove { node }
+        | MemberChange::Replace { node, .. }
+        | MemberChange::Promote { node } => node,
+    }
+}
+
+fn force_new_cluster(global: &Global, confirmed: bool) -> anyhow::Result<Reply> {
     if !confirmed {
         bail!("{FORCE_REFUSAL}");
     }
     let client = target::connect(global)?;
-    let message = command(&client, CtlCommand::ForceNewCluster)?;
-    out(&format!("{message}\n"))
+    Ok(match ask(&client, CtlCommand::ForceNewCluster)? {
+        Ok(message) => Reply::done(None, message),
+        Err(refusal) => Reply::not_done(None, refusal),
+    })
 }
 
 /// Whether `members` (as one agent holds them) show `change` done: the set holds it and

@@ -141,12 +141,16 @@ pub enum MemberCommand {
         /// towards a majority (`quorate member promote` later)
         #[arg(long)]
         non_voter: bool,
+        #[command(flatten)]
+        out: CommandOutput,
     },
     /// Remove NODE from the member set (hand the primary role over first if it is NODE)
     Remove {
         /// The member to remove
         #[arg(value_name = "NODE", value_parser = node_id)]
         node: NodeId,
+        #[command(flatten)]
+        out: CommandOutput,
     },
     /// Replace member OLD by NEW at ADDR, as a voter: OLD is removed, then NEW added, each
     /// change committed before the next
@@ -160,12 +164,16 @@ pub enum MemberCommand {
         /// The QUIC address NEW advertises: ip:port, host:port or host (port 7700), resolved now
         #[arg(value_name = "ADDR", value_parser = member_addr)]
         addr: SocketAddr,
+        #[command(flatten)]
+        out: CommandOutput,
     },
     /// Make the non-voter NODE a voter
     Promote {
         /// The non-voter to promote
         #[arg(value_name = "NODE", value_parser = node_id)]
         node: NodeId,
+        #[command(flatten)]
+        out: CommandOutput,
     },
     /// Only when a majority of the voters is lost for good: make the node asked the only
     /// voter of a new member set (refused while another voter answers)
@@ -173,6 +181,8 @@ pub enum MemberCommand {
         /// Required: confirms that a majority of the voters is gone for good
         #[arg(long)]
         yes_i_lost_the_majority: bool,
+        #[command(flatten)]
+        out: CommandOutput,
     },
 }
 
