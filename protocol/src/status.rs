@@ -484,6 +484,7 @@ mod tests {
             drain: None,
             balancer: None,
             suspected_by: vec![],
+            cert_expires: None,
         }
     }
 

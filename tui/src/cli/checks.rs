@@ -278,6 +278,7 @@ mod tests {
             drain: None,
             balancer: None,
             suspected_by: vec![],
+            cert_expires: None,
         }
     }
 

@@ -301,6 +301,7 @@ mod tests {
             node: id("n4"),
             addr: "10.0.0.14:7700".parse().unwrap_or_else(|e| panic!("{e}")),
             non_voter: true,
+            out: Default::default(),
         };
         assert_eq!(
             change_of(&add),
@@ -314,6 +315,7 @@ mod tests {
             old: id("n3"),
             new: id("n5"),
             addr: "[fd00::15]:7700".parse().unwrap_or_else(|e| panic!("{e}")),
+            out: Default::default(),
         };
         assert_eq!(
             change_of(&replace),
@@ -325,7 +327,8 @@ mod tests {
         );
         assert_eq!(
             change_of(&MemberCommand::ForceNewCluster {
-                yes_i_lost_the_majority: true
+                yes_i_lost_the_majority: true,
+                out: Default::default(),
             }),
             None
         );

@@ -526,6 +526,7 @@ mod tests {
             node,
             addr,
             non_voter,
+            ..
         }) = member(&["add", "n4", "10.0.0.14:7700"])
         else {
             panic!("not member add");
@@ -547,13 +548,13 @@ mod tests {
 
         assert!(matches!(
             member(&["remove", "n3"]),
-            Ok(MemberCommand::Remove { node }) if node.as_str() == "n3"
+            Ok(MemberCommand::Remove { node, .. }) if node.as_str() == "n3"
         ));
         assert!(matches!(
             member(&["promote", "n4"]),
-            Ok(MemberCommand::Promote { node }) if node.as_str() == "n4"
+            Ok(MemberCommand::Promote { node, .. }) if node.as_str() == "n4"
         ));
-        let Ok(MemberCommand::Replace { old, new, addr }) =
+        let Ok(MemberCommand::Replace { old, new, addr, .. }) =
             member(&["replace", "n3", "n5", "10.0.0.15:7700"])
         else {
             panic!("not member replace");
@@ -630,13 +631,15 @@ mod tests {
         assert!(matches!(
             member(&["force-new-cluster"]),
             Ok(MemberCommand::ForceNewCluster {
-                yes_i_lost_the_majority: false
+                yes_i_lost_the_majority: false,
+                ..
             })
         ));
         assert!(matches!(
             member(&["force-new-cluster", "--yes-i-lost-the-majority"]),
             Ok(MemberCommand::ForceNewCluster {
-                yes_i_lost_the_majority: true
+                yes_i_lost_the_majority: true,
+                ..
             })
         ));
         assert!(
