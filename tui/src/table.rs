@@ -41,6 +41,7 @@ pub fn render_status(status: &ClusterStatus) -> String {
     let align: Vec<Align> = columns.iter().map(|c| c.align).collect();
     out.push_str(&aligned(&rows, &align));
 
+    out.push_str(&certificates(status));
     if !status.unreachable_peers.is_empty() {
         out.push_str("unreachable: ");
         out.push_str(&status.unreachable_peers.join(", "));
@@ -64,6 +65,25 @@ pub fn render_status(status: &ClusterStatus) -> String {
     }
     out.push_str(&members_disagreement(status));
     out
+}
+
+/// The certificate that ends first, and whose it is: what to renew next (the `certs`
+/// check warns 30 days ahead; this line shows the date long before). Empty when no node
+/// reports its certificate's end.
+fn certificates(status: &ClusterStatus) -> String {
+    // RFC 3339 in UTC sorts as text.
+    let first = status
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.cert_expires.as_deref()?, n.node.as_str())))
+        .min();
+    match first {
+        Some((end, node)) => {
+            let day = end.split('T').next().unwrap_or(end);
+            format!("certificates: the first ends {day} ({node})\n")
+        }
+        None => String::new(),
+    }
 }
 
 /// How many voters of the agreed member set the answering node sees alive (itself
@@ -371,6 +391,22 @@ n3    suspect  secondary  fail:mounts+drift  100%   5%  12.50   13ms  +250ms  2.
 unreachable: 10.0.0.14:7700
 ";
         assert_eq!(render_status(&cluster()), expected);
+    }
+
+    #[test]
+    fn the_first_certificate_to_end_is_named() {
+        let mut status = cluster();
+        for n in &mut status.nodes {
+            n.cert_expires = Some(match n.node.as_str() {
+                "n3" => "2027-01-02T00:00:00Z".into(),
+                _ => "2031-12-04T00:00:00Z".into(),
+            });
+        }
+        let text = render_status(&status);
+        assert!(
+            text.contains("certificates: the first ends 2027-01-02 (n3)\n"),
+            "{text}"
+        );
     }
 
     #[test]
