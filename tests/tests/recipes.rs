@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -121,10 +122,23 @@ fn every_agent_config_in_the_recipes_passes_check_config() {
         if !ca.join(format!("{node}.pem")).exists() {
             ca_issue(&ca, &node);
         }
+        // Hooks must exist and be executable: install each one the recipe names, from
+        // the recipe's own script beside it (`NAME.sh`) when there is one.
+        let hooks = dir.path().join("hooks");
+        fs::create_dir_all(&hooks).unwrap();
+        for name in text.split("/etc/quorate/hooks/").skip(1) {
+            let name = name.split('"').next().unwrap();
+            let script = f.with_file_name(format!("{name}.sh"));
+            let body = fs::read_to_string(&script).unwrap_or_else(|_| "#!/bin/sh\n".into());
+            let hook = hooks.join(name);
+            fs::write(&hook, body).unwrap();
+            fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let tested = dir.path().join("agent.toml");
         fs::write(
             &tested,
-            text.replace("/etc/quorate/tls/", &format!("{}/", ca.display())),
+            text.replace("/etc/quorate/tls/", &format!("{}/", ca.display()))
+                .replace("/etc/quorate/hooks/", &format!("{}/", hooks.display())),
         )
         .unwrap();
         let out = check_config(&tested);
