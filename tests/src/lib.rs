@@ -23,6 +23,7 @@ pub mod bench;
 pub mod cluster;
 pub mod fuse;
 pub mod haproxy;
+pub mod lab;
 pub mod mountns;
 pub mod netcut;
 pub mod nginx;
