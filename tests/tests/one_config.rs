@@ -25,92 +25,30 @@ use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 use quorate_tests::cluster::{free_port, spawn_agent_with_env};
+use quorate_tests::lab::Net;
+use quorate_tests::lab::net::is_root;
 use quorate_tests::{bin, ca_init, ca_issue, http_request, wait_until};
 use serde_json::Value;
 
 const SETTLE: Duration = Duration::from_secs(30);
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
 
-#[allow(unsafe_code)]
-fn is_root() -> bool {
-    // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn run(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Three "machines": network namespaces on one bridge, the test's own namespace on it
-/// too (at `.254`) so it can reach their HTTP ports. Removed on drop.
+/// Three "machines": network namespaces on one bridge (`quorate_tests::lab::Net`), the
+/// test's own namespace on it too (at `.254`) so it can reach their HTTP ports. Removed
+/// on drop.
 struct Lab {
-    tag: String,
-    subnet: u8,
+    net: Net,
 }
 
 impl Lab {
     fn new() -> Result<Lab, String> {
-        let pid = std::process::id();
-        let lab = Lab {
-            tag: format!("qoc{}", pid % 100_000),
-            subnet: (pid % 200) as u8 + 20,
-        };
-        let br = lab.bridge();
-        run(&["ip", "link", "add", &br, "type", "bridge"])?;
-        run(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{}/24", lab.ip(254)),
-            "dev",
-            &br,
-        ])?;
-        run(&["ip", "link", "set", &br, "up"])?;
-        for k in 1..=NODES.len() {
-            let ns = lab.netns(k);
-            let veth = format!("{}v{k}", lab.tag);
-            run(&["ip", "netns", "add", &ns])?;
-            run(&[
-                "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
-            ])?;
-            run(&["ip", "link", "set", &veth, "master", &br, "up"])?;
-            run(&[
-                "ip",
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{}/24", lab.ip(k as u8)),
-                "dev",
-                "eth0",
-            ])?;
-            run(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
-            run(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
-        }
-        Ok(lab)
-    }
-
-    fn bridge(&self) -> String {
-        format!("{}b", self.tag)
-    }
-
-    fn netns(&self, k: usize) -> String {
-        format!("{}n{k}", self.tag)
+        Ok(Lab {
+            net: Net::new("qoc", 213, NODES.len())?,
+        })
     }
 
     fn ip(&self, host: u8) -> String {
-        format!("10.213.{}.{host}", self.subnet)
+        self.net.ip(host)
     }
 
     /// Runs a command as machine `k` (1-based): in its network namespace, with its
@@ -129,7 +67,7 @@ impl Lab {
             "ip",
             "netns",
             "exec",
-            &self.netns(k),
+            &self.net.netns(k),
             "unshare",
             "--mount",
             "--uts",
@@ -144,15 +82,6 @@ impl Lab {
         .iter()
         .map(|s| (*s).to_owned())
         .collect()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for k in 1..=NODES.len() {
-            let _ = run(&["ip", "netns", "del", &self.netns(k)]);
-        }
-        let _ = run(&["ip", "link", "del", &self.bridge()]);
     }
 }
 

@@ -404,7 +404,7 @@ fn partition(lab: &mut Lab, hold: Duration) -> Outcome {
         .map(|v| v.term)
         .collect();
     o.notes = format!(
-        "{} | {}; primary {}; minority's terms {:?}",
+        "{} vs {}; primary {}; minority's terms {:?}",
         names(&majority),
         names(&minority),
         lab.id(p),
