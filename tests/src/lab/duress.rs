@@ -195,6 +195,7 @@ fn sleep(d: Duration) {
 /// change of primary, no `dead` mark, never two primaries.
 fn loss(lab: &mut Lab, run: Duration) -> Outcome {
     let mut o = Outcome::new(&format!("5 % loss, 20 ± 20 ms, {} s", run.as_secs()));
+    let p = lab.primary();
     let before = log_counts(lab);
     let obs = Observer::start(&lab.http_addrs());
     sleep(Duration::from_secs(1));
@@ -228,7 +229,8 @@ fn loss(lab: &mut Lab, run: Duration) -> Outcome {
     }
     let d = lab.delay_stats();
     o.notes = format!(
-        "{} packets delayed, mean {:.1} ms, max {:.1} ms, {} lost in the queue; n1's RTTs {:?} ms",
+        "primary's non-200 answers: {}; {} packets delayed, mean {:.1} ms, max {:.1} ms, {} lost in the queue; n1's RTTs {:?} ms",
+        p.map_or(0, |p| rec.not_primary(p).len()),
         d.packets,
         d.mean_ms(),
         d.max_delay_us as f64 / 1000.0,
@@ -242,7 +244,8 @@ fn loss(lab: &mut Lab, run: Duration) -> Outcome {
         o.failures.push(format!("terms changed: {:?}", rec.terms()));
     }
     if o.failovers != 0 {
-        o.failures.push(format!("the primary moved: {:?}", rec.primaries()));
+        o.failures
+            .push(format!("the primary moved: {:?}", rec.primaries()));
     }
     let seen = rec.marks("dead", None);
     if o.dead != 0 || !seen.is_empty() {
@@ -300,7 +303,10 @@ fn recovered(lab: &Lab) -> bool {
 /// The primary held to 5 % of a core: never two primaries; it may lose the role; once
 /// given its CPU back the cluster recovers by itself (within 60 s; the time is printed).
 fn starve(lab: &mut Lab, hold: Duration) -> Outcome {
-    let mut o = Outcome::new(&format!("primary starved to 5 % of a core, {} s", hold.as_secs()));
+    let mut o = Outcome::new(&format!(
+        "primary starved to 5 % of a core, {} s",
+        hold.as_secs()
+    ));
     let Some(p) = lab.primary() else {
         return o.fail("no primary");
     };
@@ -321,14 +327,20 @@ fn starve(lab: &mut Lab, hold: Duration) -> Outcome {
     o.count(lab, &rec, &before);
     let lost = rec.primaries().iter().any(|(node, _)| *node != p);
     o.notes = format!(
-        "{} throttled {throttled}× ({:.1} s); {}; recovered {:.1} s after release",
+        "{} throttled {throttled}× ({:.1} s); its non-200 answers: {}; {}; recovered {:.1} s after release",
         lab.id(p),
         throttled_for.as_secs_f64(),
-        if lost { "it lost the role" } else { "it kept the role" },
+        rec.not_primary(p).len(),
+        if lost {
+            "it lost the role"
+        } else {
+            "it kept the role"
+        },
         recovery.as_secs_f64(),
     );
     if throttled == 0 {
-        o.failures.push("the kernel never throttled the starved agent".into());
+        o.failures
+            .push("the kernel never throttled the starved agent".into());
     }
     if !back {
         o.failures.push(
@@ -373,7 +385,10 @@ fn rolling(lab: &mut Lab) -> Outcome {
 /// Two non-primary nodes of five cut off from the rest, then healed: the majority's
 /// primary answers 200 throughout, in the same term, and no other node does.
 fn partition(lab: &mut Lab, hold: Duration) -> Outcome {
-    let mut o = Outcome::new(&format!("minority partition {} s, then heal", hold.as_secs()));
+    let mut o = Outcome::new(&format!(
+        "minority partition {} s, then heal",
+        hold.as_secs()
+    ));
     let Some(p) = lab.primary() else {
         return o.fail("no primary");
     };
@@ -393,7 +408,11 @@ fn partition(lab: &mut Lab, hold: Duration) -> Outcome {
     if let Err(e) = cut.and(healed) {
         o.failures.push(e);
     }
-    let term0 = rec.answers.iter().find(|a| a.node == p).and_then(|a| a.term);
+    let term0 = rec
+        .answers
+        .iter()
+        .find(|a| a.node == p)
+        .and_then(|a| a.term);
     let refused = rec.not_primary(p);
     let http_errors = refused.iter().filter(|s| s.is_none()).count();
     let names = |v: &[usize]| v.iter().map(|&i| lab.id(i)).collect::<Vec<_>>().join(",");
@@ -423,8 +442,13 @@ fn partition(lab: &mut Lab, hold: Duration) -> Outcome {
             lab.id(p)
         ));
     }
-    if rec.primaries().iter().any(|&(node, term)| node != p || term != term0) {
-        o.failures.push(format!("the primary changed: {:?}", rec.primaries()));
+    if rec
+        .primaries()
+        .iter()
+        .any(|&(node, term)| node != p || term != term0)
+    {
+        o.failures
+            .push(format!("the primary changed: {:?}", rec.primaries()));
     }
     let majority_terms: std::collections::BTreeSet<u64> = rec
         .views

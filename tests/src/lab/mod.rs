@@ -116,10 +116,7 @@ impl Lab {
                 .parse()
                 .expect("an address");
             // Before any table header of `extra`: these land in `[http]`.
-            c.extra = format!(
-                "allow = [\"127.0.0.0/8\", \"{}/24\"]\n{extra}",
-                net.ip(0)
-            );
+            c.extra = format!("allow = [\"127.0.0.0/8\", \"{}/24\"]\n{extra}", net.ip(0));
             cluster.set_config(i, c);
             let wrap = net.exec_prefix(i + 1);
             cluster.set_wrapper(i, &wrap.iter().map(String::as_str).collect::<Vec<_>>());
@@ -143,8 +140,7 @@ impl Lab {
         if !lab.cluster.wait_converged(Duration::from_secs(30)) {
             return Err("the lab's cluster did not converge within 30 s".into());
         }
-        if crate::primary::wait_one_primary(&lab.http_addrs(), Duration::from_secs(20)).is_none()
-        {
+        if crate::primary::wait_one_primary(&lab.http_addrs(), Duration::from_secs(20)).is_none() {
             return Err("the lab's cluster elected no primary within 20 s".into());
         }
         Ok(lab)
@@ -171,7 +167,9 @@ impl Lab {
     }
 
     pub fn http_addrs(&self) -> Vec<SocketAddr> {
-        (0..self.nodes()).map(|i| self.cluster.http_addr(i)).collect()
+        (0..self.nodes())
+            .map(|i| self.cluster.http_addr(i))
+            .collect()
     }
 
     /// The node answering `/primary` 200 now, if exactly one does.
@@ -288,8 +286,22 @@ impl Lab {
             // being dropped (a harness failure must not look like loss).
             let rule = |op: &str| {
                 net::run(&[
-                    "ip", "netns", "exec", &ns, "iptables-nft", op, "OUTPUT", "-p", "udp", "-d",
-                    &subnet, "-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass",
+                    "ip",
+                    "netns",
+                    "exec",
+                    &ns,
+                    "iptables-nft",
+                    op,
+                    "OUTPUT",
+                    "-p",
+                    "udp",
+                    "-d",
+                    &subnet,
+                    "-j",
+                    "NFQUEUE",
+                    "--queue-num",
+                    "0",
+                    "--queue-bypass",
                 ])
                 .map(drop)
             };

@@ -184,7 +184,7 @@ fn attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
     out.extend_from_slice(&(len as u16).to_ne_bytes());
     out.extend_from_slice(&kind.to_ne_bytes());
     out.extend_from_slice(payload);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
@@ -243,7 +243,11 @@ impl Socket {
         let mut params = 0u32.to_be_bytes().to_vec(); // copy range: nothing of the payload
         params.push(NFQNL_COPY_META);
         attr(&mut attrs, NFQA_CFG_PARAMS, &params);
-        attr(&mut attrs, NFQA_CFG_QUEUE_MAXLEN, &QUEUE_MAXLEN.to_be_bytes());
+        attr(
+            &mut attrs,
+            NFQA_CFG_QUEUE_MAXLEN,
+            &QUEUE_MAXLEN.to_be_bytes(),
+        );
         s.request(NFQNL_MSG_CONFIG, &attrs, true)?;
         Ok(s)
     }
