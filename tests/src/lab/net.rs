@@ -75,6 +75,9 @@ impl Net {
             subnet: (pid % 200) as u8 + 20,
             nodes,
         };
+        // An earlier lab of this process may still be going: the kernel dismantles a
+        // deleted namespace's links in the background.
+        net.remove_links();
         // From here on, a failed step leaves parts that `drop` removes.
         let br = net.bridge();
         run(&["ip", "link", "add", &br, "type", "bridge"])?;
@@ -194,12 +197,29 @@ impl Net {
     }
 }
 
+impl Net {
+    /// Deletes the host ends of the veths (which takes their peers with them at once,
+    /// where deleting a namespace leaves them to the kernel's background cleanup) and the
+    /// bridge, if they exist.
+    fn remove_links(&self) {
+        for k in 1..=self.nodes {
+            let veth = format!("{}v{k}", self.tag);
+            if run(&["ip", "link", "show", &veth]).is_ok() {
+                let _ = run(&["ip", "link", "del", &veth]);
+            }
+        }
+        if run(&["ip", "link", "show", &self.bridge()]).is_ok() {
+            let _ = run(&["ip", "link", "del", &self.bridge()]);
+        }
+    }
+}
+
 impl Drop for Net {
     fn drop(&mut self) {
+        self.remove_links();
         for k in 1..=self.nodes {
             let _ = run(&["ip", "netns", "del", &self.netns(k)]);
         }
-        let _ = run(&["ip", "link", "del", &self.bridge()]);
     }
 }
 
