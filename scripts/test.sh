@@ -20,7 +20,7 @@ done
 step() { echo "=== $(date -u +%H:%M:%S) $*"; }
 
 need=()
-for pkg in iproute2 nftables haproxy nginx prometheus curl shellcheck util-linux bindfs tmux; do
+for pkg in iproute2 nftables iptables haproxy nginx prometheus curl shellcheck util-linux bindfs tmux; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
