@@ -1,0 +1,286 @@
+//! What a process costs, read from outside through `/proc`: CPU time on every thread
+//! (`/proc/PID/task/*/schedstat`), context switches (`/proc/PID/task/*/status`), RSS, and
+//! the one-off tools the idle benchmark runs beside it (`strace -c`, `perf stat`).
+//!
+//! It owns the parsing of those files and the subtraction of two samples. It never
+//! signals, traces or otherwise touches a process except through the tools
+//! [`strace_counts`] and [`perf_stat`] start, and never panics on what `/proc` holds: a
+//! thread or process that went away in between reads as absent.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// One thread at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadSample {
+    pub tid: u32,
+    /// Its name (`/proc/PID/task/TID/comm`): `quorate-driver`, `quorate-http`…
+    pub name: String,
+    /// Nanoseconds on a CPU (schedstat's first field).
+    pub cpu_ns: u64,
+    /// Voluntary and involuntary context switches: each one ends a run on a CPU, so over
+    /// an idle process this is its wake-ups.
+    pub switches: u64,
+}
+
+/// One process (all its threads) at one instant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcSample {
+    pub threads: Vec<ThreadSample>,
+    pub rss_kib: u64,
+}
+
+impl ProcSample {
+    /// Every thread's CPU time, summed.
+    pub fn cpu_ns(&self) -> u64 {
+        self.threads.iter().map(|t| t.cpu_ns).sum()
+    }
+
+    /// Every thread's context switches, summed.
+    pub fn switches(&self) -> u64 {
+        self.threads.iter().map(|t| t.switches).sum()
+    }
+}
+
+/// Samples `pid` and every one of its threads; `None` if the process is gone.
+pub fn sample(pid: u32) -> Option<ProcSample> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib = status_field(&status, "VmRSS:").unwrap_or(0);
+    let mut threads = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        if let Some(t) = thread(pid, tid) {
+            threads.push(t);
+        }
+    }
+    Some(ProcSample { threads, rss_kib })
+}
+
+fn thread(pid: u32, tid: u32) -> Option<ThreadSample> {
+    let dir = format!("/proc/{pid}/task/{tid}");
+    let schedstat = std::fs::read_to_string(format!("{dir}/schedstat")).ok()?;
+    let cpu_ns = schedstat.split_whitespace().next()?.parse().ok()?;
+    let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
+    let switches = status_field(&status, "voluntary_ctxt_switches:").unwrap_or(0)
+        + status_field(&status, "nonvoluntary_ctxt_switches:").unwrap_or(0);
+    let name = std::fs::read_to_string(format!("{dir}/comm"))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    Some(ThreadSample {
+        tid,
+        name,
+        cpu_ns,
+        switches,
+    })
+}
+
+/// The first number after `key` at the start of a line of a `/proc` status file.
+pub fn status_field(status: &str, key: &str) -> Option<u64> {
+    status
+        .lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// What a process did between two samples.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    /// Nanoseconds on a CPU, all threads.
+    pub cpu_ns: u64,
+    pub switches: u64,
+    /// RSS at the end.
+    pub rss_kib: u64,
+    /// CPU nanoseconds by thread name (threads of one name summed; a thread that started
+    /// during the window counts from zero, one that ended is lost).
+    pub by_thread: BTreeMap<String, u64>,
+}
+
+/// `after - before`, thread by thread (matched by thread id).
+pub fn usage(before: &ProcSample, after: &ProcSample) -> Usage {
+    let mut u = Usage {
+        rss_kib: after.rss_kib,
+        ..Usage::default()
+    };
+    for t in &after.threads {
+        let (cpu0, sw0) = before
+            .threads
+            .iter()
+            .find(|b| b.tid == t.tid)
+            .map_or((0, 0), |b| (b.cpu_ns, b.switches));
+        let cpu = t.cpu_ns.saturating_sub(cpu0);
+        u.cpu_ns += cpu;
+        u.switches += t.switches.saturating_sub(sw0);
+        *u.by_thread.entry(t.name.clone()).or_default() += cpu;
+    }
+    u
+}
+
+/// The children of `pid` (from every process's `stat`): keepalived forks its VRRP
+/// process.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| parent(*p) == Some(pid))
+        .collect()
+}
+
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (in parentheses, which may hold spaces).
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A running `strace -c -f -p PID`; [`finish`](Strace::finish) interrupts it and returns
+/// its summary.
+pub struct Strace {
+    child: std::process::Child,
+    out: tempfile::NamedTempFile,
+}
+
+/// Starts counting `pid`'s system calls (all threads); `None` without strace.
+pub fn strace_counts(pid: u32) -> Option<Strace> {
+    let out = tempfile::NamedTempFile::new().ok()?;
+    let child = Command::new("strace")
+        .args(["-c", "-f", "-q", "-o"])
+        .arg(out.path())
+        .args(["-p", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    Some(Strace { child, out })
+}
+
+/// One row of `strace -c`: calls and errors of one system call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Syscall {
+    pub name: String,
+    pub calls: u64,
+    pub errors: u64,
+}
+
+impl Strace {
+    /// Interrupts strace (it detaches and writes its table) and parses the table, most
+    /// calls first.
+    pub fn finish(mut self) -> Vec<Syscall> {
+        crate::cluster::send_signal(self.child.id(), libc::SIGINT);
+        let _ = self.child.wait();
+        let text = std::fs::read_to_string(self.out.path()).unwrap_or_default();
+        parse_strace(&text)
+    }
+}
+
+/// Parses `strace -c`'s table (`% time seconds usecs/call calls errors syscall`).
+pub fn parse_strace(text: &str) -> Vec<Syscall> {
+    let mut rows: Vec<Syscall> = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let name = (*f.last()?).to_owned();
+            if name == "total" || name == "syscall" || f.len() < 5 {
+                return None;
+            }
+            let calls = f.get(3)?.parse().ok()?;
+            let errors = if f.len() == 6 {
+                f.get(4)?.parse().ok()?
+            } else {
+                0
+            };
+            Some(Syscall {
+                name,
+                calls,
+                errors,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| b.calls.cmp(&a.calls));
+    rows
+}
+
+/// `perf stat -e instructions,task-clock,context-switches -p PID` over `window`: each
+/// event's count (`None` for an event the machine does not support, as instructions in
+/// most VMs); empty without perf.
+pub fn perf_stat(pid: u32, window: Duration) -> BTreeMap<String, Option<f64>> {
+    let out = Command::new("perf")
+        .args([
+            "stat",
+            "-x",
+            ",",
+            "-e",
+            "instructions,task-clock,context-switches",
+            "-p",
+            &pid.to_string(),
+            "--",
+            "sleep",
+            &format!("{}", window.as_secs_f64()),
+        ])
+        .stdout(Stdio::null())
+        .output();
+    let Ok(out) = out else {
+        return BTreeMap::new();
+    };
+    parse_perf_csv(&String::from_utf8_lossy(&out.stderr))
+}
+
+/// Parses `perf stat -x ,` lines: `value,unit,event,...`.
+pub fn parse_perf_csv(text: &str) -> BTreeMap<String, Option<f64>> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let event = f.get(2)?.trim();
+            if event.is_empty() {
+                return None;
+            }
+            let event = event.split(':').next().unwrap_or(event).to_owned();
+            Some((event, f.first()?.trim().parse::<f64>().ok()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strace_table() {
+        let t = "% time     seconds  usecs/call     calls    errors syscall\n\
+                 ------ ----------- ----------- --------- --------- ----------------\n\
+                 \x20 40.00    0.000400          10        40           epoll_wait\n\
+                 \x20 30.00    0.000300           5        60        12 recvmmsg\n\
+                 ------ ----------- ----------- --------- --------- ----------------\n\
+                 100.00    0.001000          10       100        12 total\n";
+        let rows = parse_strace(t);
+        assert_eq!(rows[0].name, "recvmmsg");
+        assert_eq!((rows[0].calls, rows[0].errors), (60, 12));
+        assert_eq!((rows[1].name.as_str(), rows[1].calls), ("epoll_wait", 40));
+        assert_eq!(rows.len(), 2);
+    }
+
+    #[test]
+    fn perf_csv() {
+        let t = "<not supported>,,instructions,0,100.00,,\n\
+                 10.03,msec,task-clock,10030000,100.00,0.001,CPUs utilized\n\
+                 40,,context-switches,10030000,100.00,3.988,K/sec\n";
+        let m = parse_perf_csv(t);
+        assert_eq!(m["instructions"], None);
+        assert_eq!(m["task-clock"], Some(10.03));
+        assert_eq!(m["context-switches"], Some(40.0));
+    }
+
+    #[test]
+    fn this_process() {
+        let s = sample(std::process::id()).expect("our own /proc entry");
+        assert!(s.rss_kib > 0);
+        assert!(!s.threads.is_empty());
+    }
+}
