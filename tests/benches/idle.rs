@@ -59,7 +59,9 @@ impl Counters {
         let table = format!("quorate_idle_{}", std::process::id());
         let mut s = format!("table inet {table} {{\n");
         for p in ports {
-            s.push_str(&format!("  counter out_{p} {{ }}\n  counter in_{p} {{ }}\n"));
+            s.push_str(&format!(
+                "  counter out_{p} {{ }}\n  counter in_{p} {{ }}\n"
+            ));
         }
         // On loopback every packet passes the output hook once: counted there by its
         // source port (sent by that agent) and its destination port (sent to it).
@@ -144,14 +146,14 @@ fn samples(pids: &[u32]) -> Vec<ProcSample> {
 }
 
 fn print_rows(rows: &[Row], wall: f64) {
-    println!("| process | role | CPU % of a core | RSS MiB | wake-ups/s | packets/s in | packets/s out |");
+    println!(
+        "| process | role | CPU % of a core | RSS MiB | wake-ups/s | packets/s in | packets/s out |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for r in rows {
-        let (pin, pout) = r
-            .pps
-            .map_or(("–".to_owned(), "–".to_owned()), |(i, o)| {
-                (format!("{i:.1}"), format!("{o:.1}"))
-            });
+        let (pin, pout) = r.pps.map_or(("–".to_owned(), "–".to_owned()), |(i, o)| {
+            (format!("{i:.1}"), format!("{o:.1}"))
+        });
         println!(
             "| {} | {} | {:.3} | {:.1} | {:.1} | {pin} | {pout} |",
             r.name,
@@ -239,7 +241,11 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
         for line in log.lines().skip(*l0) {
             new_lines += 1;
             if examples.len() < 3 {
-                examples.push(format!("{}: {}", c.id(i), line.chars().take(160).collect::<String>()));
+                examples.push(format!(
+                    "{}: {}",
+                    c.id(i),
+                    line.chars().take(160).collect::<String>()
+                ));
             }
         }
     }
@@ -254,12 +260,20 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
     println!();
 
     let delta = |a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>, k: &str| {
-        b.get(k).copied().unwrap_or(0).saturating_sub(a.get(k).copied().unwrap_or(0)) as f64 / wall
+        b.get(k)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(a.get(k).copied().unwrap_or(0)) as f64
+            / wall
     };
     let mut rows: Vec<Row> = (0..n)
         .map(|i| Row {
             name: c.id(i).to_owned(),
-            role: if Some(i) == primary { "primary" } else { "secondary" },
+            role: if Some(i) == primary {
+                "primary"
+            } else {
+                "secondary"
+            },
             usage: procstat::usage(&before[i], &after[i]),
             pps: counters.as_ref().map(|_| {
                 (
@@ -276,8 +290,15 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
             .map(|(b, a)| procstat::usage(b, a))
             .collect();
         rows.push(Row {
-            name: format!("keepalived {}", ka.map(|k| k.names()[i].clone()).unwrap_or_default()),
-            role: if Some(i) == ka_master { "master" } else { "backup" },
+            name: format!(
+                "keepalived {}",
+                ka.map(|k| k.names()[i].clone()).unwrap_or_default()
+            ),
+            role: if Some(i) == ka_master {
+                "master"
+            } else {
+                "backup"
+            },
             usage: sum_usage(us),
             pps: match (ka_pkts0[i], ka_pkts1[i]) {
                 (Some(a), Some(b)) => Some((
@@ -291,8 +312,16 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
     print_rows(&rows, wall);
 
     let agents: Vec<&Row> = rows[..n].iter().collect();
-    let secondaries: Vec<&Row> = agents.iter().copied().filter(|r| r.role == "secondary").collect();
-    let prim: Vec<&Row> = agents.iter().copied().filter(|r| r.role == "primary").collect();
+    let secondaries: Vec<&Row> = agents
+        .iter()
+        .copied()
+        .filter(|r| r.role == "secondary")
+        .collect();
+    let prim: Vec<&Row> = agents
+        .iter()
+        .copied()
+        .filter(|r| r.role == "primary")
+        .collect();
     let kas: Vec<&Row> = rows[n..].iter().collect();
     let master: Vec<&Row> = kas.iter().copied().filter(|r| r.role == "master").collect();
     let backups: Vec<&Row> = kas.iter().copied().filter(|r| r.role == "backup").collect();
@@ -303,7 +332,11 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
     println!("|---|---|---|---|---|---|");
     let pin = |r: &Row| r.pps.map_or(0.0, |p| p.0);
     let pout = |r: &Row| r.pps.map_or(0.0, |p| p.1);
-    for (what, set) in [("mean", &agents), ("secondary mean", &secondaries), ("primary", &prim)] {
+    for (what, set) in [
+        ("mean", &agents),
+        ("secondary mean", &secondaries),
+        ("primary", &prim),
+    ] {
         println!(
             "| {what} | {:.3} | {:.1} | {:.1} | {:.1} | {max_rss:.1} |",
             mean(set, |r| r.cpu(wall)),
@@ -336,7 +369,13 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
             mean(&backups, pout),
             mean(&backups, |r| r.usage.rss_kib as f64 / 1024.0),
         );
-        let ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.1}×", a / b) } else { "–".to_owned() };
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                format!("{:.1}×", a / b)
+            } else {
+                "–".to_owned()
+            }
+        };
         println!(
             "\nratios ({n} agents): CPU mean/backup {}, primary/master {}; wake-ups mean/backup {}, primary/master {}",
             ratio(mean(&agents, |r| r.cpu(wall)), b.backup_cpu),
@@ -345,7 +384,10 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
             ratio(mean(&prim, |r| r.wakeups(wall)), b.master_wake),
         );
     } else {
-        println!("\n(keepalived not measured: {})", keepalived::unavailable().unwrap_or_default());
+        println!(
+            "\n(keepalived not measured: {})",
+            keepalived::unavailable().unwrap_or_default()
+        );
     }
 
     // The arithmetic behind the levers, at the default timing (lease heartbeats every
@@ -353,7 +395,10 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
     // node sends (= receives) per second, and what each costs in packets and wake-ups.
     let hb_secondary = 20.0 + 4.0 * n.saturating_sub(2) as f64;
     let hb_primary = 20.0 * n.saturating_sub(1) as f64;
-    for (what, set, hb) in [("secondary mean", &secondaries, hb_secondary), ("primary", &prim, hb_primary)] {
+    for (what, set, hb) in [
+        ("secondary mean", &secondaries, hb_secondary),
+        ("primary", &prim, hb_primary),
+    ] {
         if set.is_empty() {
             continue;
         }
@@ -389,6 +434,9 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
 
     if trace_secs > 0 {
         let window = Duration::from_secs(trace_secs);
+        // The primary may have changed during the window (printed above): trace the one
+        // that holds the role now.
+        let primary = current_primary(&addrs).or(primary);
         let secondary = (0..n).find(|i| Some(*i) != primary);
         let mut traced: Vec<(String, u32)> = Vec::new();
         if let Some(s) = secondary {
@@ -400,7 +448,10 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
         if let (Some(k), Some(m)) = (ka, ka_master)
             && let Some(v) = k.vrrp_pid(m)
         {
-            traced.push((format!("keepalived {} (master, VRRP process)", k.names()[m]), v));
+            traced.push((
+                format!("keepalived {} (master, VRRP process)", k.names()[m]),
+                v,
+            ));
         }
         for (what, pid) in &traced {
             let Some(s) = procstat::strace_counts(*pid) else {
@@ -466,9 +517,19 @@ fn main() {
     if let Some(k) = &ka {
         // Let VRRP elect its master before any window starts.
         std::thread::sleep(Duration::from_secs(3));
-        println!("keepalived master: {:?}", k.master().map(|m| k.names()[m].clone()));
+        println!(
+            "keepalived master: {:?}",
+            k.master().map(|m| k.names()[m].clone())
+        );
     }
-    println!("{}", std::process::Command::new("date").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default());
+    println!(
+        "{}",
+        std::process::Command::new("date")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    );
     for n in sizes {
         measure(n, secs, trace_secs, ka.as_ref());
     }

@@ -134,9 +134,19 @@ impl Keepalived {
             let n = ns(i);
             let host = format!("{n}h");
             ip(&["netns", "add", &n])?;
-            ip(&["link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &n])?;
+            ip(&[
+                "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &n,
+            ])?;
             ip(&["link", "set", &host, "master", BRIDGE, "up"])?;
-            ip(&["-n", &n, "addr", "add", &format!("{}/24", addr(i)), "dev", "eth0"])?;
+            ip(&[
+                "-n",
+                &n,
+                "addr",
+                "add",
+                &format!("{}/24", addr(i)),
+                "dev",
+                "eth0",
+            ])?;
             ip(&["-n", &n, "link", "set", "eth0", "up"])?;
             ip(&["-n", &n, "link", "set", "lo", "up"])?;
             let conf = PathBuf::from(DIR).join(format!("{n}.conf"));
@@ -144,7 +154,16 @@ impl Keepalived {
             let log = std::fs::File::create(PathBuf::from(DIR).join(format!("{n}.log")))
                 .map_err(|e| format!("{DIR}: {e}"))?;
             let child = Command::new("ip")
-                .args(["netns", "exec", &n, "/usr/sbin/keepalived", "-n", "-l", "-P", "-f"])
+                .args([
+                    "netns",
+                    "exec",
+                    &n,
+                    "/usr/sbin/keepalived",
+                    "-n",
+                    "-l",
+                    "-P",
+                    "-f",
+                ])
                 .arg(&conf)
                 .arg("-p")
                 .arg(PathBuf::from(DIR).join(format!("{n}.pid")))

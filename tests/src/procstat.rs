@@ -48,7 +48,10 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss_kib = status_field(&status, "VmRSS:").unwrap_or(0);
     let mut threads = Vec::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
         let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
             continue;
         };
