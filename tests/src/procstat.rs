@@ -206,7 +206,7 @@ pub fn parse_strace(text: &str) -> Vec<Syscall> {
             })
         })
         .collect();
-    rows.sort_by(|a, b| b.calls.cmp(&a.calls));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.calls));
     rows
 }
 
