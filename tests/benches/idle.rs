@@ -473,6 +473,20 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
             );
         }
         for (what, pid) in &traced {
+            // The driver's event loop runs on the main thread (its pid).
+            if let Some(w) = procstat::strace_wakes(*pid, window) {
+                let per_s = |x: u64| x as f64 / trace_secs as f64;
+                println!(
+                    "wake-ups of the main thread by cause, {what}, {trace_secs} s (strace -e epoll_wait): \
+                     timer {:.1}/s, packet in {:.1}/s, write readiness only (EPOLLOUT) {:.1}/s, unpark only {:.1}/s",
+                    per_s(w.timer),
+                    per_s(w.input),
+                    per_s(w.write_ready),
+                    per_s(w.unpark),
+                );
+            }
+        }
+        for (what, pid) in &traced {
             let m = procstat::perf_stat(*pid, window);
             let per_s = |k: &str| match m.get(k) {
                 Some(Some(v)) => format!("{:.1}", v / trace_secs as f64),

@@ -5,7 +5,8 @@
 //!
 //! It owns those namespaces, that bridge and those processes, and removes them on drop
 //! and, left over from a run that was killed, before it builds them again. It never
-//! touches any other namespace, interface or process, and it needs root: [`available`]
+//! touches any other namespace, interface or process (so one run at a time per machine:
+//! a second run ends the first one's instances), and it needs root: [`available`]
 //! says whether it can run here, so a bench can skip with a note.
 
 use std::path::{Path, PathBuf};

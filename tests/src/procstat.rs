@@ -210,6 +210,87 @@ pub fn parse_strace(text: &str) -> Vec<Syscall> {
     rows
 }
 
+/// Why an event loop woke, counted from `strace -tt -e trace=epoll_wait` over a window:
+/// each `epoll_wait` that returns after waiting (a timeout other than 0) is one wake-up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wakes {
+    /// The wait ran out: a timer was due.
+    pub timer: u64,
+    /// A socket became readable (a packet arrived), alone or with other events.
+    pub input: u64,
+    /// Only a socket's write readiness (EPOLLOUT): nothing to read, no timer due.
+    pub write_ready: u64,
+    /// Only the runtime's own eventfd (token 0): another thread, or the loop itself,
+    /// unparked it.
+    pub unpark: u64,
+}
+
+/// Starts `strace -e trace=epoll_wait -p PID` (the thread given, not its siblings) and
+/// classifies its wake-ups after `window`; `None` without strace.
+pub fn strace_wakes(pid: u32, window: Duration) -> Option<Wakes> {
+    let out = tempfile::NamedTempFile::new().ok()?;
+    let mut child = Command::new("strace")
+        .args(["-q", "-e", "trace=epoll_wait", "-o"])
+        .arg(out.path())
+        .args(["-p", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(window);
+    crate::cluster::send_signal(child.id(), libc::SIGINT);
+    let _ = child.wait();
+    Some(parse_wakes(
+        &std::fs::read_to_string(out.path()).unwrap_or_default(),
+    ))
+}
+
+/// Classifies `epoll_wait(FD, [EVENTS], MAX, TIMEOUT) = N` lines (see [`Wakes`]).
+pub fn parse_wakes(text: &str) -> Wakes {
+    let mut w = Wakes::default();
+    for line in text.lines() {
+        let Some(args) = line.split_once("epoll_wait(").map(|(_, a)| a) else {
+            continue;
+        };
+        // strace pads the result to a column: `epoll_wait(…)      = 0`.
+        let Some((call, result)) = args.rsplit_once(" = ") else {
+            continue;
+        };
+        let Some(call) = call.trim_end().strip_suffix(')') else {
+            continue;
+        };
+        let timeout = call.rsplit(", ").next().unwrap_or("0").trim();
+        if timeout == "0" {
+            continue; // a poll that did not wait
+        }
+        if result.trim() == "0" {
+            w.timer += 1;
+            continue;
+        }
+        let mut input = false;
+        let mut socket_out = false;
+        let mut unpark = false;
+        for ev in call.split("{events=").skip(1) {
+            let token0 = ev.contains("u64=0}");
+            if token0 {
+                unpark = true;
+            } else if ev.starts_with("EPOLLIN") || ev.contains("|EPOLLIN") {
+                input = true;
+            } else if ev.contains("EPOLLOUT") {
+                socket_out = true;
+            }
+        }
+        if input {
+            w.input += 1;
+        } else if socket_out {
+            w.write_ready += 1;
+        } else if unpark {
+            w.unpark += 1;
+        }
+    }
+    w
+}
+
 /// `perf stat -e instructions,task-clock,context-switches -p PID` over `window`: each
 /// event's count (`None` for an event the machine does not support, as instructions in
 /// most VMs); empty without perf.
@@ -267,6 +348,26 @@ mod tests {
         assert_eq!((rows[0].calls, rows[0].errors), (60, 12));
         assert_eq!((rows[1].name.as_str(), rows[1].calls), ("epoll_wait", 40));
         assert_eq!(rows.len(), 2);
+    }
+
+    #[test]
+    fn wake_causes() {
+        let t = "epoll_wait(3, [], 1024, 7)            = 0\n\
+                 epoll_wait(3, [{events=EPOLLIN|EPOLLOUT, data={u32=5, u64=940}}], 1024, 7) = 1\n\
+                 epoll_wait(3, [{events=EPOLLOUT, data={u32=5, u64=940}}], 1024, 15) = 1\n\
+                 epoll_wait(3, [{events=EPOLLIN, data={u32=0, u64=0}}], 1024, 36) = 1\n\
+                 epoll_wait(3, [{events=EPOLLOUT, data={u32=5, u64=940}}], 1024, 0) = 1\n\
+                 epoll_wait(3, [], 1024, 0) = 0\n";
+        let w = parse_wakes(t);
+        assert_eq!(
+            w,
+            Wakes {
+                timer: 1,
+                input: 1,
+                write_ready: 1,
+                unpark: 1
+            }
+        );
     }
 
     #[test]
