@@ -494,10 +494,15 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
                 None => "–".to_owned(),
             };
             println!(
-                "perf stat, {what}, {trace_secs} s: instructions/s {}, task-clock ms/s {}, context switches/s {}",
+                "perf stat, {what}, {trace_secs} s: instructions/s {}, task-clock ms/s {}, context switches/s {}; \
+                 per second epoll_wait {}, recvmmsg {}, sendmsg {}, write {}",
                 per_s("instructions"),
                 per_s("task-clock"),
                 per_s("context-switches"),
+                per_s("syscalls:sys_enter_epoll_wait"),
+                per_s("syscalls:sys_enter_recvmmsg"),
+                per_s("syscalls:sys_enter_sendmsg"),
+                per_s("syscalls:sys_enter_write"),
             );
         }
     }

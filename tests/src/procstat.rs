@@ -291,9 +291,15 @@ pub fn parse_wakes(text: &str) -> Wakes {
     w
 }
 
-/// `perf stat -e instructions,task-clock,context-switches -p PID` over `window`: each
-/// event's count (`None` for an event the machine does not support, as instructions in
-/// most VMs); empty without perf.
+/// What [`perf_stat`] counts: instructions (where the machine has the counter), CPU time,
+/// context switches, and the event loop's system calls from their tracepoints (far
+/// cheaper than strace, so the counts are those of an untraced process).
+pub const PERF_EVENTS: &str = "instructions,task-clock,context-switches,\
+     syscalls:sys_enter_epoll_wait,syscalls:sys_enter_recvmmsg,syscalls:sys_enter_sendmsg,\
+     syscalls:sys_enter_write";
+
+/// `perf stat -e PERF_EVENTS -p PID` over `window`: each event's count (`None` for an
+/// event the machine does not support, as instructions in most VMs); empty without perf.
 pub fn perf_stat(pid: u32, window: Duration) -> BTreeMap<String, Option<f64>> {
     let out = Command::new("perf")
         .args([
@@ -301,7 +307,7 @@ pub fn perf_stat(pid: u32, window: Duration) -> BTreeMap<String, Option<f64>> {
             "-x",
             ",",
             "-e",
-            "instructions,task-clock,context-switches",
+            PERF_EVENTS,
             "-p",
             &pid.to_string(),
             "--",
@@ -325,7 +331,7 @@ pub fn parse_perf_csv(text: &str) -> BTreeMap<String, Option<f64>> {
             if event.is_empty() {
                 return None;
             }
-            let event = event.split(':').next().unwrap_or(event).to_owned();
+            let event = event.to_owned();
             Some((event, f.first()?.trim().parse::<f64>().ok()))
         })
         .collect()
