@@ -14,9 +14,12 @@
 //! CPU from every thread's `schedstat` (ns on a CPU), RSS, context switches per second
 //! (the wake-ups of an idle process), and packets per second each way (nftables
 //! counters on the agent's UDP port, in a table of this bench's own). Then, for one
-//! secondary, the primary and keepalived's master, `strace -c -f` and `perf stat` over
-//! `QUORATE_BENCH_TRACE_SECONDS` (default 10; 0 skips them), one after the other so the
-//! tracer's cost stays out of the main window.
+//! secondary, the primary and keepalived's master, one after the other so the tracers'
+//! cost stays out of the main window, each over `QUORATE_BENCH_TRACE_SECONDS` (default
+//! 10; 0 skips them): `strace -c -f` (system calls by count), `strace -e epoll_wait` on
+//! the event loop's thread (wake-ups by cause: a timer, a packet, write readiness alone,
+//! an unpark alone), and `perf stat` (task-clock, context switches, the loop's system
+//! calls from their tracepoints, and instructions where the machine counts them).
 //!
 //! keepalived (three instances in network namespaces, VRRPv3, unicast, `advert_int
 //! 0.1`; [`quorate_tests::keepalived`]) runs through every window and is measured the
