@@ -59,6 +59,7 @@ impl Counters {
         if !netcut::available() {
             return None;
         }
+        Self::remove_stale();
         let table = format!("quorate_idle_{}", std::process::id());
         let mut s = format!("table inet {table} {{\n");
         for p in ports {
@@ -77,6 +78,27 @@ impl Counters {
         s.push_str("  }\n}\n");
         netcut::nft(&s).ok()?;
         Some(Self { table })
+    }
+
+    /// Removes the tables of earlier runs whose process is gone (a run that was killed).
+    fn remove_stale() {
+        let Ok(out) = std::process::Command::new("nft")
+            .args(["list", "tables"])
+            .output()
+        else {
+            return;
+        };
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some(pid) = line
+                .strip_prefix("table inet quorate_idle_")
+                .and_then(|p| p.trim().parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = netcut::nft(&format!("delete table inet quorate_idle_{pid}\n"));
+            }
+        }
     }
 
     /// Counter name → packets.
