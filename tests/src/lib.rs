@@ -8,7 +8,9 @@
 //!   (`cargo build --workspace --bins`); [`bin`] finds them next to the test executable.
 //! - [`haproxy`]: real HAProxy in front of a cluster; [`mountns`]: per-agent mount
 //!   namespaces; [`fuse`]: a mount that stops answering, like a hung NFS server;
-//!   [`tmux`]: a real terminal for the TUI.
+//!   [`tmux`]: a real terminal for the TUI; [`keepalived`]: three real keepalived
+//!   instances in network namespaces, the idle benchmark's baseline; [`procstat`]: what
+//!   a process costs, read from `/proc` (CPU per thread, wake-ups, RSS).
 //! - [`quic`]: a bare quinn client for tests that play a misbehaving peer (a certificate
 //!   from another CA, a hello that claims another node).
 //! - Here: the small tools every test uses — [`wait_until`], a blocking HTTP/1.1 client
@@ -23,11 +25,13 @@ pub mod bench;
 pub mod cluster;
 pub mod fuse;
 pub mod haproxy;
+pub mod keepalived;
 pub mod lab;
 pub mod mountns;
 pub mod netcut;
 pub mod nginx;
 pub mod primary;
+pub mod procstat;
 pub mod quic;
 pub mod sim;
 pub mod tmux;
