@@ -37,7 +37,13 @@ pub fn available() -> bool {
 
 /// Runs an nftables script (`nft -f -`); the error carries nft's own message.
 pub fn nft(script: &str) -> Result<(), String> {
-    let out = Command::new("nft")
+    nft_with(Command::new("nft"), "nft", script)
+}
+
+/// Feeds `script` to `cmd` (an `nft -f -`, perhaps behind `ip netns exec`); errors
+/// start with `what` and carry nft's own message.
+pub fn nft_with(mut cmd: Command, what: &str, script: &str) -> Result<(), String> {
+    let out = cmd
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -50,11 +56,14 @@ pub fn nft(script: &str) -> Result<(), String> {
             }
             child.wait_with_output()
         })
-        .map_err(|e| format!("nft: {e}"))?;
+        .map_err(|e| format!("{what}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("nft: {}", String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "{what}: {}\nscript:\n{script}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 

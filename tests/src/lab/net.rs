@@ -12,8 +12,7 @@
 //! install a rule in the root namespace: every fault lives inside a node's namespace, so
 //! labs of other tests (and other engineers' runs) never see each other's faults.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Runs a command; its stderr on failure.
 pub fn run(args: &[&str]) -> Result<String, String> {
@@ -173,27 +172,9 @@ impl Net {
     /// Runs an nftables script inside node `k`'s namespace.
     pub fn nft(&self, k: usize, script: &str) -> Result<(), String> {
         let ns = self.netns(k);
-        let out = Command::new("ip")
-            .args(["netns", "exec", &ns, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                if let Some(stdin) = child.stdin.as_mut() {
-                    stdin.write_all(script.as_bytes())?;
-                }
-                child.wait_with_output()
-            })
-            .map_err(|e| format!("nft in {ns}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "nft in {ns}: {}\nscript:\n{script}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns, "nft"]);
+        crate::netcut::nft_with(cmd, &format!("nft in {ns}"), script)
     }
 }
 
