@@ -254,7 +254,7 @@ impl Driver {
                     return;
                 }
                 self.core.handle_hello(now, &hello);
-                self.net.admit(hello.node, link);
+                self.net.admit(hello.node, hello.incarnation, link);
             }
             Inbound::LinkDown {
                 id,

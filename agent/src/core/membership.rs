@@ -80,6 +80,9 @@ pub struct Member {
     pub(super) echoed: Option<WallMicros>,
     pub(super) next_heartbeat: Instant,
     pub(super) fetch_pending: bool,
+    /// When phi reaches the suspicion threshold if nothing more arrives: the core's next
+    /// look at this member (see [`PhiDetector::crossing`]).
+    pub(super) suspect_at: Option<Instant>,
 }
 
 /// What a received heartbeat did to the member.
@@ -128,6 +131,7 @@ impl Member {
             echoed: None,
             next_heartbeat: now,
             fetch_pending: false,
+            suspect_at: None,
         }
     }
 
@@ -149,6 +153,11 @@ impl Member {
 
     pub fn phi(&self, now: Instant) -> f64 {
         self.detector.phi(now)
+    }
+
+    /// Recomputes [`suspect_at`](Self::suspect_at) after a heartbeat.
+    pub(super) fn refresh_suspect_at(&mut self, threshold: f64) {
+        self.suspect_at = self.detector.crossing(threshold);
     }
 
     /// Alive, or suspect but heard within `dead_after`: a node that may still be running
