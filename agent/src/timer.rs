@@ -12,6 +12,11 @@
 //! A timerfd wakes the process once, at the deadline, through the same epoll as the
 //! sockets.
 //!
+//! Deadlines are rounded up to the next whole millisecond of a process-wide epoch, as
+//! tokio does: the QUIC timers of several connections that fall due within the same
+//! millisecond (a primary's delayed ACKs for the answers of all its voters) then expire
+//! together and wake the process once.
+//!
 //! This module only wakes; it never reads a clock for a decision (the callers compare
 //! `Instant::now()` with their deadlines themselves) and owns nothing but its fd.
 
@@ -19,6 +24,7 @@ use std::future::poll_fn;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -53,6 +59,7 @@ impl Deadline {
     /// Arms the timer for `at` (at once if `at` has passed), replacing any earlier
     /// setting. Setting the same deadline again costs nothing.
     pub fn set(&mut self, at: Instant) -> io::Result<()> {
+        let at = quantize(at);
         if self.armed == Some(at) {
             return Ok(());
         }
@@ -130,6 +137,17 @@ impl quinn::AsyncTimer for Deadline {
     }
 }
 
+/// `at`, rounded up to a whole millisecond after the process's timer epoch.
+fn quantize(at: Instant) -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let Some(since) = at.checked_duration_since(epoch) else {
+        return at;
+    };
+    let ms = u64::try_from(since.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+    epoch.checked_add(Duration::from_millis(ms)).unwrap_or(at)
+}
+
 /// `fd` in tokio's reactor, for reading alone.
 ///
 /// tokio 1.54 made its registering constructors `unsafe` (tokio#8587): an `AsyncFd`
@@ -173,11 +191,9 @@ mod tests {
             // A deadline in the past fires at once.
             d.until(t0).await;
             // Disarmed: pending.
-            let pending = tokio::time::timeout(
-                Duration::from_millis(20),
-                poll_fn(|cx| d.poll_expired(cx)),
-            )
-            .await;
+            let pending =
+                tokio::time::timeout(Duration::from_millis(20), poll_fn(|cx| d.poll_expired(cx)))
+                    .await;
             assert!(pending.is_err());
         });
     }
