@@ -13,14 +13,17 @@
 //! writable; here it is registered for reading only.
 //!
 //! Writability: a send is attempted at once ([`UdpPoller::poll_writable`] is ready) until
-//! one returns `WouldBlock`. From then on the socket is *full*: pollers wait on a second
-//! registration, write interest only, of a `dup` of the socket, made on the first wait
-//! and dropped (deregistered) as soon as it reports writable, which ends the episode.
-//! Registering reports the readiness the socket has at that moment, so space freed
-//! between the failed send and the registration is not missed; each waiting poller holds
-//! its own future on it, so every connection that waits is woken, not only the last one
-//! to ask. The cost of a blocked send is one `dup` and two `epoll_ctl`, on a socket that
-//! is then congested anyway; the idle cost is nothing.
+//! one returns `WouldBlock`. From then on the socket is *full*, and a poller that is asked
+//! waits on a registration of its own, write interest only, of a `dup` of the socket,
+//! which it drops (deregisters) as soon as that reports writable. Registering reports the
+//! readiness the socket has at that moment, so space freed between the failed send and
+//! the registration is not missed; each waiting poller (one per connection) has its own,
+//! so every connection that waits is woken, not only the last one to ask. Blocked sends
+//! are numbered: a registration made after the n-th says the socket is no longer full
+//! only up to the n-th, so one made before a later block cannot end it. No lock: the
+//! state shared between pollers is two counters. The cost of a wait is a `dup`, two
+//! `epoll_ctl` and a wake-up, on a socket that is then congested anyway; the idle cost is
+//! nothing.
 //!
 //! This module must never keep a write registration alive once the socket was writable
 //! (that brings back the wake per datagram sent), report the socket writable while a send
@@ -33,7 +36,8 @@ use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -66,7 +70,8 @@ impl Runtime for QuicRuntime {
         Ok(Arc::new(Socket {
             io: register(sock, Interest::READABLE)?,
             state,
-            full: Mutex::new(Full::default()),
+            blocked: AtomicU64::new(0),
+            cleared: AtomicU64::new(0),
             #[cfg(test)]
             hooks: self.hooks.clone(),
         }))
@@ -91,61 +96,35 @@ fn register(sock: UdpSocket, interest: Interest) -> io::Result<AsyncFd<UdpSocket
     AsyncFd::with_interest(sock, interest)
 }
 
-/// A write-interest registration of a `dup` of the socket, for one episode of a full
-/// socket.
-type Writer = Arc<AsyncFd<UdpSocket>>;
-
-/// Whether a send blocked since the socket last reported writable.
-#[derive(Debug, Default)]
-struct Full {
-    full: bool,
-    /// Made by the first poller that waits in an episode, shared by the others.
-    writer: Option<Writer>,
-}
-
 #[derive(Debug)]
 struct Socket {
     io: AsyncFd<UdpSocket>,
     state: UdpSocketState,
-    full: Mutex<Full>,
+    /// Sends that returned `WouldBlock`, ever.
+    blocked: AtomicU64,
+    /// The highest `blocked` that a write registration made after it saw writable.
+    cleared: AtomicU64,
     #[cfg(test)]
     hooks: Arc<tests::Hooks>,
 }
 
 impl Socket {
-    fn full(&self) -> MutexGuard<'_, Full> {
-        // Nothing under this lock can panic half-way; a poisoned flag is still right.
-        self.full.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The blocked send a wait starting now is for, or `None` while none is outstanding.
+    fn full(&self) -> Option<u64> {
+        let blocked = self.blocked.load(Ordering::Acquire);
+        (self.cleared.load(Ordering::Acquire) < blocked).then_some(blocked)
     }
 
-    /// The registration to wait on, or `None` while sends have not blocked.
-    fn writer(&self) -> io::Result<Option<Writer>> {
-        let mut full = self.full();
-        if !full.full {
-            return Ok(None);
-        }
-        if let Some(w) = &full.writer {
-            return Ok(Some(w.clone()));
-        }
-        let w = Arc::new(register(
-            self.io.get_ref().try_clone()?,
-            Interest::WRITABLE,
-        )?);
+    /// Waits until the socket is writable, on a registration of its own made now (after
+    /// blocked send `n`), which is dropped when this returns.
+    async fn wait_writable(self: Arc<Self>, n: u64) -> io::Result<()> {
+        let writer = register(self.io.get_ref().try_clone()?, Interest::WRITABLE)?;
         #[cfg(test)]
         self.hooks.registered();
-        full.writer = Some(w.clone());
-        Ok(Some(w))
-    }
-
-    /// `writer` reported writable: the episode ends, unless a newer one already began
-    /// (its own registration will say when that one ends).
-    fn writable(&self, writer: &Writer) {
-        let mut full = self.full();
-        if full.writer.as_ref().is_some_and(|w| Arc::ptr_eq(w, writer)) {
-            full.full = false;
-            // Deregistered when the last waiter drops its clone, at once after this.
-            full.writer = None;
-        }
+        // The guard is not cleared: the registration goes with it.
+        drop(writer.writable().await?);
+        self.cleared.fetch_max(n, Ordering::AcqRel);
+        Ok(())
     }
 }
 
@@ -171,7 +150,7 @@ impl AsyncUdpSocket for Socket {
         {
             #[cfg(test)]
             self.hooks.blocked();
-            self.full().full = true;
+            self.blocked.fetch_add(1, Ordering::AcqRel);
         }
         sent
     }
@@ -210,10 +189,10 @@ impl AsyncUdpSocket for Socket {
 
 type Wait = Pin<Box<dyn Future<Output = io::Result<()>> + Send + Sync>>;
 
-/// One connection's (or the endpoint's) view of whether it may send.
+/// One connection's view of whether it may send.
 struct Poller {
     socket: Arc<Socket>,
-    /// While the socket is full: this poller's wait on the episode's registration.
+    /// While the socket is full and this poller was asked: its wait.
     wait: Option<Wait>,
 }
 
@@ -228,32 +207,22 @@ impl fmt::Debug for Poller {
 impl UdpPoller for Poller {
     fn poll_writable(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.wait.is_none() {
-            let Some(writer) = this.socket.writer()? else {
-                return Poll::Ready(Ok(()));
-            };
-            let socket = this.socket.clone();
-            this.wait = Some(Box::pin(async move {
-                // The guard is dropped unread: the registration goes with the episode,
-                // and any other poller still holding it should see it ready too.
-                drop(writer.writable().await?);
-                socket.writable(&writer);
-                Ok(())
-            }));
-        }
-        let Some(wait) = this.wait.as_mut() else {
-            return Poll::Ready(Ok(()));
-        };
-        #[cfg(test)]
-        let done = {
-            let p = wait.as_mut().poll(cx);
-            if p.is_pending() {
-                this.socket.hooks.waited();
+        let wait = match &mut this.wait {
+            Some(wait) => wait,
+            None => {
+                let Some(n) = this.socket.full() else {
+                    return Poll::Ready(Ok(()));
+                };
+                this.wait
+                    .insert(Box::pin(this.socket.clone().wait_writable(n)))
             }
-            ready!(p)
         };
-        #[cfg(not(test))]
-        let done = ready!(wait.as_mut().poll(cx));
+        let polled = wait.as_mut().poll(cx);
+        #[cfg(test)]
+        if polled.is_pending() {
+            this.socket.hooks.waited();
+        }
+        let done = ready!(polled);
         this.wait = None;
         Poll::Ready(done)
     }
