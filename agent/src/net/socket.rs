@@ -409,12 +409,9 @@ mod tests {
         });
     }
 
-    /// 20 MB through a client whose send buffer is the kernel's minimum completes. On
-    /// loopback the kernel frees a datagram's buffer within the send itself, so it has
-    /// refused none of them here so far (the counts are printed); the refusal path is the
-    /// next test's.
-    #[test]
-    fn a_stream_completes_through_a_tiny_send_buffer() {
+    /// 20 MB through a client whose send buffer is the kernel's minimum; returns how
+    /// many sends the kernel refused.
+    fn tiny_buffer_transfer() -> u64 {
         current_thread().block_on(async {
             let (server, client, _, chooks) = pair(Some(1));
             let (s, c) = connect(&server, &client).await;
@@ -423,20 +420,88 @@ mod tests {
                 .await
                 .expect("20 MB did not get through within 60 s");
             assert_eq!(read, bytes);
+            let blocked = Hooks::get(&chooks.blocked);
             eprintln!(
-                "tiny send buffer: {} sends, {} refused by the kernel, {} registrations, {} waits",
+                "tiny send buffer: {} sends, {blocked} refused by the kernel, {} registrations, {} waits",
                 Hooks::get(&chooks.sends),
-                Hooks::get(&chooks.blocked),
                 Hooks::get(&chooks.registered),
                 Hooks::get(&chooks.waited),
             );
-        });
+            blocked
+        })
+    }
+
+    /// On plain loopback the kernel frees a datagram's buffer within the send itself
+    /// (loopback has no queue), so it refuses none here; the transfer must complete all
+    /// the same.
+    #[test]
+    fn a_stream_completes_through_a_tiny_send_buffer() {
+        tiny_buffer_transfer();
+    }
+
+    /// The same transfer where the kernel does refuse sends: run again in a network
+    /// namespace of its own (`unshare -n`, root only; skipped with a note otherwise)
+    /// whose loopback has a token-bucket queue, where a datagram stays charged to the
+    /// socket's buffer until it leaves. Refusals must happen, and the transfer complete.
+    #[test]
+    fn a_stream_completes_when_the_kernel_refuses_sends() {
+        const INSIDE: &str = "QUORATE_TEST_SHAPED_LOOPBACK";
+        const NAME: &str = "net::socket::tests::a_stream_completes_when_the_kernel_refuses_sends";
+        if std::env::var_os(INSIDE).is_some() {
+            let refused = tiny_buffer_transfer();
+            assert!(
+                refused > 0,
+                "the kernel refused no send: the test proves nothing"
+            );
+            return;
+        }
+        let setup = "ip link set lo up && \
+                     tc qdisc add dev lo root tbf rate 200mbit burst 64kb latency 50ms";
+        let shaped = |then: &str| {
+            std::process::Command::new("unshare")
+                .args(["-n", "sh", "-c", &format!("{setup} && {then}")])
+                .output()
+        };
+        match shaped("true") {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                let why = String::from_utf8_lossy(&o.stderr);
+                eprintln!("skipped: no shaped loopback of its own ({})", why.trim());
+                return;
+            }
+            Err(e) => {
+                eprintln!("skipped: no unshare ({e})");
+                return;
+            }
+        }
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("unshare")
+            .args([
+                "-n",
+                "sh",
+                "-c",
+                &format!("{setup} && exec \"$0\" --exact {NAME} --nocapture"),
+            ])
+            .arg(exe)
+            .env(INSIDE, "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("{text}");
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "in the namespace:\n{text}"
+        );
     }
 
     /// Every 7th send is refused as a full buffer would refuse it. Every refusal opens an
     /// episode that a real registration must close (the socket is writable, so epoll says
-    /// so at once); a lost wake-up hangs the transfer, a busy loop would show as far more
-    /// waits than refusals.
+    /// so at once); a lost wake-up hangs the transfer, a registration per poll would show
+    /// as more registrations than refusals, a busy loop as far more waits.
     #[test]
     fn refused_sends_wait_for_writability_and_nothing_is_lost() {
         current_thread().block_on(async {
@@ -454,8 +519,11 @@ mod tests {
             eprintln!("refused {blocked}, registrations {registered}, waits {waited}");
             assert!(blocked > 100, "refused only {blocked} sends");
             assert!((1..=blocked).contains(&registered));
+            // About one wait per refusal here; a few more where packets arriving wake the
+            // connection while it waits (a queue on loopback). A wait that re-armed
+            // itself would make thousands.
             assert!(
-                waited <= 2 * blocked,
+                waited <= 10 * blocked,
                 "{waited} waits for {blocked} refusals"
             );
         });
