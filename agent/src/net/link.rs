@@ -43,6 +43,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::links::{Direction, Link, LinkId, Links};
+use super::socket::QuicRuntime;
 use super::tls;
 use super::transport::{
     self, Backoff, FrameError, StateRequest, describe_close, jitter, read_peer, timeout,
@@ -143,7 +144,15 @@ impl Net {
         inbound: mpsc::Sender<Inbound>,
     ) -> anyhow::Result<Self> {
         let (server, client) = endpoint_configs(tls)?;
-        let endpoint = quinn::Endpoint::server(server, cfg.listen)
+        let endpoint = std::net::UdpSocket::bind(cfg.listen)
+            .and_then(|socket| {
+                quinn::Endpoint::new(
+                    quinn::EndpointConfig::default(),
+                    Some(server),
+                    socket,
+                    Arc::new(QuicRuntime::default()),
+                )
+            })
             .map_err(|e| anyhow::anyhow!("cannot listen on udp {}: {e}", cfg.listen))?;
         Ok(Self {
             endpoint,

@@ -16,6 +16,7 @@
 
 mod link;
 mod links;
+mod socket;
 pub mod tls;
 pub mod transport;
 
