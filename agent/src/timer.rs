@@ -66,7 +66,7 @@ impl Deadline {
         // Relative: `Instant` does not expose its clock reading. A zero value would
         // disarm the timer, so a passed deadline fires after 1 ns.
         let after = at
-            .saturating_duration_since(Instant::now())
+            .saturating_duration_since(crate::clock::now())
             .max(Duration::from_nanos(1));
         let zero = Timespec {
             tv_sec: 0,
@@ -140,7 +140,7 @@ impl quinn::AsyncTimer for Deadline {
 /// `at`, rounded up to a whole millisecond after the process's timer epoch.
 fn quantize(at: Instant) -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
+    let epoch = *EPOCH.get_or_init(crate::clock::now);
     let Some(since) = at.checked_duration_since(epoch) else {
         return at;
     };

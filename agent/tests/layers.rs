@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "the edges: sockets, endpoints, operator channel, side effects",
         &[
             "net", "http", "ctl", "hooks", "systemd", "ca", "reload", "logging", "generate",
+            "timer",
         ],
     ),
     ("the loop", &["driver"]),

@@ -4,7 +4,8 @@
 //! Owns the endpoint's UDP socket once quinn hands it over ([`QuicRuntime`]'s
 //! `wrap_udp_socket`): its registration with tokio's reactor, reading and sending through
 //! quinn-udp's [`UdpSocketState`], and the answer to quinn's "may I send?"
-//! ([`UdpPoller`]). Timers, spawning and the clock are [`quinn::TokioRuntime`]'s.
+//! ([`UdpPoller`]); its timers are timerfds ([`crate::timer`]). Spawning and the clock
+//! are [`quinn::TokioRuntime`]'s.
 //!
 //! Why: quinn's own tokio runtime wraps the socket in `tokio::net::UdpSocket`, registered
 //! edge-triggered for reading *and* writing, so every datagram sent makes the socket
@@ -55,8 +56,24 @@ pub struct QuicRuntime {
 }
 
 impl Runtime for QuicRuntime {
+    /// A timerfd per connection ([`crate::timer::Deadline`]): tokio's wheel would wake
+    /// the loop at its 64 ms slot boundaries and round every deadline up, which made the
+    /// loss timer race the peer's delayed ACK. Should a timerfd not be had (out of
+    /// descriptors), tokio's timer stands in.
     fn new_timer(&self, i: Instant) -> Pin<Box<dyn AsyncTimer>> {
-        TokioRuntime.new_timer(i)
+        match crate::timer::Deadline::new() {
+            Ok(mut d) => {
+                if let Err(e) = d.set(i) {
+                    tracing::debug!("a QUIC timer could not be armed: {e}");
+                    return TokioRuntime.new_timer(i);
+                }
+                Box::pin(d)
+            }
+            Err(e) => {
+                tracing::debug!("no timerfd for a QUIC timer ({e}); tokio's timer stands in");
+                TokioRuntime.new_timer(i)
+            }
+        }
     }
 
     fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
