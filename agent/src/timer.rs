@@ -18,7 +18,7 @@
 //! together and wake the process once.
 //!
 //! This module only wakes; it never reads a clock for a decision (the callers compare
-//! `Instant::now()` with their deadlines themselves) and owns nothing but its fd.
+//! `clock::now()` with their deadlines themselves) and owns nothing but its fd.
 
 use std::future::poll_fn;
 use std::io;
@@ -180,14 +180,14 @@ mod tests {
     fn fires_at_the_deadline_and_rearms() {
         rt().block_on(async {
             let mut d = Deadline::new().unwrap();
-            let t0 = Instant::now();
+            let t0 = crate::clock::now();
             d.until(t0 + Duration::from_millis(30)).await;
-            assert!(Instant::now() >= t0 + Duration::from_millis(30));
+            assert!(crate::clock::now() >= t0 + Duration::from_millis(30));
             // Re-armed later before it fires: the later deadline holds.
-            d.set(Instant::now() + Duration::from_millis(5)).unwrap();
-            let later = Instant::now() + Duration::from_millis(40);
+            d.set(crate::clock::now() + Duration::from_millis(5)).unwrap();
+            let later = crate::clock::now() + Duration::from_millis(40);
             d.until(later).await;
-            assert!(Instant::now() >= later);
+            assert!(crate::clock::now() >= later);
             // A deadline in the past fires at once.
             d.until(t0).await;
             // Disarmed: pending.
