@@ -484,6 +484,7 @@ impl Node {
 
     /// Timers: failure detection, elections, lease upkeep and heartbeats due.
     pub fn handle_timeout(&mut self, now: Instant, wall: WallMicros) {
+        self.watch_tick(now);
         if now >= self.next_check {
             self.check_members(now);
             self.tasks_tick(now);
@@ -504,6 +505,7 @@ impl Node {
             .members
             .values()
             .filter(|m| m.state != MemberState::Left && m.next_heartbeat <= now)
+            .filter(|m| m.watched)
             .map(|m| m.id.clone())
             .collect();
         for id in due {
@@ -514,7 +516,7 @@ impl Node {
     /// The heartbeat interval on the link to `to`: fast between the primary and its
     /// voters (they carry the lease), slow otherwise.
     pub(super) fn interval_to(&self, to: &NodeId) -> Duration {
-        if self.is_primary_role() || self.leader.as_ref() == Some(to) {
+        if self.lease_link(to) && (self.is_primary_role() || self.leader.as_ref() == Some(to)) {
             self.cfg.timing.lease_heartbeat_interval
         } else {
             self.cfg.timing.heartbeat_interval
@@ -593,7 +595,7 @@ impl Node {
             .map(|m| m.id.clone())
             .collect();
         let dead_after = self.cfg.timing.dead_after;
-        for m in self.members.values_mut() {
+        for m in self.members.values_mut().filter(|m| m.watched) {
             let confirmed = confirmed.contains(&m.id);
             let silent = m.state == MemberState::Suspect
                 && m.last_heard()
@@ -649,7 +651,7 @@ impl Node {
         let beats = self
             .members
             .values()
-            .filter(|m| m.state != MemberState::Left)
+            .filter(|m| m.state != MemberState::Left && m.watched)
             .map(|m| m.next_heartbeat);
         beats
             .chain(std::iter::once(self.next_check))

@@ -235,6 +235,63 @@ impl Node {
         self.hard.members.is_voter(id, &m.addr)
     }
 
+    /// Whether this node exchanges heartbeats with `id`, and so watches it with its
+    /// failure detector: a voter talks to every member, a non-voter only to the voters
+    /// of the set it holds. The one place that says so.
+    ///
+    /// Why a fleet costs nodes × voters, not nodes²: nothing a non-voter needs travels
+    /// between two non-voters. Votes, lease acknowledgements and task grants count only
+    /// from voters (`counts`), a suspicion is confirmed only by voters
+    /// (`suspicion_confirmed`), and a new set reaches a non-voter from the primary, a
+    /// voter. For two nodes holding the same set the rule is symmetric (each talks to
+    /// the other iff either votes), so neither watches a silence the other chose. A
+    /// node without a set (bootstrapping, or not added yet) talks to everyone: it has a
+    /// set to find. A stale set converges: voters talk to everyone, so the primary's
+    /// heartbeats bring a non-voter its new set, and then its new peers.
+    pub(super) fn talks_to(&self, id: &NodeId) -> bool {
+        self.cfg.fault == Some(InjectedFault::TalkToEveryone) || self.is_voter() || self.counts(id)
+    }
+
+    /// Whether the heartbeats to `id` carry the lease when one end is primary: both
+    /// ends vote. A non-voter's acknowledgement never counts, so the primary owes it no
+    /// lease-rate heartbeats, and a non-voter none to the primary.
+    pub(super) fn lease_link(&self, id: &NodeId) -> bool {
+        self.is_voter() && self.counts(id)
+    }
+
+    /// Keeps each member's `watched` flag equal to [`talks_to`](Self::talks_to), on
+    /// every timer (a set changes on fetches and persists, between timers). A member
+    /// watched again starts afresh ([`Member::rewatch`](crate::core::membership::Member)):
+    /// its silence while unwatched was chosen, not a failure, and its old figures are stale.
+    pub(super) fn watch_tick(&mut self, now: Instant) {
+        let interval = self.cfg.timing.heartbeat_interval;
+        if self.is_voter() || self.cfg.fault == Some(InjectedFault::TalkToEveryone) {
+            // Most ticks, and every tick on a voter: nothing to look up.
+            for m in self.members.values_mut().filter(|m| !m.watched) {
+                m.rewatch(now, interval);
+                m.next_heartbeat = now;
+            }
+            return;
+        }
+        let changed: Vec<(NodeId, bool)> = self
+            .members
+            .values()
+            .filter(|m| m.watched != self.counts(&m.id))
+            .map(|m| (m.id.clone(), !m.watched))
+            .collect();
+        for (id, watched) in changed {
+            let Some(m) = self.members.get_mut(&id) else {
+                continue;
+            };
+            if watched {
+                m.rewatch(now, interval);
+                m.next_heartbeat = now;
+            } else {
+                m.watched = false;
+            }
+        }
+    }
+
     /// How many voters a majority is taken of.
     pub(super) fn voter_count(&self) -> usize {
         if self.cfg.fault == Some(InjectedFault::OwnListMajority)
