@@ -61,6 +61,8 @@
 //!    alive and eligible without a break for `preempt_delay` — not one whose process
 //!    started, or was stopped, or whose link to or from the primary was cut for longer
 //!    than twice an election timeout, within that delay (ground truth in `truth`).
+//! 8. Fleet: a non-voter's own heartbeats (on its timer) go to no node its set names a
+//!    non-voter (`Node::talks_to`).
 //!
 //! # Replaying a seed
 //!
@@ -74,7 +76,7 @@
 //! `QUORATE_SIM_TRACE=datagrams` adds every delivery to the trace;
 //! `QUORATE_SIM_FAULT=ignore-lease-promise` (or `lease-never-expires`, `ignore-timing`,
 //! `own-list-majority`, `keep-eligible-through-silence`, `task-promise-ignored`,
-//! `forget-lost-vote`) replays a seed
+//! `forget-lost-vote`, `talk-to-everyone`) replays a seed
 //! against the deliberately broken core. A seed that found a bug becomes a named test.
 //!
 //! CI runs `many_seeds` with the default count; the long run is
@@ -362,6 +364,7 @@ pub fn fault_name(fault: InjectedFault) -> &'static str {
         InjectedFault::TaskPromiseIgnored => "task-promise-ignored",
         InjectedFault::KeepEligibleThroughSilence => "keep-eligible-through-silence",
         InjectedFault::ForgetLostVote => "forget-lost-vote",
+        InjectedFault::TalkToEveryone => "talk-to-everyone",
     }
 }
 
@@ -375,6 +378,7 @@ pub fn parse_fault(name: &str) -> Option<InjectedFault> {
         "task-promise-ignored" => Some(InjectedFault::TaskPromiseIgnored),
         "keep-eligible-through-silence" => Some(InjectedFault::KeepEligibleThroughSilence),
         "forget-lost-vote" => Some(InjectedFault::ForgetLostVote),
+        "talk-to-everyone" => Some(InjectedFault::TalkToEveryone),
         _ => None,
     }
 }

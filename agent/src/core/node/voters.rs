@@ -252,6 +252,19 @@ impl Node {
         self.cfg.fault == Some(InjectedFault::TalkToEveryone) || self.is_voter() || self.counts(id)
     }
 
+    /// The slots of the set this node holds that it does not talk to (the rule of
+    /// [`talks_to`](Self::talks_to), asked of slots, which name no member yet when no
+    /// link was ever made): on a non-voter, the other non-voters; else none.
+    pub fn unwatched_slots(&self) -> impl Iterator<Item = &MemberSlot> {
+        let all = self.is_voter() || self.cfg.fault == Some(InjectedFault::TalkToEveryone);
+        let me = self.hard.members.slot(&self.cfg.node, &self.cfg.advertise);
+        self.hard
+            .members
+            .members
+            .iter()
+            .filter(move |s| !all && !s.voter && me.is_none_or(|m| m.addr != s.addr))
+    }
+
     /// Whether the heartbeats to `id` carry the lease when one end is primary: both
     /// ends vote. A non-voter's acknowledgement never counts, so the primary owes it no
     /// lease-rate heartbeats, and a non-voter none to the primary.
@@ -266,7 +279,8 @@ impl Node {
     pub(super) fn watch_tick(&mut self, now: Instant) {
         let interval = self.cfg.timing.heartbeat_interval;
         if self.is_voter() || self.cfg.fault == Some(InjectedFault::TalkToEveryone) {
-            // Most ticks, and every tick on a voter: nothing to look up.
+            // `talks_to` says yes to every member: every tick on a voter, with nothing
+            // to look up.
             for m in self.members.values_mut().filter(|m| !m.watched) {
                 m.rewatch(now, interval);
                 m.next_heartbeat = now;
@@ -276,7 +290,7 @@ impl Node {
         let changed: Vec<(NodeId, bool)> = self
             .members
             .values()
-            .filter(|m| m.watched != self.counts(&m.id))
+            .filter(|m| m.watched != self.talks_to(&m.id))
             .map(|m| (m.id.clone(), !m.watched))
             .collect();
         for (id, watched) in changed {
