@@ -252,6 +252,20 @@ impl Node {
         self.cfg.fault == Some(InjectedFault::TalkToEveryone) || self.is_voter() || self.counts(id)
     }
 
+    /// [`talks_to`](Self::talks_to) asked of an address (whom the driver dials, before
+    /// any link names a node there): everyone on a voter or without a set; else the
+    /// voters of the set it holds.
+    pub fn talks_to_addr(&self, addr: &str) -> bool {
+        self.cfg.fault == Some(InjectedFault::TalkToEveryone)
+            || self.is_voter()
+            || self
+                .hard
+                .members
+                .members
+                .iter()
+                .any(|s| s.voter && s.addr == addr)
+    }
+
     /// The slots of the set this node holds that it does not talk to (the rule of
     /// [`talks_to`](Self::talks_to), asked of slots, which name no member yet when no
     /// link was ever made): on a non-voter, the other non-voters; else none.
