@@ -723,6 +723,7 @@ async fn run_link(
     {
         return;
     }
+    tracing::debug!(peer = %node, "{direction} link up");
     let server = tokio::spawn(serve_requests(conn.clone(), node.clone(), shared.clone()));
     let err = loop {
         match conn.read_datagram().await {
