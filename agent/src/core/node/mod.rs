@@ -321,7 +321,8 @@ impl Node {
     pub fn hello_conflict(&self, hello: &Hello) -> Option<String> {
         self.members
             .values()
-            .find(|m| m.addr == hello.advertise && m.id != hello.node && m.answers())
+            // An unwatched member's state is not this node's judgement (it may be long gone).
+            .find(|m| m.addr == hello.advertise && m.id != hello.node && m.watched && m.answers())
             .map(|m| {
                 format!(
                     "{} claims address {}, which belongs to node {} ({})",

@@ -1,6 +1,8 @@
 //! The member set's changes, as the node drives them: bootstrap, adding and removing
-//! voters, committing a change, rejoining after a lost vote record. The set arithmetic
-//! itself is pure and lives in [`crate::core::voters`].
+//! voters, committing a change, rejoining after a lost vote record; and who talks to
+//! whom under the set (`talks_to`: a non-voter only to the voters, so a fleet costs
+//! nodes × voters), which `watch_tick` re-applies after every change. The set
+//! arithmetic itself is pure and lives in [`crate::core::voters`].
 
 use std::time::{Duration, Instant};
 
@@ -252,9 +254,9 @@ impl Node {
         self.cfg.fault == Some(InjectedFault::TalkToEveryone) || self.is_voter() || self.counts(id)
     }
 
-    /// [`talks_to`](Self::talks_to) asked of an address (whom the driver dials, before
-    /// any link names a node there): everyone on a voter or without a set; else the
-    /// voters of the set it holds.
+    /// `talks_to` (the one rule, and why, is there) asked of an address: whom the
+    /// driver dials, before any link names a node there. Everyone on a voter or without
+    /// a set; else the voters of the set it holds.
     pub fn talks_to_addr(&self, addr: &str) -> bool {
         self.cfg.fault == Some(InjectedFault::TalkToEveryone)
             || self.is_voter()
@@ -267,7 +269,7 @@ impl Node {
     }
 
     /// The slots of the set this node holds that it does not talk to (the rule of
-    /// [`talks_to`](Self::talks_to), asked of slots, which name no member yet when no
+    /// `talks_to`, asked of slots, which name no member yet when no
     /// link was ever made): on a non-voter, the other non-voters; else none.
     pub fn unwatched_slots(&self) -> impl Iterator<Item = &MemberSlot> {
         let all = self.is_voter() || self.cfg.fault == Some(InjectedFault::TalkToEveryone);
