@@ -39,7 +39,9 @@
 //! 30 %, 2 members and a witness 20 %), priorities, preemption, disk and link delays,
 //! then 20–40 fault episodes at random times over 20–60 s of simulated time, most with
 //! their repair some milliseconds to seconds later. Then the heal phase, and a settling
-//! run of at least 3 s (longer than any `preempt_delay` plus 2 s).
+//! run of at least 3 s (longer than any `preempt_delay` plus 2 s). 30 % of the seeds
+//! change their membership on the way; 15 % of the others grow a fleet: four more nodes
+//! added as non-voters one at a time, one crashed and restarted, perhaps one promoted.
 //!
 //! # Invariants, checked after every step (delivery, timer, fault)
 //!
