@@ -96,6 +96,9 @@ pub struct Driver {
     pub(crate) published: Option<(Signature, Instant)>,
     /// READY, STATUS and the watchdog for systemd.
     pub(crate) notifier: crate::systemd::Notifier,
+    /// The wait for the core's next deadline (a timerfd, not tokio's wheel: see
+    /// [`crate::timer`]).
+    pub(crate) timer: crate::timer::Deadline,
     /// Member changes waiting for the primary's answer ([`Event::MemberAnswer`]), by
     /// request number.
     pub(crate) member_replies: HashMap<u64, tokio::sync::oneshot::Sender<Result<String, String>>>,
@@ -190,7 +193,7 @@ impl Driver {
                         self.on_balancer(seen);
                     }
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => {
+                () = self.timer.until(deadline) => {
                     let now = clock::now();
                     let late = now.saturating_duration_since(deadline);
                     if late > self.config.timing.lease.0 {
@@ -257,7 +260,7 @@ impl Driver {
                     return;
                 }
                 self.core.handle_hello(now, &hello);
-                self.net.admit(hello.node, link);
+                self.net.admit(hello.node, hello.incarnation, link);
             }
             Inbound::LinkDown {
                 id,

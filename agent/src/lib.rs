@@ -45,6 +45,7 @@ pub mod probe;
 pub mod ratelog;
 pub mod reload;
 pub mod systemd;
+pub mod timer;
 pub mod view;
 
 use std::collections::HashMap;
@@ -292,6 +293,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         jump_guard: clock::JumpGuard::new(),
         hooks: hooks::Hooks::new(config.hooks.clone(), config.node.clone()),
         notifier: systemd::Notifier::new(notify.clone(), now, config.timing.election_timeout.0),
+        timer: timer::Deadline::new()
+            .map_err(|e| anyhow::anyhow!("cannot create the driver's timer (timerfd): {e}"))?,
         member_replies: HashMap::new(),
         member_req: 0,
         members_logged: None,

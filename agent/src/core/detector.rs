@@ -92,6 +92,19 @@ impl PhiDetector {
         (mean, var.sqrt().max(self.min_std_ms))
     }
 
+    /// The first instant at which phi reaches `threshold` if no heartbeat comes (`None`
+    /// before the first heartbeat, or for a threshold phi never reaches). The core
+    /// sleeps until then instead of asking phi on a fixed tick: an idle agent's
+    /// wake-ups are its cost.
+    pub fn crossing(&self, threshold: f64) -> Option<Instant> {
+        let last = self.last?;
+        let (mean, std) = self.mean_std();
+        let ms = elapsed_for(threshold, mean, std)?;
+        // Rounded up past the root, so phi is at or above the threshold by then and the
+        // check that wakes for it does not find it a hair short and ask again at once.
+        Some(last + Duration::from_micros((ms * 1000.0).ceil() as u64 + 1000))
+    }
+
     /// Suspicion level at `now`; 0 before the first heartbeat.
     pub fn phi(&self, now: Instant) -> f64 {
         let Some(last) = self.last else {
@@ -116,6 +129,30 @@ pub fn phi(elapsed_ms: f64, mean_ms: f64, std_ms: f64) -> f64 {
         return PHI_MAX;
     }
     (-p_later.log10()).clamp(0.0, PHI_MAX)
+}
+
+/// The silence (ms) at which [`phi`] reaches `threshold`: the inverse of `phi`, found in
+/// closed form. With `y = (elapsed - mean) / std`, phi = T means the logistic tail
+/// `e / (1 + e)` equals `10^-T`, `e = exp(-y (1.5976 + 0.070566 y²))`, so `y` is the one
+/// real root of `0.070566 y³ + 1.5976 y - ln((1 - p) / p) = 0` (Cardano: the cubic is
+/// increasing). For a threshold below phi at the mean (≈ 0.3) the other branch of `phi`
+/// applies; the mean is returned there, which is early, so only a wake-up too many.
+pub fn elapsed_for(threshold: f64, mean_ms: f64, std_ms: f64) -> Option<f64> {
+    if !(threshold.is_finite() && mean_ms.is_finite() && std_ms.is_finite()) || threshold >= PHI_MAX
+    {
+        return None;
+    }
+    let p = 10f64.powf(-threshold);
+    if p >= 0.5 {
+        return Some(mean_ms.max(0.0));
+    }
+    let k = ((1.0 - p) / p).ln();
+    let (a, b) = (0.070566, 1.5976);
+    let (pp, q) = (b / a, -k / a);
+    let disc = (q * q / 4.0 + pp * pp * pp / 27.0).sqrt();
+    let y = (-q / 2.0 + disc).cbrt() + (-q / 2.0 - disc).cbrt();
+    let ms = mean_ms + y * std_ms;
+    ms.is_finite().then_some(ms.max(0.0))
 }
 
 #[cfg(test)]
@@ -154,6 +191,35 @@ mod tests {
             prev = p;
         }
         assert_eq!(phi(1e12, 250.0, 62.5), PHI_MAX);
+    }
+
+    /// The closed form inverts `phi`: at the returned silence phi is the threshold, and a
+    /// hair before it phi is below; `crossing` is never early.
+    #[test]
+    fn elapsed_for_inverts_phi() {
+        for &(mean, std) in &[(250.0, 62.5), (50.0, 12.5), (1000.0, 400.0), (50.0, 40.0)] {
+            for &t in &[0.5, 1.0, 3.0, 8.0, 12.0, 16.0, 30.0] {
+                let ms = elapsed_for(t, mean, std).unwrap();
+                let got = phi(ms, mean, std);
+                assert!(
+                    (got - t).abs() < 1e-6 * t.max(1.0),
+                    "phi({ms}) = {got}, want {t}"
+                );
+                assert!(phi(ms - 0.01, mean, std) < t);
+            }
+        }
+        assert_eq!(elapsed_for(0.1, 250.0, 62.5), Some(250.0));
+        assert_eq!(elapsed_for(PHI_MAX, 250.0, 62.5), None);
+        assert_eq!(elapsed_for(f64::NAN, 250.0, 62.5), None);
+        let t0 = crate::clock::now();
+        let mut d = PhiDetector::new(Duration::from_millis(250));
+        assert_eq!(d.crossing(8.0), None);
+        for i in 0..50 {
+            d.heartbeat(t0 + Duration::from_millis(250 * i + (i % 3) * 7));
+        }
+        let at = d.crossing(8.0).unwrap();
+        assert!(d.phi(at) >= 8.0);
+        assert!(d.phi(at - Duration::from_millis(2)) < 8.0);
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct Member {
     /// (`Node::talks_to`, kept current by `Node::watch_tick`). An unwatched member keeps
     /// the state it had; readers do not show it as this node's judgement.
     pub watched: bool,
+    /// When phi reaches the suspicion threshold if nothing more arrives: the core's next
+    /// look at this member (see [`PhiDetector::crossing`]).
+    pub(super) suspect_at: Option<Instant>,
 }
 
 /// What a received heartbeat did to the member.
@@ -133,15 +136,17 @@ impl Member {
             next_heartbeat: now,
             fetch_pending: false,
             watched: true,
+            suspect_at: None,
         }
     }
 
     /// It is watched again after a time unwatched (a set change made one end a voter):
     /// what was known of it is stale, so start over as if it had just said hello, heard
     /// `now` (a silence from here on is suspected as usual).
-    pub(super) fn rewatch(&mut self, now: Instant, expected: Duration) {
+    pub(super) fn rewatch(&mut self, now: Instant, expected: Duration, threshold: f64) {
         self.restart(self.incarnation, now, expected);
         self.detector.heartbeat(now);
+        self.refresh_suspect_at(threshold);
         self.watched = true;
     }
 
@@ -164,6 +169,11 @@ impl Member {
 
     pub fn phi(&self, now: Instant) -> f64 {
         self.detector.phi(now)
+    }
+
+    /// Recomputes [`suspect_at`](Self::suspect_at) after a heartbeat.
+    pub(super) fn refresh_suspect_at(&mut self, threshold: f64) {
+        self.suspect_at = self.detector.crossing(threshold);
     }
 
     /// Alive, or suspect but heard within `dead_after`: a node that may still be running

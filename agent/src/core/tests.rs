@@ -73,6 +73,11 @@ struct Harness {
     digests: Vec<proto::StateDigest>,
     /// Every heartbeat sent: (from, to, its announced interval in ms).
     beats: Vec<(String, String, u16)>,
+    /// How many times each node's timer ran out (`handle_timeout` was due): its
+    /// wake-ups that no datagram caused.
+    timeouts: Vec<usize>,
+    /// Datagrams each node sent.
+    sent: Vec<usize>,
 }
 
 /// The state node `n` serves to a fetch: its member set and whom it suspects.
@@ -118,6 +123,8 @@ impl Harness {
             health: vec![proto::HealthBits::default(); nodes.len()],
             digests: vec![proto::StateDigest::default(); nodes.len()],
             beats: Vec::new(),
+            timeouts: vec![0; nodes.len()],
+            sent: vec![0; nodes.len()],
             nodes,
             latency: Duration::from_millis(1),
         };
@@ -172,6 +179,7 @@ impl Harness {
                     continue;
                 }
                 if self.nodes[i].poll_timeout().is_some_and(|t| t <= now) {
+                    self.timeouts[i] += 1;
                     self.nodes[i].handle_timeout(now, wall);
                 }
                 while let Some(hs) = self.nodes[i].poll_persist() {
@@ -179,6 +187,7 @@ impl Harness {
                 }
                 let from = self.nodes[i].id().clone();
                 while let Some(t) = self.nodes[i].poll_transmit() {
+                    self.sent[i] += 1;
                     let to = self.idx(t.to.as_str());
                     if let Datagram::Heartbeat(hb) = &t.datagram {
                         self.beats
@@ -801,6 +810,42 @@ fn restart_without_vote_record(h: &mut Harness, i: usize) {
     }
 }
 
+/// An idle follower wakes for its primary's heartbeats only: it answers each at once,
+/// its slow heartbeats to the other followers leave in those same wake-ups, and no
+/// fixed tick runs (the detector says when the next look is due). Its own timer runs
+/// out only when something is late. The primary wakes on its lease-heartbeat timer.
+#[test]
+fn an_idle_follower_wakes_for_heartbeats_only() {
+    let mut h = Harness::new(&["n1", "n2", "n3"]);
+    h.make_eligible();
+    h.run(Duration::from_secs(3));
+    let p = h.idx(&h.holders()[0]);
+    h.timeouts = vec![0; 3];
+    h.sent = vec![0; 3];
+    h.run(Duration::from_secs(10));
+    for i in (0..3).filter(|&i| i != p) {
+        // 20 acknowledgements a second and 4 slow heartbeats to the other follower.
+        assert!(
+            (235..=245).contains(&h.sent[i]),
+            "follower n{} sent {}",
+            i + 1,
+            h.sent[i]
+        );
+        assert!(
+            h.timeouts[i] <= 5,
+            "follower n{} woke on its own timer {} times in 10 s",
+            i + 1,
+            h.timeouts[i]
+        );
+    }
+    // One wake-up per beat (50 ms), checks included.
+    assert!(
+        (195..=205).contains(&h.timeouts[p]),
+        "primary: {} timer wake-ups in 10 s",
+        h.timeouts[p]
+    );
+}
+
 /// A voter that lost its vote record grants nothing while a voter it needs is silent
 /// (here both others: in a three-voter set the majority of the others is all of them),
 /// then counts the highest term it heard as voted in: no vote in that term, one above.
@@ -862,7 +907,12 @@ fn a_lost_vote_record_votes_only_above_the_highest_term_heard() {
     // The silent voter comes back (it knows the term); once heard, the floor is taken.
     h.up[silent] = true;
     h.run(Duration::from_secs(2));
-    assert_eq!(h.nodes[victim].members_problem(), None);
+    assert_eq!(
+        h.nodes[victim].members_problem(),
+        None,
+        "{:?}",
+        h.events[victim]
+    );
     let floor = h.nodes[victim].term();
     assert!(floor >= term, "{floor:?} < {term:?}");
     assert!(

@@ -25,9 +25,10 @@
 //! part of it ([`Net::set_peers_dialing`]: on a non-voter, the voters), who is dialed.
 //! Every address in the dial set has one dialer task that keeps one outgoing connection
 //! up (reconnecting with backoff) and leaves once its address is gone, closing its
-//! connection (`Unneeded`). Peers dial us too, so a pair of
-//! nodes usually has two connections; both carry datagrams, and datagrams go out on the
-//! newest the driver admitted ([`Net::admit`]). That avoids the race of deduplicating
+//! connection (`Unneeded`). Peers dial us too, so a pair of nodes usually has two
+//! connections; both can carry datagrams, and both ends send on the same one: the one
+//! the node with the lower id dialed, else the newest the driver admitted
+//! ([`Net::admit`], `Links::preferred`). That avoids the race of deduplicating
 //! simultaneous dials, at the cost of one more idle connection. No more than those two
 //! are kept: a newer link in the same direction replaces the older, closed `Replaced`
 //! (the link table, `links.rs`).
@@ -38,7 +39,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use proto::{CloseCode, Datagram, Frame, Hello, NodeId, NodeState};
+use proto::{CloseCode, Datagram, Frame, Hello, Incarnation, NodeId, NodeState};
 use rand::{SeedableRng, rngs::SmallRng};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
@@ -232,9 +233,12 @@ impl Net {
     /// newest), until its [`Inbound::LinkDown`] is handed to [`Net::link_down`]. An
     /// older link of the node in the same direction is closed (`Replaced`); its own
     /// link down then changes nothing, and the node is not gone: it is on the new link.
-    pub fn admit(&mut self, node: NodeId, link: Link) {
+    pub fn admit(&mut self, node: NodeId, incarnation: Incarnation, link: Link) {
         let direction = link.direction;
-        if let Some((old, conn)) = self.links.add(node.clone(), link.id, direction, link.conn) {
+        if let Some((old, conn)) =
+            self.links
+                .add(node.clone(), link.id, direction, incarnation, link.conn)
+        {
             tracing::debug!(peer = %node, "{direction} link {old} replaced by a newer one");
             transport::close(
                 &conn,
@@ -269,10 +273,15 @@ impl Net {
         self.links.nodes()
     }
 
-    /// Sends a datagram on the newest link to `to`; without one, or when the link's
-    /// queue refuses it, it is dropped (heartbeats are worthless once stale).
+    /// The link to `to` that both ends use ([`Links::preferred`]).
+    fn link_to(&self, to: &NodeId) -> Option<&quinn::Connection> {
+        self.links.preferred(to, self.shared.hello.node < *to)
+    }
+
+    /// Sends a datagram on the link to `to` both ends use; without one, or when the
+    /// link's queue refuses it, it is dropped (heartbeats are worthless once stale).
     pub fn send(&self, to: &NodeId, datagram: &Datagram) {
-        let Some(conn) = self.links.newest(to) else {
+        let Some(conn) = self.link_to(to) else {
             return;
         };
         match proto::encode_datagram(datagram) {
@@ -285,12 +294,12 @@ impl Net {
         }
     }
 
-    /// Fetches `from`'s full state over its newest link; the answer arrives as
+    /// Fetches `from`'s full state over the link to it; the answer arrives as
     /// [`Inbound::State`] or [`Inbound::FetchFailed`]. `false` (nothing started) when no
     /// link to `from` is up.
     #[must_use]
     pub fn fetch_state(&self, from: &NodeId) -> bool {
-        let Some(conn) = self.links.newest(from).cloned() else {
+        let Some(conn) = self.link_to(from).cloned() else {
             return false;
         };
         let from = from.clone();
@@ -1152,10 +1161,10 @@ mod tests {
         let (first, _) = dial(&n3.endpoint, &n3.shared, a).await.unwrap();
         let (hello, link) = next_link(&mut n1_in).await;
         assert_eq!(link.direction, Direction::Accepted);
-        n1.admit(hello.node, link);
+        n1.admit(hello.node, hello.incarnation, link);
         let (second, _) = dial(&n3.endpoint, &n3.shared, a).await.unwrap();
         let (hello, link) = next_link(&mut n1_in).await;
-        n1.admit(hello.node, link);
+        n1.admit(hello.node, hello.incarnation, link);
         let closed = tokio::time::timeout(Duration::from_secs(20), first.closed())
             .await
             .expect("the older link stayed open");

@@ -6,7 +6,9 @@
 //! link admitted in the direction of one already held replaces it, the older of the two
 //! (by [`LinkId`]) being handed back for the caller to close (`Replaced`), so a peer
 //! that reconnects, or a certificate holder that dials again and again, never piles up
-//! connections. Traffic goes on the newest link admitted. A link leaves the table when
+//! connections. Traffic to a node goes on the link both ends pick alike (see
+//! [`Links::preferred`]), so that each side's acknowledgements ride on the other's
+//! heartbeats instead of leaving in packets of their own. A link leaves the table when
 //! its "link down" arrives, by its [`LinkId`], so a late report about an old or replaced
 //! link never removes a newer one. It must never be touched but from the driver's turn
 //! (through [`Net`](super::Net)): what is in it is what the driver has admitted, in the
@@ -14,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use proto::NodeId;
+use proto::{Incarnation, NodeId};
 
 /// Identifies one connection, so a late "link down" is not mistaken for the newer link.
 /// Given in the order hellos complete: of two links, the higher id is the newer.
@@ -60,6 +62,8 @@ impl std::fmt::Debug for Link {
 struct Entry<C> {
     id: LinkId,
     direction: Direction,
+    /// The peer's incarnation its hello on this link named.
+    incarnation: Incarnation,
     conn: C,
 }
 
@@ -88,12 +92,14 @@ impl<C> Links<C> {
         node: NodeId,
         id: LinkId,
         direction: Direction,
+        incarnation: Incarnation,
         conn: C,
     ) -> Option<(LinkId, C)> {
         let links = self.by_node.entry(node).or_default();
         let new = Entry {
             id,
             direction,
+            incarnation,
             conn,
         };
         let Some(pos) = links.iter().position(|l| l.direction == direction) else {
@@ -115,9 +121,29 @@ impl<C> Links<C> {
         }
     }
 
-    /// The link traffic to `node` goes on: its newest.
-    pub(super) fn newest(&self, node: &NodeId) -> Option<&C> {
-        self.by_node.get(node)?.last().map(|l| &l.conn)
+    /// The link traffic to `node` goes on: of the links to its newest incarnation, the
+    /// one the node with the lower id dialed (`lower_dials`: this node has the lower id
+    /// and so prefers its own [`Dialed`](Direction::Dialed) link), else the newest.
+    ///
+    /// Both ends pick the same connection this way, so a heartbeat's QUIC
+    /// acknowledgement rides on the heartbeat going the other way (quinn bundles pending
+    /// ACKs into any packet it sends) instead of leaving alone after the ACK delay: with
+    /// each end on its own newest link, half the packets of an idle cluster carried only
+    /// an ACK. Links to an older incarnation are passed over: after a restart, the link
+    /// dialed to the dead process may linger until its idle timeout.
+    pub(super) fn preferred(&self, node: &NodeId, lower_dials: bool) -> Option<&C> {
+        let links = self.by_node.get(node)?;
+        let newest = links.iter().map(|l| l.incarnation).max()?;
+        let want = if lower_dials {
+            Direction::Dialed
+        } else {
+            Direction::Accepted
+        };
+        links
+            .iter()
+            .find(|l| l.incarnation == newest && l.direction == want)
+            .or_else(|| links.iter().rev().find(|l| l.incarnation == newest))
+            .map(|l| &l.conn)
     }
 
     /// Every link up, with its node.
@@ -130,6 +156,12 @@ impl<C> Links<C> {
     /// Every node a link was admitted from since start, whether or not one is up now.
     pub(super) fn nodes(&self) -> Vec<NodeId> {
         self.by_node.keys().cloned().collect()
+    }
+
+    /// The link admitted last for `node`.
+    #[cfg(test)]
+    fn newest(&self, node: &NodeId) -> Option<&C> {
+        self.by_node.get(node)?.last().map(|l| &l.conn)
     }
 
     /// How many links to `node` are up.
@@ -145,15 +177,56 @@ mod tests {
     use super::*;
     use Direction::{Accepted, Dialed};
 
+    const INC: Incarnation = Incarnation(1);
+
     #[test]
-    fn traffic_goes_on_the_newest_link_and_a_late_link_down_keeps_the_newer() {
+    fn both_ends_pick_the_link_the_lower_id_dialed_of_the_newest_incarnation() {
+        let n2 = NodeId::new("n2").unwrap();
+        // n1 (lower id) holds its dialed link 1 and the accepted link 2; n2 holds the same
+        // two connections the other way round. Each picks connection "1".
+        let mut at_n1 = Links::default();
+        assert!(at_n1.add(n2.clone(), 1, Dialed, INC, "1").is_none());
+        assert!(at_n1.add(n2.clone(), 2, Accepted, INC, "2").is_none());
+        assert_eq!(at_n1.preferred(&n2, true), Some(&"1"));
+        let n1 = NodeId::new("n1").unwrap();
+        let mut at_n2 = Links::default();
+        assert!(at_n2.add(n1.clone(), 7, Accepted, INC, "1").is_none());
+        assert!(at_n2.add(n1.clone(), 8, Dialed, INC, "2").is_none());
+        assert_eq!(at_n2.preferred(&n1, false), Some(&"1"));
+        // Without the agreed link, the other one carries traffic.
+        at_n2.remove(&n1, 7);
+        assert_eq!(at_n2.preferred(&n1, false), Some(&"2"));
+        // n2 restarted (incarnation 2) and dialed n1: its new link wins over n1's dialed
+        // link to the old process, which may linger until its idle timeout.
+        assert!(
+            at_n1
+                .add(n2.clone(), 3, Accepted, Incarnation(2), "3")
+                .is_some()
+        );
+        assert_eq!(at_n1.preferred(&n2, true), Some(&"3"));
+        // n1's redial to the new process is the agreed link again.
+        assert!(
+            at_n1
+                .add(n2.clone(), 4, Dialed, Incarnation(2), "4")
+                .is_some()
+        );
+        assert_eq!(at_n1.preferred(&n2, true), Some(&"4"));
+        assert_eq!(at_n1.preferred(&n1, true), None);
+    }
+
+    #[test]
+    fn a_late_link_down_keeps_the_newer() {
         let n1 = NodeId::new("n1").unwrap();
         let n2 = NodeId::new("n2").unwrap();
         let mut links = Links::default();
         assert_eq!(links.newest(&n1), None);
-        assert!(links.add(n1.clone(), 1, Dialed, "dialed").is_none());
-        assert!(links.add(n1.clone(), 2, Accepted, "accepted").is_none());
-        assert!(links.add(n2.clone(), 3, Dialed, "n2").is_none());
+        assert!(links.add(n1.clone(), 1, Dialed, INC, "dialed").is_none());
+        assert!(
+            links
+                .add(n1.clone(), 2, Accepted, INC, "accepted")
+                .is_none()
+        );
+        assert!(links.add(n2.clone(), 3, Dialed, INC, "n2").is_none());
         assert_eq!(links.newest(&n1), Some(&"accepted"));
         // The older link's report: the newer one carries on.
         links.remove(&n1, 1);
@@ -191,12 +264,16 @@ mod tests {
             ((0, Accepted, "a0"), Some((0, "a0")), 2, "d5"),
         ];
         for (i, &((id, dir, conn), closed, count, newest)) in steps.iter().enumerate() {
-            assert_eq!(links.add(n1.clone(), id, dir, conn), closed, "step {i}");
+            assert_eq!(
+                links.add(n1.clone(), id, dir, INC, conn),
+                closed,
+                "step {i}"
+            );
             assert_eq!(links.count(&n1), count, "step {i}");
             assert_eq!(links.newest(&n1), Some(&newest), "step {i}");
         }
         // Another node's links are its own.
-        assert!(links.add(n2.clone(), 6, Accepted, "n2").is_none());
+        assert!(links.add(n2.clone(), 6, Accepted, INC, "n2").is_none());
         assert_eq!(links.count(&n1), 2);
         // The replaced links' late reports remove nothing; the live ones' do.
         for id in [0, 1, 2, 3] {

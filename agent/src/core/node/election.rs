@@ -148,14 +148,20 @@ impl Node {
         self.try_win(now);
     }
 
-    /// The monotonic clock stopped while wall time went on (a suspended VM): a lease
-    /// measured on it can no longer be trusted.
+    /// The monotonic clock stopped while wall time went on (a suspended VM), or the loop
+    /// stalled for longer than a lease: a lease measured on it can no longer be trusted,
+    /// and no peer was seen alive without a break meanwhile.
     pub fn handle_clock_jump(&mut self, now: Instant) {
         if self.is_primary_role() {
             self.step_down(now, "clock-jump");
         }
         // Task claims are leases on the same clock.
         self.tasks.forget_support();
+        // Nobody was seen alive "without a break" across this node's own stop: its
+        // monotonic clock did not see the silence, so neither would `accept`.
+        for m in self.members.values_mut().filter(|m| !m.keep_eligible) {
+            m.eligible_since = None;
+        }
     }
 
     /// An operator's or the driver's command.
@@ -434,6 +440,17 @@ impl Node {
             self.reset_election_timer(now);
             // Acknowledge at once: the primary's lease runs from its send time.
             self.send_heartbeat(now, wall, from);
+            // The next acknowledgement answers the primary's next heartbeat; the timer is
+            // only a fallback should that one be lost, set late enough not to race it
+            // (a race sends two heartbeats a beat).
+            let interval = self.interval_to(from);
+            if let Some(m) = self.members.get_mut(from) {
+                m.next_heartbeat = now + interval + interval / 2;
+            }
+            // The checks if nearly due, and the heartbeats to the others that are due,
+            // share this wake-up (checks first: they decide the task grants those carry).
+            self.checks_if_near(now);
+            self.send_early(now, wall);
             return;
         }
         // An acknowledgement whose promise ends before our lease does not count (the

@@ -366,6 +366,7 @@ impl Node {
             return;
         }
         let interval = self.cfg.timing.heartbeat_interval;
+        let threshold = self.cfg.timing.phi_threshold;
         let Some(m) = self.members.get_mut(from) else {
             return;
         };
@@ -379,6 +380,7 @@ impl Node {
         match m.accept(now, wall, hb, self.cfg.timing.election_timeout) {
             Accepted::Stale => return,
             Accepted::Fresh { fetch } => {
+                m.refresh_suspect_at(threshold);
                 if fetch {
                     m.fetch_pending = true;
                     self.fetches.push_back(from.clone());
@@ -486,10 +488,8 @@ impl Node {
     /// Timers: failure detection, elections, lease upkeep and heartbeats due.
     pub fn handle_timeout(&mut self, now: Instant, wall: WallMicros) {
         self.watch_tick(now);
-        if now >= self.next_check {
-            self.check_members(now);
-            self.tasks_tick(now);
-            self.next_check = now + self.check_interval();
+        if self.check_due().is_some_and(|due| now >= due) {
+            self.run_checks(now);
         }
         self.bootstrap_tick(now);
         self.rejoin_tick(now, wall);
@@ -501,16 +501,51 @@ impl Node {
         self.send_heartbeats(now, wall);
     }
 
+    /// Every heartbeat due by now. The timer asks for each only once its slack is over
+    /// ([`slack`](Self::slack)), so a heartbeat due earlier leaves with whatever wakes
+    /// the node first.
     fn send_heartbeats(&mut self, now: Instant, wall: WallMicros) {
+        self.send_early(now, wall);
+    }
+
+    /// This wake-up sends anyway (a timer ran out, or it answers the primary): every
+    /// heartbeat due by now leaves with it, and a lease heartbeat due within half its
+    /// interval too. So an idle follower wakes once per beat of the primary rather than
+    /// once more for each peer's phase, and a primary sends all its lease heartbeats on
+    /// one timer (once sent together, they stay together).
+    pub(super) fn send_early(&mut self, now: Instant, wall: WallMicros) {
+        self.watch_tick(now);
+        let lease_rate = self.cfg.timing.lease_heartbeat_interval;
         let due: Vec<NodeId> = self
             .members
             .values()
-            .filter(|m| m.state != MemberState::Left && m.next_heartbeat <= now)
-            .filter(|m| m.watched)
+            .filter(|m| m.state != MemberState::Left && m.watched)
+            .filter(|m| {
+                let early = if self.interval_to(&m.id) <= lease_rate {
+                    lease_rate / 2
+                } else {
+                    Duration::ZERO
+                };
+                m.next_heartbeat <= now + early
+            })
             .map(|m| m.id.clone())
             .collect();
         for id in due {
             self.send_heartbeat(now, wall, &id);
+        }
+    }
+
+    /// How late a heartbeat to `to` may leave to share a wake-up: on a slow link, up to
+    /// one lease heartbeat interval, the rate at which a follower wakes to answer its
+    /// primary; a fast (lease) link keeps its rate exactly. Sent at a beat, the next one
+    /// falls due on a beat again, so the slow heartbeats lock onto the primary's beats
+    /// after the first; the receiver's detector learns the slightly longer intervals.
+    fn slack(&self, to: &NodeId) -> Duration {
+        let lease_rate = self.cfg.timing.lease_heartbeat_interval;
+        if self.interval_to(to) > lease_rate {
+            lease_rate
+        } else {
+            Duration::ZERO
         }
     }
 
@@ -574,6 +609,56 @@ impl Node {
             to: to.clone(),
             datagram: Datagram::Heartbeat(hb),
         });
+    }
+
+    /// Failure detection and task placement, on [`check_due`](Self::check_due)'s
+    /// schedule.
+    fn run_checks(&mut self, now: Instant) {
+        self.check_members(now);
+        self.tasks_tick(now);
+        self.next_check = now + self.check_interval();
+    }
+
+    /// This wake-up answers the primary: the checks run in it too if they fall due
+    /// within half a lease heartbeat interval, so a ticking follower (one with tasks)
+    /// does not wake again for them a moment later.
+    pub(super) fn checks_if_near(&mut self, now: Instant) {
+        let near = now + self.cfg.timing.lease_heartbeat_interval / 2;
+        if self.check_due().is_some_and(|due| due <= near) {
+            self.run_checks(now);
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout)'s checks must next run: on a tick
+    /// while the node follows something by time, else when the first live member's
+    /// silence would make it suspect (`None`: none could be). So an idle follower
+    /// without tasks wakes for heartbeats only, not on a fixed tick.
+    ///
+    /// On the tick: a primary (its heartbeats share the tick's wake-ups: both are set from
+    /// the same instant), a suspect to confirm or declare dead, task placements (they move
+    /// when promises run out and nodes settle), a bootstrap, a rejoin, a member change or
+    /// a handover in progress. Anything else a follower waits for by time is an
+    /// election timer, which [`poll_timeout`](Self::poll_timeout) reports itself.
+    fn check_due(&self) -> Option<Instant> {
+        let ticking = self.is_primary_role()
+            || !matches!(self.role, Role::Follower)
+            || !self.tasks.tasks.is_empty()
+            || self.hard.members.stamp.is_none()
+            || self.rejoining
+            || self.in_flight.is_some()
+            || self.transfer.is_some()
+            || self
+                .members
+                .values()
+                .any(|m| m.state == MemberState::Suspect && m.watched);
+        if ticking {
+            return Some(self.next_check);
+        }
+        self.members
+            .values()
+            .filter(|m| m.state == MemberState::Alive && m.watched)
+            .filter_map(|m| m.suspect_at)
+            .min()
     }
 
     fn check_interval(&self) -> Duration {
@@ -653,9 +738,9 @@ impl Node {
             .members
             .values()
             .filter(|m| m.state != MemberState::Left && m.watched)
-            .map(|m| m.next_heartbeat);
+            .map(|m| m.next_heartbeat + self.slack(&m.id));
         beats
-            .chain(std::iter::once(self.next_check))
+            .chain(self.check_due())
             .chain(self.election_timers())
             .min()
     }

@@ -289,16 +289,19 @@ impl Node {
     }
 
     /// Keeps each member's `watched` flag equal to [`talks_to`](Self::talks_to), on
-    /// every timer (a set changes on fetches and persists, between timers). A member
+    /// every timer and before every batch of heartbeats (a set changes on fetches and
+    /// persists, between them; a steady follower's heartbeats may all leave in the
+    /// wake-ups answering its primary, never on its own timer). A member
     /// watched again starts afresh ([`Member::rewatch`](crate::core::membership::Member)):
     /// its silence while unwatched was chosen, not a failure, and its old figures are stale.
     pub(super) fn watch_tick(&mut self, now: Instant) {
         let interval = self.cfg.timing.heartbeat_interval;
+        let threshold = self.cfg.timing.phi_threshold;
         if self.is_voter() || self.cfg.fault == Some(InjectedFault::TalkToEveryone) {
             // `talks_to` says yes to every member: every tick on a voter, with nothing
             // to look up.
             for m in self.members.values_mut().filter(|m| !m.watched) {
-                m.rewatch(now, interval);
+                m.rewatch(now, interval, threshold);
                 m.next_heartbeat = now;
             }
             return;
@@ -314,7 +317,7 @@ impl Node {
                 continue;
             };
             if watched {
-                m.rewatch(now, interval);
+                m.rewatch(now, interval, threshold);
                 m.next_heartbeat = now;
             } else {
                 m.watched = false;
