@@ -143,6 +143,9 @@ const REFRESH: Duration = Duration::from_millis(100);
 
 impl Driver {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        // A set held from an earlier run (a non-voter's) may already narrow the dialing.
+        let (peers, dial) = self.peer_lists();
+        self.net.set_peers_dialing(peers, dial);
         self.net.start();
         let me = self.config.node.to_string();
         self.journal.record(
@@ -403,7 +406,8 @@ impl Driver {
         }
         self.config = run;
         if plan.changed("peers") {
-            self.net.set_peers(self.dial_list());
+            let (peers, dial) = self.peer_lists();
+            self.net.set_peers_dialing(peers, dial);
         }
         if plan.changed("load") {
             // Judged again against the new limits (logged if that changes the verdict).
@@ -713,13 +717,26 @@ impl Driver {
         let held = held.clone();
         self.state_tx.send_modify(|s| s.members = held);
         self.digest = self.state_tx.borrow().digest();
-        self.net.set_peers(self.dial_list());
+        let (peers, dial) = self.peer_lists();
+        self.net.set_peers_dialing(peers, dial);
         self.dirty = true;
     }
 
-    /// Whom the network layer dials and admits: the configured peers and every other
-    /// member of the agreed set this node holds durably.
-    fn dial_list(&self) -> Vec<std::net::SocketAddr> {
+    /// Whom the network layer admits: the configured peers and every other member of
+    /// the agreed set this node holds durably; and whom it dials: those the core talks
+    /// to (`Node::talks_to_addr`: all of them, but only the voters on a non-voter, so
+    /// one `peers` listing the whole fleet serves every node).
+    fn peer_lists(&self) -> (Vec<std::net::SocketAddr>, Vec<std::net::SocketAddr>) {
+        let peers = self.admit_list();
+        let dial = peers
+            .iter()
+            .copied()
+            .filter(|a| self.core.talks_to_addr(&a.to_string()))
+            .collect();
+        (peers, dial)
+    }
+
+    fn admit_list(&self) -> Vec<std::net::SocketAddr> {
         let held = &self.core.persisted().members;
         let own = self.config.advertise.to_string();
         let mut dial: Vec<std::net::SocketAddr> = self.config.peers.clone();

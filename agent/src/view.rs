@@ -299,7 +299,7 @@ pub fn build(core: &Node, local: &Inputs<'_>, now: Instant, boot_now: Duration) 
     };
     let mut states: Vec<(&str, &NodeState)> = core
         .members()
-        .filter(|m| m.state == MemberState::Alive)
+        .filter(|m| m.state == MemberState::Alive && m.watched)
         .filter_map(|m| m.node_state.as_ref().map(|s| (m.id.as_str(), s)))
         .collect();
     states.push((cfg.node.as_str(), local.node_state));
@@ -339,12 +339,24 @@ pub fn build(core: &Node, local: &Inputs<'_>, now: Instant, boot_now: Duration) 
         cert_expires: local.state.cert_expires.map(rfc3339),
     };
     let mut nodes = vec![me];
-    nodes.extend(core.members().map(|m| member_status(m, now, primary, a)));
+    // A member this node does not watch (a non-voter, seen from another) has no state
+    // here worth showing: `members.unwatched` names it, and the voters show it.
+    nodes.extend(
+        core.members()
+            .filter(|m| m.watched)
+            .map(|m| member_status(m, now, primary, a)),
+    );
     nodes.sort_by(|a, b| a.node.cmp(&b.node));
     for n in &mut nodes {
         n.suspected_by = suspected_by(&n.node, &states);
     }
-    let known: Vec<&str> = core.members().map(|m| m.addr.as_str()).collect();
+    // A peer this node is not meant to reach (`peers` may list the whole fleet) is not
+    // unreachable.
+    let known: Vec<&str> = core
+        .members()
+        .map(|m| m.addr.as_str())
+        .chain(core.unwatched_slots().map(|s| s.addr.as_str()))
+        .collect();
     let unreachable_peers = cfg
         .peers
         .iter()
@@ -456,6 +468,14 @@ fn members_status(core: &Node, cfg: &crate::config::Config) -> proto::status::Me
             })
             .collect(),
         problem: core.members_problem().map(|p| p.to_string()),
+        unwatched: core
+            .unwatched_slots()
+            .map(|s| {
+                s.node
+                    .as_ref()
+                    .map_or_else(|| s.addr.clone(), |n| n.to_string())
+            })
+            .collect(),
         only_in_peers: if held {
             listed
                 .iter()

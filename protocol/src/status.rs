@@ -70,6 +70,11 @@ pub struct MembersStatus {
     pub not_in_peers: Vec<String>,
     /// A change the answering node (the primary) is committing.
     pub change: Option<String>,
+    /// Members (ids, or addresses of unnamed slots) the answering node exchanges no
+    /// heartbeats with, so does not judge: on a non-voter, the other non-voters. They
+    /// are absent from `nodes`; the voters watch them. Never a fault.
+    #[serde(default)]
+    pub unwatched: Vec<String>,
 }
 
 impl MembersStatus {

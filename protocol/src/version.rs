@@ -48,6 +48,9 @@ pub enum CloseCode {
     NotAllowed = 0x106,
     /// Operator channel: the agent serves as many operator connections as it takes.
     Busy = 0x107,
+    /// The dialing node no longer talks to this one (it became a non-voter's link to
+    /// another non-voter, or left its set): nothing is wrong.
+    Unneeded = 0x108,
 }
 
 impl CloseCode {
@@ -61,6 +64,7 @@ impl CloseCode {
             0x105 => Self::Replaced,
             0x106 => Self::NotAllowed,
             0x107 => Self::Busy,
+            0x108 => Self::Unneeded,
             _ => return None,
         })
     }

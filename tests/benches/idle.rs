@@ -7,7 +7,13 @@
 //! cargo bench -p quorate-tests --bench idle                    # 5 nodes, 60 s
 //! QUORATE_BENCH_NODES=5,32,64 cargo bench -p quorate-tests --bench idle
 //! QUORATE_BENCH_SECONDS=30 QUORATE_BENCH_TRACE_SECONDS=0 cargo bench -p quorate-tests --bench idle
+//! QUORATE_BENCH_NODES=64 QUORATE_BENCH_VOTERS=5 cargo bench -p quorate-tests --bench idle
 //! ```
+//!
+//! `QUORATE_BENCH_VOTERS=V` (default: every node votes) makes a fleet: n1…nV bootstrap
+//! the cluster from their own list, the others (whose `peers` list every node) are
+//! added one at a time with `member add --non-voter` and then started; they talk to the
+//! voters only (issue 15).
 //!
 //! For each cluster size: real agents on loopback, converged and elected, then a window
 //! of `QUORATE_BENCH_SECONDS` (default 60) in which nothing else touches them. Per agent:
@@ -205,11 +211,65 @@ struct Baseline {
     backup_wake: f64,
 }
 
-fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
-    println!("\n## {n} agents, idle, {secs} s window\n");
-    let c = TestCluster::builder(n).start();
+/// Starts `n` agents of which the first `voters` vote (see the module documentation);
+/// whether they converged: every node sees every node it watches alive.
+fn start_fleet(n: usize, voters: usize, settle: Duration) -> (TestCluster, bool) {
+    if voters >= n {
+        let c = TestCluster::builder(n).start();
+        let converged = c.wait_converged(settle);
+        return (c, converged);
+    }
+    let mut c = TestCluster::builder(n).build();
+    for v in 0..voters {
+        let mut config = c.config(v).clone();
+        config.peers = (0..voters)
+            .filter(|&j| j != v)
+            .map(|j| c.quic_addr(j))
+            .collect();
+        c.set_config(v, config);
+        c.start(v);
+    }
+    if !quorate_tests::wait_until(settle, || (0..voters).all(|v| c.is_ready(v))) {
+        return (c, false);
+    }
+    for i in voters..n {
+        let change = proto::MemberChange::Add {
+            node: c.id(i).parse().unwrap(),
+            addr: c.quic_addr(i).to_string(),
+            voter: false,
+        };
+        let added = quorate_tests::wait_until(settle, || {
+            matches!(
+                c.ctl(0)
+                    .command(proto::ctl::CtlCommand::Member(change.clone())),
+                Ok(quorate_agent::ctl::client::Outcome::Done(_))
+            )
+        });
+        if !added {
+            println!("(member add {} --non-voter never done)", c.id(i));
+            return (c, false);
+        }
+    }
+    for i in voters..n {
+        c.start(i);
+    }
+    let converged = quorate_tests::wait_until(settle, || {
+        (0..n).all(|i| {
+            c.try_cluster(i).is_some_and(|v| {
+                let listed = quorate_tests::cluster::nodes(&v);
+                let want = if i < voters { n } else { voters + 1 };
+                listed.len() == want && listed.iter().all(|m| m["state"] == "alive")
+            })
+        })
+    });
+    (c, converged)
+}
+
+fn measure(n: usize, voters: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
+    let voters = voters.min(n);
+    println!("\n## {n} agents ({voters} voters), idle, {secs} s window\n");
     let settle = Duration::from_secs(30 + n as u64);
-    let converged = c.wait_converged(settle);
+    let (c, converged) = start_fleet(n, voters, settle);
     std::thread::sleep(Duration::from_secs(3));
     let addrs: Vec<_> = (0..n).map(|i| c.http_addr(i)).collect();
     let primary = current_primary(&addrs);
@@ -296,6 +356,8 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
             name: c.id(i).to_owned(),
             role: if Some(i) == primary {
                 "primary"
+            } else if i >= voters {
+                "non-voter"
             } else {
                 "secondary"
             },
@@ -347,6 +409,11 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
         .copied()
         .filter(|r| r.role == "primary")
         .collect();
+    let non_voters: Vec<&Row> = agents
+        .iter()
+        .copied()
+        .filter(|r| r.role == "non-voter")
+        .collect();
     let kas: Vec<&Row> = rows[n..].iter().collect();
     let master: Vec<&Row> = kas.iter().copied().filter(|r| r.role == "master").collect();
     let backups: Vec<&Row> = kas.iter().copied().filter(|r| r.role == "backup").collect();
@@ -360,6 +427,7 @@ fn measure(n: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
     for (what, set) in [
         ("mean", &agents),
         ("secondary mean", &secondaries),
+        ("non-voter mean", &non_voters),
         ("primary", &prim),
     ] {
         println!(
@@ -539,6 +607,7 @@ fn main() {
     }
     let secs: u64 = env_or("QUORATE_BENCH_SECONDS", 60);
     let trace_secs: u64 = env_or("QUORATE_BENCH_TRACE_SECONDS", 10);
+    let voters: usize = env_or("QUORATE_BENCH_VOTERS", usize::MAX);
     let sizes: Vec<usize> = std::env::var("QUORATE_BENCH_NODES")
         .unwrap_or_else(|_| "5".to_owned())
         .split(',')
@@ -575,6 +644,6 @@ fn main() {
             .unwrap_or_default()
     );
     for n in sizes {
-        measure(n, secs, trace_secs, ka.as_ref());
+        measure(n, voters, secs, trace_secs, ka.as_ref());
     }
 }

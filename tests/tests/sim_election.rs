@@ -817,3 +817,10 @@ fn seeds_that_once_failed() {
         }
     }
 }
+
+/// The random fleets (3–5 voters and four non-voters, 15 % of the seeds without other
+/// membership changes) catch a non-voter that heartbeats another.
+#[test]
+fn broken_core_is_caught_talk_to_everyone() {
+    assert_caught_by(InjectedFault::TalkToEveryone, &[Invariant::FleetHeartbeats]);
+}

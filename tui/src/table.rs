@@ -47,6 +47,15 @@ pub fn render_status(status: &ClusterStatus) -> String {
         out.push_str(&status.unreachable_peers.join(", "));
         out.push('\n');
     }
+    if !status.members.unwatched.is_empty() {
+        // A non-voter exchanges heartbeats with the voters only: the others are theirs
+        // to watch, not missing.
+        out.push_str(&format!(
+            "not watched by {} (non-voters; ask a voter): {}\n",
+            status.node,
+            status.members.unwatched.join(", ")
+        ));
+    }
     if !status.pending_restart.is_empty() {
         // The answering agent's config file says more than it runs with.
         out.push_str(&format!(
@@ -494,6 +503,7 @@ unreachable: 10.0.0.14:7700
             problem: None,
             only_in_peers: vec![],
             not_in_peers: vec!["10.0.0.14:7700".into()],
+            unwatched: vec![],
             change: Some("add n4 at 10.0.0.14:7700 (non-voter)".into()),
         };
         let expected = "\

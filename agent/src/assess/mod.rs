@@ -158,7 +158,9 @@ impl LocalState {
             draining_since: self.draining_since,
             suspects: core
                 .members()
-                .filter(|m| matches!(m.state, MemberState::Suspect | MemberState::Dead))
+                .filter(|m| {
+                    m.watched && matches!(m.state, MemberState::Suspect | MemberState::Dead)
+                })
                 .map(|m| m.id.clone())
                 .collect(),
         }

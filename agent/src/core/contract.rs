@@ -78,6 +78,9 @@ pub enum InjectedFault {
     /// A node that cannot prove its last `(term, voted_for)` (its `election` file lost)
     /// votes as if it had never voted: from term 0, at once.
     ForgetLostVote,
+    /// Every node heartbeats every member, non-voters each other too (what quorate did
+    /// before issue 15): a fleet costs nodes² heartbeats.
+    TalkToEveryone,
 }
 
 /// Why this node cannot prove the last `(term, voted_for)` it held: it may have voted

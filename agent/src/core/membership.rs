@@ -80,6 +80,10 @@ pub struct Member {
     pub(super) echoed: Option<WallMicros>,
     pub(super) next_heartbeat: Instant,
     pub(super) fetch_pending: bool,
+    /// Whether this node exchanges heartbeats with it, and so judges its liveness
+    /// (`Node::talks_to`, kept current by `Node::watch_tick`). An unwatched member keeps
+    /// the state it had; readers do not show it as this node's judgement.
+    pub watched: bool,
     /// When phi reaches the suspicion threshold if nothing more arrives: the core's next
     /// look at this member (see [`PhiDetector::crossing`]).
     pub(super) suspect_at: Option<Instant>,
@@ -131,8 +135,19 @@ impl Member {
             echoed: None,
             next_heartbeat: now,
             fetch_pending: false,
+            watched: true,
             suspect_at: None,
         }
+    }
+
+    /// It is watched again after a time unwatched (a set change made one end a voter):
+    /// what was known of it is stale, so start over as if it had just said hello, heard
+    /// `now` (a silence from here on is suspected as usual).
+    pub(super) fn rewatch(&mut self, now: Instant, expected: Duration, threshold: f64) {
+        self.restart(self.incarnation, now, expected);
+        self.detector.heartbeat(now);
+        self.refresh_suspect_at(threshold);
+        self.watched = true;
     }
 
     /// Forgets everything learnt from the previous incarnation.
@@ -140,6 +155,7 @@ impl Member {
         *self = Self {
             next_heartbeat: self.next_heartbeat,
             keep_eligible: self.keep_eligible,
+            watched: self.watched,
             ..Self::new(
                 self.id.clone(),
                 self.addr.clone(),

@@ -71,6 +71,8 @@ struct Harness {
     /// The digest each node announces: it changes with whom it suspects, as the agent's
     /// does, so peers fetch the new list.
     digests: Vec<proto::StateDigest>,
+    /// Every heartbeat sent: (from, to, its announced interval in ms).
+    beats: Vec<(String, String, u16)>,
     /// How many times each node's timer ran out (`handle_timeout` was due): its
     /// wake-ups that no datagram caused.
     timeouts: Vec<usize>,
@@ -100,11 +102,16 @@ fn served_state(n: &Node, wall: WallMicros) -> proto::NodeState {
 
 impl Harness {
     fn new(names: &[&str]) -> Self {
+        Self::holding(names, agreed())
+    }
+
+    /// Nodes `names`, each holding `hard` on disk.
+    fn holding(names: &[&str], hard: HardState) -> Self {
         let t0 = crate::clock::now();
         let nodes: Vec<Node> = names
             .iter()
             .enumerate()
-            .map(|(i, n)| Node::new(config(n, 1), t0, i as u64, agreed()))
+            .map(|(i, n)| Node::new(config(n, 1), t0, i as u64, hard.clone()))
             .collect();
         let mut h = Harness {
             t0,
@@ -115,6 +122,7 @@ impl Harness {
             cut: Vec::new(),
             health: vec![proto::HealthBits::default(); nodes.len()],
             digests: vec![proto::StateDigest::default(); nodes.len()],
+            beats: Vec::new(),
             timeouts: vec![0; nodes.len()],
             sent: vec![0; nodes.len()],
             nodes,
@@ -181,6 +189,10 @@ impl Harness {
                 while let Some(t) = self.nodes[i].poll_transmit() {
                     self.sent[i] += 1;
                     let to = self.idx(t.to.as_str());
+                    if let Datagram::Heartbeat(hb) = &t.datagram {
+                        self.beats
+                            .push((from.to_string(), t.to.to_string(), hb.interval_ms));
+                    }
                     in_flight.push((now + self.latency, to, from.clone(), t.datagram));
                 }
                 // State fetches answer at once, with what the member set needs.
@@ -954,4 +966,151 @@ fn a_node_at_the_last_term_never_campaigns_and_says_so_once() {
             .iter()
             .any(|e| matches!(e, Event::ElectionStarted { .. }))
     );
+}
+
+/// n1–n3 voters, n4 and n5 non-voters, every node holding that set.
+fn fleet() -> Harness {
+    let names = ["n1", "n2", "n3", "n4", "n5"];
+    let mut members = voters::bootstrap_set(
+        &names
+            .iter()
+            .map(|n| format!("127.0.0.1:{n}"))
+            .collect::<Vec<_>>(),
+    );
+    for slot in &mut members.members {
+        let name = slot.addr.trim_start_matches("127.0.0.1:").to_owned();
+        slot.voter = !matches!(name.as_str(), "n4" | "n5");
+        slot.node = Some(id(&name));
+    }
+    let mut h = Harness::holding(
+        &names,
+        HardState {
+            members,
+            ..HardState::default()
+        },
+    );
+    h.make_eligible();
+    h
+}
+
+#[test]
+fn a_non_voter_heartbeats_voters_only_and_the_primary_beats_fast_to_voters_only() {
+    let mut h = fleet();
+    h.run(Duration::from_secs(5));
+    let voter = |n: &str| matches!(n, "n1" | "n2" | "n3");
+    let between_non_voters: Vec<_> = h
+        .beats
+        .iter()
+        .filter(|(f, t, _)| !voter(f) && !voter(t))
+        .collect();
+    assert!(between_non_voters.is_empty(), "{between_non_voters:?}");
+    assert!(
+        h.beats.iter().any(|(f, t, _)| f == "n4" && voter(t)),
+        "a non-voter heartbeats the voters"
+    );
+    assert!(
+        h.beats.iter().any(|(f, t, _)| voter(f) && t == "n5"),
+        "voters heartbeat non-voters"
+    );
+    let holders = h.holders();
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    let p = &holders[0];
+    let fast = u16::try_from(
+        crate::config::Timing::default()
+            .core()
+            .lease_heartbeat_interval
+            .as_millis(),
+    )
+    .unwrap();
+    h.beats.clear();
+    h.run(Duration::from_secs(2));
+    let fast_to: std::collections::BTreeSet<&str> = h
+        .beats
+        .iter()
+        .filter(|(f, _, ms)| f == p && *ms == fast)
+        .map(|(_, t, _)| t.as_str())
+        .collect();
+    let expected: std::collections::BTreeSet<&str> =
+        ["n1", "n2", "n3"].into_iter().filter(|n| n != p).collect();
+    assert_eq!(
+        fast_to, expected,
+        "the lease rate goes to the other voters only"
+    );
+    assert!(
+        h.beats
+            .iter()
+            .all(|(f, t, ms)| voter(f) && voter(t) || *ms != fast),
+        "nobody beats at the lease rate to or from a non-voter"
+    );
+    for n in ["n1", "n2", "n3", "n4", "n5"] {
+        for of in ["n1", "n2", "n3", "n4", "n5"] {
+            if n != of {
+                assert_eq!(h.state(of, n), MemberState::Alive, "{n} sees {of}");
+            }
+        }
+    }
+    assert!(!h.nodes[h.idx("n4")].member(&id("n5")).unwrap().watched);
+    assert!(h.nodes[h.idx("n1")].member(&id("n5")).unwrap().watched);
+}
+
+#[test]
+fn a_non_voter_does_not_suspect_what_it_does_not_watch_and_the_voters_see_it_die() {
+    let mut h = fleet();
+    h.run(Duration::from_secs(5));
+    let n5 = h.idx("n5");
+    h.up[n5] = false;
+    h.run(Duration::from_secs(5));
+    for v in ["n1", "n2", "n3"] {
+        assert_eq!(h.state("n5", v), MemberState::Dead, "{v} sees n5");
+    }
+    // Not n4's judgement: it stays as n4 last knew it, and unwatched.
+    let seen = h.nodes[h.idx("n4")].member(&id("n5")).unwrap();
+    assert!(!seen.watched && seen.state == MemberState::Alive);
+}
+
+#[test]
+fn a_promoted_non_voter_talks_to_everyone_and_gets_the_lease_rate() {
+    let mut h = fleet();
+    h.run(Duration::from_secs(5));
+    let p = h.idx(&h.holders()[0]);
+    let now = h.now;
+    h.nodes[p].handle_command(
+        now,
+        Command::Member {
+            req: 1,
+            change: voters::MemberChange::Promote { node: id("n4") },
+        },
+    );
+    h.run(Duration::from_secs(3));
+    assert!(
+        h.nodes[h.idx("n4")]
+            .agreed()
+            .is_voter(&id("n4"), "127.0.0.1:n4")
+    );
+    h.beats.clear();
+    h.run(Duration::from_secs(2));
+    let fast = u16::try_from(
+        crate::config::Timing::default()
+            .core()
+            .lease_heartbeat_interval
+            .as_millis(),
+    )
+    .unwrap();
+    let primary = h.nodes[p].id().to_string();
+    assert!(
+        h.beats.iter().any(|(f, t, _)| f == "n4" && t == "n5"),
+        "n4 now beats n5"
+    );
+    assert!(
+        h.beats.iter().any(|(f, t, _)| f == "n5" && t == "n4"),
+        "n5 now beats n4"
+    );
+    assert!(
+        h.beats
+            .iter()
+            .any(|(f, t, ms)| *f == primary && t == "n4" && *ms == fast),
+        "the primary beats n4 at the lease rate"
+    );
+    assert_eq!(h.state("n5", "n4"), MemberState::Alive);
+    assert!(h.nodes[h.idx("n4")].member(&id("n5")).unwrap().watched);
 }

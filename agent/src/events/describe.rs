@@ -611,6 +611,7 @@ mod tests {
             only_in_peers: Vec::new(),
             not_in_peers: Vec::new(),
             change: None,
+            unwatched: Vec::new(),
         };
         assert_eq!(members_problem(&m), None);
         m.only_in_peers = vec!["10.0.0.9:7000".into()];

@@ -21,12 +21,14 @@
 //!    address is a peer's, and that address's IP is the one the connection comes from.
 //!
 //! The peer set (the config's `peers` at start, then whatever the driver sets from the
-//! agreed membership, [`Net::set_peers`]) decides who is dialed and admitted. Every
-//! address in it has one dialer task that keeps one outgoing connection up (reconnecting
-//! with backoff) and leaves once its address is gone. Peers dial us too, so a pair of
-//! nodes usually has two connections; both can carry datagrams, and both ends send on
-//! the same one: the one the node with the lower id dialed, else the newest the driver
-//! admitted ([`Net::admit`], `Links::preferred`). That avoids the race of deduplicating
+//! agreed membership, [`Net::set_peers`]) decides who is admitted, and the dial set, a
+//! part of it ([`Net::set_peers_dialing`]: on a non-voter, the voters), who is dialed.
+//! Every address in the dial set has one dialer task that keeps one outgoing connection
+//! up (reconnecting with backoff) and leaves once its address is gone, closing its
+//! connection (`Unneeded`). Peers dial us too, so a pair of nodes usually has two
+//! connections; both can carry datagrams, and both ends send on the same one: the one
+//! the node with the lower id dialed, else the newest the driver admitted
+//! ([`Net::admit`], `Links::preferred`). That avoids the race of deduplicating
 //! simultaneous dials, at the cost of one more idle connection. No more than those two
 //! are kept: a newer link in the same direction replaces the older, closed `Replaced`
 //! (the link table, `links.rs`).
@@ -111,6 +113,9 @@ struct Shared {
     /// Who is dialed and admitted: seeded from the config, replaced when the membership
     /// changes ([`Net::set_peers`]); read at each admission, hello and redial.
     peers: watch::Sender<Vec<SocketAddr>>,
+    /// Who is dialed: `peers`, or a part of it ([`Net::set_peers_dialing`]); read at each
+    /// redial, and watched by each dialed link.
+    dial: watch::Sender<Vec<SocketAddr>>,
     /// Replaced on reload ([`Net::set_control_allow`]); read at each admission.
     control_allow: watch::Sender<Vec<Cidr>>,
     /// What outgoing connections present and trust. Replaced on reload
@@ -158,6 +163,7 @@ impl Net {
             endpoint,
             shared: Arc::new(Shared {
                 hello: cfg.hello,
+                dial: watch::Sender::new(cfg.peers.clone()),
                 peers: watch::Sender::new(cfg.peers),
                 control_allow: watch::Sender::new(cfg.control_allow),
                 client: watch::Sender::new(client),
@@ -214,7 +220,16 @@ impl Net {
     /// once and admitted; a removed one is no longer admitted nor redialed (an attempt in
     /// flight may finish). Links already up stay up: closing them is the driver's call.
     pub fn set_peers(&self, peers: Vec<SocketAddr>) {
+        self.set_peers_dialing(peers.clone(), peers);
+    }
+
+    /// Admits `peers` and dials `dial` (a part of them): a non-voter dials the voters
+    /// only, yet admits every peer, so a node that votes in a newer set than its own
+    /// reaches it before it learns that set. A dialed link to an address that leaves
+    /// `dial` is closed (`Unneeded`).
+    pub fn set_peers_dialing(&self, peers: Vec<SocketAddr>, dial: Vec<SocketAddr>) {
         self.shared.peers.send_replace(peers);
+        self.shared.dial.send_replace(dial);
     }
 
     /// Starts the accept loop and the dialers.
@@ -568,7 +583,7 @@ fn refuse(conn: &quinn::Connection, shared: &Shared, code: CloseCode, reason: &s
 /// address gets a new dialer only once its previous one has ended, so one removed and
 /// re-added while its dialer still runs keeps that single dialer.
 async fn dialers(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
-    let mut peers = shared.peers.subscribe();
+    let mut peers = shared.dial.subscribe();
     let mut tasks = JoinSet::new();
     let mut running = HashMap::new();
     loop {
@@ -619,8 +634,8 @@ async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketA
     loop {
         // Checked before each attempt, not during one: an attempt in flight finishes
         // (its hello is then judged by the new set) and a link up runs until it closes.
-        if !shared.peers.borrow().contains(&addr) {
-            tracing::debug!(%addr, "no longer a peer: stopped dialing");
+        if !shared.dial.borrow().contains(&addr) {
+            tracing::debug!(%addr, "no longer dialed: stopped dialing");
             return;
         }
         let pause = match dial(&endpoint, &shared, addr).await {
@@ -630,7 +645,10 @@ async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketA
                 }
                 failures = 0;
                 backoff.reset();
+                let undialed =
+                    tokio::spawn(close_when_undialed(conn.clone(), shared.clone(), addr));
                 run_link(conn, hello, Direction::Dialed, shared.clone()).await;
+                undialed.abort();
                 jitter(REDIAL_PAUSE, &mut rng)
             }
             Err(_) if shared.closing.load(Ordering::Relaxed) => return,
@@ -644,6 +662,26 @@ async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketA
             }
         };
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// Closes `conn`, dialed to `addr`, once `addr` leaves the dial set: this node no
+/// longer talks to that node, and an idle connection would still cost keepalives.
+async fn close_when_undialed(conn: quinn::Connection, shared: Arc<Shared>, addr: SocketAddr) {
+    let mut dial = shared.dial.subscribe();
+    loop {
+        if !dial.borrow_and_update().contains(&addr) {
+            tracing::debug!(%addr, "no longer dialed: closing the link");
+            transport::close(
+                &conn,
+                CloseCode::Unneeded,
+                &format!("{} no longer talks to this node", shared.hello.node),
+            );
+            return;
+        }
+        if dial.changed().await.is_err() {
+            return;
+        }
     }
 }
 
@@ -703,6 +741,7 @@ async fn run_link(
     {
         return;
     }
+    tracing::debug!(peer = %node, "{direction} link up");
     let server = tokio::spawn(serve_requests(conn.clone(), node.clone(), shared.clone()));
     let err = loop {
         match conn.read_datagram().await {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use proto::{ClusterName, Mode, NodeId, Term};
+use proto::{ClusterName, Datagram, Mode, NodeId, Term};
 use quorate_agent::core::lease::Lease;
 use quorate_agent::core::{Event, Node, TransferReason};
 use rand::rngs::SmallRng;
@@ -133,6 +133,8 @@ pub struct Sim {
     pub(super) applied: Vec<(Duration, Fault)>,
     /// A violation found while draining a node, reported by the next check.
     pub(super) found: Option<Violation>,
+    /// The node draining now was woken by its timer (its own heartbeats, not answers).
+    pub(super) timer_drain: bool,
     pub(super) trace: Trace,
     pub(super) steps: u64,
     pub(super) steps_at_now: u32,
@@ -192,6 +194,7 @@ impl Sim {
             task_holders: vec![0; config.tasks.len()],
             applied: Vec::new(),
             found: None,
+            timer_drain: false,
             trace: Trace::new(config.trace),
             steps: 0,
             steps_at_now: 0,
@@ -506,7 +509,9 @@ impl Sim {
         if let Some(core) = host.core.as_mut() {
             core.handle_timeout(host.clock.now(now), host.clock.wall(now));
         }
+        self.timer_drain = true;
         self.drain(node);
+        self.timer_drain = false;
     }
 
     /// Drains every output of `node` in the driver's order, then re-arms its timer.
@@ -531,6 +536,16 @@ impl Sim {
             let Some(to) = self.ids.iter().position(|id| *id == t.to) else {
                 continue;
             };
+            if self.timer_drain
+                && matches!(t.datagram, Datagram::Heartbeat(_))
+                && let Some(why) = non_voters_talking(core, &t.to)
+            {
+                self.found.get_or_insert(Violation {
+                    at: now,
+                    invariant: Invariant::FleetHeartbeats,
+                    detail: format!("{} heartbeats {}: {why}", self.ids[node], t.to),
+                });
+            }
             // Datagrams travel on a connection between the current incarnations only.
             if !self.connected[node * self.ids.len() + to] {
                 continue;
@@ -834,4 +849,19 @@ fn describe(event: &Event) -> String {
         }
         other => format!("{other:?}"),
     }
+}
+
+/// Invariant 8: why a heartbeat `core` sends on its own timer to `to` breaks the fleet
+/// rule, if it does: the set it holds names both as non-voters (answers to a primary's
+/// heartbeat are not asked about: a stale set may name the primary a non-voter).
+fn non_voters_talking(core: &Node, to: &NodeId) -> Option<String> {
+    let set = core.agreed();
+    if set.stamp.is_none() {
+        return None;
+    }
+    let me = set.slot(core.id(), &core.config().advertise)?;
+    let addr = &core.member(to)?.addr;
+    let them = set.slot(to, addr)?;
+    (!me.voter && !them.voter)
+        .then(|| format!("the set {} it holds names both non-voters", set.stamp))
 }

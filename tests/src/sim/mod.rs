@@ -39,7 +39,9 @@
 //! 30 %, 2 members and a witness 20 %), priorities, preemption, disk and link delays,
 //! then 20–40 fault episodes at random times over 20–60 s of simulated time, most with
 //! their repair some milliseconds to seconds later. Then the heal phase, and a settling
-//! run of at least 3 s (longer than any `preempt_delay` plus 2 s).
+//! run of at least 3 s (longer than any `preempt_delay` plus 2 s). 30 % of the seeds
+//! change their membership on the way; 15 % of the others grow a fleet: four more nodes
+//! added as non-voters one at a time, one crashed and restarted, perhaps one promoted.
 //!
 //! # Invariants, checked after every step (delivery, timer, fault)
 //!
@@ -61,6 +63,8 @@
 //!    alive and eligible without a break for `preempt_delay` — not one whose process
 //!    started, or was stopped, or whose link to or from the primary was cut for longer
 //!    than twice an election timeout, within that delay (ground truth in `truth`).
+//! 8. Fleet: a non-voter's own heartbeats (on its timer) go to no node its set names a
+//!    non-voter (`Node::talks_to`).
 //!
 //! # Replaying a seed
 //!
@@ -74,7 +78,7 @@
 //! `QUORATE_SIM_TRACE=datagrams` adds every delivery to the trace;
 //! `QUORATE_SIM_FAULT=ignore-lease-promise` (or `lease-never-expires`, `ignore-timing`,
 //! `own-list-majority`, `keep-eligible-through-silence`, `task-promise-ignored`,
-//! `forget-lost-vote`) replays a seed
+//! `forget-lost-vote`, `talk-to-everyone`) replays a seed
 //! against the deliberately broken core. A seed that found a bug becomes a named test.
 //!
 //! CI runs `many_seeds` with the default count; the long run is
@@ -362,6 +366,7 @@ pub fn fault_name(fault: InjectedFault) -> &'static str {
         InjectedFault::TaskPromiseIgnored => "task-promise-ignored",
         InjectedFault::KeepEligibleThroughSilence => "keep-eligible-through-silence",
         InjectedFault::ForgetLostVote => "forget-lost-vote",
+        InjectedFault::TalkToEveryone => "talk-to-everyone",
     }
 }
 
@@ -375,6 +380,7 @@ pub fn parse_fault(name: &str) -> Option<InjectedFault> {
         "task-promise-ignored" => Some(InjectedFault::TaskPromiseIgnored),
         "keep-eligible-through-silence" => Some(InjectedFault::KeepEligibleThroughSilence),
         "forget-lost-vote" => Some(InjectedFault::ForgetLostVote),
+        "talk-to-everyone" => Some(InjectedFault::TalkToEveryone),
         _ => None,
     }
 }

@@ -29,6 +29,9 @@ pub enum Invariant {
     PreemptAfterDelay,
     /// A cold start of every node elects the highest-priority eligible node first.
     ColdStartOrder,
+    /// A non-voter heartbeats no other non-voter of the set it holds (issue 15: a fleet
+    /// costs nodes × voters).
+    FleetHeartbeats,
 }
 
 impl fmt::Display for Invariant {
@@ -45,6 +48,7 @@ impl fmt::Display for Invariant {
                 "preemption only to a node seen alive for preempt_delay"
             }
             Invariant::ColdStartOrder => "a cold start elects the highest priority first",
+            Invariant::FleetHeartbeats => "a non-voter heartbeats no other non-voter",
         })
     }
 }

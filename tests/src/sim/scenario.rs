@@ -288,7 +288,8 @@ impl Scenario {
         // a node's disk lost. Drawn from a stream of its own, so every other choice of a
         // seed stays what it was.
         let mut member_rng = SmallRng::seed_from_u64(seed ^ 0x6d65_6d62_0000_0000);
-        if member_rng.random_bool(0.3) {
+        let membership = member_rng.random_bool(0.3);
+        if membership {
             let spares = member_rng.random_range(1..3);
             config = config.with_spares(spares);
             let all: Vec<usize> = (0..config.size()).collect();
@@ -351,6 +352,44 @@ impl Scenario {
                     }
                     _ => {}
                 }
+            }
+        }
+        // 15 % of the others grow a fleet (issue 15): four spares added as non-voters
+        // one at a time, which talk to the voters only; then a non-voter crashes and
+        // comes back, and perhaps one is promoted and so starts talking to everyone.
+        // Drawn from a stream of its own, so every other choice of a seed stays.
+        let mut fleet_rng = SmallRng::seed_from_u64(seed ^ 0x666c_6565_7400_0000);
+        if !membership && fleet_rng.random_bool(0.15) {
+            config = config.with_spares(4);
+            let all: Vec<usize> = (0..config.size()).collect();
+            for spare in size..config.size() {
+                config.lists.push((spare, all.clone()));
+            }
+            let mut at = Duration::from_secs_f64(fleet_rng.random_range(0.5..2.0));
+            for spare in size..config.size() {
+                faults.push((at, Fault::Restart(spare)));
+                let add = at + Duration::from_millis(fleet_rng.random_range(300..1_500));
+                faults.push((
+                    add,
+                    Fault::Member(MemberOp::Add {
+                        node: spare,
+                        voter: false,
+                    }),
+                ));
+                at = add + Duration::from_millis(fleet_rng.random_range(200..1_500));
+            }
+            let spare = fleet_rng.random_range(size..config.size());
+            let crash = at + Duration::from_secs_f64(fleet_rng.random_range(0.5..window.max(1.0)));
+            faults.push((crash, Fault::Crash(spare)));
+            faults.push((
+                crash + Duration::from_millis(fleet_rng.random_range(500..4_000)),
+                Fault::Restart(spare),
+            ));
+            if fleet_rng.random_bool(0.5) {
+                let promoted = fleet_rng.random_range(size..config.size());
+                let when =
+                    at + Duration::from_secs_f64(fleet_rng.random_range(0.5..window.max(1.0)));
+                faults.push((when, Fault::Member(MemberOp::Promote(promoted))));
             }
         }
         faults.sort_by_key(|f| f.0);

@@ -403,6 +403,7 @@ pub fn members_disagree() -> ClusterStatus {
         only_in_peers: strings(&["10.0.0.3:7400"]),
         not_in_peers: strings(&["10.0.0.4:7400"]),
         change: None,
+        unwatched: vec![],
     };
     s
 }

@@ -321,7 +321,8 @@ impl Node {
     pub fn hello_conflict(&self, hello: &Hello) -> Option<String> {
         self.members
             .values()
-            .find(|m| m.addr == hello.advertise && m.id != hello.node && m.answers())
+            // An unwatched member's state is not this node's judgement (it may be long gone).
+            .find(|m| m.addr == hello.advertise && m.id != hello.node && m.watched && m.answers())
             .map(|m| {
                 format!(
                     "{} claims address {}, which belongs to node {} ({})",
@@ -486,6 +487,7 @@ impl Node {
 
     /// Timers: failure detection, elections, lease upkeep and heartbeats due.
     pub fn handle_timeout(&mut self, now: Instant, wall: WallMicros) {
+        self.watch_tick(now);
         if self.check_due().is_some_and(|due| now >= due) {
             self.run_checks(now);
         }
@@ -512,11 +514,12 @@ impl Node {
     /// once more for each peer's phase, and a primary sends all its lease heartbeats on
     /// one timer (once sent together, they stay together).
     pub(super) fn send_early(&mut self, now: Instant, wall: WallMicros) {
+        self.watch_tick(now);
         let lease_rate = self.cfg.timing.lease_heartbeat_interval;
         let due: Vec<NodeId> = self
             .members
             .values()
-            .filter(|m| m.state != MemberState::Left)
+            .filter(|m| m.state != MemberState::Left && m.watched)
             .filter(|m| {
                 let early = if self.interval_to(&m.id) <= lease_rate {
                     lease_rate / 2
@@ -549,7 +552,7 @@ impl Node {
     /// The heartbeat interval on the link to `to`: fast between the primary and its
     /// voters (they carry the lease), slow otherwise.
     pub(super) fn interval_to(&self, to: &NodeId) -> Duration {
-        if self.is_primary_role() || self.leader.as_ref() == Some(to) {
+        if self.lease_link(to) && (self.is_primary_role() || self.leader.as_ref() == Some(to)) {
             self.cfg.timing.lease_heartbeat_interval
         } else {
             self.cfg.timing.heartbeat_interval
@@ -647,13 +650,13 @@ impl Node {
             || self
                 .members
                 .values()
-                .any(|m| m.state == MemberState::Suspect);
+                .any(|m| m.state == MemberState::Suspect && m.watched);
         if ticking {
             return Some(self.next_check);
         }
         self.members
             .values()
-            .filter(|m| m.state == MemberState::Alive)
+            .filter(|m| m.state == MemberState::Alive && m.watched)
             .filter_map(|m| m.suspect_at)
             .min()
     }
@@ -678,7 +681,7 @@ impl Node {
             .map(|m| m.id.clone())
             .collect();
         let dead_after = self.cfg.timing.dead_after;
-        for m in self.members.values_mut() {
+        for m in self.members.values_mut().filter(|m| m.watched) {
             let confirmed = confirmed.contains(&m.id);
             let silent = m.state == MemberState::Suspect
                 && m.last_heard()
@@ -734,7 +737,7 @@ impl Node {
         let beats = self
             .members
             .values()
-            .filter(|m| m.state != MemberState::Left)
+            .filter(|m| m.state != MemberState::Left && m.watched)
             .map(|m| m.next_heartbeat + self.slack(&m.id));
         beats
             .chain(self.check_due())

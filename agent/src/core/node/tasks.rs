@@ -64,7 +64,11 @@ impl Node {
         let mut fit: Vec<NodeId> = self
             .members
             .values()
-            .filter(|m| self.task_fit(&m.id, &m.addr, m.state, m.mode, m.health))
+            // A member this node does not watch (a non-voter, seen from another) has no
+            // state here to judge: the voters place tasks on it, and their grants
+            // decide (a placement over the watched nodes still picks this node whenever
+            // the voters' does: the best of a set is the best of any part holding it).
+            .filter(|m| m.watched && self.task_fit(&m.id, &m.addr, m.state, m.mode, m.health))
             .map(|m| m.id.clone())
             .collect();
         if self.task_fit(

@@ -1,6 +1,8 @@
 //! The member set's changes, as the node drives them: bootstrap, adding and removing
-//! voters, committing a change, rejoining after a lost vote record. The set arithmetic
-//! itself is pure and lives in [`crate::core::voters`].
+//! voters, committing a change, rejoining after a lost vote record; and who talks to
+//! whom under the set (`talks_to`: a non-voter only to the voters, so a fleet costs
+//! nodes × voters), which `watch_tick` re-applies after every change. The set
+//! arithmetic itself is pure and lives in [`crate::core::voters`].
 
 use std::time::{Duration, Instant};
 
@@ -233,6 +235,94 @@ impl Node {
             return self.cfg.bootstrap.contains(&m.addr);
         }
         self.hard.members.is_voter(id, &m.addr)
+    }
+
+    /// Whether this node exchanges heartbeats with `id`, and so watches it with its
+    /// failure detector: a voter talks to every member, a non-voter only to the voters
+    /// of the set it holds. The one place that says so.
+    ///
+    /// Why a fleet costs nodes × voters, not nodes²: nothing a non-voter needs travels
+    /// between two non-voters. Votes, lease acknowledgements and task grants count only
+    /// from voters (`counts`), a suspicion is confirmed only by voters
+    /// (`suspicion_confirmed`), and a new set reaches a non-voter from the primary, a
+    /// voter. For two nodes holding the same set the rule is symmetric (each talks to
+    /// the other iff either votes), so neither watches a silence the other chose. A
+    /// node without a set (bootstrapping, or not added yet) talks to everyone: it has a
+    /// set to find. A stale set converges: voters talk to everyone, so the primary's
+    /// heartbeats bring a non-voter its new set, and then its new peers.
+    pub(super) fn talks_to(&self, id: &NodeId) -> bool {
+        self.cfg.fault == Some(InjectedFault::TalkToEveryone) || self.is_voter() || self.counts(id)
+    }
+
+    /// `talks_to` (the one rule, and why, is there) asked of an address: whom the
+    /// driver dials, before any link names a node there. Everyone on a voter or without
+    /// a set; else the voters of the set it holds.
+    pub fn talks_to_addr(&self, addr: &str) -> bool {
+        self.cfg.fault == Some(InjectedFault::TalkToEveryone)
+            || self.is_voter()
+            || self
+                .hard
+                .members
+                .members
+                .iter()
+                .any(|s| s.voter && s.addr == addr)
+    }
+
+    /// The slots of the set this node holds that it does not talk to (the rule of
+    /// `talks_to`, asked of slots, which name no member yet when no
+    /// link was ever made): on a non-voter, the other non-voters; else none.
+    pub fn unwatched_slots(&self) -> impl Iterator<Item = &MemberSlot> {
+        let all = self.is_voter() || self.cfg.fault == Some(InjectedFault::TalkToEveryone);
+        let me = self.hard.members.slot(&self.cfg.node, &self.cfg.advertise);
+        self.hard
+            .members
+            .members
+            .iter()
+            .filter(move |s| !all && !s.voter && me.is_none_or(|m| m.addr != s.addr))
+    }
+
+    /// Whether the heartbeats to `id` carry the lease when one end is primary: both
+    /// ends vote. A non-voter's acknowledgement never counts, so the primary owes it no
+    /// lease-rate heartbeats, and a non-voter none to the primary.
+    pub(super) fn lease_link(&self, id: &NodeId) -> bool {
+        self.is_voter() && self.counts(id)
+    }
+
+    /// Keeps each member's `watched` flag equal to [`talks_to`](Self::talks_to), on
+    /// every timer and before every batch of heartbeats (a set changes on fetches and
+    /// persists, between them; a steady follower's heartbeats may all leave in the
+    /// wake-ups answering its primary, never on its own timer). A member
+    /// watched again starts afresh ([`Member::rewatch`](crate::core::membership::Member)):
+    /// its silence while unwatched was chosen, not a failure, and its old figures are stale.
+    pub(super) fn watch_tick(&mut self, now: Instant) {
+        let interval = self.cfg.timing.heartbeat_interval;
+        let threshold = self.cfg.timing.phi_threshold;
+        if self.is_voter() || self.cfg.fault == Some(InjectedFault::TalkToEveryone) {
+            // `talks_to` says yes to every member: every tick on a voter, with nothing
+            // to look up.
+            for m in self.members.values_mut().filter(|m| !m.watched) {
+                m.rewatch(now, interval, threshold);
+                m.next_heartbeat = now;
+            }
+            return;
+        }
+        let changed: Vec<(NodeId, bool)> = self
+            .members
+            .values()
+            .filter(|m| m.watched != self.talks_to(&m.id))
+            .map(|m| (m.id.clone(), !m.watched))
+            .collect();
+        for (id, watched) in changed {
+            let Some(m) = self.members.get_mut(&id) else {
+                continue;
+            };
+            if watched {
+                m.rewatch(now, interval, threshold);
+                m.next_heartbeat = now;
+            } else {
+                m.watched = false;
+            }
+        }
     }
 
     /// How many voters a majority is taken of.

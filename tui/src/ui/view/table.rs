@@ -82,6 +82,17 @@ pub(super) fn draw_table(frame: &mut Frame<'_>, area: Rect, state: &State, app: 
             th.bad(),
         ));
     }
+    // A non-voter watches the voters only: the other non-voters are the voters' to
+    // show, not missing.
+    if let Some(s) = state.status().filter(|s| !s.members.unwatched.is_empty()) {
+        block = block.title_bottom(Line::styled(
+            format!(
+                " not watched here (ask a voter): {} ",
+                s.members.unwatched.join(", ")
+            ),
+            th.stale(),
+        ));
+    }
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
