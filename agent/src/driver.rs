@@ -170,6 +170,9 @@ impl Driver {
                 .notifier
                 .poll_timeout()
                 .map_or(deadline, |n| n.min(deadline));
+            // A deadline already past (a check the core only now needs again) is due at
+            // once: lateness counts from when the wait began, not from the deadline.
+            let due = deadline.max(clock::now());
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
@@ -195,7 +198,7 @@ impl Driver {
                 }
                 () = self.timer.until(deadline) => {
                     let now = clock::now();
-                    let late = now.saturating_duration_since(deadline);
+                    let late = now.saturating_duration_since(due);
                     if late > self.config.timing.lease.0 {
                         // The loop itself stalled (CPU starvation, a stop signal): the
                         // lease may have run out meanwhile, so stop trusting it.

@@ -184,7 +184,8 @@ mod tests {
             d.until(t0 + Duration::from_millis(30)).await;
             assert!(crate::clock::now() >= t0 + Duration::from_millis(30));
             // Re-armed later before it fires: the later deadline holds.
-            d.set(crate::clock::now() + Duration::from_millis(5)).unwrap();
+            d.set(crate::clock::now() + Duration::from_millis(5))
+                .unwrap();
             let later = crate::clock::now() + Duration::from_millis(40);
             d.until(later).await;
             assert!(crate::clock::now() >= later);
