@@ -1,21 +1,17 @@
-//! Deadline timers on their own timerfd, for the waits an idle agent makes all the time:
-//! the driver's next core deadline and every QUIC connection's timer (through the
-//! agent's quinn runtime, `net/socket.rs`).
+//! A deadline timer on its own timerfd: the driver's wait for the core's next deadline.
 //!
 //! Why not `tokio::time`: tokio's timer wheel files a deadline by the bits in which it
 //! differs from the wheel's current tick, so a deadline only a few milliseconds ahead
 //! that crosses a 64 ms boundary lands in the second level, and the runtime wakes at the
-//! slot's start to move it down, then again at the deadline. An agent whose next
-//! deadline is always 25–75 ms ahead crosses such a boundary about every other beat,
-//! and it rounds every deadline up to the millisecond, which made quinn's loss timer
-//! (25 ms + a little) fire just before the peer's delayed ACK (25 ms + the rounding).
-//! A timerfd wakes the process once, at the deadline, through the same epoll as the
-//! sockets.
+//! slot's start to move it down, then again at the deadline. The driver's next deadline
+//! is always 25–75 ms ahead, so it crossed such a boundary about every other beat. A
+//! timerfd wakes the process once, at the deadline, through the same epoll as the
+//! sockets. (quinn's connection timers stay on tokio's wheel: tried on timerfds, the
+//! `timerfd_settime` quinn's many re-arms cost more CPU than the wake-ups they saved;
+//! docs/benchmarks.md has the figures.)
 //!
 //! Deadlines are rounded up to the next whole millisecond of a process-wide epoch, as
-//! tokio does: the QUIC timers of several connections that fall due within the same
-//! millisecond (a primary's delayed ACKs for the answers of all its voters) then expire
-//! together and wake the process once.
+//! tokio does.
 //!
 //! This module only wakes; it never reads a clock for a decision (the callers compare
 //! `clock::now()` with their deadlines themselves) and owns nothing but its fd.
@@ -23,7 +19,6 @@
 use std::future::poll_fn;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -120,20 +115,6 @@ impl Deadline {
             return;
         }
         poll_fn(|cx| self.poll_expired(cx)).await;
-    }
-}
-
-impl quinn::AsyncTimer for Deadline {
-    fn reset(self: Pin<&mut Self>, i: Instant) {
-        if let Err(e) = self.get_mut().set(i) {
-            // Cannot happen with a valid timerfd; quinn checks its clock on every poll
-            // anyway, so the connection is only late to notice, never wrong.
-            tracing::debug!("a QUIC timer could not be armed: {e}");
-        }
-    }
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.get_mut().poll_expired(cx)
     }
 }
 
