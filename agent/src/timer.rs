@@ -46,7 +46,7 @@ impl Deadline {
             TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
         )?;
         Ok(Self {
-            fd: register(fd)?,
+            fd: crate::net::register(fd, Interest::READABLE)?,
             armed: None,
         })
     }
@@ -127,20 +127,6 @@ fn quantize(at: Instant) -> Instant {
     };
     let ms = u64::try_from(since.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
     epoch.checked_add(Duration::from_millis(ms)).unwrap_or(at)
-}
-
-/// `fd` in tokio's reactor, for reading alone.
-///
-/// tokio 1.54 made its registering constructors `unsafe` (tokio#8587): an `AsyncFd`
-/// must not outlive its fd. This crate forbids unsafe code; the safe constructor is kept
-/// (deprecated, not removed) and is sound here, because the `AsyncFd` owns the
-/// `OwnedFd`, which stays open until the `AsyncFd` drops.
-#[expect(
-    deprecated,
-    reason = "the unsafe replacement is forbidden here; see above"
-)]
-fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
-    AsyncFd::with_interest(fd, Interest::READABLE)
 }
 
 #[cfg(test)]

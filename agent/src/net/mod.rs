@@ -22,3 +22,5 @@ pub mod transport;
 
 pub use link::{Inbound, Net, NetConfig};
 pub use links::{Link, LinkId};
+
+pub(crate) use socket::register;

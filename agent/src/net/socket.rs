@@ -86,18 +86,23 @@ impl Runtime for QuicRuntime {
     }
 }
 
-/// `sock` in tokio's reactor for `interest` alone (edge-triggered).
+/// `io` in tokio's reactor for `interest` alone (edge-triggered): the agent's one way to
+/// register a descriptor of its own (this socket, the driver's timerfd).
 ///
 /// tokio 1.54 made its registering constructors `unsafe` (tokio#8587): an `AsyncFd`
 /// must not outlive its fd, nor see `as_raw_fd` change. This crate forbids unsafe code;
 /// the safe constructor is kept (deprecated, not removed) and is sound here, because the
-/// `AsyncFd` owns the `UdpSocket`, whose one fd stays open until the `AsyncFd` drops.
+/// `AsyncFd` owns `io` (a `UdpSocket`, an `OwnedFd`), whose one fd stays open until the
+/// `AsyncFd` drops.
 #[expect(
     deprecated,
     reason = "the unsafe replacement is forbidden here; see above"
 )]
-fn register(sock: UdpSocket, interest: Interest) -> io::Result<AsyncFd<UdpSocket>> {
-    AsyncFd::with_interest(sock, interest)
+pub(crate) fn register<T: std::os::fd::AsRawFd>(
+    io: T,
+    interest: Interest,
+) -> io::Result<AsyncFd<T>> {
+    AsyncFd::with_interest(io, interest)
 }
 
 #[derive(Debug)]
