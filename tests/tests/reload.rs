@@ -163,7 +163,13 @@ fn reload_applies_live_keys_keeps_restart_only_ones_and_survives_an_invalid_file
     assert!(wait_until(SETTLE, || c.http_get(0, "/cluster").status == 200));
 
     // control_allow, live: the operator channel from loopback closes, then opens again.
-    assert!(c.quorate(0, &["status"]).status.success());
+    // `status` succeeds once there is a primary: the lone node was unfit (the app check)
+    // a moment ago, so its election may still be a timeout away.
+    assert!(
+        wait_until(SETTLE, || c.quorate(0, &["status"]).status.success()),
+        "{:?}",
+        c.quorate(0, &["status"])
+    );
     reload_with(&c, 0, |cfg| {
         cfg.top_level = "control_allow = [\"10.0.0.0/8\"]\n".into();
     });
