@@ -246,7 +246,7 @@ impl Driver {
                     role,
                     term: self.core.term().0,
                     alive_voters: self.core.alive_voters(),
-                    voters: self.config.voters(),
+                    voters: self.core.voters(),
                 },
             );
         }

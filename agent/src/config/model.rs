@@ -341,12 +341,6 @@ impl Config {
         }
     }
 
-    /// The node's configured voters: its peers plus itself. Only a new cluster is
-    /// bootstrapped from them; after that the agreed member set counts.
-    pub fn voters(&self) -> usize {
-        self.bootstrap_list().len()
-    }
-
     /// The sorted addresses of the peers plus this node: what a new cluster bootstraps
     /// from, and what is compared with the agreed member set (`members` reason).
     pub fn bootstrap_list(&self) -> Vec<String> {
