@@ -8,7 +8,7 @@
 //!
 //! Three measurements, each over N trials on a fresh-converged 3-node cluster:
 //! - SIGKILL of the primary → the first `/primary` 200 from another node (default
-//!   timing, then the fast preset from docs/operator-guide.md);
+//!   timing, then the fast and the lean presets from docs/operator-guide.md);
 //! - SIGTERM of the primary → the first 200 elsewhere, and the *gap*: from the old
 //!   primary's last 200 to the new one's first.
 //!
@@ -21,8 +21,6 @@ use std::time::{Duration, Instant};
 
 use quorate_tests::primary::current_primary;
 use quorate_tests::{TestCluster, bench, http_request, now, wait_until};
-
-const FAST_PRESET: &str = "[timing]\nheartbeat_interval = \"100ms\"\nlease_heartbeat_interval = \"20ms\"\nlease = \"150ms\"\nelection_timeout = \"200ms\"\n";
 
 struct Sample {
     /// Trigger → first 200 elsewhere.
@@ -153,7 +151,13 @@ fn main() {
     );
     run(
         "SIGKILL primary → 200 elsewhere (fast preset)",
-        FAST_PRESET,
+        &bench::fast_preset(),
+        false,
+        trials,
+    );
+    run(
+        "SIGKILL primary → 200 elsewhere (lean preset)",
+        &bench::lean_preset(),
         false,
         trials,
     );

@@ -10,6 +10,9 @@
 //! QUORATE_BENCH_NODES=64 QUORATE_BENCH_VOTERS=5 cargo bench -p quorate-tests --bench idle
 //! ```
 //!
+//! `QUORATE_BENCH_TIMING=lean` (or `fast`) runs the agents with that preset of the
+//! operator guide instead of the default timing.
+//!
 //! `QUORATE_BENCH_VOTERS=V` (default: every node votes) makes a fleet: n1…nV bootstrap
 //! the cluster from their own list, the others (whose `peers` list every node) are
 //! added one at a time with `member add --non-voter` and then started; they talk to the
@@ -214,12 +217,13 @@ struct Baseline {
 /// Starts `n` agents of which the first `voters` vote (see the module documentation);
 /// whether they converged: every node sees every node it watches alive.
 fn start_fleet(n: usize, voters: usize, settle: Duration) -> (TestCluster, bool) {
+    let timing = &bench::timing().1;
     if voters >= n {
-        let c = TestCluster::builder(n).start();
+        let c = TestCluster::builder(n).extra_all(timing).start();
         let converged = c.wait_converged(settle);
         return (c, converged);
     }
-    let mut c = TestCluster::builder(n).build();
+    let mut c = TestCluster::builder(n).extra_all(timing).build();
     for v in 0..voters {
         let mut config = c.config(v).clone();
         config.peers = (0..voters)
@@ -267,15 +271,22 @@ fn start_fleet(n: usize, voters: usize, settle: Duration) -> (TestCluster, bool)
 
 fn measure(n: usize, voters: usize, secs: u64, trace_secs: u64, ka: Option<&Keepalived>) {
     let voters = voters.min(n);
-    println!("\n## {n} agents ({voters} voters), idle, {secs} s window\n");
+    println!(
+        "\n## {n} agents ({voters} voters), {}, idle, {secs} s window\n",
+        bench::timing().0
+    );
     let settle = Duration::from_secs(30 + n as u64);
+    // From the first process started to every node seeing every node it watches alive
+    // (for a fleet: the non-voters added one at a time, each command included).
+    let cold_start = Stopwatch::start();
     let (c, converged) = start_fleet(n, voters, settle);
+    let converge_s = cold_start.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(3));
     let addrs: Vec<_> = (0..n).map(|i| c.http_addr(i)).collect();
     let primary = current_primary(&addrs);
     let term0 = c.try_cluster(0).and_then(|v| v["term"].as_u64());
     println!(
-        "converged: {converged}; primary: {}; term {term0:?}; load average before: {}",
+        "converged: {converged} in {converge_s:.1} s from a cold start; primary: {}; term {term0:?}; load average before: {}",
         primary.map_or("none".to_owned(), |p| c.id(p).to_owned()),
         loadavg()
     );

@@ -11,6 +11,36 @@ pub fn is_bench_run() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
+/// A `[timing]` table to append to each agent's config (what `extra_all` takes).
+fn timing_table(t: &quorate_agent::config::Timing) -> String {
+    format!(
+        "[timing]\nheartbeat_interval = \"{}\"\nlease_heartbeat_interval = \"{}\"\nlease = \"{}\"\nelection_timeout = \"{}\"\n",
+        t.heartbeat_interval, t.lease_heartbeat_interval, t.lease, t.election_timeout
+    )
+}
+
+/// The operator guide's fast preset, as the agent's config defines it: failover in
+/// about 0.2 s on a quiet LAN.
+pub fn fast_preset() -> String {
+    timing_table(&quorate_agent::config::Timing::fast_preset())
+}
+
+/// The operator guide's lean preset: three times the default intervals, so about a third
+/// of the packets, for failover in about 1.5 s.
+pub fn lean_preset() -> String {
+    timing_table(&quorate_agent::config::Timing::lean_preset())
+}
+
+/// `QUORATE_BENCH_TIMING`: `fast`, `lean`, or unset for the defaults. Returns the name
+/// to print and the `[timing]` table to append (empty for the defaults).
+pub fn timing() -> (&'static str, String) {
+    match std::env::var("QUORATE_BENCH_TIMING").as_deref() {
+        Ok("fast") => ("fast preset", fast_preset()),
+        Ok("lean") => ("lean preset", lean_preset()),
+        _ => ("default timing", String::new()),
+    }
+}
+
 /// `QUORATE_BENCH_TRIALS`, or `default`.
 pub fn trials(default: usize) -> usize {
     std::env::var("QUORATE_BENCH_TRIALS")

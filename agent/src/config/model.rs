@@ -118,6 +118,18 @@ impl Timing {
         }
     }
 
+    /// The operator guide's lean preset: three times the default intervals, for about a
+    /// third of the packets and of the idle CPU, and failover in about 1.5 s.
+    pub fn lean_preset() -> Self {
+        Self {
+            heartbeat_interval: Dur(Duration::from_millis(750)),
+            lease_heartbeat_interval: Dur(Duration::from_millis(150)),
+            lease: Dur(Duration::from_millis(900)),
+            election_timeout: Dur(Duration::from_millis(1350)),
+            ..Self::default()
+        }
+    }
+
     /// The operator guide's fast preset: sub-300 ms failover on a quiet LAN.
     pub fn fast_preset() -> Self {
         Self {

@@ -954,11 +954,17 @@ mod tests {
             let got = check(extra).expect_err(extra);
             assert!(got.starts_with(want), "{extra}: {got}");
         }
-        // The defaults and the documented fast preset pass (150 + 2 × 20 ≤ 200).
+        // The defaults and the documented presets pass: fast (150 + 2 × 20 ≤ 200) and
+        // lean (900 + 2 × 150 ≤ 1350).
         check("").unwrap();
         check(
             "[timing]\nheartbeat_interval = \"100ms\"\nlease_heartbeat_interval = \"20ms\"\n\
              lease = \"150ms\"\nelection_timeout = \"200ms\"\n",
+        )
+        .unwrap();
+        check(
+            "[timing]\nheartbeat_interval = \"750ms\"\nlease_heartbeat_interval = \"150ms\"\n\
+             lease = \"900ms\"\nelection_timeout = \"1350ms\"\n",
         )
         .unwrap();
         check("[timing]\nelection_timeout = \"10years\"\n").unwrap();

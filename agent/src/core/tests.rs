@@ -73,6 +73,8 @@ struct Harness {
     digests: Vec<proto::StateDigest>,
     /// Every heartbeat sent: (from, to, its announced interval in ms).
     beats: Vec<(String, String, u16)>,
+    /// Every heartbeat sent: (when, from index, to index).
+    beat_times: Vec<(Instant, usize, usize)>,
     /// How many times each node's timer ran out (`handle_timeout` was due): its
     /// wake-ups that no datagram caused.
     timeouts: Vec<usize>,
@@ -123,6 +125,7 @@ impl Harness {
             health: vec![proto::HealthBits::default(); nodes.len()],
             digests: vec![proto::StateDigest::default(); nodes.len()],
             beats: Vec::new(),
+            beat_times: Vec::new(),
             timeouts: vec![0; nodes.len()],
             sent: vec![0; nodes.len()],
             nodes,
@@ -192,6 +195,7 @@ impl Harness {
                     if let Datagram::Heartbeat(hb) = &t.datagram {
                         self.beats
                             .push((from.to_string(), t.to.to_string(), hb.interval_ms));
+                        self.beat_times.push((now, i, to));
                     }
                     in_flight.push((now + self.latency, to, from.clone(), t.datagram));
                 }
@@ -843,6 +847,48 @@ fn an_idle_follower_wakes_for_heartbeats_only() {
         (195..=205).contains(&h.timeouts[p]),
         "primary: {} timer wake-ups in 10 s",
         h.timeouts[p]
+    );
+}
+
+/// Two followers beat in step on their slow link: the one with the lower id leads, the
+/// other answers each heartbeat on receipt (so QUIC acknowledges it in that answer, not
+/// in a packet of its own 25 ms later), and the rate stays one per interval each way.
+#[test]
+fn followers_answer_each_others_slow_heartbeats_in_step() {
+    let mut h = Harness::new(&["n1", "n2", "n3"]);
+    h.make_eligible();
+    h.run(Duration::from_secs(3));
+    let p = h.idx(&h.holders()[0]);
+    let (lead, answer) = {
+        let (x, y) = ((p + 1) % 3, (p + 2) % 3);
+        (x.min(y), x.max(y))
+    };
+    h.beat_times.clear();
+    h.run(Duration::from_secs(10));
+    let between = |x: usize, y: usize| -> Vec<Instant> {
+        h.beat_times
+            .iter()
+            .filter(|(_, f, t)| *f == x && *t == y)
+            .map(|(at, _, _)| *at)
+            .collect()
+    };
+    let (led, answers) = (between(lead, answer), between(answer, lead));
+    for (dir, beats) in [("leader's", &led), ("answers", &answers)] {
+        // 250 ms, and up to one lease interval late to ride the primary's beat.
+        assert!(
+            (33..=41).contains(&beats.len()),
+            "{dir}: {} in 10 s",
+            beats.len()
+        );
+    }
+    let answered = led
+        .iter()
+        .filter(|t| answers.contains(&(**t + h.latency)))
+        .count();
+    assert!(
+        answered + 1 >= led.len(),
+        "{answered} of {} heartbeats answered on receipt",
+        led.len()
     );
 }
 

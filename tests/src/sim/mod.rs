@@ -53,12 +53,13 @@
 //! 3. Only an eligible member wins a term; a witness never holds a lease.
 //! 4. Liveness: after the final heal (every link up, no loss, every node running,
 //!    undrained, unfrozen) some node holds the lease within [`LIVENESS_BOUND`] of
-//!    simulated time, and exactly one holds it at the end of the run.
+//!    simulated time (stretched by [`SimConfig::slowness`] where nodes run slower timing
+//!    such as the lean preset), and exactly one holds it at the end of the run.
 //! 5. Progress: a node's timer does not stay due while time stands still.
 //! 6. Never two running nodes that hold a claim on the same task
 //!    (`node.task_claim(name, its own now)`) at the same global instant; and after the
 //!    final heal and settle, every task is claimed by exactly one node within
-//!    [`TASK_LIVENESS_BOUND`].
+//!    [`TASK_LIVENESS_BOUND`] (stretched likewise).
 //! 7. Preemption: a primary hands over by preemption only to a node it can have seen
 //!    alive and eligible without a break for `preempt_delay` — not one whose process
 //!    started, or was stopped, or whose link to or from the primary was cut for longer
@@ -174,6 +175,11 @@ pub fn fast_preset() -> Timing {
     quorate_agent::config::Timing::fast_preset().core()
 }
 
+/// The operator guide's lean preset, as the agent's config defines it.
+pub fn lean_preset() -> Timing {
+    quorate_agent::config::Timing::lean_preset().core()
+}
+
 /// A simulated cluster: its shape, settings and the seed of everything random.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -281,6 +287,16 @@ impl SimConfig {
             .rev()
             .find(|(n, _)| *n == node)
             .map_or(self.timing, |(_, t)| *t)
+    }
+
+    /// How much longer than at the default timing things may take here: the longest
+    /// election timeout any node runs with, over the default's (at least 1). The lean
+    /// preset's nodes wait three times as long before they elect.
+    pub fn slowness(&self) -> f64 {
+        let default = default_timing().election_timeout.as_secs_f64();
+        (0..self.size())
+            .map(|n| self.timing_of(n).election_timeout.as_secs_f64() / default)
+            .fold(1.0, f64::max)
     }
 
     /// Every host: members, the witness and the spares.
@@ -412,6 +428,7 @@ pub fn run_seed(
 ) -> Result<SeedRun, Failure> {
     let scenario = Scenario::random(seed, fault);
     let mut config = scenario.config.clone();
+    let slowness = config.slowness();
     config.trace = trace;
     if trace > TraceLevel::Quiet {
         println!("{scenario}\n");
@@ -424,12 +441,12 @@ pub fn run_seed(
     }
     sim.run_until(scenario.heal_at)?;
     sim.heal_all()?;
-    sim.await_primary(LIVENESS_BOUND)?;
+    sim.await_primary(LIVENESS_BOUND.mul_f64(slowness))?;
     sim.run_until(scenario.heal_at + scenario.settle)?;
     sim.expect_one_holder()?;
     // A deliberately broken core is judged on safety alone.
     if fault.is_none() {
-        sim.await_task_holders(TASK_LIVENESS_BOUND)?;
+        sim.await_task_holders(TASK_LIVENESS_BOUND.mul_f64(slowness))?;
     }
     Ok(SeedRun {
         steps: sim.steps(),

@@ -203,6 +203,15 @@ impl Scenario {
                 .iter()
                 .map(|&n| (n, super::fast_preset()))
                 .collect();
+        } else if timing_rng.random_bool(0.15) {
+            // Or on their way to the lean preset, on any network (it is the slower one).
+            let lean = timing_rng.random_range(1..size);
+            let mut nodes: Vec<usize> = (0..size).collect();
+            nodes.shuffle(&mut timing_rng);
+            config.node_timing = nodes[..lean]
+                .iter()
+                .map(|&n| (n, super::lean_preset()))
+                .collect();
         }
 
         let window = rng.random_range(FAULT_WINDOW_S);
@@ -395,8 +404,9 @@ impl Scenario {
         faults.sort_by_key(|f| f.0);
         let end_of_faults = faults.last().map_or(Duration::ZERO, |f| f.0);
         let heal_at = end_of_faults + Duration::from_millis(rng.random_range(0..1_000));
-        let settle =
-            Duration::from_secs(3).max(config.preempt.unwrap_or_default() + Duration::from_secs(2));
+        let settle = Duration::from_secs(3)
+            .mul_f64(config.slowness())
+            .max(config.preempt.unwrap_or_default() + Duration::from_secs(2));
         Self {
             seed,
             config,

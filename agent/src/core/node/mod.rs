@@ -399,12 +399,42 @@ impl Node {
         self.merge_freeze(hb.freeze);
         self.task_heartbeat(from, hb);
         self.election_heartbeat(now, wall, from, hb);
+        self.answer_in_step(now, wall, from);
         if self.wants_set_from(from, hb.config)
             && let Some(m) = self.members.get_mut(from)
             && !m.fetch_pending
         {
             m.fetch_pending = true;
             self.fetches.push_back(from.clone());
+        }
+    }
+
+    /// On a slow link between two nodes that are not the primary, the node with the
+    /// lower id leads and the other answers each of its heartbeats at once, its own timer
+    /// only a fallback at 1.25 intervals. So the answer carries the QUIC acknowledgement
+    /// of the heartbeat it answers, and only the leader's acknowledgement of the answer
+    /// leaves in a packet of its own (25 ms later, QUIC's acknowledgement delay). Left to
+    /// their timers, both ends send on the primary's beat: the two heartbeats cross, and
+    /// each is acknowledged by a packet of its own. The primary's links have their own
+    /// answer (`election_heartbeat`); an answer at most every 3/4 interval keeps the rate.
+    fn answer_in_step(&mut self, now: Instant, wall: WallMicros, from: &NodeId) {
+        if self.is_primary_role() || self.leader.as_ref() == Some(from) || self.cfg.node < *from {
+            return;
+        }
+        let interval = self.interval_to(from);
+        if interval <= self.cfg.timing.lease_heartbeat_interval {
+            return;
+        }
+        let answer = self.members.get(from).is_some_and(|m| {
+            m.state != MemberState::Left
+                && m.watched
+                && m.next_heartbeat <= now + interval.mul_f64(0.75)
+        });
+        if answer {
+            self.send_heartbeat(now, wall, from);
+            if let Some(m) = self.members.get_mut(from) {
+                m.next_heartbeat = now + interval + interval / 4;
+            }
         }
     }
 
