@@ -4,6 +4,7 @@
 //! cargo build --release --workspace --bins
 //! cargo bench -p quorate-tests --bench failover            # 50 trials each
 //! QUORATE_BENCH_TRIALS=200 cargo bench -p quorate-tests --bench failover
+//! QUORATE_BENCH_ONLY=lean cargo bench -p quorate-tests --bench failover  # rows naming it
 //! ```
 //!
 //! Three measurements, each over N trials on a fresh-converged 3-node cluster:
@@ -110,6 +111,10 @@ fn trial(c: &mut TestCluster, graceful: bool) -> Option<Sample> {
 }
 
 fn run(name: &str, extra: &str, graceful: bool, trials: usize) {
+    // `QUORATE_BENCH_ONLY=lean`: only the rows whose name says so.
+    if std::env::var("QUORATE_BENCH_ONLY").is_ok_and(|only| !name.contains(&only)) {
+        return;
+    }
     let mut c = TestCluster::builder(3).extra_all(extra).start();
     let _ = c.wait_converged(Duration::from_secs(20));
     let mut to_new = Vec::new();

@@ -217,7 +217,7 @@ struct Baseline {
 /// Starts `n` agents of which the first `voters` vote (see the module documentation);
 /// whether they converged: every node sees every node it watches alive.
 fn start_fleet(n: usize, voters: usize, settle: Duration) -> (TestCluster, bool) {
-    let timing = &bench::timing().1;
+    let timing = &bench::timing_table(&bench::timing().1);
     if voters >= n {
         let c = TestCluster::builder(n).extra_all(timing).start();
         let converged = c.wait_converged(settle);
@@ -494,11 +494,16 @@ fn measure(n: usize, voters: usize, secs: u64, trace_secs: u64, ka: Option<&Keep
         );
     }
 
-    // The arithmetic behind the levers, at the default timing (lease heartbeats every
-    // 50 ms between the primary and each voter, 250 ms between the others): heartbeats a
-    // node sends (= receives) per second, and what each costs in packets and wake-ups.
-    let hb_secondary = 20.0 + 4.0 * n.saturating_sub(2) as f64;
-    let hb_primary = 20.0 * n.saturating_sub(1) as f64;
+    // The arithmetic behind the levers (lease heartbeats between the primary and each
+    // voter, slow ones between the others): heartbeats a node sends (= receives) per
+    // second, and what each costs in packets and wake-ups.
+    let t = bench::timing().1;
+    let (lease_rate, slow_rate) = (
+        1.0 / t.lease_heartbeat_interval.0.as_secs_f64(),
+        1.0 / t.heartbeat_interval.0.as_secs_f64(),
+    );
+    let hb_secondary = lease_rate + slow_rate * n.saturating_sub(2) as f64;
+    let hb_primary = lease_rate * n.saturating_sub(1) as f64;
     for (what, set, hb) in [
         ("secondary mean", &secondaries, hb_secondary),
         ("primary", &prim, hb_primary),

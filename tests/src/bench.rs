@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use quorate_agent::config::Timing;
+
 use crate::{TestCluster, wait_until};
 
 /// Whether the process runs as a benchmark: `cargo bench` passes `--bench`; `cargo test`
@@ -12,7 +14,7 @@ pub fn is_bench_run() -> bool {
 }
 
 /// A `[timing]` table to append to each agent's config (what `extra_all` takes).
-fn timing_table(t: &quorate_agent::config::Timing) -> String {
+pub fn timing_table(t: &Timing) -> String {
     format!(
         "[timing]\nheartbeat_interval = \"{}\"\nlease_heartbeat_interval = \"{}\"\nlease = \"{}\"\nelection_timeout = \"{}\"\n",
         t.heartbeat_interval, t.lease_heartbeat_interval, t.lease, t.election_timeout
@@ -22,22 +24,22 @@ fn timing_table(t: &quorate_agent::config::Timing) -> String {
 /// The operator guide's fast preset, as the agent's config defines it: failover in
 /// about 0.2 s on a quiet LAN.
 pub fn fast_preset() -> String {
-    timing_table(&quorate_agent::config::Timing::fast_preset())
+    timing_table(&Timing::fast_preset())
 }
 
 /// The operator guide's lean preset: three times the default intervals, so about a third
 /// of the packets, for failover in about 1.5 s.
 pub fn lean_preset() -> String {
-    timing_table(&quorate_agent::config::Timing::lean_preset())
+    timing_table(&Timing::lean_preset())
 }
 
-/// `QUORATE_BENCH_TIMING`: `fast`, `lean`, or unset for the defaults. Returns the name
-/// to print and the `[timing]` table to append (empty for the defaults).
-pub fn timing() -> (&'static str, String) {
+/// `QUORATE_BENCH_TIMING`: `fast`, `lean`, or unset for the defaults: the name to print
+/// and the timing.
+pub fn timing() -> (&'static str, Timing) {
     match std::env::var("QUORATE_BENCH_TIMING").as_deref() {
-        Ok("fast") => ("fast preset", fast_preset()),
-        Ok("lean") => ("lean preset", lean_preset()),
-        _ => ("default timing", String::new()),
+        Ok("fast") => ("fast preset", Timing::fast_preset()),
+        Ok("lean") => ("lean preset", Timing::lean_preset()),
+        _ => ("default timing", Timing::default()),
     }
 }
 
