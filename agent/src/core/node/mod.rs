@@ -416,7 +416,7 @@ impl Node {
     /// leaves in a packet of its own (25 ms later, QUIC's acknowledgement delay). Left to
     /// their timers, both ends send on the primary's beat: the two heartbeats cross, and
     /// each is acknowledged by a packet of its own. The primary's links have their own
-    /// answer (`election_heartbeat`); an answer at most every 3/4 interval keeps the rate.
+    /// answer (`election_heartbeat`); at most one answer per half interval keeps the rate.
     fn answer_in_step(&mut self, now: Instant, wall: WallMicros, from: &NodeId) {
         if self.is_primary_role() || self.leader.as_ref() == Some(from) || self.cfg.node < *from {
             return;
