@@ -138,6 +138,20 @@ pub(crate) struct Signature {
     )>,
 }
 
+/// What woke the loop, taken out of the `select!` so that the stall check sees every
+/// wake-up before it is handled.
+enum Wake {
+    Inbound(Inbound),
+    Order(Order),
+    Reload(ReloadRequest),
+    Probe(crate::probe::ProbeReport),
+    Balancer(Option<ServerState>),
+    Timer,
+    Load(Option<LoadSample>),
+    /// A sender went away: nothing to handle.
+    Nothing,
+}
+
 /// The longest a published view may lag for values that change continuously.
 const REFRESH: Duration = Duration::from_millis(100);
 
@@ -173,49 +187,55 @@ impl Driver {
             // A deadline already past (a check the core only now needs again) is due at
             // once: lateness counts from when the wait began, not from the deadline.
             let due = deadline.max(clock::now());
-            tokio::select! {
+            let wake = tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
                 msg = self.inbound.recv() => match msg {
-                    Some(msg) => self.on_inbound(msg),
+                    Some(msg) => Wake::Inbound(msg),
                     None => break,
                 },
-                Some(order) = self.orders.recv() => self.on_order(order),
-                Some(req) = self.reloads.recv() => {
+                Some(order) = self.orders.recv() => Wake::Order(order),
+                Some(req) = self.reloads.recv() => Wake::Reload(req),
+                Some(report) = self.probes.recv() => Wake::Probe(report),
+                changed = self.balancer_rx.changed() => match changed {
+                    Ok(()) => Wake::Balancer(self.balancer_rx.borrow_and_update().clone()),
+                    Err(_) => Wake::Nothing,
+                },
+                () = self.timer.until(deadline) => Wake::Timer,
+                changed = self.load_rx.changed() => match changed {
+                    Ok(()) => Wake::Load(*self.load_rx.borrow_and_update()),
+                    Err(_) => Wake::Nothing,
+                },
+            };
+            // Judged whatever woke the loop: after a stop signal several branches are
+            // ready at once, and the first in order is seldom the timer.
+            let now = clock::now();
+            let late = now.saturating_duration_since(due);
+            if late > self.config.timing.lease.0 {
+                // The loop itself stalled (CPU starvation, a stop signal): the lease may
+                // have run out meanwhile, so stop trusting it.
+                tracing::warn!(
+                    "event loop stalled for {}: dropping any lease",
+                    humantime::format_duration(Duration::from_millis(late.as_millis() as u64))
+                );
+                self.core.handle_clock_jump(now);
+            }
+            match wake {
+                Wake::Inbound(msg) => self.on_inbound(msg),
+                Wake::Order(order) => self.on_order(order),
+                Wake::Reload(req) => {
                     let outcome = self.on_reload(*req.config, req.tls);
                     // The caller may have given up waiting; the reload stands either way.
                     let _ = req.reply.send(outcome);
                 }
-                Some(report) = self.probes.recv() => {
+                Wake::Probe(report) => {
                     self.local.apply(report);
                     self.dirty = true;
                 }
-                changed = self.balancer_rx.changed() => {
-                    if changed.is_ok() {
-                        let seen = self.balancer_rx.borrow_and_update().clone();
-                        self.on_balancer(seen);
-                    }
-                }
-                () = self.timer.until(deadline) => {
-                    let now = clock::now();
-                    let late = now.saturating_duration_since(due);
-                    if late > self.config.timing.lease.0 {
-                        // The loop itself stalled (CPU starvation, a stop signal): the
-                        // lease may have run out meanwhile, so stop trusting it.
-                        tracing::warn!(
-                            "event loop stalled for {}: dropping any lease",
-                            humantime::format_duration(Duration::from_millis(late.as_millis() as u64))
-                        );
-                        self.core.handle_clock_jump(now);
-                    }
-                    self.core.handle_timeout(now, clock::wall());
-                }
-                changed = self.load_rx.changed() => {
-                    if changed.is_ok() {
-                        let sample = *self.load_rx.borrow_and_update();
-                        self.on_load(sample);
-                    }
-                }
+                Wake::Balancer(seen) => self.on_balancer(seen),
+                Wake::Timer => self.core.handle_timeout(now, clock::wall()),
+                Wake::Load(sample) => self.on_load(sample),
+                Wake::Nothing => {}
             }
             if let Some(gap) = self.jump_guard.check(self.config.timing.lease.0 / 2) {
                 tracing::warn!(
