@@ -196,22 +196,10 @@ impl Scenario {
         let mut timing_rng = SmallRng::seed_from_u64(seed ^ 0x7131_4e55_0000_0000);
         let lan = config.delay.base + config.delay.jitter <= Duration::from_millis(10);
         if timing_rng.random_bool(0.25) && lan {
-            let fast = timing_rng.random_range(1..size);
-            let mut nodes: Vec<usize> = (0..size).collect();
-            nodes.shuffle(&mut timing_rng);
-            config.node_timing = nodes[..fast]
-                .iter()
-                .map(|&n| (n, super::fast_preset()))
-                .collect();
+            config.node_timing = some_nodes_on(super::fast_preset(), size, &mut timing_rng);
         } else if timing_rng.random_bool(0.15) {
             // Or on their way to the lean preset, on any network (it is the slower one).
-            let lean = timing_rng.random_range(1..size);
-            let mut nodes: Vec<usize> = (0..size).collect();
-            nodes.shuffle(&mut timing_rng);
-            config.node_timing = nodes[..lean]
-                .iter()
-                .map(|&n| (n, super::lean_preset()))
-                .collect();
+            config.node_timing = some_nodes_on(super::lean_preset(), size, &mut timing_rng);
         }
 
         let window = rng.random_range(FAULT_WINDOW_S);
@@ -450,4 +438,17 @@ impl fmt::Display for Scenario {
             (self.heal_at + super::LIVENESS_BOUND).as_secs_f64()
         )
     }
+}
+
+/// At least one node of `size` and not all, drawn from `rng`, each on `preset`: a
+/// rolling `[timing]` edit part-way through.
+fn some_nodes_on(
+    preset: super::Timing,
+    size: usize,
+    rng: &mut SmallRng,
+) -> Vec<(usize, super::Timing)> {
+    let count = rng.random_range(1..size);
+    let mut nodes: Vec<usize> = (0..size).collect();
+    nodes.shuffle(rng);
+    nodes[..count].iter().map(|&n| (n, preset)).collect()
 }
