@@ -837,6 +837,7 @@ impl Driver {
         drop(state);
         view.counts = self.journal.tally().clone();
         view.counts.hooks = self.hooks.counts();
+        view.links = self.net.link_counts();
         self.log_members(&view.status.members);
         self.view_tx.send_replace(Arc::new(view));
         self.published = Some((sig, now));

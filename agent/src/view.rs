@@ -65,6 +65,16 @@ pub struct ClusterView {
     /// What happened since the agent started, counted (the driver fills it in as it
     /// publishes; `/metrics` shows it).
     pub counts: Tally,
+    /// The QUIC links to peers that are up (the driver fills it in as it publishes).
+    pub links: PeerLinks,
+}
+
+/// The QUIC links to peers that are up, by which end dialed. A settled pair keeps one,
+/// dialed by the node with the lower id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerLinks {
+    pub dialed: usize,
+    pub accepted: usize,
 }
 
 impl ClusterView {
@@ -443,6 +453,7 @@ pub fn build(core: &Node, local: &Inputs<'_>, now: Instant, boot_now: Duration) 
             members,
         },
         counts: Tally::default(),
+        links: PeerLinks::default(),
     }
 }
 

@@ -42,7 +42,9 @@ pub enum CloseCode {
     Identity = 0x103,
     /// A malformed or oversized message.
     Protocol = 0x104,
-    /// A newer connection from the same node replaced this one.
+    /// Another connection between the same two nodes replaced this one: a newer one in
+    /// the same direction, or the one the node with the lower id dialed (a pair keeps
+    /// one).
     Replaced = 0x105,
     /// Operator channel: the caller's address is not in the agent's `control_allow`.
     NotAllowed = 0x106,

@@ -256,6 +256,58 @@ fn sigkill_makes_a_node_suspect_then_dead_and_a_restart_brings_it_back() {
     assert_eq!(own["incarnation"].as_u64(), Some(after), "{own}");
 }
 
+/// Node `i`'s QUIC links to peers, (dialed, accepted), from its `/metrics`.
+fn peer_links(c: &TestCluster, i: usize) -> Option<(u64, u64)> {
+    let metrics = c.http(i, "GET", "/metrics").ok()?.body;
+    let count = |direction: &str| {
+        let series = format!("quorate_peer_links{{direction=\"{direction}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some((count("dialed")?, count("accepted")?))
+}
+
+#[test]
+fn each_pair_keeps_one_connection_the_one_the_lower_id_dialed() {
+    let mut c = started(3);
+    // n1 dials n2 and n3, n2 dials n3, n3 dials nobody: one link per pair. Both ends may
+    // dial at start; the higher id gives its own up once the lower id's is in.
+    let settled = [(2, 0), (1, 1), (0, 2)];
+    let links = |c: &TestCluster| (0..3).map(|i| peer_links(c, i)).collect::<Vec<_>>();
+    let one_per_pair = |c: &TestCluster| links(c) == settled.map(Some);
+    assert!(
+        wait_until(LONG, || one_per_pair(&c)),
+        "links per node (dialed, accepted) {:?}, want {settled:?}",
+        links(&c)
+    );
+    // And it stays so: nobody dials again while the pair's link is up.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        links(&c),
+        settled.map(Some),
+        "links changed in a quiet cluster"
+    );
+
+    // n1 is killed: its links run out (idle timeout), and n2 and n3 keep theirs.
+    c.kill(0);
+    assert!(
+        wait_until(LONG, || links(&c)[1..] == [Some((1, 0)), Some((0, 1))]),
+        "after n1's death, links of n2 and n3: {:?}",
+        &links(&c)[1..]
+    );
+    // Back with a new incarnation: n2 and n3 have been dialing it meanwhile, and n1
+    // dials them; the pairs settle on n1's links again.
+    c.start(0);
+    assert!(c.wait_converged(LONG), "the cluster did not converge again");
+    assert!(
+        wait_until(LONG, || one_per_pair(&c)),
+        "after n1's restart, links per node {:?}, want {settled:?}",
+        links(&c)
+    );
+}
+
 #[test]
 fn sigterm_marks_a_node_left_at_once_and_it_exits_0() {
     let mut c = started(3);

@@ -392,6 +392,22 @@ pub fn render(view: &ClusterView, conns: &ConnStats, requests: &Requests, now: I
         })
         .collect();
     int_family(&mut reg, "nodes", "Known nodes by liveness state", nodes);
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    int_family(
+        &mut reg,
+        "peer_links",
+        "QUIC links to peers that are up, by the end that dialed (a settled pair keeps one, dialed by the lower id)",
+        vec![
+            (
+                vec![("direction", "dialed".to_owned())],
+                count(view.links.dialed),
+            ),
+            (
+                vec![("direction", "accepted".to_owned())],
+                count(view.links.accepted),
+            ),
+        ],
+    );
     int_family(
         &mut reg,
         "node_healthy",

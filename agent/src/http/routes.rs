@@ -463,6 +463,7 @@ pub(crate) mod tests {
                 members: Default::default(),
             },
             counts: Default::default(),
+            links: Default::default(),
         }
     }
 

@@ -25,13 +25,19 @@
 //! part of it ([`Net::set_peers_dialing`]: on a non-voter, the voters), who is dialed.
 //! Every address in the dial set has one dialer task that keeps one outgoing connection
 //! up (reconnecting with backoff) and leaves once its address is gone, closing its
-//! connection (`Unneeded`). Peers dial us too, so a pair of nodes usually has two
-//! connections; both can carry datagrams, and both ends send on the same one: the one
-//! the node with the lower id dialed, else the newest the driver admitted
-//! ([`Net::admit`], `Links::preferred`). That avoids the race of deduplicating
-//! simultaneous dials, at the cost of one more idle connection. No more than those two
-//! are kept: a newer link in the same direction replaces the older, closed `Replaced`
-//! (the link table, `links.rs`).
+//! connection (`Unneeded`).
+//!
+//! **One connection per pair: the one the lower id dialed.** A dialer knows an address,
+//! not the id behind it, until the hello; so both ends of a pair may dial, and for a
+//! moment a pair may have two connections. Once the lower id's link is admitted, the
+//! higher id closes the link it dialed (`Replaced`, [`Net::admit`]) and its dialer for
+//! that address waits, without dialing, until the lower id's link is down
+//! (`Shared::dialed_by_lower`); then it dials again, so a lower id that no longer dials
+//! (a non-voter's narrower dial set, a node gone) leaves the pair with the higher id's
+//! connection. While two are up, both ends send on the same one: the one the node with
+//! the lower id dialed, else the newest the driver admitted (`Links::preferred`). No
+//! more than those two are ever kept: a newer link in the same direction replaces the
+//! older, closed `Replaced` (the link table, `links.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -116,6 +122,11 @@ struct Shared {
     /// Who is dialed: `peers`, or a part of it ([`Net::set_peers_dialing`]); read at each
     /// redial, and watched by each dialed link.
     dial: watch::Sender<Vec<SocketAddr>>,
+    /// The advertised addresses of the nodes with a lower id than this one whose own
+    /// link to this node is up: the pair's one connection. Their dialers wait while
+    /// their address is here. Kept by the driver's turn ([`Net::admit`],
+    /// [`Net::link_down`]).
+    dialed_by_lower: watch::Sender<HashSet<SocketAddr>>,
     /// Replaced on reload ([`Net::set_control_allow`]); read at each admission.
     control_allow: watch::Sender<Vec<Cidr>>,
     /// What outgoing connections present and trust. Replaced on reload
@@ -138,6 +149,8 @@ pub struct Net {
     endpoint: quinn::Endpoint,
     shared: Arc<Shared>,
     links: Links,
+    /// The address each admitted node advertised in its latest hello.
+    addresses: HashMap<NodeId, SocketAddr>,
 }
 
 impl Net {
@@ -164,6 +177,7 @@ impl Net {
             shared: Arc::new(Shared {
                 hello: cfg.hello,
                 dial: watch::Sender::new(cfg.peers.clone()),
+                dialed_by_lower: watch::Sender::new(HashSet::new()),
                 peers: watch::Sender::new(cfg.peers),
                 control_allow: watch::Sender::new(cfg.control_allow),
                 client: watch::Sender::new(client),
@@ -176,6 +190,7 @@ impl Net {
                 closing: AtomicBool::new(false),
             }),
             links: Links::default(),
+            addresses: HashMap::new(),
         })
     }
 
@@ -238,12 +253,15 @@ impl Net {
         tokio::spawn(dialers(self.endpoint.clone(), self.shared.clone()));
     }
 
-    /// Takes a link up: datagrams to its node go out on it from now on (it is the
-    /// newest), until its [`Inbound::LinkDown`] is handed to [`Net::link_down`]. An
-    /// older link of the node in the same direction is closed (`Replaced`); its own
-    /// link down then changes nothing, and the node is not gone: it is on the new link.
+    /// Takes a link up: datagrams to its node may go out on it from now on, until its
+    /// [`Inbound::LinkDown`] is handed to [`Net::link_down`]. An older link of the node
+    /// in the same direction is closed (`Replaced`); its own link down then changes
+    /// nothing, and the node is not gone: it is on the new link. When the node has the
+    /// lower id and this is its link, the link this node dialed is closed (`Replaced`)
+    /// and not dialed again while that one is up: the pair keeps one connection.
     pub fn admit(&mut self, node: NodeId, incarnation: Incarnation, link: Link) {
         let direction = link.direction;
+        self.addresses.insert(node.clone(), link.advertised);
         if let Some((old, conn)) =
             self.links
                 .add(node.clone(), link.id, direction, incarnation, link.conn)
@@ -258,6 +276,20 @@ impl Net {
                 ),
             );
         }
+        if node < self.shared.hello.node {
+            for (old, conn) in self.links.take_outdone(&node) {
+                tracing::debug!(peer = %node, "dialed link {old} closed: {node} dialed this pair's one link");
+                transport::close(
+                    &conn,
+                    CloseCode::Replaced,
+                    &format!(
+                        "{node} keeps the one connection between {node} and {} (the lower id dials)",
+                        self.shared.hello.node
+                    ),
+                );
+            }
+        }
+        self.publish_dialed_by_lower();
     }
 
     /// Refuses a link the driver will not take (its hello conflicts with what this node
@@ -274,6 +306,28 @@ impl Net {
     /// links, if any, carry on.
     pub fn link_down(&mut self, node: &NodeId, id: LinkId) {
         self.links.remove(node, id);
+        self.publish_dialed_by_lower();
+    }
+
+    /// How many links are up.
+    pub fn link_counts(&self) -> crate::view::PeerLinks {
+        let (dialed, accepted) = self.links.counts();
+        crate::view::PeerLinks { dialed, accepted }
+    }
+
+    /// Tells the dialers which addresses a lower id keeps linked to this node, when that
+    /// changed.
+    fn publish_dialed_by_lower(&self) {
+        let me = &self.shared.hello.node;
+        let now: HashSet<SocketAddr> = self
+            .links
+            .dialing_us()
+            .filter(|node| *node < me)
+            .filter_map(|node| self.addresses.get(node).copied())
+            .collect();
+        self.shared
+            .dialed_by_lower
+            .send_if_modified(|held| (*held != now).then(|| *held = now).is_some());
     }
 
     /// Every node a link was admitted from since start, up now or not (whom a goodbye
@@ -398,21 +452,22 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            if let Some((conn, hello)) = admit(incoming, &shared, permit).await {
-                run_link(conn, hello, Direction::Accepted, shared).await;
+            if let Some((conn, hello, advertised)) = admit(incoming, &shared, permit).await {
+                run_link(conn, hello, advertised, Direction::Accepted, shared).await;
             }
         });
     }
 }
 
 /// Takes a validated connection attempt through the handshake to the operator channel,
-/// or through the hello to a peer link (returned). Holds its handshake slot (`permit`)
-/// until then, [`EXCHANGE_TIMEOUT`] at most.
+/// or through the hello to a peer link (returned, with the address the peer
+/// advertises). Holds its handshake slot (`permit`) until then, [`EXCHANGE_TIMEOUT`] at
+/// most.
 async fn admit(
     incoming: quinn::Incoming,
     shared: &Shared,
     permit: tokio::sync::OwnedSemaphorePermit,
-) -> Option<(quinn::Connection, Hello)> {
+) -> Option<(quinn::Connection, Hello, SocketAddr)> {
     let remote = incoming.remote_address();
     let deadline = tokio::time::sleep(EXCHANGE_TIMEOUT);
     tokio::pin!(deadline);
@@ -476,7 +531,7 @@ async fn admit(
     };
     drop(permit);
     match hello {
-        Ok(hello) => Some((conn, hello)),
+        Ok((hello, advertised)) => Some((conn, hello, advertised)),
         Err(e) => {
             tracing::debug!("hello from {remote} failed: {e}");
             None
@@ -524,20 +579,27 @@ fn hand_to_ctl(conn: quinn::Connection, shared: &Shared) {
     }
 }
 
-/// Listener side of the hello: read theirs, check it, answer with ours.
-async fn accept_hello(conn: &quinn::Connection, shared: &Shared) -> Result<Hello, FrameError> {
+/// Listener side of the hello: read theirs, check it, answer with ours. Theirs comes back
+/// with the address it advertises.
+async fn accept_hello(
+    conn: &quinn::Connection,
+    shared: &Shared,
+) -> Result<(Hello, SocketAddr), FrameError> {
     let (mut send, mut recv) = conn
         .accept_bi()
         .await
         .map_err(|e| FrameError::Decode(proto::DecodeError::Malformed(e.to_string())))?;
     let theirs = read_hello(conn, &mut recv, shared).await?;
-    if let Err((code, reason)) = shared.check_hello(conn, &theirs, None) {
-        refuse(conn, shared, code, &reason);
-        return Err(FrameError::Decode(proto::DecodeError::Malformed(reason)));
-    }
+    let advertised = match shared.check_hello(conn, &theirs, None) {
+        Ok(advertised) => advertised,
+        Err((code, reason)) => {
+            refuse(conn, shared, code, &reason);
+            return Err(FrameError::Decode(proto::DecodeError::Malformed(reason)));
+        }
+    };
     write_frame(&mut send, &Frame::Hello(shared.hello.clone())).await?;
     send.finish()?;
-    Ok(theirs)
+    Ok((theirs, advertised))
 }
 
 /// The other side's hello: the first frame on the first stream, at most
@@ -638,6 +700,14 @@ async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketA
             tracing::debug!(%addr, "no longer dialed: stopped dialing");
             return;
         }
+        if shared.dialed_by_lower.borrow().contains(&addr) {
+            // The node there keeps the pair's one connection; dial again only once it
+            // is down (the node may have gone, or no longer dial us).
+            let mut lower = shared.dialed_by_lower.subscribe();
+            // Cannot fail: `shared` holds the sender.
+            let _ = lower.wait_for(|held| !held.contains(&addr)).await;
+            continue;
+        }
         let pause = match dial(&endpoint, &shared, addr).await {
             Ok((conn, hello)) => {
                 if failures > 0 {
@@ -647,7 +717,7 @@ async fn dial_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, addr: SocketA
                 backoff.reset();
                 let undialed =
                     tokio::spawn(close_when_undialed(conn.clone(), shared.clone(), addr));
-                run_link(conn, hello, Direction::Dialed, shared.clone()).await;
+                run_link(conn, hello, addr, Direction::Dialed, shared.clone()).await;
                 undialed.abort();
                 jitter(REDIAL_PAUSE, &mut rng)
             }
@@ -709,7 +779,7 @@ async fn dial(
         Some(reason) => anyhow::anyhow!("refused by peer: {}", describe_close(&reason)),
         None => anyhow::anyhow!("{e}"),
     })?;
-    if let Err((code, reason)) = shared.check_hello(&conn, &hello, Some(addr)) {
+    if let Err((code, reason)) = shared.check_hello(&conn, &hello, Some(addr)).map(drop) {
         refuse(&conn, shared, code, &reason);
         anyhow::bail!("{reason}");
     }
@@ -720,6 +790,7 @@ async fn dial(
 async fn run_link(
     conn: quinn::Connection,
     hello: Hello,
+    advertised: SocketAddr,
     direction: Direction,
     shared: Arc<Shared>,
 ) {
@@ -733,6 +804,7 @@ async fn run_link(
             link: Link {
                 id,
                 direction,
+                advertised,
                 conn: conn.clone(),
             },
         })
@@ -840,13 +912,14 @@ impl Shared {
         self.control_allow.borrow().iter().any(|c| c.contains(ip))
     }
 
-    /// Checks a peer's hello against its certificate, our cluster and our peer list.
+    /// Checks a peer's hello against its certificate, our cluster and our peer list; a
+    /// good one gives the address it advertises.
     fn check_hello(
         &self,
         conn: &quinn::Connection,
         h: &Hello,
         dialed: Option<SocketAddr>,
-    ) -> Result<(), (CloseCode, String)> {
+    ) -> Result<SocketAddr, (CloseCode, String)> {
         if h.cluster != self.hello.cluster {
             return Err((
                 CloseCode::WrongCluster,
@@ -914,7 +987,7 @@ impl Shared {
                 ),
             ));
         }
-        Ok(())
+        Ok(advertised)
     }
 }
 

@@ -1,18 +1,21 @@
 //! The link table: the authenticated connections the driver admitted, per node, newest
 //! last.
 //!
-//! The design needs two links per pair of nodes: each dials the other, so a node has at
-//! most one link it dialed and one it accepted per peer. The table keeps exactly that: a
-//! link admitted in the direction of one already held replaces it, the older of the two
-//! (by [`LinkId`]) being handed back for the caller to close (`Replaced`), so a peer
-//! that reconnects, or a certificate holder that dials again and again, never piles up
-//! connections. Traffic to a node goes on the link both ends pick alike (see
-//! [`Links::preferred`]), so that each side's acknowledgements ride on the other's
-//! heartbeats instead of leaving in packets of their own. A link leaves the table when
-//! its "link down" arrives, by its [`LinkId`], so a late report about an old or replaced
-//! link never removes a newer one. It must never be touched but from the driver's turn
-//! (through [`Net`](super::Net)): what is in it is what the driver has admitted, in the
-//! order it did.
+//! A pair of nodes keeps one connection: the one the node with the lower id dialed. Both
+//! ends may dial (neither knows the other's id before its hello), so for a moment a pair
+//! can have two, one each way; the higher id then closes the link it dialed
+//! ([`Links::take_outdone`]) and does not dial again while the lower id's link is up.
+//! The table holds at most one link a node dialed and one it accepted per peer: a link
+//! admitted in the direction of one already held replaces it, the older of the two (by
+//! [`LinkId`]) being handed back for the caller to close (`Replaced`), so a peer that
+//! reconnects, or a certificate holder that dials again and again, never piles up
+//! connections. While two are up, traffic to a node goes on the link both ends pick
+//! alike (see [`Links::preferred`]), so that each side's acknowledgements ride on the
+//! other's heartbeats instead of leaving in packets of their own. A link leaves the
+//! table when its "link down" arrives, by its [`LinkId`], so a late report about an old
+//! or replaced link never removes a newer one. It must never be touched but from the
+//! driver's turn (through [`Net`](super::Net)): what is in it is what the driver has
+//! admitted, in the order it did.
 
 use std::collections::HashMap;
 
@@ -46,6 +49,9 @@ impl std::fmt::Display for Direction {
 pub struct Link {
     pub(super) id: LinkId,
     pub(super) direction: Direction,
+    /// The address the peer advertised in its hello, checked to be a peer's (and the
+    /// one dialed, on a dialed link).
+    pub(super) advertised: std::net::SocketAddr,
     pub(super) conn: quinn::Connection,
 }
 
@@ -144,6 +150,50 @@ impl<C> Links<C> {
             .find(|l| l.incarnation == newest && l.direction == want)
             .or_else(|| links.iter().rev().find(|l| l.incarnation == newest))
             .map(|l| &l.conn)
+    }
+
+    /// The links this node dialed to `node` that a link `node` dialed has made
+    /// redundant, taken out of the table for the caller to close: every dialed link,
+    /// once an accepted link to the node's newest incarnation is up. Called only on the
+    /// end with the higher id, whose dialed link is the one a pair does without.
+    #[must_use = "an outdone link must be closed"]
+    pub(super) fn take_outdone(&mut self, node: &NodeId) -> Vec<(LinkId, C)> {
+        let Some(links) = self.by_node.get_mut(node) else {
+            return Vec::new();
+        };
+        let Some(newest) = links.iter().map(|l| l.incarnation).max() else {
+            return Vec::new();
+        };
+        if !links
+            .iter()
+            .any(|l| l.direction == Direction::Accepted && l.incarnation == newest)
+        {
+            return Vec::new();
+        }
+        let (outdone, kept) = std::mem::take(links)
+            .into_iter()
+            .partition(|l| l.direction == Direction::Dialed);
+        *links = kept;
+        outdone.into_iter().map(|l| (l.id, l.conn)).collect()
+    }
+
+    /// The nodes that have a link up that they dialed (one this node accepted).
+    pub(super) fn dialing_us(&self) -> impl Iterator<Item = &NodeId> {
+        self.by_node
+            .iter()
+            .filter(|(_, links)| links.iter().any(|l| l.direction == Direction::Accepted))
+            .map(|(node, _)| node)
+    }
+
+    /// How many links are up, dialed and accepted.
+    pub(super) fn counts(&self) -> (usize, usize) {
+        self.by_node
+            .values()
+            .flatten()
+            .fold((0, 0), |(dialed, accepted), l| match l.direction {
+                Direction::Dialed => (dialed + 1, accepted),
+                Direction::Accepted => (dialed, accepted + 1),
+            })
     }
 
     /// Every link up, with its node.
@@ -284,5 +334,42 @@ mod tests {
         assert_eq!(links.newest(&n1), Some(&"a4"));
         links.remove(&n1, 4);
         assert_eq!(links.newest(&n1), None);
+    }
+
+    #[test]
+    fn the_higher_id_gives_up_its_dialed_link_for_the_one_the_lower_id_dialed() {
+        let n1 = NodeId::new("n1").unwrap();
+        // At n3: its own dial is the only link, and it stays.
+        let mut at_n3 = Links::default();
+        assert!(at_n3.add(n1.clone(), 1, Dialed, INC, "d1").is_none());
+        assert!(at_n3.take_outdone(&n1).is_empty());
+        assert_eq!(at_n3.dialing_us().count(), 0);
+        // n1's link arrives: n3's dialed one is outdone, n1 is dialing us.
+        assert!(at_n3.add(n1.clone(), 2, Accepted, INC, "a2").is_none());
+        assert_eq!(at_n3.take_outdone(&n1), [(1, "d1")]);
+        assert_eq!(at_n3.counts(), (0, 1));
+        assert_eq!(at_n3.dialing_us().collect::<Vec<_>>(), [&n1]);
+        assert_eq!(at_n3.preferred(&n1, false), Some(&"a2"));
+        // n1 restarted: n3's link to the new process outlives the one from the old
+        // process, which is not n1 any more and lingers until its idle timeout.
+        assert!(
+            at_n3
+                .add(n1.clone(), 3, Dialed, Incarnation(2), "d3")
+                .is_none()
+        );
+        assert!(at_n3.take_outdone(&n1).is_empty());
+        assert_eq!(at_n3.preferred(&n1, false), Some(&"d3"));
+        // The new process dials n3 in turn: its link replaces the old one, and outdoes
+        // n3's.
+        assert_eq!(
+            at_n3.add(n1.clone(), 4, Accepted, Incarnation(2), "a4"),
+            Some((2, "a2"))
+        );
+        assert_eq!(at_n3.take_outdone(&n1), [(3, "d3")]);
+        assert_eq!(at_n3.counts(), (0, 1));
+        // Its link down: nothing is left, and n1 no longer dials us.
+        at_n3.remove(&n1, 4);
+        assert_eq!(at_n3.counts(), (0, 0));
+        assert_eq!(at_n3.dialing_us().count(), 0);
     }
 }

@@ -12,7 +12,8 @@
 //! (they import this one). Work an outsider can trigger is capped and logged at a limited
 //! rate: unknown addresses are dropped before TLS, unvalidated ones get a QUIC Retry,
 //! handshake slots are held until the hello, hellos are read under a small cap, and a
-//! node keeps at most one link per direction to each peer.
+//! node keeps at most one link per direction to each peer. A settled pair of nodes has
+//! one connection, the one the node with the lower id dialed.
 
 mod link;
 mod links;
