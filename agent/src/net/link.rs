@@ -149,8 +149,6 @@ pub struct Net {
     endpoint: quinn::Endpoint,
     shared: Arc<Shared>,
     links: Links,
-    /// The address each admitted node advertised in its latest hello.
-    addresses: HashMap<NodeId, SocketAddr>,
 }
 
 impl Net {
@@ -190,7 +188,6 @@ impl Net {
                 closing: AtomicBool::new(false),
             }),
             links: Links::default(),
-            addresses: HashMap::new(),
         })
     }
 
@@ -261,11 +258,14 @@ impl Net {
     /// and not dialed again while that one is up: the pair keeps one connection.
     pub fn admit(&mut self, node: NodeId, incarnation: Incarnation, link: Link) {
         let direction = link.direction;
-        self.addresses.insert(node.clone(), link.advertised);
-        if let Some((old, conn)) =
-            self.links
-                .add(node.clone(), link.id, direction, incarnation, link.conn)
-        {
+        if let Some((old, conn)) = self.links.add(
+            node.clone(),
+            link.id,
+            direction,
+            incarnation,
+            link.advertised,
+            link.conn,
+        ) {
             tracing::debug!(peer = %node, "{direction} link {old} replaced by a newer one");
             transport::close(
                 &conn,
@@ -318,13 +318,7 @@ impl Net {
     /// Tells the dialers which addresses a lower id keeps linked to this node, when that
     /// changed.
     fn publish_dialed_by_lower(&self) {
-        let me = &self.shared.hello.node;
-        let now: HashSet<SocketAddr> = self
-            .links
-            .dialing_us()
-            .filter(|node| *node < me)
-            .filter_map(|node| self.addresses.get(node).copied())
-            .collect();
+        let now = self.links.dialing_us_from_below(&self.shared.hello.node);
         self.shared
             .dialed_by_lower
             .send_if_modified(|held| (*held != now).then(|| *held = now).is_some());

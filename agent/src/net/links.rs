@@ -17,7 +17,8 @@
 //! driver's turn (through [`Net`](super::Net)): what is in it is what the driver has
 //! admitted, in the order it did.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 
 use proto::{Incarnation, NodeId};
 
@@ -51,7 +52,7 @@ pub struct Link {
     pub(super) direction: Direction,
     /// The address the peer advertised in its hello, checked to be a peer's (and the
     /// one dialed, on a dialed link).
-    pub(super) advertised: std::net::SocketAddr,
+    pub(super) advertised: SocketAddr,
     pub(super) conn: quinn::Connection,
 }
 
@@ -70,6 +71,8 @@ struct Entry<C> {
     direction: Direction,
     /// The peer's incarnation its hello on this link named.
     incarnation: Incarnation,
+    /// The address its hello on this link advertised.
+    advertised: SocketAddr,
     conn: C,
 }
 
@@ -99,6 +102,7 @@ impl<C> Links<C> {
         id: LinkId,
         direction: Direction,
         incarnation: Incarnation,
+        advertised: SocketAddr,
         conn: C,
     ) -> Option<(LinkId, C)> {
         let links = self.by_node.entry(node).or_default();
@@ -106,6 +110,7 @@ impl<C> Links<C> {
             id,
             direction,
             incarnation,
+            advertised,
             conn,
         };
         let Some(pos) = links.iter().position(|l| l.direction == direction) else {
@@ -177,12 +182,16 @@ impl<C> Links<C> {
         outdone.into_iter().map(|l| (l.id, l.conn)).collect()
     }
 
-    /// The nodes that have a link up that they dialed (one this node accepted).
-    pub(super) fn dialing_us(&self) -> impl Iterator<Item = &NodeId> {
+    /// The addresses advertised by the nodes with an id below `me` that have a link up
+    /// that they dialed (one this node accepted).
+    pub(super) fn dialing_us_from_below(&self, me: &NodeId) -> HashSet<SocketAddr> {
         self.by_node
             .iter()
-            .filter(|(_, links)| links.iter().any(|l| l.direction == Direction::Accepted))
-            .map(|(node, _)| node)
+            .filter(|(node, _)| *node < me)
+            .flat_map(|(_, links)| links.iter())
+            .filter(|l| l.direction == Direction::Accepted)
+            .map(|l| l.advertised)
+            .collect()
     }
 
     /// How many links are up, dialed and accepted.
@@ -228,6 +237,10 @@ mod tests {
     use Direction::{Accepted, Dialed};
 
     const INC: Incarnation = Incarnation(1);
+    const AT: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::new(10, 0, 0, 1),
+        7700,
+    ));
 
     #[test]
     fn both_ends_pick_the_link_the_lower_id_dialed_of_the_newest_incarnation() {
@@ -235,13 +248,13 @@ mod tests {
         // n1 (lower id) holds its dialed link 1 and the accepted link 2; n2 holds the same
         // two connections the other way round. Each picks connection "1".
         let mut at_n1 = Links::default();
-        assert!(at_n1.add(n2.clone(), 1, Dialed, INC, "1").is_none());
-        assert!(at_n1.add(n2.clone(), 2, Accepted, INC, "2").is_none());
+        assert!(at_n1.add(n2.clone(), 1, Dialed, INC, AT, "1").is_none());
+        assert!(at_n1.add(n2.clone(), 2, Accepted, INC, AT, "2").is_none());
         assert_eq!(at_n1.preferred(&n2, true), Some(&"1"));
         let n1 = NodeId::new("n1").unwrap();
         let mut at_n2 = Links::default();
-        assert!(at_n2.add(n1.clone(), 7, Accepted, INC, "1").is_none());
-        assert!(at_n2.add(n1.clone(), 8, Dialed, INC, "2").is_none());
+        assert!(at_n2.add(n1.clone(), 7, Accepted, INC, AT, "1").is_none());
+        assert!(at_n2.add(n1.clone(), 8, Dialed, INC, AT, "2").is_none());
         assert_eq!(at_n2.preferred(&n1, false), Some(&"1"));
         // Without the agreed link, the other one carries traffic.
         at_n2.remove(&n1, 7);
@@ -250,14 +263,14 @@ mod tests {
         // link to the old process, which may linger until its idle timeout.
         assert!(
             at_n1
-                .add(n2.clone(), 3, Accepted, Incarnation(2), "3")
+                .add(n2.clone(), 3, Accepted, Incarnation(2), AT, "3")
                 .is_some()
         );
         assert_eq!(at_n1.preferred(&n2, true), Some(&"3"));
         // n1's redial to the new process is the agreed link again.
         assert!(
             at_n1
-                .add(n2.clone(), 4, Dialed, Incarnation(2), "4")
+                .add(n2.clone(), 4, Dialed, Incarnation(2), AT, "4")
                 .is_some()
         );
         assert_eq!(at_n1.preferred(&n2, true), Some(&"4"));
@@ -270,13 +283,17 @@ mod tests {
         let n2 = NodeId::new("n2").unwrap();
         let mut links = Links::default();
         assert_eq!(links.newest(&n1), None);
-        assert!(links.add(n1.clone(), 1, Dialed, INC, "dialed").is_none());
         assert!(
             links
-                .add(n1.clone(), 2, Accepted, INC, "accepted")
+                .add(n1.clone(), 1, Dialed, INC, AT, "dialed")
                 .is_none()
         );
-        assert!(links.add(n2.clone(), 3, Dialed, INC, "n2").is_none());
+        assert!(
+            links
+                .add(n1.clone(), 2, Accepted, INC, AT, "accepted")
+                .is_none()
+        );
+        assert!(links.add(n2.clone(), 3, Dialed, INC, AT, "n2").is_none());
         assert_eq!(links.newest(&n1), Some(&"accepted"));
         // The older link's report: the newer one carries on.
         links.remove(&n1, 1);
@@ -315,7 +332,7 @@ mod tests {
         ];
         for (i, &((id, dir, conn), closed, count, newest)) in steps.iter().enumerate() {
             assert_eq!(
-                links.add(n1.clone(), id, dir, INC, conn),
+                links.add(n1.clone(), id, dir, INC, AT, conn),
                 closed,
                 "step {i}"
             );
@@ -323,7 +340,7 @@ mod tests {
             assert_eq!(links.newest(&n1), Some(&newest), "step {i}");
         }
         // Another node's links are its own.
-        assert!(links.add(n2.clone(), 6, Accepted, INC, "n2").is_none());
+        assert!(links.add(n2.clone(), 6, Accepted, INC, AT, "n2").is_none());
         assert_eq!(links.count(&n1), 2);
         // The replaced links' late reports remove nothing; the live ones' do.
         for id in [0, 1, 2, 3] {
@@ -339,22 +356,23 @@ mod tests {
     #[test]
     fn the_higher_id_gives_up_its_dialed_link_for_the_one_the_lower_id_dialed() {
         let n1 = NodeId::new("n1").unwrap();
+        let n3 = NodeId::new("n3").unwrap();
         // At n3: its own dial is the only link, and it stays.
         let mut at_n3 = Links::default();
-        assert!(at_n3.add(n1.clone(), 1, Dialed, INC, "d1").is_none());
+        assert!(at_n3.add(n1.clone(), 1, Dialed, INC, AT, "d1").is_none());
         assert!(at_n3.take_outdone(&n1).is_empty());
-        assert_eq!(at_n3.dialing_us().count(), 0);
+        assert!(at_n3.dialing_us_from_below(&n3).is_empty());
         // n1's link arrives: n3's dialed one is outdone, n1 is dialing us.
-        assert!(at_n3.add(n1.clone(), 2, Accepted, INC, "a2").is_none());
+        assert!(at_n3.add(n1.clone(), 2, Accepted, INC, AT, "a2").is_none());
         assert_eq!(at_n3.take_outdone(&n1), [(1, "d1")]);
         assert_eq!(at_n3.counts(), (0, 1));
-        assert_eq!(at_n3.dialing_us().collect::<Vec<_>>(), [&n1]);
+        assert_eq!(at_n3.dialing_us_from_below(&n3), HashSet::from([AT]));
         assert_eq!(at_n3.preferred(&n1, false), Some(&"a2"));
         // n1 restarted: n3's link to the new process outlives the one from the old
         // process, which is not n1 any more and lingers until its idle timeout.
         assert!(
             at_n3
-                .add(n1.clone(), 3, Dialed, Incarnation(2), "d3")
+                .add(n1.clone(), 3, Dialed, Incarnation(2), AT, "d3")
                 .is_none()
         );
         assert!(at_n3.take_outdone(&n1).is_empty());
@@ -362,7 +380,7 @@ mod tests {
         // The new process dials n3 in turn: its link replaces the old one, and outdoes
         // n3's.
         assert_eq!(
-            at_n3.add(n1.clone(), 4, Accepted, Incarnation(2), "a4"),
+            at_n3.add(n1.clone(), 4, Accepted, Incarnation(2), AT, "a4"),
             Some((2, "a2"))
         );
         assert_eq!(at_n3.take_outdone(&n1), [(3, "d3")]);
@@ -370,6 +388,6 @@ mod tests {
         // Its link down: nothing is left, and n1 no longer dials us.
         at_n3.remove(&n1, 4);
         assert_eq!(at_n3.counts(), (0, 0));
-        assert_eq!(at_n3.dialing_us().count(), 0);
+        assert!(at_n3.dialing_us_from_below(&n3).is_empty());
     }
 }
